@@ -1,0 +1,1 @@
+//! Benchmark support crate for sse-rs (the benches themselves live in `benches/`).

@@ -1,0 +1,1 @@
+//! sse-async-std: adapter for sse-proto (filled in by a later issue).

@@ -1,0 +1,1 @@
+//! sse-hyper: adapter for sse-proto (filled in by a later issue).

@@ -1,0 +1,429 @@
+//! The per-connection state machine: an outbox with a byte budget, keep-alive, close.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Buf;
+
+use crate::closed::ClosedSet;
+use crate::error::Error;
+use crate::event::KEEP_ALIVE;
+use crate::frame::{Batch, Frame};
+use crate::id::SessionId;
+
+/// Settings of each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// Most bytes queued and not yet taken by the writer; past it the peer is too slow
+    /// and the connection ends. One frame larger than this still goes to an empty queue.
+    pub budget: usize,
+    /// Interval after which an idle stream gets a keep-alive comment; `None` disables it.
+    pub keep_alive: Option<Duration>,
+}
+
+impl ConnectionConfig {
+    /// Default budget: 1 MiB.
+    pub const DEFAULT_BUDGET: usize = 1 << 20;
+    /// Default keep-alive interval: 15 s.
+    pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            budget: Self::DEFAULT_BUDGET,
+            keep_alive: Some(Self::DEFAULT_KEEP_ALIVE),
+        }
+    }
+}
+
+/// Why a connection ended.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// The server closed the session: its id was marked closed and a reconnect gets 204.
+    Closed,
+    /// The client went away (tab closed, network lost, `EventSource.close()`).
+    PeerGone,
+    /// The client read too slowly and its outbox went over budget.
+    TooSlow,
+    /// The server is shutting down; the id is not marked, so the tab reconnects.
+    Shutdown,
+    /// A newer connection with the same session id took its place.
+    Replaced,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Ending: what is queued is still written, then the stream ends.
+    Draining(EndReason),
+    /// Ended: nothing more is written.
+    Ended(EndReason),
+}
+
+/// One event-stream connection, without I/O.
+///
+/// # How an adapter drives it
+///
+/// - Inputs: [`send`](Self::send) (queue a frame), [`close`](Self::close),
+///   [`shutdown`](Self::shutdown), [`replaced`](Self::replaced), [`peer_gone`](Self::peer_gone),
+///   [`handle_timeout`](Self::handle_timeout).
+/// - Outputs: [`poll_transmit`](Self::poll_transmit) (or [`drain_into`](Self::drain_into)),
+///   drained until `None`, and [`poll_timeout`](Self::poll_timeout), the next instant at
+///   which `handle_timeout` has work to do.
+/// - After every input, drain the outputs. When [`is_finished`](Self::is_finished) is true,
+///   end the response.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use sse_proto::{Connection, ConnectionConfig, Event, SessionId};
+///
+/// let t0 = Instant::now();
+/// let id = SessionId::parse(b"tab", 128).unwrap();
+/// let mut conn = Connection::new(id, ConnectionConfig::default(), t0);
+/// conn.send(Event::new().data("hi").encode()).unwrap();
+/// assert!(conn.poll_transmit().is_some());
+/// assert!(conn.poll_transmit().is_none());
+/// // Idle for the keep-alive interval: a comment is queued.
+/// let deadline = conn.poll_timeout().unwrap();
+/// assert_eq!(deadline, t0 + Duration::from_secs(15));
+/// conn.handle_timeout(deadline);
+/// assert_eq!(conn.poll_transmit().unwrap().to_bytes(), &b":\n\n"[..]);
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    id: SessionId,
+    config: ConnectionConfig,
+    state: State,
+    outbox: VecDeque<Frame>,
+    queued: usize,
+    /// When the writer last took something, or when the connection opened.
+    idle_since: Instant,
+}
+
+impl Connection {
+    /// A connection for `id`, opened at `now`, with an empty outbox.
+    pub fn new(id: SessionId, config: ConnectionConfig, now: Instant) -> Connection {
+        Connection {
+            id,
+            config,
+            state: State::Open,
+            outbox: VecDeque::new(),
+            queued: 0,
+            idle_since: now,
+        }
+    }
+
+    /// A connection whose outbox starts with `preamble` (see [`Accept`](crate::Accept)).
+    pub fn with_preamble(
+        id: SessionId,
+        config: ConnectionConfig,
+        preamble: Frame,
+        now: Instant,
+    ) -> Connection {
+        let mut conn = Connection::new(id, config, now);
+        conn.push(preamble);
+        conn
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// Queues `frame`.
+    ///
+    /// Fails with [`Error::Closed`] once the connection is ending, and with
+    /// [`Error::Backpressure`] when the queue is not empty and the frame would take it over
+    /// budget: the connection then ends with [`EndReason::TooSlow`] and its queue is dropped.
+    pub fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        if self.state != State::Open {
+            return Err(Error::Closed);
+        }
+        let len = frame.remaining();
+        if self.queued > 0 && self.queued.saturating_add(len) > self.config.budget {
+            let queued = self.queued;
+            self.end_now(EndReason::TooSlow);
+            return Err(Error::Backpressure {
+                queued,
+                budget: self.config.budget,
+            });
+        }
+        self.push(frame);
+        Ok(())
+    }
+
+    fn push(&mut self, frame: Frame) {
+        self.queued += frame.remaining();
+        self.outbox.push_back(frame);
+    }
+
+    /// Closes the session: marks its id in `closed` (so a reconnect gets 204), then writes
+    /// what is queued and ends. Closing again, or after the connection ended for another
+    /// reason, only marks the id again: it stays marked. Returns whether this call began
+    /// the end of the stream.
+    pub fn close(&mut self, closed: &mut dyn ClosedSet, now: Instant) -> bool {
+        closed.mark(&self.id, now);
+        self.begin_end(EndReason::Closed)
+    }
+
+    /// Ends without marking the id, after writing what is queued (server shutdown).
+    pub fn shutdown(&mut self) -> bool {
+        self.begin_end(EndReason::Shutdown)
+    }
+
+    /// Ends at once without marking: a newer connection with the same id took over.
+    pub fn replaced(&mut self) {
+        self.end_now(EndReason::Replaced);
+    }
+
+    /// The peer went away: ends at once, drops the queue, does not mark the id.
+    pub fn peer_gone(&mut self) {
+        self.end_now(EndReason::PeerGone);
+    }
+
+    fn begin_end(&mut self, reason: EndReason) -> bool {
+        if self.state != State::Open {
+            return false;
+        }
+        self.state = if self.outbox.is_empty() {
+            State::Ended(reason)
+        } else {
+            State::Draining(reason)
+        };
+        true
+    }
+
+    fn end_now(&mut self, reason: EndReason) {
+        if !matches!(self.state, State::Ended(_)) {
+            self.state = State::Ended(reason);
+        }
+        self.outbox.clear();
+        self.queued = 0;
+    }
+
+    /// Queues a keep-alive comment when the stream has been idle for the interval.
+    /// Calling it early, or again, does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        if self.outbox.is_empty() {
+            self.push(Frame::from_static(KEEP_ALIVE));
+        }
+        self.idle_since = now;
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work: `None` when keep-alive
+    /// is off or the connection is ending.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Open => self.config.keep_alive.map(|ka| self.idle_since + ka),
+            _ => None,
+        }
+    }
+
+    /// Takes the next frame to write, as of `now` (which restarts the idle timer).
+    #[must_use]
+    pub fn poll_transmit_at(&mut self, now: Instant) -> Option<Frame> {
+        let frame = self.outbox.pop_front()?;
+        self.queued -= frame.remaining();
+        self.idle_since = now;
+        self.settle();
+        Some(frame)
+    }
+
+    /// Takes the next frame to write without touching the idle timer.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        let frame = self.outbox.pop_front()?;
+        self.queued -= frame.remaining();
+        self.settle();
+        Some(frame)
+    }
+
+    /// Moves everything queued into `batch` (one vectored write), as of `now`.
+    /// Returns the number of frames moved.
+    pub fn drain_into(&mut self, batch: &mut Batch, now: Instant) -> usize {
+        let n = self.outbox.len();
+        if n == 0 {
+            return 0;
+        }
+        for frame in self.outbox.drain(..) {
+            batch.push(frame);
+        }
+        self.queued = 0;
+        self.idle_since = now;
+        self.settle();
+        n
+    }
+
+    fn settle(&mut self) {
+        if let State::Draining(reason) = self.state {
+            if self.outbox.is_empty() {
+                self.state = State::Ended(reason);
+            }
+        }
+    }
+
+    /// Whether the connection still takes new frames.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Whether the stream has ended and nothing is left to write: end the response.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Ended(_))
+    }
+
+    /// Why the connection is ending or has ended; `None` while open.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        match self.state {
+            State::Open => None,
+            State::Draining(r) | State::Ended(r) => Some(r),
+        }
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::closed::MemoryClosedSet;
+    use crate::event::Event;
+
+    fn conn(config: ConnectionConfig, now: Instant) -> Connection {
+        let id = SessionId::parse(b"tab", 128).expect("valid");
+        Connection::new(id, config, now)
+    }
+
+    fn frame(len: usize) -> Frame {
+        Frame::from_bytes(bytes::Bytes::from(vec![b'x'; len]))
+    }
+
+    #[test]
+    fn keep_alive_deadlines_on_a_fake_clock() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let cfg = ConnectionConfig {
+            keep_alive: Some(10 * s),
+            ..Default::default()
+        };
+        let mut c = conn(cfg, t0);
+        assert_eq!(c.poll_timeout(), Some(t0 + 10 * s));
+        c.handle_timeout(t0 + 9 * s); // early: nothing
+        assert!(c.poll_transmit().is_none());
+        // Writing at 5 s moves the deadline.
+        c.send(Event::new().data("a").encode()).expect("open");
+        assert!(c.poll_transmit_at(t0 + 5 * s).is_some());
+        assert_eq!(c.poll_timeout(), Some(t0 + 15 * s));
+        c.handle_timeout(t0 + 15 * s);
+        assert_eq!(
+            c.poll_transmit().map(|f| f.to_bytes()),
+            Some(KEEP_ALIVE.into())
+        );
+        c.handle_timeout(t0 + 15 * s); // repeated: nothing more
+        assert!(c.poll_transmit().is_none());
+        assert_eq!(c.poll_timeout(), Some(t0 + 25 * s));
+    }
+
+    #[test]
+    fn keep_alive_off() {
+        let t0 = Instant::now();
+        let mut c = conn(
+            ConnectionConfig {
+                keep_alive: None,
+                ..Default::default()
+            },
+            t0,
+        );
+        assert_eq!(c.poll_timeout(), None);
+        c.handle_timeout(t0 + Duration::from_secs(3600));
+        assert!(c.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn budget_overflow_ends_the_connection() {
+        let t0 = Instant::now();
+        let mut c = conn(
+            ConnectionConfig {
+                budget: 100,
+                ..Default::default()
+            },
+            t0,
+        );
+        // One frame larger than the budget still goes to an empty queue.
+        c.send(frame(150)).expect("empty queue takes it");
+        assert!(c.poll_transmit().is_some());
+        c.send(frame(60)).expect("fits");
+        c.send(frame(40)).expect("exactly the budget");
+        let err = c.send(frame(1)).expect_err("over budget");
+        assert_eq!(
+            err,
+            Error::Backpressure {
+                queued: 100,
+                budget: 100
+            }
+        );
+        assert_eq!(c.end_reason(), Some(EndReason::TooSlow));
+        assert!(c.is_finished());
+        assert_eq!(c.queued_bytes(), 0);
+        assert!(c.poll_transmit().is_none());
+        assert_eq!(c.send(frame(1)), Err(Error::Closed));
+    }
+
+    #[test]
+    fn close_marks_and_drains() {
+        let t0 = Instant::now();
+        let mut closed = MemoryClosedSet::default();
+        let mut c = conn(ConnectionConfig::default(), t0);
+        c.send(frame(3)).expect("open");
+        c.send(frame(4)).expect("open");
+        assert!(c.close(&mut closed, t0));
+        assert!(!c.close(&mut closed, t0), "second close is idempotent");
+        assert_eq!(closed.len(), 1);
+        assert_eq!(c.send(frame(1)), Err(Error::Closed));
+        assert!(!c.is_finished());
+        assert_eq!(c.poll_timeout(), None);
+        let mut batch = Batch::new();
+        assert_eq!(c.drain_into(&mut batch, t0), 2);
+        assert_eq!(batch.remaining(), 7);
+        assert!(c.is_finished());
+        assert_eq!(c.end_reason(), Some(EndReason::Closed));
+        assert!(closed.check(c.id(), t0));
+    }
+
+    #[test]
+    fn peer_gone_and_shutdown_do_not_mark() {
+        let t0 = Instant::now();
+        let mut c = conn(ConnectionConfig::default(), t0);
+        c.send(frame(3)).expect("open");
+        c.peer_gone();
+        assert!(c.is_finished());
+        assert_eq!(c.end_reason(), Some(EndReason::PeerGone));
+        assert!(c.poll_transmit().is_none());
+
+        let mut c = conn(ConnectionConfig::default(), t0);
+        c.send(frame(3)).expect("open");
+        assert!(c.shutdown());
+        assert!(c.poll_transmit().is_some());
+        assert!(c.is_finished());
+        assert_eq!(c.end_reason(), Some(EndReason::Shutdown));
+
+        let mut c = conn(ConnectionConfig::default(), t0);
+        c.replaced();
+        assert_eq!(c.end_reason(), Some(EndReason::Replaced));
+        // An end reason, once set, stays.
+        c.peer_gone();
+        assert_eq!(c.end_reason(), Some(EndReason::Replaced));
+    }
+}

@@ -1,0 +1,155 @@
+//! The one error type of the core, with detail enums nested inside.
+
+use std::fmt;
+
+/// Everything that can go wrong in `sse-proto`.
+///
+/// Variants do not change with cargo features. Messages say what a caller can do about it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A text field (event name, comment) holds a byte that would end the line or the stream.
+    InvalidField(FieldError),
+    /// The event stream being decoded broke one of the decoder's limits.
+    Decode(DecodeError),
+    /// A value could not be serialized to JSON (feature `json`).
+    Json(String),
+    /// The connection's outbox is over its byte budget: the peer reads too slowly.
+    ///
+    /// The connection has been ended with [`EndReason::TooSlow`](crate::EndReason::TooSlow);
+    /// the adapter drops it and the client reconnects with its id.
+    Backpressure {
+        /// Bytes that were queued when the frame was refused.
+        queued: usize,
+        /// The budget in bytes.
+        budget: usize,
+    },
+    /// The connection is closing or has ended; nothing more can be sent on it.
+    Closed,
+    /// No live connection has this session id.
+    NotConnected,
+}
+
+/// Which text field was refused, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field that was refused.
+    pub field: Field,
+    /// What was wrong with its value.
+    pub reason: FieldReason,
+}
+
+/// A field of the event-stream format that carries caller text.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `event:` (the event name).
+    Event,
+    /// A `:` comment line.
+    Comment,
+    /// `id:`.
+    Id,
+}
+
+/// Why a field value was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldReason {
+    /// The value is empty where a value is required.
+    Empty,
+    /// The value holds a carriage return, a line feed or a NUL (the byte is given).
+    ForbiddenByte(u8),
+}
+
+/// A limit of the [`Decoder`](crate::Decoder) that the stream broke.
+///
+/// Once a decoder has returned one of these it stays failed: a hostile stream is not resumed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A line grew past `limit` bytes without a line break.
+    LineTooLong {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The data of one event grew past `limit` bytes before it was dispatched.
+    EventTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidField(e) => e.fmt(f),
+            Error::Decode(e) => e.fmt(f),
+            Error::Json(msg) => write!(f, "cannot serialize event data as JSON: {msg}"),
+            Error::Backpressure { queued, budget } => write!(
+                f,
+                "peer reads too slowly: {queued} bytes already queued, budget is {budget}; the connection was ended"
+            ),
+            Error::Closed => {
+                f.write_str("the connection is closed; nothing more can be sent on it")
+            }
+            Error::NotConnected => f.write_str("no live connection has this session id"),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = match self.field {
+            Field::Event => "event name",
+            Field::Comment => "comment",
+            Field::Id => "id",
+        };
+        match self.reason {
+            FieldReason::Empty => write!(f, "{field} must not be empty"),
+            FieldReason::ForbiddenByte(b) => write!(
+                f,
+                "{field} must not contain CR, LF or NUL (found byte 0x{b:02x}); split the text or escape it"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::LineTooLong { limit } => {
+                write!(f, "event-stream line longer than {limit} bytes")
+            }
+            DecodeError::EventTooLarge { limit } => {
+                write!(f, "event data larger than {limit} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+impl std::error::Error for FieldError {}
+impl std::error::Error for DecodeError {}
+
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Self {
+        Error::InvalidField(e)
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Error::Decode(e)
+    }
+}
+
+/// Checks that `value` holds no CR, LF or NUL, naming `field` in the error.
+pub(crate) fn check_field(field: Field, value: &[u8]) -> Result<(), FieldError> {
+    match memchr::memchr3(b'\r', b'\n', b'\0', value) {
+        Some(i) => Err(FieldError {
+            field,
+            reason: FieldReason::ForbiddenByte(value[i]),
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,405 @@
+//! The [`Event`] builder and its encoder into [`Frame`]s.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{Field, FieldError, FieldReason, check_field};
+use crate::frame::Frame;
+
+/// Lines of data at least this long are referenced by the frame, not copied into it.
+///
+/// Below it a copy is cheaper than an extra buffer in the vectored write.
+pub const REFERENCE_THRESHOLD: usize = 1024;
+
+/// The keep-alive frame: an empty comment and a blank line.
+pub(crate) const KEEP_ALIVE: &[u8] = b":\n\n";
+
+/// The payload of an event: bytes split into `data:` lines when encoded.
+///
+/// Made from `Bytes`, `&'static str`, `String`, `Vec<u8>` or `&'static [u8]` without copying.
+/// Bytes that are not UTF-8 are sent as they are; a browser decodes them with replacement
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Data {
+    bytes: Bytes,
+    /// Known to hold no CR or LF (JSON from serde_json), so encoding skips the scan.
+    single_line: bool,
+}
+
+impl Data {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+}
+
+impl From<Bytes> for Data {
+    fn from(bytes: Bytes) -> Data {
+        Data {
+            bytes,
+            single_line: false,
+        }
+    }
+}
+
+impl From<&'static str> for Data {
+    fn from(s: &'static str) -> Data {
+        Bytes::from_static(s.as_bytes()).into()
+    }
+}
+
+impl From<&'static [u8]> for Data {
+    fn from(s: &'static [u8]) -> Data {
+        Bytes::from_static(s).into()
+    }
+}
+
+impl From<String> for Data {
+    fn from(s: String) -> Data {
+        Bytes::from(s).into()
+    }
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(v: Vec<u8>) -> Data {
+        Bytes::from(v).into()
+    }
+}
+
+/// One server-sent event, built field by field and encoded to a [`Frame`].
+///
+/// An event with a name or data is dispatched by the browser: when it has a name but no data,
+/// one empty `data:` line is written so that the browser still fires it. An event with only a
+/// comment or a retry is not dispatched. Data is split on CR, LF and CRLF (one break each) into
+/// `data: ` lines, so a leading space survives and no payload can start another field.
+///
+/// The `id` field is not settable: in session mode the connection owns it (it carries the
+/// session id, sent once in the preamble).
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Buf;
+/// use sse_proto::Event;
+///
+/// let frame = Event::new()
+///     .event("chat")?
+///     .data("hello\r\nworld")
+///     .retry(Duration::from_secs(3))
+///     .encode();
+/// assert_eq!(frame.chunk(), b"retry: 3000\nevent: chat\ndata: hello\ndata: world\n\n");
+///
+/// assert!(Event::new().event("evil\ndata: x").is_err());
+/// # Ok::<(), sse_proto::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[must_use]
+pub struct Event {
+    name: Option<Cow<'static, str>>,
+    comment: Option<Cow<'static, str>>,
+    retry: Option<u64>,
+    data: Option<Data>,
+}
+
+impl Event {
+    /// An empty event. Give it data, a name, a comment or a retry.
+    pub fn new() -> Event {
+        Event::default()
+    }
+
+    /// Sets the event name (the `event:` field), which selects the browser listener.
+    ///
+    /// Fails when the name is empty or holds CR, LF or NUL.
+    pub fn event(mut self, name: impl Into<Cow<'static, str>>) -> Result<Event, FieldError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(FieldError {
+                field: Field::Event,
+                reason: FieldReason::Empty,
+            });
+        }
+        check_field(Field::Event, name.as_bytes())?;
+        self.name = Some(name);
+        Ok(self)
+    }
+
+    /// Sets the data, replacing any set before.
+    pub fn data(mut self, data: impl Into<Data>) -> Event {
+        self.data = Some(data.into());
+        self
+    }
+
+    /// Sets a comment line (`: text`), which the browser ignores. Fails on CR, LF or NUL.
+    pub fn comment(mut self, text: impl Into<Cow<'static, str>>) -> Result<Event, FieldError> {
+        let text = text.into();
+        check_field(Field::Comment, text.as_bytes())?;
+        self.comment = Some(text);
+        Ok(self)
+    }
+
+    /// Sets the browser's reconnection delay (the `retry:` field), in whole milliseconds.
+    pub fn retry(mut self, delay: Duration) -> Event {
+        self.retry = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Sets the data to `value` serialized as compact JSON (feature `json`).
+    ///
+    /// The JSON is written straight into one buffer that the encoded frame then shares;
+    /// compact JSON holds no line break, so encoding does not scan it again.
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Result<Event, crate::Error> {
+        let mut w = BytesMut::with_capacity(128).writer();
+        serde_json::to_writer(&mut w, value).map_err(|e| crate::Error::Json(e.to_string()))?;
+        self.data = Some(Data {
+            bytes: w.into_inner().freeze(),
+            single_line: true,
+        });
+        Ok(self)
+    }
+
+    /// The event name, if set.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The data, if set.
+    pub fn data_ref(&self) -> Option<&Data> {
+        self.data.as_ref()
+    }
+
+    /// Whether a browser would dispatch this event (it has a name or data).
+    pub fn is_dispatched(&self) -> bool {
+        self.name.is_some() || self.data.is_some()
+    }
+
+    /// Encodes the event into a frame.
+    ///
+    /// Small events become one buffer. Lines of data of [`REFERENCE_THRESHOLD`] bytes or more
+    /// are referenced, not copied, so a 1 MiB payload costs a few small allocations.
+    pub fn encode(&self) -> Frame {
+        let data_len = self.data.as_ref().map_or(0, |d| d.bytes.len());
+        let large = data_len >= REFERENCE_THRESHOLD;
+        let mut buf =
+            BytesMut::with_capacity(self.head_len() + if large { 32 } else { data_len + 16 });
+        if !large {
+            self.write(&mut buf, &mut None);
+            return Frame::from_bytes(buf.freeze());
+        }
+        let mut segs = Vec::with_capacity(4);
+        self.write(&mut buf, &mut Some(&mut segs));
+        segs.push(buf.freeze());
+        Frame::from_segments(segs)
+    }
+
+    /// Encodes the event at the end of `buf`, copying everything (for small events, or to
+    /// coalesce several events into a caller's buffer).
+    pub fn encode_into(&self, buf: &mut BytesMut) {
+        buf.reserve(self.head_len() + self.data.as_ref().map_or(0, |d| d.bytes.len()) + 8);
+        self.write(buf, &mut None);
+    }
+
+    fn head_len(&self) -> usize {
+        let field = |s: &Option<Cow<'static, str>>| s.as_ref().map_or(0, |s| s.len() + 8);
+        field(&self.name) + field(&self.comment) + if self.retry.is_some() { 28 } else { 0 } + 8
+    }
+
+    /// Writes the event; with `segs`, long data lines are referenced: `buf` is split off
+    /// into `segs` before each and continues after.
+    fn write(&self, buf: &mut BytesMut, segs: &mut Option<&mut Vec<Bytes>>) {
+        if let Some(comment) = &self.comment {
+            if comment.is_empty() {
+                buf.put_slice(b":\n");
+            } else {
+                put_line(buf, b": ", comment.as_bytes());
+            }
+        }
+        if let Some(ms) = self.retry {
+            buf.put_slice(b"retry: ");
+            put_decimal(buf, ms);
+            buf.put_u8(b'\n');
+        }
+        if let Some(name) = &self.name {
+            put_line(buf, b"event: ", name.as_bytes());
+        }
+        match &self.data {
+            Some(data) if data.single_line => put_data_line(buf, segs, &data.bytes),
+            Some(data) => {
+                let bytes = &data.bytes;
+                let mut start = 0;
+                while let Some(i) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
+                    let end = start + i;
+                    put_data_line(buf, segs, &bytes.slice(start..end));
+                    let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
+                    start = end + if crlf { 2 } else { 1 };
+                }
+                put_data_line(buf, segs, &bytes.slice(start..));
+            }
+            None if self.name.is_some() => buf.put_slice(b"data: \n"),
+            None => {}
+        }
+        buf.put_u8(b'\n');
+    }
+}
+
+fn put_line(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
+    buf.put_slice(prefix);
+    buf.put_slice(value);
+    buf.put_u8(b'\n');
+}
+
+fn put_data_line(buf: &mut BytesMut, segs: &mut Option<&mut Vec<Bytes>>, line: &Bytes) {
+    buf.put_slice(b"data: ");
+    match segs {
+        Some(segs) if line.len() >= REFERENCE_THRESHOLD => {
+            segs.push(buf.split().freeze());
+            segs.push(line.clone());
+        }
+        _ => buf.put_slice(line),
+    }
+    buf.put_u8(b'\n');
+}
+
+/// Writes `n` in decimal without going through `fmt`.
+pub(crate) fn put_decimal(buf: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.put_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FieldReason;
+
+    fn wire(e: &Event) -> Vec<u8> {
+        e.encode().to_bytes().to_vec()
+    }
+
+    #[test]
+    fn data_lines_split_on_every_break_once() {
+        let e = Event::new().data("a\nb\r\nc\rd\r\n\re");
+        assert_eq!(
+            wire(&e),
+            b"data: a\ndata: b\ndata: c\ndata: d\ndata: \ndata: e\n\n"
+        );
+        let e = Event::new().data("x\r\n");
+        assert_eq!(wire(&e), b"data: x\ndata: \n\n");
+    }
+
+    #[test]
+    fn empty_data_and_name_only_still_dispatch() {
+        assert_eq!(wire(&Event::new().data("")), b"data: \n\n");
+        let named = Event::new().event("connect").expect("valid");
+        assert_eq!(wire(&named), b"event: connect\ndata: \n\n");
+        assert!(named.is_dispatched());
+    }
+
+    #[test]
+    fn leading_space_survives() {
+        assert_eq!(wire(&Event::new().data("  two")), b"data:   two\n\n");
+    }
+
+    #[test]
+    fn comment_and_retry_only() {
+        let e = Event::new()
+            .comment("hi")
+            .expect("valid")
+            .retry(Duration::from_millis(1500));
+        assert_eq!(wire(&e), b": hi\nretry: 1500\n\n");
+        assert!(!e.is_dispatched());
+        let e = Event::new().comment("").expect("valid");
+        assert_eq!(wire(&e), b":\n\n");
+    }
+
+    #[test]
+    fn hostile_names_and_comments_are_errors() {
+        for bad in ["a\nb", "a\rb", "a\0b", "\n"] {
+            let err = Event::new().event(bad).expect_err("must refuse");
+            assert_eq!(err.field, Field::Event);
+            assert!(matches!(err.reason, FieldReason::ForbiddenByte(_)));
+            assert!(Event::new().comment(bad).is_err());
+        }
+        assert_eq!(
+            Event::new().event("").expect_err("empty").reason,
+            FieldReason::Empty
+        );
+    }
+
+    #[test]
+    fn large_payload_is_referenced_not_copied() {
+        let payload = Bytes::from(vec![b'x'; 1 << 20]);
+        let frame = Event::new()
+            .event("big")
+            .expect("valid")
+            .data(payload.clone())
+            .encode();
+        assert_eq!(frame.len(), (1 << 20) + b"event: big\ndata: \n\n".len());
+        assert_eq!(frame.segment_count(), 3);
+        let mut io = [std::io::IoSlice::new(&[]); 4];
+        use bytes::Buf;
+        assert_eq!(frame.chunks_vectored(&mut io), 3);
+        assert_eq!(
+            io[1].as_ptr(),
+            payload.as_ptr(),
+            "payload must be shared, not copied"
+        );
+        assert_eq!(&*io[0], b"event: big\ndata: ");
+        assert_eq!(&*io[2], b"\n\n");
+    }
+
+    #[test]
+    fn mixed_long_and_short_lines() {
+        let mut s = String::new();
+        s.push_str("short\n");
+        s.push_str(&"L".repeat(2000));
+        s.push_str("\r\nend");
+        let frame = Event::new().data(s.clone()).encode();
+        let mut want = b"data: short\ndata: ".to_vec();
+        want.extend_from_slice("L".repeat(2000).as_bytes());
+        want.extend_from_slice(b"\ndata: end\n\n");
+        assert_eq!(frame.to_bytes(), want);
+        assert_eq!(frame.segment_count(), 3);
+        let mut flat = BytesMut::new();
+        Event::new().data(s).encode_into(&mut flat);
+        assert_eq!(flat, want);
+    }
+
+    #[test]
+    fn decimal() {
+        for n in [0u64, 7, 10, 1234567890, u64::MAX] {
+            let mut b = BytesMut::new();
+            put_decimal(&mut b, n);
+            assert_eq!(b, n.to_string().as_bytes());
+        }
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_data_is_one_line() {
+        let v = serde_json_value();
+        let e = Event::new()
+            .event("j")
+            .expect("valid")
+            .json(&v)
+            .expect("serializes");
+        assert_eq!(
+            wire(&e),
+            b"event: j\ndata: {\"a\":\"x\\ny\",\"b\":[1,2]}\n\n"
+        );
+    }
+
+    #[cfg(feature = "json")]
+    fn serde_json_value() -> serde_json::Value {
+        serde_json::json!({"a": "x\ny", "b": [1, 2]})
+    }
+}

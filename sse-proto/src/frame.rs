@@ -1,0 +1,328 @@
+//! Encoded frames: the bytes of one event, cheap to clone, written with one vectored write.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// The wire bytes of one encoded event (or comment, or preamble).
+///
+/// A frame is one contiguous buffer for small events. For a large payload it is a list of
+/// segments: the `data: ` prefixes live in small buffers and the payload's lines are
+/// slices of the caller's [`Bytes`], referenced rather than copied.
+///
+/// Cloning is cheap (reference counts only), so a broadcast encodes once and hands each
+/// connection a clone. A frame implements [`Buf`]; each clone keeps its own read position,
+/// and [`Buf::chunks_vectored`] returns every segment, so a writer sends it in one vectored
+/// write.
+///
+/// ```
+/// use bytes::Buf;
+/// use sse_proto::Event;
+///
+/// let frame = Event::new().event("tick").unwrap().data("12:00").encode();
+/// assert_eq!(frame.chunk(), b"event: tick\ndata: 12:00\n\n");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Frame {
+    repr: Repr,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// One contiguous buffer; its own read position.
+    One(Bytes),
+    /// Several segments shared by every clone; `idx`/`off` is this clone's read position.
+    Many {
+        segs: Arc<[Bytes]>,
+        idx: usize,
+        off: usize,
+        remaining: usize,
+    },
+}
+
+impl Frame {
+    /// A frame of fixed bytes, such as a pre-encoded keep-alive comment.
+    pub(crate) fn from_static(bytes: &'static [u8]) -> Frame {
+        Frame {
+            repr: Repr::One(Bytes::from_static(bytes)),
+        }
+    }
+
+    /// A frame of one buffer. The caller guarantees it is well-formed event-stream text.
+    pub(crate) fn from_bytes(bytes: Bytes) -> Frame {
+        Frame {
+            repr: Repr::One(bytes),
+        }
+    }
+
+    /// A frame of several segments. Empty segments are dropped; one segment is kept flat.
+    pub(crate) fn from_segments(mut segs: Vec<Bytes>) -> Frame {
+        segs.retain(|s| !s.is_empty());
+        if segs.len() <= 1 {
+            return Frame::from_bytes(segs.pop().unwrap_or_default());
+        }
+        let remaining = segs.iter().map(Bytes::len).sum();
+        Frame {
+            repr: Repr::Many {
+                segs: segs.into(),
+                idx: 0,
+                off: 0,
+                remaining,
+            },
+        }
+    }
+
+    /// Bytes not yet consumed through [`Buf::advance`].
+    pub fn len(&self) -> usize {
+        self.remaining()
+    }
+
+    /// Whether every byte has been consumed.
+    pub fn is_empty(&self) -> bool {
+        !self.has_remaining()
+    }
+
+    /// How many separate buffers the unread part spans (1 for a small event).
+    pub fn segment_count(&self) -> usize {
+        match &self.repr {
+            Repr::One(b) => usize::from(!b.is_empty()),
+            Repr::Many { segs, idx, .. } => segs.len() - idx,
+        }
+    }
+
+    /// The unread bytes as one buffer: free for a one-segment frame, a copy otherwise.
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.repr {
+            Repr::One(b) => b.clone(),
+            Repr::Many { .. } => {
+                let mut out = BytesMut::with_capacity(self.len());
+                let mut this = self.clone();
+                while this.has_remaining() {
+                    let chunk = this.chunk();
+                    let n = chunk.len();
+                    out.extend_from_slice(chunk);
+                    this.advance(n);
+                }
+                out.freeze()
+            }
+        }
+    }
+}
+
+impl Buf for Frame {
+    fn remaining(&self) -> usize {
+        match &self.repr {
+            Repr::One(b) => b.len(),
+            Repr::Many { remaining, .. } => *remaining,
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match &self.repr {
+            Repr::One(b) => b,
+            Repr::Many { segs, idx, off, .. } => match segs.get(*idx) {
+                Some(seg) => &seg[*off..],
+                None => &[],
+            },
+        }
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        match &mut self.repr {
+            Repr::One(b) => b.advance(cnt.min(b.len())),
+            Repr::Many {
+                segs,
+                idx,
+                off,
+                remaining,
+            } => {
+                cnt = cnt.min(*remaining);
+                *remaining -= cnt;
+                while cnt > 0 {
+                    let Some(seg) = segs.get(*idx) else { break };
+                    let left = seg.len() - *off;
+                    if cnt < left {
+                        *off += cnt;
+                        break;
+                    }
+                    cnt -= left;
+                    *idx += 1;
+                    *off = 0;
+                }
+            }
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        match &self.repr {
+            Repr::One(b) => {
+                if b.is_empty() || dst.is_empty() {
+                    return 0;
+                }
+                dst[0] = IoSlice::new(b);
+                1
+            }
+            Repr::Many { segs, idx, off, .. } => {
+                let mut n = 0;
+                for (i, seg) in segs.iter().enumerate().skip(*idx) {
+                    if n == dst.len() {
+                        break;
+                    }
+                    let start = if i == *idx { *off } else { 0 };
+                    dst[n] = IoSlice::new(&seg[start..]);
+                    n += 1;
+                }
+                n
+            }
+        }
+    }
+}
+
+/// Frames drained from an outbox, written as one: a [`Buf`] over a queue of [`Frame`]s.
+///
+/// A writer collects everything queued for a connection into a batch and hands it to one
+/// vectored write, so a burst of events costs one system call rather than one each.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    frames: VecDeque<Frame>,
+    remaining: usize,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Appends a frame.
+    pub fn push(&mut self, frame: Frame) {
+        if frame.has_remaining() {
+            self.remaining += frame.remaining();
+            self.frames.push_back(frame);
+        }
+    }
+
+    /// Number of frames not yet fully consumed.
+    pub fn frame_count(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether nothing is left to write.
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.remaining = 0;
+    }
+}
+
+impl Buf for Batch {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.frames.front().map_or(&[], |f| f.chunk())
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        cnt = cnt.min(self.remaining);
+        self.remaining -= cnt;
+        while cnt > 0 {
+            let Some(front) = self.frames.front_mut() else {
+                break;
+            };
+            let len = front.remaining();
+            if cnt < len {
+                front.advance(cnt);
+                break;
+            }
+            cnt -= len;
+            self.frames.pop_front();
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for frame in &self.frames {
+            if n == dst.len() {
+                break;
+            }
+            n += frame.chunks_vectored(&mut dst[n..]);
+        }
+        n
+    }
+}
+
+impl From<Frame> for Batch {
+    fn from(frame: Frame) -> Batch {
+        let mut batch = Batch::new();
+        batch.push(frame);
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(mut buf: impl Buf) -> Vec<u8> {
+        let mut out = Vec::new();
+        while buf.has_remaining() {
+            let c = buf.chunk();
+            let n = c.len().min(3);
+            out.extend_from_slice(&c[..n]);
+            buf.advance(n);
+        }
+        out
+    }
+
+    #[test]
+    fn multi_segment_frame_reads_in_order_and_clones_independently() {
+        let f = Frame::from_segments(vec![
+            Bytes::from_static(b"data: "),
+            Bytes::from_static(b""),
+            Bytes::from_static(b"hello world"),
+            Bytes::from_static(b"\n\n"),
+        ]);
+        assert_eq!(f.segment_count(), 3);
+        let mut g = f.clone();
+        g.advance(8);
+        assert_eq!(g.chunk(), b"llo world");
+        assert_eq!(collect(f.clone()), b"data: hello world\n\n");
+        assert_eq!(f.to_bytes(), &b"data: hello world\n\n"[..]);
+        let mut io = [IoSlice::new(&[]); 8];
+        assert_eq!(g.chunks_vectored(&mut io), 2);
+        assert_eq!(&*io[0], b"llo world");
+        assert_eq!(g.len(), 11);
+    }
+
+    #[test]
+    fn batch_coalesces_frames() {
+        let mut b = Batch::new();
+        b.push(Frame::from_static(b":\n\n"));
+        b.push(Frame::from_static(b""));
+        b.push(Frame::from_segments(vec![
+            Bytes::from_static(b"data: "),
+            Bytes::from_static(b"x"),
+            Bytes::from_static(b"\n\n"),
+        ]));
+        assert_eq!(b.frame_count(), 2);
+        assert_eq!(b.remaining(), 12);
+        let mut io = [IoSlice::new(&[]); 8];
+        assert_eq!(b.chunks_vectored(&mut io), 4);
+        let mut io2 = [IoSlice::new(&[]); 2];
+        assert_eq!(b.chunks_vectored(&mut io2), 2);
+        assert_eq!(collect(b.clone()), b":\n\ndata: x\n\n");
+        b.advance(5);
+        assert_eq!(b.chunk(), b"ta: ");
+        b.advance(100);
+        assert!(b.is_empty());
+        assert_eq!(b.frame_count(), 0);
+    }
+}

@@ -1,0 +1,236 @@
+use std::sync::atomic::AtomicUsize;
+use std::task::Wake;
+
+use bytes::Buf;
+
+use super::*;
+use crate::handshake::HttpVersion;
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Counter {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn connect(hub: &Hub, target: &str, now: Instant) -> (Session, Outlet) {
+    let mut req = Request::new(b"GET", target.as_bytes(), HttpVersion::Http11);
+    req.header(b"accept", b"text/event-stream");
+    match hub.decide(&req, now) {
+        Decision::Accept(a) => hub.accept(a, now),
+        other => panic!("expected accept: {other:?}"),
+    }
+}
+
+fn drain(outlet: &mut Outlet, now: Instant) -> (Poll<Option<usize>>, Vec<u8>) {
+    let waker = Waker::from(Arc::new(Counter::default()));
+    let mut cx = Context::from_waker(&waker);
+    let mut batch = Batch::new();
+    let poll = outlet.poll_drain(&mut cx, now, &mut batch);
+    (poll, batch.copy_to_bytes(batch.remaining()).to_vec())
+}
+
+#[test]
+fn preamble_then_events_to_one_session() {
+    let now = Instant::now();
+    let hub = Hub::new();
+    let (a, mut oa) = connect(&hub, "/e?id=a", now);
+    let (_b, mut ob) = connect(&hub, "/e?id=b", now);
+    assert_eq!(hub.len(), 2);
+    assert!(!a.is_new());
+    let (_, bytes) = drain(&mut oa, now);
+    assert!(bytes.starts_with(b"retry: 3000\nid: a\n\n"));
+    assert!(drain(&mut ob, now).0.is_ready());
+
+    hub.send_to("a", &Event::new().data("only a"))
+        .expect("live");
+    a.emit("ev", "x").expect("valid name");
+    assert_eq!(
+        drain(&mut oa, now),
+        (
+            Poll::Ready(Some(2)),
+            b"data: only a\n\nevent: ev\ndata: x\n\n".to_vec()
+        )
+    );
+    assert_eq!(drain(&mut ob, now), (Poll::Pending, vec![]));
+    assert_eq!(hub.send_to("zzz", &Event::new()), Err(Error::NotConnected));
+    assert!(matches!(
+        a.emit("bad\nname", "x"),
+        Err(Error::InvalidField(_))
+    ));
+}
+
+#[test]
+fn writer_is_woken_by_send_and_broadcast_shares_one_frame() {
+    let now = Instant::now();
+    let hub = Hub::new();
+    let mut outlets: Vec<Outlet> = (0..3)
+        .map(|i| connect(&hub, &format!("/e?id={i}"), now).1)
+        .collect();
+    let counters: Vec<Arc<Counter>> = (0..3).map(|_| Arc::new(Counter::default())).collect();
+    for (o, c) in outlets.iter_mut().zip(&counters) {
+        let waker = Waker::from(c.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = Batch::new();
+        assert!(o.poll_drain(&mut cx, now, &mut batch).is_ready()); // preamble
+        assert!(o.poll_drain(&mut cx, now, &mut batch).is_pending());
+    }
+    let payload = bytes::Bytes::from(vec![b'p'; 4096]);
+    assert_eq!(hub.broadcast(&Event::new().data(payload.clone())), 3);
+    let mut ptrs = Vec::new();
+    for (o, c) in outlets.iter_mut().zip(&counters) {
+        assert_eq!(c.count(), 1);
+        let waker = Waker::from(c.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = Batch::new();
+        assert_eq!(o.poll_drain(&mut cx, now, &mut batch), Poll::Ready(Some(1)));
+        let mut io = [std::io::IoSlice::new(&[]); 4];
+        assert_eq!(batch.chunks_vectored(&mut io), 3);
+        ptrs.push(io[1].as_ptr());
+    }
+    assert!(
+        ptrs.iter().all(|&p| p == payload.as_ptr()),
+        "every session shares the payload"
+    );
+}
+
+#[test]
+fn close_drains_marks_and_reconnect_gets_204() {
+    let now = Instant::now();
+    let hub = Hub::new();
+    let (s, mut o) = connect(&hub, "/e?id=tab", now);
+    assert!(drain(&mut o, now).0.is_ready());
+    s.send("last words").expect("open");
+    assert!(s.close(now));
+    assert!(!s.close(now));
+    assert!(s.is_closed());
+    assert_eq!(s.send("late"), Err(Error::Closed));
+    assert_eq!(
+        drain(&mut o, now),
+        (Poll::Ready(Some(1)), b"data: last words\n\n".to_vec())
+    );
+    assert_eq!(drain(&mut o, now).0, Poll::Ready(None));
+    assert!(hub.is_empty());
+    let waker = Waker::from(Arc::new(Counter::default()));
+    assert_eq!(
+        s.poll_end(&mut Context::from_waker(&waker)),
+        Poll::Ready(EndReason::Closed)
+    );
+
+    let mut req = Request::new(b"GET", b"/e", HttpVersion::Http11);
+    req.header(b"accept", b"text/event-stream")
+        .header(b"last-event-id", b"tab");
+    assert!(matches!(hub.decide(&req, now), Decision::NoContent { .. }));
+    // The mark was consumed: a new load with ?id=tab starts afresh.
+    let (s2, _o2) = connect(&hub, "/e?id=tab", now);
+    assert!(!s2.is_new());
+    assert_eq!(hub.close("nobody", now), Err(Error::NotConnected));
+}
+
+#[test]
+fn dropping_the_outlet_removes_the_session_and_wakes_end_waiters() {
+    let now = Instant::now();
+    let hub = Hub::new();
+    let (s, o) = connect(&hub, "/e", now);
+    assert!(s.is_new());
+    let counter = Arc::new(Counter::default());
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(s.poll_end(&mut cx).is_pending());
+    assert!(s.poll_end(&mut cx).is_pending());
+    drop(o);
+    assert!(hub.is_empty());
+    assert_eq!(counter.count(), 1);
+    assert_eq!(s.poll_end(&mut cx), Poll::Ready(EndReason::PeerGone));
+    assert_eq!(s.send("x"), Err(Error::Closed));
+    // Not marked: the id may come back.
+    let mut req = Request::new(b"GET", b"/e", HttpVersion::Http11);
+    let id = s.id().to_string();
+    req.header(b"accept", b"text/event-stream")
+        .header(b"last-event-id", id.as_bytes());
+    assert!(matches!(hub.decide(&req, now), Decision::Accept(_)));
+}
+
+#[test]
+fn duplicate_id_replaces_the_old_connection() {
+    let now = Instant::now();
+    let hub = Hub::new();
+    let (old, mut old_out) = connect(&hub, "/e?id=dup", now);
+    let (new, mut new_out) = connect(&hub, "/e?id=dup", now);
+    assert_eq!(hub.len(), 1);
+    assert_eq!(old.end_reason(), Some(EndReason::Replaced));
+    assert_eq!(drain(&mut old_out, now).0, Poll::Ready(None));
+    // The old writer finishing must not remove the new connection.
+    assert_eq!(hub.len(), 1);
+    hub.send_to("dup", &Event::new().data("n")).expect("live");
+    let (_, bytes) = drain(&mut new_out, now);
+    assert!(bytes.ends_with(b"data: n\n\n"));
+    assert!(new.end_reason().is_none());
+}
+
+#[test]
+fn slow_reader_is_cut_off_and_others_are_not() {
+    let now = Instant::now();
+    let hub = Hub::builder().budget(1000).build();
+    let (slow, mut slow_out) = connect(&hub, "/e?id=slow", now);
+    let (_fast, mut fast_out) = connect(&hub, "/e?id=fast", now);
+    let ev = Event::new().data(vec![b'x'; 300]);
+    let mut delivered = 0;
+    for _ in 0..10 {
+        delivered += hub.broadcast(&ev);
+        let (_, bytes) = drain(&mut fast_out, now);
+        assert!(!bytes.is_empty());
+    }
+    assert_eq!(slow.end_reason(), Some(EndReason::TooSlow));
+    assert!(slow.queued_bytes() == 0);
+    assert_eq!(
+        delivered,
+        10 + 3,
+        "fast took all ten, slow three before it was cut"
+    );
+    assert_eq!(drain(&mut slow_out, now).0, Poll::Ready(None));
+    assert_eq!(
+        hub.ids(),
+        vec![SessionId::parse(b"fast", 128).expect("valid")]
+    );
+}
+
+#[test]
+fn keep_alive_through_the_outlet() {
+    let t0 = Instant::now();
+    let hub = Hub::builder()
+        .keep_alive(Some(Duration::from_secs(5)))
+        .build();
+    let (_s, mut o) = connect(&hub, "/e", t0);
+    assert!(drain(&mut o, t0).0.is_ready());
+    assert_eq!(o.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    assert_eq!(drain(&mut o, t0 + Duration::from_secs(4)).0, Poll::Pending);
+    assert_eq!(
+        drain(&mut o, t0 + Duration::from_secs(5)),
+        (Poll::Ready(Some(1)), b":\n\n".to_vec())
+    );
+}
+
+#[test]
+fn shutdown_ends_every_stream_without_marking() {
+    let now = Instant::now();
+    let hub = Hub::new();
+    let (s, mut o) = connect(&hub, "/e?id=x", now);
+    assert_eq!(hub.shutdown(), 1);
+    assert!(hub.is_shutting_down());
+    assert_eq!(drain(&mut o, now).0, Poll::Ready(Some(1))); // the preamble still goes out
+    assert_eq!(drain(&mut o, now).0, Poll::Ready(None));
+    assert_eq!(s.end_reason(), Some(EndReason::Shutdown));
+    let mut req = Request::new(b"GET", b"/e?id=x", HttpVersion::Http11);
+    req.header(b"accept", b"text/event-stream");
+    assert!(matches!(hub.decide(&req, now), Decision::Accept(_)));
+}

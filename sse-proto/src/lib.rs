@@ -1,0 +1,30 @@
+//! The sans-IO core of sse-rs: Server-Sent Events with session semantics.
+//!
+//! Nothing here does I/O, spawns tasks or reads a clock: every input (a request head, bytes,
+//! the current [`Instant`](std::time::Instant)) is passed in and every output (a decision, a
+//! frame to write, the next deadline) is returned. The adapters `sse-tokio`, `sse-async-std`
+//! and `sse-hyper` bind it to a runtime.
+
+mod closed;
+mod connection;
+mod decode;
+mod error;
+mod event;
+mod frame;
+mod handshake;
+mod hub;
+mod id;
+
+pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
+pub use connection::{Connection, ConnectionConfig, EndReason};
+pub use decode::{Decoder, Item, Limits, MessageEvent};
+pub use error::{DecodeError, Error, Field, FieldError, FieldReason};
+pub use event::{Data, Event, REFERENCE_THRESHOLD};
+pub use frame::{Batch, Frame};
+pub use handshake::{
+    Accept, Decision, Handshake, HttpVersion, NotEventStream, Request, ResponseHead,
+};
+pub use hub::{Hub, HubBuilder, Outlet, Session};
+pub use id::{
+    DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, RejectedId, SessionId, UuidV4,
+};

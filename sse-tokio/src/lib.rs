@@ -1,0 +1,1 @@
+//! sse-tokio: adapter for sse-proto (filled in by a later issue).
