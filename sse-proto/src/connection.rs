@@ -51,6 +51,8 @@ pub enum EndReason {
     Shutdown,
     /// A newer connection with the same session id took its place.
     Replaced,
+    /// The server ended the stream without closing the session: the tab reconnects.
+    Disconnected,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +173,12 @@ impl Connection {
     /// Ends without marking the id, after writing what is queued (server shutdown).
     pub fn shutdown(&mut self) -> bool {
         self.begin_end(EndReason::Shutdown)
+    }
+
+    /// Ends without marking the id, after writing what is queued: the browser reconnects
+    /// with its id (to move it to another node, or to test reconnection).
+    pub fn disconnect(&mut self) -> bool {
+        self.begin_end(EndReason::Disconnected)
     }
 
     /// Ends at once without marking: a newer connection with the same id took over.

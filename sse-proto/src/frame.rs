@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// The wire bytes of one encoded event (or comment, or preamble).
 ///
@@ -155,6 +155,16 @@ impl Buf for Frame {
         }
     }
 
+    fn copy_to_bytes(&mut self, len: usize) -> Bytes {
+        if let Repr::One(b) = &mut self.repr {
+            // Shares the buffer (this is how axum turns a body's data into `Bytes`).
+            return b.split_to(len.min(b.len()));
+        }
+        let mut out = BytesMut::with_capacity(len);
+        out.put((&mut *self).take(len));
+        out.freeze()
+    }
+
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         match &self.repr {
             Repr::One(b) => {
@@ -247,6 +257,25 @@ impl Buf for Batch {
         }
     }
 
+    fn copy_to_bytes(&mut self, len: usize) -> Bytes {
+        match self.frames.front_mut() {
+            // One frame holding the whole request: share it rather than copy.
+            Some(front) if front.segment_count() == 1 && front.remaining() >= len => {
+                let out = front.copy_to_bytes(len);
+                self.remaining -= len;
+                if !front.has_remaining() {
+                    self.frames.pop_front();
+                }
+                out
+            }
+            _ => {
+                let mut out = BytesMut::with_capacity(len);
+                out.put((&mut *self).take(len));
+                out.freeze()
+            }
+        }
+    }
+
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
         for frame in &self.frames {
@@ -256,6 +285,14 @@ impl Buf for Batch {
             n += frame.chunks_vectored(&mut dst[n..]);
         }
         n
+    }
+}
+
+/// Plain bytes as a batch, so a fixed response body can share a body type with an event
+/// stream. (A [`Frame`] cannot be made from unchecked bytes: only events encode to frames.)
+impl From<Bytes> for Batch {
+    fn from(bytes: Bytes) -> Batch {
+        Batch::from(Frame::from_bytes(bytes))
     }
 }
 
@@ -270,6 +307,26 @@ impl From<Frame> for Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_to_bytes_shares_single_buffers() {
+        let shared = Bytes::from(vec![7u8; 100]);
+        let mut batch = Batch::from(shared.clone());
+        let out = batch.copy_to_bytes(100);
+        assert_eq!(out.as_ptr(), shared.as_ptr());
+        assert!(batch.is_empty());
+
+        let mut batch = Batch::from(Bytes::from_static(b"abc"));
+        batch.push(Frame::from_static(b"def"));
+        assert_eq!(batch.copy_to_bytes(5), &b"abcde"[..]);
+        assert_eq!(batch.remaining(), 1);
+        assert_eq!(batch.frame_count(), 1);
+
+        let mut f =
+            Frame::from_segments(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]);
+        assert_eq!(f.copy_to_bytes(3), &b"abc"[..]);
+        assert_eq!(f.chunk(), b"d");
+    }
 
     fn collect(mut buf: impl Buf) -> Vec<u8> {
         let mut out = Vec::new();

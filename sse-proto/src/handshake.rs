@@ -7,9 +7,7 @@ use bytes::{BufMut, BytesMut};
 use crate::closed::ClosedSet;
 use crate::event::put_decimal;
 use crate::frame::Frame;
-use crate::id::{
-    DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, RejectedId, SessionId, percent_decode,
-};
+use crate::id::{DEFAULT_MAX_ID_LEN, IdGenerator, IdSource, RejectedId, SessionId};
 
 /// The HTTP version of the request, which decides the response headers.
 #[non_exhaustive]
@@ -353,7 +351,7 @@ impl Handshake {
         }
         if resolved.is_none() {
             if let Some(raw) = req.query_id() {
-                match self.parse_query_id(raw) {
+                match SessionId::parse_percent_encoded(raw, self.max_id_len) {
                     Ok(id) => resolved = Some((id, IdSource::Query)),
                     Err(reason) => rejected.push(RejectedId {
                         source: IdSource::Query,
@@ -384,18 +382,6 @@ impl Handshake {
             preamble,
             retry,
         })
-    }
-
-    fn parse_query_id(&self, raw: &[u8]) -> Result<SessionId, IdRejection> {
-        // Bound the work before decoding: an escape is at most three bytes per byte.
-        if raw.len() > self.max_id_len.saturating_mul(3) {
-            return Err(IdRejection::TooLong {
-                len: raw.len(),
-                max: self.max_id_len,
-            });
-        }
-        let decoded = percent_decode(raw)?;
-        SessionId::parse(&decoded, self.max_id_len)
     }
 
     fn jitter_for(&self, id: &SessionId) -> Duration {

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
@@ -48,6 +50,7 @@ pub struct Hub {
 }
 
 struct Inner {
+    clock: fn() -> Instant,
     handshake: Handshake,
     config: ConnectionConfig,
     ids: Box<dyn IdGenerator>,
@@ -81,6 +84,7 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Settings for a [`Hub`]: handshake, connection limits, closed-id store and id generator.
 #[must_use]
 pub struct HubBuilder {
+    clock: fn() -> Instant,
     handshake: Handshake,
     config: ConnectionConfig,
     closed: Option<Box<dyn ClosedSet>>,
@@ -124,10 +128,20 @@ impl HubBuilder {
         self
     }
 
+    /// Sets the clock that [`Session::close`] and [`Hub::close`] read to stamp closed ids.
+    ///
+    /// Like the id generator, the clock is passed in: the default is the system's monotonic
+    /// clock, and an adapter passes its runtime's (so tests with paused time agree).
+    pub fn clock(mut self, clock: fn() -> Instant) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Builds the hub.
     pub fn build(self) -> Hub {
         Hub {
             inner: Arc::new(Inner {
+                clock: self.clock,
                 handshake: self.handshake,
                 config: self.config,
                 ids: self.ids.unwrap_or_else(|| Box::new(UuidV4)),
@@ -157,6 +171,7 @@ impl Hub {
     /// Starts a [`HubBuilder`].
     pub fn builder() -> HubBuilder {
         HubBuilder {
+            clock: Instant::now,
             handshake: Handshake::new(),
             config: ConnectionConfig::default(),
             closed: None,
@@ -283,7 +298,12 @@ impl Hub {
 
     /// Closes one session (see [`Session::close`]). Fails with [`Error::NotConnected`] for
     /// an unknown id; the id is then not marked.
-    pub fn close(&self, id: &str, now: Instant) -> Result<(), Error> {
+    pub fn close(&self, id: &str) -> Result<(), Error> {
+        self.close_at(id, (self.inner.clock)())
+    }
+
+    /// As [`close`](Self::close), stamping the mark with `now` instead of reading the clock.
+    pub fn close_at(&self, id: &str, now: Instant) -> Result<(), Error> {
         let slot = self.slot(id).ok_or(Error::NotConnected)?;
         close_slot(&self.inner, &slot, now);
         Ok(())
@@ -433,8 +453,24 @@ impl Session {
 
     /// Closes the session: marks the id closed (its reconnect gets 204), writes what is
     /// queued, then ends the stream. Idempotent; returns whether this call began the end.
-    pub fn close(&self, now: Instant) -> bool {
+    pub fn close(&self) -> bool {
+        self.close_at((self.hub.clock)())
+    }
+
+    /// As [`close`](Self::close), stamping the mark with `now` instead of reading the clock.
+    pub fn close_at(&self, now: Instant) -> bool {
         close_slot(&self.hub, &self.slot, now)
+    }
+
+    /// Ends the stream after what is queued without marking the id, so the browser
+    /// reconnects with it. Returns whether this call began the end.
+    pub fn disconnect(&self) -> bool {
+        let (began, waker) = {
+            let mut st = lock(&self.slot.state);
+            (st.conn.disconnect(), st.writer.take())
+        };
+        wake(waker);
+        began
     }
 
     /// Whether the connection no longer takes events (closing, closed, or gone).
@@ -463,6 +499,29 @@ impl Session {
             st.end_waiters.push(cx.waker().clone());
         }
         Poll::Pending
+    }
+
+    /// A future that resolves with the reason once the connection has ended (see
+    /// [`poll_end`](Self::poll_end)). It needs no particular runtime.
+    pub fn ended(&self) -> Ended {
+        Ended {
+            session: self.clone(),
+        }
+    }
+}
+
+/// The future returned by [`Session::ended`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Ended {
+    session: Session,
+}
+
+impl Future for Ended {
+    type Output = EndReason;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<EndReason> {
+        self.session.poll_end(cx)
     }
 }
 

@@ -47,6 +47,19 @@ impl SessionId {
         }
     }
 
+    /// Percent-decodes `raw` (a URL path segment or query value; `+` is a space) and
+    /// validates the result as [`parse`](Self::parse) does.
+    pub fn parse_percent_encoded(raw: &[u8], max_len: usize) -> Result<SessionId, IdRejection> {
+        // Bound the work before decoding: an escape is at most three bytes per byte.
+        if raw.len() > max_len.saturating_mul(3) {
+            return Err(IdRejection::TooLong {
+                len: raw.len(),
+                max: max_len,
+            });
+        }
+        SessionId::parse(&percent_decode(raw)?, max_len)
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -177,7 +190,7 @@ where
 }
 
 /// Percent-decodes a query value (`+` is a space, as in form encoding).
-pub(crate) fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, IdRejection> {
+fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, IdRejection> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {

@@ -24,7 +24,7 @@ pub use frame::{Batch, Frame};
 pub use handshake::{
     Accept, Decision, Handshake, HttpVersion, NotEventStream, Request, ResponseHead,
 };
-pub use hub::{Hub, HubBuilder, Outlet, Session};
+pub use hub::{Ended, Hub, HubBuilder, Outlet, Session};
 pub use id::{
     DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, RejectedId, SessionId, UuidV4,
 };

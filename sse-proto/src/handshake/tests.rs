@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::closed::{ClosedPolicy, MemoryClosedSet};
-use crate::id::UuidV4;
+use crate::id::{IdRejection, UuidV4};
 
 fn fixed() -> SessionId {
     SessionId::parse(b"generated", 128).expect("valid")

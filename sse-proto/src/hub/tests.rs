@@ -110,8 +110,8 @@ fn close_drains_marks_and_reconnect_gets_204() {
     let (s, mut o) = connect(&hub, "/e?id=tab", now);
     assert!(drain(&mut o, now).0.is_ready());
     s.send("last words").expect("open");
-    assert!(s.close(now));
-    assert!(!s.close(now));
+    assert!(s.close_at(now));
+    assert!(!s.close());
     assert!(s.is_closed());
     assert_eq!(s.send("late"), Err(Error::Closed));
     assert_eq!(
@@ -133,7 +133,7 @@ fn close_drains_marks_and_reconnect_gets_204() {
     // The mark was consumed: a new load with ?id=tab starts afresh.
     let (s2, _o2) = connect(&hub, "/e?id=tab", now);
     assert!(!s2.is_new());
-    assert_eq!(hub.close("nobody", now), Err(Error::NotConnected));
+    assert_eq!(hub.close("nobody"), Err(Error::NotConnected));
 }
 
 #[test]
@@ -232,5 +232,21 @@ fn shutdown_ends_every_stream_without_marking() {
     assert_eq!(s.end_reason(), Some(EndReason::Shutdown));
     let mut req = Request::new(b"GET", b"/e?id=x", HttpVersion::Http11);
     req.header(b"accept", b"text/event-stream");
+    assert!(matches!(hub.decide(&req, now), Decision::Accept(_)));
+}
+
+#[test]
+fn disconnect_ends_without_marking() {
+    let now = Instant::now();
+    let hub = Hub::new();
+    let (s, mut o) = connect(&hub, "/e?id=d", now);
+    assert!(s.disconnect());
+    assert!(!s.disconnect());
+    assert_eq!(drain(&mut o, now).0, Poll::Ready(Some(1)));
+    assert_eq!(drain(&mut o, now).0, Poll::Ready(None));
+    assert_eq!(s.end_reason(), Some(EndReason::Disconnected));
+    let mut req = Request::new(b"GET", b"/e", HttpVersion::Http11);
+    req.header(b"accept", b"text/event-stream")
+        .header(b"last-event-id", b"d");
     assert!(matches!(hub.decide(&req, now), Decision::Accept(_)));
 }

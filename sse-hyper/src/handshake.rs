@@ -1,0 +1,88 @@
+//! The handshake on an `http::Request`.
+
+use http::{HeaderValue, Response, StatusCode};
+
+use sse_proto::{
+    Decision, Hub, HubBuilder, IdSource, NotEventStream, RejectedId, Request, ResponseHead,
+    Session, SessionId,
+};
+
+use crate::body::EventStream;
+
+/// What to do with a request, as decided by [`handshake`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// Serve `response`; send with `session`.
+    Accept(Accepted),
+    /// The session was closed by the server: send this 204 response, which stops the browser.
+    NoContent(Response<EventStream>),
+    /// Not an event-stream request: the request (still the caller's) goes on to routing.
+    NotEventStream(NotEventStream),
+}
+
+/// An accepted event stream.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The handle to send events with; clone it and keep it as long as you like.
+    pub session: Session,
+    /// The response to return. Add your own headers (CORS, cookies) before returning it.
+    pub response: Response<EventStream>,
+    /// Where the session id came from.
+    pub source: IdSource,
+    /// Client ids that were offered and refused, with the reason, for logs.
+    pub rejected: Vec<RejectedId>,
+}
+
+impl Accepted {
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        self.session.id()
+    }
+}
+
+/// A [`HubBuilder`] whose clock is tokio's, so sessions agree with `tokio::time` (and with
+/// paused time in tests).
+pub fn hub_builder() -> HubBuilder {
+    Hub::builder().clock(now)
+}
+
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
+///
+/// Works for any body type: the request is only read. On [`Outcome::Accept`] the response
+/// streams everything sent to the session until it is closed, the client leaves, or the
+/// hub shuts down.
+pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
+    let view = Request::from(req);
+    match hub.decide(&view, now()) {
+        Decision::NotEventStream(why) => Outcome::NotEventStream(why),
+        Decision::NoContent { .. } => {
+            Outcome::NoContent(respond(ResponseHead::no_content(), EventStream::empty()))
+        }
+        Decision::Accept(accept) => {
+            let head = accept.head;
+            let source = accept.source;
+            let rejected = accept.rejected.clone();
+            let (session, outlet) = hub.accept(accept, now());
+            Outcome::Accept(Accepted {
+                session,
+                response: respond(head, EventStream::new(outlet)),
+                source,
+                rejected,
+            })
+        }
+    }
+}
+
+fn respond(head: ResponseHead, body: EventStream) -> Response<EventStream> {
+    let mut res = Response::new(body);
+    *res.status_mut() = StatusCode::from_u16(head.status()).unwrap_or(StatusCode::OK);
+    let headers = res.headers_mut();
+    for (name, value) in head.headers() {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
+    res
+}
