@@ -81,7 +81,7 @@ struct App {
 }
 
 #[tokio::main]
-async fn main() {
+pub(crate) async fn main() {
     let opts = match parse_args() {
         Ok(opts) => opts,
         Err(msg) => {

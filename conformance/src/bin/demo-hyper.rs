@@ -1,0 +1,8 @@
+//! The sse-hyper demo (`sse-hyper/examples/demo.rs`), built as a binary of this crate.
+
+#[path = "../../../sse-hyper/examples/demo.rs"]
+mod demo;
+
+fn main() {
+    demo::main();
+}
