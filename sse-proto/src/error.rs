@@ -28,6 +28,43 @@ pub enum Error {
     Closed,
     /// No live connection has this session id.
     NotConnected,
+    /// An HTTP/1.1 request head could not be read (feature `http1`): answer 400 or 431.
+    BadRequest(HeadError),
+}
+
+/// Why an HTTP/1.1 request head was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// The head is longer than the limit (answer 431).
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The head is not valid HTTP/1.x (the part that failed is named).
+    Malformed(&'static str),
+    /// The request has a body this reader does not support (chunked request bodies).
+    UnsupportedBody,
+}
+
+impl fmt::Display for HeadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeadError::TooLarge { limit } => write!(f, "request head larger than {limit} bytes"),
+            HeadError::Malformed(what) => write!(f, "malformed request: {what}"),
+            HeadError::UnsupportedBody => {
+                f.write_str("chunked request bodies are not supported; send Content-Length")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+impl From<HeadError> for Error {
+    fn from(e: HeadError) -> Self {
+        Error::BadRequest(e)
+    }
 }
 
 /// Which text field was refused, and why.
@@ -93,6 +130,7 @@ impl fmt::Display for Error {
                 f.write_str("the connection is closed; nothing more can be sent on it")
             }
             Error::NotConnected => f.write_str("no live connection has this session id"),
+            Error::BadRequest(e) => e.fmt(f),
         }
     }
 }

@@ -214,6 +214,12 @@ impl Batch {
         }
     }
 
+    /// Appends every frame of `other`.
+    pub fn append(&mut self, mut other: Batch) {
+        self.remaining += other.remaining;
+        self.frames.append(&mut other.frames);
+    }
+
     /// Number of frames not yet fully consumed.
     pub fn frame_count(&self) -> usize {
         self.frames.len()

@@ -13,12 +13,14 @@ mod event;
 mod frame;
 mod handshake;
 mod hub;
+#[cfg(feature = "http1")]
+pub mod http1;
 mod id;
 
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{Connection, ConnectionConfig, EndReason};
 pub use decode::{Decoder, Item, Limits, MessageEvent};
-pub use error::{DecodeError, Error, Field, FieldError, FieldReason};
+pub use error::{DecodeError, Error, Field, FieldError, FieldReason, HeadError};
 pub use event::{Data, Event, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
 pub use handshake::{

@@ -1,0 +1,258 @@
+//! The parts of the demo contract (DESIGN.md) that do not depend on the adapter: options,
+//! the admin routes over the hub, and the page. Each adapter's `examples/demo.rs` includes
+//! this file with `#[path]` and adds its own server loop and `GET /events` handshake.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use sse_proto::{DEFAULT_MAX_ID_LEN, Error, Event, Hub, SessionId};
+
+/// The page served at `GET /`.
+pub(crate) const PAGE: &str = include_str!("index.html");
+/// Largest request body the admin routes read.
+pub(crate) const MAX_BODY: usize = 1 << 20;
+
+/// Command-line options shared by every demo.
+pub(crate) struct Options {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) retry: Duration,
+    pub(crate) tick: Duration,
+}
+
+impl Options {
+    /// Reads the flags, or exits with a usage message.
+    pub(crate) fn from_args() -> Options {
+        match Options::parse(std::env::args().skip(1)) {
+            Ok(opts) => opts,
+            Err(msg) => {
+                eprintln!(
+                    "demo: {msg}\nusage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N]"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let mut opts = Options {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            keep_alive: Some(Duration::from_secs(15)),
+            retry: Duration::from_secs(3),
+            tick: Duration::from_secs(1),
+        };
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let ms = || {
+                value
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| format!("{flag}: not a number of milliseconds: {value}"))
+            };
+            match flag.as_str() {
+                "--addr" => {
+                    opts.addr = value
+                        .parse()
+                        .map_err(|_| format!("--addr: bad address {value}"))?
+                }
+                "--keep-alive-ms" => opts.keep_alive = Some(ms()?).filter(|d| !d.is_zero()),
+                "--retry-ms" => opts.retry = ms()?,
+                "--tick-ms" => opts.tick = ms()?,
+                _ => return Err(format!("unknown flag {flag}")),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// Counters behind `GET /stats`.
+#[derive(Default)]
+pub(crate) struct Stats {
+    events_requests: AtomicU64,
+    no_content: AtomicU64,
+}
+
+impl Stats {
+    /// Counts a `GET /events` request.
+    pub(crate) fn event_request(&self) {
+        self.events_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a 204 answer.
+    pub(crate) fn no_content(&self) {
+        self.no_content.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A fixed response.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) content_type: Option<&'static str>,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    pub(crate) fn text(status: StatusCode, body: &str) -> Reply {
+        Reply {
+            status,
+            content_type: (!body.is_empty()).then_some("text/plain; charset=utf-8"),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    fn json(body: Vec<u8>) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            content_type: Some("application/json"),
+            body: Bytes::from(body),
+        }
+    }
+
+    /// The answer to a `GET /events` that is not an event-stream request.
+    pub(crate) fn not_acceptable() -> Reply {
+        Reply::text(
+            StatusCode::NOT_ACCEPTABLE,
+            "this is an event stream: GET it with `Accept: text/event-stream` (an EventSource does)",
+        )
+    }
+}
+
+/// Where a request goes.
+pub(crate) enum Route {
+    /// `/events`: the adapter runs the handshake.
+    Events,
+    /// Anything else: answered with this.
+    Reply(Reply),
+}
+
+/// Whether the route for `method` and `path` reads a request body (so the adapter reads it,
+/// at most [`MAX_BODY`] bytes, before calling [`route`]).
+pub(crate) fn wants_body(method: &Method, path: &str) -> bool {
+    method == Method::POST && path != "/events"
+}
+
+/// Routes a request. `body` is the request body for routes that [`wants_body`].
+pub(crate) fn route(
+    hub: &Hub,
+    stats: &Stats,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Route {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let reply = match (method, segments.as_slice()) {
+        (_, ["events"]) => return Route::Events,
+        (&Method::GET, [""]) => Reply {
+            status: StatusCode::OK,
+            content_type: Some("text/html; charset=utf-8"),
+            body: Bytes::from_static(PAGE.as_bytes()),
+        },
+        (&Method::GET, ["sessions"]) => {
+            let ids: Vec<String> = hub.ids().iter().map(|id| id.to_string()).collect();
+            Reply::json(serde_json::to_vec(&ids).unwrap_or_else(|_| b"[]".to_vec()))
+        }
+        (&Method::GET, ["stats"]) => Reply::json(
+            serde_json::json!({
+                "events_requests": stats.events_requests.load(Ordering::Relaxed),
+                "no_content": stats.no_content.load(Ordering::Relaxed),
+            })
+            .to_string()
+            .into_bytes(),
+        ),
+        (&Method::POST, ["broadcast"]) => match event_from(query, body) {
+            Ok(event) => Reply::text(StatusCode::OK, &hub.broadcast(&event).to_string()),
+            Err(reply) => reply,
+        },
+        (&Method::POST, ["sessions", id, "events"]) => send_to(hub, id, query, body),
+        (&Method::POST, ["sessions", id, "close"]) => end_session(hub, id, true),
+        (&Method::POST, ["sessions", id, "drop"]) => end_session(hub, id, false),
+        (_, [""] | ["sessions"] | ["stats"] | ["broadcast"])
+        | (_, ["sessions", _, "events" | "close" | "drop"]) => {
+            Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => Reply::text(StatusCode::NOT_FOUND, "not found"),
+    };
+    Route::Reply(reply)
+}
+
+fn send_to(hub: &Hub, raw_id: &str, query: Option<&str>, body: &[u8]) -> Reply {
+    let Some(session) = session_id(raw_id).and_then(|id| hub.session(id.as_str())) else {
+        return Reply::text(StatusCode::NOT_FOUND, "no such session");
+    };
+    let event = match event_from(query, body) {
+        Ok(event) => event,
+        Err(reply) => return reply,
+    };
+    match session.send_event(&event) {
+        Ok(()) => Reply::text(StatusCode::ACCEPTED, "queued"),
+        Err(Error::Backpressure { .. }) => Reply::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the session reads too slowly and was disconnected",
+        ),
+        Err(_) => Reply::text(StatusCode::NOT_FOUND, "the session has ended"),
+    }
+}
+
+fn end_session(hub: &Hub, raw_id: &str, close: bool) -> Reply {
+    let Some(session) = session_id(raw_id).and_then(|id| hub.session(id.as_str())) else {
+        return Reply::text(StatusCode::NOT_FOUND, "no such session");
+    };
+    if close {
+        session.close();
+    } else {
+        session.disconnect();
+    }
+    Reply::text(StatusCode::NO_CONTENT, "")
+}
+
+fn session_id(raw: &str) -> Option<SessionId> {
+    SessionId::parse_percent_encoded(raw.as_bytes(), DEFAULT_MAX_ID_LEN).ok()
+}
+
+/// The event of `?event=NAME` (none: a plain message) with the UTF-8 `body` as data.
+fn event_from(query: Option<&str>, body: &[u8]) -> Result<Event, Reply> {
+    let name = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "event")
+            .map(|(_, v)| v.into_owned())
+    });
+    let event = match name {
+        None => Event::new(),
+        Some(name) => Event::new()
+            .event(name)
+            .map_err(|e| Reply::text(StatusCode::BAD_REQUEST, &format!("bad event name: {e}")))?,
+    };
+    let data = std::str::from_utf8(body)
+        .map_err(|_| Reply::text(StatusCode::BAD_REQUEST, "the body must be UTF-8 text"))?;
+    Ok(event.data(data.to_owned()))
+}
+
+/// The `sync-time` event: the current UTC time as RFC 3339 (`2026-11-25T07:30:00.123Z`).
+pub(crate) fn sync_time() -> Option<Event> {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let time = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    );
+    Event::new().event("sync-time").ok().map(|e| e.data(time))
+}

@@ -1,0 +1,254 @@
+//! HTTP/1.1 for the raw-socket adapters (feature `http1`): read a request head with
+//! `httparse`, write response heads and chunked framing. Bytes in, values out; no I/O.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+use crate::error::HeadError;
+use crate::frame::{Batch, Frame};
+
+/// Default limit on a request head, in bytes.
+pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
+/// Most header lines read from one request.
+pub const MAX_HEADERS: usize = 64;
+/// The chunk that ends a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Parses a request head from the start of `buf`.
+///
+/// Returns `Ok(None)` when the head is not complete yet (read more, unless `buf` already
+/// holds `max_head` bytes, which is then [`HeadError::TooLarge`]), or the request and the
+/// number of bytes the head took; what follows is the body.
+///
+/// ```
+/// use sse_proto::http1::parse_request;
+///
+/// let raw = b"GET /events?id=t HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n";
+/// let (req, len) = parse_request(raw, 16 * 1024).unwrap().unwrap();
+/// assert_eq!(req.uri().query(), Some("id=t"));
+/// assert_eq!(len, raw.len());
+/// assert!(parse_request(&raw[..20], 16 * 1024).unwrap().is_none());
+/// ```
+pub fn parse_request(
+    buf: &[u8],
+    max_head: usize,
+) -> Result<Option<(http::Request<()>, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let window = &buf[..buf.len().min(max_head)];
+    let len = match req.parse(window) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if window.len() >= max_head => {
+            return Err(HeadError::TooLarge { limit: max_head });
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HeadError::TooLarge { limit: max_head });
+        }
+        Err(_) => return Err(HeadError::Malformed("request line or header syntax")),
+    };
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| HeadError::Malformed("method"))?;
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let mut out = http::Request::builder()
+        .method(method)
+        .uri(req.path.unwrap_or("/"))
+        .version(version)
+        .body(())
+        .map_err(|_| HeadError::Malformed("request target"))?;
+    let map = out.headers_mut();
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HeadError::Malformed("header name"))?;
+        let value =
+            HeaderValue::from_bytes(h.value).map_err(|_| HeadError::Malformed("header value"))?;
+        map.append(name, value);
+    }
+    Ok(Some((out, len)))
+}
+
+/// The length of the request body: `Content-Length`, or 0 without one.
+///
+/// Fails for `Transfer-Encoding` (chunked request bodies are not read here) and for a
+/// malformed or repeated-and-different `Content-Length`.
+pub fn body_length(headers: &HeaderMap) -> Result<usize, HeadError> {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return Err(HeadError::UnsupportedBody);
+    }
+    let mut len = None;
+    for value in headers.get_all(http::header::CONTENT_LENGTH) {
+        let n = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .ok_or(HeadError::Malformed("content-length"))?;
+        if len.is_some_and(|l| l != n) {
+            return Err(HeadError::Malformed("content-length"));
+        }
+        len = Some(n);
+    }
+    Ok(len.unwrap_or(0))
+}
+
+/// Whether the client asked to close the connection after this request.
+pub fn wants_close(req: &http::Request<()>) -> bool {
+    let close = req
+        .headers()
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    close || req.version() == Version::HTTP_10
+}
+
+/// Writes a status line and `headers`, without the blank line that ends the head.
+pub fn write_status_and_headers(status: StatusCode, headers: &HeaderMap, buf: &mut BytesMut) {
+    buf.put_slice(b"HTTP/1.1 ");
+    buf.put_slice(status.as_str().as_bytes());
+    buf.put_u8(b' ');
+    buf.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    buf.put_slice(b"\r\n");
+    for (name, value) in headers {
+        buf.put_slice(name.as_str().as_bytes());
+        buf.put_slice(b": ");
+        buf.put_slice(value.as_bytes());
+        buf.put_slice(b"\r\n");
+    }
+}
+
+/// Writes a whole response with a fixed body: status line, `headers`, `content-length`,
+/// `connection: close` when `close`, and the body.
+pub fn write_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    close: bool,
+    buf: &mut BytesMut,
+) {
+    write_status_and_headers(status, headers, buf);
+    // 1xx, 204 and 304 answers carry no body and no length.
+    if !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+    {
+        buf.put_slice(b"content-length: ");
+        crate::event::put_decimal(buf, body.len() as u64);
+        buf.put_slice(b"\r\n");
+    }
+    if close {
+        buf.put_slice(b"connection: close\r\n");
+    }
+    buf.put_slice(b"\r\n");
+    buf.put_slice(body);
+}
+
+/// Frames `batch` as one chunk of a chunked body: size line, the frames, CRLF.
+/// The frames are not copied.
+pub fn chunk(batch: Batch) -> Batch {
+    use bytes::Buf;
+    let mut head = BytesMut::with_capacity(18);
+    let mut len = batch.remaining();
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[len & 0xf];
+        len >>= 4;
+        if len == 0 {
+            break;
+        }
+    }
+    head.put_slice(&digits[i..]);
+    head.put_slice(b"\r\n");
+    let mut out = Batch::from(head.freeze());
+    out.append(batch);
+    out.push(Frame::from_static(b"\r\n"));
+    out
+}
+
+/// The end of a chunked body, as a batch.
+pub fn last_chunk() -> Batch {
+    Batch::from(Bytes::from_static(LAST_CHUNK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Buf;
+
+    #[test]
+    fn parses_heads_and_bounds_them() {
+        let raw = b"POST /a?b=c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+        let (req, len) = parse_request(raw, 1024).expect("valid").expect("complete");
+        assert_eq!(req.method(), Method::POST);
+        assert_eq!(&raw[len..], b"abc");
+        assert_eq!(body_length(req.headers()), Ok(3));
+        assert!(!wants_close(&req));
+
+        assert!(matches!(
+            parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n", 1024),
+            Ok(None)
+        ));
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2000));
+        assert_eq!(
+            parse_request(long.as_bytes(), 1024).map(|r| r.is_some()),
+            Err(HeadError::TooLarge { limit: 1024 })
+        );
+        assert!(matches!(
+            parse_request(b"\x00\x01garbage\r\n\r\n", 1024),
+            Err(HeadError::Malformed(_))
+        ));
+        let many: String = (0..100).map(|i| format!("h{i}: v\r\n")).collect();
+        let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(
+            parse_request(many.as_bytes(), 64 * 1024).map(|r| r.is_some()),
+            Err(HeadError::TooLarge { limit: 64 * 1024 })
+        );
+    }
+
+    #[test]
+    fn body_length_rules() {
+        let mut h = HeaderMap::new();
+        assert_eq!(body_length(&h), Ok(0));
+        h.append("content-length", HeaderValue::from_static("5"));
+        h.append("content-length", HeaderValue::from_static("6"));
+        assert!(body_length(&h).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        assert_eq!(body_length(&h), Err(HeadError::UnsupportedBody));
+        let mut h = HeaderMap::new();
+        h.insert("content-length", HeaderValue::from_static("-1"));
+        assert!(body_length(&h).is_err());
+    }
+
+    #[test]
+    fn writes_responses_and_chunks() {
+        let mut buf = BytesMut::new();
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("text/plain"));
+        write_response(StatusCode::NOT_FOUND, &h, b"nope", true, &mut buf);
+        assert_eq!(
+            &buf[..],
+            &b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"[..]
+        );
+        let mut buf = BytesMut::new();
+        write_response(
+            StatusCode::NO_CONTENT,
+            &HeaderMap::new(),
+            b"",
+            false,
+            &mut buf,
+        );
+        assert_eq!(&buf[..], b"HTTP/1.1 204 No Content\r\n\r\n");
+
+        let mut batch = Batch::from(Bytes::from(vec![b'x'; 300]));
+        batch.push(Frame::from_static(b"yz"));
+        let mut framed = chunk(batch);
+        let bytes = framed.copy_to_bytes(framed.remaining());
+        assert!(bytes.starts_with(b"12e\r\nxxx"));
+        assert!(bytes.ends_with(b"yz\r\n"));
+        assert_eq!(bytes.len(), 5 + 302 + 2);
+    }
+}
