@@ -45,6 +45,23 @@ pub enum HeadError {
     Malformed(&'static str),
     /// The request has a body this reader does not support (chunked request bodies).
     UnsupportedBody,
+    /// The request body is longer than the limit (answer 413).
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+impl HeadError {
+    /// The status code to answer with: 431, 413, 411 or 400.
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::TooLarge { .. } => 431,
+            HeadError::BodyTooLarge { .. } => 413,
+            HeadError::UnsupportedBody => 411,
+            HeadError::Malformed(_) => 400,
+        }
+    }
 }
 
 impl fmt::Display for HeadError {
@@ -54,6 +71,9 @@ impl fmt::Display for HeadError {
             HeadError::Malformed(what) => write!(f, "malformed request: {what}"),
             HeadError::UnsupportedBody => {
                 f.write_str("chunked request bodies are not supported; send Content-Length")
+            }
+            HeadError::BodyTooLarge { limit } => {
+                write!(f, "request body larger than {limit} bytes")
             }
         }
     }

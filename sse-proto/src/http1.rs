@@ -94,7 +94,7 @@ pub fn body_length(headers: &HeaderMap) -> Result<usize, HeadError> {
 }
 
 /// Whether the client asked to close the connection after this request.
-pub fn wants_close(req: &http::Request<()>) -> bool {
+pub fn wants_close<B>(req: &http::Request<B>) -> bool {
     let close = req
         .headers()
         .get_all(http::header::CONNECTION)
@@ -209,6 +209,40 @@ mod tests {
     }
 
     #[test]
+    fn reader_handles_pipelining_split_reads_and_limits() {
+        let mut r = RequestReader::new(ReaderLimits {
+            max_head: 256,
+            max_body: 8,
+        });
+        let raw = b"POST /a HTTP/1.1\r\ncontent-length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\n";
+        let mut got = Vec::new();
+        for byte in raw.chunks(1) {
+            r.handle_read(byte);
+            while let Some(req) = r.poll_request().expect("valid") {
+                got.push(req);
+            }
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].uri().path(), "/a");
+        assert_eq!(got[0].body().as_ref(), b"abc");
+        assert_eq!(got[1].uri().path(), "/b");
+        assert!(got[1].body().is_empty());
+        assert!(!r.is_mid_request());
+
+        r.handle_read(b"POST / HTTP/1.1\r\ncontent-length: 9\r\n\r\n");
+        assert_eq!(
+            r.poll_request().map(|_| ()),
+            Err(HeadError::BodyTooLarge { limit: 8 })
+        );
+        let mut r = RequestReader::new(ReaderLimits {
+            max_head: 64,
+            max_body: 8,
+        });
+        r.handle_read(&[b'A'; 100]);
+        assert!(r.poll_request().is_err());
+    }
+
+    #[test]
     fn body_length_rules() {
         let mut h = HeaderMap::new();
         assert_eq!(body_length(&h), Ok(0));
@@ -250,5 +284,113 @@ mod tests {
         assert!(bytes.starts_with(b"12e\r\nxxx"));
         assert!(bytes.ends_with(b"yz\r\n"));
         assert_eq!(bytes.len(), 5 + 302 + 2);
+    }
+}
+
+/// Limits of a [`RequestReader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderLimits {
+    /// Longest request head, in bytes (default 16 KiB).
+    pub max_head: usize,
+    /// Longest request body, in bytes (default 1 MiB).
+    pub max_body: usize,
+}
+
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        ReaderLimits {
+            max_head: DEFAULT_MAX_HEAD,
+            max_body: 1 << 20,
+        }
+    }
+}
+
+/// Reads HTTP/1.1 requests (head and `Content-Length` body) from the bytes of one
+/// connection, without I/O.
+///
+/// Feed what the socket gave with [`handle_read`](Self::handle_read), then drain
+/// [`poll_request`](Self::poll_request) until `Ok(None)`. Memory is bounded by the limits;
+/// an idle reader holds no buffer. After an error the connection should be answered with
+/// [`HeadError::status`] and closed.
+///
+/// ```
+/// use sse_proto::http1::{ReaderLimits, RequestReader};
+///
+/// let mut reader = RequestReader::new(ReaderLimits::default());
+/// reader.handle_read(b"POST /broadcast HTTP/1.1\r\nContent-Length: 2\r\n\r\nh");
+/// assert!(reader.poll_request().unwrap().is_none());
+/// reader.handle_read(b"i");
+/// let req = reader.poll_request().unwrap().unwrap();
+/// assert_eq!(req.body().as_ref(), b"hi");
+/// ```
+#[derive(Debug)]
+pub struct RequestReader {
+    limits: ReaderLimits,
+    buf: BytesMut,
+    /// A parsed head waiting for `len` bytes of body.
+    pending: Option<(http::Request<()>, usize)>,
+}
+
+impl RequestReader {
+    /// A reader with `limits`.
+    pub fn new(limits: ReaderLimits) -> RequestReader {
+        RequestReader {
+            limits,
+            buf: BytesMut::new(),
+            pending: None,
+        }
+    }
+
+    /// The buffer to read the connection into (at least `hint` spare bytes reserved); then
+    /// call [`poll_request`](Self::poll_request). An alternative to
+    /// [`handle_read`](Self::handle_read) that saves a copy.
+    pub fn read_buf(&mut self, hint: usize) -> &mut BytesMut {
+        self.buf.reserve(hint);
+        &mut self.buf
+    }
+
+    /// Takes bytes read from the connection.
+    pub fn handle_read(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Whether bytes of an unfinished request are buffered.
+    pub fn is_mid_request(&self) -> bool {
+        self.pending.is_some() || !self.buf.is_empty()
+    }
+
+    /// The next complete request, `Ok(None)` if more bytes are needed.
+    pub fn poll_request(&mut self) -> Result<Option<http::Request<Bytes>>, HeadError> {
+        if self.pending.is_none() {
+            let Some((head, len)) = parse_request(&self.buf, self.limits.max_head)? else {
+                if self.buf.len() >= self.limits.max_head {
+                    return Err(HeadError::TooLarge {
+                        limit: self.limits.max_head,
+                    });
+                }
+                return Ok(None);
+            };
+            let body_len = body_length(head.headers())?;
+            if body_len > self.limits.max_body {
+                return Err(HeadError::BodyTooLarge {
+                    limit: self.limits.max_body,
+                });
+            }
+            let _ = self.buf.split_to(len);
+            self.pending = Some((head, body_len));
+        }
+        let Some((_, body_len)) = &self.pending else {
+            return Ok(None);
+        };
+        if self.buf.len() < *body_len {
+            self.buf.reserve(*body_len - self.buf.len());
+            return Ok(None);
+        }
+        let body = self.buf.split_to(*body_len).freeze();
+        if self.buf.is_empty() {
+            // Give the memory back between requests: an idle connection holds nothing.
+            self.buf = BytesMut::new();
+        }
+        Ok(self.pending.take().map(|(head, _)| head.map(|()| body)))
     }
 }
