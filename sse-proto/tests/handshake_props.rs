@@ -1,0 +1,102 @@
+//! Property tests of the handshake: no input panics it, and no client id gets a second
+//! field into the preamble.
+
+use std::time::Instant;
+
+use proptest::prelude::*;
+use sse_proto::{Decision, Handshake, HttpVersion, IdSource, MemoryClosedSet, Request, SessionId};
+
+fn header_name() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"accept".to_vec()),
+        Just(b"Accept".to_vec()),
+        Just(b"last-event-id".to_vec()),
+        Just(b"LAST-EVENT-ID".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..20),
+    ]
+}
+
+fn header_value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"text/event-stream".to_vec()),
+        Just(b"text/event-stream;q=0".to_vec()),
+        Just(b"tab-1".to_vec()),
+        Just(b"a\nevent: x".to_vec()),
+        Just(b"a\rid: y".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..300),
+    ]
+}
+
+fn target() -> impl Strategy<Value = Vec<u8>> {
+    let query_value = prop_oneof![
+        Just(b"tab".to_vec()),
+        Just(b"%0Aevent:%20x".to_vec()),
+        Just(b"%0D%0A".to_vec()),
+        Just(b"%00".to_vec()),
+        Just(b"%".to_vec()),
+        Just(b"%FF%FE".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..400),
+    ];
+    (proptest::collection::vec(any::<u8>(), 0..20), query_value).prop_map(|(path, q)| {
+        let mut t = b"/events".to_vec();
+        t.extend_from_slice(&path);
+        t.extend_from_slice(b"?id=");
+        t.extend_from_slice(&q);
+        t
+    })
+}
+
+fn method() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"GET".to_vec()),
+        Just(b"get".to_vec()),
+        Just(b"POST".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..10),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn handshake_never_panics_nor_injects(
+        method in method(),
+        target in target(),
+        headers in proptest::collection::vec((header_name(), header_value()), 0..6),
+        http2 in any::<bool>(),
+        max_id_len in 1usize..200,
+    ) {
+        let version = if http2 { HttpVersion::Http2 } else { HttpVersion::Http11 };
+        let mut req = Request::new(&method, &target, version);
+        for (n, v) in &headers {
+            req.header(n, v);
+        }
+        let handshake = Handshake::new().max_id_len(max_id_len);
+        let mut closed = MemoryClosedSet::default();
+        let fixed = || SessionId::parse(b"fresh", 128).expect("valid");
+        match handshake.decide(&req, &mut closed, &fixed, Instant::now()) {
+            Decision::Accept(a) => {
+                prop_assert!(method == b"GET");
+                let id = a.session.as_bytes();
+                prop_assert!(!id.is_empty() && id.len() <= max_id_len.max(5));
+                prop_assert!(!id.iter().any(|&b| b < 0x20 || b == 0x7f));
+                // The preamble is exactly two fields and a blank line.
+                let preamble = a.preamble.to_bytes();
+                let lines: Vec<&[u8]> = preamble.split(|&b| b == b'\n').collect();
+                prop_assert_eq!(lines.len(), 4, "{:?}", String::from_utf8_lossy(&preamble));
+                prop_assert!(lines[0].starts_with(b"retry: "));
+                let id_line = [b"id: ".as_slice(), id].concat();
+                prop_assert_eq!(lines[1], id_line.as_slice());
+                prop_assert!(lines[2].is_empty() && lines[3].is_empty());
+                prop_assert!(!preamble.contains(&b'\r') && !preamble.contains(&0));
+                if a.source == IdSource::Generated {
+                    prop_assert_eq!(a.session.as_str(), "fresh");
+                }
+                let has_connection = a.head.headers().iter().any(|(n, _)| *n == "connection");
+                prop_assert_eq!(has_connection, !http2);
+            }
+            Decision::NoContent { .. } => prop_assert!(false, "nothing was marked closed"),
+            Decision::NotEventStream(_) => {}
+        }
+    }
+}
