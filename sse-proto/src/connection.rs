@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Buf;
+use bytes::{Buf, BufMut, BytesMut};
 
 use crate::closed::ClosedSet;
 use crate::error::Error;
@@ -102,6 +102,8 @@ pub struct Connection {
     queued: usize,
     /// When the writer last took something, or when the connection opened.
     idle_since: Instant,
+    /// `id: <session>\n`, written once more just before the first dispatched event.
+    id_line: Option<Frame>,
 }
 
 impl Connection {
@@ -114,17 +116,29 @@ impl Connection {
             outbox: VecDeque::new(),
             queued: 0,
             idle_since: now,
+            id_line: None,
         }
     }
 
     /// A connection whose outbox starts with `preamble` (see [`Accept`](crate::Accept)).
+    ///
+    /// The preamble sets the browser's last event id without dispatching anything. Some
+    /// clients (those built on the npm `eventsource-parser`, such as the `eventsource` package
+    /// from v3) ignore an `id:` in a block without data, against the WHATWG rules; so the
+    /// first dispatched event sent on this connection also carries `id: <session>`. For a
+    /// browser that line changes nothing.
     pub fn with_preamble(
         id: SessionId,
         config: ConnectionConfig,
         preamble: Frame,
         now: Instant,
     ) -> Connection {
+        let mut line = BytesMut::with_capacity(id.len() + 5);
+        line.put_slice(b"id: ");
+        line.put_slice(id.as_bytes());
+        line.put_u8(b'\n');
         let mut conn = Connection::new(id, config, now);
+        conn.id_line = Some(Frame::from_bytes(line.freeze()));
         conn.push(preamble);
         conn
     }
@@ -151,6 +165,11 @@ impl Connection {
                 queued,
                 budget: self.config.budget,
             });
+        }
+        if frame.is_dispatched() {
+            if let Some(line) = self.id_line.take() {
+                self.push(line);
+            }
         }
         self.push(frame);
         Ok(())
@@ -342,6 +361,25 @@ mod tests {
         c.handle_timeout(t0 + 15 * s); // repeated: nothing more
         assert!(c.poll_transmit().is_none());
         assert_eq!(c.poll_timeout(), Some(t0 + 25 * s));
+    }
+
+    #[test]
+    fn first_dispatched_event_repeats_the_id_once() {
+        let t0 = Instant::now();
+        let id = SessionId::parse(b"tab", 128).expect("valid");
+        let preamble = Frame::from_static(b"retry: 1\nid: tab\n\n");
+        let mut c = Connection::with_preamble(id, ConnectionConfig::default(), preamble, t0);
+        c.send(Event::new().comment("x").expect("valid").encode())
+            .expect("open");
+        c.send(Event::new().data("a").encode()).expect("open");
+        c.send(Event::new().data("b").encode()).expect("open");
+        let mut batch = Batch::new();
+        c.drain_into(&mut batch, t0);
+        let wire = batch.copy_to_bytes(batch.remaining());
+        assert_eq!(
+            &wire[..],
+            b"retry: 1\nid: tab\n\n: x\n\nid: tab\ndata: a\n\ndata: b\n\n"
+        );
     }
 
     #[test]

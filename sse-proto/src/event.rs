@@ -185,12 +185,12 @@ impl Event {
             BytesMut::with_capacity(self.head_len() + if large { 32 } else { data_len + 16 });
         if !large {
             self.write(&mut buf, &mut None);
-            return Frame::from_bytes(buf.freeze());
+            return Frame::from_bytes(buf.freeze()).dispatching(self.is_dispatched());
         }
         let mut segs = Vec::with_capacity(4);
         self.write(&mut buf, &mut Some(&mut segs));
         segs.push(buf.freeze());
-        Frame::from_segments(segs)
+        Frame::from_segments(segs).dispatching(self.is_dispatched())
     }
 
     /// Encodes the event at the end of `buf`, copying everything (for small events, or to

@@ -27,6 +27,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 #[derive(Clone, Debug)]
 pub struct Frame {
     repr: Repr,
+    /// Whether the frame ends with an event the browser dispatches.
+    dispatched: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -45,16 +47,27 @@ enum Repr {
 impl Frame {
     /// A frame of fixed bytes, such as a pre-encoded keep-alive comment.
     pub(crate) fn from_static(bytes: &'static [u8]) -> Frame {
-        Frame {
-            repr: Repr::One(Bytes::from_static(bytes)),
-        }
+        Frame::from_bytes(Bytes::from_static(bytes))
     }
 
     /// A frame of one buffer. The caller guarantees it is well-formed event-stream text.
     pub(crate) fn from_bytes(bytes: Bytes) -> Frame {
         Frame {
             repr: Repr::One(bytes),
+            dispatched: false,
         }
+    }
+
+    /// Marks the frame as holding an event the browser dispatches.
+    pub(crate) fn dispatching(mut self, dispatched: bool) -> Frame {
+        self.dispatched = dispatched;
+        self
+    }
+
+    /// Whether the frame holds an event the browser dispatches (not only a comment, a
+    /// `retry:` or the preamble).
+    pub fn is_dispatched(&self) -> bool {
+        self.dispatched
     }
 
     /// A frame of several segments. Empty segments are dropped; one segment is kept flat.
@@ -71,6 +84,7 @@ impl Frame {
                 off: 0,
                 remaining,
             },
+            dispatched: false,
         }
     }
 

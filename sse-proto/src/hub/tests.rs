@@ -57,8 +57,8 @@ fn preamble_then_events_to_one_session() {
     assert_eq!(
         drain(&mut oa, now),
         (
-            Poll::Ready(Some(2)),
-            b"data: only a\n\nevent: ev\ndata: x\n\n".to_vec()
+            Poll::Ready(Some(3)),
+            b"id: a\ndata: only a\n\nevent: ev\ndata: x\n\n".to_vec()
         )
     );
     assert_eq!(drain(&mut ob, now), (Poll::Pending, vec![]));
@@ -92,10 +92,12 @@ fn writer_is_woken_by_send_and_broadcast_shares_one_frame() {
         let waker = Waker::from(c.clone());
         let mut cx = Context::from_waker(&waker);
         let mut batch = Batch::new();
-        assert_eq!(o.poll_drain(&mut cx, now, &mut batch), Poll::Ready(Some(1)));
-        let mut io = [std::io::IoSlice::new(&[]); 4];
-        assert_eq!(batch.chunks_vectored(&mut io), 3);
-        ptrs.push(io[1].as_ptr());
+        // The session's id line, then the shared frame.
+        assert_eq!(o.poll_drain(&mut cx, now, &mut batch), Poll::Ready(Some(2)));
+        let mut io = [std::io::IoSlice::new(&[]); 8];
+        assert_eq!(batch.chunks_vectored(&mut io), 4);
+        assert!(io[0].starts_with(b"id: "));
+        ptrs.push(io[2].as_ptr());
     }
     assert!(
         ptrs.iter().all(|&p| p == payload.as_ptr()),
@@ -116,7 +118,10 @@ fn close_drains_marks_and_reconnect_gets_204() {
     assert_eq!(s.send("late"), Err(Error::Closed));
     assert_eq!(
         drain(&mut o, now),
-        (Poll::Ready(Some(1)), b"data: last words\n\n".to_vec())
+        (
+            Poll::Ready(Some(2)),
+            b"id: tab\ndata: last words\n\n".to_vec()
+        )
     );
     assert_eq!(drain(&mut o, now).0, Poll::Ready(None));
     assert!(hub.is_empty());
