@@ -12,9 +12,9 @@ mod error;
 mod event;
 mod frame;
 mod handshake;
-mod hub;
 #[cfg(feature = "http1")]
 pub mod http1;
+mod hub;
 mod id;
 
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
