@@ -1,0 +1,174 @@
+//! The fuzz checks: each takes arbitrary bytes and panics only when sse-proto breaks a rule.
+//!
+//! Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/`) and by
+//! `sse-proto/tests/fuzz_corpus.rs`, which replays `fuzz/corpus/*` on stable.
+
+use std::time::Instant;
+
+use bytes::Buf;
+use sse_proto::{
+    Decision, Decoder, Event, Handshake, HttpVersion, IdSource, Item, Limits, MemoryClosedSet,
+    Request, SessionId,
+};
+
+/// Splits `data` on 0xFF into at most `n` parts (missing parts are empty).
+fn parts(data: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = data.splitn(n, |&b| b == 0xff).collect();
+    out.resize(n, &[]);
+    out
+}
+
+/// Decodes `data` in chunks whose sizes come from its first byte: never panics, memory
+/// stays within the limits, and the items do not depend on the chunking.
+pub fn decode(data: &[u8]) {
+    let Some((&step, stream)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        max_line_len: 4096,
+        max_event_size: 8192,
+    };
+    let whole = run_decoder(limits, stream, stream.len().max(1));
+    let chunked = run_decoder(limits, stream, usize::from(step % 17) + 1);
+    assert_eq!(whole, chunked, "chunking changed the result");
+}
+
+fn run_decoder(limits: Limits, stream: &[u8], step: usize) -> (Vec<Item>, bool) {
+    let mut decoder = Decoder::with_limits(limits);
+    let mut items = Vec::new();
+    let mut failed = false;
+    for chunk in stream.chunks(step) {
+        if decoder.feed(chunk).is_err() {
+            failed = true;
+            break;
+        }
+        while let Some(item) = decoder.poll_item() {
+            if let Item::Event(e) = &item {
+                // U+FFFD replacing one invalid byte takes three.
+                assert!(e.data.len() <= 3 * limits.max_event_size, "event over the limit");
+            }
+            items.push(item);
+        }
+    }
+    if !failed {
+        decoder.finish();
+        while let Some(item) = decoder.poll_item() {
+            items.push(item);
+        }
+    }
+    // A failure may be noticed at a different item depending on the chunking; compare the
+    // items only for streams that decoded cleanly.
+    if failed {
+        items.clear();
+    }
+    (items, failed)
+}
+
+/// Builds an event from `data` (name, comment, payload, retry), encodes it, decodes the
+/// frame in arbitrary chunks, and checks the browser would see the same event.
+pub fn roundtrip(data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let p = parts(rest, 3);
+    let payload = String::from_utf8_lossy(p[2]).into_owned();
+    let mut event = Event::new();
+    let mut name = None;
+    if flags & 1 != 0 {
+        let candidate = String::from_utf8_lossy(p[0]).into_owned();
+        match Event::new().event(candidate.clone()) {
+            Ok(e) => {
+                event = e;
+                name = Some(candidate);
+            }
+            Err(_) => {
+                assert!(
+                    candidate.is_empty() || candidate.contains(['\r', '\n', '\0']),
+                    "a valid name was refused: {candidate:?}"
+                );
+                return;
+            }
+        }
+    }
+    if flags & 2 != 0 {
+        let comment = String::from_utf8_lossy(p[1]).into_owned();
+        match event.clone().comment(comment.clone()) {
+            Ok(e) => event = e,
+            Err(_) => assert!(comment.contains(['\r', '\n', '\0'])),
+        }
+    }
+    let retry = (flags & 4 != 0).then(|| u64::from(flags) * 37);
+    if let Some(ms) = retry {
+        event = event.retry(std::time::Duration::from_millis(ms));
+    }
+    let dispatched = flags & 8 != 0 || name.is_some();
+    if flags & 8 != 0 {
+        event = event.data(payload.clone());
+    }
+
+    let mut frame = event.encode();
+    let wire = frame.copy_to_bytes(frame.remaining());
+    assert!(!wire.starts_with(b"\xef\xbb\xbf"), "the encoder never writes a BOM");
+    assert!(!wire.contains(&b'\r'), "the encoder writes LF line endings only");
+    let mut decoder = Decoder::new();
+    let step = usize::from(flags >> 4) + 1;
+    for chunk in wire.chunks(step) {
+        decoder.feed(chunk).expect("our own output is within the default limits");
+    }
+    let mut items = Vec::new();
+    while let Some(item) = decoder.poll_item() {
+        items.push(item);
+    }
+    let mut expected = Vec::new();
+    if let Some(ms) = retry {
+        expected.push(Item::Retry(ms));
+    }
+    if dispatched {
+        let data = if flags & 8 != 0 {
+            payload.replace("\r\n", "\n").replace('\r', "\n")
+        } else {
+            String::new()
+        };
+        expected.push(Item::Event(sse_proto::MessageEvent {
+            event: name.unwrap_or_else(|| "message".to_owned()),
+            data,
+            last_event_id: String::new(),
+        }));
+    }
+    assert_eq!(items, expected, "wire: {:?}", String::from_utf8_lossy(&wire));
+}
+
+/// Runs the handshake on an arbitrary method, target and headers: never panics, and the
+/// preamble sets the session id and nothing else.
+pub fn handshake(data: &[u8]) {
+    let p = parts(data, 8);
+    let mut req = Request::new(p[0], p[1], HttpVersion::Http11);
+    for pair in p[2..].chunks(2) {
+        if let [name, value] = pair {
+            req.header(name, value);
+        }
+    }
+    let fixed = || SessionId::parse(b"fresh-id", 128).expect("valid");
+    let mut closed = MemoryClosedSet::default();
+    match Handshake::new().decide(&req, &mut closed, &fixed, Instant::now()) {
+        Decision::Accept(accept) => {
+            assert_eq!(p[0], b"GET");
+            let mut decoder = Decoder::new();
+            decoder
+                .feed(&accept.preamble.to_bytes())
+                .expect("the preamble is tiny");
+            let mut items = Vec::new();
+            while let Some(item) = decoder.poll_item() {
+                items.push(item);
+            }
+            // Only the retry: no event, and the id is exactly the session's.
+            assert!(matches!(items.as_slice(), [Item::Retry(_)]), "{items:?}");
+            assert_eq!(decoder.last_event_id(), accept.session.as_str());
+            if accept.source == IdSource::Generated {
+                assert_eq!(accept.session.as_str(), "fresh-id");
+            }
+        }
+        Decision::NoContent { .. } => panic!("nothing was marked closed"),
+        Decision::NotEventStream(_) => {}
+    }
+}
