@@ -16,7 +16,7 @@ export const repoRoot = path.resolve(here, '..');
 /** The demo binary: `$DEMO_BIN`, else the debug example that `cargo test` builds. */
 export const demoBin = process.env.DEMO_BIN || path.join(repoRoot, 'target/debug/examples/demo');
 
-/** Debian's chromium (scripts/install-browser-deps installs it), or `$CHROMIUM`. */
+/** Debian's chromium (scripts/install-test-deps installs it), or `$CHROMIUM`. */
 export const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 /** The reconnection time the demo sends (`retry:`), small so reconnects are fast. */
@@ -124,7 +124,7 @@ export function screenshotPath(name) {
 /** Headless Chromium through playwright-core (no browser download: Debian's build). */
 export async function launchChromium() {
   if (!existsSync(chromiumPath)) {
-    throw new Error(`${chromiumPath} is missing: run scripts/install-browser-deps (scripts/test does)`);
+    throw new Error(`${chromiumPath} is missing: run scripts/install-test-deps (scripts/test does)`);
   }
   const { chromium } = await import('playwright-core');
   return chromium.launch({

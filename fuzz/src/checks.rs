@@ -45,7 +45,10 @@ fn run_decoder(limits: Limits, stream: &[u8], step: usize) -> (Vec<Item>, bool) 
         while let Some(item) = decoder.poll_item() {
             if let Item::Event(e) = &item {
                 // U+FFFD replacing one invalid byte takes three.
-                assert!(e.data.len() <= 3 * limits.max_event_size, "event over the limit");
+                assert!(
+                    e.data.len() <= 3 * limits.max_event_size,
+                    "event over the limit"
+                );
             }
             items.push(item);
         }
@@ -108,12 +111,20 @@ pub fn roundtrip(data: &[u8]) {
 
     let mut frame = event.encode();
     let wire = frame.copy_to_bytes(frame.remaining());
-    assert!(!wire.starts_with(b"\xef\xbb\xbf"), "the encoder never writes a BOM");
-    assert!(!wire.contains(&b'\r'), "the encoder writes LF line endings only");
+    assert!(
+        !wire.starts_with(b"\xef\xbb\xbf"),
+        "the encoder never writes a BOM"
+    );
+    assert!(
+        !wire.contains(&b'\r'),
+        "the encoder writes LF line endings only"
+    );
     let mut decoder = Decoder::new();
     let step = usize::from(flags >> 4) + 1;
     for chunk in wire.chunks(step) {
-        decoder.feed(chunk).expect("our own output is within the default limits");
+        decoder
+            .feed(chunk)
+            .expect("our own output is within the default limits");
     }
     let mut items = Vec::new();
     while let Some(item) = decoder.poll_item() {
@@ -135,7 +146,12 @@ pub fn roundtrip(data: &[u8]) {
             last_event_id: String::new(),
         }));
     }
-    assert_eq!(items, expected, "wire: {:?}", String::from_utf8_lossy(&wire));
+    assert_eq!(
+        items,
+        expected,
+        "wire: {:?}",
+        String::from_utf8_lossy(&wire)
+    );
 }
 
 /// Runs the handshake on an arbitrary method, target and headers: never panics, and the

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// How long the whole Node run may take before it is killed and the test fails.
 const NODE_DEADLINE: Duration = Duration::from_secs(300);
 
-const SETUP_HINT: &str = "run scripts/install-browser-deps (scripts/test does): it installs \
+const SETUP_HINT: &str = "run scripts/install-test-deps (scripts/test does): it installs \
      Debian's chromium and tests-browser/node_modules";
 
 fn repo_root() -> PathBuf {

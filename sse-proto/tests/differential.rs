@@ -9,6 +9,8 @@
 //! Where the two disagree on a hand-made stream, the WHATWG text ("Interpreting an event
 //! stream", HTML §9.2.6) decides; each such case is in [`SETTLED_BY_WHATWG`] with the rule.
 
+#![allow(clippy::panic, clippy::unwrap_used)] // a test reports failure by panicking
+
 mod common;
 
 use std::io::Write;
@@ -50,21 +52,36 @@ const HAND_MADE: &[(&str, &[u8])] = &[
     ),
     ("one leading space stripped", b"data:  x\ndata:y\n\n"),
     ("field without colon", b"data\n\n"),
-    ("comment and unknown fields ignored", b": c\nfoo: x\nData: y\ndata: z\n\n"),
-    ("event type resets after dispatch", b"event: a\ndata: 1\n\ndata: 2\n\n"),
-    ("event without data not dispatched", b"event: a\n\ndata: 2\n\n"),
+    (
+        "comment and unknown fields ignored",
+        b": c\nfoo: x\nData: y\ndata: z\n\n",
+    ),
+    (
+        "event type resets after dispatch",
+        b"event: a\ndata: 1\n\ndata: 2\n\n",
+    ),
+    (
+        "event without data not dispatched",
+        b"event: a\n\ndata: 2\n\n",
+    ),
     ("id persists", b"id: 1\ndata: a\n\ndata: b\n\n"),
     ("id with NUL ignored", b"id: 1\n\nid: 2\x003\ndata: a\n\n"),
     ("empty id resets", b"id: 1\n\nid\ndata: a\n\n"),
     ("id set by a block without data", b"id: s\n\ndata: a\n\n"),
-    ("retry digits only", b"retry: 10\nretry: 1x\nretry: -1\nretry:\nretry: 20\n\n"),
+    (
+        "retry digits only",
+        b"retry: 10\nretry: 1x\nretry: -1\nretry:\nretry: 20\n\n",
+    ),
     ("incomplete event discarded at EOF", b"data: a\n\ndata: b\n"),
     ("incomplete line discarded at EOF", b"data: a\n\ndata: b"),
     ("invalid UTF-8 replaced", b"data: a\xffb\xc3\n\n"),
     ("colon in value kept", b"data: a: b\n\n"),
     ("lone CR ends the stream's last blank line", b"data: x\n\r"),
     ("empty data is an event", b"data\n\ndata:\n\n"),
-    ("our preamble", b"retry: 3000\nid: 5d0c3b4e\n\n: keep-alive\n\n"),
+    (
+        "our preamble",
+        b"retry: 3000\nid: 5d0c3b4e\n\n: keep-alive\n\n",
+    ),
 ];
 
 /// Streams on which `eventsource-parser` 3.0.6 and the WHATWG text part ways; 4.1.3 (the
@@ -112,8 +129,15 @@ fn npm_parser(package: &str, cases: &[Case]) -> Vec<Value> {
     let mut stdin = child.stdin.take().expect("piped stdin");
     let writer = std::thread::spawn(move || stdin.write_all(input.to_string().as_bytes()));
     let output = child.wait_with_output().expect("node ran");
-    writer.join().expect("writer thread").expect("stdin written");
-    assert!(output.status.success(), "parse.mjs failed: {}", output.status);
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("stdin written");
+    assert!(
+        output.status.success(),
+        "parse.mjs failed: {}",
+        output.status
+    );
     match serde_json::from_slice(&output.stdout).expect("parse.mjs prints JSON") {
         Value::Array(results) => results,
         other => panic!("parse.mjs printed {other}"),

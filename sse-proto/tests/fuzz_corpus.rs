@@ -1,6 +1,8 @@
 //! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/*`) through the same checks the
 //! cargo-fuzz targets run, so CI exercises them on stable without the fuzzer.
 
+#![allow(clippy::panic, clippy::unwrap_used)] // a test reports failure by panicking
+
 #[path = "../../fuzz/src/checks.rs"]
 #[allow(unreachable_pub)]
 mod checks;
@@ -8,7 +10,9 @@ mod checks;
 use std::path::PathBuf;
 
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|entry| entry.expect("corpus entry").path())

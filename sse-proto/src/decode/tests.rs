@@ -33,13 +33,19 @@ fn every_line_break_ends_a_line() {
     let expected = vec![message("a\nb\nc")];
     assert_eq!(decode(&[b"data: a\ndata: b\ndata: c\n\n"]), expected);
     assert_eq!(decode(&[b"data: a\rdata: b\rdata: c\r\r"]), expected);
-    assert_eq!(decode(&[b"data: a\r\ndata: b\r\ndata: c\r\n\r\n"]), expected);
+    assert_eq!(
+        decode(&[b"data: a\r\ndata: b\r\ndata: c\r\n\r\n"]),
+        expected
+    );
     assert_eq!(decode(&[b"data: a\r\ndata: b\rdata: c\n\r\n"]), expected);
 }
 
 #[test]
 fn crlf_split_across_chunks_is_one_break() {
-    assert_eq!(decode(&[b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]), vec![message("a\nb")]);
+    assert_eq!(
+        decode(&[b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]),
+        vec![message("a\nb")]
+    );
     // An empty chunk between CR and LF changes nothing.
     assert_eq!(decode(&[b"data: a\r", b"", b"\n\r\n"]), vec![message("a")]);
 }
@@ -58,7 +64,10 @@ fn a_lone_cr_dispatches_at_once() {
 #[test]
 fn bom_is_skipped_once_even_when_split() {
     assert_eq!(decode(&[b"\xef\xbb\xbfdata: a\n\n"]), vec![message("a")]);
-    assert_eq!(decode(&[b"\xef", b"\xbb", b"\xbfdata: a\n\n"]), vec![message("a")]);
+    assert_eq!(
+        decode(&[b"\xef", b"\xbb", b"\xbfdata: a\n\n"]),
+        vec![message("a")]
+    );
     // A second BOM is part of the first field name, which is then unknown.
     assert_eq!(decode(&[b"\xef\xbb\xbf\xef\xbb\xbfdata: a\n\n"]), vec![]);
     // A partial BOM is content.
@@ -78,7 +87,10 @@ fn field_rules() {
     assert_eq!(decode(&[b"data\n\n"]), vec![message("")]);
     assert_eq!(decode(&[b"data\ndata\n\n"]), vec![message("\n")]);
     // Comments and unknown fields are ignored; field names are case-sensitive.
-    assert_eq!(decode(&[b": hi\nDATA: x\nfoo: y\ndata: z\n\n"]), vec![message("z")]);
+    assert_eq!(
+        decode(&[b": hi\nDATA: x\nfoo: y\ndata: z\n\n"]),
+        vec![message("z")]
+    );
     // The value keeps later colons.
     assert_eq!(decode(&[b"data: a: b\n\n"]), vec![message("a: b")]);
 }
@@ -122,7 +134,10 @@ fn id_without_data_takes_effect_at_the_blank_line() {
 #[test]
 fn retry_takes_digits_only() {
     assert_eq!(decode(&[b"retry: 10\n"]), vec![Item::Retry(10)]);
-    assert_eq!(decode(&[b"retry: 1x\nretry: -1\nretry: \nretry: 1.5\nretry:  7\n"]), vec![]);
+    assert_eq!(
+        decode(&[b"retry: 1x\nretry: -1\nretry: \nretry: 1.5\nretry:  7\n"]),
+        vec![]
+    );
     assert_eq!(
         decode(&[b"retry: 99999999999999999999999\n"]),
         vec![Item::Retry(u64::MAX)]
@@ -142,7 +157,9 @@ fn invalid_utf8_becomes_replacement_characters() {
 #[test]
 fn finish_discards_the_incomplete_event_and_keeps_the_id() {
     let mut decoder = Decoder::new();
-    decoder.feed(b"id: 9\n\ndata: half\ndata: partial line").unwrap();
+    decoder
+        .feed(b"id: 9\n\ndata: half\ndata: partial line")
+        .unwrap();
     decoder.finish();
     decoder.feed(b"\n\ndata: next\n\n").unwrap();
     assert_eq!(decoder.poll_item(), Some(event("message", "next", "9")));
@@ -155,15 +172,24 @@ fn line_limit_is_an_error_and_sticky() {
         max_line_len: 8,
         max_event_size: 1024,
     };
-    assert_eq!(decode_with(limits, &[b"data: 12\n\n"]).unwrap(), vec![message("12")]);
+    assert_eq!(
+        decode_with(limits, &[b"data: 12\n\n"]).unwrap(),
+        vec![message("12")]
+    );
     let err = decode_with(limits, &[b"data: 123\n"]).unwrap_err();
     assert_eq!(err, DecodeError::LineTooLong { limit: 8 });
     // Without a line break, chunk by chunk.
     let mut decoder = Decoder::with_limits(limits);
     decoder.feed(b"data").unwrap();
     decoder.feed(b": 12").unwrap();
-    assert_eq!(decoder.feed(b"3"), Err(DecodeError::LineTooLong { limit: 8 }));
-    assert_eq!(decoder.feed(b"\n\n"), Err(DecodeError::LineTooLong { limit: 8 }));
+    assert_eq!(
+        decoder.feed(b"3"),
+        Err(DecodeError::LineTooLong { limit: 8 })
+    );
+    assert_eq!(
+        decoder.feed(b"\n\n"),
+        Err(DecodeError::LineTooLong { limit: 8 })
+    );
     assert_eq!(decoder.poll_item(), None);
 }
 
@@ -192,7 +218,11 @@ fn events_before_an_error_can_still_be_polled() {
         max_event_size: 64,
     };
     let mut decoder = Decoder::with_limits(limits);
-    assert!(decoder.feed(b"data: ok\n\ndata: this line is far too long\n").is_err());
+    assert!(
+        decoder
+            .feed(b"data: ok\n\ndata: this line is far too long\n")
+            .is_err()
+    );
     assert_eq!(decoder.poll_item(), Some(message("ok")));
     decoder.finish();
     decoder.feed(b"data: again\n\n").unwrap();
