@@ -85,9 +85,15 @@ pub(crate) async fn main() {
         let app = app.clone();
         let server = server.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(app.clone(), req));
+            // The watch cuts the connection off when its stream is cut off (too slow).
+            let watch = sse_hyper::Watch::new();
+            let io = TokioIo::new(watch.guard(stream));
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(watch.clone());
+                handle(app.clone(), req)
+            });
             // An error here is a client going away or sending garbage: nothing to do.
-            let _ = server.serve_connection(TokioIo::new(stream), service).await;
+            let _ = server.serve_connection(io, service).await;
         });
     }
     // Streams end promptly without marking ids, so tabs reconnect to the next server.

@@ -8,6 +8,7 @@ use sse_proto::{
 };
 
 use crate::body::EventStream;
+use crate::guard::Watch;
 
 /// What to do with a request, as decided by [`handshake`].
 #[derive(Debug)]
@@ -67,6 +68,9 @@ pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
             let source = accept.source;
             let rejected = accept.rejected.clone();
             let (session, outlet) = hub.accept(accept, now());
+            if let Some(watch) = req.extensions().get::<Watch>() {
+                watch.register(session.clone());
+            }
             Outcome::Accept(Accepted {
                 session,
                 response: respond(head, EventStream::new(outlet)),

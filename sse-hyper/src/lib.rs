@@ -27,9 +27,11 @@
 //! ```
 
 mod body;
+mod guard;
 mod handshake;
 
 pub use body::EventStream;
+pub use guard::{Guarded, Watch};
 pub use handshake::{Accepted, Outcome, handshake, hub_builder};
 pub use sse_proto::{
     Batch, ConnectionConfig, DEFAULT_MAX_ID_LEN, Data, EndReason, Ended, Error, Event, Frame,

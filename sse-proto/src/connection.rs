@@ -308,6 +308,16 @@ impl Connection {
         matches!(self.state, State::Ended(_))
     }
 
+    /// Whether the connection was cut off ([`EndReason::TooSlow`] or
+    /// [`EndReason::Replaced`]): nothing more will be written, and the adapter should drop
+    /// the transport at once, even in the middle of a write.
+    pub fn is_aborted(&self) -> bool {
+        matches!(
+            self.state,
+            State::Ended(EndReason::TooSlow | EndReason::Replaced)
+        )
+    }
+
     /// Why the connection is ending or has ended; `None` while open.
     pub fn end_reason(&self) -> Option<EndReason> {
         match self.state {

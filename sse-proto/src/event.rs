@@ -224,17 +224,19 @@ impl Event {
             put_line(buf, b"event: ", name.as_bytes());
         }
         match &self.data {
-            Some(data) if data.single_line => put_data_line(buf, segs, &data.bytes),
+            Some(data) if data.single_line => {
+                put_data_line(buf, segs, &data.bytes, 0, data.bytes.len())
+            }
             Some(data) => {
                 let bytes = &data.bytes;
                 let mut start = 0;
                 while let Some(i) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
                     let end = start + i;
-                    put_data_line(buf, segs, &bytes.slice(start..end));
+                    put_data_line(buf, segs, bytes, start, end);
                     let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
                     start = end + if crlf { 2 } else { 1 };
                 }
-                put_data_line(buf, segs, &bytes.slice(start..));
+                put_data_line(buf, segs, bytes, start, bytes.len());
             }
             None if self.name.is_some() => buf.put_slice(b"data: \n"),
             None => {}
@@ -249,14 +251,23 @@ fn put_line(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
     buf.put_u8(b'\n');
 }
 
-fn put_data_line(buf: &mut BytesMut, segs: &mut Option<&mut Vec<Bytes>>, line: &Bytes) {
+/// Writes `data[start..end]` as one `data:` line; a long line is referenced (a slice of
+/// `data`, no copy) when `segs` collects segments. Short lines are copied without touching
+/// the reference count.
+fn put_data_line(
+    buf: &mut BytesMut,
+    segs: &mut Option<&mut Vec<Bytes>>,
+    data: &Bytes,
+    start: usize,
+    end: usize,
+) {
     buf.put_slice(b"data: ");
     match segs {
-        Some(segs) if line.len() >= REFERENCE_THRESHOLD => {
+        Some(segs) if end - start >= REFERENCE_THRESHOLD => {
             segs.push(buf.split().freeze());
-            segs.push(line.clone());
+            segs.push(data.slice(start..end));
         }
-        _ => buf.put_slice(line),
+        _ => buf.put_slice(&data[start..end]),
     }
     buf.put_u8(b'\n');
 }

@@ -73,6 +73,8 @@ struct SlotState {
     finished: Option<EndReason>,
     /// Tasks waiting for the end.
     end_waiters: Vec<Waker>,
+    /// Tasks (transport guards) waiting for a cut-off ([`Connection::is_aborted`]).
+    abort_waiters: Vec<Waker>,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -213,6 +215,7 @@ impl Hub {
                 writer: None,
                 finished: None,
                 end_waiters: Vec::new(),
+                abort_waiters: Vec::new(),
             }),
         });
         let old = self
@@ -222,12 +225,12 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, slot.clone());
         if let Some(old) = old {
-            let waker = {
+            let wakers = {
                 let mut st = lock(&old.state);
                 st.conn.replaced();
-                st.writer.take()
+                wakers_after_abort(&mut st)
             };
-            wake(waker);
+            wakers.into_iter().for_each(Waker::wake);
         }
         let session = Session {
             slot: slot.clone(),
@@ -266,7 +269,7 @@ impl Hub {
     /// Sends an encoded frame to one session.
     pub fn send_frame_to(&self, id: &str, frame: Frame) -> Result<(), Error> {
         let slot = self.slot(id).ok_or(Error::NotConnected)?;
-        send_frame(&slot, frame)
+        send_frame(&self.inner, &slot, frame)
     }
 
     /// Encodes `event` once and queues it to every live session. Returns how many took it.
@@ -277,21 +280,34 @@ impl Hub {
     /// Queues one shared frame to every live session. Returns how many took it; a session
     /// over its budget is ended instead (see [`Connection::send`]).
     pub fn broadcast_frame(&self, frame: &Frame) -> usize {
-        let sessions = self
-            .inner
-            .sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
         let mut queued = 0;
-        for slot in sessions.values() {
-            let waker = {
-                let mut st = lock(&slot.state);
-                if st.conn.send(frame.clone()).is_ok() {
-                    queued += 1;
-                }
-                st.writer.take()
-            };
-            wake(waker);
+        let mut cut = Vec::new();
+        {
+            let sessions = self
+                .inner
+                .sessions
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            for slot in sessions.values() {
+                let wakers = {
+                    let mut st = lock(&slot.state);
+                    match st.conn.send(frame.clone()) {
+                        Ok(()) => {
+                            queued += 1;
+                            st.writer.take().into_iter().collect()
+                        }
+                        Err(Error::Backpressure { .. }) => {
+                            cut.push(slot.clone());
+                            wakers_after_abort(&mut st)
+                        }
+                        Err(_) => Vec::new(),
+                    }
+                };
+                wakers.into_iter().for_each(Waker::wake);
+            }
+        }
+        for slot in cut {
+            unregister(&self.inner, &slot);
         }
         queued
     }
@@ -376,14 +392,48 @@ fn wake(waker: Option<Waker>) {
     }
 }
 
-fn send_frame(slot: &Slot, frame: Frame) -> Result<(), Error> {
-    let (result, waker) = {
+fn send_frame(hub: &Inner, slot: &Arc<Slot>, frame: Frame) -> Result<(), Error> {
+    let (result, wakers) = {
         let mut st = lock(&slot.state);
         let result = st.conn.send(frame);
-        (result, st.writer.take())
+        let wakers = match result {
+            Err(Error::Backpressure { .. }) => wakers_after_abort(&mut st),
+            _ => st.writer.take().into_iter().collect(),
+        };
+        (result, wakers)
     };
-    wake(waker);
+    if matches!(result, Err(Error::Backpressure { .. })) {
+        unregister(hub, slot);
+    }
+    wakers.into_iter().for_each(Waker::wake);
     result
+}
+
+/// The tasks to wake when a connection was cut off: its writer and its transport guards.
+fn wakers_after_abort(st: &mut SlotState) -> Vec<Waker> {
+    let mut wakers = std::mem::take(&mut st.abort_waiters);
+    wakers.extend(st.writer.take());
+    wakers
+}
+
+/// Removes `slot` from the live sessions, unless a newer connection took its id.
+fn unregister(hub: &Inner, slot: &Arc<Slot>) {
+    let mut sessions = hub.sessions.write().unwrap_or_else(PoisonError::into_inner);
+    if sessions.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+        sessions.remove(&slot.id);
+    }
+}
+
+/// Ready once the connection was cut off; registers `cx` to be woken when it is.
+fn poll_aborted(slot: &Slot, cx: &mut Context<'_>) -> Poll<EndReason> {
+    let mut st = lock(&slot.state);
+    if st.conn.is_aborted() {
+        return Poll::Ready(st.conn.end_reason().unwrap_or(EndReason::TooSlow));
+    }
+    if !st.abort_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+        st.abort_waiters.push(cx.waker().clone());
+    }
+    Poll::Pending
 }
 
 fn close_slot(hub: &Inner, slot: &Slot, now: Instant) -> bool {
@@ -448,7 +498,7 @@ impl Session {
 
     /// Sends an encoded frame (share one frame between sessions to encode once).
     pub fn send_frame(&self, frame: Frame) -> Result<(), Error> {
-        send_frame(&self.slot, frame)
+        send_frame(&self.hub, &self.slot, frame)
     }
 
     /// Closes the session: marks the id closed (its reconnect gets 204), writes what is
@@ -499,6 +549,14 @@ impl Session {
             st.end_waiters.push(cx.waker().clone());
         }
         Poll::Pending
+    }
+
+    /// Ready once the connection was cut off (too slow, or replaced by a newer connection
+    /// with its id): the transport should be dropped now, even mid-write. Registers `cx` to
+    /// be woken then. Transport wrappers use this where the body is not polled while a
+    /// write is blocked (hyper).
+    pub fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
+        poll_aborted(&self.slot, cx)
     }
 
     /// A future that resolves with the reason once the connection has ended (see
@@ -585,6 +643,12 @@ impl Outlet {
         Poll::Ready(None)
     }
 
+    /// Ready once the connection was cut off (too slow, or replaced): stop writing and drop
+    /// the transport, even with a write in progress. Registers `cx` to be woken then.
+    pub fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
+        poll_aborted(&self.slot, cx)
+    }
+
     /// When keep-alive next needs [`poll_drain`](Self::poll_drain) to run; `None` if never.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -620,19 +684,7 @@ impl Outlet {
             st.finished = Some(st.conn.end_reason().unwrap_or(EndReason::PeerGone));
             std::mem::take(&mut st.end_waiters)
         };
-        {
-            let mut sessions = self
-                .hub
-                .sessions
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if sessions
-                .get(&self.slot.id)
-                .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
-            {
-                sessions.remove(&self.slot.id);
-            }
-        }
+        unregister(&self.hub, &self.slot);
         for w in waiters {
             w.wake();
         }

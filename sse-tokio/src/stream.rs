@@ -29,6 +29,11 @@ where
     let mut scratch = [0u8; 32];
     poll_fn(|cx| {
         loop {
+            // Cut off (too slow, or replaced): stop even mid-write. The outlet is dropped on
+            // return, which ends the session with this reason, and the caller drops `io`.
+            if let Poll::Ready(reason) = outlet.poll_aborted(cx) {
+                return Poll::Ready(Ok(reason));
+            }
             // A read that ends tells us the peer went away; stray bytes are dropped.
             let mut rb = ReadBuf::new(&mut scratch);
             match Pin::new(&mut *io).poll_read(cx, &mut rb) {

@@ -189,6 +189,11 @@ fn slow_reader_is_cut_off_and_others_are_not() {
     let (slow, mut slow_out) = connect(&hub, "/e?id=slow", now);
     let (_fast, mut fast_out) = connect(&hub, "/e?id=fast", now);
     let ev = Event::new().data(vec![b'x'; 300]);
+    // A transport guard of the slow connection waits for a cut-off.
+    let guard = Arc::new(Counter::default());
+    let guard_waker = Waker::from(guard.clone());
+    let mut cx = Context::from_waker(&guard_waker);
+    assert_eq!(slow.poll_aborted(&mut cx), Poll::Pending);
     let mut delivered = 0;
     for _ in 0..10 {
         delivered += hub.broadcast(&ev);
@@ -196,6 +201,15 @@ fn slow_reader_is_cut_off_and_others_are_not() {
         assert!(!bytes.is_empty());
     }
     assert_eq!(slow.end_reason(), Some(EndReason::TooSlow));
+    // Cut off at once: the guard was woken, and the session left the hub before its
+    // writer noticed anything.
+    assert!(guard.0.load(Ordering::SeqCst) >= 1, "the guard was woken");
+    assert_eq!(slow.poll_aborted(&mut cx), Poll::Ready(EndReason::TooSlow));
+    assert_eq!(
+        slow_out.poll_aborted(&mut cx),
+        Poll::Ready(EndReason::TooSlow)
+    );
+    assert!(hub.session("slow").is_none());
     assert!(slow.queued_bytes() == 0);
     assert_eq!(
         delivered,

@@ -1,0 +1,140 @@
+//! Cutting a connection off when its event stream is cut off.
+//!
+//! hyper polls a response body only when its write buffer has room. A client that stops
+//! reading fills the socket, hyper stops polling the [`EventStream`](crate::EventStream), and
+//! nothing in the body can end the connection. The hub still bounds the memory (the session
+//! is ended as too slow, its queue dropped, and it leaves the hub at once), but the socket
+//! would stay open until the kernel gives up on it.
+//!
+//! A [`Watch`] closes that gap: wrap each accepted socket with [`Watch::guard`] and put the
+//! watch into each request's extensions; [`handshake`](crate::handshake) registers the
+//! sessions it accepts with it, and the guarded socket fails its next read or write, waking
+//! hyper at once, when one of them is cut off. hyper then drops the connection.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use sse_proto::Session;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The sessions served on one connection. Cheap to clone: every clone is the same watch.
+///
+/// ```no_run
+/// # async fn demo(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// let (tcp, _) = listener.accept().await?;
+/// let watch = sse_hyper::Watch::new();
+/// let io = watch.guard(tcp); // give `io` to hyper (through hyper-util's `TokioIo`)
+/// // and in the service, before the handshake:
+/// // req.extensions_mut().insert(watch.clone());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    sessions: Arc<Mutex<Vec<Session>>>,
+}
+
+impl Watch {
+    /// A watch with no sessions yet.
+    pub fn new() -> Watch {
+        Watch::default()
+    }
+
+    /// Wraps a connection's transport so that it fails once a watched session is cut off.
+    pub fn guard<T>(&self, io: T) -> Guarded<T> {
+        Guarded {
+            io,
+            watch: self.clone(),
+        }
+    }
+
+    /// Watches `session` (the handshake does this when the request carries the watch).
+    pub fn register(&self, session: Session) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        // Sessions that ended normally need no watching; this keeps the list to the streams
+        // still open on a keep-alive connection.
+        sessions.retain(|s| s.end_reason().is_none());
+        sessions.push(session);
+    }
+
+    /// Ready with an error once a watched session was cut off; registers `cx` otherwise.
+    fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        for session in sessions.iter() {
+            if let Poll::Ready(reason) = session.poll_aborted(cx) {
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    format!("event stream {} cut off: {reason:?}", session.id()),
+                ));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// A transport that fails once a session of its [`Watch`] is cut off.
+#[derive(Debug)]
+pub struct Guarded<T> {
+    io: T,
+    watch: Watch,
+}
+
+impl<T> Guarded<T> {
+    /// The wrapped transport.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Poll::Ready(e) = self.watch.poll_cut(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(e) = self.watch.poll_cut(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(e) = self.watch.poll_cut(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Poll::Ready(e) = self.watch.poll_cut(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
