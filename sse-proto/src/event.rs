@@ -181,12 +181,16 @@ impl Event {
     pub fn encode(&self) -> Frame {
         let data_len = self.data.as_ref().map_or(0, |d| d.bytes.len());
         let large = data_len >= REFERENCE_THRESHOLD;
-        let mut buf =
-            BytesMut::with_capacity(self.head_len() + if large { 32 } else { data_len + 16 });
         if !large {
+            // The exact size: a buffer that is exactly full freezes into `Bytes` without a
+            // second allocation (one with spare room needs a shared header allocated).
+            let len = self.encoded_len();
+            let mut buf = BytesMut::with_capacity(len);
             self.write(&mut buf, &mut None);
+            debug_assert_eq!(buf.len(), len, "encoded_len is exact");
             return Frame::from_bytes(buf.freeze()).dispatching(self.is_dispatched());
         }
+        let mut buf = BytesMut::with_capacity(self.head_len() + 32);
         let mut segs = Vec::with_capacity(4);
         self.write(&mut buf, &mut Some(&mut segs));
         segs.push(buf.freeze());
@@ -196,8 +200,48 @@ impl Event {
     /// Encodes the event at the end of `buf`, copying everything (for small events, or to
     /// coalesce several events into a caller's buffer).
     pub fn encode_into(&self, buf: &mut BytesMut) {
-        buf.reserve(self.head_len() + self.data.as_ref().map_or(0, |d| d.bytes.len()) + 8);
+        buf.reserve(self.encoded_len());
         self.write(buf, &mut None);
+    }
+
+    /// The exact number of bytes [`write`](Self::write) produces.
+    fn encoded_len(&self) -> usize {
+        let mut len = 1; // the blank line
+        if let Some(comment) = &self.comment {
+            len += if comment.is_empty() {
+                2
+            } else {
+                comment.len() + 3
+            };
+        }
+        if let Some(ms) = self.retry {
+            len += b"retry: \n".len() + decimal_len(ms);
+        }
+        if let Some(name) = &self.name {
+            len += b"event: \n".len() + name.len();
+        }
+        const LINE: usize = b"data: \n".len();
+        match &self.data {
+            Some(data) if data.single_line => len += LINE + data.bytes.len(),
+            Some(data) => {
+                let bytes = &data.bytes[..];
+                let mut lines = 1;
+                let mut break_bytes = 0;
+                let mut start = 0;
+                while let Some(i) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
+                    let end = start + i;
+                    let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
+                    let width = if crlf { 2 } else { 1 };
+                    lines += 1;
+                    break_bytes += width;
+                    start = end + width;
+                }
+                len += bytes.len() - break_bytes + LINE * lines;
+            }
+            None if self.name.is_some() => len += LINE,
+            None => {}
+        }
+        len
     }
 
     fn head_len(&self) -> usize {
@@ -270,6 +314,11 @@ fn put_data_line(
         _ => buf.put_slice(&data[start..end]),
     }
     buf.put_u8(b'\n');
+}
+
+/// The number of decimal digits of `n`.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// Writes `n` in decimal without going through `fmt`.

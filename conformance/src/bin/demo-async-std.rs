@@ -1,0 +1,8 @@
+//! The sse-async-std demo (`sse-async-std/examples/demo.rs`), built as a binary of this crate.
+
+#[path = "../../../sse-async-std/examples/demo.rs"]
+mod demo;
+
+fn main() {
+    demo::main();
+}

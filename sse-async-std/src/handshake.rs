@@ -1,0 +1,118 @@
+//! The handshake on a parsed request, and the accepted stream.
+
+use std::io;
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_io::{AsyncRead, AsyncWrite};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
+use sse_proto::{
+    Decision, EndReason, Hub, HubBuilder, IdSource, NotEventStream, Outlet, RejectedId, Request,
+    ResponseHead, Session, SessionId,
+};
+
+/// What to do with a request, as decided by [`handshake`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// Run the stream with [`Accepted::run`]; send with its session.
+    Accept(Accepted),
+    /// The session was closed by the server: send this 204 response, which stops the browser.
+    NoContent(Response<Bytes>),
+    /// Not an event-stream request: route it elsewhere.
+    NotEventStream(NotEventStream),
+}
+
+/// An accepted event stream, not yet running.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The handle to send events with; clone it and keep it as long as you like.
+    pub session: Session,
+    /// Where the session id came from.
+    pub source: IdSource,
+    /// Client ids that were offered and refused, with the reason, for logs.
+    pub rejected: Vec<RejectedId>,
+    head: ResponseHead,
+    headers: HeaderMap,
+    chunked: bool,
+    outlet: Outlet,
+}
+
+impl Accepted {
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        self.session.id()
+    }
+
+    /// Headers of your own (CORS, cookies) to add to the response head.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// Writes the response head and streams the session on `io` until it ends: closed by
+    /// the server (after what was queued), the peer gone (EOF or a write error; the session
+    /// leaves the hub at once), too slow, or shut down. Returns why it ended.
+    ///
+    /// Everything queued is written with one vectored write; keep-alive comments go out on
+    /// an `async-io` timer, so this runs under async-std and smol alike. HTTP/1.1 streams are
+    /// chunked, so the connection ends cleanly.
+    pub async fn run<S>(self, io: &mut S) -> io::Result<EndReason>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        let mut head = BytesMut::with_capacity(256);
+        self.head.write_http1(&mut head);
+        for (name, value) in &self.headers {
+            head.put_slice(name.as_str().as_bytes());
+            head.put_slice(b": ");
+            head.put_slice(value.as_bytes());
+            head.put_slice(b"\r\n");
+        }
+        if self.chunked {
+            head.put_slice(b"transfer-encoding: chunked\r\n");
+        }
+        head.put_slice(b"\r\n");
+        crate::stream::run(io, head.freeze(), self.outlet, self.chunked).await
+    }
+}
+
+/// A [`HubBuilder`] whose clock is `std::time::Instant::now`, the clock `async-io` timers
+/// (and so async-std and smol) run on.
+pub fn hub_builder() -> HubBuilder {
+    Hub::builder().clock(now)
+}
+
+pub(crate) fn now() -> Instant {
+    Instant::now()
+}
+
+/// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
+pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
+    match hub.decide(&Request::from(req), now()) {
+        Decision::NotEventStream(why) => Outcome::NotEventStream(why),
+        Decision::NoContent { .. } => {
+            let head = ResponseHead::no_content();
+            let mut res = Response::new(Bytes::new());
+            *res.status_mut() = StatusCode::NO_CONTENT;
+            for (name, value) in head.headers() {
+                res.headers_mut()
+                    .insert(*name, HeaderValue::from_static(value));
+            }
+            Outcome::NoContent(res)
+        }
+        Decision::Accept(accept) => {
+            let head = accept.head;
+            let source = accept.source;
+            let rejected = accept.rejected.clone();
+            let (session, outlet) = hub.accept(accept, now());
+            Outcome::Accept(Accepted {
+                session,
+                source,
+                rejected,
+                head,
+                headers: HeaderMap::new(),
+                chunked: req.version() == Version::HTTP_11,
+                outlet,
+            })
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! A small HTTP/1.1 server loop: read requests with the core's reader, answer each with the
+//! caller's handler, and run accepted event streams.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use async_io::Timer;
+use async_std::net::TcpListener;
+use bytes::{Bytes, BytesMut};
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use http::{HeaderMap, Response, StatusCode};
+use sse_proto::http1::{self, ReaderLimits, RequestReader};
+
+use crate::handshake::Accepted;
+
+/// How a handler answers a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// A response with a fixed body.
+    Response(Response<Bytes>),
+    /// An accepted event stream: it takes the connection over until it ends.
+    Stream(Accepted),
+}
+
+impl From<Response<Bytes>> for Reply {
+    fn from(res: Response<Bytes>) -> Reply {
+        Reply::Response(res)
+    }
+}
+
+impl From<Accepted> for Reply {
+    fn from(accepted: Accepted) -> Reply {
+        Reply::Stream(accepted)
+    }
+}
+
+/// Limits of [`serve_connection`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServeConfig {
+    /// Head and body size limits.
+    pub limits: ReaderLimits,
+    /// Longest wait for a request (or the rest of one) before the connection is closed
+    /// (default 10 s); a request cut short gets 408.
+    pub read_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            limits: ReaderLimits::default(),
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How one read of a request ended.
+enum Read {
+    Done(io::Result<usize>),
+    TimedOut,
+}
+
+/// Serves HTTP/1.1 requests on one connection until it closes.
+///
+/// Each request, with its body read (at most `config.limits.max_body` bytes), goes to
+/// `handler`. A fixed response keeps the connection open for the next request unless the
+/// client asked to close; a stream runs until it ends and then the connection closes.
+/// Malformed or oversized requests are answered 400, 411, 413 or 431 and the connection
+/// closes; a client that goes quiet mid-request gets 408.
+///
+/// Needs no particular executor: spawn it with `async_std::task::spawn`, `smol::spawn` or
+/// a `smol::Executor` for each accepted stream.
+pub async fn serve_connection<S, H, F>(
+    mut io: S,
+    config: ServeConfig,
+    mut handler: H,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: FnMut(http::Request<Bytes>) -> F,
+    F: Future<Output = Reply>,
+{
+    let mut reader = RequestReader::new(config.limits);
+    let mut buf = [0u8; 2048];
+    loop {
+        let req = loop {
+            match reader.poll_request() {
+                Ok(Some(req)) => break req,
+                Ok(None) => {}
+                Err(e) => {
+                    let status =
+                        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                    return write_text(&mut io, status, &e.to_string()).await;
+                }
+            }
+            let read = async { Read::Done(io.read(&mut buf).await) };
+            let timeout = async {
+                Timer::after(config.read_timeout).await;
+                Read::TimedOut
+            };
+            match futures_lite::future::or(read, timeout).await {
+                Read::Done(Ok(0)) | Read::Done(Err(_)) => return Ok(()),
+                Read::Done(Ok(n)) => reader.handle_read(&buf[..n]),
+                Read::TimedOut if reader.is_mid_request() => {
+                    return write_text(&mut io, StatusCode::REQUEST_TIMEOUT, "request timed out")
+                        .await;
+                }
+                Read::TimedOut => return Ok(()),
+            }
+        };
+        let close = http1::wants_close(&req);
+        match handler(req).await {
+            Reply::Stream(accepted) => {
+                accepted.run(&mut io).await?;
+                return io.close().await;
+            }
+            Reply::Response(res) => {
+                let (parts, body) = res.into_parts();
+                let mut buf = BytesMut::with_capacity(128 + body.len());
+                http1::write_response(parts.status, &parts.headers, &body, close, &mut buf);
+                io.write_all(&buf).await?;
+                io.flush().await?;
+                if close {
+                    return io.close().await;
+                }
+            }
+        }
+    }
+}
+
+async fn write_text<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    status: StatusCode,
+    text: &str,
+) -> io::Result<()> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let mut buf = BytesMut::new();
+    http1::write_response(status, &headers, text.as_bytes(), true, &mut buf);
+    io.write_all(&buf).await?;
+    io.close().await
+}
+
+/// Accepts connections from `listener` forever, serving each on its own async-std task
+/// with [`serve_connection`] and a clone of `handler`.
+pub async fn serve<H, F>(listener: TcpListener, config: ServeConfig, handler: H) -> io::Result<()>
+where
+    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply> + Send,
+{
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            // Out of file descriptors and the like: wait a little rather than spin.
+            Err(_) => {
+                Timer::after(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        async_std::task::spawn(async move {
+            let _ = serve_connection(stream, config, handler).await;
+        });
+    }
+}
