@@ -5,6 +5,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use sse_proto::{Batch, Outlet};
 use tokio::time::Sleep;
@@ -101,5 +102,77 @@ impl fmt::Debug for EventStream {
             State::Streaming { outlet, .. } => f.debug_tuple("EventStream").field(outlet).finish(),
             State::Done => f.write_str("EventStream(done)"),
         }
+    }
+}
+
+/// An [`EventStream`] whose data is [`Bytes`], for frameworks that want `Bytes` bodies
+/// (axum's `Body::new`, tower-http layers).
+///
+/// Each buffer of each frame goes out as a data frame of its own: a slice of the shared
+/// buffer, not a copy. Made by [`EventStream::into_bytes`].
+///
+/// ```no_run
+/// # fn demo(hub: &sse_hyper::Hub, req: http::Request<()>) {
+/// if let sse_hyper::Outcome::Accept(accepted) = sse_hyper::handshake(hub, &req) {
+///     let response = accepted.response.map(|body| body.into_bytes());
+///     // axum: response.map(axum::body::Body::new)
+/// #   let _ = response;
+/// }
+/// # }
+/// ```
+pub struct BytesStream {
+    inner: EventStream,
+    pending: Batch,
+}
+
+impl EventStream {
+    /// This stream with [`Bytes`] data (see [`BytesStream`]).
+    pub fn into_bytes(self) -> BytesStream {
+        BytesStream {
+            inner: self,
+            pending: Batch::new(),
+        }
+    }
+}
+
+impl Body for BytesStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        loop {
+            if self.pending.has_remaining() {
+                let n = self.pending.chunk().len();
+                return Poll::Ready(Some(Ok(Frame::data(self.pending.copy_to_bytes(n)))));
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(batch) => self.pending = batch,
+                    Err(frame) => {
+                        let trailers = frame.into_trailers().unwrap_or_default();
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => match e {},
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !self.pending.has_remaining() && self.inner.is_end_stream()
+    }
+}
+
+impl fmt::Debug for BytesStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BytesStream")
+            .field("inner", &self.inner)
+            .field("pending", &self.pending.remaining())
+            .finish()
     }
 }

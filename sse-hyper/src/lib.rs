@@ -30,7 +30,7 @@ mod body;
 mod guard;
 mod handshake;
 
-pub use body::EventStream;
+pub use body::{BytesStream, EventStream};
 pub use guard::{Guarded, Watch};
 pub use handshake::{Accepted, Outcome, handshake, hub_builder};
 pub use sse_proto::{

@@ -28,11 +28,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// How long any single wait on the network may take before the test fails.
 const WAIT: Duration = Duration::from_secs(2);
 
-/// axum's `Body` wants `Bytes` frames; the adapter's body yields `Batch`es (which are `Buf`).
+/// axum's `Body` wants `Bytes` data: `into_bytes` hands out the frames' buffers as they are.
 fn to_axum(body: EventStream) -> Body {
-    Body::new(body.map_frame(|frame| {
-        frame.map_data(|mut batch: Batch| batch.copy_to_bytes(batch.remaining()))
-    }))
+    Body::new(body.into_bytes())
 }
 
 async fn events(State(hub): State<Hub>, req: Request) -> Response {

@@ -170,9 +170,17 @@ impl Buf for Frame {
     }
 
     fn copy_to_bytes(&mut self, len: usize) -> Bytes {
-        if let Repr::One(b) = &mut self.repr {
+        match &mut self.repr {
             // Shares the buffer (this is how axum turns a body's data into `Bytes`).
-            return b.split_to(len.min(b.len()));
+            Repr::One(b) => return b.split_to(len.min(b.len())),
+            // Within the current segment: a slice of it, shared too.
+            Repr::Many { segs, idx, off, .. } => {
+                if let Some(seg) = segs.get(*idx).filter(|seg| seg.len() - *off >= len) {
+                    let out = seg.slice(*off..*off + len);
+                    self.advance(len);
+                    return out;
+                }
+            }
         }
         let mut out = BytesMut::with_capacity(len);
         out.put((&mut *self).take(len));
@@ -279,8 +287,8 @@ impl Buf for Batch {
 
     fn copy_to_bytes(&mut self, len: usize) -> Bytes {
         match self.frames.front_mut() {
-            // One frame holding the whole request: share it rather than copy.
-            Some(front) if front.segment_count() == 1 && front.remaining() >= len => {
+            // Within the front frame's current segment: share it rather than copy.
+            Some(front) if front.chunk().len() >= len => {
                 let out = front.copy_to_bytes(len);
                 self.remaining -= len;
                 if !front.has_remaining() {
@@ -346,6 +354,17 @@ mod tests {
             Frame::from_segments(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]);
         assert_eq!(f.copy_to_bytes(3), &b"abc"[..]);
         assert_eq!(f.chunk(), b"d");
+
+        // Segment by segment, a large event's payload is shared, never copied.
+        let payload = Bytes::from(vec![b'x'; 4096]);
+        let mut batch = Batch::from(crate::Event::new().data(payload.clone()).encode());
+        let mut shared = false;
+        while batch.has_remaining() {
+            let n = batch.chunk().len();
+            let out = batch.copy_to_bytes(n);
+            shared |= out.as_ptr() == payload.as_ptr();
+        }
+        assert!(shared, "the payload segment was handed out as is");
     }
 
     fn collect(mut buf: impl Buf) -> Vec<u8> {
