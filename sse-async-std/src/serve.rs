@@ -112,6 +112,9 @@ where
         let close = http1::wants_close(&req);
         match handler(req).await {
             Reply::Stream(accepted) => {
+                // The stream never reads another request: free the head buffer now,
+                // so an idle stream holds only what it needs.
+                drop(reader);
                 accepted.run(&mut io).await?;
                 return io.close().await;
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{Field, FieldError, FieldReason, check_field};
-use crate::frame::Frame;
+use crate::frame::{Frame, INLINE_CAP};
 
 /// Lines of data at least this long are referenced by the frame, not copied into it.
 ///
@@ -180,28 +180,38 @@ impl Event {
     /// are referenced, not copied, so a 1 MiB payload costs a few small allocations.
     pub fn encode(&self) -> Frame {
         let data_len = self.data.as_ref().map_or(0, |d| d.bytes.len());
-        let large = data_len >= REFERENCE_THRESHOLD;
-        if !large {
+        if data_len < REFERENCE_THRESHOLD {
+            let len = self.encoded_len();
+            if len <= INLINE_CAP {
+                // Small enough to live in the frame itself: no allocation at all.
+                let mut out = Inline::default();
+                self.write(&mut out);
+                debug_assert_eq!(out.len, len, "encoded_len is exact");
+                // `len <= INLINE_CAP`, which fits in a u8.
+                let frame = Frame::inline(out.buf, out.len as u8);
+                return frame.dispatching(self.is_dispatched());
+            }
             // The exact size: a buffer that is exactly full freezes into `Bytes` without a
             // second allocation (one with spare room needs a shared header allocated).
-            let len = self.encoded_len();
             let mut buf = BytesMut::with_capacity(len);
-            self.write(&mut buf, &mut None);
+            self.write(&mut buf);
             debug_assert_eq!(buf.len(), len, "encoded_len is exact");
             return Frame::from_bytes(buf.freeze()).dispatching(self.is_dispatched());
         }
-        let mut buf = BytesMut::with_capacity(self.head_len() + 32);
-        let mut segs = Vec::with_capacity(4);
-        self.write(&mut buf, &mut Some(&mut segs));
-        segs.push(buf.freeze());
-        Frame::from_segments(segs).dispatching(self.is_dispatched())
+        let mut out = Segmented {
+            buf: BytesMut::with_capacity(self.head_len() + 32),
+            segs: Vec::with_capacity(4),
+        };
+        self.write(&mut out);
+        out.segs.push(out.buf.freeze());
+        Frame::from_segments(out.segs).dispatching(self.is_dispatched())
     }
 
     /// Encodes the event at the end of `buf`, copying everything (for small events, or to
     /// coalesce several events into a caller's buffer).
     pub fn encode_into(&self, buf: &mut BytesMut) {
         buf.reserve(self.encoded_len());
-        self.write(buf, &mut None);
+        self.write(buf);
     }
 
     /// The exact number of bytes [`write`](Self::write) produces.
@@ -249,71 +259,124 @@ impl Event {
         field(&self.name) + field(&self.comment) + if self.retry.is_some() { 28 } else { 0 } + 8
     }
 
-    /// Writes the event; with `segs`, long data lines are referenced: `buf` is split off
-    /// into `segs` before each and continues after.
-    fn write(&self, buf: &mut BytesMut, segs: &mut Option<&mut Vec<Bytes>>) {
+    /// Writes the event to `out`; a [`Segmented`] output references long data lines.
+    fn write(&self, out: &mut impl Out) {
         if let Some(comment) = &self.comment {
             if comment.is_empty() {
-                buf.put_slice(b":\n");
+                out.put(b":\n");
             } else {
-                put_line(buf, b": ", comment.as_bytes());
+                put_line(out, b": ", comment.as_bytes());
             }
         }
         if let Some(ms) = self.retry {
-            buf.put_slice(b"retry: ");
-            put_decimal(buf, ms);
-            buf.put_u8(b'\n');
+            out.put(b"retry: ");
+            put_decimal(out, ms);
+            out.put(b"\n");
         }
         if let Some(name) = &self.name {
-            put_line(buf, b"event: ", name.as_bytes());
+            put_line(out, b"event: ", name.as_bytes());
         }
         match &self.data {
             Some(data) if data.single_line => {
-                put_data_line(buf, segs, &data.bytes, 0, data.bytes.len())
+                put_data_line(out, &data.bytes, 0, data.bytes.len());
             }
             Some(data) => {
                 let bytes = &data.bytes;
                 let mut start = 0;
                 while let Some(i) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
                     let end = start + i;
-                    put_data_line(buf, segs, bytes, start, end);
+                    put_data_line(out, bytes, start, end);
                     let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
                     start = end + if crlf { 2 } else { 1 };
                 }
-                put_data_line(buf, segs, bytes, start, bytes.len());
+                put_data_line(out, bytes, start, bytes.len());
             }
-            None if self.name.is_some() => buf.put_slice(b"data: \n"),
+            None if self.name.is_some() => out.put(b"data: \n"),
             None => {}
         }
-        buf.put_u8(b'\n');
+        out.put(b"\n");
     }
 }
 
-fn put_line(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
-    buf.put_slice(prefix);
-    buf.put_slice(value);
-    buf.put_u8(b'\n');
+/// Where an event is written: a buffer, a frame's inline bytes, or segments.
+pub(crate) trait Out {
+    /// Appends bytes.
+    fn put(&mut self, bytes: &[u8]);
+
+    /// Appends `data[start..end]` by reference if this output does that for a line this
+    /// long; returns whether it did.
+    fn reference(&mut self, _data: &Bytes, _start: usize, _end: usize) -> bool {
+        false
+    }
 }
 
-/// Writes `data[start..end]` as one `data:` line; a long line is referenced (a slice of
-/// `data`, no copy) when `segs` collects segments. Short lines are copied without touching
-/// the reference count.
-fn put_data_line(
-    buf: &mut BytesMut,
-    segs: &mut Option<&mut Vec<Bytes>>,
-    data: &Bytes,
-    start: usize,
-    end: usize,
-) {
-    buf.put_slice(b"data: ");
-    match segs {
-        Some(segs) if end - start >= REFERENCE_THRESHOLD => {
-            segs.push(buf.split().freeze());
-            segs.push(data.slice(start..end));
+impl Out for BytesMut {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// The bytes of a small frame, written in place before they become a [`Frame`].
+struct Inline {
+    buf: [u8; INLINE_CAP],
+    len: usize,
+}
+
+impl Default for Inline {
+    fn default() -> Inline {
+        Inline {
+            buf: [0; INLINE_CAP],
+            len: 0,
         }
-        _ => buf.put_slice(&data[start..end]),
     }
-    buf.put_u8(b'\n');
+}
+
+impl Out for Inline {
+    fn put(&mut self, bytes: &[u8]) {
+        // The caller checked that the event fits; a write past the end is dropped (and
+        // caught by the length check in debug builds), never a panic.
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+}
+
+/// A large event: the head and short lines are copied into `buf`, long data lines are
+/// referenced, each split point starting a new segment.
+struct Segmented {
+    buf: BytesMut,
+    segs: Vec<Bytes>,
+}
+
+impl Out for Segmented {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn reference(&mut self, data: &Bytes, start: usize, end: usize) -> bool {
+        if end - start < REFERENCE_THRESHOLD {
+            return false;
+        }
+        self.segs.push(self.buf.split().freeze());
+        self.segs.push(data.slice(start..end));
+        true
+    }
+}
+
+fn put_line(out: &mut impl Out, prefix: &[u8], value: &[u8]) {
+    out.put(prefix);
+    out.put(value);
+    out.put(b"\n");
+}
+
+/// Writes `data[start..end]` as one `data:` line, referenced when the output does that.
+fn put_data_line(out: &mut impl Out, data: &Bytes, start: usize, end: usize) {
+    out.put(b"data: ");
+    if !out.reference(data, start, end) {
+        out.put(&data[start..end]);
+    }
+    out.put(b"\n");
 }
 
 /// The number of decimal digits of `n`.
@@ -322,7 +385,7 @@ fn decimal_len(n: u64) -> usize {
 }
 
 /// Writes `n` in decimal without going through `fmt`.
-pub(crate) fn put_decimal(buf: &mut BytesMut, mut n: u64) {
+pub(crate) fn put_decimal(out: &mut impl Out, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -333,7 +396,7 @@ pub(crate) fn put_decimal(buf: &mut BytesMut, mut n: u64) {
             break;
         }
     }
-    buf.put_slice(&digits[i..]);
+    out.put(&digits[i..]);
 }
 
 #[cfg(test)]

@@ -31,8 +31,18 @@ pub struct Frame {
     dispatched: bool,
 }
 
+/// Bytes of a small frame kept inside the frame itself: no allocation to encode it, no
+/// reference count to share it (a clone copies these few bytes).
+pub(crate) const INLINE_CAP: usize = 62;
+
 #[derive(Clone, Debug)]
 enum Repr {
+    /// A small frame stored in place; `start..end` is unread.
+    Inline {
+        buf: [u8; INLINE_CAP],
+        start: u8,
+        end: u8,
+    },
     /// One contiguous buffer; its own read position.
     One(Bytes),
     /// Several segments shared by every clone; `idx`/`off` is this clone's read position.
@@ -51,6 +61,18 @@ impl Frame {
     }
 
     /// A frame of one buffer. The caller guarantees it is well-formed event-stream text.
+    /// A frame holding the first `len` bytes of `buf` in place.
+    pub(crate) fn inline(buf: [u8; INLINE_CAP], len: u8) -> Frame {
+        Frame {
+            repr: Repr::Inline {
+                buf,
+                start: 0,
+                end: len.min(INLINE_CAP as u8),
+            },
+            dispatched: false,
+        }
+    }
+
     pub(crate) fn from_bytes(bytes: Bytes) -> Frame {
         Frame {
             repr: Repr::One(bytes),
@@ -101,6 +123,7 @@ impl Frame {
     /// How many separate buffers the unread part spans (1 for a small event).
     pub fn segment_count(&self) -> usize {
         match &self.repr {
+            Repr::Inline { start, end, .. } => usize::from(start < end),
             Repr::One(b) => usize::from(!b.is_empty()),
             Repr::Many { segs, idx, .. } => segs.len() - idx,
         }
@@ -110,6 +133,7 @@ impl Frame {
     pub fn to_bytes(&self) -> Bytes {
         match &self.repr {
             Repr::One(b) => b.clone(),
+            Repr::Inline { .. } => Bytes::copy_from_slice(self.chunk()),
             Repr::Many { .. } => {
                 let mut out = BytesMut::with_capacity(self.len());
                 let mut this = self.clone();
@@ -128,6 +152,7 @@ impl Frame {
 impl Buf for Frame {
     fn remaining(&self) -> usize {
         match &self.repr {
+            Repr::Inline { start, end, .. } => usize::from(end - start),
             Repr::One(b) => b.len(),
             Repr::Many { remaining, .. } => *remaining,
         }
@@ -135,6 +160,7 @@ impl Buf for Frame {
 
     fn chunk(&self) -> &[u8] {
         match &self.repr {
+            Repr::Inline { buf, start, end } => &buf[usize::from(*start)..usize::from(*end)],
             Repr::One(b) => b,
             Repr::Many { segs, idx, off, .. } => match segs.get(*idx) {
                 Some(seg) => &seg[*off..],
@@ -145,6 +171,10 @@ impl Buf for Frame {
 
     fn advance(&mut self, mut cnt: usize) {
         match &mut self.repr {
+            Repr::Inline { start, end, .. } => {
+                // `cnt` is capped by what is left, which fits in a u8.
+                *start += u8::try_from(cnt.min(usize::from(*end - *start))).unwrap_or(0);
+            }
             Repr::One(b) => b.advance(cnt.min(b.len())),
             Repr::Many {
                 segs,
@@ -173,6 +203,11 @@ impl Buf for Frame {
         match &mut self.repr {
             // Shares the buffer (this is how axum turns a body's data into `Bytes`).
             Repr::One(b) => return b.split_to(len.min(b.len())),
+            Repr::Inline { .. } => {
+                let out = Bytes::copy_from_slice(&self.chunk()[..len.min(self.remaining())]);
+                self.advance(len);
+                return out;
+            }
             // Within the current segment: a slice of it, shared too.
             Repr::Many { segs, idx, off, .. } => {
                 if let Some(seg) = segs.get(*idx).filter(|seg| seg.len() - *off >= len) {
@@ -189,11 +224,12 @@ impl Buf for Frame {
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         match &self.repr {
-            Repr::One(b) => {
-                if b.is_empty() || dst.is_empty() {
+            Repr::One(_) | Repr::Inline { .. } => {
+                let chunk = self.chunk();
+                if chunk.is_empty() || dst.is_empty() {
                     return 0;
                 }
-                dst[0] = IoSlice::new(b);
+                dst[0] = IoSlice::new(chunk);
                 1
             }
             Repr::Many { segs, idx, off, .. } => {
@@ -365,6 +401,34 @@ mod tests {
             shared |= out.as_ptr() == payload.as_ptr();
         }
         assert!(shared, "the payload segment was handed out as is");
+    }
+
+    #[test]
+    fn small_frames_live_inline_and_read_like_any_other() {
+        let frame = crate::Event::new()
+            .event("tick")
+            .expect("valid")
+            .data("42")
+            .encode();
+        assert!(matches!(frame.repr, Repr::Inline { .. }));
+        assert!(frame.is_dispatched());
+        let wire = b"event: tick\ndata: 42\n\n";
+        assert_eq!(frame.chunk(), wire);
+        let mut half = frame.clone();
+        half.advance(7);
+        assert_eq!(half.chunk(), &wire[7..]);
+        assert_eq!(frame.remaining(), wire.len(), "clones read independently");
+        let mut slices = [IoSlice::new(&[]); 2];
+        assert_eq!(half.chunks_vectored(&mut slices), 1);
+        assert_eq!(&*slices[0], &wire[7..]);
+        assert_eq!(half.copy_to_bytes(4), &wire[7..11]);
+        assert_eq!(half.to_bytes(), &wire[11..]);
+        half.advance(1000);
+        assert!(!half.has_remaining());
+        assert_eq!(half.segment_count(), 0);
+        // One byte over the inline capacity goes to the heap, same bytes.
+        let big = crate::Event::new().data("x".repeat(INLINE_CAP));
+        assert!(matches!(big.encode().repr, Repr::One(_)));
     }
 
     fn collect(mut buf: impl Buf) -> Vec<u8> {
