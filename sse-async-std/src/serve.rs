@@ -82,7 +82,9 @@ where
     F: Future<Output = Reply>,
 {
     let mut reader = RequestReader::new(config.limits);
-    let mut buf = [0u8; 2048];
+    // On the heap, so that an idle stream can give it back (a local array would stay in
+    // this future for the whole connection).
+    let mut buf = vec![0u8; 2048];
     loop {
         let req = loop {
             match reader.poll_request() {
@@ -115,6 +117,7 @@ where
                 // The stream never reads another request: free the head buffer now,
                 // so an idle stream holds only what it needs.
                 drop(reader);
+                drop(buf);
                 accepted.run(&mut io).await?;
                 return io.close().await;
             }
