@@ -203,7 +203,15 @@ impl From<DecodeError> for Error {
 
 /// Checks that `value` holds no CR, LF or NUL, naming `field` in the error.
 pub(crate) fn check_field(field: Field, value: &[u8]) -> Result<(), FieldError> {
-    match memchr::memchr3(b'\r', b'\n', b'\0', value) {
+    // Names and comments are short: a plain loop beats `memchr`'s vector set-up there.
+    let found = if value.len() < 32 {
+        value
+            .iter()
+            .position(|&b| matches!(b, b'\r' | b'\n' | b'\0'))
+    } else {
+        memchr::memchr3(b'\r', b'\n', b'\0', value)
+    };
+    match found {
         Some(i) => Err(FieldError {
             field,
             reason: FieldReason::ForbiddenByte(value[i]),

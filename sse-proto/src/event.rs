@@ -181,11 +181,11 @@ impl Event {
     pub fn encode(&self) -> Frame {
         let data_len = self.data.as_ref().map_or(0, |d| d.bytes.len());
         if data_len < REFERENCE_THRESHOLD {
-            let len = self.encoded_len();
+            let (len, one_line) = self.encoded_len();
             if len <= INLINE_CAP {
                 // Small enough to live in the frame itself: no allocation at all.
                 let mut out = Inline::default();
-                self.write(&mut out);
+                self.write(&mut out, one_line);
                 debug_assert_eq!(out.len, len, "encoded_len is exact");
                 // `len <= INLINE_CAP`, which fits in a u8.
                 let frame = Frame::inline(out.buf, out.len as u8);
@@ -194,7 +194,7 @@ impl Event {
             // The exact size: a buffer that is exactly full freezes into `Bytes` without a
             // second allocation (one with spare room needs a shared header allocated).
             let mut buf = BytesMut::with_capacity(len);
-            self.write(&mut buf);
+            self.write(&mut buf, one_line);
             debug_assert_eq!(buf.len(), len, "encoded_len is exact");
             return Frame::from_bytes(buf.freeze()).dispatching(self.is_dispatched());
         }
@@ -202,7 +202,7 @@ impl Event {
             buf: BytesMut::with_capacity(self.head_len() + 32),
             segs: Vec::with_capacity(4),
         };
-        self.write(&mut out);
+        self.write(&mut out, false);
         out.segs.push(out.buf.freeze());
         Frame::from_segments(out.segs).dispatching(self.is_dispatched())
     }
@@ -210,12 +210,15 @@ impl Event {
     /// Encodes the event at the end of `buf`, copying everything (for small events, or to
     /// coalesce several events into a caller's buffer).
     pub fn encode_into(&self, buf: &mut BytesMut) {
-        buf.reserve(self.encoded_len());
-        self.write(buf);
+        let (len, one_line) = self.encoded_len();
+        buf.reserve(len);
+        self.write(buf, one_line);
     }
 
-    /// The exact number of bytes [`write`](Self::write) produces.
-    fn encoded_len(&self) -> usize {
+    /// The exact number of bytes [`write`](Self::write) produces, and whether the data is
+    /// one line (so writing it needs no second scan).
+    fn encoded_len(&self) -> (usize, bool) {
+        let mut one_line = true;
         let mut len = 1; // the blank line
         if let Some(comment) = &self.comment {
             len += if comment.is_empty() {
@@ -238,7 +241,7 @@ impl Event {
                 let mut lines = 1;
                 let mut break_bytes = 0;
                 let mut start = 0;
-                while let Some(i) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
+                while let Some(i) = find_break(&bytes[start..]) {
                     let end = start + i;
                     let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
                     let width = if crlf { 2 } else { 1 };
@@ -247,11 +250,12 @@ impl Event {
                     start = end + width;
                 }
                 len += bytes.len() - break_bytes + LINE * lines;
+                one_line = lines == 1;
             }
             None if self.name.is_some() => len += LINE,
             None => {}
         }
-        len
+        (len, one_line)
     }
 
     fn head_len(&self) -> usize {
@@ -260,7 +264,8 @@ impl Event {
     }
 
     /// Writes the event to `out`; a [`Segmented`] output references long data lines.
-    fn write(&self, out: &mut impl Out) {
+    /// `one_line`: the data is known to hold no line break.
+    fn write(&self, out: &mut impl Out, one_line: bool) {
         if let Some(comment) = &self.comment {
             if comment.is_empty() {
                 out.put(b":\n");
@@ -277,13 +282,13 @@ impl Event {
             put_line(out, b"event: ", name.as_bytes());
         }
         match &self.data {
-            Some(data) if data.single_line => {
+            Some(data) if data.single_line || one_line => {
                 put_data_line(out, &data.bytes, 0, data.bytes.len());
             }
             Some(data) => {
                 let bytes = &data.bytes;
                 let mut start = 0;
-                while let Some(i) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
+                while let Some(i) = find_break(&bytes[start..]) {
                     let end = start + i;
                     put_data_line(out, bytes, start, end);
                     let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
@@ -377,6 +382,11 @@ fn put_data_line(out: &mut impl Out, data: &Bytes, start: usize, end: usize) {
         out.put(&data[start..end]);
     }
     out.put(b"\n");
+}
+
+/// The first CR or LF in `bytes`.
+fn find_break(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr2(b'\r', b'\n', bytes)
 }
 
 /// The number of decimal digits of `n`.
