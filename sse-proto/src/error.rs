@@ -202,6 +202,7 @@ impl From<DecodeError> for Error {
 }
 
 /// Checks that `value` holds no CR, LF or NUL, naming `field` in the error.
+#[inline]
 pub(crate) fn check_field(field: Field, value: &[u8]) -> Result<(), FieldError> {
     // Names and comments are short: a plain loop beats `memchr`'s vector set-up there.
     let found = if value.len() < 32 {

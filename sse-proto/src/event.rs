@@ -104,6 +104,7 @@ pub struct Event {
 
 impl Event {
     /// An empty event. Give it data, a name, a comment or a retry.
+    #[inline]
     pub fn new() -> Event {
         Event::default()
     }
@@ -111,6 +112,7 @@ impl Event {
     /// Sets the event name (the `event:` field), which selects the browser listener.
     ///
     /// Fails when the name is empty or holds CR, LF or NUL.
+    #[inline]
     pub fn event(mut self, name: impl Into<Cow<'static, str>>) -> Result<Event, FieldError> {
         let name = name.into();
         if name.is_empty() {
@@ -125,6 +127,7 @@ impl Event {
     }
 
     /// Sets the data, replacing any set before.
+    #[inline]
     pub fn data(mut self, data: impl Into<Data>) -> Event {
         self.data = Some(data.into());
         self
@@ -170,6 +173,7 @@ impl Event {
     }
 
     /// Whether a browser would dispatch this event (it has a name or data).
+    #[inline]
     pub fn is_dispatched(&self) -> bool {
         self.name.is_some() || self.data.is_some()
     }
@@ -217,6 +221,7 @@ impl Event {
 
     /// The exact number of bytes [`write`](Self::write) produces, and whether the data is
     /// one line (so writing it needs no second scan).
+    #[inline]
     fn encoded_len(&self) -> (usize, bool) {
         let mut one_line = true;
         let mut len = 1; // the blank line
@@ -265,6 +270,7 @@ impl Event {
 
     /// Writes the event to `out`; a [`Segmented`] output references long data lines.
     /// `one_line`: the data is known to hold no line break.
+    #[inline]
     fn write(&self, out: &mut impl Out, one_line: bool) {
         if let Some(comment) = &self.comment {
             if comment.is_empty() {
@@ -316,6 +322,7 @@ pub(crate) trait Out {
 }
 
 impl Out for BytesMut {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
@@ -337,6 +344,7 @@ impl Default for Inline {
 }
 
 impl Out for Inline {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         // The caller checked that the event fits; a write past the end is dropped (and
         // caught by the length check in debug builds), never a panic.
@@ -355,6 +363,7 @@ struct Segmented {
 }
 
 impl Out for Segmented {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
@@ -369,6 +378,7 @@ impl Out for Segmented {
     }
 }
 
+#[inline]
 fn put_line(out: &mut impl Out, prefix: &[u8], value: &[u8]) {
     out.put(prefix);
     out.put(value);
@@ -376,6 +386,7 @@ fn put_line(out: &mut impl Out, prefix: &[u8], value: &[u8]) {
 }
 
 /// Writes `data[start..end]` as one `data:` line, referenced when the output does that.
+#[inline]
 fn put_data_line(out: &mut impl Out, data: &Bytes, start: usize, end: usize) {
     out.put(b"data: ");
     if !out.reference(data, start, end) {
@@ -385,6 +396,7 @@ fn put_data_line(out: &mut impl Out, data: &Bytes, start: usize, end: usize) {
 }
 
 /// The first CR or LF in `bytes`.
+#[inline]
 fn find_break(bytes: &[u8]) -> Option<usize> {
     memchr::memchr2(b'\r', b'\n', bytes)
 }

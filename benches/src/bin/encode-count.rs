@@ -30,6 +30,38 @@ fn main() {
                 total += frame.map_or(0, |f| f.remaining());
             }
         }
+        "build-only" => {
+            for _ in 0..n {
+                let event = sse_proto::Event::new()
+                    .event(black_box(name))
+                    .map(|e| e.data(black_box(&shared).clone()));
+                total += event.map_or(0, |e| usize::from(e.is_dispatched()));
+            }
+        }
+        "clone-only" => {
+            for _ in 0..n {
+                total += black_box(&shared).clone().len();
+            }
+        }
+        "build-static" => {
+            let data: &'static str = Box::leak(data.clone().into_boxed_str());
+            for _ in 0..n {
+                let event = sse_proto::Event::new()
+                    .event(black_box(name))
+                    .map(|e| e.data(black_box(data)));
+                total += event.map_or(0, |e| usize::from(e.is_dispatched()));
+            }
+        }
+        "encode-only" => {
+            let event = sse_proto::Event::new()
+                .event(name)
+                .map(|e| e.data(shared.clone()));
+            for _ in 0..n {
+                total += black_box(&event)
+                    .as_ref()
+                    .map_or(0, |e| e.encode().remaining());
+            }
+        }
         "axum" => {
             for _ in 0..n {
                 let event = axum::response::sse::Event::default()

@@ -5,7 +5,7 @@
 //! cargo bench -p sse-benches && cargo run -p sse-benches --bin report
 //! ```
 //!
-//! In every criterion group, the function whose name starts with `sse` is the baseline.
+//! In every criterion group, the function whose name starts with `sse-proto` is the baseline.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,11 @@ fn row(dir: &Path, function: String) -> Option<Row> {
     })
 }
 
+/// The baseline of a group: sse-proto's own implementation.
+fn is_ours(function: &str) -> bool {
+    function.starts_with("sse-proto")
+}
+
 fn human_time(ns: f64) -> String {
     match ns {
         ns if ns < 1e3 => format!("{ns:.1} ns"),
@@ -94,6 +99,13 @@ fn main() {
         let mut inputs: Vec<String> = Vec::new();
         let functions = dirs(&group);
         for f in &functions {
+            // A bench without an input (`bench_function`) holds its results directly.
+            if f.join("new").is_dir() {
+                if !inputs.contains(&String::new()) {
+                    inputs.push(String::new());
+                }
+                continue;
+            }
             for i in dirs(f) {
                 if !inputs.contains(&name(&i)) {
                     inputs.push(name(&i));
@@ -105,10 +117,7 @@ fn main() {
                 .iter()
                 .filter_map(|f| row(&f.join(input), name(f)))
                 .collect();
-            let ours = rows
-                .iter()
-                .find(|r| r.function.starts_with("sse"))
-                .map(|r| r.ns);
+            let ours = rows.iter().find(|r| is_ours(&r.function)).map(|r| r.ns);
             for r in &rows {
                 let per_iter = r.elements.unwrap_or(1.0);
                 let rate = human_rate(per_iter * 1e9 / r.ns);
@@ -117,7 +126,7 @@ fn main() {
                     .map(|b| format!("{}B", human_rate(b * 1e9 / r.ns)))
                     .unwrap_or_else(|| "-".to_owned());
                 let ratio = match ours {
-                    Some(_) if r.function.starts_with("sse") => "1.00×".to_owned(),
+                    Some(_) if is_ours(&r.function) => "1.00×".to_owned(),
                     Some(ours) => format!("{:.2}×", r.ns / ours),
                     None => "-".to_owned(),
                 };
