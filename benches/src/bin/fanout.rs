@@ -13,8 +13,11 @@
 //! encoding the event itself. Every server runs in its own process, so its RSS is its own.
 //!
 //! Prints one line of figures: deliveries per second (N × M over the time from the first
-//! broadcast to the last delivery), delivery latency p50/p99 (from the broadcast's send to
-//! the client's read), and the server's RSS per idle connection.
+//! broadcast to the last delivery), the server's CPU time per delivery (user + system, from
+//! `/proc`, over the same span: what the server spends, whatever the client's speed), its
+//! write system calls per delivery (below 1 when it coalesces events into one write),
+//! delivery latency p50/p99 (from the broadcast's send to the client's read), and the
+//! server's RSS per idle connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -94,6 +97,16 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGTERM first: the demos end their streams on a signal.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..40 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -101,22 +114,22 @@ impl Drop for Server {
 
 impl Server {
     fn start(server: &str) -> Result<Server, Error> {
-        let mut cmd = if server == "axum" {
-            let mut cmd = Command::new(std::env::current_exe()?);
-            cmd.args(["--serve-axum", "127.0.0.1:0"]);
-            cmd
+        let (program, args): (String, Vec<&str>) = if server == "axum" {
+            let me = std::env::current_exe()?.to_string_lossy().into_owned();
+            (me, vec!["--serve-axum", "127.0.0.1:0"])
         } else {
-            let mut cmd = Command::new(server);
-            cmd.args([
+            let flags = [
                 "--addr",
                 "127.0.0.1:0",
                 "--tick-ms",
                 "0",
                 "--keep-alive-ms",
                 "0",
-            ]);
-            cmd
+            ];
+            (server.to_owned(), flags.to_vec())
         };
+        let mut cmd = Command::new(&program);
+        cmd.args(args);
         let mut child = cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
@@ -127,6 +140,31 @@ impl Server {
             .ok_or(format!("{server} printed {line:?}"))?
             .parse()?;
         Ok(Server { child, addr })
+    }
+
+    /// CPU time the server has used (user + system), from `/proc/<pid>/stat`.
+    fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // Clock ticks are 1/100 s on Linux.
+        Duration::from_millis(fields.iter().sum::<u64>() * 10)
+    }
+
+    /// Write-type system calls the server has made (`syscw` of `/proc/<pid>/io`).
+    fn write_calls(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/io", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("syscw:")?.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     fn rss_kib(&self) -> u64 {
@@ -248,6 +286,8 @@ async fn run(args: Args) -> Result<(), Error> {
     let rss_idle = server.rss_kib();
     let per_conn = (rss_idle.saturating_sub(rss_before) as f64 * 1024.0) / args.conns as f64;
 
+    let cpu_before = server.cpu();
+    let writes_before = server.write_calls();
     let mut sent_at = Vec::with_capacity(args.broadcasts);
     let start = Instant::now();
     for seq in 0..args.broadcasts {
@@ -270,6 +310,8 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     }
     let elapsed = last.duration_since(start);
+    let cpu = server.cpu().saturating_sub(cpu_before);
+    let writes = server.write_calls().saturating_sub(writes_before);
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     let deliveries = args.conns * args.broadcasts;
@@ -277,11 +319,13 @@ async fn run(args: Args) -> Result<(), Error> {
         .file_name()
         .map_or(args.server.clone(), |n| n.to_string_lossy().into_owned());
     println!(
-        "{name}: conns={} broadcasts={} size={}B deliveries/s={:.0} p50={:.2}ms p99={:.2}ms rss_idle={}KiB rss/conn={:.0}B",
+        "{name}: conns={} broadcasts={} size={}B deliveries/s={:.0} server_cpu/delivery={:.2}us writes/delivery={:.2} p50={:.2}ms p99={:.2}ms rss_idle={}KiB rss/conn={:.0}B",
         args.conns,
         args.broadcasts,
         args.size,
         deliveries as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / deliveries as f64,
+        writes as f64 / deliveries as f64,
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
         rss_idle,
@@ -356,6 +400,10 @@ fn serve_axum(addr: SocketAddr) {
         if let Ok(local) = listener.local_addr() {
             println!("listening on http://{local}");
         }
+        // TCP_NODELAY as the sse-rs servers set it: an event goes out when it is written.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(listener, app).await;
     });
 }
