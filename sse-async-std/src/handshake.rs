@@ -3,12 +3,12 @@
 use std::io;
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
+use http::{HeaderMap, Response, Version};
 use sse_proto::{
     Decision, EndReason, Hub, HubBuilder, IdSource, NotEventStream, Outlet, RejectedId, Request,
-    ResponseHead, Session, SessionId,
+    ResponseHead, Session, SessionId, http1,
 };
 
 /// What to do with a request, as decided by [`handshake`].
@@ -59,19 +59,8 @@ impl Accepted {
     where
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
     {
-        let mut head = BytesMut::with_capacity(256);
-        self.head.write_http1(&mut head);
-        for (name, value) in &self.headers {
-            head.put_slice(name.as_str().as_bytes());
-            head.put_slice(b": ");
-            head.put_slice(value.as_bytes());
-            head.put_slice(b"\r\n");
-        }
-        if self.chunked {
-            head.put_slice(b"transfer-encoding: chunked\r\n");
-        }
-        head.put_slice(b"\r\n");
-        crate::stream::run(io, head.freeze(), self.outlet, self.chunked).await
+        let head = http1::stream_head(&self.head, &self.headers, self.chunked);
+        crate::stream::run(io, head, self.outlet, self.chunked).await
     }
 }
 
@@ -89,16 +78,7 @@ pub(crate) fn now() -> Instant {
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     match hub.decide(&Request::from(req), now()) {
         Decision::NotEventStream(why) => Outcome::NotEventStream(why),
-        Decision::NoContent { .. } => {
-            let head = ResponseHead::no_content();
-            let mut res = Response::new(Bytes::new());
-            *res.status_mut() = StatusCode::NO_CONTENT;
-            for (name, value) in head.headers() {
-                res.headers_mut()
-                    .insert(*name, HeaderValue::from_static(value));
-            }
-            Outcome::NoContent(res)
-        }
+        Decision::NoContent { .. } => Outcome::NoContent(http1::no_content()),
         Decision::Accept(accept) => {
             let head = accept.head;
             let source = accept.source;

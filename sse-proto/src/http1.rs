@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use crate::error::HeadError;
 use crate::frame::{Batch, Frame};
+use crate::handshake::ResponseHead;
 
 /// Default limit on a request head, in bytes.
 pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
@@ -116,6 +117,36 @@ pub fn write_status_and_headers(status: StatusCode, headers: &HeaderMap, buf: &m
         buf.put_slice(value.as_bytes());
         buf.put_slice(b"\r\n");
     }
+}
+
+/// The head of an accepted event stream: the core's status and headers, the caller's own
+/// `extra` headers (CORS, cookies), `transfer-encoding: chunked` when `chunked`, and the
+/// blank line. Shared by the adapters that write to a socket themselves.
+pub fn stream_head(head: &ResponseHead, extra: &HeaderMap, chunked: bool) -> Bytes {
+    let mut buf = BytesMut::with_capacity(256);
+    head.write_http1(&mut buf);
+    for (name, value) in extra {
+        buf.put_slice(name.as_str().as_bytes());
+        buf.put_slice(b": ");
+        buf.put_slice(value.as_bytes());
+        buf.put_slice(b"\r\n");
+    }
+    if chunked {
+        buf.put_slice(b"transfer-encoding: chunked\r\n");
+    }
+    buf.put_slice(b"\r\n");
+    buf.freeze()
+}
+
+/// The 204 answer to a closed session's reconnect, with the core's headers.
+pub fn no_content() -> http::Response<Bytes> {
+    let mut res = http::Response::new(Bytes::new());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    for (name, value) in ResponseHead::no_content().headers() {
+        res.headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
+    }
+    res
 }
 
 /// Writes a whole response with a fixed body: status line, `headers`, `content-length`,

@@ -2,11 +2,11 @@
 
 use std::io;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
+use bytes::Bytes;
+use http::{HeaderMap, Response, Version};
 use sse_proto::{
     Decision, EndReason, Hub, HubBuilder, IdSource, NotEventStream, Outlet, RejectedId, Request,
-    ResponseHead, Session, SessionId,
+    ResponseHead, Session, SessionId, http1,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -57,19 +57,8 @@ impl Accepted {
     where
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
     {
-        let mut head = BytesMut::with_capacity(256);
-        self.head.write_http1(&mut head);
-        for (name, value) in &self.headers {
-            head.put_slice(name.as_str().as_bytes());
-            head.put_slice(b": ");
-            head.put_slice(value.as_bytes());
-            head.put_slice(b"\r\n");
-        }
-        if self.chunked {
-            head.put_slice(b"transfer-encoding: chunked\r\n");
-        }
-        head.put_slice(b"\r\n");
-        crate::stream::run(io, head.freeze(), self.outlet, self.chunked).await
+        let head = http1::stream_head(&self.head, &self.headers, self.chunked);
+        crate::stream::run(io, head, self.outlet, self.chunked).await
     }
 }
 
@@ -87,16 +76,7 @@ pub(crate) fn now() -> std::time::Instant {
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     match hub.decide(&Request::from(req), now()) {
         Decision::NotEventStream(why) => Outcome::NotEventStream(why),
-        Decision::NoContent { .. } => {
-            let head = ResponseHead::no_content();
-            let mut res = Response::new(Bytes::new());
-            *res.status_mut() = StatusCode::NO_CONTENT;
-            for (name, value) in head.headers() {
-                res.headers_mut()
-                    .insert(*name, HeaderValue::from_static(value));
-            }
-            Outcome::NoContent(res)
-        }
+        Decision::NoContent { .. } => Outcome::NoContent(http1::no_content()),
         Decision::Accept(accept) => {
             let head = accept.head;
             let source = accept.source;
