@@ -1,4 +1,5 @@
-//! The writer loop of one stream: drain the outlet, write vectored, keep alive, notice EOF.
+//! The writer loop of one stream: the core's [`Pump`] says what to write, this performs it
+//! on `futures-io` (vectored writes, keep-alive on an `async-io` timer, EOF noticed by a read).
 
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
@@ -9,7 +10,8 @@ use std::time::Instant;
 use async_io::Timer;
 use bytes::{Buf, Bytes};
 use futures_io::{AsyncRead, AsyncWrite};
-use sse_proto::{Batch, EndReason, Outlet, http1};
+use sse_proto::http1::{Next, Pump};
+use sse_proto::{EndReason, Outlet};
 
 /// Most buffers handed to one vectored write.
 const MAX_IOVECS: usize = 64;
@@ -23,13 +25,11 @@ pub(crate) async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
-    let mut pending = Batch::from(head);
+    let mut pump = Pump::new(head, chunked);
     let mut timer = Timer::never();
     // The deadline `timer` is armed for. A fired one-shot `Timer` stays pending until it is
     // set again, so this is cleared when it fires.
     let mut armed: Option<Instant> = None;
-    let mut drained = false;
-    let mut flushed = true;
     let mut scratch = [0u8; 32];
     poll_fn(|cx| {
         loop {
@@ -43,55 +43,34 @@ where
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return gone(&mut outlet),
                 Poll::Ready(Ok(_)) | Poll::Pending => {}
             }
-            if !pending.has_remaining() {
-                if !flushed {
-                    match Pin::new(&mut *io).poll_flush(cx) {
-                        Poll::Ready(Ok(())) => flushed = true,
-                        Poll::Ready(Err(_)) => return gone(&mut outlet),
+            match pump.next(&mut outlet, cx, crate::handshake::now()) {
+                Next::Write => {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    let n = pump.pending().chunks_vectored(&mut slices);
+                    match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return gone(&mut outlet),
+                        Poll::Ready(Ok(written)) => pump.advance(written),
                         Poll::Pending => return Poll::Pending,
                     }
                 }
-                if drained {
-                    let reason = outlet.end_reason().unwrap_or(EndReason::PeerGone);
-                    return Poll::Ready(Ok(reason));
-                }
-                let mut batch = Batch::new();
-                match outlet.poll_drain(cx, crate::handshake::now(), &mut batch) {
-                    Poll::Ready(Some(_)) => {
-                        pending = if chunked { http1::chunk(batch) } else { batch };
+                Next::Flush => match Pin::new(&mut *io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => pump.flushed(),
+                    Poll::Ready(Err(_)) => return gone(&mut outlet),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Next::Wait(None) => return Poll::Pending,
+                Next::Wait(Some(deadline)) => {
+                    if armed != Some(deadline) {
+                        timer.set_at(deadline);
+                        armed = Some(deadline);
                     }
-                    Poll::Ready(None) => {
-                        drained = true;
-                        if chunked {
-                            pending = http1::last_chunk();
-                        }
-                        continue;
+                    if Pin::new(&mut timer).poll(cx).is_pending() {
+                        return Poll::Pending;
                     }
-                    Poll::Pending => {
-                        let Some(deadline) = outlet.poll_timeout() else {
-                            return Poll::Pending;
-                        };
-                        if armed != Some(deadline) {
-                            timer.set_at(deadline);
-                            armed = Some(deadline);
-                        }
-                        if Pin::new(&mut timer).poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        armed = None;
-                        continue; // keep-alive is due: poll_drain queues it
-                    }
+                    // Keep-alive is due: the next drain queues it.
+                    armed = None;
                 }
-            }
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = pending.chunks_vectored(&mut slices);
-            match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return gone(&mut outlet),
-                Poll::Ready(Ok(written)) => {
-                    pending.advance(written);
-                    flushed = false;
-                }
-                Poll::Pending => return Poll::Pending,
+                Next::Done(reason) => return Poll::Ready(Ok(reason)),
             }
         }
     })

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::error::{Field, FieldError, FieldReason, check_field};
 use crate::frame::{Frame, INLINE_CAP};
@@ -153,6 +153,7 @@ impl Event {
     /// compact JSON holds no line break, so encoding does not scan it again.
     #[cfg(feature = "json")]
     pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Result<Event, crate::Error> {
+        use bytes::BufMut as _;
         let mut w = BytesMut::with_capacity(128).writer();
         serde_json::to_writer(&mut w, value).map_err(|e| crate::Error::Json(e.to_string()))?;
         self.data = Some(Data {

@@ -8,6 +8,10 @@ use crate::error::HeadError;
 use crate::frame::{Batch, Frame};
 use crate::handshake::ResponseHead;
 
+mod pump;
+
+pub use pump::{Next, Pump};
+
 /// Default limit on a request head, in bytes.
 pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
 /// Most header lines read from one request.

@@ -1,4 +1,5 @@
-//! The writer loop of one stream: drain the outlet, write vectored, keep alive, notice EOF.
+//! The writer loop of one stream: the core's [`Pump`] says what to write, this performs it
+//! on tokio (vectored writes, keep-alive on `tokio::time`, EOF noticed by a read).
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -6,7 +7,8 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use bytes::{Buf, Bytes};
-use sse_proto::{Batch, EndReason, Outlet, http1};
+use sse_proto::http1::{Next, Pump};
+use sse_proto::{EndReason, Outlet};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -22,10 +24,8 @@ pub(crate) async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
-    let mut pending = Batch::from(head);
+    let mut pump = Pump::new(head, chunked);
     let mut timer: Option<Pin<Box<Sleep>>> = None;
-    let mut drained = false;
-    let mut flushed = true;
     let mut scratch = [0u8; 32];
     poll_fn(|cx| {
         loop {
@@ -41,56 +41,35 @@ where
                 Poll::Ready(Err(_)) => return gone(&mut outlet),
                 Poll::Ready(Ok(())) | Poll::Pending => {}
             }
-            if !pending.has_remaining() {
-                if !flushed {
-                    match Pin::new(&mut *io).poll_flush(cx) {
-                        Poll::Ready(Ok(())) => flushed = true,
-                        Poll::Ready(Err(_)) => return gone(&mut outlet),
+            match pump.next(&mut outlet, cx, crate::handshake::now()) {
+                Next::Write => {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    let n = pump.pending().chunks_vectored(&mut slices);
+                    match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return gone(&mut outlet),
+                        Poll::Ready(Ok(written)) => pump.advance(written),
                         Poll::Pending => return Poll::Pending,
                     }
                 }
-                if drained {
-                    let reason = outlet.end_reason().unwrap_or(EndReason::PeerGone);
-                    return Poll::Ready(Ok(reason));
-                }
-                let mut batch = Batch::new();
-                match outlet.poll_drain(cx, crate::handshake::now(), &mut batch) {
-                    Poll::Ready(Some(_)) => {
-                        pending = if chunked { http1::chunk(batch) } else { batch };
+                Next::Flush => match Pin::new(&mut *io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => pump.flushed(),
+                    Poll::Ready(Err(_)) => return gone(&mut outlet),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Next::Wait(None) => return Poll::Pending,
+                Next::Wait(Some(deadline)) => {
+                    let deadline = tokio::time::Instant::from_std(deadline);
+                    let sleep =
+                        timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    if sleep.deadline() != deadline {
+                        sleep.as_mut().reset(deadline);
                     }
-                    Poll::Ready(None) => {
-                        drained = true;
-                        if chunked {
-                            pending = http1::last_chunk();
-                        }
-                        continue;
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
                     }
-                    Poll::Pending => {
-                        let Some(deadline) = outlet.poll_timeout() else {
-                            return Poll::Pending;
-                        };
-                        let deadline = tokio::time::Instant::from_std(deadline);
-                        let sleep = timer
-                            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                        if sleep.deadline() != deadline {
-                            sleep.as_mut().reset(deadline);
-                        }
-                        if sleep.as_mut().poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        continue; // keep-alive is due: poll_drain queues it
-                    }
+                    // Keep-alive is due: the next drain queues it.
                 }
-            }
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = pending.chunks_vectored(&mut slices);
-            match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return gone(&mut outlet),
-                Poll::Ready(Ok(written)) => {
-                    pending.advance(written);
-                    flushed = false;
-                }
-                Poll::Pending => return Poll::Pending,
+                Next::Done(reason) => return Poll::Ready(Ok(reason)),
             }
         }
     })
