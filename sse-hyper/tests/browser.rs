@@ -3,10 +3,10 @@
 //! themselves are in `tests-browser/*.test.mjs`; this runs them with `node --test` so that
 //! `cargo test --workspace` covers them, and fails (never skips) when their tools are missing.
 //!
-//! The demo binary is the debug example that `cargo test` builds next to this test binary
-//! (`target/<profile>/examples/demo`), or `$DEMO_BIN`. `cargo test -p sse-hyper --test browser`
-//! alone does not build examples, so when the binary is missing or older than the sources it is
-//! built here with `cargo build -p sse-hyper --example demo`.
+//! The demo binary is `target/<profile>/demo-hyper` (this crate's `examples/demo.rs`, built as
+//! a binary of `conformance/`, which `cargo test --workspace` builds), or `$DEMO_BIN`. When it
+//! is missing or older than its sources (`cargo test -p sse-hyper --test browser` alone), it
+//! is built here with `cargo build -p sse-conformance --bin demo-hyper`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,12 +45,14 @@ fn demo_binary(root: &Path) -> PathBuf {
         return PathBuf::from(bin);
     }
     let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/browser-<hash> -> target/<profile>/examples/demo
+    // target/<profile>/deps/browser-<hash> -> target/<profile>/demo-hyper: the sse-hyper demo
+    // built as a binary of the conformance crate. (`examples/demo` is ambiguous under
+    // `cargo test --workspace`: every adapter crate has an example of that name.)
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("the test binary lives in target/<profile>/deps");
-    let bin = profile_dir.join("examples").join("demo");
+    let bin = profile_dir.join("demo-hyper");
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
     let sources = [
         "Cargo.toml",
@@ -61,6 +63,8 @@ fn demo_binary(root: &Path) -> PathBuf {
         "sse-hyper/examples",
         "sse-proto/Cargo.toml",
         "sse-proto/src",
+        "conformance/Cargo.toml",
+        "conformance/src/bin/demo-hyper.rs",
     ]
     .iter()
     .filter_map(|p| newest(&root.join(p)))
@@ -74,7 +78,7 @@ fn demo_binary(root: &Path) -> PathBuf {
         let mut cargo = Command::new(env!("CARGO"));
         cargo
             .current_dir(root)
-            .args(["build", "-p", "sse-hyper", "--example", "demo"]);
+            .args(["build", "-p", "sse-conformance", "--bin", "demo-hyper"]);
         if profile_dir
             .file_name()
             .is_some_and(|name| name == "release")
@@ -84,7 +88,7 @@ fn demo_binary(root: &Path) -> PathBuf {
         let status = cargo.status().expect("cargo runs");
         assert!(
             status.success(),
-            "cargo build -p sse-hyper --example demo failed"
+            "cargo build -p sse-conformance --bin demo-hyper failed"
         );
     }
     assert!(bin.is_file(), "no demo binary at {}", bin.display());
