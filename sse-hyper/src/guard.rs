@@ -8,8 +8,8 @@
 //!
 //! A [`Watch`] closes that gap: wrap each accepted socket with [`Watch::guard`] and put the
 //! watch into each request's extensions; [`handshake`](crate::handshake) registers the
-//! sessions it accepts with it, and the guarded socket fails its next read or write, waking
-//! hyper at once, when one of them is cut off. hyper then drops the connection.
+//! sessions it accepts with it, and once one of them is cut off, the guarded socket's waiting
+//! read or write fails (hyper is woken for it at once). hyper then drops the connection.
 
 use std::io;
 use std::pin::Pin;
@@ -58,6 +58,16 @@ impl Watch {
         sessions.push(session);
     }
 
+    /// Passes an I/O result through, unless the I/O has to wait and a watched session was
+    /// cut off: then the error that makes hyper drop the connection. Only a waiting read or
+    /// write looks at the sessions, so a transport that keeps up costs nothing more.
+    fn check<T>(&self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Pending => self.poll_cut(cx).map(Err),
+            ready => ready,
+        }
+    }
+
     /// Ready with an error once a watched session was cut off; registers `cx` otherwise.
     fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
@@ -93,10 +103,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Poll::Ready(e) = self.watch.poll_cut(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.watch.check(cx, poll)
     }
 }
 
@@ -106,10 +114,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Poll::Ready(e) = self.watch.poll_cut(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch.check(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -117,10 +123,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Poll::Ready(e) = self.watch.poll_cut(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch.check(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -128,10 +132,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Poll::Ready(e) = self.watch.poll_cut(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.io).poll_flush(cx)
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch.check(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1,6 +1,6 @@
 //! The handshake on an `http::Request`.
 
-use http::{HeaderValue, Response, StatusCode};
+use http::Response;
 
 use sse_proto::{
     Decision, Hub, HubBuilder, IdSource, NotEventStream, RejectedId, Request, ResponseHead,
@@ -61,7 +61,7 @@ pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     match hub.decide(&view, now()) {
         Decision::NotEventStream(why) => Outcome::NotEventStream(why),
         Decision::NoContent { .. } => {
-            Outcome::NoContent(respond(ResponseHead::no_content(), EventStream::empty()))
+            Outcome::NoContent(ResponseHead::no_content().response(EventStream::empty()))
         }
         Decision::Accept(accept) => {
             let head = accept.head;
@@ -73,20 +73,10 @@ pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
             }
             Outcome::Accept(Accepted {
                 session,
-                response: respond(head, EventStream::new(outlet)),
+                response: head.response(EventStream::new(outlet)),
                 source,
                 rejected,
             })
         }
     }
-}
-
-fn respond(head: ResponseHead, body: EventStream) -> Response<EventStream> {
-    let mut res = Response::new(body);
-    *res.status_mut() = StatusCode::from_u16(head.status()).unwrap_or(StatusCode::OK);
-    let headers = res.headers_mut();
-    for (name, value) in head.headers() {
-        headers.insert(*name, HeaderValue::from_static(value));
-    }
-    res
 }

@@ -243,19 +243,11 @@ impl Event {
         match &self.data {
             Some(data) if data.single_line => len += LINE + data.bytes.len(),
             Some(data) => {
-                let bytes = &data.bytes[..];
-                let mut lines = 1;
-                let mut break_bytes = 0;
-                let mut start = 0;
-                while let Some(i) = find_break(&bytes[start..]) {
-                    let end = start + i;
-                    let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
-                    let width = if crlf { 2 } else { 1 };
+                let mut lines = 0;
+                for (start, end) in DataLines::new(&data.bytes) {
+                    len += LINE + end - start;
                     lines += 1;
-                    break_bytes += width;
-                    start = end + width;
                 }
-                len += bytes.len() - break_bytes + LINE * lines;
                 one_line = lines == 1;
             }
             None if self.name.is_some() => len += LINE,
@@ -293,15 +285,9 @@ impl Event {
                 put_data_line(out, &data.bytes, 0, data.bytes.len());
             }
             Some(data) => {
-                let bytes = &data.bytes;
-                let mut start = 0;
-                while let Some(i) = find_break(&bytes[start..]) {
-                    let end = start + i;
-                    put_data_line(out, bytes, start, end);
-                    let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
-                    start = end + if crlf { 2 } else { 1 };
+                for (start, end) in DataLines::new(&data.bytes) {
+                    put_data_line(out, &data.bytes, start, end);
                 }
-                put_data_line(out, bytes, start, bytes.len());
             }
             None if self.name.is_some() => out.put(b"data: \n"),
             None => {}
@@ -396,10 +382,44 @@ fn put_data_line(out: &mut impl Out, data: &Bytes, start: usize, end: usize) {
     out.put(b"\n");
 }
 
-/// The first CR or LF in `bytes`.
-#[inline]
-fn find_break(bytes: &[u8]) -> Option<usize> {
-    memchr::memchr2(b'\r', b'\n', bytes)
+/// The `start..end` of each line of event data, split on CR, LF and CRLF (one break each):
+/// always at least one line, and an empty one after a final break.
+struct DataLines<'a> {
+    bytes: &'a [u8],
+    /// Where the next line starts; `None` once the last line was given.
+    start: Option<usize>,
+}
+
+impl<'a> DataLines<'a> {
+    #[inline]
+    fn new(bytes: &'a [u8]) -> DataLines<'a> {
+        DataLines {
+            bytes,
+            start: Some(0),
+        }
+    }
+}
+
+impl Iterator for DataLines<'_> {
+    type Item = (usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let start = self.start?;
+        let bytes = self.bytes;
+        match memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
+            Some(i) => {
+                let end = start + i;
+                let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
+                self.start = Some(end + if crlf { 2 } else { 1 });
+                Some((start, end))
+            }
+            None => {
+                self.start = None;
+                Some((start, bytes.len()))
+            }
+        }
+    }
 }
 
 /// The number of decimal digits of `n`.

@@ -60,7 +60,6 @@ impl Frame {
         Frame::from_bytes(Bytes::from_static(bytes))
     }
 
-    /// A frame of one buffer. The caller guarantees it is well-formed event-stream text.
     /// A frame holding the first `len` bytes of `buf` in place.
     pub(crate) fn inline(buf: [u8; INLINE_CAP], len: u8) -> Frame {
         Frame {
@@ -73,6 +72,7 @@ impl Frame {
         }
     }
 
+    /// A frame of one buffer. The caller guarantees it is well-formed event-stream text.
     pub(crate) fn from_bytes(bytes: Bytes) -> Frame {
         Frame {
             repr: Repr::One(bytes),
@@ -269,6 +269,15 @@ impl Batch {
         if frame.has_remaining() {
             self.remaining += frame.remaining();
             self.frames.push_back(frame);
+        }
+    }
+
+    /// Puts a frame before the others (a chunk's size line).
+    #[cfg(feature = "http1")]
+    pub(crate) fn push_front(&mut self, frame: Frame) {
+        if frame.has_remaining() {
+            self.remaining += frame.remaining();
+            self.frames.push_front(frame);
         }
     }
 

@@ -416,7 +416,22 @@ fn preamble(id: &SessionId, retry: Duration) -> Frame {
 
 #[cfg(feature = "http")]
 mod http_impl {
-    use super::{HttpVersion, Request};
+    use super::{HttpVersion, Request, ResponseHead};
+
+    impl ResponseHead {
+        /// This head as an `http::Response` carrying `body` (what the hyper adapter returns,
+        /// and the 204 of the socket adapters).
+        pub fn response<B>(&self, body: B) -> http::Response<B> {
+            let mut res = http::Response::new(body);
+            *res.status_mut() =
+                http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::OK);
+            let headers = res.headers_mut();
+            for (name, value) in self.headers {
+                headers.insert(*name, http::HeaderValue::from_static(value));
+            }
+            res
+        }
+    }
 
     impl From<http::Version> for HttpVersion {
         fn from(v: http::Version) -> HttpVersion {

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use crate::error::HeadError;
-use crate::frame::{Batch, Frame};
+use crate::frame::{Batch, Frame, INLINE_CAP};
 use crate::handshake::ResponseHead;
 
 mod pump;
@@ -115,6 +115,11 @@ pub fn write_status_and_headers(status: StatusCode, headers: &HeaderMap, buf: &m
     buf.put_u8(b' ');
     buf.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     buf.put_slice(b"\r\n");
+    put_headers(headers, buf);
+}
+
+/// Writes `name: value` lines.
+fn put_headers(headers: &HeaderMap, buf: &mut BytesMut) {
     for (name, value) in headers {
         buf.put_slice(name.as_str().as_bytes());
         buf.put_slice(b": ");
@@ -129,12 +134,7 @@ pub fn write_status_and_headers(status: StatusCode, headers: &HeaderMap, buf: &m
 pub fn stream_head(head: &ResponseHead, extra: &HeaderMap, chunked: bool) -> Bytes {
     let mut buf = BytesMut::with_capacity(256);
     head.write_http1(&mut buf);
-    for (name, value) in extra {
-        buf.put_slice(name.as_str().as_bytes());
-        buf.put_slice(b": ");
-        buf.put_slice(value.as_bytes());
-        buf.put_slice(b"\r\n");
-    }
+    put_headers(extra, &mut buf);
     if chunked {
         buf.put_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -144,13 +144,7 @@ pub fn stream_head(head: &ResponseHead, extra: &HeaderMap, chunked: bool) -> Byt
 
 /// The 204 answer to a closed session's reconnect, with the core's headers.
 pub fn no_content() -> http::Response<Bytes> {
-    let mut res = http::Response::new(Bytes::new());
-    *res.status_mut() = StatusCode::NO_CONTENT;
-    for (name, value) in ResponseHead::no_content().headers() {
-        res.headers_mut()
-            .insert(*name, HeaderValue::from_static(value));
-    }
-    res
+    ResponseHead::no_content().response(Bytes::new())
 }
 
 /// Writes a whole response with a fixed body: status line, `headers`, `content-length`,
@@ -180,12 +174,13 @@ pub fn write_response(
 }
 
 /// Frames `batch` as one chunk of a chunked body: size line, the frames, CRLF.
-/// The frames are not copied.
-pub fn chunk(batch: Batch) -> Batch {
+/// Nothing is copied or allocated: the size line is a small inline frame.
+pub fn chunk(mut batch: Batch) -> Batch {
     use bytes::Buf;
-    let mut head = BytesMut::with_capacity(18);
-    let mut len = batch.remaining();
+    // Hex digits of the size, then CRLF: at most 18 bytes.
+    let mut line = [0u8; INLINE_CAP];
     let mut digits = [0u8; 16];
+    let mut len = batch.remaining();
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -195,12 +190,13 @@ pub fn chunk(batch: Batch) -> Batch {
             break;
         }
     }
-    head.put_slice(&digits[i..]);
-    head.put_slice(b"\r\n");
-    let mut out = Batch::from(head.freeze());
-    out.append(batch);
-    out.push(Frame::from_static(b"\r\n"));
-    out
+    let n = digits.len() - i;
+    line[..n].copy_from_slice(&digits[i..]);
+    line[n..n + 2].copy_from_slice(b"\r\n");
+    // `n + 2 <= 18`, which fits in a u8.
+    batch.push_front(Frame::inline(line, (n + 2) as u8));
+    batch.push(Frame::from_static(b"\r\n"));
+    batch
 }
 
 /// The end of a chunked body, as a batch.

@@ -225,12 +225,12 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, slot.clone());
         if let Some(old) = old {
-            let wakers = {
+            let wakeups = {
                 let mut st = lock(&old.state);
                 st.conn.replaced();
-                wakers_after_abort(&mut st)
+                Wakeups::after_abort(&mut st)
             };
-            wakers.into_iter().for_each(Waker::wake);
+            wakeups.wake();
         }
         let session = Session {
             slot: slot.clone(),
@@ -289,21 +289,13 @@ impl Hub {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
             for slot in sessions.values() {
-                let wakers = {
-                    let mut st = lock(&slot.state);
-                    match st.conn.send(frame.clone()) {
-                        Ok(()) => {
-                            queued += 1;
-                            st.writer.take().into_iter().collect()
-                        }
-                        Err(Error::Backpressure { .. }) => {
-                            cut.push(slot.clone());
-                            wakers_after_abort(&mut st)
-                        }
-                        Err(_) => Vec::new(),
-                    }
-                };
-                wakers.into_iter().for_each(Waker::wake);
+                let (result, wakeups) = queue(slot, frame.clone());
+                match result {
+                    Ok(()) => queued += 1,
+                    Err(Error::Backpressure { .. }) => cut.push(slot.clone()),
+                    Err(_) => {}
+                }
+                wakeups.wake();
             }
         }
         for slot in cut {
@@ -393,27 +385,49 @@ fn wake(waker: Option<Waker>) {
 }
 
 fn send_frame(hub: &Inner, slot: &Arc<Slot>, frame: Frame) -> Result<(), Error> {
-    let (result, wakers) = {
-        let mut st = lock(&slot.state);
-        let result = st.conn.send(frame);
-        let wakers = match result {
-            Err(Error::Backpressure { .. }) => wakers_after_abort(&mut st),
-            _ => st.writer.take().into_iter().collect(),
-        };
-        (result, wakers)
-    };
+    let (result, wakeups) = queue(slot, frame);
     if matches!(result, Err(Error::Backpressure { .. })) {
         unregister(hub, slot);
     }
-    wakers.into_iter().for_each(Waker::wake);
+    wakeups.wake();
     result
 }
 
-/// The tasks to wake when a connection was cut off: its writer and its transport guards.
-fn wakers_after_abort(st: &mut SlotState) -> Vec<Waker> {
-    let mut wakers = std::mem::take(&mut st.abort_waiters);
-    wakers.extend(st.writer.take());
-    wakers
+/// Queues `frame` on `slot`. A frame over budget cuts the connection off, and then its
+/// transport guards are woken with its writer. The caller wakes them after the lock.
+fn queue(slot: &Slot, frame: Frame) -> (Result<(), Error>, Wakeups) {
+    let mut st = lock(&slot.state);
+    let result = st.conn.send(frame);
+    let wakeups = match result {
+        Err(Error::Backpressure { .. }) => Wakeups::after_abort(&mut st),
+        _ => Wakeups {
+            writer: st.writer.take(),
+            guards: Vec::new(),
+        },
+    };
+    (result, wakeups)
+}
+
+/// Tasks to wake once a slot's lock is released. Nothing is allocated unless a connection
+/// was cut off with guards waiting.
+struct Wakeups {
+    writer: Option<Waker>,
+    guards: Vec<Waker>,
+}
+
+impl Wakeups {
+    /// A cut-off connection: its writer and its transport guards.
+    fn after_abort(st: &mut SlotState) -> Wakeups {
+        Wakeups {
+            writer: st.writer.take(),
+            guards: std::mem::take(&mut st.abort_waiters),
+        }
+    }
+
+    fn wake(self) {
+        wake(self.writer);
+        self.guards.into_iter().for_each(Waker::wake);
+    }
 }
 
 /// Removes `slot` from the live sessions, unless a newer connection took its id.

@@ -16,7 +16,7 @@ use crate::hub::Outlet;
 /// An adapter loops on [`next`](Self::next) and performs what it asks, so every runtime
 /// drives a stream the same way:
 ///
-/// ```ignore
+/// ```text
 /// loop {
 ///     match pump.next(&mut outlet, cx, now) {
 ///         Next::Write => { /* write pump.pending() vectored, then pump.advance(n) */ }
@@ -73,14 +73,12 @@ impl Pump {
         if self.drained {
             return Next::Done(outlet.end_reason().unwrap_or(EndReason::PeerGone));
         }
-        let mut batch = Batch::new();
-        match outlet.poll_drain(cx, now, &mut batch) {
+        // `pending` is empty here: drain into it, so its queue's allocation is reused.
+        match outlet.poll_drain(cx, now, &mut self.pending) {
             Poll::Ready(Some(_)) => {
-                self.pending = if self.chunked {
-                    super::chunk(batch)
-                } else {
-                    batch
-                };
+                if self.chunked {
+                    self.pending = super::chunk(std::mem::take(&mut self.pending));
+                }
                 Next::Write
             }
             Poll::Ready(None) => {
