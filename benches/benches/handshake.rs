@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sse_proto::{Decision, Handshake, HttpVersion, MemoryClosedSet, Request, UuidV4};
+use sse_proto::{HttpVersion, Hub, Request};
 
 struct Raw {
     method: &'static [u8],
@@ -57,8 +57,9 @@ fn mix() -> Vec<Raw> {
 
 fn handshake(c: &mut Criterion) {
     let requests = mix();
-    let config = Handshake::new();
-    let mut closed = MemoryClosedSet::default();
+    // Offer and answer: the decision up to registering a session (which the hub bench
+    // measures), with the in-memory closed set consulted for every offered id.
+    let hub = Hub::new();
     let now = Instant::now();
     let mut group = c.benchmark_group("handshake");
     group.throughput(Throughput::Elements(requests.len() as u64));
@@ -70,9 +71,11 @@ fn handshake(c: &mut Criterion) {
                 for (name, value) in &raw.headers {
                     req.header(name, value);
                 }
-                if let Decision::Accept(a) = config.decide(&req, &mut closed, &UuidV4, now) {
-                    black_box(&a);
-                    accepted += 1;
+                if let Ok(offer) = hub.offer(&req) {
+                    if !hub.answer(&offer.lookup(), now).closed {
+                        black_box(&offer);
+                        accepted += 1;
+                    }
                 }
             }
             assert_eq!(accepted, 8);

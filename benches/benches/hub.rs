@@ -21,10 +21,10 @@ fn connect_all(hub: &Hub) -> Vec<(Session, Outlet)> {
             let target = format!("/events?id=conn-{i}");
             let mut req = Request::new(b"GET", target.as_bytes(), HttpVersion::Http11);
             req.header(b"accept", b"text/event-stream");
-            let Decision::Accept(accept) = hub.decide(&req, now) else {
+            let Decision::Accept(accepted) = hub.decide(&req, now) else {
                 unreachable!("a valid event-stream request")
             };
-            hub.accept(accept, now)
+            (accepted.session, accepted.outlet)
         })
         .collect()
 }

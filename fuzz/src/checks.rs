@@ -3,12 +3,13 @@
 //! Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/`) and by
 //! `sse-proto/tests/fuzz_corpus.rs`, which replays `fuzz/corpus/*` on stable.
 
-use std::time::Instant;
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use sse_proto::{
-    Decision, Decoder, Event, Handshake, HttpVersion, IdSource, Item, Limits, MemoryClosedSet,
-    Request, SessionId,
+    Batch, Continuity, Decision, Decoder, Event, HttpVersion, Hub, IdSource, Item, Limits,
+    Position, Request, ResumeConfig, SessionId,
 };
 
 /// Splits `data` on 0xFF into at most `n` parts (missing parts are empty).
@@ -154,9 +155,14 @@ pub fn roundtrip(data: &[u8]) {
     );
 }
 
-/// Runs the handshake on an arbitrary method, target and headers: never panics, and the
-/// preamble sets the session id and nothing else.
+/// Runs the handshake on an arbitrary method, target and headers, with or without resume
+/// mode (the first byte decides): never panics, the preamble sets the session id (and in
+/// resume mode a well-formed position after it) and nothing else, and a reconnect with
+/// whatever the client sent never replays what that session was not sent.
 pub fn handshake(data: &[u8]) {
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
     let p = parts(data, 8);
     let mut req = Request::new(p[0], p[1], HttpVersion::Http11);
     for pair in p[2..].chunks(2) {
@@ -165,23 +171,61 @@ pub fn handshake(data: &[u8]) {
         }
     }
     let fixed = || SessionId::parse(b"fresh-id", 128).expect("valid");
-    let mut closed = MemoryClosedSet::default();
-    match Handshake::new().decide(&req, &mut closed, &fixed, Instant::now()) {
-        Decision::Accept(accept) => {
+    let mut builder = Hub::builder().id_generator(fixed).keep_alive(None);
+    let resumable = mode & 1 == 1;
+    if resumable {
+        builder = builder.resume(ResumeConfig::new(Duration::from_secs(60)));
+    }
+    let hub = builder.build();
+    let now = Instant::now();
+    // A session the client may be trying to resume (or take): "tab", with one event.
+    if mode & 2 == 2 {
+        let mut seed = Request::new(b"GET", b"/e?id=tab", HttpVersion::Http11);
+        seed.header(b"accept", b"text/event-stream");
+        if let Decision::Accept(a) = hub.decide(&seed, now) {
+            a.session.send("for tab only").expect("live");
+            if mode & 4 == 4 {
+                drop(a.outlet); // detached: resumable, or gone without resume mode
+            }
+        }
+    }
+    match hub.decide(&req, now) {
+        Decision::Accept(mut accepted) => {
             assert_eq!(p[0], b"GET");
+            let mut batch = Batch::new();
+            let mut cx = Context::from_waker(Waker::noop());
+            let _ = accepted.outlet.poll_drain(&mut cx, now, &mut batch);
+            let wire = batch.copy_to_bytes(batch.remaining());
             let mut decoder = Decoder::new();
-            decoder
-                .feed(&accept.preamble.to_bytes())
-                .expect("the preamble is tiny");
+            decoder.feed(&wire).expect("the preamble is tiny");
             let mut items = Vec::new();
             while let Some(item) = decoder.poll_item() {
                 items.push(item);
             }
-            // Only the retry: no event, and the id is exactly the session's.
-            assert!(matches!(items.as_slice(), [Item::Retry(_)]), "{items:?}");
-            assert_eq!(decoder.last_event_id(), accept.session.as_str());
-            if accept.source == IdSource::Generated {
-                assert_eq!(accept.session.as_str(), "fresh-id");
+            let id = accepted.session.id().as_str();
+            let replayed = match accepted.continuity {
+                Continuity::Resumed { replayed } => replayed,
+                _ => 0,
+            };
+            // The retry, then only what was sent to this very session.
+            assert!(matches!(items.first(), Some(Item::Retry(_))), "{items:?}");
+            assert_eq!(items.len(), 1 + replayed, "{items:?}");
+            for item in &items[1..] {
+                let Item::Event(e) = item else {
+                    panic!("only events after the retry: {items:?}")
+                };
+                assert_eq!((id, e.data.as_str()), ("tab", "for tab only"));
+            }
+            let last = decoder.last_event_id();
+            if resumable {
+                let (sid, position) = last.rsplit_once('~').expect("a position");
+                assert_eq!(sid, id);
+                assert!(Position::parse(position.as_bytes()).is_some(), "{last}");
+            } else {
+                assert_eq!(last, id);
+            }
+            if accepted.source == IdSource::Generated {
+                assert_eq!(id, "fresh-id");
             }
         }
         Decision::NoContent { .. } => panic!("nothing was marked closed"),

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 use http::{HeaderMap, Response, Version};
 use sse_proto::{
-    Decision, EndReason, Hub, HubBuilder, IdSource, NotEventStream, Outlet, RejectedId, Request,
-    ResponseHead, Session, SessionId, http1,
+    Continuity, Decision, EndReason, Hub, HubBuilder, IdSource, NotEventStream, Outlet, RejectedId,
+    Request, ResponseHead, Session, SessionId, http1,
 };
 
 /// What to do with a request, as decided by [`handshake`].
@@ -27,6 +27,9 @@ pub enum Outcome {
 pub struct Accepted {
     /// The handle to send events with; clone it and keep it as long as you like.
     pub session: Session,
+    /// How this connection continued the tab's session: new, resumed (what it missed is
+    /// already queued), or with a gap the application should fill.
+    pub continuity: Continuity,
     /// Where the session id came from.
     pub source: IdSource,
     /// Client ids that were offered and refused, with the reason, for logs.
@@ -75,23 +78,27 @@ pub(crate) fn now() -> Instant {
 }
 
 /// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
+/// In resume mode the first accepted stream starts the hub's expiry task.
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     match hub.decide(&Request::from(req), now()) {
         Decision::NotEventStream(why) => Outcome::NotEventStream(why),
         Decision::NoContent { .. } => Outcome::NoContent(http1::no_content()),
-        Decision::Accept(accept) => {
-            let head = accept.head;
-            let source = accept.source;
-            let rejected = accept.rejected.clone();
-            let (session, outlet) = hub.accept(accept, now());
+        Decision::Accept(accepted) => {
+            if hub.claim_expiry_driver() {
+                let driver = hub.downgrade().drive_expiry(now, |at| async move {
+                    async_io::Timer::at(at).await;
+                });
+                async_std::task::spawn(driver);
+            }
             Outcome::Accept(Accepted {
-                session,
-                source,
-                rejected,
-                head,
+                session: accepted.session,
+                continuity: accepted.continuity,
+                source: accepted.source,
+                rejected: accepted.rejected,
+                head: accepted.head,
                 headers: HeaderMap::new(),
                 chunked: req.version() == Version::HTTP_11,
-                outlet,
+                outlet: accepted.outlet,
             })
         }
     }

@@ -8,7 +8,7 @@
 //!
 //! A [`Watch`] closes that gap: wrap each accepted socket with [`Watch::guard`] and put the
 //! watch into each request's extensions; [`handshake`](crate::handshake) registers the
-//! sessions it accepts with it, and once one of them is cut off, the guarded socket's waiting
+//! streams it accepts with it, and once one of them is cut off, the guarded socket's waiting
 //! read or write fails (hyper is woken for it at once). hyper then drops the connection.
 
 use std::io;
@@ -16,10 +16,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use sse_proto::Session;
+use sse_proto::Cutoff;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The sessions served on one connection. Cheap to clone: every clone is the same watch.
+/// The event streams served on one connection. Cheap to clone: every clone is the same watch.
 ///
 /// ```no_run
 /// # async fn demo(listener: tokio::net::TcpListener) -> std::io::Result<()> {
@@ -32,16 +32,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Watch {
-    sessions: Arc<Mutex<Vec<Session>>>,
+    streams: Arc<Mutex<Vec<Cutoff>>>,
 }
 
 impl Watch {
-    /// A watch with no sessions yet.
+    /// A watch with no streams yet.
     pub fn new() -> Watch {
         Watch::default()
     }
 
-    /// Wraps a connection's transport so that it fails once a watched session is cut off.
+    /// Wraps a connection's transport so that it fails once a watched stream is cut off.
     pub fn guard<T>(&self, io: T) -> Guarded<T> {
         Guarded {
             io,
@@ -49,18 +49,18 @@ impl Watch {
         }
     }
 
-    /// Watches `session` (the handshake does this when the request carries the watch).
-    pub fn register(&self, session: Session) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        // Sessions that ended normally need no watching; this keeps the list to the streams
+    /// Watches one stream (the handshake does this when the request carries the watch).
+    pub fn register(&self, stream: Cutoff) {
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        // Streams that ended normally need no watching; this keeps the list to the streams
         // still open on a keep-alive connection.
-        sessions.retain(|s| s.end_reason().is_none());
-        sessions.push(session);
+        streams.retain(|s| !s.is_done());
+        streams.push(stream);
     }
 
-    /// Passes an I/O result through, unless the I/O has to wait and a watched session was
+    /// Passes an I/O result through, unless the I/O has to wait and a watched stream was
     /// cut off: then the error that makes hyper drop the connection. Only a waiting read or
-    /// write looks at the sessions, so a transport that keeps up costs nothing more.
+    /// write looks at the streams, so a transport that keeps up costs nothing more.
     fn check<T>(&self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match poll {
             Poll::Pending => self.poll_cut(cx).map(Err),
@@ -68,14 +68,14 @@ impl Watch {
         }
     }
 
-    /// Ready with an error once a watched session was cut off; registers `cx` otherwise.
+    /// Ready with an error once a watched stream was cut off; registers `cx` otherwise.
     fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        for session in sessions.iter() {
-            if let Poll::Ready(reason) = session.poll_aborted(cx) {
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        for stream in streams.iter() {
+            if let Poll::Ready(reason) = stream.poll(cx) {
                 return Poll::Ready(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
-                    format!("event stream {} cut off: {reason:?}", session.id()),
+                    format!("event stream cut off: {reason:?}"),
                 ));
             }
         }
@@ -83,7 +83,7 @@ impl Watch {
     }
 }
 
-/// A transport that fails once a session of its [`Watch`] is cut off.
+/// A transport that fails once a stream of its [`Watch`] is cut off.
 #[derive(Debug)]
 pub struct Guarded<T> {
     io: T,

@@ -3,8 +3,8 @@
 use http::Response;
 
 use sse_proto::{
-    Decision, Hub, HubBuilder, IdSource, NotEventStream, RejectedId, Request, ResponseHead,
-    Session, SessionId,
+    Continuity, Decision, Hub, HubBuilder, IdSource, NotEventStream, RejectedId, Request,
+    ResponseHead, Session, SessionId,
 };
 
 use crate::body::EventStream;
@@ -28,6 +28,9 @@ pub struct Accepted {
     pub session: Session,
     /// The response to return. Add your own headers (CORS, cookies) before returning it.
     pub response: Response<EventStream>,
+    /// How this connection continued the tab's session: new, resumed (what it missed is
+    /// already queued), or with a gap the application should fill.
+    pub continuity: Continuity,
     /// Where the session id came from.
     pub source: IdSource,
     /// Client ids that were offered and refused, with the reason, for logs.
@@ -55,7 +58,8 @@ pub(crate) fn now() -> std::time::Instant {
 ///
 /// Works for any body type: the request is only read. On [`Outcome::Accept`] the response
 /// streams everything sent to the session until it is closed, the client leaves, or the
-/// hub shuts down.
+/// hub shuts down. In resume mode the first accepted stream starts the hub's expiry task
+/// on the current tokio runtime.
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     let view = Request::from(req);
     match hub.decide(&view, now()) {
@@ -63,19 +67,22 @@ pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
         Decision::NoContent { .. } => {
             Outcome::NoContent(ResponseHead::no_content().response(EventStream::empty()))
         }
-        Decision::Accept(accept) => {
-            let head = accept.head;
-            let source = accept.source;
-            let rejected = accept.rejected.clone();
-            let (session, outlet) = hub.accept(accept, now());
+        Decision::Accept(accepted) => {
+            if hub.claim_expiry_driver() {
+                let driver = hub.downgrade().drive_expiry(now, |at| {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(at))
+                });
+                tokio::spawn(driver);
+            }
             if let Some(watch) = req.extensions().get::<Watch>() {
-                watch.register(session.clone());
+                watch.register(accepted.outlet.cutoff());
             }
             Outcome::Accept(Accepted {
-                session,
-                response: head.response(EventStream::new(outlet)),
-                source,
-                rejected,
+                session: accepted.session,
+                response: accepted.head.response(EventStream::new(accepted.outlet)),
+                continuity: accepted.continuity,
+                source: accepted.source,
+                rejected: accepted.rejected,
             })
         }
     }

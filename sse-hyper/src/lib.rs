@@ -34,9 +34,10 @@ pub use body::{BytesStream, EventStream};
 pub use guard::{Guarded, Watch};
 pub use handshake::{Accepted, Outcome, handshake, hub_builder};
 pub use sse_proto::{
-    Batch, ConnectionConfig, DEFAULT_MAX_ID_LEN, Data, EndReason, Ended, Error, Event, Frame,
-    Handshake, Hub, HubBuilder, IdGenerator, IdRejection, IdSource, NotEventStream, RejectedId,
-    Session, SessionId, UuidV4,
+    Batch, ConnectionConfig, Continuity, Cutoff, DEFAULT_MAX_ID_LEN, Data, EndReason, Ended, Error,
+    Event, Frame, GapReason, Handshake, Hub, HubBuilder, HubStats, IdGenerator, IdRejection,
+    IdSource, LogBounds, NotEventStream, RejectedId, ResumeConfig, Session, SessionEvent,
+    SessionId, UuidV4,
 };
 /// The closed-id store and its policy, for [`HubBuilder::closed_set`].
 pub use sse_proto::{ClosedPolicy, ClosedSet, MemoryClosedSet};

@@ -3,13 +3,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::Buf;
 
-use crate::closed::ClosedSet;
 use crate::error::Error;
 use crate::event::KEEP_ALIVE;
 use crate::frame::{Batch, Frame};
-use crate::id::SessionId;
 
 /// Settings of each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +47,13 @@ pub enum EndReason {
     TooSlow,
     /// The server is shutting down; the id is not marked, so the tab reconnects.
     Shutdown,
-    /// A newer connection with the same session id took its place.
+    /// A newer connection with the same session id took its place. The stream's last
+    /// block gave its tab a fresh id, so the tab comes back as a session of its own.
     Replaced,
     /// The server ended the stream without closing the session: the tab reconnects.
     Disconnected,
+    /// Resume mode: the session's grace period passed without a connection.
+    Expired,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +80,10 @@ enum State {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use sse_proto::{Connection, ConnectionConfig, Event, SessionId};
+/// use sse_proto::{Connection, ConnectionConfig, Event};
 ///
 /// let t0 = Instant::now();
-/// let id = SessionId::parse(b"tab", 128).unwrap();
-/// let mut conn = Connection::new(id, ConnectionConfig::default(), t0);
+/// let mut conn = Connection::new(ConnectionConfig::default(), t0);
 /// conn.send(Event::new().data("hi").encode()).unwrap();
 /// assert!(conn.poll_transmit().is_some());
 /// assert!(conn.poll_transmit().is_none());
@@ -95,22 +95,21 @@ enum State {
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    id: SessionId,
     config: ConnectionConfig,
     state: State,
     outbox: VecDeque<Frame>,
     queued: usize,
     /// When the writer last took something, or when the connection opened.
     idle_since: Instant,
-    /// `id: <session>\n`, written once more just before the first dispatched event.
+    /// The preamble's `id:` line, written once more just before the first dispatched event
+    /// that carries no id of its own.
     id_line: Option<Frame>,
 }
 
 impl Connection {
-    /// A connection for `id`, opened at `now`, with an empty outbox.
-    pub fn new(id: SessionId, config: ConnectionConfig, now: Instant) -> Connection {
+    /// A connection opened at `now`, with an empty outbox.
+    pub fn new(config: ConnectionConfig, now: Instant) -> Connection {
         Connection {
-            id,
             config,
             state: State::Open,
             outbox: VecDeque::new(),
@@ -120,32 +119,23 @@ impl Connection {
         }
     }
 
-    /// A connection whose outbox starts with `preamble` (see [`Accept`](crate::Accept)).
+    /// A connection whose outbox starts with `preamble`, the block that sets the browser's
+    /// last event id without dispatching anything.
     ///
-    /// The preamble sets the browser's last event id without dispatching anything. Some
-    /// clients (those built on the npm `eventsource-parser`, such as the `eventsource` package
-    /// from v3) ignore an `id:` in a block without data, against the WHATWG rules; so the
-    /// first dispatched event sent on this connection also carries `id: <session>`. For a
-    /// browser that line changes nothing.
+    /// Some clients (those built on the npm `eventsource-parser`, such as the `eventsource`
+    /// package from v3) ignore an `id:` in a block without data, against the WHATWG rules; so
+    /// `id_line` (the preamble's `id: …` line) is written once more just before the first
+    /// dispatched event that has no id of its own. For a browser it changes nothing.
     pub fn with_preamble(
-        id: SessionId,
         config: ConnectionConfig,
         preamble: Frame,
+        id_line: Frame,
         now: Instant,
     ) -> Connection {
-        let mut line = BytesMut::with_capacity(id.len() + 5);
-        line.put_slice(b"id: ");
-        line.put_slice(id.as_bytes());
-        line.put_u8(b'\n');
-        let mut conn = Connection::new(id, config, now);
-        conn.id_line = Some(Frame::from_bytes(line.freeze()));
+        let mut conn = Connection::new(config, now);
+        conn.id_line = Some(id_line);
         conn.push(preamble);
         conn
-    }
-
-    /// The session id.
-    pub fn id(&self) -> &SessionId {
-        &self.id
     }
 
     /// Queues `frame`.
@@ -154,18 +144,7 @@ impl Connection {
     /// [`Error::Backpressure`] when the queue is not empty and the frame would take it over
     /// budget: the connection then ends with [`EndReason::TooSlow`] and its queue is dropped.
     pub fn send(&mut self, frame: Frame) -> Result<(), Error> {
-        if self.state != State::Open {
-            return Err(Error::Closed);
-        }
-        let len = frame.remaining();
-        if self.queued > 0 && self.queued.saturating_add(len) > self.config.budget {
-            let queued = self.queued;
-            self.end_now(EndReason::TooSlow);
-            return Err(Error::Backpressure {
-                queued,
-                budget: self.config.budget,
-            });
-        }
+        self.admit(frame.remaining())?;
         if frame.is_dispatched() {
             if let Some(line) = self.id_line.take() {
                 self.push(line);
@@ -175,17 +154,50 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a logged event: its own `id:` line (which carries its position), then the
+    /// frame. Fails as [`send`](Self::send) does; the budget counts both.
+    pub fn send_logged(&mut self, id_line: Frame, frame: Frame) -> Result<(), Error> {
+        self.admit(id_line.remaining() + frame.remaining())?;
+        self.push_logged(id_line, frame);
+        Ok(())
+    }
+
+    /// Queues a logged event without looking at the budget: a replay, which is bounded by
+    /// the log's own bounds.
+    pub(crate) fn push_logged(&mut self, id_line: Frame, frame: Frame) {
+        if frame.is_dispatched() {
+            // The event carries its own id: the preamble's repeat is not needed.
+            self.id_line = None;
+        }
+        self.push(id_line);
+        self.push(frame);
+    }
+
+    /// Checks that `len` more bytes may be queued; ends the connection as too slow if not.
+    fn admit(&mut self, len: usize) -> Result<(), Error> {
+        if self.state != State::Open {
+            return Err(Error::Closed);
+        }
+        if self.queued > 0 && self.queued.saturating_add(len) > self.config.budget {
+            let queued = self.queued;
+            self.end_now(EndReason::TooSlow);
+            return Err(Error::Backpressure {
+                queued,
+                budget: self.config.budget,
+            });
+        }
+        Ok(())
+    }
+
     fn push(&mut self, frame: Frame) {
         self.queued += frame.remaining();
         self.outbox.push_back(frame);
     }
 
-    /// Closes the session: marks its id in `closed` (so a reconnect gets 204), then writes
-    /// what is queued and ends. Closing again, or after the connection ended for another
-    /// reason, only marks the id again: it stays marked. Returns whether this call began
+    /// Ends because the server closed the session, after writing what is queued. (The hub
+    /// marks the id closed, so that its reconnect gets 204.) Returns whether this call began
     /// the end of the stream.
-    pub fn close(&mut self, closed: &mut dyn ClosedSet, now: Instant) -> bool {
-        closed.mark(&self.id, now);
+    pub fn close(&mut self) -> bool {
         self.begin_end(EndReason::Closed)
     }
 
@@ -200,9 +212,16 @@ impl Connection {
         self.begin_end(EndReason::Disconnected)
     }
 
-    /// Ends at once without marking: a newer connection with the same id took over.
-    pub fn replaced(&mut self) {
-        self.end_now(EndReason::Replaced);
+    /// A newer connection with the same id took over: drops what is queued, writes `last`
+    /// (the block that gives this tab a fresh id) and ends.
+    pub fn replaced(&mut self, last: Frame) {
+        if matches!(self.state, State::Ended(_)) {
+            return;
+        }
+        self.outbox.clear();
+        self.queued = 0;
+        self.push(last);
+        self.state = State::Draining(EndReason::Replaced);
     }
 
     /// The peer went away: ends at once, drops the queue, does not mark the id.
@@ -223,9 +242,11 @@ impl Connection {
     }
 
     fn end_now(&mut self, reason: EndReason) {
-        if !matches!(self.state, State::Ended(_)) {
-            self.state = State::Ended(reason);
-        }
+        // A reason once given stays: a peer gone while a close drains is still a close.
+        self.state = match self.state {
+            State::Open => State::Ended(reason),
+            State::Draining(r) | State::Ended(r) => State::Ended(r),
+        };
         self.outbox.clear();
         self.queued = 0;
     }
@@ -308,14 +329,11 @@ impl Connection {
         matches!(self.state, State::Ended(_))
     }
 
-    /// Whether the connection was cut off ([`EndReason::TooSlow`] or
-    /// [`EndReason::Replaced`]): nothing more will be written, and the adapter should drop
-    /// the transport at once, even in the middle of a write.
+    /// Whether the connection was cut off ([`EndReason::TooSlow`]): nothing more will be
+    /// written, and the adapter should drop the transport at once, even in the middle of a
+    /// write.
     pub fn is_aborted(&self) -> bool {
-        matches!(
-            self.state,
-            State::Ended(EndReason::TooSlow | EndReason::Replaced)
-        )
+        matches!(self.state, State::Ended(EndReason::TooSlow))
     }
 
     /// Why the connection is ending or has ended; `None` while open.
@@ -335,12 +353,10 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::closed::MemoryClosedSet;
     use crate::event::Event;
 
     fn conn(config: ConnectionConfig, now: Instant) -> Connection {
-        let id = SessionId::parse(b"tab", 128).expect("valid");
-        Connection::new(id, config, now)
+        Connection::new(config, now)
     }
 
     fn frame(len: usize) -> Frame {
@@ -376,9 +392,9 @@ mod tests {
     #[test]
     fn first_dispatched_event_repeats_the_id_once() {
         let t0 = Instant::now();
-        let id = SessionId::parse(b"tab", 128).expect("valid");
         let preamble = Frame::from_static(b"retry: 1\nid: tab\n\n");
-        let mut c = Connection::with_preamble(id, ConnectionConfig::default(), preamble, t0);
+        let line = Frame::from_static(b"id: tab\n");
+        let mut c = Connection::with_preamble(ConnectionConfig::default(), preamble, line, t0);
         c.send(Event::new().comment("x").expect("valid").encode())
             .expect("open");
         c.send(Event::new().data("a").encode()).expect("open");
@@ -438,15 +454,13 @@ mod tests {
     }
 
     #[test]
-    fn close_marks_and_drains() {
+    fn close_drains_then_ends() {
         let t0 = Instant::now();
-        let mut closed = MemoryClosedSet::default();
         let mut c = conn(ConnectionConfig::default(), t0);
         c.send(frame(3)).expect("open");
         c.send(frame(4)).expect("open");
-        assert!(c.close(&mut closed, t0));
-        assert!(!c.close(&mut closed, t0), "second close is idempotent");
-        assert_eq!(closed.len(), 1);
+        assert!(c.close());
+        assert!(!c.close(), "second close is idempotent");
         assert_eq!(c.send(frame(1)), Err(Error::Closed));
         assert!(!c.is_finished());
         assert_eq!(c.poll_timeout(), None);
@@ -455,7 +469,44 @@ mod tests {
         assert_eq!(batch.remaining(), 7);
         assert!(c.is_finished());
         assert_eq!(c.end_reason(), Some(EndReason::Closed));
-        assert!(closed.check(c.id(), t0));
+    }
+
+    #[test]
+    fn logged_events_carry_their_own_id() {
+        let t0 = Instant::now();
+        let preamble = Frame::from_static(b"retry: 1\nid: tab~1.0\n\n");
+        let line = Frame::from_static(b"id: tab~1.0\n");
+        let mut c = Connection::with_preamble(ConnectionConfig::default(), preamble, line, t0);
+        let own = Frame::from_static(b"id: tab~1.1\n");
+        c.send_logged(own, Event::new().data("a").encode())
+            .expect("open");
+        c.send(Event::new().data("b").encode()).expect("open");
+        let mut batch = Batch::new();
+        c.drain_into(&mut batch, t0);
+        let wire = batch.copy_to_bytes(batch.remaining());
+        // No repeat of the preamble's id: the first event had its own.
+        assert_eq!(
+            &wire[..],
+            b"retry: 1\nid: tab~1.0\n\nid: tab~1.1\ndata: a\n\ndata: b\n\n"
+        );
+    }
+
+    #[test]
+    fn a_replaced_connection_writes_only_its_last_block() {
+        let t0 = Instant::now();
+        let mut c = conn(ConnectionConfig::default(), t0);
+        c.send(frame(3)).expect("open");
+        c.replaced(Frame::from_static(b"id: fresh\n\n"));
+        assert_eq!(c.send(frame(1)), Err(Error::Closed));
+        assert!(!c.is_aborted());
+        let mut batch = Batch::new();
+        assert_eq!(c.drain_into(&mut batch, t0), 1);
+        assert_eq!(
+            batch.copy_to_bytes(batch.remaining()),
+            &b"id: fresh\n\n"[..]
+        );
+        assert!(c.is_finished());
+        assert_eq!(c.end_reason(), Some(EndReason::Replaced));
     }
 
     #[test]
@@ -476,7 +527,7 @@ mod tests {
         assert_eq!(c.end_reason(), Some(EndReason::Shutdown));
 
         let mut c = conn(ConnectionConfig::default(), t0);
-        c.replaced();
+        c.replaced(Frame::from_static(b"id: x\n\n"));
         assert_eq!(c.end_reason(), Some(EndReason::Replaced));
         // An end reason, once set, stays.
         c.peer_gone();

@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use crate::error::HeadError;
 use crate::frame::{Batch, Frame, INLINE_CAP};
-use crate::handshake::ResponseHead;
+use crate::request::ResponseHead;
 
 mod pump;
 

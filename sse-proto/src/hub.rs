@@ -1,36 +1,55 @@
-//! The hub: live connections by session id, runtime-neutral (std and [`Waker`] only).
+//! The hub: sessions by id, each with its live connection, runtime-neutral (std and
+//! [`Waker`](std::task::Waker) only).
 
-use std::borrow::Cow;
+mod accept;
+mod builder;
+mod expiry;
+mod outlet;
+mod session;
+mod slot;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use crate::closed::{ClosedSet, MemoryClosedSet};
-use crate::connection::{Connection, ConnectionConfig, EndReason};
+use crate::closed::ClosedSet;
+use crate::connection::{ConnectionConfig, EndReason};
 use crate::error::Error;
-use crate::event::{Data, Event};
-use crate::frame::{Batch, Frame};
-use crate::handshake::{Accept, Decision, Handshake, Request};
-use crate::id::{IdGenerator, SessionId, UuidV4};
+use crate::event::Event;
+use crate::frame::Frame;
+use crate::handshake::Handshake;
+use crate::history::{History, LogUsage, Target};
+use crate::id::{IdGenerator, SessionId};
+use crate::lifecycle::SessionEvent;
+use crate::position::{self, Position};
 
-/// The registry of live connections: reach one by id, or all of them at once.
+pub use accept::{Accepted, Decision};
+pub use builder::{HubBuilder, ResumeConfig};
+pub use outlet::{Cutoff, Outlet};
+pub use session::{Ended, Session};
+
+use expiry::Timers;
+use slot::{Life, Queued, Slot, SlotState, lock};
+
+/// The registry of sessions: reach one by id, or all of them at once.
 ///
 /// Every adapter uses this one type. Cloning is cheap and shares the registry.
 ///
 /// # How an adapter uses it
 ///
-/// 1. [`decide`](Self::decide) on each request; on [`Decision::Accept`] call
-///    [`accept`](Self::accept), which returns the application's [`Session`] handle and the
-///    writer's [`Outlet`].
-/// 2. The writer task loops on [`Outlet::poll_drain`], writes each [`Batch`] with one
-///    vectored write, and sleeps until [`Outlet::poll_timeout`] for keep-alive.
+/// 1. [`decide`](Self::decide) on each request (or, with a store that answers
+///    asynchronously, [`offer`](Self::offer), then the store's [`Answers`](crate::Answers),
+///    then [`accept`](Self::accept)); on [`Decision::Accept`] it gets the application's
+///    [`Session`] handle and the writer's [`Outlet`].
+/// 2. The writer task loops on [`Outlet::poll_drain`], writes each
+///    [`Batch`](crate::Batch) with one vectored write, and sleeps until
+///    [`Outlet::poll_timeout`] for keep-alive.
 /// 3. When the peer goes away the writer calls [`Outlet::peer_gone`] (or drops the outlet):
-///    the session leaves the hub at once.
+///    the session ends, or in resume mode waits for its tab to come back.
+/// 4. In resume mode one task drives [`poll_expiry`](Self::poll_expiry), which ends the
+///    sessions whose grace period passed.
 ///
 /// ```
 /// use std::time::Instant;
@@ -39,9 +58,8 @@ use crate::id::{IdGenerator, SessionId, UuidV4};
 /// let hub = Hub::new();
 /// let mut req = Request::new(b"GET", b"/events", HttpVersion::Http11);
 /// req.header(b"accept", b"text/event-stream");
-/// let Decision::Accept(accept) = hub.decide(&req, Instant::now()) else { unreachable!() };
-/// let (session, _outlet) = hub.accept(accept, Instant::now());
-/// session.emit("greeting", "hello").unwrap();
+/// let Decision::Accept(accepted) = hub.decide(&req, Instant::now()) else { unreachable!() };
+/// accepted.session.emit("greeting", "hello").unwrap();
 /// assert_eq!(hub.broadcast(&Event::new().data("to all")), 1);
 /// ```
 #[derive(Clone)]
@@ -49,113 +67,56 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// A [`Hub`] that does not keep it alive (see [`Hub::downgrade`]), for a driver task.
+#[derive(Clone, Debug)]
+pub struct WeakHub {
+    inner: std::sync::Weak<Inner>,
+}
+
+/// What a [`Hub`] holds, for monitoring and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HubStats {
+    /// Sessions served by a connection.
+    pub attached: usize,
+    /// Resume mode: sessions waiting for their tab to come back.
+    pub detached: usize,
+    /// Resume mode: what the session logs hold.
+    pub log: LogUsage,
+}
+
+pub(crate) struct Inner {
     clock: fn() -> Instant,
     handshake: Handshake,
     config: ConnectionConfig,
     ids: Box<dyn IdGenerator>,
     closed: Mutex<Box<dyn ClosedSet>>,
     sessions: RwLock<HashMap<SessionId, Arc<Slot>>>,
+    resume: Option<Resume>,
+    observer: Option<Observer>,
     shutting_down: AtomicBool,
 }
 
-struct Slot {
-    id: SessionId,
-    is_new: bool,
-    state: Mutex<SlotState>,
+/// The application's callback for [`SessionEvent`]s.
+type Observer = Box<dyn Fn(&SessionEvent) + Send + Sync>;
+
+/// Resume mode's state. Lock order, everywhere: `history`, then `sessions`, then a slot,
+/// then `closed` or `timers`.
+struct Resume {
+    grace: Duration,
+    /// Also the sequencing lock: an event's position is assigned and the event queued to
+    /// its connections under it, so every connection sees positions in increasing order.
+    history: Mutex<Box<dyn History>>,
+    timers: Mutex<Timers>,
 }
 
-struct SlotState {
-    conn: Connection,
-    /// The writer waiting for frames.
-    writer: Option<Waker>,
-    /// Set once the writer is done with the connection.
-    finished: Option<EndReason>,
-    /// Tasks waiting for the end.
-    end_waiters: Vec<Waker>,
-    /// Tasks (transport guards) waiting for a cut-off ([`Connection::is_aborted`]).
-    abort_waiters: Vec<Waker>,
-}
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take every session down with it: the state under these
-    // locks stays consistent across a panic (each update is a single assignment or push).
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Settings for a [`Hub`]: handshake, connection limits, closed-id store and id generator.
+/// What to do about a session once its slot's lock is released.
 #[must_use]
-pub struct HubBuilder {
-    clock: fn() -> Instant,
-    handshake: Handshake,
-    config: ConnectionConfig,
-    closed: Option<Box<dyn ClosedSet>>,
-    ids: Option<Box<dyn IdGenerator>>,
-}
-
-impl HubBuilder {
-    /// Replaces the handshake settings.
-    pub fn handshake(mut self, handshake: Handshake) -> Self {
-        self.handshake = handshake;
-        self
-    }
-
-    /// Sets the reconnection delay sent to browsers (default 3 s).
-    pub fn retry(mut self, retry: Duration) -> Self {
-        self.handshake = self.handshake.retry(retry);
-        self
-    }
-
-    /// Sets the keep-alive interval; `None` turns keep-alive off (default 15 s).
-    pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
-        self.config.keep_alive = interval;
-        self
-    }
-
-    /// Sets each connection's outbox budget in bytes (default 1 MiB).
-    pub fn budget(mut self, bytes: usize) -> Self {
-        self.config.budget = bytes;
-        self
-    }
-
-    /// Replaces the closed-id store (default: [`MemoryClosedSet::default`]).
-    pub fn closed_set(mut self, set: impl ClosedSet + 'static) -> Self {
-        self.closed = Some(Box::new(set));
-        self
-    }
-
-    /// Replaces the id generator (default: [`UuidV4`]).
-    pub fn id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
-        self.ids = Some(Box::new(ids));
-        self
-    }
-
-    /// Sets the clock that [`Session::close`] and [`Hub::close`] read to stamp closed ids.
-    ///
-    /// Like the id generator, the clock is passed in: the default is the system's monotonic
-    /// clock, and an adapter passes its runtime's (so tests with paused time agree).
-    pub fn clock(mut self, clock: fn() -> Instant) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Builds the hub.
-    pub fn build(self) -> Hub {
-        Hub {
-            inner: Arc::new(Inner {
-                clock: self.clock,
-                handshake: self.handshake,
-                config: self.config,
-                ids: self.ids.unwrap_or_else(|| Box::new(UuidV4)),
-                closed: Mutex::new(
-                    self.closed
-                        .unwrap_or_else(|| Box::new(MemoryClosedSet::default())),
-                ),
-                sessions: RwLock::new(HashMap::new()),
-                shutting_down: AtomicBool::new(false),
-            }),
-        }
-    }
+enum Follow {
+    Nothing,
+    /// Resume mode: the session lost its connection.
+    Detached(EndReason),
+    /// The session is over.
+    End(EndReason),
 }
 
 impl Default for Hub {
@@ -165,20 +126,14 @@ impl Default for Hub {
 }
 
 impl Hub {
-    /// A hub with default settings.
+    /// A hub with default settings (no resume mode).
     pub fn new() -> Hub {
         Hub::builder().build()
     }
 
     /// Starts a [`HubBuilder`].
     pub fn builder() -> HubBuilder {
-        HubBuilder {
-            clock: Instant::now,
-            handshake: Handshake::new(),
-            config: ConnectionConfig::default(),
-            closed: None,
-            ids: None,
-        }
+        HubBuilder::new()
     }
 
     /// The handshake settings.
@@ -191,77 +146,23 @@ impl Hub {
         self.inner.config
     }
 
-    /// Decides what to do with a request, using this hub's closed set and id generator.
-    pub fn decide(&self, req: &Request<'_>, now: Instant) -> Decision {
-        let mut closed = lock(&self.inner.closed);
-        self.inner
-            .handshake
-            .decide(req, &mut **closed, &*self.inner.ids, now)
-    }
-
-    /// Registers an accepted connection. Its outbox starts with the preamble.
-    ///
-    /// A live connection with the same id is replaced: it ends with
-    /// [`EndReason::Replaced`], without marking the id.
-    pub fn accept(&self, accept: Accept, now: Instant) -> (Session, Outlet) {
-        let is_new = accept.is_new();
-        let id = accept.session;
-        let conn = Connection::with_preamble(id.clone(), self.inner.config, accept.preamble, now);
-        let slot = Arc::new(Slot {
-            id: id.clone(),
-            is_new,
-            state: Mutex::new(SlotState {
-                conn,
-                writer: None,
-                finished: None,
-                end_waiters: Vec::new(),
-                abort_waiters: Vec::new(),
-            }),
-        });
-        let old = self
-            .inner
-            .sessions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, slot.clone());
-        if let Some(old) = old {
-            let wakeups = {
-                let mut st = lock(&old.state);
-                st.conn.replaced();
-                Wakeups::after_abort(&mut st)
-            };
-            wakeups.wake();
-        }
-        let session = Session {
-            slot: slot.clone(),
-            hub: self.inner.clone(),
-        };
-        let outlet = Outlet {
-            slot,
-            hub: self.inner.clone(),
-            done: false,
-        };
-        (session, outlet)
+    /// The grace period of resume mode; `None` when sessions end with their connection.
+    pub fn resume_grace(&self) -> Option<Duration> {
+        self.inner.resume.as_ref().map(|r| r.grace)
     }
 
     fn slot(&self, id: &str) -> Option<Arc<Slot>> {
-        self.inner
-            .sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned()
+        self.inner.sessions().get(id).cloned()
     }
 
-    /// The handle of the live connection with this id.
+    /// The handle of the session with this id: attached, or in resume mode detached.
     pub fn session(&self, id: &str) -> Option<Session> {
-        self.slot(id).map(|slot| Session {
-            slot,
-            hub: self.inner.clone(),
-        })
+        self.slot(id)
+            .map(|slot| Session::new(slot, self.inner.clone()))
     }
 
-    /// Sends `event` to one session. Fails with [`Error::NotConnected`] for an unknown id.
+    /// Sends `event` to one session. Fails with [`Error::NotConnected`] for an unknown id;
+    /// see [`Session::send_event`].
     pub fn send_to(&self, id: &str, event: &Event) -> Result<(), Error> {
         self.send_frame_to(id, event.encode())
     }
@@ -269,39 +170,45 @@ impl Hub {
     /// Sends an encoded frame to one session.
     pub fn send_frame_to(&self, id: &str, frame: Frame) -> Result<(), Error> {
         let slot = self.slot(id).ok_or(Error::NotConnected)?;
-        send_frame(&self.inner, &slot, frame)
+        self.inner.send(&slot, frame, true)
     }
 
-    /// Encodes `event` once and queues it to every live session. Returns how many took it.
+    /// Encodes `event` once and sends it to every session. Returns how many took it.
     pub fn broadcast(&self, event: &Event) -> usize {
         self.broadcast_frame(&event.encode())
     }
 
-    /// Queues one shared frame to every live session. Returns how many took it; a session
-    /// over its budget is ended instead (see [`Connection::send`]).
+    /// Sends one shared frame to every session and returns how many took it.
+    ///
+    /// In resume mode the frame is logged once for all of them, detached sessions included
+    /// (and counted). A connection over its budget is cut off (see [`Connection::send`]
+    /// (crate::Connection::send)); in resume mode its session still counts, and its tab gets
+    /// the event when it comes back.
     pub fn broadcast_frame(&self, frame: &Frame) -> usize {
-        let mut queued = 0;
-        let mut cut = Vec::new();
-        {
-            let sessions = self
-                .inner
-                .sessions
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            for slot in sessions.values() {
-                let (result, wakeups) = queue(slot, frame.clone());
-                match result {
-                    Ok(()) => queued += 1,
-                    Err(Error::Backpressure { .. }) => cut.push(slot.clone()),
-                    Err(_) => {}
-                }
-                wakeups.wake();
+        let (count, follow) = match &self.inner.resume {
+            None => self.inner.fan_out(None, frame),
+            Some(resume) => {
+                let mut history = lock(&resume.history);
+                let seq = history.append(Target::All, frame);
+                let at = Position::new(history.epoch(), seq);
+                self.inner.fan_out(Some(at), frame)
             }
+        };
+        // With every lock released: the observer may call back into the hub.
+        for (slot, next) in follow {
+            self.inner.follow(&slot, next);
         }
-        for slot in cut {
-            unregister(&self.inner, &slot);
+        count
+    }
+
+    /// Sends `event` to every attached connection without logging it (see
+    /// [`Session::send_volatile`]). Returns how many took it.
+    pub fn broadcast_volatile(&self, event: &Event) -> usize {
+        let (count, follow) = self.inner.fan_out(None, &event.encode());
+        for (slot, next) in follow {
+            self.inner.follow(&slot, next);
         }
-        queued
+        count
     }
 
     /// Closes one session (see [`Session::close`]). Fails with [`Error::NotConnected`] for
@@ -313,54 +220,83 @@ impl Hub {
     /// As [`close`](Self::close), stamping the mark with `now` instead of reading the clock.
     pub fn close_at(&self, id: &str, now: Instant) -> Result<(), Error> {
         let slot = self.slot(id).ok_or(Error::NotConnected)?;
-        close_slot(&self.inner, &slot, now);
+        self.inner.close(&slot, now);
         Ok(())
     }
 
-    /// Number of registered connections.
+    /// Number of sessions held: attached ones, and in resume mode detached ones.
     pub fn len(&self) -> usize {
-        self.inner
-            .sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.inner.sessions().len()
     }
 
-    /// Whether no connection is registered.
+    /// Whether no session is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The ids of the registered connections, in no particular order.
+    /// The ids of the sessions served by a connection right now, in no particular order.
     pub fn ids(&self) -> Vec<SessionId> {
         self.inner
-            .sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .cloned()
+            .sessions()
+            .values()
+            .filter(|slot| slot.lock().link.is_some())
+            .map(|slot| slot.id.clone())
             .collect()
     }
 
-    /// Ends every stream after what is queued, without marking ids, so tabs reconnect
-    /// elsewhere. Returns how many connections were told. Later [`decide`](Self::decide)
-    /// calls still work; adapters stop accepting.
+    /// Counts of attached and detached sessions, and what the logs hold.
+    pub fn stats(&self) -> HubStats {
+        let mut stats = HubStats::default();
+        if let Some(resume) = &self.inner.resume {
+            stats.log = lock(&resume.history).usage();
+        }
+        for slot in self.inner.sessions().values() {
+            let st = slot.lock();
+            match (st.life, st.link.is_some()) {
+                (Life::Ended(_), _) => {}
+                (_, true) => stats.attached += 1,
+                (_, false) => stats.detached += 1,
+            }
+        }
+        stats
+    }
+
+    /// Ends every stream after what is queued, and every session, without marking ids, so
+    /// tabs reconnect elsewhere. Returns how many streams were told. Later
+    /// [`decide`](Self::decide) calls still work; adapters stop accepting.
     pub fn shutdown(&self) -> usize {
         self.inner.shutting_down.store(true, Ordering::Release);
-        let sessions = self
-            .inner
-            .sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        for slot in sessions.values() {
-            let waker = {
-                let mut st = lock(&slot.state);
-                st.conn.shutdown();
-                st.writer.take()
+        let mut told = 0;
+        let mut detached = Vec::new();
+        for slot in self.inner.sessions().values() {
+            let writer = {
+                let mut st = slot.lock();
+                if !st.is_live() {
+                    continue;
+                }
+                match &mut st.link {
+                    Some(link) => {
+                        link.conn.shutdown();
+                        told += 1;
+                        let writer = link.writer.take();
+                        st.life = Life::Ending(EndReason::Shutdown);
+                        writer
+                    }
+                    None => {
+                        detached.push(slot.clone());
+                        None
+                    }
+                }
             };
-            wake(waker);
+            if let Some(w) = writer {
+                w.wake();
+            }
         }
-        sessions.len()
+        for slot in detached {
+            self.inner
+                .end_session(&slot, EndReason::Shutdown, |st| st.link.is_none());
+        }
+        told
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.
@@ -373,352 +309,243 @@ impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("sessions", &self.len())
+            .field("resume", &self.resume_grace())
             .field("shutting_down", &self.is_shutting_down())
             .finish()
     }
 }
 
-fn wake(waker: Option<Waker>) {
-    if let Some(w) = waker {
-        w.wake();
+impl Inner {
+    fn sessions(&self) -> RwLockReadGuard<'_, HashMap<SessionId, Arc<Slot>>> {
+        self.sessions.read().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-fn send_frame(hub: &Inner, slot: &Arc<Slot>, frame: Frame) -> Result<(), Error> {
-    let (result, wakeups) = queue(slot, frame);
-    if matches!(result, Err(Error::Backpressure { .. })) {
-        unregister(hub, slot);
-    }
-    wakeups.wake();
-    result
-}
-
-/// Queues `frame` on `slot`. A frame over budget cuts the connection off, and then its
-/// transport guards are woken with its writer. The caller wakes them after the lock.
-fn queue(slot: &Slot, frame: Frame) -> (Result<(), Error>, Wakeups) {
-    let mut st = lock(&slot.state);
-    let result = st.conn.send(frame);
-    let wakeups = match result {
-        Err(Error::Backpressure { .. }) => Wakeups::after_abort(&mut st),
-        _ => Wakeups {
-            writer: st.writer.take(),
-            guards: Vec::new(),
-        },
-    };
-    (result, wakeups)
-}
-
-/// Tasks to wake once a slot's lock is released. Nothing is allocated unless a connection
-/// was cut off with guards waiting.
-struct Wakeups {
-    writer: Option<Waker>,
-    guards: Vec<Waker>,
-}
-
-impl Wakeups {
-    /// A cut-off connection: its writer and its transport guards.
-    fn after_abort(st: &mut SlotState) -> Wakeups {
-        Wakeups {
-            writer: st.writer.take(),
-            guards: std::mem::take(&mut st.abort_waiters),
+    fn notify(&self, event: SessionEvent) {
+        if let Some(observer) = &self.observer {
+            observer(&event);
         }
     }
 
-    fn wake(self) {
-        wake(self.writer);
-        self.guards.into_iter().for_each(Waker::wake);
-    }
-}
-
-/// Removes `slot` from the live sessions, unless a newer connection took its id.
-fn unregister(hub: &Inner, slot: &Arc<Slot>) {
-    let mut sessions = hub.sessions.write().unwrap_or_else(PoisonError::into_inner);
-    if sessions.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-        sessions.remove(&slot.id);
-    }
-}
-
-/// Ready once the connection was cut off; registers `cx` to be woken when it is.
-fn poll_aborted(slot: &Slot, cx: &mut Context<'_>) -> Poll<EndReason> {
-    let mut st = lock(&slot.state);
-    if st.conn.is_aborted() {
-        return Poll::Ready(st.conn.end_reason().unwrap_or(EndReason::TooSlow));
-    }
-    if !st.abort_waiters.iter().any(|w| w.will_wake(cx.waker())) {
-        st.abort_waiters.push(cx.waker().clone());
-    }
-    Poll::Pending
-}
-
-fn close_slot(hub: &Inner, slot: &Slot, now: Instant) -> bool {
-    let (began, waker) = {
-        let mut st = lock(&slot.state);
-        let mut closed = lock(&hub.closed);
-        let began = st.conn.close(&mut **closed, now);
-        (began, st.writer.take())
-    };
-    wake(waker);
-    began
-}
-
-/// The application's handle to one connection: cheap to clone, safe to keep after the
-/// connection ended (sends then fail with [`Error::Closed`]).
-#[derive(Clone)]
-pub struct Session {
-    slot: Arc<Slot>,
-    hub: Arc<Inner>,
-}
-
-impl Session {
-    /// The session id.
-    pub fn id(&self) -> &SessionId {
-        &self.slot.id
-    }
-
-    /// Whether the id was generated for this connection (no valid client id was offered).
-    pub fn is_new(&self) -> bool {
-        self.slot.is_new
-    }
-
-    /// Sends a plain message (`onmessage` in the browser).
-    pub fn send(&self, data: impl Into<Data>) -> Result<(), Error> {
-        self.send_frame(Event::new().data(data).encode())
-    }
-
-    /// Sends a named event, dispatched to `addEventListener(name, …)` in the browser.
-    /// Fails when the name is empty or holds CR, LF or NUL.
-    pub fn emit(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        data: impl Into<Data>,
-    ) -> Result<(), Error> {
-        self.send_frame(Event::new().event(name)?.data(data).encode())
-    }
-
-    /// Sends a named event whose data is `value` as JSON (feature `json`).
-    #[cfg(feature = "json")]
-    pub fn emit_json<T: serde::Serialize + ?Sized>(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.send_frame(Event::new().event(name)?.json(value)?.encode())
-    }
-
-    /// Sends a built event.
-    pub fn send_event(&self, event: &Event) -> Result<(), Error> {
-        self.send_frame(event.encode())
-    }
-
-    /// Sends an encoded frame (share one frame between sessions to encode once).
-    pub fn send_frame(&self, frame: Frame) -> Result<(), Error> {
-        send_frame(&self.hub, &self.slot, frame)
-    }
-
-    /// Closes the session: marks the id closed (its reconnect gets 204), writes what is
-    /// queued, then ends the stream. Idempotent; returns whether this call began the end.
-    pub fn close(&self) -> bool {
-        self.close_at((self.hub.clock)())
-    }
-
-    /// As [`close`](Self::close), stamping the mark with `now` instead of reading the clock.
-    pub fn close_at(&self, now: Instant) -> bool {
-        close_slot(&self.hub, &self.slot, now)
-    }
-
-    /// Ends the stream after what is queued without marking the id, so the browser
-    /// reconnects with it. Returns whether this call began the end.
-    pub fn disconnect(&self) -> bool {
-        let (began, waker) = {
-            let mut st = lock(&self.slot.state);
-            (st.conn.disconnect(), st.writer.take())
-        };
-        wake(waker);
-        began
-    }
-
-    /// Whether the connection no longer takes events (closing, closed, or gone).
-    pub fn is_closed(&self) -> bool {
-        !lock(&self.slot.state).conn.is_open()
-    }
-
-    /// Why the connection is ending or ended; `None` while open.
-    pub fn end_reason(&self) -> Option<EndReason> {
-        lock(&self.slot.state).conn.end_reason()
-    }
-
-    /// Bytes queued for this connection and not yet taken by its writer.
-    pub fn queued_bytes(&self) -> usize {
-        lock(&self.slot.state).conn.queued_bytes()
-    }
-
-    /// Ready with the reason once the writer is done with the connection (the response has
-    /// ended and the session left the hub).
-    pub fn poll_end(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
-        let mut st = lock(&self.slot.state);
-        if let Some(reason) = st.finished {
-            return Poll::Ready(reason);
-        }
-        if !st.end_waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            st.end_waiters.push(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-
-    /// Ready once the connection was cut off (too slow, or replaced by a newer connection
-    /// with its id): the transport should be dropped now, even mid-write. Registers `cx` to
-    /// be woken then. Transport wrappers use this where the body is not polled while a
-    /// write is blocked (hyper).
-    pub fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
-        poll_aborted(&self.slot, cx)
-    }
-
-    /// A future that resolves with the reason once the connection has ended (see
-    /// [`poll_end`](Self::poll_end)). It needs no particular runtime.
-    pub fn ended(&self) -> Ended {
-        Ended {
-            session: self.clone(),
-        }
-    }
-}
-
-/// The future returned by [`Session::ended`].
-#[derive(Debug)]
-#[must_use = "futures do nothing unless awaited"]
-pub struct Ended {
-    session: Session,
-}
-
-impl Future for Ended {
-    type Output = EndReason;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<EndReason> {
-        self.session.poll_end(cx)
-    }
-}
-
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("id", &self.slot.id)
-            .field("is_new", &self.slot.is_new)
-            .field("end_reason", &self.end_reason())
-            .finish()
-    }
-}
-
-/// The writer's side of one connection: it takes queued frames and reports the end.
-///
-/// Dropping an outlet that has not finished counts as [`peer_gone`](Self::peer_gone).
-pub struct Outlet {
-    slot: Arc<Slot>,
-    hub: Arc<Inner>,
-    done: bool,
-}
-
-impl Outlet {
-    /// The session id.
-    pub fn id(&self) -> &SessionId {
-        &self.slot.id
-    }
-
-    /// Moves everything queued into `batch`, first queueing a keep-alive comment if the
-    /// stream has been idle as of `now`.
-    ///
-    /// Returns `Ready(Some(n))` with the number of frames moved, `Ready(None)` once the
-    /// stream has ended and everything was taken (the session has then left the hub), and
-    /// `Pending` when nothing is queued: the task is woken when something is. Also wake
-    /// at [`poll_timeout`](Self::poll_timeout) for keep-alive.
-    pub fn poll_drain(
-        &mut self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        batch: &mut Batch,
-    ) -> Poll<Option<usize>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        {
-            let mut st = lock(&self.slot.state);
-            st.conn.handle_timeout(now);
-            let n = st.conn.drain_into(batch, now);
-            if n > 0 {
-                return Poll::Ready(Some(n));
-            }
-            if !st.conn.is_finished() {
-                match &st.writer {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => st.writer = Some(cx.waker().clone()),
+    /// Sends `frame` to one session; `logged` events get a position in resume mode.
+    fn send(&self, slot: &Arc<Slot>, frame: Frame, logged: bool) -> Result<(), Error> {
+        let resumable = self.resume.is_some();
+        let (queued, follow) = match &self.resume {
+            Some(resume) if logged => {
+                let mut history = lock(&resume.history);
+                let mut st = slot.lock();
+                if !st.is_live() {
+                    return Err(Error::Closed);
                 }
-                return Poll::Pending;
+                let seq = history.append(Target::Session(&slot.id), &frame);
+                let line = position::id_line(&slot.id, Position::new(history.epoch(), seq));
+                let queued = st.queue(Some(line), frame);
+                let follow = self.after_queue(&mut st, &queued);
+                (queued, follow)
             }
-        }
-        self.finish();
-        Poll::Ready(None)
-    }
-
-    /// Ready once the connection was cut off (too slow, or replaced): stop writing and drop
-    /// the transport, even with a write in progress. Registers `cx` to be woken then.
-    pub fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
-        poll_aborted(&self.slot, cx)
-    }
-
-    /// When keep-alive next needs [`poll_drain`](Self::poll_drain) to run; `None` if never.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        lock(&self.slot.state).conn.poll_timeout()
-    }
-
-    /// Whether the stream has ended (nothing more will be queued).
-    pub fn is_finished(&self) -> bool {
-        self.done || lock(&self.slot.state).conn.is_finished()
-    }
-
-    /// The peer went away (EOF or a write error): the connection ends without marking the
-    /// id and leaves the hub at once.
-    pub fn peer_gone(&mut self) {
-        if !self.done {
-            lock(&self.slot.state).conn.peer_gone();
-            self.finish();
-        }
-    }
-
-    /// Why the connection ended; `None` while open.
-    pub fn end_reason(&self) -> Option<EndReason> {
-        lock(&self.slot.state).conn.end_reason()
-    }
-
-    fn finish(&mut self) {
-        self.done = true;
-        let waiters = {
-            let mut st = lock(&self.slot.state);
-            if !st.conn.is_finished() {
-                st.conn.peer_gone();
+            _ => {
+                let mut st = slot.lock();
+                if !st.is_live() {
+                    return Err(Error::Closed);
+                }
+                let queued = st.queue(None, frame);
+                let follow = self.after_queue(&mut st, &queued);
+                (queued, follow)
             }
-            st.finished = Some(st.conn.end_reason().unwrap_or(EndReason::PeerGone));
-            std::mem::take(&mut st.end_waiters)
         };
-        unregister(&self.hub, &self.slot);
-        for w in waiters {
+        let result = match queued {
+            Queued::Sent(writer) => {
+                if let Some(w) = writer {
+                    w.wake();
+                }
+                Ok(())
+            }
+            // Logged: the tab gets it when it comes back.
+            Queued::Detached | Queued::Ending if resumable && logged => Ok(()),
+            Queued::Detached => Err(Error::NotConnected),
+            Queued::Ending => Err(Error::Closed),
+            Queued::Cut(wakeups, err) => {
+                wakeups.wake();
+                if resumable && logged {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        };
+        self.follow(slot, follow);
+        result
+    }
+
+    /// Under the slot's lock: what follows from queueing. A cut-off detaches the session
+    /// (resume mode) or ends it.
+    fn after_queue(&self, st: &mut SlotState, queued: &Queued) -> Follow {
+        match queued {
+            Queued::Cut(..) if self.resume.is_some() => self.detached(st, EndReason::TooSlow),
+            Queued::Cut(..) => Follow::End(EndReason::TooSlow),
+            _ => Follow::Nothing,
+        }
+    }
+
+    /// Queues `frame` to every session, with its position's `id:` line when logged at
+    /// `at`. Returns how many took it (in resume mode, logged frames count every live
+    /// session, attached or not), and what the caller must do once its locks are released.
+    fn fan_out(&self, at: Option<Position>, frame: &Frame) -> (usize, Vec<(Arc<Slot>, Follow)>) {
+        let logged = at.is_some();
+        let mut count = 0;
+        let mut follow = Vec::new();
+        for slot in self.sessions().values() {
+            let mut st = slot.lock();
+            if !st.is_live() {
+                continue;
+            }
+            let line = at.map(|at| position::id_line(&slot.id, at));
+            let queued = st.queue(line, frame.clone());
+            let next = self.after_queue(&mut st, &queued);
+            drop(st);
+            match queued {
+                Queued::Sent(writer) => {
+                    count += 1;
+                    if let Some(w) = writer {
+                        w.wake();
+                    }
+                }
+                Queued::Detached | Queued::Ending => count += usize::from(logged),
+                Queued::Cut(wakeups, _) => {
+                    count += usize::from(logged);
+                    wakeups.wake();
+                }
+            }
+            if !matches!(next, Follow::Nothing) {
+                follow.push((slot.clone(), next));
+            }
+        }
+        (count, follow)
+    }
+
+    /// Closes `slot`: marks its id, then ends its stream after what is queued (or, when
+    /// detached, ends the session at once).
+    fn close(&self, slot: &Arc<Slot>, now: Instant) -> bool {
+        lock(&self.closed).mark(&slot.id, now);
+        let (began, writer) = {
+            let mut st = slot.lock();
+            if !st.is_live() {
+                return false;
+            }
+            match &mut st.link {
+                Some(link) => {
+                    link.conn.close();
+                    let writer = link.writer.take();
+                    st.life = Life::Ending(EndReason::Closed);
+                    (true, writer)
+                }
+                None => (false, None),
+            }
+        };
+        if let Some(w) = writer {
             w.wake();
         }
+        began || self.end_session(slot, EndReason::Closed, |st| st.link.is_none())
     }
-}
 
-impl Drop for Outlet {
-    fn drop(&mut self) {
-        if !self.done {
-            self.finish();
+    /// Under the slot's lock: the session lost its connection. In resume mode it waits for
+    /// its tab; otherwise it ends.
+    fn detached(&self, st: &mut SlotState, reason: EndReason) -> Follow {
+        if self.resume.is_none() {
+            return Follow::End(reason);
+        }
+        st.detached_at = Some((self.clock)());
+        Follow::Detached(reason)
+    }
+
+    /// Acts on what happened under a slot's lock, with the lock released.
+    fn follow(&self, slot: &Arc<Slot>, follow: Follow) {
+        match follow {
+            Follow::Nothing => {}
+            Follow::End(reason) => {
+                self.end_session(slot, reason, |_| true);
+            }
+            Follow::Detached(reason) => {
+                self.schedule_expiry(slot);
+                self.notify(SessionEvent::Detached {
+                    id: slot.id.clone(),
+                    reason,
+                });
+            }
         }
     }
-}
 
-impl fmt::Debug for Outlet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Outlet")
-            .field("id", &self.slot.id)
-            .field("done", &self.done)
-            .finish()
+    /// Ends the session for good if `still` holds for it: it leaves the registry, its log
+    /// is dropped, its waiters are woken and the observer is told. Returns whether this call
+    /// ended it.
+    fn end_session(
+        &self,
+        slot: &Arc<Slot>,
+        reason: EndReason,
+        still: impl FnOnce(&SlotState) -> bool,
+    ) -> bool {
+        let mut history = self.resume.as_ref().map(|r| lock(&r.history));
+        let mut sessions = self
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let waiters = {
+            let mut st = slot.lock();
+            if matches!(st.life, Life::Ended(_)) || !still(&st) {
+                return false;
+            }
+            st.life = Life::Ended(reason);
+            st.detached_at = None;
+            std::mem::take(&mut st.end_waiters)
+        };
+        if sessions.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            sessions.remove(&slot.id);
+            if let Some(history) = &mut history {
+                history.forget(&slot.id);
+            }
+        }
+        drop(sessions);
+        drop(history);
+        waiters.into_iter().for_each(std::task::Waker::wake);
+        let id = slot.id.clone();
+        self.notify(match reason {
+            EndReason::Expired => SessionEvent::Expired { id },
+            reason => SessionEvent::Ended { id, reason },
+        });
+        true
+    }
+
+    /// The writer of link `link_no` is done with it: a retired link is dropped; the attached
+    /// one detaches the session (resume mode) or ends it. Returns why the link ended.
+    fn finish_link(&self, slot: &Arc<Slot>, link_no: u64) -> EndReason {
+        let (reason, follow) = {
+            let mut st = slot.lock();
+            match st.link.take() {
+                Some(mut link) if link.link_no == link_no => {
+                    link.conn.peer_gone();
+                    let reason = link.conn.end_reason().unwrap_or(EndReason::PeerGone);
+                    let follow = match st.life {
+                        Life::Ending(r) => Follow::End(r),
+                        Life::Live => self.detached(&mut st, reason),
+                        Life::Ended(_) => Follow::Nothing,
+                    };
+                    (reason, follow)
+                }
+                other => {
+                    st.link = other;
+                    let reason = match st.retired.iter().position(|l| l.link_no == link_no) {
+                        Some(i) => {
+                            let mut link = st.retired.swap_remove(i);
+                            link.conn.peer_gone();
+                            link.conn.end_reason()
+                        }
+                        None => None,
+                    };
+                    (reason.unwrap_or(EndReason::PeerGone), Follow::Nothing)
+                }
+            }
+        };
+        self.follow(slot, follow);
+        reason
     }
 }
 

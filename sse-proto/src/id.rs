@@ -190,7 +190,7 @@ where
 }
 
 /// Percent-decodes a query value (`+` is a space, as in form encoding).
-fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, IdRejection> {
+pub(crate) fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, IdRejection> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {

@@ -12,10 +12,14 @@ mod error;
 mod event;
 mod frame;
 mod handshake;
+mod history;
 #[cfg(feature = "http1")]
 pub mod http1;
 mod hub;
 mod id;
+mod lifecycle;
+mod position;
+mod request;
 
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{Connection, ConnectionConfig, EndReason};
@@ -23,10 +27,15 @@ pub use decode::{Decoder, Item, Limits, MessageEvent};
 pub use error::{DecodeError, Error, Field, FieldError, FieldReason, HeadError};
 pub use event::{Data, Event, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
-pub use handshake::{
-    Accept, Decision, Handshake, HttpVersion, NotEventStream, Request, ResponseHead,
+pub use handshake::{Answers, Claim, Handshake, Lookup, NotEventStream, Offer};
+pub use history::{History, LogBounds, LogUsage, Logged, MemoryHistory, Target};
+pub use hub::{
+    Accepted, Cutoff, Decision, Ended, Hub, HubBuilder, HubStats, Outlet, ResumeConfig, Session,
+    WeakHub,
 };
-pub use hub::{Ended, Hub, HubBuilder, Outlet, Session};
 pub use id::{
     DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, RejectedId, SessionId, UuidV4,
 };
+pub use lifecycle::{Continuity, GapReason, SessionEvent};
+pub use position::{Claimed, MAX_POSITION_LEN, POSITION_SEPARATOR, Position};
+pub use request::{HttpVersion, Request, ResponseHead};

@@ -1,10 +1,15 @@
 //! Property tests of the handshake: no input panics it, and no client id gets a second
 //! field into the preamble.
 
-use std::time::Instant;
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
 
+use bytes::Buf;
 use proptest::prelude::*;
-use sse_proto::{Decision, Handshake, HttpVersion, IdSource, MemoryClosedSet, Request, SessionId};
+use sse_proto::{
+    Batch, Decision, Handshake, HttpVersion, Hub, IdSource, MAX_POSITION_LEN, Position, Request,
+    ResumeConfig, SessionId,
+};
 
 fn header_name() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -23,6 +28,11 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
         Just(b"tab-1".to_vec()),
         Just(b"a\nevent: x".to_vec()),
         Just(b"a\rid: y".to_vec()),
+        Just(b"tab~1.2".to_vec()),
+        Just(b"tab~1.2~".to_vec()),
+        Just(b"tab~\n.1".to_vec()),
+        Just(b"~1.1".to_vec()),
+        "[a-z~.0-9]{0,40}".prop_map(String::into_bytes),
         proptest::collection::vec(any::<u8>(), 0..300),
     ]
 }
@@ -35,6 +45,9 @@ fn target() -> impl Strategy<Value = Vec<u8>> {
         Just(b"%00".to_vec()),
         Just(b"%".to_vec()),
         Just(b"%FF%FE".to_vec()),
+        Just(b"tab~1.2".to_vec()),
+        Just(b"tab%7E1.2".to_vec()),
+        Just(b"tab%7E%0A".to_vec()),
         proptest::collection::vec(any::<u8>(), 0..400),
     ];
     (proptest::collection::vec(any::<u8>(), 0..20), query_value).prop_map(|(path, q)| {
@@ -65,32 +78,50 @@ proptest! {
         headers in proptest::collection::vec((header_name(), header_value()), 0..6),
         http2 in any::<bool>(),
         max_id_len in 1usize..200,
+        resumable in any::<bool>(),
     ) {
         let version = if http2 { HttpVersion::Http2 } else { HttpVersion::Http11 };
         let mut req = Request::new(&method, &target, version);
         for (n, v) in &headers {
             req.header(n, v);
         }
-        let handshake = Handshake::new().max_id_len(max_id_len);
-        let mut closed = MemoryClosedSet::default();
         let fixed = || SessionId::parse(b"fresh", 128).expect("valid");
-        match handshake.decide(&req, &mut closed, &fixed, Instant::now()) {
-            Decision::Accept(a) => {
+        let mut builder = Hub::builder()
+            .handshake(Handshake::new().max_id_len(max_id_len))
+            .id_generator(fixed);
+        if resumable {
+            builder = builder.resume(ResumeConfig::new(Duration::from_secs(60)));
+        }
+        let hub = builder.build();
+        match hub.decide(&req, Instant::now()) {
+            Decision::Accept(mut a) => {
                 prop_assert!(method == b"GET");
-                let id = a.session.as_bytes();
+                let id = a.session.id().as_bytes().to_vec();
                 prop_assert!(!id.is_empty() && id.len() <= max_id_len.max(5));
                 prop_assert!(!id.iter().any(|&b| b < 0x20 || b == 0x7f));
                 // The preamble is exactly two fields and a blank line.
-                let preamble = a.preamble.to_bytes();
+                let mut batch = Batch::new();
+                let mut cx = Context::from_waker(Waker::noop());
+                prop_assert!(a.outlet.poll_drain(&mut cx, Instant::now(), &mut batch).is_ready());
+                let preamble = batch.copy_to_bytes(batch.remaining());
                 let lines: Vec<&[u8]> = preamble.split(|&b| b == b'\n').collect();
                 prop_assert_eq!(lines.len(), 4, "{:?}", String::from_utf8_lossy(&preamble));
                 prop_assert!(lines[0].starts_with(b"retry: "));
-                let id_line = [b"id: ".as_slice(), id].concat();
-                prop_assert_eq!(lines[1], id_line.as_slice());
+                let token = lines[1].strip_prefix(b"id: ").unwrap_or_default();
+                prop_assert!(token.len() <= max_id_len.max(5 + MAX_POSITION_LEN));
+                if resumable {
+                    // The session id, then its position: nothing else.
+                    let (sid, position) = token.split_at(id.len());
+                    prop_assert_eq!(sid, id.as_slice());
+                    prop_assert!(position.first() == Some(&b'~'));
+                    prop_assert!(Position::parse(&position[1..]).is_some());
+                } else {
+                    prop_assert_eq!(token, id.as_slice());
+                }
                 prop_assert!(lines[2].is_empty() && lines[3].is_empty());
                 prop_assert!(!preamble.contains(&b'\r') && !preamble.contains(&0));
                 if a.source == IdSource::Generated {
-                    prop_assert_eq!(a.session.as_str(), "fresh");
+                    prop_assert_eq!(a.session.id().as_str(), "fresh");
                 }
                 let has_connection = a.head.headers().iter().any(|(n, _)| *n == "connection");
                 prop_assert_eq!(has_connection, !http2);

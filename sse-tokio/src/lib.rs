@@ -41,7 +41,8 @@ pub use handshake::{Accepted, Outcome, handshake, hub_builder};
 pub use serve::{Reply, ServeConfig, serve, serve_connection};
 pub use sse_proto::http1::ReaderLimits;
 pub use sse_proto::{
-    Batch, ClosedPolicy, ClosedSet, ConnectionConfig, DEFAULT_MAX_ID_LEN, Data, EndReason, Ended,
-    Error, Event, Frame, Handshake, HeadError, Hub, HubBuilder, IdGenerator, IdRejection, IdSource,
-    MemoryClosedSet, NotEventStream, RejectedId, Session, SessionId, UuidV4,
+    Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN, Data,
+    EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
+    HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
+    RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
 };

@@ -1,140 +1,90 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
-use crate::closed::{ClosedPolicy, MemoryClosedSet};
-use crate::id::{IdRejection, UuidV4};
+use crate::position::Position;
 
-fn fixed() -> SessionId {
-    SessionId::parse(b"generated", 128).expect("valid")
+fn offer(target: &[u8], headers: &[(&[u8], &[u8])], resumable: bool) -> Offer {
+    try_offer(b"GET", target, headers, resumable).expect("an event-stream request")
 }
 
-fn gen_fixed() -> impl IdGenerator {
-    fixed
-}
-
-fn decide(method: &[u8], target: &[u8], headers: &[(&[u8], &[u8])]) -> Decision {
-    let mut closed = MemoryClosedSet::default();
-    decide_with(&mut closed, method, target, headers)
-}
-
-fn decide_with(
-    closed: &mut MemoryClosedSet,
+fn try_offer(
     method: &[u8],
     target: &[u8],
     headers: &[(&[u8], &[u8])],
-) -> Decision {
+    resumable: bool,
+) -> Result<Offer, NotEventStream> {
     let mut req = Request::new(method, target, HttpVersion::Http11);
+    req.header(b"accept", b"text/event-stream");
     for (n, v) in headers {
         req.header(n, v);
     }
-    Handshake::new().decide(&req, closed, &gen_fixed(), Instant::now())
+    Handshake::new().offer(&req, resumable)
 }
 
-fn accepted(d: Decision) -> Accept {
-    match d {
-        Decision::Accept(a) => a,
-        other => panic!("expected accept, got {other:?}"),
-    }
-}
-
-const ES: (&[u8], &[u8]) = (b"Accept", b"text/event-stream");
-
-#[test]
-fn accept_header_rules() {
-    let yes: &[&[u8]] = &[
-        b"text/event-stream",
-        b"TEXT/Event-Stream",
-        b"text/html, text/event-stream;q=0.5",
-        b"text/event-stream; charset=utf-8",
-        b" text/event-stream ;q=1.0",
-        b"text/event-stream;Q=0.001",
-    ];
-    for v in yes {
-        assert!(accepts_event_stream(v), "{}", String::from_utf8_lossy(v));
-    }
-    let no: &[&[u8]] = &[
-        b"",
-        b"*/*",
-        b"text/*",
-        b"text/html",
-        b"text/event-stream;q=0",
-        b"text/event-stream;q=0.000",
-        b"text/event-stream;q=abc",
-        b"text/event-stream;q=2",
-        b"text/event-streams",
-    ];
-    for v in no {
-        assert!(!accepts_event_stream(v), "{}", String::from_utf8_lossy(v));
-    }
+fn claimed(o: &Offer) -> (&str, Claimed) {
+    let c = o.claim().expect("a claim");
+    (c.session.as_str(), c.position)
 }
 
 #[test]
 fn not_event_stream() {
-    assert!(matches!(
-        decide(b"POST", b"/events", &[ES]),
-        Decision::NotEventStream(NotEventStream::Method)
-    ));
-    assert!(matches!(
-        decide(b"GET", b"/events", &[(b"accept", b"*/*")]),
-        Decision::NotEventStream(NotEventStream::Accept)
-    ));
-    // A second Accept header can list it.
-    let a = accepted(decide(
-        b"GET",
-        b"/",
-        &[(b"accept", b"text/html"), (b"ACCEPT", b"text/event-stream")],
-    ));
-    assert!(a.is_new());
-}
-
-#[test]
-fn fresh_id_and_preamble() {
-    let a = accepted(decide(b"GET", b"/events", &[ES]));
-    assert_eq!(a.session, fixed());
-    assert_eq!(a.source, IdSource::Generated);
-    assert!(a.is_new());
-    assert!(a.rejected.is_empty());
     assert_eq!(
-        a.preamble.to_bytes(),
-        &b"retry: 3000\nid: generated\n\n"[..]
+        try_offer(b"POST", b"/events", &[], false).map(|_| ()),
+        Err(NotEventStream::Method)
     );
-    assert_eq!(a.head.status(), 200);
-    assert!(a.head.headers().contains(&("connection", "keep-alive")));
+    let req = Request::new(b"GET", b"/events", HttpVersion::Http11);
+    assert_eq!(
+        Handshake::new().offer(&req, false).map(|_| ()),
+        Err(NotEventStream::Accept)
+    );
+    // A second Accept header can list it.
+    let mut req = Request::new(b"GET", b"/", HttpVersion::Http11);
+    req.header(b"accept", b"text/html")
+        .header(b"ACCEPT", b"text/event-stream");
+    let o = Handshake::new().offer(&req, false).expect("accepted");
+    assert!(o.claim().is_none());
+    assert_eq!(o.source(), IdSource::Generated);
 }
 
 #[test]
 fn resolution_order() {
-    let a = accepted(decide(
-        b"GET",
+    let o = offer(
         b"/events?x=1&id=from%20query",
-        &[ES, (b"Last-Event-ID", b"from-header")],
-    ));
-    assert_eq!(a.session.as_str(), "from-header");
-    assert_eq!(a.source, IdSource::LastEventId);
-    assert!(!a.is_new());
+        &[(b"Last-Event-ID", b"from-header")],
+        false,
+    );
+    assert_eq!(claimed(&o), ("from-header", Claimed::None));
+    assert_eq!(o.source(), IdSource::LastEventId);
 
-    let a = accepted(decide(b"GET", b"/events?x=1&id=from%20query", &[ES]));
-    assert_eq!(a.session.as_str(), "from query");
-    assert_eq!(a.source, IdSource::Query);
+    let o = offer(b"/events?x=1&id=from%20query", &[], false);
+    assert_eq!(claimed(&o), ("from query", Claimed::None));
+    assert_eq!(o.source(), IdSource::Query);
 
     // A bad header falls back to the query id.
-    let a = accepted(decide(
-        b"GET",
-        b"/events?id=q",
-        &[ES, (b"last-event-id", b"")],
-    ));
-    assert_eq!(a.session.as_str(), "q");
+    let o = offer(b"/events?id=q", &[(b"last-event-id", b"")], false);
+    assert_eq!(claimed(&o).0, "q");
     assert_eq!(
-        a.rejected,
-        vec![RejectedId {
+        o.rejected(),
+        [RejectedId {
             source: IdSource::LastEventId,
             reason: IdRejection::Empty
         }]
     );
+    // Both offered and refused: none.
+    let o = offer(b"/events?id=%0A", &[(b"last-event-id", b"\x01")], true);
+    assert!(o.claim().is_none());
+    assert_eq!(o.rejected().len(), 2);
+    assert_eq!(
+        o.lookup(),
+        Lookup {
+            closed: None,
+            history: None
+        }
+    );
 }
 
 #[test]
-fn hostile_ids_are_never_echoed() {
+fn hostile_ids_are_refused_with_their_reason() {
     let long = "a".repeat(10 * 1024);
     let cases: Vec<(Vec<u8>, IdRejection)> = vec![
         (
@@ -155,73 +105,81 @@ fn hostile_ids_are_never_echoed() {
             },
         ),
     ];
-    for (target, reason) in cases {
-        let a = accepted(decide(b"GET", &target, &[ES]));
-        assert_eq!(a.session, fixed(), "{}", String::from_utf8_lossy(&target));
-        assert_eq!(
-            a.rejected,
-            vec![RejectedId {
-                source: IdSource::Query,
-                reason
-            }]
-        );
-        assert_eq!(
-            a.preamble.to_bytes(),
-            &b"retry: 3000\nid: generated\n\n"[..]
-        );
-    }
-    let headers: &[&[u8]] = &[b"a\rb", b"a\nb", b"\0", b"\xff", long.as_bytes()];
-    for h in headers {
-        let a = accepted(decide(b"GET", b"/e", &[ES, (b"last-event-id", h)]));
-        assert_eq!(a.session, fixed());
-        assert_eq!(a.rejected.len(), 1);
-        assert_eq!(a.rejected[0].source, IdSource::LastEventId);
+    for resumable in [false, true] {
+        for (target, reason) in &cases {
+            let o = offer(target, &[], resumable);
+            assert!(o.claim().is_none(), "{}", String::from_utf8_lossy(target));
+            assert_eq!(
+                o.rejected(),
+                [RejectedId {
+                    source: IdSource::Query,
+                    reason: *reason
+                }]
+            );
+        }
+        let headers: &[&[u8]] = &[b"a\rb", b"a\nb", b"\0", b"\xff", long.as_bytes()];
+        for h in headers {
+            let o = offer(b"/e", &[(b"last-event-id", h)], resumable);
+            assert!(o.claim().is_none());
+            assert_eq!(o.rejected()[0].source, IdSource::LastEventId);
+        }
     }
 }
 
 #[test]
-fn closed_ids_get_no_content_once() {
-    let now = Instant::now();
-    let mut closed = MemoryClosedSet::default();
-    let id = SessionId::parse(b"tab", 128).expect("valid");
-    closed.mark(&id, now);
-    let d = decide_with(
-        &mut closed,
-        b"GET",
-        b"/e",
-        &[ES, (b"last-event-id", b"tab")],
+fn resume_tokens_split_into_session_and_position() {
+    let o = offer(b"/e", &[(b"last-event-id", b"tab~1.a")], true);
+    assert_eq!(claimed(&o), ("tab", Claimed::At(Position::new(1, 10))));
+    assert_eq!(
+        o.lookup().history,
+        Some((
+            &o.claim().expect("claim").session,
+            Claimed::At(Position::new(1, 10))
+        ))
     );
-    assert!(
-        matches!(d, Decision::NoContent { ref session, source: IdSource::LastEventId } if *session == id)
-    );
-    // Consumed: the next load with ?id= starts afresh with the same id.
-    let a = accepted(decide_with(&mut closed, b"GET", b"/e?id=tab", &[ES]));
-    assert_eq!(a.session, id);
-
-    let mut keep = MemoryClosedSet::new(8, Duration::from_secs(60), ClosedPolicy::KeepUntilExpired);
-    keep.mark(&id, now);
-    for _ in 0..3 {
-        let d = decide_with(&mut keep, b"GET", b"/e?id=tab", &[ES]);
-        assert!(matches!(d, Decision::NoContent { .. }));
+    // Through the query, percent-encoded.
+    let o = offer(b"/e?id=tab%7E1.a", &[], true);
+    assert_eq!(claimed(&o), ("tab", Claimed::At(Position::new(1, 10))));
+    // Forged, truncated or bare: the session survives, the position does not.
+    for raw in [
+        &b"tab~"[..],
+        b"tab~1.",
+        b"tab~-1.1",
+        b"tab~1.A",
+        b"tab~\xff",
+    ] {
+        let o = offer(b"/e", &[(b"last-event-id", raw)], true);
+        assert_eq!(claimed(&o), ("tab", Claimed::Invalid), "{raw:?}");
     }
+    let o = offer(b"/e", &[(b"last-event-id", b"tab")], true);
+    assert_eq!(claimed(&o), ("tab", Claimed::None));
+    // Without resume mode the whole value is the id.
+    let o = offer(b"/e", &[(b"last-event-id", b"tab~1.a")], false);
+    assert_eq!(claimed(&o), ("tab~1.a", Claimed::None));
+    assert_eq!(o.lookup().history, None);
+    // Nothing before the separator: refused, as an empty id.
+    let o = offer(b"/e", &[(b"last-event-id", b"~1.1")], true);
+    assert!(o.claim().is_none());
+    assert_eq!(o.rejected()[0].reason, IdRejection::Empty);
 }
 
 #[test]
-fn http2_head_has_no_connection_header() {
-    let mut req = Request::new(b"GET", b"/e", HttpVersion::Http2);
-    req.header(b"accept", b"text/event-stream");
-    let a = accepted(Handshake::new().decide(
-        &req,
-        &mut MemoryClosedSet::default(),
-        &UuidV4,
-        Instant::now(),
-    ));
-    assert!(a.head.headers().iter().all(|(n, _)| *n != "connection"));
-    assert!(
-        a.head
-            .headers()
-            .contains(&("content-type", "text/event-stream"))
+fn resumable_session_ids_leave_room_for_the_position() {
+    let max = DEFAULT_MAX_ID_LEN - MAX_POSITION_LEN;
+    let fits = "s".repeat(max);
+    let o = offer(b"/e", &[(b"last-event-id", fits.as_bytes())], true);
+    assert_eq!(claimed(&o).0, fits);
+    let over = "s".repeat(max + 1);
+    let o = offer(b"/e", &[(b"last-event-id", over.as_bytes())], true);
+    assert!(o.claim().is_none());
+    assert_eq!(
+        o.rejected()[0].reason,
+        IdRejection::TooLong { len: max + 1, max }
     );
+    // The whole token is bounded too.
+    let token = format!("{}~{}", "s".repeat(max), "1".repeat(40));
+    let o = offer(b"/e", &[(b"last-event-id", token.as_bytes())], true);
+    assert!(o.claim().is_none());
 }
 
 #[test]
@@ -231,35 +189,22 @@ fn jitter_is_bounded_and_stable() {
         .jitter(Duration::from_millis(500));
     let mut seen = std::collections::HashSet::new();
     for i in 0..50 {
-        let target = format!("/e?id=tab-{i}");
-        let mut req = Request::new(b"GET", target.as_bytes(), HttpVersion::Http11);
-        req.header(b"accept", b"text/event-stream");
-        let mut closed = MemoryClosedSet::default();
-        let a = accepted(hs.decide(&req, &mut closed, &UuidV4, Instant::now()));
-        let b = accepted(hs.decide(&req, &mut closed, &UuidV4, Instant::now()));
-        assert_eq!(a.retry, b.retry);
-        assert!(a.retry >= Duration::from_millis(1000) && a.retry <= Duration::from_millis(1500));
-        seen.insert(a.retry);
+        let id = SessionId::parse(format!("tab-{i}").as_bytes(), 128).expect("valid");
+        let retry = hs.retry_for(&id);
+        assert_eq!(retry, hs.retry_for(&id));
+        assert!(retry >= Duration::from_millis(1000) && retry <= Duration::from_millis(1500));
+        seen.insert(retry);
     }
     assert!(seen.len() > 10, "jitter should spread sessions: {seen:?}");
+    let id = SessionId::parse(b"x", 128).expect("valid");
+    assert_eq!(Handshake::new().retry_for(&id), Duration::from_secs(3));
 }
 
 #[test]
-fn http1_head_bytes() {
-    let mut buf = BytesMut::new();
-    ResponseHead::no_content().write_http1(&mut buf);
+fn preamble_bytes() {
     assert_eq!(
-        &buf[..],
-        b"HTTP/1.1 204 No Content\r\ncache-control: no-cache, no-transform\r\n"
+        preamble("tab~1.2", Duration::from_millis(2500)).to_bytes(),
+        &b"retry: 2500\nid: tab~1.2\n\n"[..]
     );
-}
-
-#[test]
-fn query_id_edge_cases() {
-    let q = |t: &'static [u8]| Request::new(b"GET", t, HttpVersion::Http11).query_id();
-    assert_eq!(q(b"/e"), None);
-    assert_eq!(q(b"/e?ids=1&xid=2"), None);
-    assert_eq!(q(b"/e?id=1&id=2"), Some(&b"1"[..]));
-    assert_eq!(q(b"/e?a&id=x#frag"), Some(&b"x"[..]));
-    assert_eq!(q(b"http://h/e?id=abs"), Some(&b"abs"[..]));
+    assert_eq!(id_line("tab").to_bytes(), &b"id: tab\n"[..]);
 }

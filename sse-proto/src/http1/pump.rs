@@ -121,10 +121,10 @@ mod tests {
         let mut req = Request::new(b"GET", b"/e?id=p", HttpVersion::Http11);
         req.header(b"accept", b"text/event-stream");
         let now = Instant::now();
-        let Decision::Accept(accept) = hub.decide(&req, now) else {
+        let Decision::Accept(accepted) = hub.decide(&req, now) else {
             panic!("an event-stream request")
         };
-        hub.accept(accept, now)
+        (accepted.session, accepted.outlet)
     }
 
     #[test]

@@ -1,10 +1,13 @@
 use std::sync::atomic::AtomicUsize;
-use std::task::Wake;
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::Buf;
 
 use super::*;
-use crate::handshake::HttpVersion;
+use crate::frame::Batch;
+use crate::request::{HttpVersion, Request};
+
+mod resume;
 
 /// A waker that counts its wake-ups.
 #[derive(Default)]
@@ -26,7 +29,7 @@ fn connect(hub: &Hub, target: &str, now: Instant) -> (Session, Outlet) {
     let mut req = Request::new(b"GET", target.as_bytes(), HttpVersion::Http11);
     req.header(b"accept", b"text/event-stream");
     match hub.decide(&req, now) {
-        Decision::Accept(a) => hub.accept(a, now),
+        Decision::Accept(a) => (a.session, a.outlet),
         other => panic!("expected accept: {other:?}"),
     }
 }
@@ -166,18 +169,31 @@ fn dropping_the_outlet_removes_the_session_and_wakes_end_waiters() {
 }
 
 #[test]
-fn duplicate_id_replaces_the_old_connection() {
+fn duplicate_id_replaces_the_old_connection_and_renames_its_tab() {
     let now = Instant::now();
-    let hub = Hub::new();
+    let hub = Hub::builder()
+        .id_generator(|| SessionId::parse(b"fresh", 128).expect("valid"))
+        .build();
     let (old, mut old_out) = connect(&hub, "/e?id=dup", now);
+    old.send("before").expect("open");
     let (new, mut new_out) = connect(&hub, "/e?id=dup", now);
     assert_eq!(hub.len(), 1);
-    assert_eq!(old.end_reason(), Some(EndReason::Replaced));
+    // One session, now served by the new connection.
+    assert_eq!(old.id(), new.id());
+    assert!(old.end_reason().is_none());
+    assert_eq!(old_out.end_reason(), Some(EndReason::Replaced));
+    // The old stream's last block gives its tab a fresh id, and nothing else.
+    assert_eq!(
+        drain(&mut old_out, now),
+        (Poll::Ready(Some(1)), b"id: fresh\n\n".to_vec())
+    );
     assert_eq!(drain(&mut old_out, now).0, Poll::Ready(None));
-    // The old writer finishing must not remove the new connection.
+    // The old writer finishing must not touch the new connection.
     assert_eq!(hub.len(), 1);
+    assert_eq!(hub.stats().attached, 1);
     hub.send_to("dup", &Event::new().data("n")).expect("live");
     let (_, bytes) = drain(&mut new_out, now);
+    assert!(bytes.starts_with(b"retry: 3000\nid: dup\n\n"));
     assert!(bytes.ends_with(b"data: n\n\n"));
     assert!(new.end_reason().is_none());
 }
@@ -193,7 +209,8 @@ fn slow_reader_is_cut_off_and_others_are_not() {
     let guard = Arc::new(Counter::default());
     let guard_waker = Waker::from(guard.clone());
     let mut cx = Context::from_waker(&guard_waker);
-    assert_eq!(slow.poll_aborted(&mut cx), Poll::Pending);
+    let cutoff = slow_out.cutoff();
+    assert_eq!(cutoff.poll(&mut cx), Poll::Pending);
     let mut delivered = 0;
     for _ in 0..10 {
         delivered += hub.broadcast(&ev);
@@ -204,7 +221,7 @@ fn slow_reader_is_cut_off_and_others_are_not() {
     // Cut off at once: the guard was woken, and the session left the hub before its
     // writer noticed anything.
     assert!(guard.0.load(Ordering::SeqCst) >= 1, "the guard was woken");
-    assert_eq!(slow.poll_aborted(&mut cx), Poll::Ready(EndReason::TooSlow));
+    assert_eq!(cutoff.poll(&mut cx), Poll::Ready(EndReason::TooSlow));
     assert_eq!(
         slow_out.poll_aborted(&mut cx),
         Poll::Ready(EndReason::TooSlow)
@@ -217,6 +234,7 @@ fn slow_reader_is_cut_off_and_others_are_not() {
         "fast took all ten, slow three before it was cut"
     );
     assert_eq!(drain(&mut slow_out, now).0, Poll::Ready(None));
+    assert!(cutoff.is_done());
     assert_eq!(
         hub.ids(),
         vec![SessionId::parse(b"fast", 128).expect("valid")]

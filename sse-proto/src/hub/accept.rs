@@ -1,0 +1,285 @@
+//! Accepting a connection: the hub's side of the handshake, from an [`Offer`] and the
+//! stores' [`Answers`] to a [`Decision`], and the attachment of the connection to its
+//! session (new, resumed with a replay, or with a gap).
+
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::slot::{Slot, lock};
+use super::{Hub, Outlet, Session};
+use crate::connection::Connection;
+use crate::frame::Frame;
+use crate::handshake::{self, Answers, Claim, Lookup, NotEventStream, Offer};
+use crate::history::{History, Logged};
+use crate::id::{IdSource, RejectedId, SessionId};
+use crate::lifecycle::{Continuity, GapReason, SessionEvent};
+use crate::position::{self, Claimed, Position};
+use crate::request::{Request, ResponseHead};
+
+/// What the adapter must do with a request.
+#[must_use]
+#[derive(Debug)]
+pub enum Decision {
+    /// Not an event-stream request: give it back to the application's routing.
+    NotEventStream(NotEventStream),
+    /// The session was closed by the server: answer [`ResponseHead::no_content`] and stop.
+    NoContent {
+        /// The closed id that came back.
+        session: SessionId,
+        /// Where it came from.
+        source: IdSource,
+    },
+    /// Serve an event stream: the connection is attached to its session.
+    Accept(Accepted),
+}
+
+/// An accepted event stream, attached to its session.
+///
+/// Its outbox already holds the preamble and, for a resumed session, every event the tab
+/// missed: what the application sends from now on goes after them.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The application's handle to the session.
+    pub session: Session,
+    /// The writer's side of this connection.
+    pub outlet: Outlet,
+    /// How this connection continued the tab's session.
+    pub continuity: Continuity,
+    /// Where the session id came from.
+    pub source: IdSource,
+    /// Client ids that were offered and refused, with the reason, for logs.
+    pub rejected: Vec<RejectedId>,
+    /// The response head to send.
+    pub head: ResponseHead,
+    /// The reconnection delay sent in the preamble (jitter included).
+    pub retry: Duration,
+}
+
+impl Accepted {
+    /// Whether no valid client id was used: the id was generated for this connection.
+    pub fn is_new(&self) -> bool {
+        self.source == IdSource::Generated
+    }
+}
+
+/// What the new connection starts with, decided under the locks.
+struct Start {
+    continuity: Continuity,
+    /// The event id the preamble sets: the session id, and in resume mode its position.
+    token: String,
+    replay: Vec<Logged>,
+    epoch: u64,
+}
+
+impl Hub {
+    /// Reads what `req` claims (step 1 of 3): see [`Handshake::offer`](crate::Handshake::offer).
+    /// Consults no store.
+    pub fn offer(&self, req: &Request<'_>) -> Result<Offer, NotEventStream> {
+        self.inner.handshake.offer(req, self.inner.resume.is_some())
+    }
+
+    /// Answers a [`Lookup`] from this hub's own stores (step 2 of 3): the closed set, and in
+    /// resume mode nothing ahead of time (its log is read when the connection is accepted).
+    /// A shared store answers instead, asynchronously, and its answers go to
+    /// [`accept`](Self::accept) all the same.
+    pub fn answer(&self, lookup: &Lookup<'_>, now: Instant) -> Answers {
+        Answers {
+            closed: lookup
+                .closed
+                .is_some_and(|id| lock(&self.inner.closed).check(id, now)),
+            history: None,
+        }
+    }
+
+    /// Decides with the answers and, for an event stream, attaches the connection to its
+    /// session (step 3 of 3).
+    ///
+    /// A session that already has a connection keeps its id for the new one; the old
+    /// connection is *replaced*: its last block gives its tab a fresh id (so a duplicated tab
+    /// comes back as a session of its own, never evicting the other in a loop) and it ends
+    /// with [`EndReason::Replaced`](crate::EndReason::Replaced). In resume mode the new
+    /// connection first gets every event after the offered position, or a
+    /// [`Continuity::Gap`] when that cannot be told exactly.
+    pub fn accept(&self, offer: Offer, answers: Answers, now: Instant) -> Decision {
+        let (claim, source, rejected, version) = offer.into_parts();
+        if answers.closed {
+            if let Some(claim) = claim {
+                return Decision::NoContent {
+                    session: claim.session,
+                    source,
+                };
+            }
+        }
+        let inner = &self.inner;
+        let id = match &claim {
+            Some(claim) => claim.session.clone(),
+            None => inner.ids.generate(),
+        };
+        let retry = inner.handshake.retry_for(&id);
+        // Lock order: history, sessions, slot.
+        let mut history = inner.resume.as_ref().map(|r| lock(&r.history));
+        let mut sessions = inner
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let existing = sessions.get(&id).filter(|s| s.lock().is_live()).cloned();
+        let start = match &mut history {
+            None => Start {
+                continuity: match claim {
+                    None => Continuity::New,
+                    Some(_) => Continuity::Gap(GapReason::NotResumable),
+                },
+                token: id.to_string(),
+                replay: Vec::new(),
+                epoch: 0,
+            },
+            Some(history) => resume_start(
+                &mut ***history,
+                &id,
+                claim.as_ref(),
+                existing.as_deref(),
+                answers.history,
+            ),
+        };
+        let slot = match existing {
+            Some(slot) => slot,
+            None => {
+                let since = history.as_ref().map_or(0, |h| h.head());
+                let slot = Arc::new(Slot::new(id.clone(), claim.is_none(), since));
+                sessions.insert(id.clone(), slot.clone());
+                slot
+            }
+        };
+        let mut conn = Connection::with_preamble(
+            inner.config,
+            handshake::preamble(&start.token, retry),
+            handshake::id_line(&start.token),
+            now,
+        );
+        for entry in start.replay {
+            let line = position::id_line(&id, Position::new(start.epoch, entry.seq));
+            conn.push_logged(line, entry.frame);
+        }
+        let (link_no, replaced) = {
+            let mut st = slot.lock();
+            let last = st.link.is_some().then(|| fresh_id_block(&*inner.ids));
+            st.attach(conn, last)
+        };
+        drop(sessions);
+        drop(history);
+        if let Some(w) = replaced {
+            w.wake();
+        }
+        inner.notify(SessionEvent::Attached {
+            id,
+            continuity: start.continuity,
+        });
+        Decision::Accept(Accepted {
+            session: Session::new(slot.clone(), inner.clone()),
+            outlet: Outlet::new(slot, inner.clone(), link_no),
+            continuity: start.continuity,
+            source,
+            rejected,
+            head: ResponseHead::event_stream(version),
+            retry,
+        })
+    }
+
+    /// Decides what to do with a request with this hub's own stores: [`offer`](Self::offer),
+    /// [`answer`](Self::answer) and [`accept`](Self::accept) in one call.
+    pub fn decide(&self, req: &Request<'_>, now: Instant) -> Decision {
+        let offer = match self.offer(req) {
+            Ok(offer) => offer,
+            Err(why) => return Decision::NotEventStream(why),
+        };
+        let answers = self.answer(&offer.lookup(), now);
+        self.accept(offer, answers, now)
+    }
+}
+
+/// Resume mode: how the new connection continues the session, and what it replays.
+/// Called with the history and registry locked, so nothing is logged in between.
+fn resume_start(
+    history: &mut dyn History,
+    id: &SessionId,
+    claim: Option<&Claim>,
+    existing: Option<&Slot>,
+    fetched: Option<Result<Vec<Logged>, GapReason>>,
+) -> Start {
+    let epoch = history.epoch();
+    let head = history.head();
+    let replay = match (claim, fetched) {
+        (None, _) => Err(None),
+        // A store answered ahead of time; what was logged since comes from ours.
+        (Some(claim), Some(fetched)) => fetched.map_err(Some).and_then(|mut entries| {
+            let after = match (entries.last(), claim.position) {
+                (Some(last), _) => last.seq,
+                (None, Claimed::At(p)) => p.seq,
+                (None, _) => head,
+            };
+            history
+                .replay(id, after, &mut entries)
+                .map(|()| entries)
+                .map_err(Some)
+        }),
+        (Some(claim), None) => local_replay(history, id, claim.position, existing),
+    };
+    match replay {
+        Ok(replay) => {
+            let from = match claim.map(|c| c.position) {
+                Some(Claimed::At(p)) => p.seq,
+                _ => head,
+            };
+            Start {
+                continuity: Continuity::Resumed {
+                    replayed: replay.len(),
+                },
+                token: position::token(id, Position::new(epoch, from)),
+                replay,
+                epoch,
+            }
+        }
+        Err(gap) => Start {
+            continuity: gap.map_or(Continuity::New, Continuity::Gap),
+            token: position::token(id, Position::new(epoch, head)),
+            replay: Vec::new(),
+            epoch,
+        },
+    }
+}
+
+/// What our own log says the session missed after `position`; `Err(None)` for a session
+/// that is new here.
+fn local_replay(
+    history: &dyn History,
+    id: &SessionId,
+    position: Claimed,
+    existing: Option<&Slot>,
+) -> Result<Vec<Logged>, Option<GapReason>> {
+    let p = match (position, existing) {
+        (Claimed::None, None) => return Err(None),
+        (Claimed::None, Some(_)) => return Err(Some(GapReason::NoPosition)),
+        (Claimed::Invalid, _) => return Err(Some(GapReason::InvalidPosition)),
+        (Claimed::At(p), _) if p.epoch != history.epoch() => {
+            return Err(Some(GapReason::UnknownEpoch));
+        }
+        (Claimed::At(_), None) => return Err(Some(GapReason::Expired)),
+        (Claimed::At(p), Some(slot)) => {
+            if p.seq < slot.lock().since {
+                return Err(Some(GapReason::Expired));
+            }
+            p
+        }
+    };
+    let mut replay = Vec::new();
+    history
+        .replay(id, p.seq, &mut replay)
+        .map_err(Some)
+        .map(|()| replay)
+}
+
+/// The last block of a replaced stream: `id: <fresh id>` and a blank line, so that its tab
+/// (a duplicate, since the tab that owns the id just connected) comes back as a new session.
+fn fresh_id_block(ids: &dyn crate::id::IdGenerator) -> Frame {
+    handshake::id_block(&ids.generate())
+}

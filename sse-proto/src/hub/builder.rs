@@ -1,0 +1,219 @@
+//! [`HubBuilder`]: the settings of a [`Hub`], and resume mode's [`ResumeConfig`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::expiry::Timers;
+use super::{Hub, Inner, Observer, Resume};
+use crate::closed::{ClosedSet, MemoryClosedSet};
+use crate::connection::ConnectionConfig;
+use crate::handshake::Handshake;
+use crate::history::{History, LogBounds, MemoryHistory};
+use crate::id::{IdGenerator, UuidV4};
+use crate::lifecycle::SessionEvent;
+
+/// Resume mode: sessions outlive their connection for a grace period, and every event sent
+/// to them is logged so that a reconnect gets exactly what it missed.
+///
+/// ```
+/// use std::time::Duration;
+/// use sse_proto::{Hub, ResumeConfig};
+///
+/// let hub = Hub::builder()
+///     .resume(ResumeConfig::new(Duration::from_secs(120)))
+///     .build();
+/// assert_eq!(hub.resume_grace(), Some(Duration::from_secs(120)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeConfig {
+    /// How long a session waits for its tab after its connection ends.
+    pub grace: Duration,
+    /// What one reconnect may need replayed (and each log keeps).
+    pub bounds: LogBounds,
+    /// Most bytes all logs of the default in-memory store hold together.
+    pub max_total_bytes: usize,
+}
+
+impl ResumeConfig {
+    /// Sessions wait `grace` for their tab; logs have the default bounds
+    /// ([`LogBounds::default`], and 64 MiB in all).
+    pub fn new(grace: Duration) -> ResumeConfig {
+        ResumeConfig {
+            grace,
+            bounds: LogBounds::default(),
+            max_total_bytes: MemoryHistory::DEFAULT_MAX_TOTAL_BYTES,
+        }
+    }
+
+    /// Sets the bounds of one reconnect's replay.
+    pub fn bounds(mut self, bounds: LogBounds) -> ResumeConfig {
+        self.bounds = bounds;
+        self
+    }
+
+    /// Sets the cap on all logs together, in bytes.
+    pub fn max_total_bytes(mut self, bytes: usize) -> ResumeConfig {
+        self.max_total_bytes = bytes;
+        self
+    }
+}
+
+/// Settings for a [`Hub`]: handshake, connection limits, resume mode, the stores, the id
+/// generator, the clock and the observer.
+#[must_use]
+pub struct HubBuilder {
+    clock: fn() -> Instant,
+    handshake: Handshake,
+    config: ConnectionConfig,
+    closed: Option<Box<dyn ClosedSet>>,
+    ids: Option<Box<dyn IdGenerator>>,
+    resume: Option<ResumeConfig>,
+    history: Option<Box<dyn History>>,
+    observer: Option<Observer>,
+}
+
+impl fmt::Debug for HubBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubBuilder")
+            .field("handshake", &self.handshake)
+            .field("config", &self.config)
+            .field("resume", &self.resume)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubBuilder {
+    pub(super) fn new() -> HubBuilder {
+        HubBuilder {
+            clock: Instant::now,
+            handshake: Handshake::new(),
+            config: ConnectionConfig::default(),
+            closed: None,
+            ids: None,
+            resume: None,
+            history: None,
+            observer: None,
+        }
+    }
+
+    /// Replaces the handshake settings.
+    pub fn handshake(mut self, handshake: Handshake) -> Self {
+        self.handshake = handshake;
+        self
+    }
+
+    /// Sets the reconnection delay sent to browsers (default 3 s).
+    pub fn retry(mut self, retry: Duration) -> Self {
+        self.handshake = self.handshake.retry(retry);
+        self
+    }
+
+    /// Sets the keep-alive interval; `None` turns keep-alive off (default 15 s).
+    pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
+        self.config.keep_alive = interval;
+        self
+    }
+
+    /// Sets each connection's outbox budget in bytes (default 1 MiB).
+    pub fn budget(mut self, bytes: usize) -> Self {
+        self.config.budget = bytes;
+        self
+    }
+
+    /// Turns resume mode on (see [`ResumeConfig`]). Adapters then drive
+    /// [`Hub::poll_expiry`] on a task of their own.
+    pub fn resume(mut self, config: ResumeConfig) -> Self {
+        self.resume = Some(config);
+        self
+    }
+
+    /// Replaces resume mode's log store (default: a [`MemoryHistory`] with the bounds of the
+    /// [`ResumeConfig`] and an epoch drawn from the id generator). Has an effect only with
+    /// [`resume`](Self::resume).
+    pub fn history(mut self, history: impl History + 'static) -> Self {
+        self.history = Some(Box::new(history));
+        self
+    }
+
+    /// Replaces the closed-id store (default: [`MemoryClosedSet::default`]).
+    pub fn closed_set(mut self, set: impl ClosedSet + 'static) -> Self {
+        self.closed = Some(Box::new(set));
+        self
+    }
+
+    /// Replaces the id generator (default: [`UuidV4`]).
+    pub fn id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
+        self.ids = Some(Box::new(ids));
+        self
+    }
+
+    /// Sets the clock the hub reads where no `now` is passed in: to stamp closed ids in
+    /// [`Session::close`](crate::Session::close) and [`Hub::close`], and to date a session's
+    /// detachment when its writer drops the [`Outlet`](crate::Outlet).
+    ///
+    /// Like the id generator, the clock is passed in: the default is the system's monotonic
+    /// clock, and an adapter passes its runtime's (so tests with paused time agree).
+    pub fn clock(mut self, clock: fn() -> Instant) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Calls `observer` with every [`SessionEvent`]: attached (new, resumed or with a gap),
+    /// detached, expired, ended. It runs on the thread that caused the event, with no hub
+    /// lock held; keep it short (forward to a channel).
+    pub fn observe(mut self, observer: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// Builds the hub.
+    pub fn build(self) -> Hub {
+        let ids = self.ids.unwrap_or_else(|| Box::new(UuidV4));
+        let resume = self.resume.map(|config| {
+            let history = self.history.unwrap_or_else(|| {
+                Box::new(MemoryHistory::new(
+                    epoch_from(&*ids),
+                    config.bounds,
+                    config.max_total_bytes,
+                ))
+            });
+            Resume {
+                grace: config.grace,
+                history: Mutex::new(history),
+                timers: Mutex::new(Timers::default()),
+            }
+        });
+        Hub {
+            inner: Arc::new(Inner {
+                clock: self.clock,
+                handshake: self.handshake,
+                config: self.config,
+                ids,
+                closed: Mutex::new(
+                    self.closed
+                        .unwrap_or_else(|| Box::new(MemoryClosedSet::default())),
+                ),
+                sessions: RwLock::new(HashMap::new()),
+                resume,
+                observer: self.observer,
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+/// An epoch for a fresh in-memory log: 40 bits hashed from a fresh id (the core draws no
+/// randomness of its own), short enough that a position stays a few characters.
+fn epoch_from(ids: &dyn IdGenerator) -> u64 {
+    let id = ids.generate();
+    let hash = id
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    hash & ((1 << 40) - 1)
+}

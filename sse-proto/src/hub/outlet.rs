@@ -1,0 +1,185 @@
+//! [`Outlet`]: the writer's side of one connection, and [`Cutoff`], the transport guard's.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use super::Inner;
+use super::slot::Slot;
+use crate::connection::EndReason;
+use crate::frame::Batch;
+use crate::id::SessionId;
+
+/// The writer's side of one connection: it takes queued frames and reports the end.
+///
+/// Dropping an outlet that has not finished counts as [`peer_gone`](Self::peer_gone).
+pub struct Outlet {
+    slot: Arc<Slot>,
+    hub: Arc<Inner>,
+    link_no: u64,
+    /// Set once the writer is done: why the connection ended.
+    ended: Option<EndReason>,
+}
+
+impl Outlet {
+    pub(crate) fn new(slot: Arc<Slot>, hub: Arc<Inner>, link_no: u64) -> Outlet {
+        Outlet {
+            slot,
+            hub,
+            link_no,
+            ended: None,
+        }
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        &self.slot.id
+    }
+
+    /// Moves everything queued into `batch`, first queueing a keep-alive comment if the
+    /// stream has been idle as of `now`.
+    ///
+    /// Returns `Ready(Some(n))` with the number of frames moved, `Ready(None)` once the
+    /// stream has ended and everything was taken (the connection is then done with its
+    /// session), and `Pending` when nothing is queued: the task is woken when something is.
+    /// Also wake at [`poll_timeout`](Self::poll_timeout) for keep-alive.
+    pub fn poll_drain(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        batch: &mut Batch,
+    ) -> Poll<Option<usize>> {
+        if self.ended.is_some() {
+            return Poll::Ready(None);
+        }
+        {
+            let mut st = self.slot.lock();
+            if let Some(link) = st.link_mut(self.link_no) {
+                link.conn.handle_timeout(now);
+                let n = link.conn.drain_into(batch, now);
+                if n > 0 {
+                    return Poll::Ready(Some(n));
+                }
+                if !link.conn.is_finished() {
+                    match &link.writer {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => link.writer = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.finish();
+        Poll::Ready(None)
+    }
+
+    /// Ready once the connection was cut off (too slow): stop writing and drop the
+    /// transport, even with a write in progress. Registers `cx` to be woken then.
+    pub fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
+        poll_cut(&self.slot, self.link_no, cx)
+    }
+
+    /// A handle for a transport guard that must drop the connection once this stream is
+    /// cut off (see [`Cutoff`]).
+    pub fn cutoff(&self) -> Cutoff {
+        Cutoff {
+            slot: self.slot.clone(),
+            link_no: self.link_no,
+        }
+    }
+
+    /// When keep-alive next needs [`poll_drain`](Self::poll_drain) to run; `None` if never.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut st = self.slot.lock();
+        st.link_mut(self.link_no)
+            .and_then(|l| l.conn.poll_timeout())
+    }
+
+    /// Whether the stream has ended (nothing more will be queued).
+    pub fn is_finished(&self) -> bool {
+        self.ended.is_some()
+            || self
+                .slot
+                .lock()
+                .link_mut(self.link_no)
+                .is_none_or(|l| l.conn.is_finished())
+    }
+
+    /// The peer went away (EOF or a write error): the connection ends at once, and with it
+    /// the session (or, in resume mode, the session waits for its tab to come back).
+    pub fn peer_gone(&mut self) {
+        if self.ended.is_none() {
+            self.finish();
+        }
+    }
+
+    /// Why the connection ended; `None` while open.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        if self.ended.is_some() {
+            return self.ended;
+        }
+        let mut st = self.slot.lock();
+        st.link_mut(self.link_no).and_then(|l| l.conn.end_reason())
+    }
+
+    fn finish(&mut self) {
+        self.ended = Some(self.hub.finish_link(&self.slot, self.link_no));
+    }
+}
+
+impl Drop for Outlet {
+    fn drop(&mut self) {
+        if self.ended.is_none() {
+            self.finish();
+        }
+    }
+}
+
+impl fmt::Debug for Outlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outlet")
+            .field("id", &self.slot.id)
+            .field("link_no", &self.link_no)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+/// Tells a transport guard when one stream was cut off for being too slow, so that it can
+/// drop the connection even where nothing polls the stream any more (hyper stops polling a
+/// body once the socket is full).
+#[derive(Clone)]
+pub struct Cutoff {
+    slot: Arc<Slot>,
+    link_no: u64,
+}
+
+impl Cutoff {
+    /// Ready once the stream was cut off; registers `cx` to be woken when it is.
+    pub fn poll(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
+        poll_cut(&self.slot, self.link_no, cx)
+    }
+
+    /// Whether the stream is over and its writer done with it: nothing left to watch.
+    pub fn is_done(&self) -> bool {
+        self.slot.lock().link_mut(self.link_no).is_none()
+    }
+}
+
+impl fmt::Debug for Cutoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cutoff")
+            .field("id", &self.slot.id)
+            .field("link_no", &self.link_no)
+            .finish()
+    }
+}
+
+fn poll_cut(slot: &Slot, link_no: u64, cx: &mut Context<'_>) -> Poll<EndReason> {
+    match slot.lock().link_mut(link_no) {
+        Some(link) => link.poll_aborted(cx),
+        None => Poll::Pending,
+    }
+}

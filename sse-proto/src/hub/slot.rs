@@ -1,0 +1,204 @@
+//! One session's state in the hub: its live connection (the link), links that were replaced
+//! and still write their last block, and where the session is in its life.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crate::connection::{Connection, EndReason};
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::id::SessionId;
+
+/// Locks `m`. A panic elsewhere must not take every session down with it: the state under
+/// these locks stays consistent across a panic (each update is a few assignments).
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A session: shared by its [`Session`](crate::Session) handles and the
+/// [`Outlet`](crate::Outlet)s of its connections.
+pub(crate) struct Slot {
+    pub(crate) id: SessionId,
+    /// Whether the id was generated for this session.
+    pub(crate) is_new: bool,
+    pub(crate) state: Mutex<SlotState>,
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Life {
+    /// Taking events: attached when it has a link, detached (resume mode) when not.
+    Live,
+    /// Closed or shut down: its link writes what is queued, then the session ends.
+    Ending(EndReason),
+    /// Over. Sends fail.
+    Ended(EndReason),
+}
+
+pub(crate) struct SlotState {
+    /// The connection serving the session, if attached.
+    pub(crate) link: Option<Link>,
+    /// Connections cut off or replaced that their writers have not finished with yet.
+    pub(crate) retired: Vec<Link>,
+    next_link_no: u64,
+    pub(crate) life: Life,
+    /// Resume mode: the first sequence number this session's log is exact from.
+    pub(crate) since: u64,
+    /// Resume mode: when the session lost its connection; `None` while attached.
+    pub(crate) detached_at: Option<Instant>,
+    /// Resume mode: whether the expiry queue holds an entry for this session (at most one).
+    pub(crate) expiry_queued: bool,
+    /// Tasks waiting for the session to end.
+    pub(crate) end_waiters: Vec<Waker>,
+}
+
+/// One connection of a session: the core's state machine and the tasks waiting on it.
+pub(crate) struct Link {
+    pub(crate) link_no: u64,
+    pub(crate) conn: Connection,
+    /// The writer waiting for frames.
+    pub(crate) writer: Option<Waker>,
+    /// Tasks (transport guards) waiting for a cut-off ([`Connection::is_aborted`]).
+    pub(crate) abort_waiters: Vec<Waker>,
+}
+
+/// What queueing on a session's link did.
+pub(crate) enum Queued {
+    /// Queued; wake this writer once the lock is released.
+    Sent(Option<Waker>),
+    /// No connection is attached (resume mode, detached).
+    Detached,
+    /// The connection is ending and takes nothing more.
+    Ending,
+    /// Over budget: the link was cut off and retired; wake these once the lock is released.
+    Cut(Wakeups, Error),
+}
+
+/// Tasks to wake once a slot's lock is released. Nothing is allocated unless a connection
+/// was cut off with guards waiting.
+#[derive(Default)]
+pub(crate) struct Wakeups {
+    pub(crate) writer: Option<Waker>,
+    pub(crate) guards: Vec<Waker>,
+}
+
+impl Wakeups {
+    pub(crate) fn wake(self) {
+        if let Some(w) = self.writer {
+            w.wake();
+        }
+        self.guards.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl Slot {
+    pub(crate) fn new(id: SessionId, is_new: bool, since: u64) -> Slot {
+        Slot {
+            id,
+            is_new,
+            state: Mutex::new(SlotState {
+                link: None,
+                retired: Vec::new(),
+                next_link_no: 0,
+                life: Life::Live,
+                since,
+                detached_at: None,
+                expiry_queued: false,
+                end_waiters: Vec::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState> {
+        lock(&self.state)
+    }
+}
+
+impl SlotState {
+    pub(crate) fn is_live(&self) -> bool {
+        self.life == Life::Live
+    }
+
+    /// Attaches `conn` as the session's connection, retiring the one it replaces (which
+    /// writes `last` and ends). Returns the new link's generation and the replaced writer
+    /// to wake.
+    pub(crate) fn attach(&mut self, conn: Connection, last: Option<Frame>) -> (u64, Option<Waker>) {
+        let mut woken = None;
+        if let Some(mut old) = self.link.take() {
+            if let Some(last) = last {
+                old.conn.replaced(last);
+            }
+            woken = old.writer.take();
+            self.retired.push(old);
+        }
+        let link_no = self.next_link_no;
+        self.next_link_no += 1;
+        self.detached_at = None;
+        self.link = Some(Link {
+            link_no,
+            conn,
+            writer: None,
+            abort_waiters: Vec::new(),
+        });
+        (link_no, woken)
+    }
+
+    /// The link of generation `link_no`: the attached one or a retired one.
+    pub(crate) fn link_mut(&mut self, link_no: u64) -> Option<&mut Link> {
+        match &mut self.link {
+            Some(link) if link.link_no == link_no => Some(link),
+            _ => self.retired.iter_mut().find(|l| l.link_no == link_no),
+        }
+    }
+
+    /// Queues `frame` (after `id_line`, for a logged event) on the attached connection.
+    pub(crate) fn queue(&mut self, id_line: Option<Frame>, frame: Frame) -> Queued {
+        let Some(link) = &mut self.link else {
+            return Queued::Detached;
+        };
+        let result = match id_line {
+            Some(line) => link.conn.send_logged(line, frame),
+            None => link.conn.send(frame),
+        };
+        match result {
+            Ok(()) => Queued::Sent(link.writer.take()),
+            Err(err @ Error::Backpressure { .. }) => Queued::Cut(self.retire_link(), err),
+            Err(_) => Queued::Ending,
+        }
+    }
+
+    /// Moves the attached link (cut off) to the retired ones; returns its tasks to wake.
+    pub(crate) fn retire_link(&mut self) -> Wakeups {
+        let Some(mut link) = self.link.take() else {
+            return Wakeups::default();
+        };
+        let wakeups = Wakeups {
+            writer: link.writer.take(),
+            guards: std::mem::take(&mut link.abort_waiters),
+        };
+        self.retired.push(link);
+        wakeups
+    }
+
+    /// Why the session is ending or ended; `None` while live.
+    pub(crate) fn end_reason(&self) -> Option<EndReason> {
+        match self.life {
+            Life::Live => None,
+            Life::Ending(r) | Life::Ended(r) => Some(r),
+        }
+    }
+}
+
+impl Link {
+    /// Ready once the connection was cut off; registers `cx` to be woken when it is.
+    pub(crate) fn poll_aborted(&mut self, cx: &mut Context<'_>) -> Poll<EndReason> {
+        if self.conn.is_aborted() {
+            return Poll::Ready(self.conn.end_reason().unwrap_or(EndReason::TooSlow));
+        }
+        if !self.abort_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            self.abort_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
