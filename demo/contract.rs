@@ -1,5 +1,5 @@
 //! The parts of the demo contract (DESIGN.md) that do not depend on the adapter: options,
-//! the admin routes over the hub, and the page. Each adapter's `examples/demo.rs` includes
+//! the admin routes over the hub, and the page. Each adapter's `examples/<adapter>-demo.rs` includes
 //! this file with `#[path]` and adds its own server loop and `GET /events` handshake.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use sse_proto::{DEFAULT_MAX_ID_LEN, Error, Event, Hub, SessionId};
+use sse_proto::{
+    Continuity, DEFAULT_MAX_ID_LEN, Error, Event, Hub, HubBuilder, ResumeConfig, Session, SessionId,
+};
 
 /// The page served at `GET /`.
 pub(crate) const PAGE: &str = include_str!("index.html");
@@ -20,17 +22,32 @@ pub(crate) struct Options {
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) retry: Duration,
     pub(crate) tick: Duration,
+    /// Resume mode's grace period; `None` (the default, `--resume-ms 0`) keeps it off.
+    pub(crate) resume: Option<Duration>,
 }
+
+/// How to use the demo, for `--help` and for a bad flag.
+const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N]
+
+  --addr HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 picks a free one)
+  --keep-alive-ms N    keep-alive comment interval on idle streams (default 15000; 0 = off)
+  --retry-ms N         reconnection delay sent to browsers (default 3000)
+  --tick-ms N          sync-time tick interval (default 1000; 0 = no ticks)
+  --resume-ms N        resume mode: sessions outlive their connection for N ms and a
+                       reconnect gets exactly what it missed (default 0 = off)";
 
 impl Options {
     /// Reads the flags, or exits with a usage message.
     pub(crate) fn from_args() -> Options {
-        match Options::parse(std::env::args().skip(1)) {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if args.iter().any(|a| a == "--help" || a == "-h") {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        match Options::parse(args.into_iter()) {
             Ok(opts) => opts,
             Err(msg) => {
-                eprintln!(
-                    "demo: {msg}\nusage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N]"
-                );
+                eprintln!("demo: {msg}\n{USAGE}");
                 std::process::exit(2);
             }
         }
@@ -42,6 +59,7 @@ impl Options {
             keep_alive: Some(Duration::from_secs(15)),
             retry: Duration::from_secs(3),
             tick: Duration::from_secs(1),
+            resume: None,
         };
         while let Some(flag) = args.next() {
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -60,10 +78,40 @@ impl Options {
                 "--keep-alive-ms" => opts.keep_alive = Some(ms()?).filter(|d| !d.is_zero()),
                 "--retry-ms" => opts.retry = ms()?,
                 "--tick-ms" => opts.tick = ms()?,
+                "--resume-ms" => opts.resume = Some(ms()?).filter(|d| !d.is_zero()),
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
         Ok(opts)
+    }
+}
+
+/// The hub the options ask for, from an adapter's builder (which brings its clock).
+pub(crate) fn hub(opts: &Options, builder: HubBuilder) -> Hub {
+    let builder = builder.retry(opts.retry).keep_alive(opts.keep_alive);
+    match opts.resume {
+        Some(grace) => builder.resume(ResumeConfig::new(grace)).build(),
+        None => builder.build(),
+    }
+}
+
+/// Greets an accepted stream with the `connect` event: `{"id": "<session id>", "resumed":
+/// <bool>}`. It is volatile (never logged or replayed): it describes this connection only.
+pub(crate) fn greet(session: &Session, continuity: Continuity) {
+    let data = serde_json::json!({
+        "id": session.id().as_str(),
+        "resumed": continuity.is_resumed(),
+    });
+    if let Ok(event) = Event::new().event("connect") {
+        // The stream was just accepted and holds its preamble (and any replay) only.
+        let _ = session.send_volatile(&event.data(data.to_string()));
+    }
+}
+
+/// Sends a `sync-time` tick to every attached tab (volatile: old ticks are worth nothing).
+pub(crate) fn tick(hub: &Hub) {
+    if let Some(event) = sync_time() {
+        hub.broadcast_volatile(&event);
     }
 }
 
@@ -193,6 +241,7 @@ fn send_to(hub: &Hub, raw_id: &str, query: Option<&str>, body: &[u8]) -> Reply {
             StatusCode::SERVICE_UNAVAILABLE,
             "the session reads too slowly and was disconnected",
         ),
+
         Err(_) => Reply::text(StatusCode::NOT_FOUND, "the session has ended"),
     }
 }
@@ -232,7 +281,7 @@ fn event_from(query: Option<&str>, body: &[u8]) -> Result<Event, Reply> {
 }
 
 /// The `sync-time` event: the current UTC time as RFC 3339 (`2026-11-25T07:30:00.123Z`).
-pub(crate) fn sync_time() -> Option<Event> {
+fn sync_time() -> Option<Event> {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -34,7 +34,7 @@ process.on('exit', () => {
  */
 export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs } = {}) {
   if (!existsSync(demoBin)) {
-    throw new Error(`demo binary not found at ${demoBin}: build it (cargo build -p sse-hyper --example demo) or set DEMO_BIN`);
+    throw new Error(`demo binary not found at ${demoBin}: build it (cargo build -p sse-conformance --bin demo-hyper) or set DEMO_BIN`);
   }
   const args = ['--addr', '127.0.0.1:0', '--retry-ms', String(retryMs), '--tick-ms', String(tickMs)];
   if (keepAliveMs !== undefined) args.push('--keep-alive-ms', String(keepAliveMs));

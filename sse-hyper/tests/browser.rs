@@ -1,4 +1,4 @@
-//! End-to-end tests of the demo (`examples/demo.rs`) in real clients: headless Chromium's
+//! End-to-end tests of the demo (`examples/hyper-demo.rs`) in real clients: headless Chromium's
 //! EventSource (through playwright-core) and the npm `eventsource` package in Node. The tests
 //! themselves are in `tests-browser/*.test.mjs`; this runs them with `node --test` so that
 //! `cargo test --workspace` covers them, and fails (never skips) when their tools are missing.
@@ -46,8 +46,8 @@ fn demo_binary(root: &Path) -> PathBuf {
     }
     let exe = std::env::current_exe().expect("the test binary's path");
     // target/<profile>/deps/browser-<hash> -> target/<profile>/demo-hyper: the sse-hyper demo
-    // built as a binary of the conformance crate. (`examples/demo` is ambiguous under
-    // `cargo test --workspace`: every adapter crate has an example of that name.)
+    // built as a binary of the conformance crate, which `cargo test --workspace` builds
+    // (examples are built for tests too, but not linked where a test can find them).
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)

@@ -1,6 +1,6 @@
-//! The sse-async-std demo (`sse-async-std/examples/demo.rs`), built as a binary of this crate.
+//! The sse-async-std demo (`sse-async-std/examples/async-std-demo.rs`), built as a binary of this crate.
 
-#[path = "../../../sse-async-std/examples/demo.rs"]
+#[path = "../../../sse-async-std/examples/async-std-demo.rs"]
 mod demo;
 
 fn main() {

@@ -1,6 +1,6 @@
-//! The sse-hyper demo (`sse-hyper/examples/demo.rs`), built as a binary of this crate.
+//! The sse-hyper demo (`sse-hyper/examples/hyper-demo.rs`), built as a binary of this crate.
 
-#[path = "../../../sse-hyper/examples/demo.rs"]
+#[path = "../../../sse-hyper/examples/hyper-demo.rs"]
 mod demo;
 
 fn main() {

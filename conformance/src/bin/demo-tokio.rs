@@ -1,6 +1,6 @@
-//! The sse-tokio demo (`sse-tokio/examples/demo.rs`), built as a binary of this crate.
+//! The sse-tokio demo (`sse-tokio/examples/tokio-demo.rs`), built as a binary of this crate.
 
-#[path = "../../../sse-tokio/examples/demo.rs"]
+#[path = "../../../sse-tokio/examples/tokio-demo.rs"]
 mod demo;
 
 fn main() {

@@ -124,15 +124,35 @@ pub(crate) fn connect_event_carries_the_id(bin: &str) {
     let demo = quiet(bin);
     let (mut stream, id) = open(&demo, "/events", &[]);
     let connect = stream.next_named("connect").unwrap();
-    assert_eq!(connect.data, id);
+    assert_eq!(
+        connect_data(&connect.data),
+        (id.clone(), false),
+        "{{\"id\": …, \"resumed\": false}}"
+    );
     assert_eq!(connect.last_event_id, id, "lastEventId is the session id");
+}
+
+/// The `connect` event's data, `{"id": "<session id>", "resumed": <bool>}`, read.
+pub(crate) fn connect_data(data: &str) -> (String, bool) {
+    let value: serde_json::Value = serde_json::from_str(data)
+        .unwrap_or_else(|e| panic!("connect data is not JSON ({e}): {data:?}"));
+    let id = value["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id: {data}"));
+    let resumed = value["resumed"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no resumed flag: {data}"));
+    (id.to_owned(), resumed)
 }
 
 pub(crate) fn query_id_is_reused(bin: &str) {
     let demo = quiet(bin);
     let (mut stream, id) = open(&demo, "/events?id=tab-123", &[]);
     assert_eq!(id, "tab-123");
-    assert_eq!(stream.next_named("connect").unwrap().data, "tab-123");
+    assert_eq!(
+        connect_data(&stream.next_named("connect").unwrap().data).0,
+        "tab-123"
+    );
     // Percent-decoded.
     let (_s, id) = open(&demo, "/events?id=tab%20%C3%A9", &[]);
     assert_eq!(id, "tab é");
@@ -175,7 +195,7 @@ pub(crate) fn hostile_ids_are_never_echoed(bin: &str) {
         } else {
             assert!(is_uuid_v4(&id), "{raw:?} gave {id:?}");
         }
-        assert_eq!(connect.data, id);
+        assert_eq!(connect_data(&connect.data).0, id);
         let wire = String::from_utf8_lossy(&stream.raw).into_owned();
         assert!(
             !wire.contains("event: pwned") && !wire.contains("data: pwned"),
@@ -344,7 +364,10 @@ pub(crate) fn drop_ends_without_a_mark(bin: &str) {
     // No mark: the reconnect is accepted and keeps the id.
     let (mut again, same) = open(&demo, "/events", &[("Last-Event-ID", id.as_bytes())]);
     assert_eq!(same, id);
-    assert_eq!(again.next_named("connect").unwrap().data, id);
+    assert_eq!(
+        connect_data(&again.next_named("connect").unwrap().data).0,
+        id
+    );
 }
 
 pub(crate) fn client_disconnect_removes_the_session(bin: &str) {

@@ -1,7 +1,7 @@
 //! The sse-rs demo server on hyper: the demo contract of DESIGN.md.
 //!
 //! ```text
-//! cargo run --release -p sse-hyper --example demo -- --addr 127.0.0.1:8080
+//! cargo run --release -p sse-hyper --example hyper-demo -- --addr 127.0.0.1:8080
 //! ```
 //!
 //! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
@@ -36,10 +36,7 @@ struct App {
 #[tokio::main]
 pub(crate) async fn main() {
     let opts = Options::from_args();
-    let hub = sse_hyper::hub_builder()
-        .retry(opts.retry)
-        .keep_alive(opts.keep_alive)
-        .build();
+    let hub = contract::hub(&opts, sse_hyper::hub_builder());
     let app = Arc::new(App {
         hub: hub.clone(),
         stats: Stats::default(),
@@ -61,9 +58,7 @@ pub(crate) async fn main() {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 every.tick().await;
-                if let Some(event) = contract::sync_time() {
-                    hub.broadcast(&event);
-                }
+                contract::tick(&hub);
             }
         });
     }
@@ -142,9 +137,7 @@ fn events<B>(app: &App, req: &Request<B>) -> Response<Body> {
     app.stats.event_request();
     match sse_hyper::handshake(&app.hub, req) {
         Outcome::Accept(accepted) => {
-            let id = accepted.id().to_string();
-            // The session is new and its queue holds only the preamble: this cannot fail.
-            let _ = accepted.session.emit("connect", id);
+            contract::greet(&accepted.session, accepted.continuity);
             accepted.response.map(Either::Left)
         }
         Outcome::NoContent(res) => {

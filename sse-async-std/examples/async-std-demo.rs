@@ -1,31 +1,35 @@
-//! The sse-rs demo server on sse-tokio's own HTTP/1.1 loop: the demo contract of DESIGN.md.
+//! The sse-rs demo server on sse-async-std's own HTTP/1.1 loop: the demo contract of
+//! DESIGN.md, on async-std tasks and `async-io` timers.
 //!
 //! ```text
-//! cargo run --release -p sse-tokio --example demo -- --addr 127.0.0.1:8080
+//! cargo run --release -p sse-async-std --example async-std-demo -- --addr 127.0.0.1:8080
 //! ```
 //!
 //! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
 //! demo; this file is the server loop and the handshake.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use async_io::Timer;
+use async_std::net::TcpListener;
 use bytes::Bytes;
+use futures_lite::StreamExt;
 use http::{HeaderValue, Method, Response, header};
-use sse_tokio::{Outcome, Reply, ServeConfig};
-use tokio::net::TcpListener;
+use sse_async_std::{Outcome, Reply, ServeConfig};
 
 #[path = "../../demo/contract.rs"]
 mod contract;
 
 use contract::{Options, Route, Stats};
 
-#[tokio::main]
-pub(crate) async fn main() {
+pub(crate) fn main() {
+    async_std::task::block_on(run());
+}
+
+async fn run() {
     let opts = Options::from_args();
-    let hub = sse_tokio::hub_builder()
-        .retry(opts.retry)
-        .keep_alive(opts.keep_alive)
-        .build();
+    let hub = contract::hub(&opts, sse_async_std::hub_builder());
     let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -39,20 +43,24 @@ pub(crate) async fn main() {
 
     if !opts.tick.is_zero() {
         let hub = hub.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(opts.tick);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let tick = opts.tick;
+        async_std::task::spawn(async move {
+            let mut next = Instant::now();
             loop {
-                every.tick().await;
-                if let Some(event) = contract::sync_time() {
-                    hub.broadcast(&event);
+                Timer::at(next).await;
+                contract::tick(&hub);
+                // Ticks missed while the process was busy are skipped, not made up in a burst.
+                let now = Instant::now();
+                next += tick;
+                while next <= now {
+                    next += tick;
                 }
             }
         });
     }
 
     let config = ServeConfig {
-        limits: sse_tokio::ReaderLimits {
+        limits: sse_async_std::ReaderLimits {
             max_body: contract::MAX_BODY,
             ..Default::default()
         },
@@ -64,17 +72,27 @@ pub(crate) async fn main() {
         let stats = stats.clone();
         async move { handle(&hub, &stats, req) }
     };
-    tokio::select! {
-        _ = sse_tokio::serve(listener, config, handler) => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let server = async {
+        let _ = sse_async_std::serve(listener, config, handler).await;
+    };
+    futures_lite::future::or(server, ctrl_c()).await;
     // Streams end promptly without marking ids, so tabs reconnect to the next server.
     let n = hub.shutdown();
     eprintln!("demo: shutting down, ended {n} streams");
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    Timer::after(Duration::from_millis(100)).await;
 }
 
-fn handle(hub: &sse_tokio::Hub, stats: &Stats, req: http::Request<Bytes>) -> Reply {
+/// Resolves on the first Ctrl-C (SIGINT); never, if signals cannot be watched.
+async fn ctrl_c() {
+    match async_signal::Signals::new([async_signal::Signal::Int]) {
+        Ok(mut signals) => {
+            signals.next().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+fn handle(hub: &sse_async_std::Hub, stats: &Stats, req: http::Request<Bytes>) -> Reply {
     let path = req.uri().path();
     match contract::route(
         hub,
@@ -87,11 +105,9 @@ fn handle(hub: &sse_tokio::Hub, stats: &Stats, req: http::Request<Bytes>) -> Rep
         Route::Reply(reply) => respond(reply),
         Route::Events if req.method() == Method::GET => {
             stats.event_request();
-            match sse_tokio::handshake(hub, &req) {
+            match sse_async_std::handshake(hub, &req) {
                 Outcome::Accept(accepted) => {
-                    let id = accepted.id().to_string();
-                    // The session is new and its queue holds only the preamble: this cannot fail.
-                    let _ = accepted.session.emit("connect", id);
+                    contract::greet(&accepted.session, accepted.continuity);
                     Reply::Stream(accepted)
                 }
                 Outcome::NoContent(res) => {

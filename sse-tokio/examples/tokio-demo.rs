@@ -1,38 +1,28 @@
-//! The sse-rs demo server on sse-async-std's own HTTP/1.1 loop: the demo contract of
-//! DESIGN.md, on async-std tasks and `async-io` timers.
+//! The sse-rs demo server on sse-tokio's own HTTP/1.1 loop: the demo contract of DESIGN.md.
 //!
 //! ```text
-//! cargo run --release -p sse-async-std --example demo -- --addr 127.0.0.1:8080
+//! cargo run --release -p sse-tokio --example tokio-demo -- --addr 127.0.0.1:8080
 //! ```
 //!
 //! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
 //! demo; this file is the server loop and the handshake.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use async_io::Timer;
-use async_std::net::TcpListener;
 use bytes::Bytes;
-use futures_lite::StreamExt;
 use http::{HeaderValue, Method, Response, header};
-use sse_async_std::{Outcome, Reply, ServeConfig};
+use sse_tokio::{Outcome, Reply, ServeConfig};
+use tokio::net::TcpListener;
 
 #[path = "../../demo/contract.rs"]
 mod contract;
 
 use contract::{Options, Route, Stats};
 
-pub(crate) fn main() {
-    async_std::task::block_on(run());
-}
-
-async fn run() {
+#[tokio::main]
+pub(crate) async fn main() {
     let opts = Options::from_args();
-    let hub = sse_async_std::hub_builder()
-        .retry(opts.retry)
-        .keep_alive(opts.keep_alive)
-        .build();
+    let hub = contract::hub(&opts, sse_tokio::hub_builder());
     let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -46,26 +36,18 @@ async fn run() {
 
     if !opts.tick.is_zero() {
         let hub = hub.clone();
-        let tick = opts.tick;
-        async_std::task::spawn(async move {
-            let mut next = Instant::now();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(opts.tick);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
-                Timer::at(next).await;
-                if let Some(event) = contract::sync_time() {
-                    hub.broadcast(&event);
-                }
-                // Ticks missed while the process was busy are skipped, not made up in a burst.
-                let now = Instant::now();
-                next += tick;
-                while next <= now {
-                    next += tick;
-                }
+                every.tick().await;
+                contract::tick(&hub);
             }
         });
     }
 
     let config = ServeConfig {
-        limits: sse_async_std::ReaderLimits {
+        limits: sse_tokio::ReaderLimits {
             max_body: contract::MAX_BODY,
             ..Default::default()
         },
@@ -77,27 +59,17 @@ async fn run() {
         let stats = stats.clone();
         async move { handle(&hub, &stats, req) }
     };
-    let server = async {
-        let _ = sse_async_std::serve(listener, config, handler).await;
-    };
-    futures_lite::future::or(server, ctrl_c()).await;
+    tokio::select! {
+        _ = sse_tokio::serve(listener, config, handler) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
     // Streams end promptly without marking ids, so tabs reconnect to the next server.
     let n = hub.shutdown();
     eprintln!("demo: shutting down, ended {n} streams");
-    Timer::after(Duration::from_millis(100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
-/// Resolves on the first Ctrl-C (SIGINT); never, if signals cannot be watched.
-async fn ctrl_c() {
-    match async_signal::Signals::new([async_signal::Signal::Int]) {
-        Ok(mut signals) => {
-            signals.next().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
-}
-
-fn handle(hub: &sse_async_std::Hub, stats: &Stats, req: http::Request<Bytes>) -> Reply {
+fn handle(hub: &sse_tokio::Hub, stats: &Stats, req: http::Request<Bytes>) -> Reply {
     let path = req.uri().path();
     match contract::route(
         hub,
@@ -110,11 +82,9 @@ fn handle(hub: &sse_async_std::Hub, stats: &Stats, req: http::Request<Bytes>) ->
         Route::Reply(reply) => respond(reply),
         Route::Events if req.method() == Method::GET => {
             stats.event_request();
-            match sse_async_std::handshake(hub, &req) {
+            match sse_tokio::handshake(hub, &req) {
                 Outcome::Accept(accepted) => {
-                    let id = accepted.id().to_string();
-                    // The session is new and its queue holds only the preamble: this cannot fail.
-                    let _ = accepted.session.emit("connect", id);
+                    contract::greet(&accepted.session, accepted.continuity);
                     Reply::Stream(accepted)
                 }
                 Outcome::NoContent(res) => {
