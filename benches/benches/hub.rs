@@ -10,7 +10,9 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sse_proto::{Batch, Decision, Event, HttpVersion, Hub, Outlet, Request, Session};
+use sse_proto::{
+    Batch, Decision, Event, HttpVersion, Hub, Outlet, Request, ResumeConfig, Session,
+};
 
 const CONNECTIONS: usize = 10_000;
 
@@ -42,6 +44,15 @@ fn broadcast(c: &mut Criterion) {
     let hub = Hub::builder().keep_alive(None).budget(64 << 20).build();
     let mut conns = connect_all(&hub);
     drain(&mut conns); // the preambles
+    // The same connections on a hub in resume mode: each broadcast is also logged, and goes
+    // out with a per-session `id:` line carrying its position.
+    let resumable = Hub::builder()
+        .keep_alive(None)
+        .budget(64 << 20)
+        .resume(ResumeConfig::new(Duration::from_secs(600)))
+        .build();
+    let mut resumable_conns = connect_all(&resumable);
+    drain(&mut resumable_conns);
     let mut group = c.benchmark_group("broadcast-10k");
     group.throughput(Throughput::Elements(CONNECTIONS as u64));
     for (label, size) in [("64B", 64), ("4KiB", 4096)] {
@@ -60,6 +71,22 @@ fn broadcast(c: &mut Criterion) {
                         assert_eq!(hub.broadcast(e), CONNECTIONS);
                         spent += start.elapsed();
                         drain(&mut conns);
+                    }
+                    spent
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("sse-proto-resume-mode", label),
+            &event,
+            |b, e| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        assert_eq!(resumable.broadcast(e), CONNECTIONS);
+                        spent += start.elapsed();
+                        drain(&mut resumable_conns);
                     }
                     spent
                 })

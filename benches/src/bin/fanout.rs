@@ -31,6 +31,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 struct Args {
     server: String,
+    /// Extra flags for a demo server (`--server-args "--resume-ms 60000"`).
+    server_args: Vec<String>,
     conns: usize,
     broadcasts: usize,
     size: usize,
@@ -40,6 +42,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut args = std::env::args().skip(1);
     let mut out = Args {
         server: "axum".to_owned(),
+        server_args: Vec::new(),
         conns: 1000,
         broadcasts: 50,
         size: 64,
@@ -53,6 +56,9 @@ fn parse_args() -> Result<Option<Args>, String> {
                 return Ok(None);
             }
             "--server" => out.server = value()?,
+            "--server-args" => {
+                out.server_args = value()?.split_whitespace().map(str::to_owned).collect()
+            }
             "--conns" => out.conns = value()?.parse().map_err(|e| format!("--conns: {e}"))?,
             "--broadcasts" => {
                 out.broadcasts = value()?.parse().map_err(|e| format!("--broadcasts: {e}"))?
@@ -113,7 +119,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(server: &str) -> Result<Server, Error> {
+    fn start(server: &str, extra: &[String]) -> Result<Server, Error> {
         let (program, args): (String, Vec<&str>) = if server == "axum" {
             let me = std::env::current_exe()?.to_string_lossy().into_owned();
             (me, vec!["--serve-axum", "127.0.0.1:0"])
@@ -129,7 +135,7 @@ impl Server {
             (server.to_owned(), flags.to_vec())
         };
         let mut cmd = Command::new(&program);
-        cmd.args(args);
+        cmd.args(args).args(extra);
         let mut child = cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
@@ -263,7 +269,7 @@ async fn post_broadcast(addr: SocketAddr, body: &[u8]) -> Result<usize, Error> {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let server = Server::start(&args.server)?;
+    let server = Server::start(&args.server, &args.server_args)?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_before = server.rss_kib();
 

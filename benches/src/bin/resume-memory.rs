@@ -1,0 +1,122 @@
+//! Memory of resume mode, read from this process's RSS (`/proc/self/status`):
+//!
+//! - per detached resumable session (N sessions accepted, then their connections dropped),
+//!   against the same N attached sessions without resume mode, in the same run;
+//! - for one 1 KiB broadcast logged for all N detached sessions (the target: under 1 MiB);
+//! - for one 1 KiB event sent to each detached session (what per-session logs cost).
+//!
+//! ```text
+//! cargo run --release -p sse-benches --bin resume-memory -- 10000
+//! ```
+//!
+//! Each measurement runs in a child process of its own, so that memory freed by one does not
+//! flatter the next.
+
+use std::time::{Duration, Instant};
+
+use sse_proto::{Decision, Event, HttpVersion, Hub, Request, ResumeConfig};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn accept(hub: &Hub) -> sse_proto::Accepted {
+    let mut req = Request::new(b"GET", b"/events", HttpVersion::Http11);
+    req.header(b"accept", b"text/event-stream");
+    match hub.decide(&req, Instant::now()) {
+        Decision::Accept(a) => a,
+        _ => unreachable!("a valid event-stream request"),
+    }
+}
+
+fn resumable() -> Hub {
+    Hub::builder()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(Duration::from_secs(3600)))
+        .build()
+}
+
+/// One measurement, in this process: prints `name value unit`.
+fn measure(what: &str, n: usize) {
+    let payload = bytes::Bytes::from(vec![b'x'; 1024]);
+    match what {
+        "attached" => {
+            let hub = Hub::builder().keep_alive(None).build();
+            let before = rss_kib();
+            let conns: Vec<_> = (0..n).map(|_| accept(&hub)).collect();
+            let after = rss_kib();
+            println!("{what} {:.0} B/session", per(after - before, n));
+            drop(conns);
+        }
+        "detached" => {
+            let hub = resumable();
+            let before = rss_kib();
+            let sessions: Vec<_> = (0..n).map(|_| accept(&hub).session).collect();
+            let after = rss_kib();
+            assert_eq!(hub.stats().detached, n);
+            println!("{what} {:.0} B/session", per(after - before, n));
+            drop(sessions);
+        }
+        "broadcast" => {
+            let hub = resumable();
+            let sessions: Vec<_> = (0..n).map(|_| accept(&hub).session).collect();
+            let before = rss_kib();
+            assert_eq!(hub.broadcast(&Event::new().data(payload)), n);
+            let after = rss_kib();
+            assert_eq!(hub.stats().log.events, 1);
+            println!("{what} {} KiB", after - before);
+            drop(sessions);
+        }
+        "send-each" => {
+            let hub = resumable();
+            let sessions: Vec<_> = (0..n).map(|_| accept(&hub).session).collect();
+            let before = rss_kib();
+            for s in &sessions {
+                s.send(payload.clone()).expect("logged");
+            }
+            let after = rss_kib();
+            println!("{what} {:.0} B/session", per(after - before, n));
+        }
+        other => eprintln!("resume-memory: unknown measurement {other}"),
+    }
+}
+
+fn per(kib: u64, n: usize) -> f64 {
+    kib as f64 * 1024.0 / n as f64
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let first = args.next();
+    if first.as_deref() == Some("--one") {
+        let what = args.next().unwrap_or_default();
+        let n = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+        measure(&what, n);
+        return;
+    }
+    let n: usize = first.and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let me = match std::env::current_exe() {
+        Ok(me) => me,
+        Err(e) => {
+            eprintln!("resume-memory: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("resume-memory: {n} sessions, RSS deltas of a fresh process each");
+    for what in ["attached", "detached", "broadcast", "send-each"] {
+        let out = std::process::Command::new(&me)
+            .args(["--one", what, &n.to_string()])
+            .output();
+        match out {
+            Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
+            Err(e) => eprintln!("resume-memory: {what}: {e}"),
+        }
+    }
+}
