@@ -20,7 +20,9 @@ mod id;
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{Connection, ConnectionConfig, EndReason};
 pub use decode::{Decoder, Item, Limits, MessageEvent};
-pub use error::{DecodeError, Error, Field, FieldError, FieldReason, HeadError};
+pub use error::{
+    DecodeError, Error, Field, FieldError, FieldReason, HeadError, KeyError, SignatureError,
+};
 pub use event::{Data, Event, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
 pub use handshake::{
