@@ -16,6 +16,8 @@ mod handshake;
 pub mod http1;
 mod hub;
 mod id;
+#[cfg(feature = "signing")]
+pub mod signing;
 
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{Connection, ConnectionConfig, EndReason};
@@ -32,3 +34,5 @@ pub use hub::{Ended, Hub, HubBuilder, Outlet, Session};
 pub use id::{
     DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, RejectedId, SessionId, UuidV4,
 };
+#[cfg(feature = "signing")]
+pub use signing::{Key, KeyRing, MAX_SIGNED_ID_LEN, Verified};
