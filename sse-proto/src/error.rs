@@ -201,6 +201,90 @@ impl From<DecodeError> for Error {
     }
 }
 
+/// Why a client's id was not accepted as one this server signed (feature `signing`).
+///
+/// Small and `Copy` so that the handshake can report it inside its id rejection. The type is
+/// defined with or without the feature, so enums that hold it keep the same variants either way.
+/// No variant tells whether the id was issued to another principal or forged: the MAC alone
+/// decides, and both are [`BadMac`](SignatureError::BadMac).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    /// Not of the form `<key id>.<random>.<mac>`: wrong length, a `.` missing or extra, or a
+    /// character outside the key-id or base64url alphabet.
+    Malformed,
+    /// The key id names no key in the ring: a retired key, or an id this server never issued.
+    UnknownKey,
+    /// The MAC does not match: the id was altered or forged, or issued to another principal.
+    BadMac,
+}
+
+impl fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureError::Malformed => "id is not a signed session id (<key id>.<random>.<mac>)",
+            SignatureError::UnknownKey => {
+                "id was signed with a key that is not in the key ring (retired or foreign)"
+            }
+            SignatureError::BadMac => {
+                "id signature does not match: altered, forged, or issued to another user"
+            }
+        })
+    }
+}
+
+impl std::error::Error for SignatureError {}
+
+/// Why a signing key or a change to the key ring was refused (feature `signing`).
+///
+/// Messages never include key material.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    /// The key id is empty, longer than 16 bytes, or holds a character other than
+    /// `A`–`Z`, `a`–`z`, `0`–`9`, `-` and `_`.
+    BadKeyId,
+    /// The secret is not 64 hex digits (its length in bytes is given).
+    HexLength(usize),
+    /// The secret holds a character that is not a hex digit, at this 0-based position.
+    HexDigit(usize),
+    /// The ring already holds a key with this id.
+    DuplicateKeyId,
+    /// The ring holds no key with this id.
+    UnknownKeyId,
+    /// The current key cannot be retired: rotate to a new current key first.
+    RetireCurrent,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::BadKeyId => {
+                f.write_str("key id must be 1 to 16 characters of A-Z, a-z, 0-9, '-' and '_'")
+            }
+            KeyError::HexLength(len) => write!(
+                f,
+                "secret must be 64 hex digits (32 bytes), got {len} bytes"
+            ),
+            KeyError::HexDigit(at) => {
+                write!(
+                    f,
+                    "secret holds a character that is not a hex digit at position {at}"
+                )
+            }
+            KeyError::DuplicateKeyId => {
+                f.write_str("the key ring already holds a key with this id")
+            }
+            KeyError::UnknownKeyId => f.write_str("the key ring holds no key with this id"),
+            KeyError::RetireCurrent => {
+                f.write_str("the current key cannot be retired; rotate to a new key first")
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
 /// Checks that `value` holds no CR, LF or NUL, naming `field` in the error.
 #[inline]
 pub(crate) fn check_field(field: Field, value: &[u8]) -> Result<(), FieldError> {

@@ -20,11 +20,15 @@ mod id;
 mod lifecycle;
 mod position;
 mod request;
+#[cfg(feature = "signing")]
+pub mod signing;
 
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{Connection, ConnectionConfig, EndReason};
 pub use decode::{Decoder, Item, Limits, MessageEvent};
-pub use error::{DecodeError, Error, Field, FieldError, FieldReason, HeadError};
+pub use error::{
+    DecodeError, Error, Field, FieldError, FieldReason, HeadError, KeyError, SignatureError,
+};
 pub use event::{Data, Event, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
 pub use handshake::{Answers, Claim, Handshake, Lookup, NotEventStream, Offer};
@@ -39,3 +43,5 @@ pub use id::{
 pub use lifecycle::{Continuity, GapReason, SessionEvent};
 pub use position::{Claimed, MAX_POSITION_LEN, POSITION_SEPARATOR, Position};
 pub use request::{HttpVersion, Request, ResponseHead};
+#[cfg(feature = "signing")]
+pub use signing::{Key, KeyRing, MAX_SIGNED_ID_LEN, Verified};
