@@ -354,6 +354,15 @@ impl RequestReader {
             State::Idle { .. } | State::Head { .. } if self.buf.is_empty() => return Ok(None),
             State::Idle { since } | State::Head { since } => {
                 let since = *since;
+                // RFC 9112 §2.2: empty lines before a request line are ignored. Dropping
+                // them here means a stray CRLF after a body is not an unfinished request.
+                let blank = leading_empty_lines(&self.buf);
+                if blank == self.buf.len() {
+                    self.buf = BytesMut::new();
+                    self.state = State::Idle { since };
+                    return Ok(None);
+                }
+                let _ = self.buf.split_to(blank);
                 let Some((head, len)) = parse_request(&self.buf, self.limits.max_head)? else {
                     self.state = State::Head { since };
                     return Ok(None);
@@ -430,5 +439,17 @@ impl RequestReader {
         self.state = State::Failed(error);
         self.buf = BytesMut::new();
         self.interim = false;
+    }
+}
+
+/// How many bytes at the start of `buf` are whole empty lines (CRLF or LF).
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        match buf.get(i..) {
+            Some([b'\r', b'\n', ..]) => i += 2,
+            Some([b'\n', ..]) => i += 1,
+            _ => return i,
+        }
     }
 }

@@ -465,6 +465,27 @@ fn clock_oddities_do_not_panic() {
 }
 
 #[test]
+fn stray_empty_lines_are_not_a_request() {
+    let t0 = Instant::now();
+    let mut r = RequestReader::new(LIMITS);
+    r.handle_ready(t0);
+    r.handle_read(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok\r\n\n",
+        t0,
+    );
+    assert!(r.poll_request().expect("valid").is_some());
+    assert!(r.poll_request().expect("valid").is_none());
+    assert!(!r.is_mid_request() && !r.is_mid_head());
+    assert_eq!(r.buffered(), 0);
+    // A lone CR may be the start of a CRLF: kept until the LF comes.
+    r.handle_read(b"\r", t0);
+    assert!(r.poll_request().expect("valid").is_none());
+    assert!(r.is_mid_head());
+    r.handle_read(b"\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", t0);
+    assert!(r.poll_request().expect("valid").is_some());
+}
+
+#[test]
 fn failed_reader_holds_no_memory() {
     let t0 = Instant::now();
     let mut r = RequestReader::new(LIMITS);
