@@ -23,6 +23,8 @@
 //! | `Expect: teapot` | 417 | ignores it | RFC 9110 §10.1.1: 417 for an unknown expectation |
 //! | HTTP/1.0 `Connection: keep-alive`, pipelined | 1 request, then close | 2 requests | RFC 9112 §9.3: honouring 1.0 keep-alive is optional |
 //! | 70 header lines | 431 | accepts (limit 100) | a resource limit (`MAX_HEADERS` = 64), RFC 6585 §5 |
+//! | a 5000-byte chunk extension | 400 | accepts (16 KiB per body) | a resource limit (`MAX_CHUNK_LINE` = 4096); RFC 9112 §7.1.1 lets a server limit extensions |
+//! | a 20 KiB trailer section | accepts (limit `max_head`, 64 KiB here) | refuses (16 KiB) | a resource limit that follows the head limit; RFC 9112 §7.1.2 |
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a test reports failure by panicking
 
@@ -392,14 +394,43 @@ const DIFFERENCES: &[Difference] = &[
         hyper: (1, false),
         why: "resource limit: MAX_HEADERS is 64, hyper's is 100 (RFC 6585 §5: 431)",
     },
+    Difference {
+        case: "a 5000-byte chunk extension",
+        wire: "",
+        ours: (0, true),
+        hyper: (1, false),
+        why: "resource limit: MAX_CHUNK_LINE is 4096 per size line, hyper allows 16 KiB of extensions per body",
+    },
+    Difference {
+        case: "a 20 KiB trailer section",
+        wire: "",
+        ours: (1, false),
+        hyper: (0, true),
+        why: "resource limit: trailers may be as long as a head (max_head, 64 KiB here), hyper stops at 16 KiB",
+    },
 ];
 
+/// The wire of a difference; the long ones are built here.
 fn wire_of(d: &Difference) -> Vec<u8> {
-    if d.case == "70 header lines" {
-        let headers: String = (0..69).map(|i| format!("X-{i}: v\r\n")).collect();
-        return format!("GET / HTTP/1.1\r\nHost: h\r\n{headers}\r\n").into_bytes();
+    let chunked = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    match d.case {
+        "70 header lines" => {
+            let headers: String = (0..69).map(|i| format!("X-{i}: v\r\n")).collect();
+            format!("GET / HTTP/1.1\r\nHost: h\r\n{headers}\r\n").into_bytes()
+        }
+        "a 5000-byte chunk extension" => {
+            let ext = "e".repeat(5000);
+            format!("{chunked}3;{ext}\r\nabc\r\n0\r\n\r\n").into_bytes()
+        }
+        "a 20 KiB trailer section" => {
+            let trailers: String = (0..60)
+                .map(|i| format!("T-{i}: {}\r\n", "t".repeat(100)))
+                .collect::<String>()
+                + &format!("T-long: {}\r\n", "t".repeat(14 * 1024));
+            format!("{chunked}3\r\nabc\r\n0\r\n{trailers}\r\n").into_bytes()
+        }
+        _ => d.wire.as_bytes().to_vec(),
     }
-    d.wire.as_bytes().to_vec()
 }
 
 #[tokio::test]

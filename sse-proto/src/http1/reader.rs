@@ -77,6 +77,7 @@ impl ReaderTimeouts {
 /// An interim (1xx) response the adapter writes before reading on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub enum Interim {
     /// `100 Continue`: the client sent `Expect: 100-continue` and waits for it before
     /// sending the body (RFC 9110 §10.1.1, §15.2.1).

@@ -465,6 +465,32 @@ fn clock_oddities_do_not_panic() {
 }
 
 #[test]
+fn every_refusal_has_its_status_and_a_message() {
+    use HeadError::*;
+    let cases = [
+        (TooLarge { limit: 1 }, 431),
+        (Malformed("x"), 400),
+        (UnsupportedBody, 411),
+        (BodyTooLarge { limit: 1 }, 413),
+        (MissingHost, 400),
+        (BadHost, 400),
+        (BadContentLength, 400),
+        (LengthAndTransferEncoding, 400),
+        (BadTransferEncoding, 400),
+        (UnsupportedTransferCoding, 501),
+        (BadChunk("x"), 400),
+        (ExpectationFailed, 417),
+        (HeadTimeout, 408),
+        (BodyTimeout, 408),
+        (Idle, 408),
+    ];
+    for (error, status) in cases {
+        assert_eq!(error.status(), status, "{error:?}");
+        assert!(error.to_string().len() > 10, "{error:?}");
+    }
+}
+
+#[test]
 fn stray_empty_lines_are_not_a_request() {
     let t0 = Instant::now();
     let mut r = RequestReader::new(LIMITS);
