@@ -1,7 +1,8 @@
 //! The fuzz checks: each takes arbitrary bytes and panics only when sse-proto breaks a rule.
 //!
 //! Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/`) and by
-//! `sse-proto/tests/fuzz_corpus.rs`, which replays `fuzz/corpus/*` on stable.
+//! `sse-proto/tests/fuzz_corpus.rs`, which replays `fuzz/corpus/*` on stable. The `request`
+//! check needs sse-proto's `http1` feature (on by default in the fuzz crate).
 
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
@@ -231,4 +232,129 @@ pub fn handshake(data: &[u8]) {
         Decision::NoContent { .. } => panic!("nothing was marked closed"),
         Decision::NotEventStream(_) => {}
     }
+}
+
+/// What a [`RequestReader`](sse_proto::http1::RequestReader) made of a stream: the requests
+/// (method, target, version, body), then the error that stopped it, if any.
+#[cfg(feature = "http1")]
+type ReadOutcome = (
+    Vec<(String, String, String, Vec<u8>)>,
+    Option<sse_proto::HeadError>,
+);
+
+/// Feeds arbitrary bytes to the HTTP/1.1 request reader in splits and at times taken from
+/// the first bytes: never panics, memory stays within the limits, the split never changes the
+/// requests or the error, and time can only cut the stream short with a timeout.
+#[cfg(feature = "http1")]
+pub fn request(data: &[u8]) {
+    let Some((&seed, stream)) = data.split_first() else {
+        return;
+    };
+    let mut rng = u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let whole = run_reader(stream, &[(stream.len(), 0, false)]);
+    let mut plan = Vec::new();
+    let mut at = 0;
+    while at < stream.len() {
+        let n = (next(48) as usize + 1).min(stream.len() - at);
+        plan.push((n, 0, false));
+        at += n;
+    }
+    assert_eq!(
+        run_reader(stream, &plan),
+        whole,
+        "the split changed the result"
+    );
+
+    // The same splits, arriving over time, with extra timer wake-ups.
+    for step in &mut plan {
+        step.1 = next(3000);
+        step.2 = next(4) == 0;
+    }
+    let (timed, end) = run_reader(stream, &plan);
+    assert!(
+        whole.0.starts_with(&timed),
+        "time changed a request: {timed:?} vs {:?}",
+        whole.0
+    );
+    let cut_short = timed.len() < whole.0.len() || end != whole.1;
+    if cut_short {
+        assert!(
+            matches!(
+                end,
+                Some(
+                    sse_proto::HeadError::HeadTimeout
+                        | sse_proto::HeadError::BodyTimeout
+                        | sse_proto::HeadError::Idle
+                )
+            ),
+            "time cut the stream short without a timeout: {end:?}"
+        );
+    }
+}
+
+/// Runs a reader over `stream` in the steps of `plan`: (bytes, milliseconds since the last
+/// step, whether the timer fires before the bytes arrive).
+#[cfg(feature = "http1")]
+fn run_reader(stream: &[u8], plan: &[(usize, u64, bool)]) -> ReadOutcome {
+    use sse_proto::http1::{MAX_CHUNK_LINE, ReaderLimits, ReaderTimeouts, RequestReader};
+    use std::time::Duration;
+
+    let limits = ReaderLimits {
+        max_head: 1024,
+        max_body: 2048,
+    };
+    let timeouts = ReaderTimeouts {
+        head: Duration::from_secs(5),
+        body: Duration::from_secs(2),
+        min_body_rate: 256,
+        idle: Duration::from_secs(8),
+    };
+    let mut reader = RequestReader::with_timeouts(limits, timeouts);
+    let mut now = Instant::now();
+    reader.handle_ready(now);
+    let mut requests = Vec::new();
+    let mut at = 0;
+    for &(n, ms, wake) in plan {
+        now += Duration::from_millis(ms);
+        if wake {
+            if let Some(deadline) = reader.poll_timeout() {
+                reader.handle_timeout(deadline.min(now));
+            }
+        }
+        reader.handle_read(&stream[at..at + n], now);
+        at += n;
+        loop {
+            match reader.poll_request() {
+                Ok(Some(req)) => {
+                    let close = sse_proto::http1::wants_close(&req);
+                    requests.push((
+                        req.method().to_string(),
+                        req.uri().to_string(),
+                        format!("{:?}", req.version()),
+                        req.body().to_vec(),
+                    ));
+                    assert!(req.body().len() <= limits.max_body, "body over the limit");
+                    if close {
+                        return (requests, None);
+                    }
+                    reader.handle_ready(now);
+                }
+                Ok(None) => break,
+                Err(e) => return (requests, Some(e)),
+            }
+        }
+        let _ = reader.poll_interim();
+        assert!(
+            reader.buffered() <= limits.max_head + limits.max_body + MAX_CHUNK_LINE,
+            "the reader holds {} bytes",
+            reader.buffered()
+        );
+    }
+    (requests, None)
 }

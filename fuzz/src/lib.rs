@@ -4,4 +4,4 @@
 #[path = "checks.rs"]
 mod checks;
 
-pub use checks::{decode, handshake, roundtrip};
+pub use checks::{decode, handshake, request, roundtrip};

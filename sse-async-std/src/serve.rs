@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_std::net::TcpListener;
@@ -11,7 +11,8 @@ use bytes::{Bytes, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use http::{HeaderMap, Response, StatusCode};
-use sse_proto::http1::{self, ReaderLimits, RequestReader};
+use sse_proto::HeadError;
+use sse_proto::http1::{self, ReaderLimits, ReaderTimeouts, RequestReader};
 
 use crate::handshake::Accepted;
 
@@ -41,8 +42,9 @@ impl From<Accepted> for Reply {
 pub struct ServeConfig {
     /// Head and body size limits.
     pub limits: ReaderLimits,
-    /// Longest wait for a request (or the rest of one) before the connection is closed
-    /// (default 10 s); a request cut short gets 408.
+    /// Longest wait for a request before an idle connection is closed, and longest time a
+    /// request head (from its first byte) or body (plus the core's minimum-rate credit) may
+    /// take before it gets 408 (default 10 s; see [`ReaderTimeouts::uniform`]).
     pub read_timeout: Duration,
 }
 
@@ -66,8 +68,9 @@ enum Read {
 /// Each request, with its body read (at most `config.limits.max_body` bytes), goes to
 /// `handler`. A fixed response keeps the connection open for the next request unless the
 /// client asked to close; a stream runs until it ends and then the connection closes.
-/// Malformed or oversized requests are answered 400, 411, 413 or 431 and the connection
-/// closes; a client that goes quiet mid-request gets 408.
+/// Malformed or oversized requests are answered with the core's status (400, 413, 417, 431,
+/// 501) and the connection closes; a request whose head or body misses its deadline gets 408,
+/// an idle connection is closed. `Expect: 100-continue` is answered before the body is read.
 ///
 /// Needs no particular executor: spawn it with `async_std::task::spawn`, `smol::spawn` or
 /// a `smol::Executor` for each accepted stream.
@@ -81,7 +84,9 @@ where
     H: FnMut(http::Request<Bytes>) -> F,
     F: Future<Output = Reply>,
 {
-    let mut reader = RequestReader::new(config.limits);
+    let timeouts = ReaderTimeouts::uniform(config.read_timeout);
+    let mut reader = RequestReader::with_timeouts(config.limits, timeouts);
+    reader.handle_ready(Instant::now());
     // On the heap, so that an idle stream can give it back (a local array would stay in
     // this future for the whole connection).
     let mut buf = vec![0u8; 2048];
@@ -90,28 +95,31 @@ where
             match reader.poll_request() {
                 Ok(Some(req)) => break req,
                 Ok(None) => {}
+                Err(HeadError::Idle) => return Ok(()),
                 Err(e) => {
                     let status =
                         StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
                     return write_text(&mut io, status, &e.to_string()).await;
                 }
             }
+            if let Some(interim) = reader.poll_interim() {
+                io.write_all(interim.as_bytes()).await?;
+                io.flush().await?;
+            }
+            let deadline = reader.poll_timeout();
             let read = async { Read::Done(io.read(&mut buf).await) };
             let timeout = async {
-                Timer::after(config.read_timeout).await;
+                deadline.map_or_else(Timer::never, Timer::at).await;
                 Read::TimedOut
             };
             match futures_lite::future::or(read, timeout).await {
                 Read::Done(Ok(0)) | Read::Done(Err(_)) => return Ok(()),
-                Read::Done(Ok(n)) => reader.handle_read(&buf[..n]),
-                Read::TimedOut if reader.is_mid_request() => {
-                    return write_text(&mut io, StatusCode::REQUEST_TIMEOUT, "request timed out")
-                        .await;
-                }
-                Read::TimedOut => return Ok(()),
+                Read::Done(Ok(n)) => reader.handle_read(&buf[..n], Instant::now()),
+                Read::TimedOut => reader.handle_timeout(Instant::now()),
             }
         };
         let close = http1::wants_close(&req);
+        let method = req.method().clone();
         match handler(req).await {
             Reply::Stream(accepted) => {
                 // The stream never reads another request: free the head buffer now,
@@ -124,12 +132,20 @@ where
             Reply::Response(res) => {
                 let (parts, body) = res.into_parts();
                 let mut buf = BytesMut::with_capacity(128 + body.len());
-                http1::write_response(parts.status, &parts.headers, &body, close, &mut buf);
+                http1::write_response_to(
+                    &method,
+                    parts.status,
+                    &parts.headers,
+                    &body,
+                    close,
+                    &mut buf,
+                );
                 io.write_all(&buf).await?;
                 io.flush().await?;
                 if close {
                     return io.close().await;
                 }
+                reader.handle_ready(Instant::now());
             }
         }
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Response, StatusCode};
-use sse_proto::http1::{self, ReaderLimits, RequestReader};
+use sse_proto::HeadError;
+use sse_proto::http1::{self, ReaderLimits, ReaderTimeouts, RequestReader};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -39,8 +40,9 @@ impl From<Accepted> for Reply {
 pub struct ServeConfig {
     /// Head and body size limits.
     pub limits: ReaderLimits,
-    /// Longest wait for a request (or the rest of one) before the connection is closed
-    /// (default 10 s); a request cut short gets 408.
+    /// Longest wait for a request before an idle connection is closed, and longest time a
+    /// request head (from its first byte) or body (plus the core's minimum-rate credit) may
+    /// take before it gets 408 (default 10 s; see [`ReaderTimeouts::uniform`]).
     pub read_timeout: Duration,
 }
 
@@ -58,8 +60,9 @@ impl Default for ServeConfig {
 /// Each request, with its body read (at most `config.limits.max_body` bytes), goes to
 /// `handler`. A fixed response keeps the connection open for the next request unless the
 /// client asked to close; a stream runs until it ends and then the connection closes.
-/// Malformed or oversized requests are answered 400, 411, 413 or 431 and the connection
-/// closes; a client that goes quiet mid-request gets 408.
+/// Malformed or oversized requests are answered with the core's status (400, 413, 417, 431,
+/// 501) and the connection closes; a request whose head or body misses its deadline gets 408,
+/// an idle connection is closed. `Expect: 100-continue` is answered before the body is read.
 pub async fn serve_connection<S, H, F>(
     mut io: S,
     config: ServeConfig,
@@ -70,31 +73,41 @@ where
     H: FnMut(http::Request<Bytes>) -> F,
     F: Future<Output = Reply>,
 {
-    let mut reader = RequestReader::new(config.limits);
+    let timeouts = ReaderTimeouts::uniform(config.read_timeout);
+    let mut reader = RequestReader::with_timeouts(config.limits, timeouts);
+    // tokio's clock, so that paused time in tests moves the reader's deadlines too.
+    let now = || tokio::time::Instant::now().into_std();
+    reader.handle_ready(now());
     loop {
         let req = loop {
             match reader.poll_request() {
                 Ok(Some(req)) => break req,
                 Ok(None) => {}
+                Err(HeadError::Idle) => return Ok(()),
                 Err(e) => {
                     let status =
                         StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
                     return write_text(&mut io, status, &e.to_string()).await;
                 }
             }
-            let read =
-                tokio::time::timeout(config.read_timeout, io.read_buf(reader.read_buf(2048)));
-            match read.await {
+            if let Some(interim) = reader.poll_interim() {
+                io.write_all(interim.as_bytes()).await?;
+                io.flush().await?;
+            }
+            let deadline = reader.poll_timeout().map(tokio::time::Instant::from_std);
+            let read = io.read_buf(reader.read_buf(2048));
+            let read = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, read).await,
+                None => Ok(read.await),
+            };
+            match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return Ok(()),
-                Ok(Ok(_)) => {}
-                Err(_) if reader.is_mid_request() => {
-                    return write_text(&mut io, StatusCode::REQUEST_TIMEOUT, "request timed out")
-                        .await;
-                }
-                Err(_) => return Ok(()),
+                Ok(Ok(_)) => reader.handle_read(&[], now()),
+                Err(_) => reader.handle_timeout(now()),
             }
         };
         let close = http1::wants_close(&req);
+        let method = req.method().clone();
         match handler(req).await {
             Reply::Stream(accepted) => {
                 // The stream never reads another request: free the head buffer now,
@@ -106,12 +119,20 @@ where
             Reply::Response(res) => {
                 let (parts, body) = res.into_parts();
                 let mut buf = BytesMut::with_capacity(128 + body.len());
-                http1::write_response(parts.status, &parts.headers, &body, close, &mut buf);
+                http1::write_response_to(
+                    &method,
+                    parts.status,
+                    &parts.headers,
+                    &body,
+                    close,
+                    &mut buf,
+                );
                 io.write_all(&buf).await?;
                 io.flush().await?;
                 if close {
                     return io.shutdown().await;
                 }
+                reader.handle_ready(now());
             }
         }
     }

@@ -70,14 +70,14 @@ async fn bad_requests_get_4xx_and_the_server_lives_on() {
     let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(2048));
     assert_eq!(status_of(addr, big.as_bytes()).await, 431);
     let body = format!(
-        "POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n{}",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 65\r\n\r\n{}",
         "b".repeat(65)
     );
     assert_eq!(status_of(addr, body.as_bytes()).await, 413);
     // Half a head, then silence: 408 after the read timeout.
     assert_eq!(status_of(addr, b"GET / HTTP/1.1\r\nHost: x").await, 408);
     // Still serving, and a body within the limit reaches the handler whole.
-    let ok = b"POST / HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    let ok = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
     let mut sock = TcpStream::connect(addr).await.unwrap();
     sock.write_all(ok).await.unwrap();
     let mut reply = String::new();
@@ -90,11 +90,11 @@ async fn bad_requests_get_4xx_and_the_server_lives_on() {
 async fn keep_alive_connection_serves_several_requests() {
     let (addr, _hub) = server(ServeConfig::default()).await;
     let mut sock = TcpStream::connect(addr).await.unwrap();
-    let one = b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab";
+    let one = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab";
     sock.write_all(&[&one[..], &one[..]].concat())
         .await
         .unwrap();
-    sock.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut reply = String::new();
@@ -182,7 +182,7 @@ async fn stream_over_any_transport_with_keep_alive() {
 async fn close_ends_the_stream_with_a_terminating_chunk() {
     let (addr, hub) = server(ServeConfig::default()).await;
     let mut sock = TcpStream::connect(addr).await.unwrap();
-    sock.write_all(b"GET /e?id=c1 HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n")
+    sock.write_all(b"GET /e?id=c1 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
         .await
         .unwrap();
     let mut got = Vec::new();
@@ -205,9 +205,58 @@ async fn close_ends_the_stream_with_a_terminating_chunk() {
     assert_eq!(
         status_of(
             addr,
-            b"GET /e HTTP/1.1\r\nAccept: text/event-stream\r\nLast-Event-ID: c1\r\nConnection: close\r\n\r\n"
+            b"GET /e HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: c1\r\nConnection: close\r\n\r\n"
         )
         .await,
         204
+    );
+}
+
+#[tokio::test]
+async fn a_trickled_head_gets_408_at_its_deadline_not_per_read() {
+    let config = ServeConfig {
+        read_timeout: Duration::from_millis(400),
+        ..ServeConfig::default()
+    };
+    let (addr, _hub) = server(config).await;
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    // One byte every 100 ms: each read is well within the timeout, the head is not.
+    for byte in head {
+        if sock.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+#[tokio::test]
+async fn head_responses_have_no_body_and_keep_alive_stays_in_step() {
+    let (addr, _hub) = server(ServeConfig::default()).await;
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(
+        b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nzGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    sock.read_to_string(&mut reply).await.unwrap();
+    // The HEAD answer says how long the GET body is and sends none of it.
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{reply}"
+    );
+    assert_eq!(reply.matches("HTTP/1.1 200").count(), 3, "{reply}");
+    assert!(
+        reply.contains("1 bytes") && reply.ends_with("0 bytes"),
+        "{reply}"
     );
 }
