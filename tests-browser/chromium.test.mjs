@@ -5,18 +5,26 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   RETRY_MS,
+  STORAGE_KEY,
   UUID,
   eventsRequest,
   launchChromium,
+  logMessages,
   openEventSource,
   openPage,
+  openTab,
+  pageConnect,
   pageLog,
+  parseEventId,
   readyState,
+  received,
   request,
   screenshotPath,
   sessions,
+  shown,
   sleep,
   startDemo,
+  startProxy,
   stats,
   waitFor,
 } from './lib.mjs';
@@ -32,20 +40,25 @@ after(async () => {
   await browser?.close();
 });
 
-const connects = async (page) => (await pageLog(page)).filter((e) => e.type === 'connect');
+// The connect events of `openEventSource`'s log, each with its JSON data parsed into `id`
+// and `resumed` (contract v2: `{"id": "<session id>", "resumed": <bool>}`).
+const connects = async (page) => (await pageLog(page))
+  .filter((e) => e.type === 'connect')
+  .map((e) => ({ ...e, ...JSON.parse(e.data) }));
 // Resolves to the first connect event, once there is one.
 const firstConnect = (page) => waitFor('the connect event', async () => (await connects(page))[0]);
 
-test('connect arrives with lastEventId = data = the session id, which /sessions lists', { timeout: TIMEOUT }, async (t) => {
+test('connect arrives with data {id, resumed: false} and lastEventId = the session id, which /sessions lists', { timeout: TIMEOUT }, async (t) => {
   const demo = await startDemo(t);
   const { page, events } = await openPage(t, browser, demo.base);
   await openEventSource(page, demo.base);
 
   const connect = await firstConnect(page);
-  assert.match(connect.data, UUID, 'a fresh id is a UUID v4');
-  assert.equal(connect.lastEventId, connect.data, 'the preamble id sets lastEventId before connect');
+  assert.deepEqual(JSON.parse(connect.data), { id: connect.id, resumed: false }, 'connect data is {id, resumed}');
+  assert.match(connect.id, UUID, 'a fresh id is a UUID v4');
+  assert.equal(connect.lastEventId, connect.id, 'the preamble id sets lastEventId before connect');
   assert.equal(connect.readyState, 1, 'OPEN');
-  assert.deepEqual(await sessions(demo.base), [connect.data]);
+  assert.deepEqual(await sessions(demo.base), [connect.id]);
 
   // The first request carries no Last-Event-ID and is seen as an EventSource request.
   const first = await eventsRequest(events, 0);
@@ -61,7 +74,7 @@ test('events to one session and broadcasts arrive exactly as sent', { timeout: T
   const demo = await startDemo(t);
   const { page } = await openPage(t, browser, demo.base);
   await openEventSource(page, demo.base, { names: ['note'] });
-  const { data: id } = await firstConnect(page);
+  const { id } = await firstConnect(page);
 
   const post = (route, body) => request(demo.base, 'POST', route, body);
   assert.equal((await post(`/sessions/${id}/events`, ' leading space\nline 2\r\nline 3\rline 4')).status, 202);
@@ -100,7 +113,13 @@ test('the demo page shows its session id and keeps it across a reload', { timeou
   const id = await waitFor('the page to show its session id', shownId);
   assert.match(id, UUID);
   assert.deepEqual(await sessions(demo.base), [id]);
-  assert.equal(await page.evaluate(() => sessionStorage.getItem('sseId')), id);
+  const connect = await pageConnect(page);
+  assert.deepEqual({ id: connect.id, resumed: connect.resumed }, { id, resumed: false });
+  assert.equal(connect.lastEventId, id, 'without --resume-ms the last event id is the bare session id');
+  assert.equal((await shown(page)).resumed, 'no');
+  assert.ok((await shown(page)).curl.includes(`/sessions/${id}/events`), 'the curl line reaches this session');
+  // Read and cleared on load: a duplicated tab copies nothing while this one lives.
+  assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), STORAGE_KEY), null);
   assert.equal(new URL((await eventsRequest(events, 0)).url).search, '', 'the first load has no stored id');
 
   // sync-time ticks reach the clock.
@@ -114,19 +133,27 @@ test('the demo page shows its session id and keeps it across a reload', { timeou
   await page.setViewportSize({ width: 1000, height: 760 });
   await page.screenshot({ path: screenshotPath('demo-page.png'), fullPage: true });
 
-  // Reload: the tab's sessionStorage brings the same id back through ?id=.
+  // Reload: pagehide stores the last event id, the new page offers it as ?id= and clears it.
+  const lastEventId = (await received(page)).at(-1).lastEventId;
+  assert.equal(lastEventId, id);
   await page.reload();
   const second = await eventsRequest(events, 1);
-  assert.equal(new URL(second.url).searchParams.get('id'), id);
+  assert.equal(new URL(second.url).searchParams.get('id'), lastEventId,
+    'the reload offers the last event id that pagehide stored, as ?id=');
   assert.equal(second.headers['last-event-id'], undefined, 'a new EventSource starts without one');
   await waitFor('the page to show its id after the reload', async () => (await shownId()) === id);
+  assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), STORAGE_KEY), null, 'read and cleared again');
   assert.deepEqual(await waitFor('the old connection to be gone', async () => {
     const ids = await sessions(demo.base);
     return ids.length === 1 && ids;
   }), [id]);
+
+  // Leaving the page (pagehide) stores it: a same-origin page in this tab sees it.
+  await page.goto(demo.base + '/blank');
+  assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), STORAGE_KEY), id);
 });
 
-test('the close button ends the session: 204 on reconnect, the page says closed', { timeout: TIMEOUT }, async (t) => {
+test('the close button ends the session: 204 on reconnect, the page says closed, a reload starts afresh', { timeout: TIMEOUT }, async (t) => {
   const demo = await startDemo(t);
   const { page, events } = await openPage(t, browser, demo.base);
   await page.goto(demo.base + '/');
@@ -143,20 +170,30 @@ test('the close button ends the session: 204 on reconnect, the page says closed'
   assert.equal(reconnect.status, 204);
   assert.deepEqual(events.map((e) => e.status), [200, 204]);
   assert.deepEqual(await stats(demo.base), { events_requests: 2, no_content: 1 });
+
+  // Closed by the server: pagehide stores nothing, so a reload starts a new session.
+  await page.reload();
+  const third = await eventsRequest(events, 2);
+  assert.equal(new URL(third.url).search, '', 'no ?id= after a server close');
+  assert.equal(third.status, 200);
+  const { id: fresh } = await pageConnect(page);
+  assert.match(fresh, UUID);
+  assert.notEqual(fresh, id);
 });
 
 test('a dropped connection reconnects with Last-Event-ID and keeps its id', { timeout: TIMEOUT }, async (t) => {
   const demo = await startDemo(t);
   const { page, events } = await openPage(t, browser, demo.base);
   await openEventSource(page, demo.base);
-  const { data: id } = await firstConnect(page);
+  const { id } = await firstConnect(page);
 
   const dropped = await request(demo.base, 'POST', `/sessions/${id}/drop`);
   assert.equal(dropped.status, 204, `POST /sessions/{id}/drop answered ${dropped.status}: is the route missing?`);
 
   // Browser side: the error (readyState CONNECTING, not CLOSED), then a second connect, same id.
   const second = await waitFor('a second connect event', async () => (await connects(page))[1]);
-  assert.equal(second.data, id, 'the server resolved the same session id');
+  assert.equal(second.id, id, 'the server resolved the same session id');
+  assert.equal(second.resumed, false, 'without --resume-ms nothing is resumed');
   assert.equal(second.lastEventId, id);
   const log = await pageLog(page);
   const error = log.find((e) => e.type === 'error');
@@ -180,7 +217,7 @@ test('after a server close the reconnect gets 204 and the browser stops for good
   const demo = await startDemo(t);
   const { page, events } = await openPage(t, browser, demo.base);
   await openEventSource(page, demo.base);
-  const { data: id } = await firstConnect(page);
+  const { id } = await firstConnect(page);
 
   assert.equal((await request(demo.base, 'POST', `/sessions/${id}/close`)).status, 204);
   await waitFor('readyState CLOSED', async () => (await readyState(page)) === 2);
@@ -200,4 +237,229 @@ test('after a server close the reconnect gets 204 and the browser stops for good
   assert.equal(await readyState(page), 2);
   assert.deepEqual(await stats(demo.base), { events_requests: 2, no_content: 1 });
   assert.equal((await connects(page)).length, 1);
+});
+
+// --- Resume mode, reloads and duplicated tabs on the demo page ---------------------------------
+
+/** Resume mode with a wide reconnect window: the browser waits 1 s after a cut. */
+const RESUME = { resumeMs: 5_000, retryMs: 1_000 };
+
+// The data of the plain messages the demo page received, in order.
+const messages = async (page) => (await received(page)).filter((e) => e.type === 'message').map((e) => e.data);
+
+/**
+ * The ids of the events in `log` (from `received`), checked to be `<id>~<epoch>.<seq>` with one
+ * epoch and strictly increasing sequence numbers.
+ */
+function assertPositions(log, id) {
+  const parsed = log.map((e) => ({ e, p: parseEventId(e.lastEventId) }));
+  for (const { e, p } of parsed) {
+    assert.ok(p && p.session === id && p.seq !== null, `${JSON.stringify(e)}: lastEventId is ${id}~<epoch>.<seq>`);
+  }
+  for (let i = 1; i < parsed.length; i++) {
+    const [a, b] = [parsed[i - 1].p, parsed[i].p];
+    assert.equal(b.epoch, a.epoch, 'one epoch');
+    assert.ok(b.seq > a.seq, `positions increase: ${a.position} then ${b.position}`);
+  }
+}
+
+/**
+ * The page is connected; the connection is cut (`server`: POST /sessions/{id}/drop; `reset`:
+ * the proxy resets both sides; `half-open`: the proxy resets the browser's side only, the
+ * server's side stays open and its writes go nowhere). While the tab is away, numbered events
+ * and a broadcast are sent; after the reconnect every event is there exactly once, in order.
+ */
+async function exactlyOnceAcrossACut(t, cut) {
+  const demo = await startDemo(t, RESUME);
+  const proxy = cut === 'server' ? null : await startProxy(t, demo.base);
+  const origin = proxy?.base ?? demo.base;
+  const { page, events } = await openPage(t, browser, origin);
+  await page.goto(origin + '/');
+  const first = await pageConnect(page);
+  const { id } = first;
+  assert.match(id, UUID);
+  assert.equal(first.resumed, false);
+  assert.equal(parseEventId(first.lastEventId)?.session, id, `lastEventId is <session>~<position>: ${first.lastEventId}`);
+
+  const post = (route, body) => request(demo.base, 'POST', route, body);
+  const send = async (body) => {
+    const res = await post(`/sessions/${encodeURIComponent(id)}/events`, body);
+    assert.equal(res.status, 202, `POST ${body}: ${res.status} ${res.text}`);
+  };
+  const before = ['before 1', 'before 2'];
+  for (const body of before) await send(body);
+  await waitFor('the events sent before the cut', async () => (await messages(page)).length === before.length);
+  const seen = (await received(page)).at(-1).lastEventId;
+
+  // The cut, and at once the sends, while the browser waits out its retry (1 s).
+  if (cut === 'server') {
+    assert.equal((await post(`/sessions/${encodeURIComponent(id)}/drop`)).status, 204);
+  } else {
+    assert.ok(proxy.cut({ halfOpen: cut === 'half-open' }) >= 1, 'the proxy had a connection to cut');
+  }
+  const cutAt = Date.now();
+  const away = ['away 1', 'away 2', 'away 3', 'away 4', 'away 5'];
+  for (const body of away) await send(body);
+  const count = await post('/broadcast', 'to all while away');
+  assert.equal(count.text, '1', 'the broadcast is queued for the (detached) session');
+  const sentWithin = Date.now() - cutAt;
+  assert.equal(events.length, 1, `the sends (done ${sentWithin} ms after the cut) came before the reconnect`);
+  if (cut === 'half-open') {
+    assert.deepEqual(await sessions(demo.base), [id], 'half-open: the server still sees a live stream');
+  }
+
+  const second = await pageConnect(page, 1);
+  const reconnectAfter = Date.now() - cutAt;
+  assert.deepEqual({ id: second.id, resumed: second.resumed }, { id, resumed: true }, 'the same session, resumed');
+  await send('after');
+  const expected = [...before, ...away, 'to all while away', 'after'];
+  await waitFor('the event sent after the reconnect', async () => (await messages(page)).includes('after'));
+  await sleep(100); // room for a wrongly repeated event to show up
+  assert.deepEqual(await messages(page), expected, `every event exactly once, in order (reconnect ${reconnectAfter} ms after the cut)`);
+  assert.deepEqual(await logMessages(page), expected, 'the #log shows the same');
+
+  const log = await received(page);
+  assertPositions(log.filter((e) => e.type === 'message'), id);
+  const replayed = log.filter((e) => e.type === 'message' && e.data === 'to all while away')[0];
+  assert.equal(second.lastEventId, replayed.lastEventId, 'connect comes after the replay and has no id of its own');
+
+  // The reconnect offered what the tab had seen, in Last-Event-ID.
+  const reconnect = await eventsRequest(events, 1);
+  assert.equal(reconnect.headers['last-event-id'], seen);
+  assert.equal(new URL(reconnect.url).search, '', 'the header carried the id, not ?id=');
+  assert.equal(reconnect.status, 200);
+  assert.equal(events.length, 2, 'one reconnect');
+
+  const state = await shown(page);
+  assert.deepEqual({ id: state.id, resumed: state.resumed, status: state.status }, { id, resumed: 'yes: nothing was lost', status: 'open' });
+  assert.deepEqual(await sessions(demo.base), [id]);
+  return { page };
+}
+
+test('resume: a server-side drop, events sent while away arrive exactly once, in order', { timeout: TIMEOUT }, async (t) => {
+  const { page } = await exactlyOnceAcrossACut(t, 'server');
+  await page.setViewportSize({ width: 1000, height: 760 });
+  await page.screenshot({ path: screenshotPath('demo-resumed.png'), fullPage: true });
+});
+
+test('resume: the network cut from the client side (both ends reset), every event exactly once', { timeout: TIMEOUT }, async (t) => {
+  await exactlyOnceAcrossACut(t, 'reset');
+});
+
+test('resume: a half-open cut (the server does not notice), every event exactly once', { timeout: TIMEOUT }, async (t) => {
+  await exactlyOnceAcrossACut(t, 'half-open');
+});
+
+test('resume: five quick reloads keep the id, each offering ?id=<id>~<position>', { timeout: TIMEOUT }, async (t) => {
+  const demo = await startDemo(t, { resumeMs: 5_000 });
+  const { page, events } = await openPage(t, browser, demo.base);
+  await page.goto(demo.base + '/');
+  const { id } = await pageConnect(page);
+  assert.equal((await request(demo.base, 'POST', `/sessions/${encodeURIComponent(id)}/events`, 'before the reloads')).status, 202);
+  await waitFor('the message', async () => (await messages(page)).length === 1);
+  let offer = (await received(page)).at(-1).lastEventId;
+  assert.equal(parseEventId(offer)?.session, id);
+
+  // Reload as soon as the page is connected again, five times.
+  const started = Date.now();
+  for (let i = 1; i <= 5; i++) {
+    const n = events.length;
+    await page.reload();
+    const req = await eventsRequest(events, n);
+    assert.equal(new URL(req.url).searchParams.get('id'), offer,
+      `reload ${i}: ?id= carries the last event id that pagehide stored`);
+    assert.equal(req.status, 200);
+    const c = await pageConnect(page);
+    assert.deepEqual({ id: c.id, resumed: c.resumed }, { id, resumed: true }, `reload ${i}: the same session, resumed`);
+    assert.equal((await shown(page)).id, id, `reload ${i}: the page shows the id`);
+    assert.deepEqual(await messages(page), [], `reload ${i}: nothing replayed (nothing was missed)`);
+    assert.equal(events.length, n + 1, `reload ${i}: one request`);
+    offer = c.lastEventId;
+    assert.equal(parseEventId(offer)?.session, id);
+  }
+  const took = Date.now() - started;
+
+  // And five back to back: each as soon as the page's script ran (its EventSource is opening),
+  // without waiting for the connection.
+  const n = events.length;
+  for (let i = 0; i < 5; i++) await page.reload({ waitUntil: 'domcontentloaded' });
+  const last = await pageConnect(page);
+  assert.equal(last.id, id, 'the id survives back-to-back reloads');
+  assert.equal((await shown(page)).id, id);
+  for (const req of events.slice(n)) {
+    assert.equal(parseEventId(new URL(req.url).searchParams.get('id'))?.session, id, `${req.url} offers ${id}~<position>`);
+  }
+  assert.ok(events.length - n <= 5, `at most one request per reload (${events.length - n})`);
+  assert.equal((await request(demo.base, 'POST', `/sessions/${encodeURIComponent(id)}/events`, 'after the reloads')).status, 202);
+  await waitFor('the message after the reloads', async () => (await messages(page)).length >= 1);
+  await sleep(100);
+  assert.deepEqual(await messages(page), ['after the reloads'], 'nothing replayed, nothing lost');
+  assert.deepEqual(await waitFor('one live session', async () => {
+    const ids = await sessions(demo.base);
+    return ids.length === 1 && ids;
+  }), [id]);
+  t.diagnostic(`five reloads, each waiting for connect: ${took} ms`);
+});
+
+/**
+ * Tab A is connected; tab B, in the same context, starts with a copy of A's stored last event
+ * id in sessionStorage (as Chrome's "Duplicate tab" copies it). B offers A's id; the newer
+ * connection takes the session, A's stream ends with a fresh id, and A reconnects with it as a
+ * new session: distinct ids, and no more than 3 requests to /events over 4 s. Default retry (3 s).
+ */
+async function duplicatedTab(t, { resumeMs }) {
+  const demo = await startDemo(t, { retryMs: null, resumeMs });
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const a = await openTab(t, context, demo.base);
+  await a.page.goto(demo.base + '/');
+  const first = await pageConnect(a.page);
+  // A cleared its own copy on load; what it would store is its last event id.
+  const copied = (await received(a.page)).at(-1).lastEventId;
+  if (resumeMs) assert.equal(parseEventId(copied)?.session, first.id);
+  else assert.equal(copied, first.id);
+
+  const b = await openTab(t, context, demo.base, {
+    init: ([origin, key, value]) => {
+      if (location.origin === origin) sessionStorage.setItem(key, value);
+    },
+    arg: [demo.base, STORAGE_KEY, copied],
+  });
+  const windowStart = Date.now();
+  await b.page.goto(demo.base + '/');
+  const bFirst = await eventsRequest(b.events, 0);
+  assert.equal(new URL(bFirst.url).searchParams.get('id'), copied, 'the duplicate offers the copied id');
+  const bConnect = await pageConnect(b.page);
+
+  // A's stream is replaced: it reconnects (after the 3 s retry) with a fresh id.
+  const aConnect = await pageConnect(a.page, 1);
+  const aReconnect = await eventsRequest(a.events, 1);
+  const settledAfter = Date.now() - windowStart;
+  await sleep(Math.max(0, windowStart + 4_000 - Date.now()));
+
+  const all = [...a.events.map((e) => ({ tab: 'A', ...e })), ...b.events.map((e) => ({ tab: 'B', ...e }))]
+    .sort((x, y) => x.at - y.at);
+  const timeline = all.map((e) => `${e.tab} +${e.at - windowStart} ms ${new URL(e.url).search || '(no ?id)'} ` +
+    `last-event-id=${e.headers?.['last-event-id'] ?? '-'} -> ${e.status ?? e.failed}`).join('; ');
+  t.diagnostic(`requests: ${timeline}; A settled ${settledAfter} ms after B opened`);
+  assert.ok(all.length <= 3, `at most 3 requests to /events over 4 s, saw ${all.length}: ${timeline}`);
+
+  assert.notEqual(aConnect.id, bConnect.id, 'the two tabs have distinct ids');
+  assert.equal(bConnect.id, first.id, 'the newer tab took the session');
+  const fresh = aReconnect.headers['last-event-id'];
+  assert.ok(fresh && !fresh.includes('~'), `A reconnects with the fresh bare id: ${fresh}`);
+  assert.equal(aConnect.id, fresh, 'A became a new session with it');
+  assert.equal(aConnect.resumed, false);
+  assert.equal((await shown(a.page)).id, aConnect.id);
+  assert.equal((await shown(b.page)).id, bConnect.id);
+  assert.deepEqual((await sessions(demo.base)).sort(), [aConnect.id, bConnect.id].sort());
+  assert.ok([...a.events, ...b.events].every((e) => e.status === 200), timeline);
+}
+
+test('resume: a duplicated tab gets its own id, without a reconnect loop', { timeout: TIMEOUT }, async (t) => {
+  await duplicatedTab(t, { resumeMs: 5_000 });
+});
+
+test('a duplicated tab gets its own id without --resume-ms too', { timeout: TIMEOUT }, async (t) => {
+  await duplicatedTab(t, { resumeMs: undefined });
 });

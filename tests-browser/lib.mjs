@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,8 +14,12 @@ export { sleep };
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..');
 
-/** The demo binary: `$DEMO_BIN`, else the debug example that `cargo test` builds. */
-export const demoBin = process.env.DEMO_BIN || path.join(repoRoot, 'target/debug/examples/demo');
+/**
+ * The demo binary: `$DEMO_BIN` (sse-hyper/tests/browser.rs always sets it), else the
+ * `demo-hyper` binary that `cargo build -p sse-conformance --bin demo-hyper` builds.
+ */
+export const demoBin = process.env.DEMO_BIN
+  || path.join(process.env.CARGO_TARGET_DIR || path.join(repoRoot, 'target'), 'debug/demo-hyper');
 
 /** Debian's chromium (scripts/install-test-deps installs it), or `$CHROMIUM`. */
 export const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -31,13 +36,18 @@ process.on('exit', () => {
  * Starts the demo on 127.0.0.1 and a free port; resolves once it printed
  * `listening on http://ADDR`. Stop it with `demo.stop()`; `demo.log()` is what it printed.
  * Pass the test context `t` to stop it when the test ends, passed or failed.
+ *
+ * Options: `retryMs` (`--retry-ms`; `null` leaves the demo's default, 3000), `tickMs`,
+ * `keepAliveMs`, and `resumeMs` (`--resume-ms`: resume mode, off unless given).
  */
-export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs } = {}) {
+export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs, resumeMs } = {}) {
   if (!existsSync(demoBin)) {
     throw new Error(`demo binary not found at ${demoBin}: build it (cargo build -p sse-conformance --bin demo-hyper) or set DEMO_BIN`);
   }
-  const args = ['--addr', '127.0.0.1:0', '--retry-ms', String(retryMs), '--tick-ms', String(tickMs)];
+  const args = ['--addr', '127.0.0.1:0', '--tick-ms', String(tickMs)];
+  if (retryMs !== null) args.push('--retry-ms', String(retryMs));
   if (keepAliveMs !== undefined) args.push('--keep-alive-ms', String(keepAliveMs));
+  if (resumeMs !== undefined) args.push('--resume-ms', String(resumeMs));
   const child = spawn(demoBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let output = '';
@@ -138,17 +148,28 @@ export async function launchChromium() {
  * A fresh context and page; `/blank` on the demo's origin is a blank same-origin page (served
  * by the browser, not the demo) so a test's own EventSource needs no CORS.
  *
- * Every request to `/events` is recorded in `events`: `{ url, type, headers, status }`, where
- * `headers` are the headers Chromium put on the wire (lower-case names; null until known) and
- * `status` the response status (null until known). They come from the DevTools protocol's
- * Network domain: Playwright's `request.headers()` and `allHeaders()` do not show the
- * `Last-Event-ID` that Chromium adds to an EventSource reconnect, the wire headers do.
+ * Every request to `/events` is recorded in `events`: `{ url, type, headers, status, at }`,
+ * where `headers` are the headers Chromium put on the wire (lower-case names; null until
+ * known), `status` the response status (null until known) and `at` when it was sent
+ * (`Date.now()`). They come from the DevTools protocol's Network domain: Playwright's
+ * `request.headers()` and `allHeaders()` do not show the `Last-Event-ID` that Chromium adds to
+ * an EventSource reconnect, the wire headers do.
  */
 export async function openPage(t, browser, base) {
   const context = await browser.newContext();
   t.after(() => context.close());
+  return { context, ...await openTab(t, context, base) };
+}
+
+/**
+ * Another page (a tab) in `context`, set up like `openPage`'s: `/blank` and its own record of
+ * `/events` requests. `init`, when given, runs in the page before any of its scripts
+ * (`page.addInitScript`), with `arg`.
+ */
+export async function openTab(t, context, base, { init, arg } = {}) {
   const page = await context.newPage();
   page.setDefaultTimeout(5_000);
+  if (init) await page.addInitScript(init, arg);
   await page.route(`${base}/blank`, (route) =>
     route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><html><body></body></html>' }),
   );
@@ -160,7 +181,7 @@ export async function openPage(t, browser, base) {
   const cdp = await context.newCDPSession(page);
   cdp.on('Network.requestWillBeSent', (e) => {
     if (new URL(e.request.url).pathname !== '/events') return;
-    const entry = { url: e.request.url, type: e.type, headers: early.get(e.requestId) ?? null, status: null };
+    const entry = { url: e.request.url, type: e.type, headers: early.get(e.requestId) ?? null, status: null, at: Date.now() };
     early.delete(e.requestId);
     events.push(entry);
     byId.set(e.requestId, entry);
@@ -176,6 +197,10 @@ export async function openPage(t, browser, base) {
   };
   cdp.on('Network.responseReceived', (e) => status(e.requestId, e.response.status));
   cdp.on('Network.responseReceivedExtraInfo', (e) => status(e.requestId, e.statusCode));
+  cdp.on('Network.loadingFailed', (e) => {
+    const entry = byId.get(e.requestId);
+    if (entry && !entry.failed) entry.failed = e.errorText;
+  });
   await cdp.send('Network.enable');
 
   const errors = [];
@@ -183,7 +208,7 @@ export async function openPage(t, browser, base) {
   t.after(() => {
     if (errors.length) throw new Error(`errors in the page: ${errors.join('; ')}`);
   });
-  return { context, page, events };
+  return { page, events };
 }
 
 /** Waits until request `n` to `/events` was sent and its wire headers and status are known. */
@@ -225,3 +250,131 @@ export function readyState(page) {
 }
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+
+// --- The demo page (`GET /`) -------------------------------------------------------------------
+
+/** The demo page's storage key for its last event id (sessionStorage). */
+export const STORAGE_KEY = 'sseLastEventId';
+
+/** Everything the demo page received so far (`window.received`: `{type, data, lastEventId}`). */
+export function received(page) {
+  return page.evaluate(() => window.received ?? []);
+}
+
+/**
+ * Resolves to the `n`th (0-based) `connect` event the demo page received, once it did, with
+ * its JSON data parsed: `{ id, resumed, lastEventId, data }`.
+ */
+export async function pageConnect(page, n = 0) {
+  const e = await waitFor(`connect #${n + 1} on the demo page`, async () =>
+    (await received(page)).filter((e) => e.type === 'connect')[n]);
+  const { id, resumed } = JSON.parse(e.data);
+  return { id, resumed, lastEventId: e.lastEventId, data: e.data };
+}
+
+/** The demo page's visible state: `#session-id`, `#resumed`, `#status-text`, `#curl`. */
+export function shown(page) {
+  return page.evaluate(() => {
+    const text = (id) => document.getElementById(id)?.textContent.trim() ?? null;
+    return { id: text('session-id'), resumed: text('resumed'), status: text('status-text'), curl: text('curl') };
+  });
+}
+
+/** The `message` entries of the demo page's `#log`, oldest first (the page prepends). */
+export function logMessages(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#log li')]
+    .filter((li) => li.querySelector('.name')?.textContent === 'message')
+    .map((li) => li.children[2].textContent)
+    .reverse());
+}
+
+/**
+ * Splits a resume-mode event id `<session>~<epoch>.<seq>` (the session id is the part before
+ * the last `~`); null when it has no `~` part.
+ */
+export function parseEventId(eventId) {
+  const at = eventId?.lastIndexOf('~') ?? -1;
+  if (at < 0) return null;
+  const session = eventId.slice(0, at);
+  const position = eventId.slice(at + 1);
+  const m = /^(.+)\.(\d+)$/.exec(position);
+  return { session, position, epoch: m?.[1] ?? null, seq: m ? Number(m[2]) : null };
+}
+
+// --- A TCP proxy that can cut the network -------------------------------------------------------
+
+/**
+ * A TCP proxy on 127.0.0.1 and a free port in front of `target` (a base URL): a page loaded
+ * through `proxy.base` reaches the demo through it, and the test can cut its connections from
+ * the client's side, as a network would (DevTools' offline emulation does not end an open
+ * EventSource, so it cannot stand in for a cut).
+ *
+ * `proxy.cut({ halfOpen })` resets every connection open now, on the browser's side (a TCP RST,
+ * so the browser sees a network error at once). With `halfOpen: false` the server's side is
+ * closed too; with `halfOpen: true` it stays open and whatever the server writes to it is
+ * discarded, as when the peer vanished without a FIN: the server still thinks the stream is
+ * live. `proxy.offline(true)` resets new connections at once until `proxy.offline(false)`.
+ */
+export async function startProxy(t, target) {
+  const { hostname, port } = new URL(target);
+  const pairs = new Set();
+  let offline = false;
+  let accepted = 0;
+  const server = net.createServer((client) => {
+    if (offline) {
+      client.resetAndDestroy();
+      return;
+    }
+    accepted += 1;
+    const upstream = net.connect(Number(port), hostname);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const gone = () => pairs.delete(pair);
+    client.on('error', gone);
+    upstream.on('error', () => { gone(); client.destroy(); });
+    client.on('close', () => { gone(); if (!pair.halfOpen) upstream.destroy(); });
+    upstream.on('close', () => { gone(); client.destroy(); });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const sockets = new Set();
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  const proxy = {
+    base: `http://127.0.0.1:${server.address().port}`,
+    /** Connections accepted so far (while online). */
+    accepted: () => accepted,
+    /** Connections open now. */
+    open: () => pairs.size,
+    cut({ halfOpen = false } = {}) {
+      const n = pairs.size;
+      for (const pair of pairs) {
+        pairs.delete(pair);
+        pair.halfOpen = halfOpen;
+        pair.upstream.unpipe(pair.client);
+        pair.client.unpipe(pair.upstream);
+        pair.client.resetAndDestroy();
+        if (halfOpen) {
+          // Keep reading, so the server's writes succeed and go nowhere; close when it does.
+          pair.upstream.on('data', () => {});
+          pair.upstream.on('end', () => pair.upstream.destroy());
+          proxy.halfOpen.add(pair.upstream);
+        } else {
+          pair.upstream.destroy();
+        }
+      }
+      return n;
+    },
+    halfOpen: new Set(),
+    offline(on) { offline = on; },
+    async stop() {
+      for (const { client, upstream } of pairs) { client.destroy(); upstream.destroy(); }
+      for (const s of proxy.halfOpen) s.destroy();
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  if (t) t.after(() => proxy.stop());
+  return proxy;
+}

@@ -15,7 +15,7 @@ import http from 'node:http';
 import { test } from 'node:test';
 import EventSource from 'eventsource';
 import { EventSource as EventSourceV4 } from 'eventsource-v4';
-import { RETRY_MS, UUID, request, sessions, sleep, startDemo, stats, waitFor } from './lib.mjs';
+import { RETRY_MS, UUID, parseEventId, request, sessions, sleep, startDemo, stats, waitFor } from './lib.mjs';
 
 const TIMEOUT = 20_000;
 
@@ -52,39 +52,44 @@ function openV2(t, base) {
     readyState: es.readyState,
   });
   for (const name of ['connect', 'message', 'error', 'open']) es.addEventListener(name, record(name));
-  const connects = () => log.filter((e) => e.type === 'connect');
-  return { es, log, requests, connects };
+  return { es, log, requests, connects: () => connects(log) };
 }
 
-test('eventsource 2: connect arrives with lastEventId = data = the session id', { timeout: TIMEOUT }, async (t) => {
+// The connect events in `log`, each with its JSON data (`{"id": ..., "resumed": ...}`) parsed
+// into `id` and `resumed`.
+const connects = (log) => log.filter((e) => e.type === 'connect').map((e) => ({ ...e, ...JSON.parse(e.data) }));
+
+test('eventsource 2: connect arrives with data {id, resumed: false} and lastEventId = the session id', { timeout: TIMEOUT }, async (t) => {
   const demo = await startDemo(t);
   const client = openV2(t, demo.base);
   const connect = await waitFor('the connect event', () => client.connects()[0]);
-  assert.match(connect.data, UUID);
-  assert.equal(connect.lastEventId, connect.data);
+  assert.deepEqual(JSON.parse(connect.data), { id: connect.id, resumed: false });
+  assert.match(connect.id, UUID);
+  assert.equal(connect.lastEventId, connect.id);
   assert.equal(client.es.readyState, EventSource.OPEN);
-  assert.deepEqual(await sessions(demo.base), [connect.data]);
+  assert.deepEqual(await sessions(demo.base), [connect.id]);
   assert.equal(client.requests.length, 1);
   assert.equal(client.requests[0].headers.Accept, 'text/event-stream');
   assert.equal(client.requests[0].headers['Last-Event-ID'], undefined);
   assert.equal(client.requests[0].status, 200);
 
   // Data arrives exactly, leading space and line breaks included.
-  assert.equal((await request(demo.base, 'POST', `/sessions/${connect.data}/events`, ' a\r\nb')).status, 202);
+  assert.equal((await request(demo.base, 'POST', `/sessions/${connect.id}/events`, ' a\r\nb')).status, 202);
   const message = await waitFor('a message', () => client.log.find((e) => e.type === 'message'));
   assert.equal(message.data, ' a\nb');
-  assert.equal(message.lastEventId, connect.data);
+  assert.equal(message.lastEventId, connect.id);
 });
 
 test('eventsource 2: a dropped connection reconnects with Last-Event-ID and keeps its id', { timeout: TIMEOUT }, async (t) => {
   const demo = await startDemo(t);
   const client = openV2(t, demo.base);
-  const { data: id } = await waitFor('the connect event', () => client.connects()[0]);
+  const { id } = await waitFor('the connect event', () => client.connects()[0]);
   assert.equal(client.es.reconnectInterval, RETRY_MS, 'retry: from the preamble');
 
   assert.equal((await request(demo.base, 'POST', `/sessions/${id}/drop`)).status, 204);
   const second = await waitFor('a second connect event', () => client.connects()[1]);
-  assert.equal(second.data, id, 'the server resolved the same session id');
+  assert.equal(second.id, id, 'the server resolved the same session id');
+  assert.equal(second.resumed, false, 'without --resume-ms nothing is resumed');
   assert.equal(second.lastEventId, id);
 
   assert.equal(client.requests.length, 2);
@@ -100,7 +105,7 @@ test('eventsource 2: a dropped connection reconnects with Last-Event-ID and keep
 test('eventsource 2: after a server close the reconnect gets 204 and the client stops', { timeout: TIMEOUT }, async (t) => {
   const demo = await startDemo(t);
   const client = openV2(t, demo.base);
-  const { data: id } = await waitFor('the connect event', () => client.connects()[0]);
+  const { id } = await waitFor('the connect event', () => client.connects()[0]);
 
   assert.equal((await request(demo.base, 'POST', `/sessions/${id}/close`)).status, 204);
   await waitFor('readyState CLOSED', () => client.es.readyState === EventSource.CLOSED);
@@ -139,16 +144,16 @@ function openV4(t, base, url = `${base}/events`) {
     readyState: es.readyState,
   });
   for (const name of ['connect', 'message', 'error', 'open']) es.addEventListener(name, record);
-  const connects = () => log.filter((e) => e.type === 'connect');
-  return { es, log, requests, connects };
+  return { es, log, requests, connects: () => connects(log) };
 }
 
 test('eventsource 4: gets the id from the connect data; ?id= keeps it across a drop and ends on 204', { timeout: TIMEOUT }, async (t) => {
   const demo = await startDemo(t);
   const first = openV4(t, demo.base);
   const connect = await waitFor('the connect event', () => first.connects()[0]);
-  const id = connect.data;
+  const { id } = connect;
   assert.match(id, UUID);
+  assert.equal(connect.resumed, false);
   // The id-only preamble is lost on this client, but the id repeated on the first event
   // reaches it (see the top of this file).
   assert.equal(connect.lastEventId, id);
@@ -157,9 +162,9 @@ test('eventsource 4: gets the id from the connect data; ?id= keeps it across a d
 
   // What the demo page does with sessionStorage works for it: the id in the URL.
   const client = openV4(t, demo.base, `${demo.base}/events?id=${id}`);
-  assert.equal((await waitFor('the connect event', () => client.connects()[0])).data, id);
+  assert.equal((await waitFor('the connect event', () => client.connects()[0])).id, id);
   assert.equal((await request(demo.base, 'POST', `/sessions/${id}/drop`)).status, 204);
-  assert.equal((await waitFor('a second connect event', () => client.connects()[1])).data, id);
+  assert.equal((await waitFor('a second connect event', () => client.connects()[1])).id, id);
   assert.equal(client.requests[1].headers.get('last-event-id'), id);
 
   assert.equal((await request(demo.base, 'POST', `/sessions/${id}/close`)).status, 204);
@@ -178,9 +183,62 @@ test('eventsource 4: a reconnect sends Last-Event-ID = the session id', {
 }, async (t) => {
   const demo = await startDemo(t);
   const client = openV4(t, demo.base);
-  const { data: id } = await waitFor('the connect event', () => client.connects()[0]);
+  const { id } = await waitFor('the connect event', () => client.connects()[0]);
   assert.equal((await request(demo.base, 'POST', `/sessions/${id}/drop`)).status, 204);
   await waitFor('a second connect event', () => client.connects()[1]);
   assert.equal(client.requests[1].headers.get('last-event-id'), id);
-  assert.equal(client.connects()[1].data, id);
+  assert.equal(client.connects()[1].id, id);
+});
+
+/**
+ * Resume mode: the connection is dropped by the server, numbered events and a broadcast are
+ * sent while the client waits out its retry (1 s); after the reconnect every event is there
+ * exactly once, in order, and connect says resumed. `open` makes the client (2.x or 4.x).
+ */
+async function resumeExactlyOnce(t, open, lastEventIdOf) {
+  const demo = await startDemo(t, { resumeMs: 5_000, retryMs: 1_000 });
+  const client = open(t, demo.base);
+  const first = await waitFor('the connect event', () => client.connects()[0]);
+  const { id } = first;
+  assert.match(id, UUID);
+  assert.equal(first.resumed, false);
+  assert.equal(parseEventId(first.lastEventId)?.session, id, `lastEventId is <session>~<position>: ${first.lastEventId}`);
+
+  const post = (route, body) => request(demo.base, 'POST', route, body);
+  const send = async (body) => assert.equal((await post(`/sessions/${encodeURIComponent(id)}/events`, body)).status, 202, body);
+  const messages = () => client.log.filter((e) => e.type === 'message');
+  const before = ['before 1', 'before 2'];
+  for (const body of before) await send(body);
+  await waitFor('the events sent before the drop', () => messages().length === before.length);
+  const seen = messages().at(-1).lastEventId;
+  assert.equal(parseEventId(seen)?.session, id);
+
+  assert.equal((await post(`/sessions/${encodeURIComponent(id)}/drop`)).status, 204);
+  const away = ['away 1', 'away 2', 'away 3', 'away 4', 'away 5'];
+  for (const body of away) await send(body);
+  assert.equal((await post('/broadcast', 'to all while away')).text, '1');
+  assert.equal(client.requests.length, 1, 'the sends came before the reconnect');
+
+  const second = await waitFor('a second connect event', () => client.connects()[1]);
+  assert.deepEqual({ id: second.id, resumed: second.resumed }, { id, resumed: true });
+  await send('after');
+  await waitFor('the event sent after the reconnect', () => messages().some((e) => e.data === 'after'));
+  await sleep(100);
+  assert.deepEqual(messages().map((e) => e.data), [...before, ...away, 'to all while away', 'after'], 'every event exactly once, in order');
+  const ids = messages().map((e) => parseEventId(e.lastEventId));
+  assert.ok(ids.every((p) => p?.session === id), `every event id names the session: ${JSON.stringify(ids)}`);
+  assert.ok(ids.every((p, i) => i === 0 || p.seq > ids[i - 1].seq), 'positions increase');
+
+  assert.equal(client.requests.length, 2, 'one reconnect');
+  assert.equal(lastEventIdOf(client.requests[1]), seen, 'the reconnect offered the last event id it saw');
+  assert.equal(client.requests[1].status, 200);
+  assert.deepEqual(await sessions(demo.base), [id]);
+}
+
+test('eventsource 2: resume mode, a drop loses nothing and repeats nothing', { timeout: TIMEOUT }, async (t) => {
+  await resumeExactlyOnce(t, openV2, (req) => req.headers['Last-Event-ID']);
+});
+
+test('eventsource 4: resume mode, a drop loses nothing and repeats nothing', { timeout: TIMEOUT }, async (t) => {
+  await resumeExactlyOnce(t, openV4, (req) => req.headers.get('last-event-id'));
 });

@@ -3,7 +3,7 @@
 //! themselves are in `tests-browser/*.test.mjs`; this runs them with `node --test` so that
 //! `cargo test --workspace` covers them, and fails (never skips) when their tools are missing.
 //!
-//! The demo binary is `target/<profile>/demo-hyper` (this crate's `examples/demo.rs`, built as
+//! The demo binary is `target/<profile>/demo-hyper` (this crate's `examples/hyper-demo.rs`, built as
 //! a binary of `conformance/`, which `cargo test --workspace` builds), or `$DEMO_BIN`. When it
 //! is missing or older than its sources (`cargo test -p sse-hyper --test browser` alone), it
 //! is built here with `cargo build -p sse-conformance --bin demo-hyper`.

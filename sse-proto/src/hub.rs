@@ -424,7 +424,17 @@ impl Inner {
 
     /// Closes `slot`: marks its id, then ends its stream after what is queued (or, when
     /// detached, ends the session at once).
+    ///
+    /// A handle to a session that is over still marks its id (so a tab on its way back is
+    /// told 204), unless a newer session holds the id: that one is not this handle's to close.
     fn close(&self, slot: &Arc<Slot>, now: Instant) -> bool {
+        let newer = self
+            .sessions()
+            .get(&slot.id)
+            .is_some_and(|current| !Arc::ptr_eq(current, slot));
+        if newer {
+            return false;
+        }
         lock(&self.closed).mark(&slot.id, now);
         let (began, writer) = {
             let mut st = slot.lock();

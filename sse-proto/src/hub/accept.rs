@@ -3,11 +3,12 @@
 //! session (new, resumed with a replay, or with a gap).
 
 use std::sync::{Arc, PoisonError};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::slot::{Slot, lock};
+use super::slot::{Life, Slot, lock};
 use super::{Hub, Outlet, Session};
-use crate::connection::Connection;
+use crate::connection::{Connection, EndReason};
 use crate::frame::Frame;
 use crate::handshake::{self, Answers, Claim, Lookup, NotEventStream, Offer};
 use crate::history::{History, Logged};
@@ -122,7 +123,20 @@ impl Hub {
             .sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let existing = sessions.get(&id).filter(|s| s.lock().is_live()).cloned();
+        let current = sessions.get(&id).cloned();
+        let existing = current.clone().filter(|s| s.lock().is_live());
+        // An older session with this id, closed or shut down and still writing its last
+        // bytes, ends now, before the new one is attached: the observer hears of them in
+        // order, and the new session starts with an empty log.
+        let older = match (&current, &existing) {
+            (Some(old), None) => end_in_place(old),
+            _ => None,
+        };
+        if older.is_some() {
+            if let Some(history) = &mut history {
+                history.forget(&id);
+            }
+        }
         let start = match &mut history {
             None => Start {
                 continuity: match claim {
@@ -169,6 +183,13 @@ impl Hub {
         drop(history);
         if let Some(w) = replaced {
             w.wake();
+        }
+        if let Some((reason, waiters)) = older {
+            waiters.into_iter().for_each(Waker::wake);
+            inner.notify(SessionEvent::Ended {
+                id: id.clone(),
+                reason,
+            });
         }
         inner.notify(SessionEvent::Attached {
             id,
@@ -276,6 +297,20 @@ fn local_replay(
         .replay(id, p.seq, &mut replay)
         .map_err(Some)
         .map(|()| replay)
+}
+
+/// Ends a session that is ending (closed or shut down) where it stands; returns the reason
+/// and its waiters to wake once the locks are released.
+fn end_in_place(slot: &Slot) -> Option<(EndReason, Vec<Waker>)> {
+    let mut st = slot.lock();
+    match st.life {
+        Life::Ending(reason) => {
+            st.life = Life::Ended(reason);
+            st.detached_at = None;
+            Some((reason, std::mem::take(&mut st.end_waiters)))
+        }
+        Life::Live | Life::Ended(_) => None,
+    }
 }
 
 /// The last block of a replaced stream: `id: <fresh id>` and a blank line, so that its tab

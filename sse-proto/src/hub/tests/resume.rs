@@ -465,3 +465,59 @@ fn answers_fetched_ahead_of_time_are_merged_with_what_came_since() {
     let (events, _) = read(&mut outlet, &mut tab, t0);
     assert_eq!(data(&events), ["one", "two"]);
 }
+
+#[test]
+fn an_older_session_ends_before_its_id_is_attached_again() {
+    let t0 = Instant::now();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let hub = Hub::builder()
+        .resume(ResumeConfig::new(GRACE))
+        .observe(move |e| seen.lock().expect("not poisoned").push(e.clone()))
+        .build();
+    let a = attach(&hub, None, None, t0);
+    let id = a.session.id().to_string();
+    a.session.close(); // its stream still has the preamble to write
+    assert!(matches!(
+        try_attach(&hub, None, Some(&id), t0),
+        Decision::NoContent { .. }
+    ));
+    let b = attach(&hub, None, Some(&id), t0); // a reload: the mark was consumed
+    assert_eq!(a.session.end_reason(), Some(EndReason::Closed));
+    drop(a.outlet); // the closed stream's writer finishes
+    assert!(b.session.is_attached());
+    let kinds: Vec<String> = log
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|e| format!("{e:?}").split(' ').next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(kinds, ["Attached", "Ended", "Attached"]);
+}
+
+#[test]
+fn a_stale_handle_does_not_close_its_ids_newer_session() {
+    let t0 = Instant::now();
+    let hub = resumable();
+    let mut cx = Context::from_waker(Waker::noop());
+    let a = attach(&hub, None, None, t0);
+    let id = a.session.id().to_string();
+    drop(a.outlet);
+    let later = t0 + 2 * GRACE;
+    assert_eq!(hub.poll_expiry(&mut cx, later), None);
+    assert_eq!(a.session.end_reason(), Some(EndReason::Expired));
+    let b = attach(&hub, None, Some(&id), later); // comes back: a new session, same id
+    drop(b.outlet);
+    assert!(!a.session.close(), "that session is over");
+    assert!(!b.session.is_closed());
+    assert!(matches!(
+        try_attach(&hub, None, Some(&id), later),
+        Decision::Accept(_)
+    ));
+    // A handle to the session that holds the id does close it.
+    assert!(b.session.close() || b.session.is_closed());
+    assert!(matches!(
+        try_attach(&hub, None, Some(&id), later),
+        Decision::NoContent { .. }
+    ));
+}
