@@ -10,9 +10,7 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sse_proto::{
-    Batch, Decision, Event, HttpVersion, Hub, Outlet, Request, ResumeConfig, Session,
-};
+use sse_proto::{Batch, Decision, Event, HttpVersion, Hub, Outlet, Request, ResumeConfig, Session};
 
 const CONNECTIONS: usize = 10_000;
 

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sse_proto::{
-    Batch, Continuity, Decision, Event, HttpVersion, Hub, LogBounds, Outlet, Request,
-    ResumeConfig,
+    Batch, Continuity, Decision, Event, HttpVersion, Hub, LogBounds, Outlet, Request, ResumeConfig,
 };
 
 const BACKLOG: usize = 10_000;
@@ -71,19 +70,25 @@ fn replay(c: &mut Criterion) {
         let mut outlet = accepted.outlet;
         let position = preamble_id(&mut outlet, now);
         drop(outlet); // detached
-        let event = Event::new().event("tick").expect("valid").data("x".repeat(size));
+        let event = Event::new()
+            .event("tick")
+            .expect("valid")
+            .data("x".repeat(size));
         for _ in 0..BACKLOG {
             accepted.session.send_event(&event).expect("logged");
         }
-        group.bench_function(BenchmarkId::new("sse-proto/reconnect-and-drain", label), |b| {
-            b.iter(|| {
-                let (again, now) = connect(&hub, Some(&position));
-                assert_eq!(again.continuity, Continuity::Resumed { replayed: BACKLOG });
-                let mut outlet = again.outlet;
-                assert!(drain(&mut outlet, now) > BACKLOG * size);
-                drop(outlet); // detached again, for the next iteration
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("sse-proto/reconnect-and-drain", label),
+            |b| {
+                b.iter(|| {
+                    let (again, now) = connect(&hub, Some(&position));
+                    assert_eq!(again.continuity, Continuity::Resumed { replayed: BACKLOG });
+                    let mut outlet = again.outlet;
+                    assert!(drain(&mut outlet, now) > BACKLOG * size);
+                    drop(outlet); // detached again, for the next iteration
+                })
+            },
+        );
     }
     group.finish();
 
@@ -95,7 +100,10 @@ fn replay(c: &mut Criterion) {
         .build();
     let (accepted, _) = connect(&hub, None);
     drop(accepted.outlet);
-    let event = Event::new().event("tick").expect("valid").data("x".repeat(64));
+    let event = Event::new()
+        .event("tick")
+        .expect("valid")
+        .data("x".repeat(64));
     group.bench_function("sse-proto/64B", |b| {
         b.iter(|| accepted.session.send_event(&event).expect("logged"))
     });
