@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 use sse_conformance::{Demo, EventStream, percent_encode};
 
+/// The rules of resume mode (`--resume-ms`) and of one id per tab.
+mod resume;
+pub(crate) use resume::*;
+
 /// Generates one `#[test]` per rule for the demo binary `$bin`.
 macro_rules! suite {
     ($bin:expr) => {
@@ -38,6 +42,20 @@ macro_rules! suite {
             admin_routes_refuse_bad_input,
             not_an_event_stream_request,
             page_is_served,
+            // Resume mode (`resume.rs`).
+            replay_after_a_drop,
+            resume_via_query_after_a_reload,
+            expiry_gives_404_and_resumed_false,
+            log_overflow_is_a_gap_and_memory_stays_bounded,
+            order_under_concurrent_sends_during_replay,
+            a_log_holds_4096_events_and_one_more_is_a_gap,
+            a_reconnect_after_a_half_open_connection_gets_what_it_swallowed,
+            volatile_events_are_never_replayed,
+            close_while_detached_gives_204,
+            an_up_to_date_reconnect_replays_nothing,
+            unusable_positions_are_a_gap,
+            duplicated_tabs_settle_on_distinct_ids,
+            without_resume_mode_a_dropped_tab_starts_over,
         );
     };
     (@tests $bin:expr; $($rule:ident),* $(,)?) => {

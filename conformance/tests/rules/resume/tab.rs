@@ -1,0 +1,230 @@
+//! A tab as resume mode sees it: its stream read up to `connect`, the positions in its event
+//! ids (read from the wire, independently of `sse_proto::Position`), how it loses its stream
+//! and how it comes back.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sse_conformance::{Client, Demo, EventStream, percent_encode};
+use sse_proto::MessageEvent;
+
+use crate::rules::{connect_data, post};
+
+/// A place in the event log, `<epoch>.<seq>`, ordered as a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Position {
+    pub(super) epoch: u64,
+    pub(super) seq: u64,
+}
+
+/// Lowercase base 36 digits, as the wire spells a position's parts.
+fn base36(digits: &str) -> Option<u64> {
+    let lowercase = digits
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+    if digits.is_empty() || !lowercase {
+        return None;
+    }
+    u64::from_str_radix(digits, 36).ok()
+}
+
+/// `n` in lowercase base 36, to forge positions.
+pub(super) fn to_base36(mut n: u64) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap()
+}
+
+/// The position in `event_id`, which must be `<id>~<epoch>.<seq>`.
+pub(super) fn position_of(id: &str, event_id: &str) -> Position {
+    let parsed = event_id.rsplit_once('~').and_then(|(session, pos)| {
+        let (epoch, seq) = pos.split_once('.')?;
+        let pos = Position {
+            epoch: base36(epoch)?,
+            seq: base36(seq)?,
+        };
+        (session == id).then_some(pos)
+    });
+    parsed.unwrap_or_else(|| panic!("event id {event_id:?} is not `{id}~<epoch>.<seq>`"))
+}
+
+/// Checks that every event carries its own id of session `id` with a position past `after`
+/// and past the one before it; returns the last position.
+pub(super) fn assert_positions_increase(
+    id: &str,
+    after: Position,
+    events: &[MessageEvent],
+) -> Position {
+    events.iter().fold(after, |before, e| {
+        let at = position_of(id, &e.last_event_id);
+        assert!(
+            at > before,
+            "{:?} ({}) is not past {before:?}",
+            e.data,
+            e.last_event_id
+        );
+        at
+    })
+}
+
+/// The `(event, data)` pairs of `events`.
+pub(super) fn names_and_data(events: &[MessageEvent]) -> Vec<(&str, &str)> {
+    events
+        .iter()
+        .map(|e| (e.event.as_str(), e.data.as_str()))
+        .collect()
+}
+
+/// An accepted stream, read up to its `connect` event.
+pub(super) struct Tab {
+    pub(super) stream: EventStream,
+    /// The session id, as `connect` gave it.
+    pub(super) id: String,
+    /// Whether `connect` said the session was resumed.
+    pub(super) resumed: bool,
+}
+
+impl Tab {
+    pub(super) fn open(demo: &Demo, target: &str, headers: &[(&str, &[u8])]) -> Tab {
+        let mut stream = demo.events(target, headers).unwrap();
+        assert_eq!(stream.head.status, 200, "GET {target} {headers:?}");
+        let (id, resumed) = connect_data(&stream.next_named("connect").unwrap().data);
+        Tab {
+            stream,
+            id,
+            resumed,
+        }
+    }
+
+    /// The events before `connect`: a replay.
+    pub(super) fn replayed(&self) -> Vec<MessageEvent> {
+        let events = self.stream.events();
+        let connect = events.iter().position(|e| e.event == "connect").unwrap();
+        events[..connect].iter().map(|&e| e.clone()).collect()
+    }
+
+    /// The events after `connect`: live.
+    pub(super) fn live(&self) -> Vec<MessageEvent> {
+        let events = self.stream.events();
+        let connect = events.iter().position(|e| e.event == "connect").unwrap();
+        events[connect + 1..].iter().map(|&e| e.clone()).collect()
+    }
+
+    /// What the tab's `EventSource` would offer if it reconnected now.
+    pub(super) fn last_event_id(&self) -> String {
+        self.stream.last_event_id().to_owned()
+    }
+
+    /// Waits for the event whose data is `data` and returns it.
+    pub(super) fn wait_data(&mut self, data: &str) -> MessageEvent {
+        self.stream
+            .wait_for(|s| s.events().iter().any(|e| e.data == data))
+            .unwrap();
+        let event = self.stream.events().into_iter().find(|e| e.data == data);
+        event
+            .cloned()
+            .unwrap_or_else(|| panic!("no event with data {data:?} on {}", self.id))
+    }
+}
+
+/// How a tab offers its last event id when it comes back.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Offer {
+    /// `Last-Event-ID`, as `EventSource` reconnects.
+    Header,
+    /// `?id=`, as the demo page does on a reload.
+    Query,
+}
+
+pub(super) fn reconnect(demo: &Demo, last_event_id: &str, offer: Offer) -> Tab {
+    match offer {
+        Offer::Header => Tab::open(
+            demo,
+            "/events",
+            &[("Last-Event-ID", last_event_id.as_bytes())],
+        ),
+        Offer::Query => Tab::open(
+            demo,
+            &format!("/events?id={}", percent_encode(last_event_id.as_bytes())),
+            &[],
+        ),
+    }
+}
+
+pub(super) fn session_route(id: &str, action: &str) -> String {
+    format!("/sessions/{}/{action}", percent_encode(id.as_bytes()))
+}
+
+/// Sends plain messages to one session over a keep-alive connection, for rules that send
+/// thousands.
+pub(super) struct Sender {
+    client: Client,
+    target: String,
+}
+
+impl Sender {
+    pub(super) fn new(demo: &Demo, id: &str) -> Sender {
+        Sender {
+            client: demo.client().unwrap(),
+            target: session_route(id, "events"),
+        }
+    }
+
+    /// The status of `POST /sessions/{id}/events` with `data`.
+    pub(super) fn send(&mut self, data: &str) -> u16 {
+        let response = self
+            .client
+            .request("POST", &self.target, &[], data.as_bytes());
+        response.unwrap().head.status
+    }
+}
+
+/// How a stream ends without closing its session.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum End {
+    /// `POST /sessions/{id}/drop`.
+    Drop,
+    /// The client hangs up.
+    HangUp,
+}
+
+/// Ends the tab's stream and waits until `GET /sessions` no longer lists it.
+pub(super) fn detach(demo: &Demo, mut tab: Tab, end: End) {
+    match end {
+        End::Drop => {
+            assert_eq!(post(demo, &session_route(&tab.id, "drop"), b"").0, 204);
+            assert!(
+                tab.stream.wait_end(Duration::from_secs(5)).unwrap(),
+                "the dropped stream ends"
+            );
+        }
+        End::HangUp => tab.stream.hang_up(),
+    }
+    let ids = demo
+        .wait_sessions(Duration::from_secs(5), |ids| !ids.contains(&tab.id))
+        .unwrap();
+    assert!(
+        !ids.contains(&tab.id),
+        "GET /sessions lists only live connections, not the detached {} ({end:?})",
+        tab.id
+    );
+}
+
+/// Polls `ready` every millisecond for at most [`sse_conformance::PATIENCE`].
+pub(super) fn wait_until(mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + sse_conformance::PATIENCE;
+    while !ready() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
