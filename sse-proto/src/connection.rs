@@ -143,6 +143,7 @@ impl Connection {
     /// Fails with [`Error::Closed`] once the connection is ending, and with
     /// [`Error::Backpressure`] when the queue is not empty and the frame would take it over
     /// budget: the connection then ends with [`EndReason::TooSlow`] and its queue is dropped.
+    #[inline]
     pub fn send(&mut self, frame: Frame) -> Result<(), Error> {
         self.admit(frame.remaining())?;
         if frame.is_dispatched() {
@@ -156,6 +157,7 @@ impl Connection {
 
     /// Queues a logged event: its own `id:` line (which carries its position), then the
     /// frame. Fails as [`send`](Self::send) does; the budget counts both.
+    #[inline]
     pub fn send_logged(&mut self, id_line: Frame, frame: Frame) -> Result<(), Error> {
         self.admit(id_line.remaining() + frame.remaining())?;
         self.push_logged(id_line, frame);
@@ -164,6 +166,7 @@ impl Connection {
 
     /// Queues a logged event without looking at the budget: a replay, which is bounded by
     /// the log's own bounds.
+    #[inline]
     pub(crate) fn push_logged(&mut self, id_line: Frame, frame: Frame) {
         if frame.is_dispatched() {
             // The event carries its own id: the preamble's repeat is not needed.
@@ -174,6 +177,7 @@ impl Connection {
     }
 
     /// Checks that `len` more bytes may be queued; ends the connection as too slow if not.
+    #[inline]
     fn admit(&mut self, len: usize) -> Result<(), Error> {
         if self.state != State::Open {
             return Err(Error::Closed);
@@ -189,6 +193,7 @@ impl Connection {
         Ok(())
     }
 
+    #[inline]
     fn push(&mut self, frame: Frame) {
         self.queued += frame.remaining();
         self.outbox.push_back(frame);

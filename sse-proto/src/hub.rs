@@ -23,7 +23,7 @@ use crate::handshake::Handshake;
 use crate::history::{History, LogUsage, Target};
 use crate::id::{IdGenerator, SessionId};
 use crate::lifecycle::SessionEvent;
-use crate::position::{self, Position};
+use crate::position::{self, Position, Suffix};
 
 pub use accept::{Accepted, Decision};
 pub use builder::{HubBuilder, ResumeConfig};
@@ -391,6 +391,7 @@ impl Inner {
     /// session, attached or not), and what the caller must do once its locks are released.
     fn fan_out(&self, at: Option<Position>, frame: &Frame) -> (usize, Vec<(Arc<Slot>, Follow)>) {
         let logged = at.is_some();
+        let suffix = at.map(Suffix::new);
         let mut count = 0;
         let mut follow = Vec::new();
         for slot in self.sessions().values() {
@@ -398,7 +399,7 @@ impl Inner {
             if !st.is_live() {
                 continue;
             }
-            let line = at.map(|at| position::id_line(&slot.id, at));
+            let line = suffix.as_ref().map(|s| s.line(&slot.id));
             let queued = st.queue(line, frame.clone());
             let next = self.after_queue(&mut st, &queued);
             drop(st);

@@ -129,66 +129,60 @@ pub(crate) fn split_token(raw: &[u8]) -> (&[u8], Claimed) {
 }
 
 /// The `id:` line of a logged event: `id: <session>~<position>\n`.
-///
-/// Short lines (a UUID session and a sequence number under 36⁶) live inside the frame, so a
-/// broadcast to many connections allocates nothing per connection for them.
 pub(crate) fn id_line(id: &SessionId, at: Position) -> Frame {
-    let mut out = IdLine::default();
-    out.put(b"id: ");
-    out.put(id.as_bytes());
-    out.put(&[POSITION_SEPARATOR]);
-    let mut buf = [0u8; 13];
-    out.put(base36(at.epoch, &mut buf).as_bytes());
-    out.put(b".");
-    out.put(base36(at.seq, &mut buf).as_bytes());
-    out.put(b"\n");
-    out.finish()
+    Suffix::new(at).line(id)
+}
+
+/// The end of an `id:` line, `~<position>\n`, written once for an event and put after each
+/// session's id: a broadcast formats its position once, not once per connection.
+pub(crate) struct Suffix {
+    buf: [u8; MAX_POSITION_LEN + 1],
+    len: usize,
+}
+
+impl Suffix {
+    pub(crate) fn new(at: Position) -> Suffix {
+        let mut buf = [0u8; MAX_POSITION_LEN + 1];
+        let mut digits = [0u8; 13];
+        let epoch = base36(at.epoch, &mut digits).as_bytes();
+        let mut len = 0;
+        for part in [&[POSITION_SEPARATOR][..], epoch] {
+            buf[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        let seq = base36(at.seq, &mut digits).as_bytes();
+        for part in [&b"."[..], seq, b"\n"] {
+            buf[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        Suffix { buf, len }
+    }
+
+    /// `id: <id>~<position>\n`. Short lines (a UUID session and a sequence number under
+    /// 36⁶) live inside the frame, so a broadcast allocates nothing per connection for them.
+    #[inline]
+    pub(crate) fn line(&self, id: &SessionId) -> Frame {
+        let suffix = &self.buf[..self.len];
+        let len = 4 + id.len() + suffix.len();
+        if len <= INLINE_CAP {
+            let mut buf = [0u8; INLINE_CAP];
+            buf[..4].copy_from_slice(b"id: ");
+            buf[4..4 + id.len()].copy_from_slice(id.as_bytes());
+            buf[4 + id.len()..len].copy_from_slice(suffix);
+            // `len <= INLINE_CAP`, which fits in a u8.
+            return Frame::inline(buf, len as u8);
+        }
+        let mut buf = BytesMut::with_capacity(len);
+        buf.put_slice(b"id: ");
+        buf.put_slice(id.as_bytes());
+        buf.put_slice(suffix);
+        Frame::from_bytes(buf.freeze())
+    }
 }
 
 /// The value of an event id that carries a position: `<session>~<position>`.
 pub(crate) fn token(id: &SessionId, at: Position) -> String {
     format!("{id}~{at}")
-}
-
-/// The bytes of an `id:` line, inline while they fit.
-struct IdLine {
-    inline: [u8; INLINE_CAP],
-    len: usize,
-    spill: Option<BytesMut>,
-}
-
-impl Default for IdLine {
-    fn default() -> IdLine {
-        IdLine {
-            inline: [0; INLINE_CAP],
-            len: 0,
-            spill: None,
-        }
-    }
-}
-
-impl IdLine {
-    fn put(&mut self, bytes: &[u8]) {
-        if let Some(spill) = &mut self.spill {
-            spill.put_slice(bytes);
-        } else if let Some(dst) = self.inline.get_mut(self.len..self.len + bytes.len()) {
-            dst.copy_from_slice(bytes);
-            self.len += bytes.len();
-        } else {
-            let mut spill = BytesMut::with_capacity(self.len + bytes.len() + 32);
-            spill.put_slice(&self.inline[..self.len]);
-            spill.put_slice(bytes);
-            self.spill = Some(spill);
-        }
-    }
-
-    fn finish(self) -> Frame {
-        match self.spill {
-            Some(spill) => Frame::from_bytes(spill.freeze()),
-            // `len <= INLINE_CAP`, which fits in a u8.
-            None => Frame::inline(self.inline, self.len as u8),
-        }
-    }
 }
 
 #[cfg(test)]

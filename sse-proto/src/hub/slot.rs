@@ -153,6 +153,7 @@ impl SlotState {
     }
 
     /// Queues `frame` (after `id_line`, for a logged event) on the attached connection.
+    #[inline]
     pub(crate) fn queue(&mut self, id_line: Option<Frame>, frame: Frame) -> Queued {
         let Some(link) = &mut self.link else {
             return Queued::Detached;
