@@ -230,6 +230,7 @@ pub fn handshake(data: &[u8]) {
             }
         }
         Decision::NoContent { .. } => panic!("nothing was marked closed"),
+        Decision::GoAway { .. } => panic!("the hub is not shutting down"),
         Decision::NotEventStream(_) => {}
     }
 }

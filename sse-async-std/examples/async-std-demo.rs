@@ -114,6 +114,7 @@ fn handle(hub: &sse_async_std::Hub, stats: &Stats, req: http::Request<Bytes>) ->
                     stats.no_content();
                     Reply::Response(res)
                 }
+                Outcome::GoAway(res) => Reply::Response(res),
                 Outcome::NotEventStream(_) => respond(contract::Reply::not_acceptable()),
             }
         }

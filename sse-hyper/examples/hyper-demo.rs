@@ -144,6 +144,7 @@ fn events<B>(app: &App, req: &Request<B>) -> Response<Body> {
             app.stats.no_content();
             res.map(Either::Left)
         }
+        Outcome::GoAway(res) => res.map(Either::Left),
         Outcome::NotEventStream(_) => respond(Reply::not_acceptable()),
     }
 }

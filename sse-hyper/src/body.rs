@@ -25,6 +25,8 @@ enum State {
         outlet: Outlet,
         timer: Option<Pin<Box<Sleep>>>,
     },
+    /// A fixed body, given out once.
+    Fixed(Batch),
     Done,
 }
 
@@ -42,6 +44,13 @@ impl EventStream {
     pub fn empty() -> EventStream {
         EventStream { state: State::Done }
     }
+
+    /// A body of fixed bytes, for responses of your own (and a shutting-down hub's answer).
+    pub fn fixed(bytes: Batch) -> EventStream {
+        EventStream {
+            state: State::Fixed(bytes),
+        }
+    }
 }
 
 impl Body for EventStream {
@@ -52,8 +61,15 @@ impl Body for EventStream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Batch>, Infallible>>> {
-        let State::Streaming { outlet, timer } = &mut self.state else {
-            return Poll::Ready(None);
+        let (outlet, timer) = match &mut self.state {
+            State::Streaming { outlet, timer } => (outlet, timer),
+            State::Fixed(_) => {
+                let State::Fixed(bytes) = std::mem::replace(&mut self.state, State::Done) else {
+                    return Poll::Ready(None);
+                };
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            State::Done => return Poll::Ready(None),
         };
         loop {
             let mut batch = Batch::new();
@@ -89,8 +105,9 @@ impl Body for EventStream {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.state {
+        match &self.state {
             State::Done => SizeHint::with_exact(0),
+            State::Fixed(bytes) => SizeHint::with_exact(bytes.remaining() as u64),
             State::Streaming { .. } => SizeHint::default(),
         }
     }
@@ -100,6 +117,7 @@ impl fmt::Debug for EventStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.state {
             State::Streaming { outlet, .. } => f.debug_tuple("EventStream").field(outlet).finish(),
+            State::Fixed(bytes) => write!(f, "EventStream(fixed, {} bytes)", bytes.remaining()),
             State::Done => f.write_str("EventStream(done)"),
         }
     }

@@ -19,6 +19,9 @@ pub enum Outcome {
     NoContent(Response<EventStream>),
     /// Not an event-stream request: the request (still the caller's) goes on to routing.
     NotEventStream(NotEventStream),
+    /// The hub is shutting down: send this response (an event stream of one `retry:` that
+    /// ends at once), so the browser reconnects, to another server.
+    GoAway(Response<EventStream>),
 }
 
 /// An accepted event stream.
@@ -58,8 +61,8 @@ pub(crate) fn now() -> std::time::Instant {
 ///
 /// Works for any body type: the request is only read. On [`Outcome::Accept`] the response
 /// streams everything sent to the session until it is closed, the client leaves, or the
-/// hub shuts down. In resume mode the first accepted stream starts the hub's expiry task
-/// on the current tokio runtime.
+/// hub shuts down. The first accepted stream starts the hub's timer task (resume mode's
+/// expiry, the shutdown deadline) on the current tokio runtime.
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     let view = Request::from(req);
     match hub.decide(&view, now()) {
@@ -67,9 +70,12 @@ pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
         Decision::NoContent { .. } => {
             Outcome::NoContent(ResponseHead::no_content().response(EventStream::empty()))
         }
+        Decision::GoAway { head, body } => {
+            Outcome::GoAway(head.response(EventStream::fixed(body.into())))
+        }
         Decision::Accept(accepted) => {
-            if hub.claim_expiry_driver() {
-                let driver = hub.downgrade().drive_expiry(now, |at| {
+            if hub.claim_timer_driver() {
+                let driver = hub.downgrade().drive_timers(now, |at| {
                     tokio::time::sleep_until(tokio::time::Instant::from_std(at))
                 });
                 tokio::spawn(driver);

@@ -36,7 +36,7 @@ fn to_axum(body: EventStream) -> Body {
 async fn events(State(hub): State<Hub>, req: Request) -> Response {
     match sse_hyper::handshake(&hub, &req) {
         Outcome::Accept(accepted) => accepted.response.map(to_axum),
-        Outcome::NoContent(response) => response.map(to_axum),
+        Outcome::NoContent(response) | Outcome::GoAway(response) => response.map(to_axum),
         Outcome::NotEventStream(_) => StatusCode::NOT_ACCEPTABLE.into_response(),
     }
 }

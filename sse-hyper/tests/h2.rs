@@ -36,7 +36,7 @@ fn handle(hub: &Hub, heads: &Heads, req: &Request<Incoming>) -> Response<EventSt
                 .push(accepted.response.headers().clone());
             accepted.response
         }
-        Outcome::NoContent(response) => response,
+        Outcome::NoContent(response) | Outcome::GoAway(response) => response,
         Outcome::NotEventStream(_) => {
             let mut res = Response::new(EventStream::empty());
             *res.status_mut() = StatusCode::NOT_ACCEPTABLE;

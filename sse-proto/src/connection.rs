@@ -104,6 +104,10 @@ pub struct Connection {
     /// The preamble's `id:` line, written once more just before the first dispatched event
     /// that carries no id of its own.
     id_line: Option<Frame>,
+    /// While a shutdown drains: when what is left is dropped and the transport cut.
+    cut_at: Option<Instant>,
+    /// Cut off: nothing more is written, and the transport should be dropped at once.
+    cut: bool,
 }
 
 impl Connection {
@@ -116,6 +120,8 @@ impl Connection {
             queued: 0,
             idle_since: now,
             id_line: None,
+            cut_at: None,
+            cut: false,
         }
     }
 
@@ -184,7 +190,7 @@ impl Connection {
         }
         if self.queued > 0 && self.queued.saturating_add(len) > self.config.budget {
             let queued = self.queued;
-            self.end_now(EndReason::TooSlow);
+            self.cut(EndReason::TooSlow);
             return Err(Error::Backpressure {
                 queued,
                 budget: self.config.budget,
@@ -209,6 +215,27 @@ impl Connection {
     /// Ends without marking the id, after writing what is queued (server shutdown).
     pub fn shutdown(&mut self) -> bool {
         self.begin_end(EndReason::Shutdown)
+    }
+
+    /// As [`shutdown`](Self::shutdown), but what is not written by `deadline` is dropped and
+    /// the connection cut ([`is_aborted`](Self::is_aborted)): a reader too slow to take its
+    /// last events does not hold the server up. [`poll_timeout`](Self::poll_timeout) returns
+    /// the deadline while the queue drains.
+    pub fn shutdown_by(&mut self, deadline: Instant) -> bool {
+        let began = self.shutdown();
+        if began && self.state == State::Draining(EndReason::Shutdown) {
+            self.cut_at = Some(deadline);
+        }
+        began
+    }
+
+    /// Cuts the connection off at once: drops the queue and ends it with `reason` (unless
+    /// it had ended already); the transport should be dropped, even mid-write.
+    pub(crate) fn cut(&mut self, reason: EndReason) {
+        if !matches!(self.state, State::Ended(_)) {
+            self.cut = true;
+        }
+        self.end_now(reason);
     }
 
     /// Ends without marking the id, after writing what is queued: the browser reconnects
@@ -256,9 +283,16 @@ impl Connection {
         self.queued = 0;
     }
 
-    /// Queues a keep-alive comment when the stream has been idle for the interval.
+    /// Queues a keep-alive comment when the stream has been idle for the interval, or cuts
+    /// a shutdown that is past its deadline (see [`shutdown_by`](Self::shutdown_by)).
     /// Calling it early, or again, does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let (State::Draining(reason), Some(at)) = (self.state, self.cut_at) {
+            if now >= at {
+                self.cut(reason);
+            }
+            return;
+        }
         let Some(deadline) = self.poll_timeout() else {
             return;
         };
@@ -271,13 +305,14 @@ impl Connection {
         self.idle_since = now;
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) next has work: `None` when keep-alive
-    /// is off or the connection is ending.
+    /// When [`handle_timeout`](Self::handle_timeout) next has work: keep-alive while open
+    /// (`None` when it is off), a shutdown's deadline while it drains, `None` once ended.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Open => self.config.keep_alive.map(|ka| self.idle_since + ka),
-            _ => None,
+            State::Draining(_) => self.cut_at,
+            State::Ended(_) => None,
         }
     }
 
@@ -334,11 +369,11 @@ impl Connection {
         matches!(self.state, State::Ended(_))
     }
 
-    /// Whether the connection was cut off ([`EndReason::TooSlow`]): nothing more will be
-    /// written, and the adapter should drop the transport at once, even in the middle of a
-    /// write.
+    /// Whether the connection was cut off ([`EndReason::TooSlow`], or a shutdown past its
+    /// deadline): nothing more will be written, and the adapter should drop the transport at
+    /// once, even in the middle of a write.
     pub fn is_aborted(&self) -> bool {
-        matches!(self.state, State::Ended(EndReason::TooSlow))
+        self.cut
     }
 
     /// Why the connection is ending or has ended; `None` while open.
@@ -494,6 +529,33 @@ mod tests {
             &wire[..],
             b"retry: 1\nid: tab~1.0\n\nid: tab~1.1\ndata: a\n\ndata: b\n\n"
         );
+    }
+
+    #[test]
+    fn a_shutdown_that_does_not_drain_in_time_is_cut() {
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(1);
+        let mut c = conn(ConnectionConfig::default(), t0);
+        c.send(frame(3)).expect("open");
+        assert!(c.shutdown_by(deadline));
+        assert_eq!(c.poll_timeout(), Some(deadline));
+        c.handle_timeout(deadline - Duration::from_millis(1));
+        assert!(!c.is_finished());
+        c.handle_timeout(deadline);
+        assert!(c.is_finished() && c.is_aborted());
+        assert_eq!(c.end_reason(), Some(EndReason::Shutdown));
+        assert!(c.poll_transmit().is_none(), "the queue was dropped");
+        // One that drains in time just ends.
+        let mut c = conn(ConnectionConfig::default(), t0);
+        c.send(frame(3)).expect("open");
+        assert!(c.shutdown_by(deadline));
+        assert!(c.poll_transmit().is_some());
+        assert!(c.is_finished() && !c.is_aborted());
+        assert_eq!(c.poll_timeout(), None);
+        // An empty one ends at once, with no deadline.
+        let mut c = conn(ConnectionConfig::default(), t0);
+        assert!(c.shutdown_by(deadline));
+        assert!(c.is_finished() && !c.is_aborted());
     }
 
     #[test]

@@ -169,6 +169,11 @@ impl Handshake {
         self.max_id_len
     }
 
+    /// The reconnection delay, before jitter.
+    pub fn retry_value(&self) -> Duration {
+        self.retry
+    }
+
     /// The reconnection delay for `id`: the retry plus its share of the jitter.
     pub fn retry_for(&self, id: &SessionId) -> Duration {
         let span = u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX);
@@ -289,6 +294,18 @@ pub(crate) fn preamble(token: &str, retry: Duration) -> Frame {
     );
     buf.put_slice(b"\nid: ");
     buf.put_slice(token.as_bytes());
+    buf.put_slice(b"\n\n");
+    Frame::from_bytes(buf.freeze())
+}
+
+/// `retry: <ms>\n\n`: the whole body of a [`Decision::GoAway`](crate::Decision::GoAway).
+pub(crate) fn retry_block(retry: Duration) -> Frame {
+    let mut buf = BytesMut::with_capacity(32);
+    buf.put_slice(b"retry: ");
+    put_decimal(
+        &mut buf,
+        u64::try_from(retry.as_millis()).unwrap_or(u64::MAX),
+    );
     buf.put_slice(b"\n\n");
     Frame::from_bytes(buf.freeze())
 }

@@ -3,10 +3,10 @@
 
 mod accept;
 mod builder;
-mod expiry;
 mod outlet;
 mod session;
 mod slot;
+mod timers;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,8 +30,8 @@ pub use builder::{HubBuilder, ResumeConfig};
 pub use outlet::{Cutoff, Outlet};
 pub use session::{Ended, Session};
 
-use expiry::Timers;
-use slot::{Life, Queued, Slot, SlotState, lock};
+use slot::{Life, Queued, Slot, SlotState, Wakeups, lock};
+use timers::Timers;
 
 /// The registry of sessions: reach one by id, or all of them at once.
 ///
@@ -48,8 +48,9 @@ use slot::{Life, Queued, Slot, SlotState, lock};
 ///    [`Outlet::poll_timeout`] for keep-alive.
 /// 3. When the peer goes away the writer calls [`Outlet::peer_gone`] (or drops the outlet):
 ///    the session ends, or in resume mode waits for its tab to come back.
-/// 4. In resume mode one task drives [`poll_expiry`](Self::poll_expiry), which ends the
-///    sessions whose grace period passed.
+/// 4. One task drives [`poll_timers`](Self::poll_timers): in resume mode it ends the
+///    sessions whose grace period passed, and after a shutdown it cuts the streams that did
+///    not drain in time.
 ///
 /// ```
 /// use std::time::Instant;
@@ -94,6 +95,9 @@ pub(crate) struct Inner {
     resume: Option<Resume>,
     observer: Option<Observer>,
     shutting_down: AtomicBool,
+    /// How long a shutdown lets streams drain before they are cut.
+    shutdown_grace: Duration,
+    timers: Mutex<Timers>,
 }
 
 /// The application's callback for [`SessionEvent`]s.
@@ -106,7 +110,6 @@ struct Resume {
     /// Also the sequencing lock: an event's position is assigned and the event queued to
     /// its connections under it, so every connection sees positions in increasing order.
     history: Mutex<Box<dyn History>>,
-    timers: Mutex<Timers>,
 }
 
 /// What to do about a session once its slot's lock is released.
@@ -262,10 +265,28 @@ impl Hub {
     }
 
     /// Ends every stream after what is queued, and every session, without marking ids, so
-    /// tabs reconnect elsewhere. Returns how many streams were told. Later
-    /// [`decide`](Self::decide) calls still work; adapters stop accepting.
+    /// tabs reconnect elsewhere. Returns how many streams were told.
+    ///
+    /// From now on [`accept`](Self::accept) answers [`Decision::GoAway`]. A stream that has
+    /// not drained within the shutdown grace (1 s by default, see
+    /// [`HubBuilder::shutdown_grace`]) is cut by the hub's timers
+    /// ([`poll_timers`](Self::poll_timers)), so shutdown never waits on a slow reader.
     pub fn shutdown(&self) -> usize {
+        self.shutdown_at((self.inner.clock)())
+    }
+
+    /// As [`shutdown`](Self::shutdown), as of `now` instead of the clock.
+    pub fn shutdown_at(&self, now: Instant) -> usize {
         self.inner.shutting_down.store(true, Ordering::Release);
+        let deadline = now + self.inner.shutdown_grace;
+        let waker = {
+            let mut timers = lock(&self.inner.timers);
+            timers.cut_at = Some(timers.cut_at.map_or(deadline, |at| at.min(deadline)));
+            timers.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
         let mut told = 0;
         let mut detached = Vec::new();
         for slot in self.inner.sessions().values() {
@@ -276,7 +297,7 @@ impl Hub {
                 }
                 match &mut st.link {
                     Some(link) => {
-                        link.conn.shutdown();
+                        link.conn.shutdown_by(deadline);
                         told += 1;
                         let writer = link.writer.take();
                         st.life = Life::Ending(EndReason::Shutdown);
@@ -316,6 +337,27 @@ impl fmt::Debug for Hub {
 }
 
 impl Inner {
+    /// Cuts every stream still writing (a shutdown's deadline passed): their writers and
+    /// transport guards are woken to drop the connections.
+    fn cut_all(&self) {
+        let mut wakeups = Vec::new();
+        for slot in self.sessions().values() {
+            let mut st = slot.lock();
+            let st = &mut *st;
+            for link in st.link.iter_mut().chain(st.retired.iter_mut()) {
+                if link.conn.is_finished() {
+                    continue;
+                }
+                link.conn.cut(EndReason::Shutdown);
+                wakeups.push(Wakeups {
+                    writer: link.writer.take(),
+                    guards: std::mem::take(&mut link.abort_waiters),
+                });
+            }
+        }
+        wakeups.into_iter().for_each(Wakeups::wake);
+    }
+
     fn sessions(&self) -> RwLockReadGuard<'_, HashMap<SessionId, Arc<Slot>>> {
         self.sessions.read().unwrap_or_else(PoisonError::into_inner)
     }

@@ -145,6 +145,13 @@ const STREAM_HEADERS_H1: &[(&str, &str)] = &[
     ("connection", "keep-alive"),
 ];
 
+const GO_AWAY_HEADERS_H1: &[(&str, &str)] = &[
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache, no-transform"),
+    ("x-accel-buffering", "no"),
+    ("connection", "close"),
+];
+
 const NO_CONTENT_HEADERS: &[(&str, &str)] = &[("cache-control", "no-cache, no-transform")];
 
 impl ResponseHead {
@@ -155,6 +162,22 @@ impl ResponseHead {
             STREAM_HEADERS_H1
         } else {
             &STREAM_HEADERS_H1[..3]
+        };
+        ResponseHead {
+            status: 200,
+            headers,
+        }
+    }
+
+    /// The head of an event stream that ends at once, sent by a hub that is shutting down
+    /// (see [`Decision::GoAway`](crate::Decision::GoAway)): `Connection: close` on HTTP/1.x,
+    /// so the browser's reconnect opens a new connection, which a load balancer can send
+    /// elsewhere.
+    pub fn go_away(version: HttpVersion) -> ResponseHead {
+        let headers = if version.is_http1() {
+            GO_AWAY_HEADERS_H1
+        } else {
+            &GO_AWAY_HEADERS_H1[..3]
         };
         ResponseHead {
             status: 200,

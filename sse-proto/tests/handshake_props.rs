@@ -127,6 +127,7 @@ proptest! {
                 prop_assert_eq!(has_connection, !http2);
             }
             Decision::NoContent { .. } => prop_assert!(false, "nothing was marked closed"),
+            Decision::GoAway { .. } => prop_assert!(false, "the hub is not shutting down"),
             Decision::NotEventStream(_) => {}
         }
     }

@@ -1355,7 +1355,7 @@ impl Sim {
         let now = self.now_ms;
         let next = self
             .hub
-            .poll_expiry(&mut Context::from_waker(Waker::noop()), self.now());
+            .poll_timers(&mut Context::from_waker(Waker::noop()), self.now());
         let expired: Vec<String> = self
             .sessions
             .iter()

@@ -91,6 +91,7 @@ fn handle(hub: &sse_tokio::Hub, stats: &Stats, req: http::Request<Bytes>) -> Rep
                     stats.no_content();
                     Reply::Response(res)
                 }
+                Outcome::GoAway(res) => Reply::Response(res),
                 Outcome::NotEventStream(_) => respond(contract::Reply::not_acceptable()),
             }
         }

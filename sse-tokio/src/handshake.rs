@@ -19,6 +19,9 @@ pub enum Outcome {
     NoContent(Response<Bytes>),
     /// Not an event-stream request: route it elsewhere.
     NotEventStream(NotEventStream),
+    /// The hub is shutting down: send this response (an event stream of one `retry:` that
+    /// ends at once, `Connection: close`), so the browser reconnects, to another server.
+    GoAway(Response<Bytes>),
 }
 
 /// An accepted event stream, not yet running.
@@ -76,14 +79,16 @@ pub(crate) fn now() -> std::time::Instant {
 }
 
 /// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
-/// In resume mode the first accepted stream starts the hub's expiry task.
+/// The first accepted stream starts the hub's timer task (resume mode's expiry, the
+/// shutdown deadline).
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     match hub.decide(&Request::from(req), now()) {
         Decision::NotEventStream(why) => Outcome::NotEventStream(why),
         Decision::NoContent { .. } => Outcome::NoContent(http1::no_content()),
+        Decision::GoAway { head, body } => Outcome::GoAway(head.response(body.to_bytes())),
         Decision::Accept(accepted) => {
-            if hub.claim_expiry_driver() {
-                let driver = hub.downgrade().drive_expiry(now, |at| {
+            if hub.claim_timer_driver() {
+                let driver = hub.downgrade().drive_timers(now, |at| {
                     tokio::time::sleep_until(tokio::time::Instant::from_std(at))
                 });
                 tokio::spawn(driver);

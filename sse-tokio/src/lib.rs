@@ -24,7 +24,7 @@
 //!                 let _ = accepted.session.emit("connect", "");
 //!                 Reply::Stream(accepted)
 //!             }
-//!             Outcome::NoContent(res) => Reply::Response(res),
+//!             Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
 //!             Outcome::NotEventStream(_) => Reply::Response(http::Response::new(Bytes::from("hello"))),
 //!         }
 //!     }

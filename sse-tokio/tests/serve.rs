@@ -25,7 +25,7 @@ async fn server(config: ServeConfig) -> (SocketAddr, sse_proto::Hub) {
         async move {
             match sse_tokio::handshake(&hub, &req) {
                 Outcome::Accept(accepted) => Reply::Stream(accepted),
-                Outcome::NoContent(res) => Reply::Response(res),
+                Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
                 Outcome::NotEventStream(_) => {
                     let body = Bytes::from(format!("{} bytes", req.body().len()));
                     Reply::Response(Response::new(body))

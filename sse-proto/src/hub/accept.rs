@@ -2,6 +2,7 @@
 //! stores' [`Answers`] to a [`Decision`], and the attachment of the connection to its
 //! session (new, resumed with a replay, or with a gap).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -32,6 +33,15 @@ pub enum Decision {
     },
     /// Serve an event stream: the connection is attached to its session.
     Accept(Accepted),
+    /// The hub is shutting down: answer `head` with `body` (`retry: <ms>` and a blank line)
+    /// and end the response. The browser keeps its last event id and reconnects after the
+    /// delay, to whichever server then answers; a 5xx would stop it for good.
+    GoAway {
+        /// The response head: an event stream, `Connection: close` on HTTP/1.x.
+        head: ResponseHead,
+        /// The whole body.
+        body: Frame,
+    },
 }
 
 /// An accepted event stream, attached to its session.
@@ -112,6 +122,15 @@ impl Hub {
             }
         }
         let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            let retry = claim.as_ref().map_or(inner.handshake.retry_value(), |c| {
+                inner.handshake.retry_for(&c.session)
+            });
+            return Decision::GoAway {
+                head: ResponseHead::go_away(version),
+                body: handshake::retry_block(retry),
+            };
+        }
         let id = match &claim {
             Some(claim) => claim.session.clone(),
             None => inner.ids.generate(),

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::expiry::Timers;
+use super::timers::Timers;
 use super::{Hub, Inner, Observer, Resume};
 use crate::closed::{ClosedSet, MemoryClosedSet};
 use crate::connection::ConnectionConfig;
@@ -73,6 +73,7 @@ pub struct HubBuilder {
     resume: Option<ResumeConfig>,
     history: Option<Box<dyn History>>,
     observer: Option<Observer>,
+    shutdown_grace: Duration,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -96,6 +97,7 @@ impl HubBuilder {
             resume: None,
             history: None,
             observer: None,
+            shutdown_grace: Duration::from_secs(1),
         }
     }
 
@@ -123,8 +125,7 @@ impl HubBuilder {
         self
     }
 
-    /// Turns resume mode on (see [`ResumeConfig`]). Adapters then drive
-    /// [`Hub::poll_expiry`] on a task of their own.
+    /// Turns resume mode on (see [`ResumeConfig`]).
     pub fn resume(mut self, config: ResumeConfig) -> Self {
         self.resume = Some(config);
         self
@@ -161,6 +162,13 @@ impl HubBuilder {
         self
     }
 
+    /// Sets how long [`Hub::shutdown`] lets streams write what is queued before they are cut
+    /// (default 1 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Calls `observer` with every [`SessionEvent`]: attached (new, resumed or with a gap),
     /// detached, expired, ended. It runs on the thread that caused the event, with no hub
     /// lock held; keep it short (forward to a channel).
@@ -183,7 +191,6 @@ impl HubBuilder {
             Resume {
                 grace: config.grace,
                 history: Mutex::new(history),
-                timers: Mutex::new(Timers::default()),
             }
         });
         Hub {
@@ -200,6 +207,8 @@ impl HubBuilder {
                 resume,
                 observer: self.observer,
                 shutting_down: AtomicBool::new(false),
+                shutdown_grace: self.shutdown_grace,
+                timers: Mutex::new(Timers::default()),
             }),
         }
     }

@@ -262,14 +262,67 @@ fn shutdown_ends_every_stream_without_marking() {
     let now = Instant::now();
     let hub = Hub::new();
     let (s, mut o) = connect(&hub, "/e?id=x", now);
-    assert_eq!(hub.shutdown(), 1);
+    assert_eq!(hub.shutdown_at(now), 1);
     assert!(hub.is_shutting_down());
     assert_eq!(drain(&mut o, now).0, Poll::Ready(Some(1))); // the preamble still goes out
     assert_eq!(drain(&mut o, now).0, Poll::Ready(None));
     assert_eq!(s.end_reason(), Some(EndReason::Shutdown));
+    // New streams are told to come back later, elsewhere: the id is not marked.
     let mut req = Request::new(b"GET", b"/e?id=x", HttpVersion::Http11);
     req.header(b"accept", b"text/event-stream");
-    assert!(matches!(hub.decide(&req, now), Decision::Accept(_)));
+    match hub.decide(&req, now) {
+        Decision::GoAway { head, body } => {
+            assert_eq!(head.status(), 200);
+            assert!(head.headers().contains(&("connection", "close")));
+            assert_eq!(body.to_bytes(), &b"retry: 3000\n\n"[..]);
+        }
+        other => panic!("expected go-away: {other:?}"),
+    }
+    assert!(hub.is_empty());
+}
+
+#[test]
+fn a_shutdown_cuts_what_does_not_drain_in_time() {
+    let t0 = Instant::now();
+    let hub = Hub::builder()
+        .keep_alive(None)
+        .shutdown_grace(Duration::from_secs(1))
+        .build();
+    let (slow, mut slow_out) = connect(&hub, "/e?id=slow", t0);
+    let (_fast, mut fast_out) = connect(&hub, "/e?id=fast", t0);
+    slow.send("never read").expect("open");
+    let guard = Arc::new(Counter::default());
+    let guard_waker = Waker::from(guard.clone());
+    let cutoff = slow_out.cutoff();
+    assert!(
+        cutoff
+            .poll(&mut Context::from_waker(&guard_waker))
+            .is_pending()
+    );
+    let timer = Arc::new(Counter::default());
+    let timer_waker = Waker::from(timer.clone());
+    let mut cx = Context::from_waker(&timer_waker);
+    assert_eq!(hub.poll_timers(&mut cx, t0), None);
+    assert_eq!(hub.shutdown_at(t0), 2);
+    assert_eq!(timer.count(), 1, "the timer driver learns of the deadline");
+    let deadline = t0 + Duration::from_secs(1);
+    assert_eq!(hub.poll_timers(&mut cx, t0), Some(deadline));
+    // The fast one drains and ends; the slow one's writer never comes back.
+    assert_eq!(drain(&mut fast_out, t0).0, Poll::Ready(Some(1)));
+    assert_eq!(drain(&mut fast_out, t0).0, Poll::Ready(None));
+    assert_eq!(hub.poll_timers(&mut cx, deadline), None);
+    assert_eq!(
+        guard.count(),
+        1,
+        "the transport guard was woken to drop the socket"
+    );
+    assert_eq!(
+        cutoff.poll(&mut Context::from_waker(&guard_waker)),
+        Poll::Ready(EndReason::Shutdown)
+    );
+    assert_eq!(drain(&mut slow_out, deadline).0, Poll::Ready(None));
+    assert_eq!(slow.end_reason(), Some(EndReason::Shutdown));
+    assert!(hub.is_empty());
 }
 
 #[test]

@@ -204,7 +204,7 @@ fn detached_sessions_expire_after_the_grace_period() {
     let counter = Arc::new(Counter::default());
     let waker = Waker::from(counter.clone());
     let mut cx = Context::from_waker(&waker);
-    assert_eq!(hub.poll_expiry(&mut cx, t0), None);
+    assert_eq!(hub.poll_timers(&mut cx, t0), None);
 
     let a = attach(&hub, None, None, t0);
     let id = a.session.id().clone();
@@ -217,14 +217,14 @@ fn detached_sessions_expire_after_the_grace_period() {
         1,
         "the driver learns of the first deadline"
     );
-    let deadline = hub.poll_expiry(&mut cx, t0).expect("a deadline");
+    let deadline = hub.poll_timers(&mut cx, t0).expect("a deadline");
     assert!(deadline >= t0 + GRACE);
     assert_eq!(
-        hub.poll_expiry(&mut cx, deadline - Duration::from_millis(1)),
+        hub.poll_timers(&mut cx, deadline - Duration::from_millis(1)),
         Some(deadline)
     );
     assert!(hub.session(id.as_str()).is_some());
-    assert_eq!(hub.poll_expiry(&mut cx, deadline), None);
+    assert_eq!(hub.poll_timers(&mut cx, deadline), None);
     assert!(hub.session(id.as_str()).is_none());
     assert_eq!(a.session.end_reason(), Some(EndReason::Expired));
     assert_eq!(
@@ -276,7 +276,7 @@ fn a_session_that_comes_back_in_time_does_not_expire() {
     drop(outlet);
     let b = attach(&hub, None, Some(&last), t0);
     assert!(b.continuity.is_resumed());
-    assert_eq!(hub.poll_expiry(&mut cx, t0 + 2 * GRACE), None);
+    assert_eq!(hub.poll_timers(&mut cx, t0 + 2 * GRACE), None);
     assert!(b.session.end_reason().is_none());
     assert!(b.session.is_attached());
 }
@@ -504,7 +504,7 @@ fn a_stale_handle_does_not_close_its_ids_newer_session() {
     let id = a.session.id().to_string();
     drop(a.outlet);
     let later = t0 + 2 * GRACE;
-    assert_eq!(hub.poll_expiry(&mut cx, later), None);
+    assert_eq!(hub.poll_timers(&mut cx, later), None);
     assert_eq!(a.session.end_reason(), Some(EndReason::Expired));
     let b = attach(&hub, None, Some(&id), later); // comes back: a new session, same id
     drop(b.outlet);

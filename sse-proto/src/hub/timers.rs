@@ -1,4 +1,5 @@
-//! Resume mode's timer: a detached session expires when its grace period passes.
+//! The hub's timers: in resume mode a detached session expires when its grace period passes,
+//! and after a shutdown the streams that did not drain in time are cut.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
@@ -18,12 +19,14 @@ use crate::connection::EndReason;
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Due>>,
-    /// The task driving [`Hub::poll_expiry`], woken when an earlier deadline appears.
-    waker: Option<Waker>,
+    /// The task driving [`Hub::poll_timers`], woken when an earlier deadline appears.
+    pub(crate) waker: Option<Waker>,
     /// Breaks ties between equal instants.
     order: u64,
     /// Whether an adapter has started a driver.
     pub(crate) claimed: bool,
+    /// After a shutdown: when the streams still writing are cut.
+    pub(crate) cut_at: Option<Instant>,
 }
 
 struct Due {
@@ -75,19 +78,27 @@ impl Drop for Timers {
 }
 
 impl Hub {
-    /// Ends the detached sessions whose grace period has passed as of `now` (each reported
-    /// to the observer as [`SessionEvent::Expired`](crate::SessionEvent::Expired)) and
-    /// returns when the next one is due.
+    /// Runs the hub's timers as of `now` and returns when they next have work.
     ///
-    /// Registers `cx` to be woken when a session detaches with an earlier deadline than
-    /// any so far, and when the hub is dropped. A driver task sleeps until the returned
-    /// instant (or until woken) and calls this again; without resume mode it returns
-    /// `None` at once and never wakes anyone.
-    pub fn poll_expiry(&self, cx: &mut Context<'_>, now: Instant) -> Option<Instant> {
-        let resume = self.inner.resume.as_ref()?;
+    /// In resume mode it ends the detached sessions whose grace period has passed (each
+    /// reported to the observer as [`SessionEvent::Expired`](crate::SessionEvent::Expired)).
+    /// After [`shutdown`](Self::shutdown) it cuts, at the deadline, the streams that have not
+    /// drained, waking their writers and transport guards, so that a server whose readers
+    /// stopped reading still stops on time.
+    ///
+    /// Registers `cx` to be woken when an earlier deadline appears (a session detaches, the
+    /// hub shuts down) and when the hub is dropped. A driver task sleeps until the returned
+    /// instant (or until woken) and calls this again: see [`WeakHub::drive_timers`].
+    pub fn poll_timers(&self, cx: &mut Context<'_>, now: Instant) -> Option<Instant> {
         loop {
             let due = {
-                let mut timers = lock(&resume.timers);
+                let mut timers = lock(&self.inner.timers);
+                if timers.cut_at.is_some_and(|at| at <= now) {
+                    timers.cut_at = None;
+                    drop(timers);
+                    self.inner.cut_all();
+                    continue;
+                }
                 match timers.heap.peek() {
                     Some(Reverse(due)) if due.at <= now => timers.heap.pop(),
                     next => {
@@ -96,12 +107,15 @@ impl Hub {
                             Some(w) if w.will_wake(cx.waker()) => {}
                             _ => timers.waker = Some(cx.waker().clone()),
                         }
-                        return next;
+                        return match (next, timers.cut_at) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
                     }
                 }
             };
             let Some(Reverse(due)) = due else { continue };
-            let Some(slot) = due.slot.upgrade() else {
+            let (Some(slot), Some(resume)) = (due.slot.upgrade(), &self.inner.resume) else {
                 continue;
             };
             let grace = resume.grace;
@@ -127,13 +141,10 @@ impl Hub {
     }
 
     /// Whether the caller should start the task that drives
-    /// [`poll_expiry`](Self::poll_expiry): true once per hub, and only in resume mode.
-    /// Adapters call it when they accept a stream.
-    pub fn claim_expiry_driver(&self) -> bool {
-        match &self.inner.resume {
-            Some(resume) => !std::mem::replace(&mut lock(&resume.timers).claimed, true),
-            None => false,
-        }
+    /// [`poll_timers`](Self::poll_timers): true once per hub. Adapters call it when they
+    /// accept a stream.
+    pub fn claim_timer_driver(&self) -> bool {
+        !std::mem::replace(&mut lock(&self.inner.timers).claimed, true)
     }
 
     /// A handle that does not keep the hub alive, for a driver task.
@@ -150,17 +161,17 @@ impl WeakHub {
         self.inner.upgrade().map(|inner| Hub { inner })
     }
 
-    /// Drives [`Hub::poll_expiry`] until the hub is dropped: the task an adapter spawns in
-    /// resume mode, on any runtime. `clock` is the runtime's clock and `sleep_until` its
+    /// Drives [`Hub::poll_timers`] until the hub is dropped: the task an adapter spawns,
+    /// on any runtime. `clock` is the runtime's clock and `sleep_until` its
     /// timer.
     ///
     /// ```no_run
     /// # async fn demo(hub: sse_proto::Hub) {
     /// // On tokio:
-    /// // tokio::spawn(hub.downgrade().drive_expiry(now, |at| tokio::time::sleep_until(at.into())));
+    /// // tokio::spawn(hub.downgrade().drive_timers(now, |at| tokio::time::sleep_until(at.into())));
     /// # }
     /// ```
-    pub async fn drive_expiry<S>(
+    pub async fn drive_timers<S>(
         self,
         clock: fn() -> Instant,
         mut sleep_until: impl FnMut(Instant) -> S,
@@ -173,7 +184,7 @@ impl WeakHub {
                 let Some(hub) = self.upgrade() else {
                     return Poll::Ready(());
                 };
-                let next = hub.poll_expiry(cx, clock());
+                let next = hub.poll_timers(cx, clock());
                 drop(hub);
                 let Some(at) = next else {
                     timer = None;
@@ -186,7 +197,7 @@ impl WeakHub {
                 if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                // Due: the next poll_expiry ends what expired.
+                // Due: the next poll_timers ends what expired.
                 timer = None;
             }
         })
@@ -208,7 +219,7 @@ impl Inner {
                 _ => return,
             }
         };
-        let waker = lock(&resume.timers).push(at, Arc::downgrade(slot));
+        let waker = lock(&self.timers).push(at, Arc::downgrade(slot));
         if let Some(w) = waker {
             w.wake();
         }
