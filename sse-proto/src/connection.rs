@@ -54,6 +54,9 @@ pub enum EndReason {
     Disconnected,
     /// Resume mode: the session's grace period passed without a connection.
     Expired,
+    /// The session continues under another id: its signed id was re-signed with the current
+    /// key when its tab came back (see [`HubBuilder::signing`](crate::HubBuilder)).
+    Renamed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

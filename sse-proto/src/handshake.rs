@@ -7,6 +7,7 @@
 //! before a configuration is chosen: the offer is pure parsing, the answers are values, and
 //! [`Hub::accept`](crate::Hub::accept) decides with them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -31,10 +32,26 @@ pub enum NotEventStream {
 /// The session a client offered, and what it said about its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    /// The session id (validated; without the position).
+    /// The session id (validated, verified when ids are signed; without the position).
     pub session: SessionId,
     /// The position after the id, in resume mode ([`Claimed::None`] otherwise).
     pub position: Claimed,
+    /// With signed ids: the id signed by a key that is no longer the current one, re-signed
+    /// with the current key. The session continues under this id.
+    pub resigned: Option<SessionId>,
+}
+
+/// What an id check ([`Handshake::offer_checked`]) says of a valid client id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// Use it.
+    Accept,
+    /// Use it, continuing the session under this other id (a signed id re-signed).
+    AcceptAs(SessionId),
+    /// Treat it as absent, without reporting it.
+    Absent,
+    /// Treat it as absent and report it with this reason.
+    Refuse(IdRejection),
 }
 
 /// What an event-stream request claims: the session it offers, from where, and the offers
@@ -47,6 +64,7 @@ pub struct Offer {
     rejected: Vec<RejectedId>,
     version: HttpVersion,
     resumable: bool,
+    principal: Option<Arc<[u8]>>,
 }
 
 impl Offer {
@@ -70,6 +88,11 @@ impl Offer {
         self.version
     }
 
+    /// The principal the application named for the request, if any.
+    pub fn principal(&self) -> Option<&[u8]> {
+        self.principal.as_deref()
+    }
+
     /// What the stores must answer before the hub can decide.
     pub fn lookup(&self) -> Lookup<'_> {
         let claim = self.claim.as_ref();
@@ -81,9 +104,24 @@ impl Offer {
         }
     }
 
-    pub(crate) fn into_parts(self) -> (Option<Claim>, IdSource, Vec<RejectedId>, HttpVersion) {
-        (self.claim, self.source, self.rejected, self.version)
+    pub(crate) fn into_parts(self) -> OfferParts {
+        OfferParts {
+            claim: self.claim,
+            source: self.source,
+            rejected: self.rejected,
+            version: self.version,
+            principal: self.principal,
+        }
     }
+}
+
+/// An [`Offer`] taken apart by the hub.
+pub(crate) struct OfferParts {
+    pub(crate) claim: Option<Claim>,
+    pub(crate) source: IdSource,
+    pub(crate) rejected: Vec<RejectedId>,
+    pub(crate) version: HttpVersion,
+    pub(crate) principal: Option<Arc<[u8]>>,
 }
 
 /// The questions an [`Offer`] needs answered.
@@ -198,6 +236,18 @@ impl Handshake {
     /// last `~`: the session id must be valid on its own, and the position is reported as
     /// claimed, well-formed or not.
     pub fn offer(&self, req: &Request<'_>, resumable: bool) -> Result<Offer, NotEventStream> {
+        self.offer_checked(req, resumable, &mut |_, _| Checked::Accept)
+    }
+
+    /// As [`offer`](Self::offer), with `check` asked about each valid client id in turn
+    /// (signature, application policy) before it is used: an id it does not accept counts as
+    /// absent, and the next candidate is tried.
+    pub fn offer_checked(
+        &self,
+        req: &Request<'_>,
+        resumable: bool,
+        check: &mut dyn FnMut(&SessionId, IdSource) -> Checked,
+    ) -> Result<Offer, NotEventStream> {
         if req.method != b"GET" {
             return Err(NotEventStream::Method);
         }
@@ -216,13 +266,25 @@ impl Handshake {
         ];
         for (from, raw) in candidates {
             let Some(raw) = raw else { continue };
-            match self.read_claim(raw, from == IdSource::Query, resumable) {
-                Ok(found) => {
+            let verdict = self
+                .read_claim(raw, from == IdSource::Query, resumable)
+                .map(|found| (check(&found.session, from), found));
+            match verdict {
+                Ok((Checked::Accept, found)) => {
                     claim = Some(found);
                     source = from;
                     break;
                 }
-                Err(reason) => rejected.push(RejectedId {
+                Ok((Checked::AcceptAs(id), found)) => {
+                    claim = Some(Claim {
+                        resigned: Some(id),
+                        ..found
+                    });
+                    source = from;
+                    break;
+                }
+                Ok((Checked::Absent, _)) => {}
+                Ok((Checked::Refuse(reason), _)) | Err(reason) => rejected.push(RejectedId {
                     source: from,
                     reason,
                 }),
@@ -234,6 +296,7 @@ impl Handshake {
             rejected,
             version: req.version,
             resumable,
+            principal: req.principal.map(Arc::from),
         })
     }
 
@@ -266,6 +329,7 @@ impl Handshake {
             return Ok(Claim {
                 session: SessionId::parse(value, self.max_id_len)?,
                 position: Claimed::None,
+                resigned: None,
             });
         }
         if value.len() > self.max_id_len {
@@ -279,6 +343,7 @@ impl Handshake {
         Ok(Claim {
             session: SessionId::parse(id, max)?,
             position,
+            resigned: None,
         })
     }
 }

@@ -96,6 +96,10 @@ pub trait History: Send {
     /// Drops the log of `id` (the session expired or was closed).
     fn forget(&mut self, id: &SessionId);
 
+    /// Moves the log of `from` to `to` (the session continues under a re-signed id),
+    /// replacing whatever `to` had.
+    fn rename(&mut self, from: &SessionId, to: &SessionId);
+
     /// What the store holds.
     fn usage(&self) -> LogUsage;
 }
@@ -278,6 +282,13 @@ impl History for MemoryHistory {
         }
     }
 
+    fn rename(&mut self, from: &SessionId, to: &SessionId) {
+        self.forget(to);
+        if let Some(log) = self.sessions.remove(from) {
+            self.sessions.insert(to.clone(), log);
+        }
+    }
+
     fn usage(&self) -> LogUsage {
         LogUsage {
             events: self.total_events,
@@ -322,7 +333,10 @@ mod tests {
         assert_eq!(seqs(&log, "a", 5), Ok(vec![]));
         assert_eq!(seqs(&log, "a", 6), Err(GapReason::InvalidPosition));
         assert_eq!(log.usage().events, 5);
-        log.forget(&a);
+        log.rename(&a, &id("a2"));
+        assert_eq!(seqs(&log, "a2", 2), Ok(vec![4, 5]));
+        assert_eq!(seqs(&log, "a", 2), Ok(vec![4]));
+        log.forget(&id("a2"));
         assert_eq!(log.usage().events, 3);
         assert_eq!(log.usage().sessions, 1);
     }

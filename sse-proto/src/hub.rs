@@ -19,9 +19,10 @@ use crate::connection::{ConnectionConfig, EndReason};
 use crate::error::Error;
 use crate::event::Event;
 use crate::frame::Frame;
+use crate::handshake::Checked;
 use crate::handshake::Handshake;
 use crate::history::{History, LogUsage, Target};
-use crate::id::{IdGenerator, SessionId};
+use crate::id::{IdGenerator, IdRejection, IdSource, IdVerdict, SessionId};
 use crate::lifecycle::SessionEvent;
 use crate::position::{self, Position, Suffix};
 
@@ -98,7 +99,15 @@ pub(crate) struct Inner {
     /// How long a shutdown lets streams drain before they are cut.
     shutdown_grace: Duration,
     timers: Mutex<Timers>,
+    /// Signed ids: the key ring that issues and verifies them.
+    #[cfg(feature = "signing")]
+    signing: Option<RwLock<crate::signing::KeyRing>>,
+    /// The application's say on client ids that passed every other check.
+    policy: Option<Policy>,
 }
+
+/// The application's id policy (see [`HubBuilder::id_policy`]).
+type Policy = Box<dyn Fn(&SessionId, Option<&[u8]>, IdSource) -> IdVerdict + Send + Sync>;
 
 /// The application's callback for [`SessionEvent`]s.
 type Observer = Box<dyn Fn(&SessionEvent) + Send + Sync>;
@@ -320,6 +329,29 @@ impl Hub {
         told
     }
 
+    /// Changes the key ring of signed ids while the hub runs (rotate to a new key, retire an
+    /// old one): `update` gets the ring; its result is returned. `None` when ids are not
+    /// signed (see [`HubBuilder::signing`]).
+    ///
+    /// ```
+    /// use sse_proto::{Hub, Key, KeyRing};
+    ///
+    /// let hub = Hub::builder().signing(KeyRing::new(Key::new("k1", [1; 32])?)).build();
+    /// hub.update_key_ring(|ring| ring.rotate(Key::new("k2", [2; 32])?)).unwrap()?;
+    /// // Later, once tabs had time to come back and be re-signed:
+    /// hub.update_key_ring(|ring| ring.retire("k1")).unwrap()?;
+    /// # Ok::<(), sse_proto::KeyError>(())
+    /// ```
+    #[cfg(feature = "signing")]
+    pub fn update_key_ring<R>(
+        &self,
+        update: impl FnOnce(&mut crate::signing::KeyRing) -> R,
+    ) -> Option<R> {
+        let ring = self.inner.signing.as_ref()?;
+        let mut ring = ring.write().unwrap_or_else(PoisonError::into_inner);
+        Some(update(&mut ring))
+    }
+
     /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::Acquire)
@@ -337,6 +369,49 @@ impl fmt::Debug for Hub {
 }
 
 impl Inner {
+    /// A fresh session id: signed for `principal` when ids are signed.
+    fn fresh_id(&self, principal: Option<&[u8]>) -> SessionId {
+        #[cfg(feature = "signing")]
+        if let Some(ring) = &self.signing {
+            let ring = ring.read().unwrap_or_else(PoisonError::into_inner);
+            // Cannot fail: the ring's ids are URL-safe and at most MAX_SIGNED_ID_LEN long.
+            if let Ok(id) = ring.issue(self.ids.random_bytes(), principal) {
+                return id;
+            }
+        }
+        let _ = principal;
+        self.ids.generate()
+    }
+
+    /// What the hub says of a valid client id: its signature (when ids are signed), then the
+    /// application's policy. A verified id signed by an older key is re-signed.
+    fn check_id(&self, id: &SessionId, principal: Option<&[u8]>, source: IdSource) -> Checked {
+        #[cfg_attr(not(feature = "signing"), allow(unused_mut))]
+        let mut resigned = None;
+        #[cfg(feature = "signing")]
+        if let Some(ring) = &self.signing {
+            let ring = ring.read().unwrap_or_else(PoisonError::into_inner);
+            match ring.verify(id.as_bytes(), principal) {
+                Err(e) => return Checked::Refuse(IdRejection::Signature(e)),
+                Ok(verified) if !verified.is_current() => {
+                    resigned = ring.resign(&verified, principal).ok();
+                }
+                Ok(_) => {}
+            }
+        }
+        if let Some(policy) = &self.policy {
+            match policy(id, principal, source) {
+                IdVerdict::Accept => {}
+                IdVerdict::Refuse => return Checked::Refuse(IdRejection::Refused),
+                IdVerdict::Reissue => return Checked::Absent,
+            }
+        }
+        match resigned {
+            Some(new) => Checked::AcceptAs(new),
+            None => Checked::Accept,
+        }
+    }
+
     /// Cuts every stream still writing (a shutdown's deadline passed): their writers and
     /// transport guards are woken to drop the connections.
     fn cut_all(&self) {

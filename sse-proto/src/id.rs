@@ -4,6 +4,8 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::error::SignatureError;
+
 /// Longest client-supplied id accepted by default, in bytes.
 pub const DEFAULT_MAX_ID_LEN: usize = 128;
 
@@ -124,6 +126,11 @@ pub enum IdRejection {
     ControlByte(u8),
     /// A `%` in the query was not followed by two hex digits.
     BadPercentEncoding,
+    /// Signed ids are required and this one does not verify: forged, altered, signed by an
+    /// unknown key, or issued to another principal (feature `signing`).
+    Signature(SignatureError),
+    /// The application's id policy refused it ([`IdVerdict::Refuse`]).
+    Refused,
 }
 
 impl fmt::Display for IdRejection {
@@ -134,6 +141,8 @@ impl fmt::Display for IdRejection {
             IdRejection::NotUtf8 => f.write_str("id is not valid UTF-8"),
             IdRejection::ControlByte(b) => write!(f, "id holds control byte 0x{b:02x}"),
             IdRejection::BadPercentEncoding => f.write_str("id has a malformed %-escape"),
+            IdRejection::Signature(e) => write!(f, "id does not verify: {e}"),
+            IdRejection::Refused => f.write_str("id refused by the application's policy"),
         }
     }
 }
@@ -151,6 +160,19 @@ pub enum IdSource {
     Generated,
 }
 
+/// What the application's id policy ([`HubBuilder::id_policy`](crate::HubBuilder::id_policy))
+/// says of a client-offered id, which has passed every other check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdVerdict {
+    /// Use it.
+    Accept,
+    /// Treat it as absent and report it ([`IdRejection::Refused`]): a fresh id is issued.
+    Refuse,
+    /// Treat it as absent without reporting it: a fresh id is issued (ids from before a
+    /// login, say, that the application wants renewed).
+    Reissue,
+}
+
 /// A client id that was offered and not used, with the reason (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RejectedId {
@@ -166,6 +188,25 @@ pub struct RejectedId {
 pub trait IdGenerator: Send + Sync {
     /// Returns a new id, distinct from every live one with overwhelming probability.
     fn generate(&self) -> SessionId;
+
+    /// Returns 16 fresh random bytes: the random part of a signed id (feature `signing`).
+    ///
+    /// The default folds a [`generate`](Self::generate)d id into 16 bytes, which keeps its
+    /// randomness when the id carries at least 128 bits of it; override it otherwise.
+    fn random_bytes(&self) -> [u8; 16] {
+        let id = self.generate();
+        let mut out = [0u8; 16];
+        for (half, seed) in out
+            .chunks_mut(8)
+            .zip([0xcbf2_9ce4_8422_2325_u64, 0x84222325cbf29ce4])
+        {
+            let hash = id.as_bytes().iter().fold(seed, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            half.copy_from_slice(&hash.to_le_bytes());
+        }
+        out
+    }
 }
 
 /// The default generator: a random UUID v4 in its hyphenated form (36 bytes).
@@ -177,6 +218,11 @@ impl IdGenerator for UuidV4 {
         let mut buf = uuid::Uuid::encode_buffer();
         let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
         SessionId(Arc::from(&*s))
+    }
+
+    /// A fresh UUID v4's bytes: 122 random bits.
+    fn random_bytes(&self) -> [u8; 16] {
+        *uuid::Uuid::new_v4().as_bytes()
     }
 }
 

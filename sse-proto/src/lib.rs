@@ -38,10 +38,11 @@ pub use hub::{
     WeakHub,
 };
 pub use id::{
-    DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, RejectedId, SessionId, UuidV4,
+    DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, IdVerdict, RejectedId, SessionId,
+    UuidV4,
 };
 pub use lifecycle::{Continuity, GapReason, SessionEvent};
 pub use position::{Claimed, MAX_POSITION_LEN, POSITION_SEPARATOR, Position};
-pub use request::{HttpVersion, Request, ResponseHead};
+pub use request::{HttpVersion, Principal, Request, ResponseHead};
 #[cfg(feature = "signing")]
 pub use signing::{Key, KeyRing, MAX_SIGNED_ID_LEN, Verified};

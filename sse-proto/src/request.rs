@@ -41,6 +41,7 @@ pub struct Request<'a> {
     pub(crate) version: HttpVersion,
     pub(crate) accepts: bool,
     pub(crate) last_event_id: Option<&'a [u8]>,
+    pub(crate) principal: Option<&'a [u8]>,
 }
 
 impl<'a> Request<'a> {
@@ -52,7 +53,15 @@ impl<'a> Request<'a> {
             version,
             accepts: false,
             last_event_id: None,
+            principal: None,
         }
+    }
+
+    /// Names the principal the application authenticated for this request (its logged-in
+    /// user): with signed ids, ids are issued to it and refused for anyone else.
+    pub fn principal(&mut self, principal: &'a [u8]) -> &mut Request<'a> {
+        self.principal = Some(principal);
+        self
     }
 
     /// Offers one header; names are matched case-insensitively and unknown ones ignored.
@@ -74,6 +83,11 @@ impl<'a> Request<'a> {
     /// Whether this is a `GET` whose `Accept` lists `text/event-stream` with q > 0.
     pub fn is_event_stream(&self) -> bool {
         self.method == b"GET" && self.accepts
+    }
+
+    /// The principal, if the application named one.
+    pub fn principal_value(&self) -> Option<&'a [u8]> {
+        self.principal
     }
 
     /// The raw `Last-Event-ID` value, if the header was present.
@@ -128,6 +142,41 @@ fn q_is_positive(q: &[u8]) -> bool {
                 && rest.iter().any(|&b| b != b'0')
         }
         _ => false,
+    }
+}
+
+/// The principal an application authenticated for a request: its logged-in user, as bytes
+/// of its choosing (a user id). With signed ids, a session id is issued to one principal and
+/// refused for any other.
+///
+/// The adapters read it from the `http::Request`'s extensions, where the application's auth
+/// middleware puts it:
+///
+/// ```
+/// use sse_proto::{Principal, Request};
+///
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(Principal::new("user-42"));
+/// assert_eq!(Request::from(&req).principal_value(), Some(&b"user-42"[..]));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Principal(std::sync::Arc<[u8]>);
+
+impl Principal {
+    /// A principal named by these bytes.
+    pub fn new(name: impl AsRef<[u8]>) -> Principal {
+        Principal(std::sync::Arc::from(name.as_ref()))
+    }
+
+    /// The bytes that name it.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Principal({:?})", String::from_utf8_lossy(&self.0))
     }
 }
 
@@ -221,7 +270,7 @@ impl ResponseHead {
 
 #[cfg(feature = "http")]
 mod http_impl {
-    use super::{HttpVersion, Request, ResponseHead};
+    use super::{HttpVersion, Principal, Request, ResponseHead};
 
     impl ResponseHead {
         /// This head as an `http::Response` carrying `body` (what the hyper adapter returns,
@@ -251,13 +300,25 @@ mod http_impl {
 
     impl<'a> From<&'a http::request::Parts> for Request<'a> {
         fn from(parts: &'a http::request::Parts) -> Request<'a> {
-            Request::from_http(&parts.method, &parts.uri, parts.version, &parts.headers)
+            let mut req =
+                Request::from_http(&parts.method, &parts.uri, parts.version, &parts.headers);
+            if let Some(p) = parts.extensions.get::<Principal>() {
+                req.principal(p.as_bytes());
+            }
+            req
         }
     }
 
+    /// Reads the method, target, version, `Accept` and `Last-Event-ID`, and the
+    /// [`Principal`] in the request's extensions, if the application put one there.
     impl<'a, B> From<&'a http::Request<B>> for Request<'a> {
         fn from(req: &'a http::Request<B>) -> Request<'a> {
-            Request::from_http(req.method(), req.uri(), req.version(), req.headers())
+            let mut view =
+                Request::from_http(req.method(), req.uri(), req.version(), req.headers());
+            if let Some(p) = req.extensions().get::<Principal>() {
+                view.principal(p.as_bytes());
+            }
+            view
         }
     }
 

@@ -11,7 +11,7 @@ use super::slot::{Life, Slot, lock};
 use super::{Hub, Outlet, Session};
 use crate::connection::{Connection, EndReason};
 use crate::frame::Frame;
-use crate::handshake::{self, Answers, Claim, Lookup, NotEventStream, Offer};
+use crate::handshake::{self, Answers, Claim, Lookup, NotEventStream, Offer, OfferParts};
 use crate::history::{History, Logged};
 use crate::id::{IdSource, RejectedId, SessionId};
 use crate::lifecycle::{Continuity, GapReason, SessionEvent};
@@ -76,8 +76,8 @@ impl Accepted {
 /// What the new connection starts with, decided under the locks.
 struct Start {
     continuity: Continuity,
-    /// The event id the preamble sets: the session id, and in resume mode its position.
-    token: String,
+    /// Resume mode: the position the preamble sets, after the session id.
+    from: Option<u64>,
     replay: Vec<Logged>,
     epoch: u64,
 }
@@ -85,8 +85,19 @@ struct Start {
 impl Hub {
     /// Reads what `req` claims (step 1 of 3): see [`Handshake::offer`](crate::Handshake::offer).
     /// Consults no store.
+    ///
+    /// With signed ids ([`HubBuilder::signing`](crate::HubBuilder)) an offered id is verified
+    /// here, for the request's [`Principal`](crate::Principal), and then put to the
+    /// application's [`id_policy`](crate::HubBuilder::id_policy): one that does not pass
+    /// counts as absent (the next candidate is tried, else a fresh id is issued) and is
+    /// reported in [`Offer::rejected`] with the reason.
     pub fn offer(&self, req: &Request<'_>) -> Result<Offer, NotEventStream> {
-        self.inner.handshake.offer(req, self.inner.resume.is_some())
+        let principal = req.principal_value();
+        self.inner
+            .handshake
+            .offer_checked(req, self.inner.resume.is_some(), &mut |id, source| {
+                self.inner.check_id(id, principal, source)
+            })
     }
 
     /// Answers a [`Lookup`] from this hub's own stores (step 2 of 3): the closed set, and in
@@ -112,7 +123,13 @@ impl Hub {
     /// connection first gets every event after the offered position, or a
     /// [`Continuity::Gap`] when that cannot be told exactly.
     pub fn accept(&self, offer: Offer, answers: Answers, now: Instant) -> Decision {
-        let (claim, source, rejected, version) = offer.into_parts();
+        let OfferParts {
+            claim,
+            source,
+            rejected,
+            version,
+            principal,
+        } = offer.into_parts();
         if answers.closed {
             if let Some(claim) = claim {
                 return Decision::NoContent {
@@ -131,9 +148,15 @@ impl Hub {
                 body: handshake::retry_block(retry),
             };
         }
-        let id = match &claim {
-            Some(claim) => claim.session.clone(),
-            None => inner.ids.generate(),
+        // The id the session goes on under, and the one it had when it was re-signed.
+        let (id, renamed_from) = match &claim {
+            Some(Claim {
+                session,
+                resigned: Some(new),
+                ..
+            }) => (new.clone(), Some(session.clone())),
+            Some(claim) => (claim.session.clone(), None),
+            None => (inner.fresh_id(principal.as_deref()), None),
         };
         let retry = inner.handshake.retry_for(&id);
         // Lock order: history, sessions, slot.
@@ -142,18 +165,27 @@ impl Hub {
             .sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let current = sessions.get(&id).cloned();
-        let existing = current.clone().filter(|s| s.lock().is_live());
+        let live = |id: &SessionId| sessions.get(id).filter(|s| s.lock().is_live()).cloned();
+        // Whose session this is: the offered id's, or (re-signed once already, by another
+        // tab) the new id's.
+        let (log_id, existing) = match &renamed_from {
+            Some(from) => match live(from) {
+                Some(slot) => (from.clone(), Some(slot)),
+                None => (id.clone(), live(&id)),
+            },
+            None => (id.clone(), live(&id)),
+        };
+        let renaming = log_id != id;
         // An older session with this id, closed or shut down and still writing its last
         // bytes, ends now, before the new one is attached: the observer hears of them in
         // order, and the new session starts with an empty log.
-        let older = match (&current, &existing) {
-            (Some(old), None) => end_in_place(old),
+        let older = match (&existing, sessions.get(&log_id)) {
+            (None, Some(old)) => end_in_place(old, EndReason::Closed, None),
             _ => None,
         };
         if older.is_some() {
             if let Some(history) = &mut history {
-                history.forget(&id);
+                history.forget(&log_id);
             }
         }
         let start = match &mut history {
@@ -162,19 +194,38 @@ impl Hub {
                     None => Continuity::New,
                     Some(_) => Continuity::Gap(GapReason::NotResumable),
                 },
-                token: id.to_string(),
+                from: None,
                 replay: Vec::new(),
                 epoch: 0,
             },
             Some(history) => resume_start(
                 &mut ***history,
-                &id,
+                &log_id,
                 claim.as_ref(),
                 existing.as_deref(),
                 answers.history,
             ),
         };
+        let token = match start.from {
+            Some(seq) => position::token(&id, Position::new(start.epoch, seq)),
+            None => id.to_string(),
+        };
+        let last = || handshake::id_block(&inner.fresh_id(principal.as_deref()));
+        let mut renamed = None;
         let slot = match existing {
+            Some(old) if renaming => {
+                // The session goes on under its re-signed id: a new slot takes its place and
+                // its log, and the old one ends (its connection, if any, as replaced).
+                renamed = end_in_place(&old, EndReason::Renamed, Some(last()));
+                sessions.remove(&log_id);
+                if let Some(history) = &mut history {
+                    history.rename(&log_id, &id);
+                }
+                let since = old.lock().since;
+                let slot = Arc::new(Slot::new(id.clone(), old.is_new, since));
+                sessions.insert(id.clone(), slot.clone());
+                slot
+            }
             Some(slot) => slot,
             None => {
                 let since = history.as_ref().map_or(0, |h| h.head());
@@ -185,8 +236,8 @@ impl Hub {
         };
         let mut conn = Connection::with_preamble(
             inner.config,
-            handshake::preamble(&start.token, retry),
-            handshake::id_line(&start.token),
+            handshake::preamble(&token, retry),
+            handshake::id_line(&token),
             now,
         );
         for entry in start.replay {
@@ -195,7 +246,7 @@ impl Hub {
         }
         let (link_no, replaced) = {
             let mut st = slot.lock();
-            let last = st.link.is_some().then(|| fresh_id_block(&*inner.ids));
+            let last = st.link.is_some().then(last);
             st.attach(conn, last)
         };
         drop(sessions);
@@ -203,12 +254,12 @@ impl Hub {
         if let Some(w) = replaced {
             w.wake();
         }
-        if let Some((reason, waiters)) = older {
-            waiters.into_iter().for_each(Waker::wake);
-            inner.notify(SessionEvent::Ended {
-                id: id.clone(),
-                reason,
-            });
+        for (ended, reason, wakers) in [(log_id.clone(), older), (log_id, renamed)]
+            .into_iter()
+            .filter_map(|(id, e)| e.map(|(r, w)| (id, r, w)))
+        {
+            wakers.into_iter().for_each(Waker::wake);
+            inner.notify(SessionEvent::Ended { id: ended, reason });
         }
         inner.notify(SessionEvent::Attached {
             id,
@@ -274,14 +325,14 @@ fn resume_start(
                 continuity: Continuity::Resumed {
                     replayed: replay.len(),
                 },
-                token: position::token(id, Position::new(epoch, from)),
+                from: Some(from),
                 replay,
                 epoch,
             }
         }
         Err(gap) => Start {
             continuity: gap.map_or(Continuity::New, Continuity::Gap),
-            token: position::token(id, Position::new(epoch, head)),
+            from: Some(head),
             replay: Vec::new(),
             epoch,
         },
@@ -318,22 +369,31 @@ fn local_replay(
         .map(|()| replay)
 }
 
-/// Ends a session that is ending (closed or shut down) where it stands; returns the reason
-/// and its waiters to wake once the locks are released.
-fn end_in_place(slot: &Slot) -> Option<(EndReason, Vec<Waker>)> {
+/// Ends a session where it stands, under the registry's lock: one that is ending (closed or
+/// shut down) with its own reason, or, given the `last` block for its connection, a live one
+/// with `reason` (its connection, if attached, is replaced). Returns the reason and its
+/// waiters to wake once the locks are released.
+fn end_in_place(
+    slot: &Slot,
+    reason: EndReason,
+    last: Option<Frame>,
+) -> Option<(EndReason, Vec<Waker>)> {
     let mut st = slot.lock();
-    match st.life {
-        Life::Ending(reason) => {
-            st.life = Life::Ended(reason);
-            st.detached_at = None;
-            Some((reason, std::mem::take(&mut st.end_waiters)))
+    let reason = match (st.life, last) {
+        (Life::Ending(r), _) => r,
+        (Life::Live, Some(last)) => {
+            if let Some(mut link) = st.link.take() {
+                link.conn.replaced(last);
+                if let Some(w) = link.writer.take() {
+                    w.wake();
+                }
+                st.retired.push(link);
+            }
+            reason
         }
-        Life::Live | Life::Ended(_) => None,
-    }
-}
-
-/// The last block of a replaced stream: `id: <fresh id>` and a blank line, so that its tab
-/// (a duplicate, since the tab that owns the id just connected) comes back as a new session.
-fn fresh_id_block(ids: &dyn crate::id::IdGenerator) -> Frame {
-    handshake::id_block(&ids.generate())
+        (Life::Live, None) | (Life::Ended(_), _) => return None,
+    };
+    st.life = Life::Ended(reason);
+    st.detached_at = None;
+    Some((reason, std::mem::take(&mut st.end_waiters)))
 }

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::timers::Timers;
-use super::{Hub, Inner, Observer, Resume};
+use super::{Hub, Inner, Observer, Policy, Resume};
 use crate::closed::{ClosedSet, MemoryClosedSet};
 use crate::connection::ConnectionConfig;
 use crate::handshake::Handshake;
 use crate::history::{History, LogBounds, MemoryHistory};
-use crate::id::{IdGenerator, UuidV4};
+use crate::id::{IdGenerator, IdSource, IdVerdict, SessionId, UuidV4};
 use crate::lifecycle::SessionEvent;
 
 /// Resume mode: sessions outlive their connection for a grace period, and every event sent
@@ -74,6 +74,9 @@ pub struct HubBuilder {
     history: Option<Box<dyn History>>,
     observer: Option<Observer>,
     shutdown_grace: Duration,
+    #[cfg(feature = "signing")]
+    signing: Option<crate::signing::KeyRing>,
+    policy: Option<Policy>,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -98,6 +101,9 @@ impl HubBuilder {
             history: None,
             observer: None,
             shutdown_grace: Duration::from_secs(1),
+            #[cfg(feature = "signing")]
+            signing: None,
+            policy: None,
         }
     }
 
@@ -162,6 +168,49 @@ impl HubBuilder {
         self
     }
 
+    /// Signs the session ids this hub issues with the current key of `ring`, and accepts a
+    /// client id only if a key of the ring verifies it for the request's
+    /// [`Principal`](crate::Principal) (feature `signing`).
+    ///
+    /// An id that does not verify counts as absent: the tab gets a fresh id, and the refusal
+    /// is reported ([`IdRejection::Signature`](crate::IdRejection::Signature)). Verification happens before any store is
+    /// consulted, so an id guessed, forged, altered or copied to another user's browser
+    /// reaches nothing. An id signed by an older key is re-signed with the current one when
+    /// its tab comes back: the session goes on under the new id (the observer hears
+    /// [`EndReason::Renamed`](crate::EndReason::Renamed) for the old one), so the old key
+    /// can be retired once tabs had a chance to reconnect.
+    ///
+    /// A signed id is at most 62 bytes; with resume mode's position it stays under the
+    /// 128-byte limit.
+    #[cfg(feature = "signing")]
+    pub fn signing(mut self, ring: crate::signing::KeyRing) -> Self {
+        self.signing = Some(ring);
+        self
+    }
+
+    /// Asks `policy` about every valid client id (after its signature, with signed ids),
+    /// with the request's principal and where the id came from: accept it, refuse it
+    /// (reported as [`IdRejection::Refused`](crate::IdRejection::Refused)), or re-issue (a fresh id, not reported).
+    ///
+    /// ```
+    /// use sse_proto::{Hub, IdVerdict};
+    ///
+    /// // Ids chosen by clients must look like ours (a UUID); the rest start afresh.
+    /// let hub = Hub::builder()
+    ///     .id_policy(|id, _principal, _source| {
+    ///         if id.len() == 36 { IdVerdict::Accept } else { IdVerdict::Reissue }
+    ///     })
+    ///     .build();
+    /// # let _ = hub;
+    /// ```
+    pub fn id_policy(
+        mut self,
+        policy: impl Fn(&SessionId, Option<&[u8]>, IdSource) -> IdVerdict + Send + Sync + 'static,
+    ) -> Self {
+        self.policy = Some(Box::new(policy));
+        self
+    }
+
     /// Sets how long [`Hub::shutdown`] lets streams write what is queued before they are cut
     /// (default 1 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
@@ -209,6 +258,9 @@ impl HubBuilder {
                 shutting_down: AtomicBool::new(false),
                 shutdown_grace: self.shutdown_grace,
                 timers: Mutex::new(Timers::default()),
+                #[cfg(feature = "signing")]
+                signing: self.signing.map(RwLock::new),
+                policy: self.policy,
             }),
         }
     }

@@ -8,6 +8,8 @@ use crate::frame::Batch;
 use crate::request::{HttpVersion, Request};
 
 mod resume;
+#[cfg(feature = "signing")]
+mod signing;
 
 /// A waker that counts its wake-ups.
 #[derive(Default)]
