@@ -28,6 +28,9 @@ pub enum Error {
     Closed,
     /// No live connection has this session id.
     NotConnected,
+    /// Relay mode: the relay to the other nodes is behind or away, and its queue is full; the
+    /// event was not sent. Try again later (the relay reconnects by itself).
+    Unavailable,
     /// An HTTP/1.1 request could not be read (feature `http1`): answer [`HeadError::status`].
     BadRequest(HeadError),
 }
@@ -225,6 +228,9 @@ impl fmt::Display for Error {
                 f.write_str("the connection is closed; nothing more can be sent on it")
             }
             Error::NotConnected => f.write_str("no live connection has this session id"),
+            Error::Unavailable => f.write_str(
+                "the relay to the other nodes is behind or away and its queue is full; try again later",
+            ),
             Error::BadRequest(e) => e.fmt(f),
         }
     }

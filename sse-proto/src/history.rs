@@ -93,6 +93,15 @@ pub trait History: Send {
     /// left as it was.
     fn replay(&self, id: &SessionId, after: u64, out: &mut Vec<Logged>) -> Result<(), GapReason>;
 
+    /// Logs `frame` for `target` at `seq`, a sequence number given by a relay (relay mode).
+    /// Returns `false`, logging nothing, when `seq` is not above [`head`](Self::head) (a
+    /// delivery seen before); otherwise `seq` becomes the head.
+    fn append_at(&mut self, target: Target<'_>, seq: u64, frame: &Frame) -> bool;
+
+    /// Records that events for `target` after the head were delivered without being logged
+    /// (the relay was away): a replay from the head or before is a gap from now on.
+    fn gap(&mut self, target: Target<'_>);
+
     /// Drops the log of `id` (the session expired or was closed).
     fn forget(&mut self, id: &SessionId);
 
@@ -219,8 +228,16 @@ impl History for MemoryHistory {
     }
 
     fn append(&mut self, target: Target<'_>, frame: &Frame) -> u64 {
-        self.head += 1;
-        let seq = self.head;
+        let seq = self.head + 1;
+        self.append_at(target, seq, frame);
+        seq
+    }
+
+    fn append_at(&mut self, target: Target<'_>, seq: u64, frame: &Frame) -> bool {
+        if seq <= self.head {
+            return false;
+        }
+        self.head = seq;
         let len = frame.remaining();
         let bounds = self.bounds;
         let log = self.log_mut(target);
@@ -239,7 +256,13 @@ impl History for MemoryHistory {
         self.total_events = self.total_events + 1 - evicted.0;
         self.total_bytes = self.total_bytes + len - evicted.1;
         while self.total_bytes > self.max_total_bytes && self.evict_one(target) {}
-        seq
+        true
+    }
+
+    fn gap(&mut self, target: Target<'_>) {
+        let after = self.head + 1;
+        let log = self.log_mut(target);
+        log.evicted = log.evicted.max(after);
     }
 
     fn replay(&self, id: &SessionId, after: u64, out: &mut Vec<Logged>) -> Result<(), GapReason> {
@@ -391,6 +414,28 @@ mod tests {
         assert_eq!(seqs(&log, "a", 1), Err(GapReason::Overflow));
         assert_eq!(seqs(&log, "a", 2), Ok(vec![4, 6]));
         assert_eq!(seqs(&log, "c", 0), Err(GapReason::Overflow));
+    }
+
+    #[test]
+    fn relayed_sequence_numbers_and_gaps() {
+        let mut log = MemoryHistory::new(1, LogBounds::default(), usize::MAX);
+        let a = id("a");
+        assert!(log.append_at(Target::All, 10, &frame("10")));
+        assert!(log.append_at(Target::Session(&a), 14, &frame("14")));
+        assert!(
+            !log.append_at(Target::Session(&a), 14, &frame("again")),
+            "seen before"
+        );
+        assert!(!log.append_at(Target::All, 3, &frame("old")));
+        assert_eq!(log.head(), 14);
+        assert_eq!(seqs(&log, "a", 9), Ok(vec![10, 14]));
+        // Delivered without a log entry: whoever was at 14 or before missed it.
+        log.gap(Target::Session(&a));
+        assert_eq!(seqs(&log, "a", 14), Err(GapReason::Overflow));
+        assert_eq!(seqs(&log, "b", 14), Ok(vec![]));
+        assert!(log.append_at(Target::Session(&a), 20, &frame("20")));
+        assert_eq!(seqs(&log, "a", 20), Ok(vec![]));
+        assert_eq!(log.append(Target::All, &frame("21")), 21);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod accept;
 mod builder;
 mod outlet;
+mod relay;
 mod session;
 mod slot;
 mod timers;
@@ -25,6 +26,7 @@ use crate::history::{History, LogUsage, Target};
 use crate::id::{IdGenerator, IdRejection, IdSource, IdVerdict, SessionId};
 use crate::lifecycle::SessionEvent;
 use crate::position::{self, Position, Suffix};
+use crate::relay::{Outbound, Recipient, Relayed};
 
 pub use accept::{Accepted, Decision};
 pub use builder::{HubBuilder, ResumeConfig};
@@ -94,7 +96,7 @@ pub(crate) struct Inner {
     closed: Mutex<Box<dyn ClosedSet>>,
     sessions: RwLock<HashMap<SessionId, Arc<Slot>>>,
     resume: Option<Resume>,
-    observer: Option<Observer>,
+    observers: Vec<Observer>,
     shutting_down: AtomicBool,
     /// How long a shutdown lets streams drain before they are cut.
     shutdown_grace: Duration,
@@ -104,6 +106,8 @@ pub(crate) struct Inner {
     signing: Option<RwLock<crate::signing::KeyRing>>,
     /// The application's say on client ids that passed every other check.
     policy: Option<Policy>,
+    /// Relay mode: what waits for the relay to the other nodes.
+    relay: Option<Mutex<Outbound>>,
 }
 
 /// The application's id policy (see [`HubBuilder::id_policy`]).
@@ -123,7 +127,7 @@ struct Resume {
 
 /// What to do about a session once its slot's lock is released.
 #[must_use]
-enum Follow {
+pub(crate) enum Follow {
     Nothing,
     /// Resume mode: the session lost its connection.
     Detached(EndReason),
@@ -180,9 +184,22 @@ impl Hub {
     }
 
     /// Sends an encoded frame to one session.
+    ///
+    /// In relay mode an id this hub does not serve goes to the relay all the same, which
+    /// reaches it on whichever node serves it (and drops it when none does).
     pub fn send_frame_to(&self, id: &str, frame: Frame) -> Result<(), Error> {
-        let slot = self.slot(id).ok_or(Error::NotConnected)?;
-        self.inner.send(&slot, frame, true)
+        match self.slot(id) {
+            Some(slot) => self.inner.send(&slot, frame, true),
+            None if self.inner.relay.is_some() => {
+                let id = SessionId::parse(id.as_bytes(), self.inner.handshake.max_id_len_value())
+                    .map_err(|_| Error::NotConnected)?;
+                self.inner.relay(Relayed::Event {
+                    to: Recipient::Session(id),
+                    frame,
+                })
+            }
+            None => Err(Error::NotConnected),
+        }
     }
 
     /// Encodes `event` once and sends it to every session. Returns how many took it.
@@ -196,7 +213,17 @@ impl Hub {
     /// (and counted). A connection over its budget is cut off (see [`Connection::send`]
     /// (crate::Connection::send)); in resume mode its session still counts, and its tab gets
     /// the event when it comes back.
+    ///
+    /// In relay mode the frame goes to the relay, which numbers it and delivers it on every
+    /// node; the count is then this hub's sessions (0 when the relay's queue is full).
     pub fn broadcast_frame(&self, frame: &Frame) -> usize {
+        if self.inner.relay.is_some() {
+            let sent = self.inner.relay(Relayed::Event {
+                to: Recipient::All,
+                frame: frame.clone(),
+            });
+            return if sent.is_ok() { self.len() } else { 0 };
+        }
         let (count, follow) = match &self.inner.resume {
             None => self.inner.fan_out(None, frame),
             Some(resume) => {
@@ -230,10 +257,22 @@ impl Hub {
     }
 
     /// As [`close`](Self::close), stamping the mark with `now` instead of reading the clock.
+    ///
+    /// In relay mode an id this hub does not serve is closed through the relay.
     pub fn close_at(&self, id: &str, now: Instant) -> Result<(), Error> {
-        let slot = self.slot(id).ok_or(Error::NotConnected)?;
-        self.inner.close(&slot, now);
-        Ok(())
+        match self.slot(id) {
+            Some(slot) => {
+                self.inner.close(&slot, now, true);
+                Ok(())
+            }
+            None if self.inner.relay.is_some() => {
+                let id = SessionId::parse(id.as_bytes(), self.inner.handshake.max_id_len_value())
+                    .map_err(|_| Error::NotConnected)?;
+                lock(&self.inner.closed).mark(&id, now);
+                self.inner.relay(Relayed::Closed { id })
+            }
+            None => Err(Error::NotConnected),
+        }
     }
 
     /// Number of sessions held: attached ones, and in resume mode detached ones.
@@ -438,13 +477,22 @@ impl Inner {
     }
 
     fn notify(&self, event: SessionEvent) {
-        if let Some(observer) = &self.observer {
+        for observer in &self.observers {
             observer(&event);
         }
     }
 
     /// Sends `frame` to one session; `logged` events get a position in resume mode.
     fn send(&self, slot: &Arc<Slot>, frame: Frame, logged: bool) -> Result<(), Error> {
+        if logged && self.relay.is_some() {
+            if !slot.lock().is_live() {
+                return Err(Error::Closed);
+            }
+            return self.relay(Relayed::Event {
+                to: Recipient::Session(slot.id.clone()),
+                frame,
+            });
+        }
         let resumable = self.resume.is_some();
         let (queued, follow) = match &self.resume {
             Some(resume) if logged => {
@@ -545,7 +593,10 @@ impl Inner {
     ///
     /// A handle to a session that is over still marks its id (so a tab on its way back is
     /// told 204), unless a newer session holds the id: that one is not this handle's to close.
-    fn close(&self, slot: &Arc<Slot>, now: Instant) -> bool {
+    ///
+    /// In relay mode, `relay` also tells the other nodes (a close that came from the relay
+    /// does not go back to it).
+    fn close(&self, slot: &Arc<Slot>, now: Instant, relay: bool) -> bool {
         let newer = self
             .sessions()
             .get(&slot.id)
@@ -554,6 +605,12 @@ impl Inner {
             return false;
         }
         lock(&self.closed).mark(&slot.id, now);
+        if relay && self.relay.is_some() {
+            // A close carries no payload: it is queued whatever the bounds.
+            let _ = self.relay(Relayed::Closed {
+                id: slot.id.clone(),
+            });
+        }
         let (began, writer) = {
             let mut st = slot.lock();
             if !st.is_live() {

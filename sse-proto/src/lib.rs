@@ -19,6 +19,7 @@ mod hub;
 mod id;
 mod lifecycle;
 mod position;
+mod relay;
 mod request;
 #[cfg(feature = "signing")]
 pub mod signing;
@@ -43,6 +44,7 @@ pub use id::{
 };
 pub use lifecycle::{Continuity, GapReason, SessionEvent};
 pub use position::{Claimed, MAX_POSITION_LEN, POSITION_SEPARATOR, Position};
+pub use relay::{Recipient, RelayConfig, Relayed};
 pub use request::{HttpVersion, Principal, Request, ResponseHead};
 #[cfg(feature = "signing")]
 pub use signing::{Key, KeyRing, MAX_SIGNED_ID_LEN, Verified};

@@ -14,6 +14,7 @@ use crate::handshake::Handshake;
 use crate::history::{History, LogBounds, MemoryHistory};
 use crate::id::{IdGenerator, IdSource, IdVerdict, SessionId, UuidV4};
 use crate::lifecycle::SessionEvent;
+use crate::relay::{Outbound, RelayConfig};
 
 /// Resume mode: sessions outlive their connection for a grace period, and every event sent
 /// to them is logged so that a reconnect gets exactly what it missed.
@@ -72,11 +73,12 @@ pub struct HubBuilder {
     ids: Option<Box<dyn IdGenerator>>,
     resume: Option<ResumeConfig>,
     history: Option<Box<dyn History>>,
-    observer: Option<Observer>,
+    observers: Vec<Observer>,
     shutdown_grace: Duration,
     #[cfg(feature = "signing")]
     signing: Option<crate::signing::KeyRing>,
     policy: Option<Policy>,
+    relay: Option<RelayConfig>,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -99,11 +101,12 @@ impl HubBuilder {
             ids: None,
             resume: None,
             history: None,
-            observer: None,
+            observers: Vec::new(),
             shutdown_grace: Duration::from_secs(1),
             #[cfg(feature = "signing")]
             signing: None,
             policy: None,
+            relay: None,
         }
     }
 
@@ -211,6 +214,15 @@ impl HubBuilder {
         self
     }
 
+    /// Turns relay mode on: logged events and closes go to a relay that shares them with the
+    /// hubs of other nodes (see [`Relayed`](crate::Relayed) and [`Hub::drain_relay`]), which
+    /// numbers them and delivers them back with [`Hub::deliver`]. With resume mode, give the
+    /// hub a [`history`](Self::history) in the relay store's epoch.
+    pub fn relay(mut self, config: RelayConfig) -> Self {
+        self.relay = Some(config);
+        self
+    }
+
     /// Sets how long [`Hub::shutdown`] lets streams write what is queued before they are cut
     /// (default 1 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
@@ -221,8 +233,11 @@ impl HubBuilder {
     /// Calls `observer` with every [`SessionEvent`]: attached (new, resumed or with a gap),
     /// detached, expired, ended. It runs on the thread that caused the event, with no hub
     /// lock held; keep it short (forward to a channel).
+    ///
+    /// Observers add up: each is called, in the order they were added (a relay adds its own
+    /// to keep the other nodes informed).
     pub fn observe(mut self, observer: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
-        self.observer = Some(Box::new(observer));
+        self.observers.push(Box::new(observer));
         self
     }
 
@@ -254,13 +269,14 @@ impl HubBuilder {
                 ),
                 sessions: RwLock::new(HashMap::new()),
                 resume,
-                observer: self.observer,
+                observers: self.observers,
                 shutting_down: AtomicBool::new(false),
                 shutdown_grace: self.shutdown_grace,
                 timers: Mutex::new(Timers::default()),
                 #[cfg(feature = "signing")]
                 signing: self.signing.map(RwLock::new),
                 policy: self.policy,
+                relay: self.relay.map(|config| Mutex::new(Outbound::new(config))),
             }),
         }
     }

@@ -101,7 +101,7 @@ impl Session {
 
     /// As [`close`](Self::close), stamping the mark with `now` instead of reading the clock.
     pub fn close_at(&self, now: Instant) -> bool {
-        self.hub.close(&self.slot, now)
+        self.hub.close(&self.slot, now, true)
     }
 
     /// Ends the stream after what is queued without marking the id, so the browser

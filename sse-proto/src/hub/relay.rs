@@ -1,0 +1,149 @@
+//! The hub's side of relay mode: what it hands the relay, and what the relay delivers back.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use super::slot::{Queued, Slot, lock};
+use super::{Follow, Hub, Inner};
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::history::Target;
+use crate::id::SessionId;
+use crate::position::{self, Position};
+use crate::relay::{Recipient, Relayed};
+
+impl Hub {
+    /// Relay mode: moves what waits for the relay into `out` and returns how many items;
+    /// `Pending` when nothing waits (the task is woken when something is queued). `Ready(0)`
+    /// without relay mode.
+    pub fn drain_relay(&self, cx: &mut Context<'_>, out: &mut Vec<Relayed>) -> Poll<usize> {
+        let Some(outbound) = &self.inner.relay else {
+            return Poll::Ready(0);
+        };
+        match lock(outbound).drain(out, cx.waker()) {
+            0 => Poll::Pending,
+            n => Poll::Ready(n),
+        }
+    }
+
+    /// How many items wait for the relay.
+    pub fn relay_backlog(&self) -> usize {
+        self.inner.relay.as_ref().map_or(0, |o| lock(o).len())
+    }
+
+    /// Relay mode: delivers an event the relay numbered `seq` to this hub's sessions among
+    /// `to`, logging it at that position (resume mode) so that a reconnect here can replay
+    /// it. Returns how many of this hub's sessions took it; 0 for a `seq` already delivered.
+    ///
+    /// The relay calls this in sequence order. An event for a session this hub does not serve
+    /// is logged all the same: its tab may be on its way here.
+    pub fn deliver(&self, seq: u64, to: &Recipient, frame: Frame) -> usize {
+        let (count, follow) = match &self.inner.resume {
+            Some(resume) => {
+                let mut history = lock(&resume.history);
+                let target = match to {
+                    Recipient::All => Target::All,
+                    Recipient::Session(id) => Target::Session(id),
+                };
+                if !history.append_at(target, seq, &frame) {
+                    return 0;
+                }
+                let at = Position::new(history.epoch(), seq);
+                self.inner.deliver_to(to, Some(at), frame)
+            }
+            None => self.inner.deliver_to(to, None, frame),
+        };
+        for (slot, next) in follow {
+            self.inner.follow(&slot, next);
+        }
+        count
+    }
+
+    /// Relay mode, with the relay away: delivers `frame` to this hub's attached sessions
+    /// among `to` without a position, and records a gap in the logs of `to`, so that a tab
+    /// that was away (or comes back from before this) is told, never silently skipped.
+    /// Returns how many took it.
+    pub fn deliver_unsequenced(&self, to: &Recipient, frame: Frame) -> usize {
+        if let Some(resume) = &self.inner.resume {
+            let mut history = lock(&resume.history);
+            history.gap(match to {
+                Recipient::All => Target::All,
+                Recipient::Session(id) => Target::Session(id),
+            });
+        }
+        let (count, follow) = self.inner.deliver_to(to, None, frame);
+        for (slot, next) in follow {
+            self.inner.follow(&slot, next);
+        }
+        count
+    }
+
+    /// Relay mode: another node closed this session. Ends it here as [`close`](Self::close)
+    /// does (its reconnect here gets 204), without telling the relay again. Returns whether
+    /// this hub served it.
+    pub fn close_relayed(&self, id: &SessionId, now: Instant) -> bool {
+        match self.slot(id.as_str()) {
+            Some(slot) => {
+                self.inner.close(&slot, now, false);
+                true
+            }
+            None => {
+                lock(&self.inner.closed).mark(id, now);
+                false
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Queues `item` for the relay.
+    pub(super) fn relay(&self, item: Relayed) -> Result<(), Error> {
+        let Some(outbound) = &self.relay else {
+            return Err(Error::Unavailable);
+        };
+        let waker = lock(outbound).push(item).map_err(|()| Error::Unavailable)?;
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues `frame` to this hub's sessions among `to`, with the `id:` line of `at`.
+    fn deliver_to(
+        &self,
+        to: &Recipient,
+        at: Option<Position>,
+        frame: Frame,
+    ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
+        let id = match to {
+            Recipient::All => return self.fan_out(at, &frame),
+            Recipient::Session(id) => id,
+        };
+        let Some(slot) = self.sessions().get(id.as_str()).cloned() else {
+            return (0, Vec::new());
+        };
+        let mut st = slot.lock();
+        if !st.is_live() {
+            return (0, Vec::new());
+        }
+        let line = at.map(|at| position::id_line(id, at));
+        let queued = st.queue(line, frame);
+        let next = self.after_queue(&mut st, &queued);
+        drop(st);
+        let count = match queued {
+            Queued::Sent(writer) => {
+                if let Some(w) = writer {
+                    w.wake();
+                }
+                1
+            }
+            Queued::Detached | Queued::Ending => usize::from(at.is_some()),
+            Queued::Cut(wakeups, _) => {
+                wakeups.wake();
+                usize::from(at.is_some())
+            }
+        };
+        (count, vec![(slot, next)])
+    }
+}

@@ -1,0 +1,182 @@
+//! Relay mode: sends go to the relay and come back numbered; closes are shared; the queue is
+//! bounded; deliveries without a position leave a gap, never a silent loss.
+
+use super::*;
+use crate::decode::{Decoder, Item};
+use crate::lifecycle::{Continuity, GapReason};
+use crate::relay::{Recipient, RelayConfig, Relayed};
+
+fn relayed(config: RelayConfig) -> Hub {
+    Hub::builder()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(Duration::from_secs(60)))
+        .relay(config)
+        .build()
+}
+
+fn attach(hub: &Hub, last: Option<&str>) -> Accepted {
+    let mut req = Request::new(b"GET", b"/e", HttpVersion::Http11);
+    req.header(b"accept", b"text/event-stream");
+    if let Some(v) = last {
+        req.header(b"last-event-id", v.as_bytes());
+    }
+    match hub.decide(&req, Instant::now()) {
+        Decision::Accept(a) => a,
+        other => panic!("expected accept: {other:?}"),
+    }
+}
+
+fn taken(hub: &Hub) -> Vec<Relayed> {
+    let mut out = Vec::new();
+    let _ = hub.drain_relay(&mut Context::from_waker(Waker::noop()), &mut out);
+    out
+}
+
+/// `(last event id, data)` of the events queued on `outlet`, and the last event id.
+fn read(outlet: &mut Outlet, decoder: &mut Decoder) -> (Vec<(String, String)>, String) {
+    let (_, bytes) = drain(outlet, Instant::now());
+    decoder.feed(&bytes).expect("well-formed");
+    let mut events = Vec::new();
+    while let Some(item) = decoder.poll_item() {
+        if let Item::Event(e) = item {
+            events.push((e.last_event_id, e.data));
+        }
+    }
+    (events, decoder.last_event_id().to_owned())
+}
+
+#[test]
+fn sends_go_to_the_relay_and_come_back_numbered() {
+    let hub = relayed(RelayConfig::default());
+    let a = attach(&hub, None);
+    let id = a.session.id().clone();
+    let mut tab = Decoder::new();
+    let mut outlet = a.outlet;
+    let _ = read(&mut outlet, &mut tab);
+    let counter = Arc::new(Counter::default());
+    let relay_waker = Waker::from(counter.clone());
+    let mut out = Vec::new();
+    assert!(
+        hub.drain_relay(&mut Context::from_waker(&relay_waker), &mut out)
+            .is_pending()
+    );
+
+    a.session.send("one").expect("queued for the relay");
+    assert_eq!(counter.count(), 1, "the relay is woken");
+    hub.send_to("on-another-node", &Event::new().data("two"))
+        .expect("relayed");
+    assert_eq!(hub.broadcast(&Event::new().data("three")), 1);
+    assert!(a.session.send_volatile(&Event::new().data("local")).is_ok());
+    // Nothing numbered is delivered before the relay hands it back.
+    let (events, _) = read(&mut outlet, &mut tab);
+    assert_eq!(events.len(), 1, "only the volatile one: {events:?}");
+    let items = taken(&hub);
+    assert_eq!(items.len(), 3);
+    assert!(matches!(&items[0], Relayed::Event { to: Recipient::Session(s), .. } if *s == id));
+    assert!(
+        matches!(&items[1], Relayed::Event { to: Recipient::Session(s), .. } if s.as_str() == "on-another-node")
+    );
+    assert!(matches!(
+        &items[2],
+        Relayed::Event {
+            to: Recipient::All,
+            ..
+        }
+    ));
+
+    // The relay numbers them in the store's sequence (others' events in between).
+    for (seq, item) in [(41, &items[0]), (43, &items[2])] {
+        let Relayed::Event { to, frame } = item else {
+            panic!("an event")
+        };
+        assert_eq!(hub.deliver(seq, to, frame.clone()), 1);
+    }
+    assert_eq!(
+        hub.deliver(43, &Recipient::All, Event::new().data("dup").encode()),
+        0
+    );
+    let (events, last) = read(&mut outlet, &mut tab);
+    let seqs: Vec<(String, String)> = events;
+    assert_eq!(seqs.len(), 2);
+    assert!(seqs[0].0.ends_with(".15") && seqs[0].1 == "one", "{seqs:?}"); // 41 in base 36
+    assert!(
+        seqs[1].0.ends_with(".17") && seqs[1].1 == "three",
+        "{seqs:?}"
+    );
+    assert_eq!(seqs[1].0, last);
+}
+
+#[test]
+fn a_reconnect_gets_what_was_delivered_while_away() {
+    let hub = relayed(RelayConfig::default());
+    let a = attach(&hub, None);
+    let id = a.session.id().clone();
+    let mut tab = Decoder::new();
+    let mut outlet = a.outlet;
+    let (_, last) = read(&mut outlet, &mut tab);
+    drop(outlet);
+    let to = Recipient::Session(id.clone());
+    assert_eq!(
+        hub.deliver(5, &to, Event::new().data("while away").encode()),
+        1
+    );
+    // An event for a session served elsewhere is logged here too: its tab may come here.
+    let other = Recipient::Session(SessionId::parse(b"elsewhere", 128).expect("valid"));
+    assert_eq!(
+        hub.deliver(6, &other, Event::new().data("not ours").encode()),
+        0
+    );
+    let b = attach(&hub, Some(&last));
+    assert_eq!(b.continuity, Continuity::Resumed { replayed: 1 });
+    let mut outlet = b.outlet;
+    let (events, last) = read(&mut outlet, &mut tab);
+    assert_eq!(
+        events.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
+        ["while away"]
+    );
+
+    // The relay was away: delivered live to the attached tab without a position, and a
+    // reconnect from before it is a gap.
+    assert_eq!(
+        hub.deliver_unsequenced(&to, Event::new().data("unlogged").encode()),
+        1
+    );
+    let (events, _) = read(&mut outlet, &mut tab);
+    assert_eq!(events.len(), 1);
+    drop(outlet);
+    let c = attach(&hub, Some(&last));
+    assert_eq!(c.continuity, Continuity::Gap(GapReason::Overflow));
+}
+
+#[test]
+fn closes_are_shared_and_not_echoed() {
+    let hub = relayed(RelayConfig::default());
+    let a = attach(&hub, None);
+    let id = a.session.id().clone();
+    assert!(a.session.close());
+    assert!(matches!(&taken(&hub)[..], [Relayed::Closed { id: c }] if *c == id));
+    hub.close("remote-tab").expect("relayed");
+    assert!(matches!(&taken(&hub)[..], [Relayed::Closed { id: c }] if c.as_str() == "remote-tab"));
+    // A close from the relay ends the session here without going back to it.
+    let b = attach(&hub, None);
+    assert!(hub.close_relayed(b.session.id(), Instant::now()));
+    assert_eq!(b.session.end_reason(), Some(EndReason::Closed));
+    assert!(taken(&hub).is_empty());
+}
+
+#[test]
+fn the_queue_for_the_relay_is_bounded() {
+    let hub = relayed(RelayConfig {
+        max_items: 2,
+        max_bytes: 1 << 20,
+    });
+    let a = attach(&hub, None);
+    a.session.send("1").expect("queued");
+    a.session.send("2").expect("queued");
+    assert_eq!(a.session.send("3"), Err(Error::Unavailable));
+    assert_eq!(hub.broadcast(&Event::new().data("4")), 0);
+    assert!(a.session.close(), "a close is queued whatever the bounds");
+    assert_eq!(hub.relay_backlog(), 3);
+    assert_eq!(taken(&hub).len(), 3);
+    assert_eq!(hub.relay_backlog(), 0);
+}
