@@ -6,20 +6,27 @@
 //! ```
 //!
 //! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
-//! demo; this file is the server loop and the handshake.
+//! demo, the server limits in `demo/limits.rs` and what the raw-socket demos share in
+//! `demo/http1.rs`; this file is the server loop, the shutdown and the handshake.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_io::Timer;
 use async_std::net::TcpListener;
 use bytes::Bytes;
 use futures_lite::StreamExt;
-use http::{HeaderValue, Method, Response, header};
-use sse_async_std::{Outcome, Reply, ServeConfig};
+use http::Method;
+use sse_async_std::{Outcome, Reply};
 
 #[path = "../../demo/contract.rs"]
 mod contract;
+#[path = "../../demo/http1.rs"]
+mod http1;
+#[path = "../../demo/limits.rs"]
+mod limits;
+
+use sse_async_std as adapter;
 
 use contract::{Options, Route, Stats};
 
@@ -29,6 +36,7 @@ pub(crate) fn main() {
 
 async fn run() {
     let opts = Options::from_args();
+    let limits = limits::Limits::from_env();
     let hub = contract::hub(&opts, sse_async_std::hub_builder());
     let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
@@ -59,32 +67,30 @@ async fn run() {
         });
     }
 
-    let config = ServeConfig {
-        limits: sse_async_std::ReaderLimits {
-            max_body: contract::MAX_BODY,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
     let handler_hub = hub.clone();
     let handler = move |req: http::Request<Bytes>| {
         let hub = handler_hub.clone();
         let stats = stats.clone();
         async move { handle(&hub, &stats, req) }
     };
-    let server = async {
-        let _ = sse_async_std::serve(listener, config, handler).await;
+    // On SIGINT or SIGTERM: stop accepting, close idle connections, end every stream
+    // without marking ids (tabs reconnect to the next server), and return once every
+    // connection is closed (or the shutdown bound has passed).
+    let signal = async move {
+        shutdown_signal().await;
+        let n = hub.shutdown();
+        eprintln!("demo: shutting down, ending {n} streams");
     };
-    futures_lite::future::or(server, ctrl_c()).await;
-    // Streams end promptly without marking ids, so tabs reconnect to the next server.
-    let n = hub.shutdown();
-    eprintln!("demo: shutting down, ended {n} streams");
-    Timer::after(Duration::from_millis(100)).await;
+    let config = http1::serve_config(&limits);
+    if let Err(e) = sse_async_std::serve_with_shutdown(listener, config, handler, signal).await {
+        eprintln!("demo: {e}");
+    }
 }
 
-/// Resolves on the first Ctrl-C (SIGINT); never, if signals cannot be watched.
-async fn ctrl_c() {
-    match async_signal::Signals::new([async_signal::Signal::Int]) {
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM; never, if signals cannot be watched.
+async fn shutdown_signal() {
+    use async_signal::{Signal, Signals};
+    match Signals::new([Signal::Int, Signal::Term]) {
         Ok(mut signals) => {
             signals.next().await;
         }
@@ -123,11 +129,5 @@ fn handle(hub: &sse_async_std::Hub, stats: &Stats, req: http::Request<Bytes>) ->
 }
 
 fn respond(reply: contract::Reply) -> Reply {
-    let mut res = Response::new(reply.body);
-    *res.status_mut() = reply.status;
-    if let Some(ct) = reply.content_type {
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    }
-    Reply::Response(res)
+    Reply::Response(http1::response(reply))
 }

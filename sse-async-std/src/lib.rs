@@ -1,25 +1,28 @@
 //! Session-aware Server-Sent Events on async-std (and smol), for servers of your own.
 //!
 //! Works over any `futures_io::AsyncRead + AsyncWrite` (an async-std or smol `TcpStream`, a
-//! TLS stream, a Unix socket). Keep-alive runs on `async-io` timers, the reactor under both
-//! async-std and smol, so the same code serves on either executor.
+//! TLS stream, a Unix socket). The HTTP/1.1 driver is `sse-http1`'s, shared with
+//! `sse-tokio`; this crate gives it `async-io` timers (the reactor under both async-std and
+//! smol, so the same code serves on either executor) and async-std's tasks.
 //!
 //! - If your server has parsed the request already, call [`handshake`] on it and, on
 //!   [`Outcome::Accept`], [`Accepted::run`] the stream on the connection.
-//! - If not, [`serve_connection`] reads HTTP/1.1 requests (bounded head, body and read time;
-//!   a bad request gets 4xx, never a panic) and hands each to your handler, which answers with
-//!   a response or an accepted stream; [`serve`] runs it for every connection of an async-std
-//!   listener (on smol, spawn [`serve_connection`] for each accepted stream yourself).
+//! - If not, [`serve_connection`] reads HTTP/1.1 requests (each head and body within its
+//!   deadline, sizes bounded; a bad request gets 4xx, never a panic) and hands each to your
+//!   handler, which answers with a response or an accepted stream; [`serve`] runs it for
+//!   every connection of an async-std listener, with a server-wide cap on unfinished heads,
+//!   and [`serve_with_shutdown`] stops gracefully when a signal comes (on smol, spawn
+//!   [`serve_connection`] for each accepted stream yourself, with clones of one config).
 //!
 //! ```no_run
 //! use bytes::Bytes;
 //! use sse_async_std::{Hub, Outcome, Reply};
 //!
-//! # async fn run() -> std::io::Result<()> {
+//! # async fn run(ctrl_c: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
 //! let hub = sse_async_std::hub_builder().build();
 //! let listener = async_std::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let handler_hub = hub.clone();
-//! sse_async_std::serve(listener, Default::default(), move |req| {
+//! let handler = move |req: http::Request<Bytes>| {
 //!     let hub = handler_hub.clone();
 //!     async move {
 //!         match sse_async_std::handshake(&hub, &req) {
@@ -31,21 +34,98 @@
 //!             Outcome::NotEventStream(_) => Reply::Response(http::Response::new(Bytes::from("hello"))),
 //!         }
 //!     }
-//! })
-//! .await
+//! };
+//! // When `ctrl_c` completes (async-signal, say): stop accepting, end every stream (tabs
+//! // reconnect elsewhere), return once the connections are closed.
+//! let signal = async move {
+//!     ctrl_c.await;
+//!     hub.shutdown();
+//! };
+//! sse_async_std::serve_with_shutdown(listener, Default::default(), handler, signal).await
 //! # }
 //! ```
 
-mod handshake;
-mod serve;
-mod stream;
+use std::future::Future;
+use std::io;
 
-pub use handshake::{Accepted, Outcome, handshake, hub_builder};
-pub use serve::{Reply, ServeConfig, serve, serve_connection};
-pub use sse_proto::http1::ReaderLimits;
+use async_std::net::TcpListener;
+use bytes::Bytes;
+use futures_io::{AsyncRead, AsyncWrite};
+
+mod runtime;
+
+pub use runtime::{AsyncStd, Sleep};
+pub use sse_http1::{DEFAULT_MAX_UNFINISHED_HEADS, HeadSlots, MAX_STRAY_BYTES, ServeConfig};
+pub use sse_proto::http1::{ReaderLimits, ReaderTimeouts};
 pub use sse_proto::{
     Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN, Data,
     EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
     HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
     RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
 };
+
+/// What to do with a request, as decided by [`handshake`].
+pub type Outcome = sse_http1::Outcome<AsyncStd>;
+/// An accepted event stream, not yet running: [`Accepted::run`] it on any `futures-io`
+/// transport, or answer [`Reply::Stream`].
+pub type Accepted = sse_http1::Accepted<AsyncStd>;
+/// How a handler of [`serve_connection`] answers a request.
+pub type Reply = sse_http1::Reply<AsyncStd>;
+
+/// A [`HubBuilder`] whose clock is `std::time::Instant::now`, the clock `async-io` timers
+/// (and so async-std and smol) run on.
+pub fn hub_builder() -> HubBuilder {
+    sse_http1::hub_builder::<AsyncStd>()
+}
+
+/// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
+/// The first accepted stream starts the hub's timer task (resume mode's expiry, the
+/// shutdown deadline) on an async-std task.
+pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
+    sse_http1::handshake::<AsyncStd, B>(hub, req)
+}
+
+/// Serves HTTP/1.1 requests on one connection until it closes; see
+/// [`sse_http1::serve_connection`] for what is answered how. Needs no particular executor:
+/// spawn it with `async_std::task::spawn`, `smol::spawn` or a `smol::Executor` for each
+/// accepted stream, with clones of one [`ServeConfig`] so that they share its cap on
+/// unfinished heads.
+pub async fn serve_connection<S, H, F>(io: S, config: ServeConfig, handler: H) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: FnMut(http::Request<Bytes>) -> F,
+    F: Future<Output = Reply>,
+{
+    sse_http1::serve_connection::<AsyncStd, S, H, F>(io, config, handler).await
+}
+
+/// Accepts connections from `listener` forever, serving each on its own async-std task
+/// with [`serve_connection`] and a clone of `handler`.
+pub async fn serve<H, F>(listener: TcpListener, config: ServeConfig, handler: H) -> io::Result<()>
+where
+    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply> + Send,
+{
+    let listener = runtime::AsyncStdListener(listener);
+    sse_http1::serve::<AsyncStd, _, H, F>(listener, config, handler).await
+}
+
+/// [`serve`] until `signal` completes, then shuts down gracefully: stops accepting, closes
+/// idle connections, lets responses and streams finish (call `hub.shutdown()` in `signal`,
+/// which ends every stream within its grace, 1 s by default), and returns once every
+/// connection is closed or [`ServeConfig::shutdown_timeout`] (5 s) has passed. See
+/// [`sse_http1::serve_with_shutdown`].
+pub async fn serve_with_shutdown<H, F, G>(
+    listener: TcpListener,
+    config: ServeConfig,
+    handler: H,
+    signal: G,
+) -> io::Result<()>
+where
+    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply> + Send,
+    G: Future<Output = ()>,
+{
+    let listener = runtime::AsyncStdListener(listener);
+    sse_http1::serve_with_shutdown::<AsyncStd, _, H, F, G>(listener, config, handler, signal).await
+}

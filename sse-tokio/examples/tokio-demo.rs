@@ -5,23 +5,31 @@
 //! ```
 //!
 //! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
-//! demo; this file is the server loop and the handshake.
+//! demo, the server limits in `demo/limits.rs` and what the raw-socket demos share in
+//! `demo/http1.rs`; this file is the server loop, the shutdown and the handshake.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Response, header};
-use sse_tokio::{Outcome, Reply, ServeConfig};
+use http::Method;
+use sse_tokio::{Outcome, Reply};
 use tokio::net::TcpListener;
 
 #[path = "../../demo/contract.rs"]
 mod contract;
+#[path = "../../demo/http1.rs"]
+mod http1;
+#[path = "../../demo/limits.rs"]
+mod limits;
+
+use sse_tokio as adapter;
 
 use contract::{Options, Route, Stats};
 
 #[tokio::main]
 pub(crate) async fn main() {
     let opts = Options::from_args();
+    let limits = limits::Limits::from_env();
     let hub = contract::hub(&opts, sse_tokio::hub_builder());
     let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
@@ -46,27 +54,40 @@ pub(crate) async fn main() {
         });
     }
 
-    let config = ServeConfig {
-        limits: sse_tokio::ReaderLimits {
-            max_body: contract::MAX_BODY,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
     let handler_hub = hub.clone();
     let handler = move |req: http::Request<Bytes>| {
         let hub = handler_hub.clone();
         let stats = stats.clone();
         async move { handle(&hub, &stats, req) }
     };
-    tokio::select! {
-        _ = sse_tokio::serve(listener, config, handler) => {}
-        _ = tokio::signal::ctrl_c() => {}
+    // On SIGINT or SIGTERM: stop accepting, close idle connections, end every stream
+    // without marking ids (tabs reconnect to the next server), and return once every
+    // connection is closed (or the shutdown bound has passed).
+    let signal = async move {
+        shutdown_signal().await;
+        let n = hub.shutdown();
+        eprintln!("demo: shutting down, ending {n} streams");
+    };
+    let config = http1::serve_config(&limits);
+    if let Err(e) = sse_tokio::serve_with_shutdown(listener, config, handler, signal).await {
+        eprintln!("demo: {e}");
     }
-    // Streams end promptly without marking ids, so tabs reconnect to the next server.
-    let n = hub.shutdown();
-    eprintln!("demo: shutting down, ended {n} streams");
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn handle(hub: &sse_tokio::Hub, stats: &Stats, req: http::Request<Bytes>) -> Reply {
@@ -100,11 +121,5 @@ fn handle(hub: &sse_tokio::Hub, stats: &Stats, req: http::Request<Bytes>) -> Rep
 }
 
 fn respond(reply: contract::Reply) -> Reply {
-    let mut res = Response::new(reply.body);
-    *res.status_mut() = reply.status;
-    if let Some(ct) = reply.content_type {
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    }
-    Reply::Response(res)
+    Reply::Response(http1::response(reply))
 }

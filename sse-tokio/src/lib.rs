@@ -1,12 +1,16 @@
 //! Session-aware Server-Sent Events on tokio, for servers of your own.
 //!
-//! Works over any `AsyncRead + AsyncWrite` (a `TcpStream`, a TLS stream, a Unix socket).
+//! Works over any `AsyncRead + AsyncWrite` (a `TcpStream`, a TLS stream, a Unix socket). The
+//! HTTP/1.1 driver is `sse-http1`'s, shared with `sse-async-std`; this crate gives it tokio's
+//! clock, timers, tasks and sockets.
 //!
 //! - If your server has parsed the request already, call [`handshake`] on it and, on
 //!   [`Outcome::Accept`], [`Accepted::run`] the stream on the connection.
-//! - If not, [`serve_connection`] reads HTTP/1.1 requests (bounded head, body and read time;
-//!   a bad request gets 4xx, never a panic) and hands each to your handler, which answers with
-//!   a response or an accepted stream; [`serve`] runs it for every connection of a listener.
+//! - If not, [`serve_connection`] reads HTTP/1.1 requests (each head and body within its
+//!   deadline, sizes bounded; a bad request gets 4xx, never a panic) and hands each to your
+//!   handler, which answers with a response or an accepted stream; [`serve`] runs it for
+//!   every connection of a listener, with a server-wide cap on unfinished heads, and
+//!   [`serve_with_shutdown`] stops gracefully when a signal comes.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -16,7 +20,7 @@
 //! let hub = sse_tokio::hub_builder().build();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let handler_hub = hub.clone();
-//! sse_tokio::serve(listener, Default::default(), move |req| {
+//! let handler = move |req: http::Request<Bytes>| {
 //!     let hub = handler_hub.clone();
 //!     async move {
 //!         match sse_tokio::handshake(&hub, &req) {
@@ -28,21 +32,95 @@
 //!             Outcome::NotEventStream(_) => Reply::Response(http::Response::new(Bytes::from("hello"))),
 //!         }
 //!     }
-//! })
-//! .await
+//! };
+//! // On Ctrl-C: stop accepting, end every stream (tabs reconnect elsewhere), return once
+//! // the connections are closed.
+//! let signal = async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     hub.shutdown();
+//! };
+//! sse_tokio::serve_with_shutdown(listener, Default::default(), handler, signal).await
 //! # }
 //! ```
 
-mod handshake;
-mod serve;
-mod stream;
+use std::future::Future;
+use std::io;
 
-pub use handshake::{Accepted, Outcome, handshake, hub_builder};
-pub use serve::{Reply, ServeConfig, serve, serve_connection};
-pub use sse_proto::http1::ReaderLimits;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+mod runtime;
+
+pub use runtime::{Tokio, Vectored};
+pub use sse_http1::{DEFAULT_MAX_UNFINISHED_HEADS, HeadSlots, MAX_STRAY_BYTES, ServeConfig};
+pub use sse_proto::http1::{ReaderLimits, ReaderTimeouts};
 pub use sse_proto::{
     Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN, Data,
     EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
     HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
     RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
 };
+
+/// What to do with a request, as decided by [`handshake`].
+pub type Outcome = sse_http1::Outcome<Tokio>;
+/// An accepted event stream, not yet running: [`Accepted::run`] it on any tokio
+/// `AsyncRead + AsyncWrite`, or answer [`Reply::Stream`].
+pub type Accepted = sse_http1::Accepted<Tokio>;
+/// How a handler of [`serve_connection`] answers a request.
+pub type Reply = sse_http1::Reply<Tokio>;
+
+/// A [`HubBuilder`] whose clock is tokio's, so sessions agree with `tokio::time` (and with
+/// paused time in tests).
+pub fn hub_builder() -> HubBuilder {
+    sse_http1::hub_builder::<Tokio>()
+}
+
+/// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
+/// The first accepted stream starts the hub's timer task (resume mode's expiry, the
+/// shutdown deadline) with `tokio::spawn`.
+pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
+    sse_http1::handshake::<Tokio, B>(hub, req)
+}
+
+/// Serves HTTP/1.1 requests on one connection until it closes; see
+/// [`sse_http1::serve_connection`] for what is answered how. Clone one [`ServeConfig`] for
+/// every connection of a server, so that they share its cap on unfinished heads.
+pub async fn serve_connection<S, H, F>(io: S, config: ServeConfig, handler: H) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: FnMut(http::Request<Bytes>) -> F,
+    F: Future<Output = Reply>,
+{
+    sse_http1::serve_connection::<Tokio, S, H, F>(io, config, handler).await
+}
+
+/// Accepts connections from `listener` forever, serving each on its own task with
+/// [`serve_connection`] and a clone of `handler`.
+pub async fn serve<H, F>(listener: TcpListener, config: ServeConfig, handler: H) -> io::Result<()>
+where
+    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply> + Send,
+{
+    sse_http1::serve::<Tokio, _, H, F>(runtime::TokioListener(listener), config, handler).await
+}
+
+/// [`serve`] until `signal` completes, then shuts down gracefully: stops accepting, closes
+/// idle connections, lets responses and streams finish (call `hub.shutdown()` in `signal`,
+/// which ends every stream within its grace, 1 s by default), and returns once every
+/// connection is closed or [`ServeConfig::shutdown_timeout`] (5 s) has passed. See
+/// [`sse_http1::serve_with_shutdown`].
+pub async fn serve_with_shutdown<H, F, G>(
+    listener: TcpListener,
+    config: ServeConfig,
+    handler: H,
+    signal: G,
+) -> io::Result<()>
+where
+    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply> + Send,
+    G: Future<Output = ()>,
+{
+    let listener = runtime::TokioListener(listener);
+    sse_http1::serve_with_shutdown::<Tokio, _, H, F, G>(listener, config, handler, signal).await
+}

@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Response;
 use sse_proto::{Decoder, EndReason, Event, Item};
-use sse_tokio::ReaderLimits;
 use sse_tokio::{Outcome, Reply, ServeConfig};
+use sse_tokio::{ReaderLimits, ReaderTimeouts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -59,7 +59,8 @@ async fn bad_requests_get_4xx_and_the_server_lives_on() {
             max_head: 1024,
             max_body: 64,
         },
-        read_timeout: Duration::from_millis(300),
+        timeouts: ReaderTimeouts::uniform(Duration::from_millis(300)),
+        ..ServeConfig::default()
     };
     let (addr, _hub) = server(config).await;
     assert_eq!(status_of(addr, b"NOT A REQUEST\r\n\r\n").await, 400);
@@ -215,7 +216,7 @@ async fn close_ends_the_stream_with_a_terminating_chunk() {
 #[tokio::test]
 async fn a_trickled_head_gets_408_at_its_deadline_not_per_read() {
     let config = ServeConfig {
-        read_timeout: Duration::from_millis(400),
+        timeouts: ReaderTimeouts::uniform(Duration::from_millis(400)),
         ..ServeConfig::default()
     };
     let (addr, _hub) = server(config).await;

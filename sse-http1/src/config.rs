@@ -1,0 +1,97 @@
+//! [`ServeConfig`] and [`Reply`].
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use sse_proto::http1::{HeadSlots, ReaderLimits, ReaderTimeouts};
+
+use crate::handshake::Accepted;
+
+/// How a handler answers a request.
+pub enum Reply<R> {
+    /// A response with a fixed body. A `Connection: close` header in it (as in a go-away
+    /// answer) closes the connection once it is written.
+    Response(Response<Bytes>),
+    /// An accepted event stream: it takes the connection over until it ends.
+    Stream(Accepted<R>),
+}
+
+impl<R> fmt::Debug for Reply<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Response(r) => f.debug_tuple("Response").field(r).finish(),
+            Reply::Stream(a) => f.debug_tuple("Stream").field(a).finish(),
+        }
+    }
+}
+
+impl<R> From<Response<Bytes>> for Reply<R> {
+    fn from(res: Response<Bytes>) -> Reply<R> {
+        Reply::Response(res)
+    }
+}
+
+impl<R> From<Accepted<R>> for Reply<R> {
+    fn from(accepted: Accepted<R>) -> Reply<R> {
+        Reply::Stream(accepted)
+    }
+}
+
+/// Default cap on connections holding an unfinished request head at once, server-wide
+/// (see [`ServeConfig::head_slots`]).
+pub const DEFAULT_MAX_UNFINISHED_HEADS: usize = 256;
+
+/// Limits and deadlines of the driver.
+///
+/// Cloning shares [`head_slots`](Self::head_slots): build one config per server and clone
+/// it for each connection, as [`serve`](crate::serve) does, so the cap is server-wide.
+///
+/// ```
+/// use std::time::Duration;
+/// use sse_http1::{HeadSlots, ReaderTimeouts, ServeConfig};
+///
+/// let config = ServeConfig {
+///     timeouts: ReaderTimeouts { head: Duration::from_secs(5), ..Default::default() },
+///     head_slots: HeadSlots::new(64),
+///     ..Default::default()
+/// };
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Head and body size limits (16 KiB and 1 MiB by default). A `Content-Length` over the
+    /// body limit is answered 413 at once, before any of the body is read.
+    pub limits: ReaderLimits,
+    /// Deadlines of a request, measured whole, never per read (RFC 9112 §9.5 leaves them to
+    /// the server): the head must arrive within `head` of its first byte (10 s), the body
+    /// within `body` plus one second per `min_body_rate` bytes received (10 s, 4 KiB/s), and
+    /// a connection with no request is closed after `idle` (60 s), on a new connection as
+    /// between keep-alive requests. A missed head or body deadline is answered 408.
+    pub timeouts: ReaderTimeouts,
+    /// Longest time the writing of one fixed response may take (30 s by default): a client
+    /// that does not read its answers loses the connection.
+    pub write_timeout: Duration,
+    /// The cap on connections holding an unfinished request head at once. When every slot
+    /// is taken, the connection whose head started first is answered 503 and closed: a
+    /// slowloris keeps its heads unfinished, so its are the oldest, while a legitimate head
+    /// arrives within a round trip. Default: [`DEFAULT_MAX_UNFINISHED_HEADS`] slots, shared
+    /// by every clone of the config.
+    pub head_slots: HeadSlots,
+    /// How long a graceful shutdown ([`serve_with_shutdown`](crate::serve_with_shutdown))
+    /// waits for open connections to finish before it drops them (5 s by default).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            limits: ReaderLimits::default(),
+            timeouts: ReaderTimeouts::default(),
+            write_timeout: Duration::from_secs(30),
+            head_slots: HeadSlots::new(DEFAULT_MAX_UNFINISHED_HEADS),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}

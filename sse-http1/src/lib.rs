@@ -1,0 +1,47 @@
+//! The HTTP/1.1 server driver of sse-rs, written once over `futures-io` for every runtime.
+//!
+//! The core (`sse-proto`) decides everything about HTTP/1.1 and event streams without doing
+//! I/O; this crate performs those decisions on a socket: the keep-alive request loop with the
+//! core's deadlines, the writer of each event stream, the graceful shutdown. What it needs
+//! from a runtime (a clock, a timer, spawning, and its sockets seen as `futures-io`) is the
+//! [`Runtime`] and [`Transport`] traits; `sse-tokio` and `sse-async-std` implement them in a
+//! few lines each and re-export this crate's API with the runtime filled in, so applications
+//! use those crates, not this one.
+//!
+//! What the driver guarantees, whatever a client sends:
+//!
+//! - a request head must arrive whole within its deadline from its first byte, and a body
+//!   within its deadline plus a minimum-rate credit: never a timeout that restarts with
+//!   every byte ([`ServeConfig::timeouts`]);
+//! - a server-wide cap on connections holding an unfinished head, which evicts the oldest
+//!   ([`ServeConfig::head_slots`]), so a slowloris cannot lock legitimate clients out;
+//! - the `Host`, `Content-Length`, `Transfer-Encoding` and `Expect` rules of RFC 9112 and
+//!   RFC 9110, checked by the core, with a 4xx answer for every refusal; `HEAD` answered
+//!   without a body;
+//! - an event stream notices its peer going away (FIN or reset) at once, even after stray
+//!   bytes, and a go-away answer closes its connection;
+//! - [`serve_with_shutdown`] stops accepting, closes idle connections and returns within a
+//!   bound.
+
+mod config;
+mod connection;
+mod drain;
+mod handshake;
+mod runtime;
+mod serve;
+mod stream;
+mod timer;
+
+pub use config::{DEFAULT_MAX_UNFINISHED_HEADS, Reply, ServeConfig};
+pub use connection::serve_connection;
+pub use handshake::{Accepted, Outcome, handshake, hub_builder};
+pub use runtime::{Runtime, Transport};
+pub use serve::{Listener, serve, serve_with_shutdown};
+pub use sse_proto::http1::{HeadSlots, ReaderLimits, ReaderTimeouts};
+pub use sse_proto::{
+    Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN, Data,
+    EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
+    HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
+    RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
+};
+pub use stream::MAX_STRAY_BYTES;

@@ -1,0 +1,144 @@
+//! Accepting connections: [`serve`] and its graceful variant [`serve_with_shutdown`].
+
+use std::future::{Future, pending, poll_fn};
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::config::{Reply, ServeConfig};
+use crate::connection::connection;
+use crate::drain::Drain;
+use crate::runtime::Runtime;
+use crate::timer::Deadline;
+
+/// How long the accept loop waits after a failed accept (out of file descriptors and the
+/// like) before it tries again, rather than spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// A listening socket, as [`serve`] uses it. The runtime crates implement it for their
+/// listeners.
+pub trait Listener: Send + 'static {
+    /// An accepted connection, as a `futures-io` transport.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Accepts the next connection. Dropping the future before it completes must lose no
+    /// connection (it is raced against the shutdown signal).
+    fn accept(&mut self) -> impl Future<Output = io::Result<Self::Io>> + Send + '_;
+}
+
+/// Accepts connections from `listener` forever, serving each on its own
+/// task ([`Runtime::spawn`]) with [`serve_connection`](crate::serve_connection), a clone of
+/// `config` (so the cap on unfinished heads is server-wide) and a clone of `handler`.
+pub async fn serve<R, L, H, F>(listener: L, config: ServeConfig, handler: H) -> io::Result<()>
+where
+    R: Runtime,
+    L: Listener,
+    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply<R>> + Send,
+{
+    serve_with_shutdown::<R, L, H, F, _>(listener, config, handler, pending()).await
+}
+
+/// [`serve`], until `signal` completes; then a graceful shutdown:
+///
+/// 1. the listener is dropped, so new connections are refused;
+/// 2. idle keep-alive connections are closed, and busy ones after their current response
+///    (which says `Connection: close`);
+/// 3. event streams run on until they end: call `hub.shutdown()` in `signal` (as below),
+///    which ends every stream after what is queued and cuts the slow ones within its grace
+///    (1 s by default), and answers new event-stream requests with a go-away response;
+/// 4. returns once every connection has closed, or once
+///    [`ServeConfig::shutdown_timeout`] has passed (5 s by default) after `signal`, when
+///    the connections still open are dropped.
+///
+/// ```no_run
+/// # use bytes::Bytes;
+/// # async fn demo<R: sse_http1::Runtime, L: sse_http1::Listener>(
+/// #     hub: sse_http1::Hub,
+/// #     listener: L,
+/// #     handler: impl FnMut(http::Request<Bytes>) -> std::future::Ready<sse_http1::Reply<R>> + Clone + Send + 'static,
+/// #     ctrl_c: impl std::future::Future<Output = ()>,
+/// # ) -> std::io::Result<()> {
+/// let signal = async move {
+///     ctrl_c.await;
+///     hub.shutdown();
+/// };
+/// sse_http1::serve_with_shutdown::<R, _, _, _, _>(listener, Default::default(), handler, signal)
+///     .await
+/// # }
+/// ```
+pub async fn serve_with_shutdown<R, L, H, F, G>(
+    mut listener: L,
+    config: ServeConfig,
+    handler: H,
+    signal: G,
+) -> io::Result<()>
+where
+    R: Runtime,
+    L: Listener,
+    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply<R>> + Send,
+    G: Future<Output = ()>,
+{
+    let drain = Drain::new();
+    let mut signal = pin!(signal);
+    let mut backoff = Deadline::<R>::new();
+    loop {
+        let accepted = {
+            let mut accept = pin!(listener.accept());
+            poll_fn(|cx| match signal.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => accept.as_mut().poll(cx).map(Some),
+            })
+            .await
+        };
+        match accepted {
+            None => break,
+            Some(Ok(mut io)) => {
+                let mut member = drain.member();
+                let signal = member.signal();
+                let config = config.clone();
+                let handler = handler.clone();
+                R::spawn(async move {
+                    let mut conn = pin!(connection::<R, _, _, _>(
+                        &mut io,
+                        &config,
+                        handler,
+                        Some(&signal)
+                    ));
+                    poll_fn(|cx| match member.poll_forced(cx) {
+                        Poll::Ready(()) => Poll::Ready(()),
+                        Poll::Pending => conn.as_mut().poll(cx).map(|_| ()),
+                    })
+                    .await;
+                });
+            }
+            Some(Err(_)) => {
+                let until = R::now() + ACCEPT_BACKOFF;
+                let stop = poll_fn(|cx| match signal.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(true),
+                    Poll::Pending => backoff.poll_at(cx, Some(until)).map(|()| false),
+                })
+                .await;
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    drop(listener);
+    drain.start();
+    let until = R::now() + config.shutdown_timeout;
+    let mut bound = Deadline::<R>::new();
+    poll_fn(|cx| match drain.poll_empty(cx) {
+        Poll::Ready(()) => Poll::Ready(()),
+        Poll::Pending => bound.poll_at(cx, Some(until)),
+    })
+    .await;
+    drain.force();
+    Ok(())
+}
