@@ -29,6 +29,7 @@ async fn node(redis: &RedisServer, name: &str, resume: bool) -> Node {
     let mut config = RedisConfig::new(redis.url());
     config.node = name.to_owned();
     config.heartbeat = Duration::from_millis(200);
+    config.timeout = Duration::from_millis(300);
     let engine = RedisEngine::connect(config).await.unwrap();
     let resume = resume.then(|| ResumeConfig::new(GRACE));
     let hub = engine
@@ -188,4 +189,48 @@ async fn a_killed_node_leaves_no_live_session_and_its_tab_resumes_elsewhere() {
     tab.connect(&b.hub, &b.engine).await.unwrap();
     assert_eq!(tab.continuity, Some(Continuity::Resumed { replayed: 1 }));
     assert_eq!(tab.data(), ["seen", "while a is dead"]);
+}
+
+#[tokio::test]
+async fn redis_away_then_back_loses_nothing_acknowledged() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(until(async || b.engine.sessions().await.unwrap().len() == 1).await);
+
+    redis.pause();
+    // A's own tab still gets what A sends, at once, without a position of its own.
+    let before = tab.decoder.last_event_id().to_owned();
+    let session = a.hub.session(&tab.id).unwrap();
+    session.send("local, while redis is away").unwrap();
+    assert!(tab.wait_for(1).await);
+    assert_eq!(tab.events[0].2, before, "the position did not move");
+    // What B sends to it waits for Redis (the sync send), or fails clearly (the async one).
+    b.hub
+        .send_to(&tab.id, &Event::new().data("from b, queued"))
+        .unwrap();
+    assert_eq!(
+        b.engine
+            .send_to(&b.hub, &tab.id, frame("from b, refused"))
+            .await,
+        Err(sse_proto::Error::Unavailable)
+    );
+    redis.resume();
+
+    // Back: what was queued arrives, in order, with its position, within seconds.
+    assert!(tab.wait_for(2).await, "{:?}", tab.events);
+    assert_eq!(tab.data(), ["local, while redis is away", "from b, queued"]);
+    assert!(tab.events[1].2.starts_with(&format!("{}~", tab.id)));
+    b.engine
+        .send_to(&b.hub, &tab.id, frame("and live again"))
+        .await
+        .unwrap();
+    assert!(tab.wait_for(3).await);
+    // Up to date after all that, it resumes on the other node with nothing to replay.
+    tab.drop_connection();
+    let mut stale = Tab::new();
+    stale.decoder = std::mem::take(&mut tab.decoder);
+    stale.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(stale.continuity, Some(Continuity::Resumed { replayed: 0 }));
 }

@@ -72,6 +72,25 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Freezes it (SIGSTOP): connections stay open, nothing answers, nothing is lost.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
     /// Stops it (SIGKILL: everything in memory is gone).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
