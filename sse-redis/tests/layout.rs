@@ -51,6 +51,9 @@ async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Stream entries as `XRANGE` gives them: id and fields.
+type Entries<V> = Vec<(String, Vec<(String, V)>)>;
+
 fn frame(text: &str) -> sse_proto::Frame {
     Event::new().data(text.to_owned()).encode()
 }
@@ -95,7 +98,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
         .await
         .unwrap();
     let seq: u64 = r.get("sse:seq").await.unwrap();
-    let log: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let log: Entries<Vec<u8>> = redis::cmd("XRANGE")
         .arg(format!("sse:log:{}", tab.id))
         .arg("-")
         .arg("+")
@@ -111,7 +114,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     assert_eq!(log[0].1[0], ("f".to_owned(), b"data: one\n\n".to_vec()));
     let log_ttl: i64 = r.pttl(format!("sse:log:{}", tab.id)).await.unwrap();
     assert!(log_ttl > 0, "a log expires a grace after its last entry");
-    let routed: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let routed: Entries<Vec<u8>> = redis::cmd("XRANGE")
         .arg("sse:node:n1")
         .arg("-")
         .arg("+")
@@ -126,7 +129,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
 
     // A broadcast: one entry, with its origin; the count is every session.
     assert_eq!(n.engine.broadcast(&n.hub, frame("all")).await.unwrap(), 1);
-    let b: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+    let b: Entries<String> = redis::cmd("XRANGE")
         .arg("sse:bcast")
         .arg("-")
         .arg("+")
@@ -150,13 +153,13 @@ async fn presence_follows_attach_detach_and_end_and_expires_without_heartbeats()
     let id = tab.id.clone();
     assert!(until(async || n.engine.sessions().await.unwrap() == [id.clone()]).await);
     let all: Vec<String> = r.zrange("sse:all", 0, -1).await.unwrap();
-    assert_eq!(all, [id.clone()]);
+    assert_eq!(all, std::slice::from_ref(&id));
 
     // Detached: out of the live set, still counted, the owner mark lasts the grace.
     tab.drop_connection();
     assert!(until(async || n.engine.sessions().await.unwrap().is_empty()).await);
     let all: Vec<String> = r.zrange("sse:all", 0, -1).await.unwrap();
-    assert_eq!(all, [id.clone()]);
+    assert_eq!(all, std::slice::from_ref(&id));
     let ttl: i64 = r.pttl(format!("sse:owner:{id}")).await.unwrap();
     assert!(ttl > 0 && ttl <= 500, "owner TTL once detached: {ttl}");
 
