@@ -212,6 +212,9 @@ pub enum DecodeError {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// Bytes given as one encoded event are not one well-formed event block
+    /// ([`Frame::from_encoded`](crate::Frame::from_encoded)).
+    Malformed,
 }
 
 impl fmt::Display for Error {
@@ -262,6 +265,7 @@ impl fmt::Display for DecodeError {
             DecodeError::EventTooLarge { limit } => {
                 write!(f, "event data larger than {limit} bytes")
             }
+            DecodeError::Malformed => f.write_str("not one well-formed encoded event"),
         }
     }
 }

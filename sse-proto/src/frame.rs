@@ -92,6 +92,46 @@ impl Frame {
         self.dispatched
     }
 
+    /// A frame from the bytes of one encoded event, as [`Event::encode`](crate::Event::encode)
+    /// wrote them and a store gave them back (relay mode): checked, since the store is not
+    /// trusted to keep the stream well formed.
+    ///
+    /// Fails unless the bytes are one block of field lines ending in one blank line, with no
+    /// CR, no blank line before the end and no `id` field (positions are the hub's to give).
+    ///
+    /// ```
+    /// use sse_proto::{Event, Frame};
+    ///
+    /// let bytes = Event::new().event("tick")?.data("1").encode().to_bytes();
+    /// let frame = Frame::from_encoded(bytes).unwrap();
+    /// assert!(frame.is_dispatched());
+    /// assert!(Frame::from_encoded("data: a\n\ndata: b\n\n".into()).is_err());
+    /// assert!(Frame::from_encoded("id: x\ndata: a\n\n".into()).is_err());
+    /// # Ok::<(), sse_proto::Error>(())
+    /// ```
+    pub fn from_encoded(bytes: Bytes) -> Result<Frame, crate::Error> {
+        let bad = crate::Error::Decode(crate::DecodeError::Malformed);
+        let body = bytes.strip_suffix(b"\n\n").ok_or(bad.clone())?;
+        if bytes.contains(&b'\r') {
+            return Err(bad);
+        }
+        let mut dispatched = false;
+        if !body.is_empty() {
+            for line in body.split(|&b| b == b'\n') {
+                let name = line.split(|&b| b == b':').next().unwrap_or_default();
+                match name {
+                    // An empty line before the end would start a second event; a comment
+                    // line (empty name) is fine.
+                    _ if line.is_empty() => return Err(bad),
+                    b"id" => return Err(bad),
+                    b"data" | b"event" => dispatched = true,
+                    _ => {}
+                }
+            }
+        }
+        Ok(Frame::from_bytes(bytes).dispatching(dispatched))
+    }
+
     /// A frame of several segments. Empty segments are dropped; one segment is kept flat.
     pub(crate) fn from_segments(mut segs: Vec<Bytes>) -> Frame {
         segs.retain(|s| !s.is_empty());

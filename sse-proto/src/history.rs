@@ -105,6 +105,10 @@ pub trait History: Send {
     /// Drops the log of `id` (the session expired or was closed).
     fn forget(&mut self, id: &SessionId);
 
+    /// Drops everything and starts again in `epoch` at sequence number 0: the relay's store
+    /// lost its contents (a restart), so no position of the old epoch means anything now.
+    fn reset(&mut self, epoch: u64);
+
     /// Moves the log of `from` to `to` (the session continues under a re-signed id),
     /// replacing whatever `to` had.
     fn rename(&mut self, from: &SessionId, to: &SessionId);
@@ -303,6 +307,10 @@ impl History for MemoryHistory {
             self.total_bytes -= log.bytes;
             self.total_events -= log.entries.len();
         }
+    }
+
+    fn reset(&mut self, epoch: u64) {
+        *self = MemoryHistory::new(epoch, self.bounds, self.max_total_bytes);
     }
 
     fn rename(&mut self, from: &SessionId, to: &SessionId) {

@@ -503,7 +503,7 @@ impl Inner {
                 }
                 let seq = history.append(Target::Session(&slot.id), &frame);
                 let line = position::id_line(&slot.id, Position::new(history.epoch(), seq));
-                let queued = st.queue(Some(line), frame);
+                let queued = st.queue(Some((seq, line)), frame);
                 let follow = self.after_queue(&mut st, &queued);
                 (queued, follow)
             }
@@ -564,7 +564,10 @@ impl Inner {
             if !st.is_live() {
                 continue;
             }
-            let line = suffix.as_ref().map(|s| s.line(&slot.id));
+            let line = suffix
+                .as_ref()
+                .zip(at)
+                .map(|(s, at)| (at.seq, s.line(&slot.id)));
             let queued = st.queue(line, frame.clone());
             let next = self.after_queue(&mut st, &queued);
             drop(st);

@@ -240,14 +240,16 @@ impl Hub {
             handshake::id_line(&token),
             now,
         );
+        let mut seen = start.from.unwrap_or(0);
         for entry in start.replay {
             let line = position::id_line(&id, Position::new(start.epoch, entry.seq));
             conn.push_logged(line, entry.frame);
+            seen = seen.max(entry.seq);
         }
         let (link_no, replaced) = {
             let mut st = slot.lock();
             let last = st.link.is_some().then(last);
-            st.attach(conn, last)
+            st.attach(conn, seen, last)
         };
         drop(sessions);
         drop(history);
@@ -308,6 +310,12 @@ fn resume_start(
                 (None, Claimed::At(p)) => p.seq,
                 (None, _) => head,
             };
+            // What this hub logged since the store answered; nothing when the store is
+            // ahead of what this hub has seen (the rest comes here live, and the connection
+            // does not queue again what it has).
+            if after >= head {
+                return Ok(entries);
+            }
             history
                 .replay(id, after, &mut entries)
                 .map(|()| entries)

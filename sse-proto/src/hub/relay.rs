@@ -79,6 +79,26 @@ impl Hub {
         count
     }
 
+    /// Relay mode: the relay's store starts a new `epoch` (it lost its contents): the logs
+    /// here start afresh in it, so that positions of the old epoch are gaps, never a wrong
+    /// replay. Sessions and their connections go on.
+    pub fn restart_log(&self, epoch: u64) {
+        if let Some(resume) = &self.inner.resume {
+            let mut history = lock(&resume.history);
+            history.reset(epoch);
+            // Every session's log is exact from the new epoch's start.
+            for slot in self.inner.sessions().values() {
+                slot.lock().since = 0;
+            }
+        }
+    }
+
+    /// The epoch of this hub's log (resume mode).
+    pub fn log_epoch(&self) -> Option<u64> {
+        let resume = self.inner.resume.as_ref()?;
+        Some(lock(&resume.history).epoch())
+    }
+
     /// Relay mode: another node closed this session. Ends it here as [`close`](Self::close)
     /// does (its reconnect here gets 204), without telling the relay again. Returns whether
     /// this hub served it.
@@ -127,7 +147,7 @@ impl Inner {
         if !st.is_live() {
             return (0, Vec::new());
         }
-        let line = at.map(|at| position::id_line(id, at));
+        let line = at.map(|at| (at.seq, position::id_line(id, at)));
         let queued = st.queue(line, frame);
         let next = self.after_queue(&mut st, &queued);
         drop(st);

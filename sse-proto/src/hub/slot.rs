@@ -61,6 +61,9 @@ pub(crate) struct Link {
     pub(crate) writer: Option<Waker>,
     /// Tasks (transport guards) waiting for a cut-off ([`Connection::is_aborted`]).
     pub(crate) abort_waiters: Vec<Waker>,
+    /// The highest sequence number this connection has (replayed or queued): a logged event
+    /// at or below it is not queued again (a relay may deliver what a replay already gave).
+    pub(crate) seen: u64,
 }
 
 /// What queueing on a session's link did.
@@ -123,7 +126,12 @@ impl SlotState {
     /// Attaches `conn` as the session's connection, retiring the one it replaces (which
     /// writes `last` and ends). Returns the new link's generation and the replaced writer
     /// to wake.
-    pub(crate) fn attach(&mut self, conn: Connection, last: Option<Frame>) -> (u64, Option<Waker>) {
+    pub(crate) fn attach(
+        &mut self,
+        conn: Connection,
+        seen: u64,
+        last: Option<Frame>,
+    ) -> (u64, Option<Waker>) {
         let mut woken = None;
         if let Some(mut old) = self.link.take() {
             if let Some(last) = last {
@@ -140,6 +148,7 @@ impl SlotState {
             conn,
             writer: None,
             abort_waiters: Vec::new(),
+            seen,
         });
         (link_no, woken)
     }
@@ -152,14 +161,19 @@ impl SlotState {
         }
     }
 
-    /// Queues `frame` (after `id_line`, for a logged event) on the attached connection.
+    /// Queues `frame` on the attached connection: after its `id:` line for a logged event
+    /// (numbered `seq`), unless the connection has that event already.
     #[inline]
-    pub(crate) fn queue(&mut self, id_line: Option<Frame>, frame: Frame) -> Queued {
+    pub(crate) fn queue(&mut self, logged: Option<(u64, Frame)>, frame: Frame) -> Queued {
         let Some(link) = &mut self.link else {
             return Queued::Detached;
         };
-        let result = match id_line {
-            Some(line) => link.conn.send_logged(line, frame),
+        let result = match logged {
+            Some((seq, _)) if seq <= link.seen => return Queued::Sent(None),
+            Some((seq, line)) => {
+                link.seen = seq;
+                link.conn.send_logged(line, frame)
+            }
             None => link.conn.send(frame),
         };
         match result {

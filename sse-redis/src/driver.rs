@@ -1,0 +1,412 @@
+//! [`RedisEngine::run`]: the node's three tasks, joined in one future.
+//!
+//! - **reader**: one blocking `XREAD` over the broadcast stream and this node's delivery
+//!   stream, from the last entries it saw, on a connection of its own; what one read returns
+//!   is merged by sequence number and delivered to the hub in that order. After Redis comes
+//!   back it goes on from where it was, so nothing acknowledged is lost; when Redis lost its
+//!   contents (a new epoch) the hub's logs restart in the new epoch, so old positions are gaps.
+//! - **relay**: takes what the hub queues for Redis (sends, broadcasts, closes) and runs the
+//!   scripts; with Redis away it delivers to this node's own connections without a position
+//!   (their logs record a gap) and keeps the rest, bounded, until Redis is back.
+//! - **presence**: writes which sessions this node serves (attached, detached, gone), and
+//!   renews the marks every heartbeat, so that a node that dies leaves no live session behind.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use bytes::Bytes;
+use futures_lite::future;
+use redis::Value;
+use sse_proto::{Frame, Hub, Recipient, Relayed, SessionId, WeakHub};
+
+use crate::engine::{Change, RedisEngine, lock, now_ms, reader_config};
+use crate::reply::{self, Entry};
+
+/// Most items kept for Redis while it is away; past this the oldest are dropped.
+const MAX_PENDING: usize = 65_536;
+
+/// Backoff between attempts while Redis is away.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
+
+impl RedisEngine {
+    /// Runs this node's side of the engine until `hub` is dropped: spawn it on the runtime
+    /// (`tokio::spawn(engine.run(&hub))`, `smol::spawn(…)`).
+    pub fn run(&self, hub: &Hub) -> impl Future<Output = ()> + Send + 'static {
+        let weak = hub.downgrade();
+        let (a, b, c) = (self.clone(), self.clone(), self.clone());
+        let (wa, wb, wc) = (weak.clone(), weak.clone(), weak);
+        async move {
+            future::zip(a.reader(wa), future::zip(b.relay(wb), c.presence(wc))).await;
+        }
+    }
+
+    async fn reader(self, weak: WeakHub) {
+        let shared = &self.shared;
+        let mut backoff = BACKOFF.0;
+        // Where reading starts: when the engine connected (what came before is in the logs,
+        // for resumes).
+        let mut last = lock(&shared.read_from).take();
+        loop {
+            if weak.upgrade().is_none() {
+                return;
+            }
+            let config = reader_config(shared.config.timeout);
+            let mut conn = match shared
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+            {
+                Ok(conn) => conn,
+                Err(_) => {
+                    shared.up.store(false, Ordering::Release);
+                    Timer::after(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF.1);
+                    continue;
+                }
+            };
+            // (Re)connected: is it the same store?
+            let mut manager = shared.conn.clone();
+            let Ok(epoch) = crate::engine::epoch(&mut manager, &shared.keys).await else {
+                Timer::after(backoff).await;
+                continue;
+            };
+            if epoch != self.epoch() {
+                shared.epoch.store(epoch, Ordering::Release);
+                if let Some(hub) = weak.upgrade() {
+                    hub.restart_log(epoch);
+                }
+                last = None;
+            }
+            if last.is_none() {
+                let seq: Result<Option<u64>, _> = redis::cmd("GET")
+                    .arg(shared.keys.seq())
+                    .query_async(&mut conn)
+                    .await;
+                match seq {
+                    Ok(seq) => last = Some(seq.unwrap_or(0)),
+                    Err(_) => continue,
+                }
+            }
+            shared.up.store(true, Ordering::Release);
+            backoff = BACKOFF.0;
+            let me = shared.keys.node(&shared.config.node);
+            loop {
+                let Some(hub) = weak.upgrade() else { return };
+                drop(hub);
+                let from = format!("{}-0", last.unwrap_or(0));
+                let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .arg("BLOCK")
+                    .arg(1000)
+                    .arg("STREAMS")
+                    .arg(shared.keys.bcast())
+                    .arg(&me)
+                    .arg(&from)
+                    .arg(&from)
+                    .query_async(&mut conn)
+                    .await;
+                let Ok(reply) = reply else {
+                    shared.up.store(false, Ordering::Release);
+                    break;
+                };
+                let Some(hub) = weak.upgrade() else { return };
+                let mut batch: Vec<(bool, Entry)> = Vec::new();
+                for (stream, entries) in reply::xread(&reply) {
+                    let broadcast = stream == shared.keys.bcast().as_bytes();
+                    batch.extend(entries.into_iter().map(|e| (broadcast, e)));
+                }
+                batch.sort_by_key(|(_, e)| e.seq);
+                for (broadcast, entry) in batch {
+                    last = Some(last.unwrap_or(0).max(entry.seq));
+                    self.apply(&hub, broadcast, &entry);
+                }
+            }
+        }
+    }
+
+    /// Delivers one entry read from Redis to the hub.
+    fn apply(&self, hub: &Hub, broadcast: bool, entry: &Entry) {
+        let frame = || {
+            entry
+                .field(b"f")
+                .and_then(|f| Frame::from_encoded(Bytes::copy_from_slice(f)).ok())
+        };
+        if broadcast {
+            // This node delivered it itself while Redis was away.
+            let ours = entry.field(b"o") == Some(self.shared.config.node.as_bytes());
+            if ours && entry.field(b"d") == Some(b"1") {
+                return;
+            }
+            if let Some(frame) = frame() {
+                hub.deliver(entry.seq, &Recipient::All, frame);
+            }
+            return;
+        }
+        let Some(id) = entry
+            .field(b"s")
+            .and_then(|s| SessionId::parse(s, sse_proto::DEFAULT_MAX_ID_LEN).ok())
+        else {
+            return;
+        };
+        match entry.field(b"t") {
+            Some(b"e") => {
+                if let Some(frame) = frame() {
+                    hub.deliver(entry.seq, &Recipient::Session(id), frame);
+                }
+            }
+            Some(b"c") => {
+                hub.close_relayed(&id, Instant::now());
+            }
+            Some(b"d") => {
+                if let Some(session) = hub.session(id.as_str()) {
+                    session.disconnect();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn relay(self, weak: WeakHub) {
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut taken = Vec::new();
+        let mut backoff = BACKOFF.0;
+        loop {
+            let Some(hub) = weak.upgrade() else { return };
+            if pending.is_empty() {
+                drop(hub);
+                // Wake up for new items, and now and then to notice the hub is gone.
+                let next = poll_fn(|cx| match weak.upgrade() {
+                    Some(hub) => hub.drain_relay(cx, &mut taken).map(Some),
+                    None => Poll::Ready(None),
+                });
+                if future::or(next, async {
+                    Timer::after(Duration::from_secs(1)).await;
+                    Some(0)
+                })
+                .await
+                .is_none()
+                {
+                    return;
+                }
+            } else {
+                let _ = hub.drain_relay(
+                    &mut std::task::Context::from_waker(std::task::Waker::noop()),
+                    &mut taken,
+                );
+            }
+            pending.extend(taken.drain(..).map(Pending::Relayed));
+            while pending.len() > MAX_PENDING {
+                pending.pop_front();
+            }
+            let Some(hub) = weak.upgrade() else { return };
+            let mut failed = false;
+            while let Some(item) = pending.pop_front() {
+                match self.forward(&hub, item).await {
+                    Ok(()) => {}
+                    Err(again) => {
+                        pending.push_front(again);
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if failed {
+                drop(hub);
+                Timer::after(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF.1);
+            } else {
+                backoff = BACKOFF.0;
+            }
+        }
+    }
+
+    /// Sends one item to Redis; gives it back when Redis is away (after delivering to this
+    /// node's own connections what cannot wait).
+    async fn forward(&self, hub: &Hub, item: Pending) -> Result<(), Pending> {
+        match item {
+            Pending::Relayed(Relayed::Event {
+                to: Recipient::Session(id),
+                frame,
+            }) => {
+                let local = hub.session(id.as_str()).is_some();
+                match self.send_to(hub, id.as_str(), frame.clone()).await {
+                    // Delivered here without Redis (local), or known nowhere: done.
+                    Ok(()) | Err(sse_proto::Error::NotConnected) => Ok(()),
+                    Err(_) if local => Ok(()),
+                    Err(_) => Err(Pending::Relayed(Relayed::Event {
+                        to: Recipient::Session(id),
+                        frame,
+                    })),
+                }
+            }
+            Pending::Relayed(Relayed::Event {
+                to: Recipient::All,
+                frame,
+            }) => match self.publish(&frame, false).await {
+                Ok(_) => Ok(()),
+                Err(()) => {
+                    // This node's tabs get it now; the others once Redis is back.
+                    hub.deliver_unsequenced(&Recipient::All, frame.clone());
+                    Err(Pending::DeliveredHere(frame))
+                }
+            },
+            Pending::DeliveredHere(frame) => match self.publish(&frame, true).await {
+                Ok(_) => Ok(()),
+                Err(()) => Err(Pending::DeliveredHere(frame)),
+            },
+            Pending::Relayed(Relayed::Closed { id }) => match self.close(id.as_str()).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(Pending::Relayed(Relayed::Closed { id })),
+            },
+        }
+    }
+
+    async fn presence(self, weak: WeakHub) {
+        let shared = &self.shared;
+        let mut next_beat = Instant::now();
+        let mut backoff = BACKOFF.0;
+        loop {
+            let Some(hub) = weak.upgrade() else { return };
+            let beat = Instant::now() >= next_beat;
+            let changes = std::mem::take(&mut lock(&shared.presence).changes);
+            if changes.is_empty() && !beat {
+                drop(hub);
+                let wait = poll_fn(|cx| {
+                    let mut presence = lock(&shared.presence);
+                    if presence.changes.is_empty() {
+                        presence.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(())
+                    }
+                });
+                future::or(wait, async {
+                    Timer::at(next_beat).await;
+                })
+                .await;
+                continue;
+            }
+            let now = now_ms();
+            let attached_ttl = shared.owner_ttl(true);
+            let detached_ttl = shared.owner_ttl(false);
+            let live_ttl = shared.live_ttl();
+            let grace = *lock(&shared.grace);
+            let keys = &shared.keys;
+            let node = &shared.config.node;
+            let mut pipe = redis::pipe();
+            let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            for (id, change) in &changes {
+                let id = id.as_str();
+                match (change, grace) {
+                    (Change::Attached, _) => {
+                        pipe.cmd("SET")
+                            .arg(keys.owner(id))
+                            .arg(node)
+                            .arg("PX")
+                            .arg(ms(attached_ttl))
+                            .ignore();
+                        pipe.cmd("ZADD")
+                            .arg(keys.live())
+                            .arg(now + ms(live_ttl))
+                            .arg(id)
+                            .ignore();
+                        pipe.cmd("ZADD")
+                            .arg(keys.all())
+                            .arg(now + ms(attached_ttl))
+                            .arg(id)
+                            .ignore();
+                    }
+                    (Change::Detached, Some(_)) => {
+                        pipe.cmd("SET")
+                            .arg(keys.owner(id))
+                            .arg(node)
+                            .arg("PX")
+                            .arg(ms(detached_ttl))
+                            .ignore();
+                        pipe.cmd("ZREM").arg(keys.live()).arg(id).ignore();
+                        pipe.cmd("ZADD")
+                            .arg(keys.all())
+                            .arg(now + ms(detached_ttl))
+                            .arg(id)
+                            .ignore();
+                    }
+                    (Change::Detached, None) | (Change::Gone, _) => {
+                        pipe.cmd("DEL").arg(keys.owner(id)).ignore();
+                        pipe.cmd("ZREM").arg(keys.live()).arg(id).ignore();
+                        pipe.cmd("ZREM").arg(keys.all()).arg(id).ignore();
+                        if *change == Change::Gone {
+                            pipe.cmd("DEL").arg(keys.log(id)).ignore();
+                        }
+                    }
+                }
+            }
+            if beat {
+                for id in hub.ids() {
+                    let id = id.as_str();
+                    pipe.cmd("SET")
+                        .arg(keys.owner(id))
+                        .arg(node)
+                        .arg("PX")
+                        .arg(ms(attached_ttl))
+                        .ignore();
+                    pipe.cmd("ZADD")
+                        .arg(keys.live())
+                        .arg(now + ms(live_ttl))
+                        .arg(id)
+                        .ignore();
+                    pipe.cmd("ZADD")
+                        .arg(keys.all())
+                        .arg(now + ms(attached_ttl))
+                        .arg(id)
+                        .ignore();
+                }
+                pipe.cmd("ZREMRANGEBYSCORE")
+                    .arg(keys.live())
+                    .arg("-inf")
+                    .arg(now)
+                    .ignore();
+                pipe.cmd("ZREMRANGEBYSCORE")
+                    .arg(keys.all())
+                    .arg("-inf")
+                    .arg(now)
+                    .ignore();
+            }
+            drop(hub);
+            let mut conn = shared.conn.clone();
+            let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+            match done {
+                Ok(()) => {
+                    shared.up.store(true, Ordering::Release);
+                    backoff = BACKOFF.0;
+                    if beat {
+                        next_beat = Instant::now() + shared.config.heartbeat;
+                    }
+                }
+                Err(_) => {
+                    shared.up.store(false, Ordering::Release);
+                    // Put the changes back, unless newer ones came meanwhile.
+                    {
+                        let mut presence = lock(&shared.presence);
+                        for (id, change) in changes {
+                            presence.changes.entry(id).or_insert(change);
+                        }
+                    }
+                    Timer::after(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF.1);
+                }
+            }
+        }
+    }
+}
+
+/// An item waiting for Redis.
+enum Pending {
+    Relayed(Relayed),
+    /// A broadcast this node already delivered to its own connections.
+    DeliveredHere(Frame),
+}

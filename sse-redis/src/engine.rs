@@ -1,0 +1,517 @@
+//! [`RedisEngine`]: the connection to Redis, and what an application asks of it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Waker;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redis::aio::ConnectionManager;
+use redis::{AsyncConnectionConfig, Client, Value};
+use sse_proto::{
+    Answers, Claimed, ClosedPolicy, Error, Frame, GapReason, Hub, HubBuilder, IdGenerator,
+    LogBounds, Logged, MemoryHistory, Offer, RelayConfig, ResumeConfig, SessionEvent, SessionId,
+};
+
+use crate::reply::{self, Entry};
+use crate::scripts::{self, Keys};
+
+/// Settings of a [`RedisEngine`].
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// The Redis URL (`redis://127.0.0.1:6379`).
+    pub url: String,
+    /// What every key starts with (default `sse:`), so deployments can share a Redis.
+    pub prefix: String,
+    /// This node's name, unique among the nodes (default: random).
+    pub node: String,
+    /// How often this node renews the marks of the sessions it serves (default 2 s); a node
+    /// that stops (killed) loses them after three of these.
+    pub heartbeat: Duration,
+    /// How long a closed id stays marked (default one hour).
+    pub closed_ttl: Duration,
+    /// What answering 204 does to a closed id's mark (default: the first 204 consumes it).
+    pub closed_policy: ClosedPolicy,
+    /// Most entries kept in the broadcast log and in each node's delivery stream.
+    pub stream_max: usize,
+    /// How long a command may wait for Redis before it counts as unavailable (default 2 s).
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            prefix: "sse:".to_owned(),
+            node: format!("node-{:016x}", random_u64()),
+            heartbeat: Duration::from_secs(2),
+            closed_ttl: Duration::from_secs(3600),
+            closed_policy: ClosedPolicy::ConsumeOnFirst,
+            stream_max: 100_000,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Several hubs, on several nodes, sharing their sessions through one Redis.
+///
+/// Connect with [`connect`](Self::connect), build the hub with
+/// [`hub_builder`](Self::hub_builder) (relay mode, and in resume mode a log in the store's
+/// epoch), spawn [`run`](Self::run) on the runtime, and answer event-stream requests with
+/// [`answer`](Self::answer): a reconnect then resumes on any node, a closed id gets 204 on
+/// every node, and [`send_to`](Self::send_to), [`broadcast`](Self::broadcast),
+/// [`close`](Self::close) and [`sessions`](Self::sessions) reach every node.
+///
+/// When Redis is away, this node keeps serving its own connections: sends to them are
+/// delivered without a position (their logs record a gap), sends that need Redis fail with
+/// [`Error::Unavailable`], and new streams are decided from the hub's own stores. Everything
+/// queued for Redis is sent once it is back.
+#[derive(Clone)]
+pub struct RedisEngine {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) config: RedisConfig,
+    pub(crate) keys: Keys,
+    pub(crate) epoch: AtomicU64,
+    pub(crate) up: AtomicBool,
+    pub(crate) grace: Mutex<Option<Duration>>,
+    pub(crate) bounds: Mutex<LogBounds>,
+    /// Session changes for the presence task, coalesced per session (bounded by sessions).
+    pub(crate) presence: Mutex<Presence>,
+    /// Scripts, loaded once.
+    pub(crate) scripts: Scripts,
+    /// Where the reader starts: the sequence number when the engine connected, so that
+    /// nothing sent after [`RedisEngine::connect`] returned is missed.
+    pub(crate) read_from: Mutex<Option<u64>>,
+}
+
+pub(crate) struct Scripts {
+    pub(crate) send: redis::Script,
+    pub(crate) broadcast: redis::Script,
+    pub(crate) end: redis::Script,
+    pub(crate) claim: redis::Script,
+}
+
+/// What the presence task has to tell Redis.
+#[derive(Default)]
+pub(crate) struct Presence {
+    pub(crate) changes: HashMap<SessionId, Change>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// The latest state of one session, to write to Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    Attached,
+    Detached,
+    Gone,
+}
+
+impl fmt::Debug for RedisEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisEngine")
+            .field("node", &self.shared.config.node)
+            .field("epoch", &self.epoch())
+            .field("up", &self.shared.up.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A random u64, from a fresh UUID v4 (the randomness `sse-proto` already uses).
+fn random_u64() -> u64 {
+    let id = sse_proto::UuidV4.random_bytes();
+    u64::from_le_bytes([id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]])
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RedisEngine {
+    /// Connects to Redis and reads (or, on an empty Redis, starts) the store's epoch.
+    pub async fn connect(config: RedisConfig) -> Result<RedisEngine, redis::RedisError> {
+        let client = Client::open(config.url.as_str())?;
+        let manager = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1);
+        let mut conn = client.get_connection_manager_with_config(manager).await?;
+        let keys = Keys {
+            prefix: config.prefix.clone(),
+        };
+        let epoch = epoch(&mut conn, &keys).await?;
+        let seq: Option<u64> = redis::cmd("GET")
+            .arg(keys.seq())
+            .query_async(&mut conn)
+            .await?;
+        Ok(RedisEngine {
+            shared: Arc::new(Shared {
+                client,
+                conn,
+                config,
+                keys,
+                epoch: AtomicU64::new(epoch),
+                up: AtomicBool::new(true),
+                grace: Mutex::new(None),
+                bounds: Mutex::new(LogBounds::default()),
+                presence: Mutex::new(Presence::default()),
+                scripts: Scripts {
+                    send: scripts::send(),
+                    broadcast: scripts::broadcast(),
+                    end: scripts::end(),
+                    claim: scripts::claim(),
+                },
+                read_from: Mutex::new(Some(seq.unwrap_or(0))),
+            }),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.shared.config.node
+    }
+
+    /// The store's epoch: positions are only comparable within it.
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether the last command reached Redis.
+    pub fn is_up(&self) -> bool {
+        self.shared.up.load(Ordering::Acquire)
+    }
+
+    /// Prepares a hub for this engine: relay mode, the observer that keeps the sessions'
+    /// marks in Redis, and with `resume` a log in the store's epoch.
+    pub fn hub_builder(&self, builder: HubBuilder, resume: Option<ResumeConfig>) -> HubBuilder {
+        let shared = self.shared.clone();
+        let mut builder = builder
+            .relay(RelayConfig::default())
+            .observe(move |event| shared.observe(event));
+        if let Some(resume) = resume {
+            *lock(&self.shared.grace) = Some(resume.grace);
+            *lock(&self.shared.bounds) = resume.bounds;
+            builder = builder.resume(resume).history(MemoryHistory::new(
+                self.epoch(),
+                resume.bounds,
+                resume.max_total_bytes,
+            ));
+        }
+        builder
+    }
+
+    /// Answers what an event-stream request needs looked up, from Redis: is the id closed
+    /// (on any node)? What did the session miss (resume mode)? It also makes this node the
+    /// session's owner, so that what is sent to it from now on comes here.
+    ///
+    /// With Redis away the answers are the hub's own: the connection is served, and a
+    /// resume is a gap unless this node holds the session's log.
+    pub async fn answer(&self, hub: &Hub, offer: &Offer) -> Answers {
+        let lookup = offer.lookup();
+        let Some(id) = lookup.closed else {
+            return Answers::default();
+        };
+        let position = lookup.history.map(|(_, p)| p);
+        let after = match position {
+            Some(Claimed::At(p)) if p.epoch == self.epoch() => Some(p.seq),
+            _ => None,
+        };
+        let shared = &self.shared;
+        let bounds = *lock(&shared.bounds);
+        let ttl = shared.owner_ttl(true);
+        let keys = &shared.keys;
+        let consume = shared.config.closed_policy == ClosedPolicy::ConsumeOnFirst;
+        let mut invocation = shared.scripts.claim.prepare_invoke();
+        invocation
+            .key(keys.closed(id.as_str()))
+            .key(keys.owner(id.as_str()))
+            .key(keys.log(id.as_str()))
+            .key(keys.bcast())
+            .arg(if consume { "1" } else { "0" })
+            .arg(&shared.config.node)
+            .arg(millis(ttl))
+            .arg(after.map_or("-1".to_owned(), |s| s.to_string()))
+            .arg(bounds.max_events + 1);
+        let mut conn = shared.conn.clone();
+        let reply: Value = match invocation.invoke_async(&mut conn).await {
+            Ok(v) => {
+                shared.up.store(true, Ordering::Release);
+                v
+            }
+            Err(_) => {
+                shared.up.store(false, Ordering::Release);
+                return hub.answer(&lookup, sse_now());
+            }
+        };
+        let items = reply::array(&reply);
+        if items.first().and_then(reply::int) == Some(1) {
+            return Answers {
+                closed: true,
+                history: None,
+            };
+        }
+        let existed = items.get(1).and_then(reply::int) == Some(1);
+        let history = match position {
+            // Without resume mode nothing is logged.
+            None => None,
+            Some(Claimed::None) if existed => Some(Err(GapReason::NoPosition)),
+            Some(Claimed::None) => None,
+            Some(Claimed::Invalid) => Some(Err(GapReason::InvalidPosition)),
+            Some(Claimed::At(_)) if after.is_none() => Some(Err(GapReason::UnknownEpoch)),
+            Some(Claimed::At(_)) if !existed => Some(Err(GapReason::Expired)),
+            Some(Claimed::At(p)) => Some(missed(items, p.seq, bounds)),
+        };
+        Answers {
+            closed: false,
+            history,
+        }
+    }
+
+    /// Sends `frame` to one session on whichever node serves it (attached, or detached and
+    /// still resumable). Fails with [`Error::NotConnected`] when no node knows it. With Redis
+    /// away, a session this hub serves still gets it (without a position: its log records a
+    /// gap); any other fails with [`Error::Unavailable`].
+    pub async fn send_to(&self, hub: &Hub, id: &str, frame: Frame) -> Result<(), Error> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let mut invocation = shared.scripts.send.prepare_invoke();
+        invocation
+            .key(keys.owner(id))
+            .key(keys.seq())
+            .key(keys.log(id))
+            .arg(&keys.prefix)
+            .arg(id)
+            .arg(frame.to_bytes().as_ref())
+            .arg(lock(&shared.bounds).max_events)
+            .arg(shared.config.stream_max)
+            .arg(millis(shared.owner_ttl(false)));
+        let mut conn = shared.conn.clone();
+        match invocation.invoke_async::<i64>(&mut conn).await {
+            Ok(-1) => Err(Error::NotConnected),
+            Ok(_) => {
+                shared.up.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(_) => {
+                shared.up.store(false, Ordering::Release);
+                let id = SessionId::parse(id.as_bytes(), sse_proto::DEFAULT_MAX_ID_LEN)
+                    .map_err(|_| Error::NotConnected)?;
+                if hub.session(id.as_str()).is_some() {
+                    hub.deliver_unsequenced(&sse_proto::Recipient::Session(id), frame);
+                    Ok(())
+                } else {
+                    Err(Error::Unavailable)
+                }
+            }
+        }
+    }
+
+    /// Broadcasts `frame` to every session on every node; returns how many sessions there
+    /// are (attached or detached). With Redis away it reaches this hub's attached sessions
+    /// without a position (their logs record a gap), and fails with
+    /// [`Error::Unavailable`]; the relay sends it on once Redis is back.
+    pub async fn broadcast(&self, hub: &Hub, frame: Frame) -> Result<usize, Error> {
+        match self.publish(&frame, false).await {
+            Ok(count) => Ok(count),
+            Err(()) => {
+                hub.deliver_unsequenced(&sse_proto::Recipient::All, frame);
+                Err(Error::Unavailable)
+            }
+        }
+    }
+
+    /// Logs a broadcast in Redis; `local_done` when this node delivered it itself already.
+    pub(crate) async fn publish(&self, frame: &Frame, local_done: bool) -> Result<usize, ()> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let mut invocation = shared.scripts.broadcast.prepare_invoke();
+        invocation
+            .key(keys.seq())
+            .key(keys.bcast())
+            .key(keys.all())
+            .arg(frame.to_bytes().as_ref())
+            .arg(shared.config.stream_max)
+            .arg(&shared.config.node)
+            .arg(if local_done { "1" } else { "0" })
+            .arg(now_ms());
+        let mut conn = shared.conn.clone();
+        match invocation.invoke_async::<Value>(&mut conn).await {
+            Ok(v) => {
+                shared.up.store(true, Ordering::Release);
+                let count = reply::array(&v).get(1).and_then(reply::int).unwrap_or(0);
+                Ok(usize::try_from(count).unwrap_or(0))
+            }
+            Err(_) => {
+                shared.up.store(false, Ordering::Release);
+                Err(())
+            }
+        }
+    }
+
+    /// Closes a session on whichever node serves it: its id is marked (a reconnect to any
+    /// node gets 204) and its stream ends. Returns whether a node knew it.
+    pub async fn close(&self, id: &str) -> Result<bool, Error> {
+        self.end(id, "c").await
+    }
+
+    /// Ends a session's stream without closing it, on whichever node serves it (its tab
+    /// reconnects). Returns whether a node knew it.
+    pub async fn drop_stream(&self, id: &str) -> Result<bool, Error> {
+        self.end(id, "d").await
+    }
+
+    async fn end(&self, id: &str, kind: &str) -> Result<bool, Error> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let mut invocation = shared.scripts.end.prepare_invoke();
+        invocation
+            .key(keys.owner(id))
+            .key(keys.closed(id))
+            .key(keys.seq())
+            .arg(&keys.prefix)
+            .arg(id)
+            .arg(millis(shared.config.closed_ttl))
+            .arg(kind)
+            .arg(shared.config.stream_max);
+        let mut conn = shared.conn.clone();
+        match invocation.invoke_async::<i64>(&mut conn).await {
+            Ok(n) => {
+                shared.up.store(true, Ordering::Release);
+                Ok(n == 1)
+            }
+            Err(_) => {
+                shared.up.store(false, Ordering::Release);
+                Err(Error::Unavailable)
+            }
+        }
+    }
+
+    /// The ids with a live connection, on every node.
+    pub async fn sessions(&self) -> Result<Vec<String>, Error> {
+        let mut conn = self.shared.conn.clone();
+        let reply: Result<Vec<String>, _> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.shared.keys.live())
+            .arg(now_ms())
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await;
+        reply.map_err(|_| {
+            self.shared.up.store(false, Ordering::Release);
+            Error::Unavailable
+        })
+    }
+}
+
+impl Shared {
+    /// The hub's observer: records the session's latest state for the presence task.
+    fn observe(&self, event: &SessionEvent) {
+        let change = match event {
+            SessionEvent::Attached { .. } => Change::Attached,
+            SessionEvent::Detached { .. } => Change::Detached,
+            SessionEvent::Ended {
+                reason: sse_proto::EndReason::Shutdown,
+                ..
+            } => Change::Detached,
+            _ => Change::Gone,
+        };
+        let waker = {
+            let mut presence = lock(&self.presence);
+            presence.changes.insert(event.id().clone(), change);
+            presence.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// How long an owner mark lasts: while attached, three heartbeats and (resume mode) the
+    /// grace, so that the tabs of a node that dies can still resume elsewhere; once detached,
+    /// the grace (or three heartbeats without resume mode) and a heartbeat of slack.
+    pub(crate) fn owner_ttl(&self, attached: bool) -> Duration {
+        let beats = self.config.heartbeat * 3;
+        match (*lock(&self.grace), attached) {
+            (None, _) => beats,
+            (Some(grace), true) => beats + grace,
+            (Some(grace), false) => grace + self.config.heartbeat,
+        }
+    }
+
+    /// How long a live mark lasts without being renewed: three heartbeats.
+    pub(crate) fn live_ttl(&self) -> Duration {
+        self.config.heartbeat * 3
+    }
+}
+
+/// What a session missed after `after`, from a `claim` reply: its log and the broadcasts,
+/// merged in order, or why it cannot be told.
+fn missed(items: &[Value], after: u64, bounds: LogBounds) -> Result<Vec<Logged>, GapReason> {
+    let dropped = |i: usize| items.get(i).and_then(reply::text).and_then(reply::seq_of);
+    if dropped(2).unwrap_or(0) > after || dropped(3).unwrap_or(0) > after {
+        return Err(GapReason::Overflow);
+    }
+    let own = items.get(4).map(reply::entries).unwrap_or_default();
+    let all = items.get(5).map(reply::entries).unwrap_or_default();
+    if own.len() > bounds.max_events || all.len() > bounds.max_events {
+        return Err(GapReason::Overflow);
+    }
+    let mut merged: Vec<&Entry> = own.iter().chain(all.iter()).collect();
+    merged.sort_by_key(|e| e.seq);
+    let mut out = Vec::with_capacity(merged.len());
+    let mut bytes = 0;
+    for entry in merged {
+        let frame = entry
+            .field(b"f")
+            .and_then(|f| Frame::from_encoded(Bytes::copy_from_slice(f)).ok())
+            .ok_or(GapReason::Overflow)?;
+        bytes += frame.len();
+        if out.len() >= bounds.max_events || bytes > bounds.max_bytes {
+            return Err(GapReason::Overflow);
+        }
+        out.push(Logged {
+            seq: entry.seq,
+            frame,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads the store's epoch, starting one when Redis is empty.
+pub(crate) async fn epoch(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<u64> {
+    let fresh = random_u64() & ((1 << 40) - 1);
+    let _: Value = redis::cmd("SET")
+        .arg(keys.epoch())
+        .arg(fresh)
+        .arg("NX")
+        .query_async(conn)
+        .await?;
+    redis::cmd("GET").arg(keys.epoch()).query_async(conn).await
+}
+
+/// The hub's clock for a fallback answer (the closed set's stamps).
+fn sse_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The connection settings for the blocking reader.
+pub(crate) fn reader_config(timeout: Duration) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(None)
+}

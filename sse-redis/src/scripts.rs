@@ -1,0 +1,145 @@
+//! The key layout in Redis and the scripts that change it, each atomic.
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `<p>epoch` | string | the store's epoch; a Redis restarted empty gets another |
+//! | `<p>seq` | string (counter) | the one sequence every logged event, delivery and close is numbered in |
+//! | `<p>bcast` | stream, ids `<seq>-0` | broadcasts (field `f`: the frame; `o`: origin node; `d`: `1` when the origin delivered it itself) |
+//! | `<p>log:<id>` | stream, ids `<seq>-0` | what was sent to one session (`f`), for replay; trimmed by count (`MAXLEN ~`), never by time, and expiring a grace after its last entry |
+//! | `<p>node:<node>` | stream, ids `<seq>-0` | deliveries to the sessions a node serves: `t` = `e` (event, `s` id, `f` frame), `c` (close) or `d` (drop) |
+//! | `<p>owner:<id>` | string with a TTL | the node serving (or last serving) the session; refreshed while attached, a grace once detached |
+//! | `<p>closed:<id>` | string with a TTL | the id was closed: its reconnect gets 204 |
+//! | `<p>live` | sorted set | ids with a live connection, scored by when the mark expires (ms since the Unix epoch) |
+//! | `<p>all` | sorted set | ids of every session, detached ones included, scored the same way |
+//!
+//! A node reads `bcast` and its own `node:` stream in one `XREAD`, which sees both as of one
+//! instant; since every entry is numbered by the same `INCR` in the script that writes it,
+//! merging what one read returns by sequence number gives the one order.
+
+use redis::Script;
+
+/// Sends to one session: `nil`-safe when it does not exist (returns -1), else logs the frame
+/// and hands it to the owner node's stream; returns the sequence number.
+///
+/// KEYS: owner, seq, log. ARGV: prefix, id, frame, log max entries, node stream max entries,
+/// log TTL (ms).
+pub(crate) fn send() -> Script {
+    Script::new(
+        r"
+local owner = redis.call('GET', KEYS[1])
+if not owner then return -1 end
+local seq = redis.call('INCR', KEYS[2])
+local id = seq .. '-0'
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'f', ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[6])
+redis.call('XADD', ARGV[1] .. 'node:' .. owner, 'MAXLEN', '~', ARGV[5], id,
+  't', 'e', 's', ARGV[2], 'f', ARGV[3])
+return seq
+",
+    )
+}
+
+/// Broadcasts: logs the frame in the broadcast stream; returns the sequence number and how
+/// many sessions there are (attached or detached).
+///
+/// KEYS: seq, bcast, all. ARGV: frame, max entries, origin node, `1` when the origin
+/// delivered it itself, now (ms).
+pub(crate) fn broadcast() -> Script {
+    Script::new(
+        r"
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0',
+  'f', ARGV[1], 'o', ARGV[3], 'd', ARGV[4])
+return {seq, redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf')}
+",
+    )
+}
+
+/// Closes (`c`, marking the id) or drops (`d`) a session: tells its owner node. Returns 1 when
+/// the session exists.
+///
+/// KEYS: owner, closed, seq. ARGV: prefix, id, closed TTL (ms), `c` or `d`, node stream max
+/// entries.
+pub(crate) fn end() -> Script {
+    Script::new(
+        r"
+local owner = redis.call('GET', KEYS[1])
+if ARGV[4] == 'c' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
+if not owner then return 0 end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('XADD', ARGV[1] .. 'node:' .. owner, 'MAXLEN', '~', ARGV[5], seq .. '-0',
+  't', ARGV[4], 's', ARGV[2])
+return 1
+",
+    )
+}
+
+/// A connection offers a session: is it closed (consuming the mark when `consume`)? Does it
+/// exist? This node takes it over. With a position: what it missed, and what each log
+/// dropped (`max-deleted-entry-id`, Redis 7).
+///
+/// KEYS: closed, owner, log, bcast. ARGV: `1` to consume the mark, this node, owner TTL (ms),
+/// the position's sequence number or `-1`, most entries to read from each log.
+///
+/// Returns `{1}` when closed, else `{0, existed}` or `{0, existed, log dropped, bcast
+/// dropped, log entries, bcast entries}`.
+pub(crate) fn claim() -> Script {
+    Script::new(
+        r"
+local closed
+if ARGV[1] == '1' then closed = redis.call('GETDEL', KEYS[1]) else closed = redis.call('GET', KEYS[1]) end
+if closed then return {1} end
+local existed = redis.call('EXISTS', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if ARGV[4] == '-1' then return {0, existed} end
+local function dropped(key)
+  if redis.call('EXISTS', key) == 0 then return '0-0' end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'max-deleted-entry-id' then return info[i + 1] end
+  end
+  return '0-0'
+end
+local from = '(' .. ARGV[4] .. '-0'
+local l = redis.call('XRANGE', KEYS[3], from, '+', 'COUNT', ARGV[5])
+local b = redis.call('XRANGE', KEYS[4], from, '+', 'COUNT', ARGV[5])
+return {0, existed, dropped(KEYS[3]), dropped(KEYS[4]), l, b}
+",
+    )
+}
+
+/// The keys of one deployment, under a prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    pub(crate) prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn epoch(&self) -> String {
+        format!("{}epoch", self.prefix)
+    }
+    pub(crate) fn seq(&self) -> String {
+        format!("{}seq", self.prefix)
+    }
+    pub(crate) fn bcast(&self) -> String {
+        format!("{}bcast", self.prefix)
+    }
+    pub(crate) fn live(&self) -> String {
+        format!("{}live", self.prefix)
+    }
+    pub(crate) fn all(&self) -> String {
+        format!("{}all", self.prefix)
+    }
+    pub(crate) fn node(&self, node: &str) -> String {
+        format!("{}node:{node}", self.prefix)
+    }
+    pub(crate) fn log(&self, id: &str) -> String {
+        format!("{}log:{id}", self.prefix)
+    }
+    pub(crate) fn owner(&self, id: &str) -> String {
+        format!("{}owner:{id}", self.prefix)
+    }
+    pub(crate) fn closed(&self, id: &str) -> String {
+        format!("{}closed:{id}", self.prefix)
+    }
+}

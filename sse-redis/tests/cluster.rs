@@ -1,0 +1,236 @@
+//! Two nodes (hubs with engines) on one real redis-server: reach, broadcast, close, resume and
+//! list across nodes; Redis restarted empty; a node killed.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{RedisServer, Tab};
+use sse_proto::{Continuity, Decision, Event, GapReason, Hub, ResumeConfig};
+use sse_redis::{RedisConfig, RedisEngine};
+
+const GRACE: Duration = Duration::from_secs(30);
+
+struct Node {
+    hub: Hub,
+    engine: RedisEngine,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn node(redis: &RedisServer, name: &str, resume: bool) -> Node {
+    let mut config = RedisConfig::new(redis.url());
+    config.node = name.to_owned();
+    config.heartbeat = Duration::from_millis(200);
+    config.timeout = Duration::from_millis(300);
+    let engine = RedisEngine::connect(config).await.unwrap();
+    let resume = resume.then(|| ResumeConfig::new(GRACE));
+    let hub = engine
+        .hub_builder(Hub::builder().keep_alive(None), resume)
+        .build();
+    let task = tokio::spawn(engine.run(&hub));
+    Node { hub, engine, task }
+}
+
+fn frame(text: &str) -> sse_proto::Frame {
+    Event::new().data(text.to_owned()).encode()
+}
+
+/// Waits until `done` holds, for at most 5 s.
+async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done().await {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_tab_on_one_node_is_reached_broadcast_to_and_closed_from_the_other() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    assert_eq!(tab.continuity, Some(Continuity::New));
+
+    // B lists it once A has told Redis.
+    assert!(until(async || b.engine.sessions().await.unwrap() == [tab.id.clone()]).await);
+    b.engine
+        .send_to(&b.hub, &tab.id, frame("from b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.engine.broadcast(&b.hub, frame("to all")).await.unwrap(),
+        1
+    );
+    assert!(tab.wait_for(2).await, "{:?}", tab.events);
+    assert_eq!(tab.data(), ["from b", "to all"]);
+    assert!(
+        tab.events
+            .iter()
+            .all(|(_, _, id)| id.starts_with(&format!("{}~", tab.id)))
+    );
+    assert_eq!(
+        b.engine.send_to(&b.hub, "nobody", frame("x")).await,
+        Err(sse_proto::Error::NotConnected)
+    );
+
+    // Closed on B: A's stream ends, and B answers the reconnect with 204.
+    assert!(b.engine.close(&tab.id).await.unwrap());
+    let session = a.hub.session(&tab.id).unwrap();
+    assert!(until(async || session.is_closed()).await);
+    tab.read();
+    tab.drop_connection();
+    assert!(matches!(
+        tab.connect(&b.hub, &b.engine).await,
+        Err(Decision::NoContent { .. })
+    ));
+    assert!(until(async || b.engine.sessions().await.unwrap().is_empty()).await);
+}
+
+#[tokio::test]
+async fn a_tab_dropped_from_one_node_resumes_on_the_other_with_what_it_missed() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    a.hub.session(&tab.id).unwrap().send("seen").unwrap();
+    assert!(tab.wait_for(1).await);
+    tab.drop_connection();
+    // While it is away: sends from both nodes, a broadcast, and the app's sync sends.
+    assert!(until(async || b.engine.sessions().await.unwrap().is_empty()).await);
+    b.engine.send_to(&b.hub, &tab.id, frame("1")).await.unwrap();
+    a.engine.broadcast(&a.hub, frame("2")).await.unwrap();
+    a.hub.send_to(&tab.id, &Event::new().data("3")).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    tab.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(tab.continuity, Some(Continuity::Resumed { replayed: 3 }));
+    assert_eq!(tab.data(), ["seen", "1", "2", "3"]);
+    // And it is live on B now: a send from A reaches it there.
+    a.engine.send_to(&a.hub, &tab.id, frame("4")).await.unwrap();
+    assert!(tab.wait_for(5).await);
+    assert_eq!(tab.data()[4], "4");
+    assert!(until(async || a.engine.sessions().await.unwrap() == [tab.id.clone()]).await);
+}
+
+#[tokio::test]
+async fn redis_restarted_empty_is_a_gap_and_nothing_panics() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let a = node(&redis, "a", true).await;
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    a.engine.broadcast(&a.hub, frame("before")).await.unwrap();
+    assert!(tab.wait_for(1).await);
+    let old_epoch = a.engine.epoch();
+
+    redis.stop();
+    // Redis away: the node still serves its own tab, without a position.
+    assert_eq!(
+        a.engine.send_to(&a.hub, &tab.id, frame("during")).await,
+        Ok(())
+    );
+    assert!(tab.wait_for(2).await);
+    let _redis = RedisServer::start_on(port);
+    assert!(
+        until(async || a.engine.epoch() != old_epoch).await,
+        "a new epoch"
+    );
+    tab.drop_connection();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(
+        matches!(
+            tab.continuity,
+            Some(Continuity::Gap(
+                GapReason::UnknownEpoch | GapReason::Expired
+            ))
+        ),
+        "{:?}",
+        tab.continuity
+    );
+    // Going on in the new epoch.
+    a.engine.broadcast(&a.hub, frame("after")).await.unwrap();
+    assert!(tab.wait_for(3).await);
+    assert_eq!(tab.data(), ["before", "during", "after"]);
+}
+
+#[tokio::test]
+async fn a_killed_node_leaves_no_live_session_and_its_tab_resumes_elsewhere() {
+    let redis = RedisServer::start();
+    let b = node(&redis, "b", true).await;
+    let mut tab = Tab::new();
+    {
+        let a = node(&redis, "a", true).await;
+        tab.connect(&a.hub, &a.engine).await.unwrap();
+        a.hub.session(&tab.id).unwrap().send("seen").unwrap();
+        assert!(tab.wait_for(1).await);
+        assert!(until(async || b.engine.sessions().await.unwrap().len() == 1).await);
+        // Killed: its task stops, nothing is told to Redis.
+        a.task.abort();
+        tab.drop_connection();
+    }
+    b.engine
+        .send_to(&b.hub, &tab.id, frame("while a is dead"))
+        .await
+        .unwrap();
+    // Its mark runs out after three heartbeats.
+    assert!(until(async || b.engine.sessions().await.unwrap().is_empty()).await);
+    tab.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(tab.continuity, Some(Continuity::Resumed { replayed: 1 }));
+    assert_eq!(tab.data(), ["seen", "while a is dead"]);
+}
+
+#[tokio::test]
+async fn redis_away_then_back_loses_nothing_acknowledged() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(until(async || b.engine.sessions().await.unwrap().len() == 1).await);
+
+    redis.pause();
+    // A's own tab still gets what A sends, at once, without a position of its own.
+    let before = tab.decoder.last_event_id().to_owned();
+    let session = a.hub.session(&tab.id).unwrap();
+    session.send("local, while redis is away").unwrap();
+    assert!(tab.wait_for(1).await);
+    assert_eq!(tab.events[0].2, before, "the position did not move");
+    // What B sends to it waits for Redis (the sync send), or fails clearly (the async one).
+    b.hub
+        .send_to(&tab.id, &Event::new().data("from b, queued"))
+        .unwrap();
+    assert_eq!(
+        b.engine
+            .send_to(&b.hub, &tab.id, frame("from b, refused"))
+            .await,
+        Err(sse_proto::Error::Unavailable)
+    );
+    redis.resume();
+
+    // Back: what was queued arrives, in order, with its position, within seconds.
+    assert!(tab.wait_for(2).await, "{:?}", tab.events);
+    assert_eq!(tab.data(), ["local, while redis is away", "from b, queued"]);
+    assert!(tab.events[1].2.starts_with(&format!("{}~", tab.id)));
+    b.engine
+        .send_to(&b.hub, &tab.id, frame("and live again"))
+        .await
+        .unwrap();
+    assert!(tab.wait_for(3).await);
+    // Up to date after all that, it resumes on the other node with nothing to replay.
+    tab.drop_connection();
+    let mut stale = Tab::new();
+    stale.decoder = std::mem::take(&mut tab.decoder);
+    stale.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(stale.continuity, Some(Continuity::Resumed { replayed: 0 }));
+}

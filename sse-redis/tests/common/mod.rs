@@ -1,0 +1,205 @@
+//! A redis-server of the test's own, on a free loopback port, stopped when dropped; and a
+//! simulated browser tab on a hub.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Buf;
+use sse_proto::{
+    Accepted, Batch, Continuity, Decision, Decoder, HttpVersion, Hub, Item, Outlet, Request,
+};
+use sse_redis::RedisEngine;
+
+/// A redis-server started for one test (`--save '' --appendonly no`: nothing on disk).
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts one on a free port and waits until it answers.
+    pub fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        RedisServer::start_on(port)
+    }
+
+    /// Starts one on `port` (to restart a stopped one where the nodes expect it).
+    pub fn start_on(port: u16) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): scripts/install-test-deps installs it")
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::{Read, Write};
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+                if conn.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 16];
+                    if let Ok(n) = conn.read(&mut buf) {
+                        if buf[..n].starts_with(b"+PONG") {
+                            break;
+                        }
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer {
+            child: Some(child),
+            port,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Freezes it (SIGSTOP): connections stay open, nothing answers, nothing is lost.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Stops it (SIGKILL: everything in memory is gone).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A simulated browser tab: a connection to a hub, and what it read.
+pub struct Tab {
+    pub outlet: Option<Outlet>,
+    pub decoder: Decoder,
+    pub events: Vec<(String, String, String)>,
+    pub continuity: Option<Continuity>,
+    pub id: String,
+}
+
+impl Default for Tab {
+    fn default() -> Tab {
+        Tab {
+            outlet: None,
+            decoder: Decoder::new(),
+            events: Vec::new(),
+            continuity: None,
+            id: String::new(),
+        }
+    }
+}
+
+impl Tab {
+    pub fn new() -> Tab {
+        Tab::default()
+    }
+
+    /// Connects to `hub` through `engine`, offering the last event id it has (if any); the
+    /// decision when it is not accepted.
+    pub async fn connect(&mut self, hub: &Hub, engine: &RedisEngine) -> Result<(), Decision> {
+        let last = self.decoder.last_event_id().to_owned();
+        let mut req = Request::new(b"GET", b"/events", HttpVersion::Http11);
+        req.header(b"accept", b"text/event-stream");
+        if !last.is_empty() {
+            req.header(b"last-event-id", last.as_bytes());
+        }
+        let offer = hub.offer(&req).unwrap();
+        let answers = engine.answer(hub, &offer).await;
+        match hub.accept(offer, answers, Instant::now()) {
+            Decision::Accept(Accepted {
+                session,
+                outlet,
+                continuity,
+                ..
+            }) => {
+                self.id = session.id().to_string();
+                self.continuity = Some(continuity);
+                self.outlet = Some(outlet);
+                self.read();
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Reads what is queued; returns how many events it got.
+    pub fn read(&mut self) -> usize {
+        let Some(outlet) = &mut self.outlet else {
+            return 0;
+        };
+        let mut batch = Batch::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = outlet.poll_drain(&mut cx, Instant::now(), &mut batch);
+        let bytes = batch.copy_to_bytes(batch.remaining());
+        self.decoder.feed(&bytes).unwrap();
+        let mut n = 0;
+        while let Some(item) = self.decoder.poll_item() {
+            if let Item::Event(e) = item {
+                self.events.push((e.event, e.data, e.last_event_id));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Reads until `count` events arrived in all, for at most 5 s.
+    pub async fn wait_for(&mut self, count: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.events.len() < count {
+            self.read();
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// The data of every event read so far.
+    pub fn data(&self) -> Vec<&str> {
+        self.events.iter().map(|(_, d, _)| d.as_str()).collect()
+    }
+
+    /// Drops the connection (the network went away).
+    pub fn drop_connection(&mut self) {
+        self.outlet = None;
+    }
+}
