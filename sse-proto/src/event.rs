@@ -68,6 +68,56 @@ impl From<Vec<u8>> for Data {
     }
 }
 
+/// An event name checked when the program is compiled: made by [`event_name!`](crate::event_name)
+/// (or [`EventName::new`] in a `const`), given to [`Event::named`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventName(&'static str);
+
+impl EventName {
+    /// The name `name`, which must not be empty nor hold CR, LF or NUL. Call it in a `const`
+    /// (as [`event_name!`](crate::event_name) does) so that a bad name fails the build; in a
+    /// `const` it cannot fail at run time.
+    pub const fn new(name: &'static str) -> EventName {
+        let bytes = name.as_bytes();
+        assert!(!bytes.is_empty(), "an event name must not be empty");
+        let mut i = 0;
+        while i < bytes.len() {
+            assert!(
+                !matches!(bytes[i], b'\r' | b'\n' | b'\0'),
+                "an event name must not hold CR, LF or NUL"
+            );
+            i += 1;
+        }
+        EventName(name)
+    }
+
+    /// The name.
+    pub const fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// An [`EventName`] checked at compile time: a name that is empty or holds CR, LF or NUL is a
+/// build error, so [`Event::named`] needs no `?`.
+///
+/// ```
+/// use sse_proto::{Event, event_name};
+///
+/// let event = Event::named(event_name!("chat")).data("hi");
+/// assert_eq!(event.name(), Some("chat"));
+/// ```
+///
+/// ```compile_fail
+/// let bad = sse_proto::event_name!("two\nlines");
+/// ```
+#[macro_export]
+macro_rules! event_name {
+    ($name:expr) => {{
+        const NAME: $crate::EventName = $crate::EventName::new($name);
+        NAME
+    }};
+}
+
 /// One server-sent event, built field by field and encoded to a [`Frame`].
 ///
 /// An event with a name or data is dispatched by the browser: when it has a name but no data,
@@ -111,19 +161,39 @@ impl Event {
 
     /// Sets the event name (the `event:` field), which selects the browser listener.
     ///
-    /// Fails when the name is empty or holds CR, LF or NUL.
+    /// Fails with [`Error::InvalidField`](crate::Error::InvalidField) when the name is empty or
+    /// holds CR, LF or NUL. For a name known when the program is written, [`named`](Self::named)
+    /// with [`event_name!`](crate::event_name) cannot fail.
     #[inline]
-    pub fn event(mut self, name: impl Into<Cow<'static, str>>) -> Result<Event, FieldError> {
+    pub fn event(mut self, name: impl Into<Cow<'static, str>>) -> Result<Event, crate::Error> {
         let name = name.into();
         if name.is_empty() {
             return Err(FieldError {
                 field: Field::Event,
                 reason: FieldReason::Empty,
-            });
+            }
+            .into());
         }
         check_field(Field::Event, name.as_bytes())?;
         self.name = Some(name);
         Ok(self)
+    }
+
+    /// An event with a name checked when the program was compiled (see
+    /// [`event_name!`](crate::event_name)).
+    ///
+    /// ```
+    /// use sse_proto::{Event, event_name};
+    ///
+    /// let frame = Event::named(event_name!("tick")).data("12:00").encode();
+    /// assert_eq!(frame.to_bytes(), &b"event: tick\ndata: 12:00\n\n"[..]);
+    /// ```
+    #[inline]
+    pub fn named(name: EventName) -> Event {
+        Event {
+            name: Some(Cow::Borrowed(name.0)),
+            ..Event::default()
+        }
     }
 
     /// Sets the data, replacing any set before.
@@ -133,8 +203,9 @@ impl Event {
         self
     }
 
-    /// Sets a comment line (`: text`), which the browser ignores. Fails on CR, LF or NUL.
-    pub fn comment(mut self, text: impl Into<Cow<'static, str>>) -> Result<Event, FieldError> {
+    /// Sets a comment line (`: text`), which the browser ignores. Fails with
+    /// [`Error::InvalidField`](crate::Error::InvalidField) on CR, LF or NUL.
+    pub fn comment(mut self, text: impl Into<Cow<'static, str>>) -> Result<Event, crate::Error> {
         let text = text.into();
         check_field(Field::Comment, text.as_bytes())?;
         self.comment = Some(text);
@@ -491,14 +562,22 @@ mod tests {
     fn hostile_names_and_comments_are_errors() {
         for bad in ["a\nb", "a\rb", "a\0b", "\n"] {
             let err = Event::new().event(bad).expect_err("must refuse");
-            assert_eq!(err.field, Field::Event);
-            assert!(matches!(err.reason, FieldReason::ForbiddenByte(_)));
+            assert!(matches!(
+                err,
+                crate::Error::InvalidField(FieldError {
+                    field: Field::Event,
+                    reason: FieldReason::ForbiddenByte(_)
+                })
+            ));
             assert!(Event::new().comment(bad).is_err());
         }
-        assert_eq!(
-            Event::new().event("").expect_err("empty").reason,
-            FieldReason::Empty
-        );
+        assert!(matches!(
+            Event::new().event("").expect_err("empty"),
+            crate::Error::InvalidField(FieldError {
+                reason: FieldReason::Empty,
+                ..
+            })
+        ));
     }
 
     #[test]

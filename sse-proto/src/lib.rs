@@ -30,7 +30,7 @@ pub use decode::{Decoder, Item, Limits, MessageEvent};
 pub use error::{
     DecodeError, Error, Field, FieldError, FieldReason, HeadError, KeyError, SignatureError,
 };
-pub use event::{Data, Event, REFERENCE_THRESHOLD};
+pub use event::{Data, Event, EventName, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
 pub use handshake::{Answers, Claim, Handshake, Lookup, NotEventStream, Offer};
 pub use history::{History, LogBounds, LogUsage, Logged, MemoryHistory, Target};
