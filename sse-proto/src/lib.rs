@@ -23,6 +23,8 @@ mod relay;
 mod request;
 #[cfg(feature = "signing")]
 pub mod signing;
+#[cfg(feature = "stream")]
+mod stream;
 
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{Connection, ConnectionConfig, EndReason};
@@ -48,3 +50,5 @@ pub use relay::{Recipient, RelayConfig, Relayed};
 pub use request::{HttpVersion, Principal, Request, ResponseHead};
 #[cfg(feature = "signing")]
 pub use signing::{Key, KeyRing, MAX_SIGNED_ID_LEN, Verified};
+#[cfg(feature = "stream")]
+pub use stream::{MessageStream, ReadError};

@@ -59,6 +59,7 @@ impl Outlet {
                 link.conn.handle_timeout(now);
                 let n = link.conn.drain_into(batch, now);
                 if n > 0 {
+                    link.room_waiters.drain(..).for_each(std::task::Waker::wake);
                     return Poll::Ready(Some(n));
                 }
                 if !link.conn.is_finished() {

@@ -92,6 +92,59 @@ impl Session {
         self.hub.send(&self.slot, event.encode(), false)
     }
 
+    /// Sends every event of `events` to the session, in order, waiting while its connection's
+    /// queue is over half its budget (so a slow reader slows the stream down rather than
+    /// being cut off), and returns when the stream ends. Fails when the session ends first
+    /// (feature `stream`).
+    ///
+    /// Events are logged as [`send_event`](Self::send_event) logs them; while the session is
+    /// detached (resume mode) they go into its log without waiting.
+    ///
+    /// ```
+    /// # use sse_proto::{Decision, Event, Hub, HttpVersion, Request};
+    /// # let hub = Hub::new();
+    /// # let mut req = Request::new(b"GET", b"/e", HttpVersion::Http11);
+    /// # req.header(b"accept", b"text/event-stream");
+    /// # let Decision::Accept(accepted) = hub.decide(&req, std::time::Instant::now()) else { panic!() };
+    /// let ticks = futures_lite::stream::iter((1..=3).map(|i| Event::new().data(i.to_string())));
+    /// futures_lite::future::block_on(accepted.session.forward(ticks))?;
+    /// # Ok::<(), sse_proto::Error>(())
+    /// ```
+    #[cfg(feature = "stream")]
+    pub async fn forward<S>(&self, events: S) -> Result<(), Error>
+    where
+        S: futures_core::Stream<Item = Event>,
+    {
+        let mut events = std::pin::pin!(events);
+        loop {
+            std::future::poll_fn(|cx| self.poll_room(cx)).await?;
+            match std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                Some(event) => self.send_event(&event)?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Ready when the connection's queue has room (at most half its budget queued, or no
+    /// connection: detached); an error once the session is over.
+    #[cfg(feature = "stream")]
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let half = self.hub.config.budget / 2;
+        let mut st = self.slot.lock();
+        if !st.is_live() {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        match &mut st.link {
+            Some(link) if link.conn.queued_bytes() > half => {
+                if !link.room_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    link.room_waiters.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
     /// Closes the session: marks the id closed (its reconnect gets 204), writes what is
     /// queued, then ends the stream; a detached session ends at once. Idempotent; returns
     /// whether this call began the end.

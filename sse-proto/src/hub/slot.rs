@@ -64,6 +64,15 @@ pub(crate) struct Link {
     /// The highest sequence number this connection has (replayed or queued): a logged event
     /// at or below it is not queued again (a relay may deliver what a replay already gave).
     pub(crate) seen: u64,
+    /// Tasks waiting for room in the queue ([`Session::forward`](crate::Session)).
+    pub(crate) room_waiters: Vec<Waker>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Whoever waits for room in this connection's queue looks again (at the next one).
+        self.room_waiters.drain(..).for_each(Waker::wake);
+    }
 }
 
 /// What queueing on a session's link did.
@@ -149,6 +158,7 @@ impl SlotState {
             writer: None,
             abort_waiters: Vec::new(),
             seen,
+            room_waiters: Vec::new(),
         });
         (link_no, woken)
     }
