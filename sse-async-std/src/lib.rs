@@ -89,7 +89,9 @@ pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
 /// [`sse_http1::serve_connection`] for what is answered how. Needs no particular executor:
 /// spawn it with `async_std::task::spawn`, `smol::spawn` or a `smol::Executor` for each
 /// accepted stream, with clones of one [`ServeConfig`] so that they share its cap on
-/// unfinished heads.
+/// unfinished heads. An async-std `TcpStream` sends its FIN only when dropped (its
+/// `poll_close` just flushes), so a refused client sees the end a second late, after the
+/// driver's lingering close; [`serve`] takes care of that, smol's streams need nothing.
 pub async fn serve_connection<S, H, F>(io: S, config: ServeConfig, handler: H) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,

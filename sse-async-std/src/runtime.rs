@@ -3,7 +3,8 @@
 //! transport as it is.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -67,11 +68,58 @@ where
 pub(crate) struct AsyncStdListener(pub(crate) TcpListener);
 
 impl Listener for AsyncStdListener {
-    type Io = TcpStream;
+    type Io = HalfClose;
 
-    async fn accept(&mut self) -> io::Result<TcpStream> {
+    async fn accept(&mut self) -> io::Result<HalfClose> {
         let (stream, _) = self.0.accept().await?;
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        Ok(HalfClose(stream))
+    }
+}
+
+/// An async-std `TcpStream` whose `poll_close` sends a FIN.
+///
+/// async-std's (`async-io`'s) `poll_close` only flushes, and the FIN leaves when the
+/// socket is dropped. The driver closes for writing and then keeps reading for a moment
+/// after an error answer (a lingering close, RFC 9112 §9.6), so the client must see the
+/// end then, not a second later.
+pub(crate) struct HalfClose(TcpStream);
+
+impl AsyncRead for HalfClose {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HalfClose {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.0).poll_close(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(self.0.shutdown(Shutdown::Write)),
+            other => other,
+        }
     }
 }

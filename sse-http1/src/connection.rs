@@ -40,6 +40,11 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// without an answer. `Expect: 100-continue` is answered before the body is read, and a
 /// `HEAD` response carries no body. Clone one [`ServeConfig`] for every connection of a
 /// server, so that they share the cap on unfinished heads.
+///
+/// The connection is ended with `poll_close`, which should close the transport for writing
+/// (a FIN on TCP), as tokio's `shutdown` and smol's streams do: after a refusal the driver
+/// keeps reading for up to a second (a lingering close) and the client should see the end
+/// meanwhile. async-std's `TcpStream` only flushes there (`sse_async_std::serve` wraps it).
 pub async fn serve_connection<R, S, H, F>(
     mut io: S,
     config: ServeConfig,
