@@ -1,45 +1,65 @@
-//! The sse-rs demo server on hyper: the demo contract of DESIGN.md.
+//! The sse-rs demo server on hyper: the demo contract of DESIGN.md, served the way a server
+//! facing the internet should be (copy this set-up, not just the handshake):
+//!
+//! - hyper's header read timeout (with a timer: without one hyper has no deadline at all);
+//!   its timer runs from the moment hyper waits for a head, so it also closes idle
+//!   keep-alive connections;
+//! - request bodies with a size limit (a `Content-Length` over it answered 413 at once,
+//!   without waiting for the body) and a time limit (a deadline plus a minimum rate);
+//! - `Host` checked as RFC 9112 §3.2 asks (hyper leaves it to the application);
+//! - the slow-reader guard ([`sse_hyper::Watch`]);
+//! - graceful shutdown on SIGINT or SIGTERM: stop accepting, `hub.shutdown()` (every stream
+//!   ends within a second, new ones get a go-away answer), let connections finish, exit.
 //!
 //! ```text
 //! cargo run --release -p sse-hyper --example hyper-demo -- --addr 127.0.0.1:8080
 //! ```
 //!
 //! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
-//! demo; this file is the hyper server loop and the handshake.
+//! demo, and the limits in `demo/limits.rs`; this file is the hyper server loop and the
+//! handshake.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use sse_hyper::{Batch, EventStream, Hub, Outcome};
 use tokio::net::TcpListener;
 
 #[path = "../../demo/contract.rs"]
 mod contract;
+#[path = "../../demo/limits.rs"]
+mod limits;
 
 use contract::{Options, Reply, Route, Stats};
+use limits::Limits;
 
 type Body = Either<EventStream, Full<Batch>>;
 
 struct App {
     hub: Hub,
     stats: Stats,
+    limits: Limits,
 }
 
 #[tokio::main]
 pub(crate) async fn main() {
     let opts = Options::from_args();
+    let limits = Limits::from_env();
     let hub = contract::hub(&opts, sse_hyper::hub_builder());
     let app = Arc::new(App {
         hub: hub.clone(),
         stats: Stats::default(),
+        limits,
     });
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -63,7 +83,17 @@ pub(crate) async fn main() {
         });
     }
 
-    let server = auto::Builder::new(TokioExecutor::new());
+    let mut server = auto::Builder::new(TokioExecutor::new());
+    server
+        .http1()
+        .timer(TokioTimer::new())
+        // hyper starts this timer whenever it waits for a request head: on a new connection
+        // and after each response, so it bounds idle keep-alive connections as well as
+        // slow heads (whichever limit is shorter wins).
+        .header_read_timeout(limits.head.min(limits.idle));
+    server.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut signal = std::pin::pin!(shutdown_signal());
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -74,43 +104,82 @@ pub(crate) async fn main() {
                     continue;
                 }
             },
-            _ = tokio::signal::ctrl_c() => break,
+            () = &mut signal => break,
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let server = server.clone();
+        // The watch cuts the connection off when its stream is cut off (too slow).
+        let watch = sse_hyper::Watch::new();
+        let io = TokioIo::new(watch.guard(stream));
+        let started = Arc::new(AtomicBool::new(false));
+        let service_started = started.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            service_started.store(true, Ordering::Relaxed);
+            req.extensions_mut().insert(watch.clone());
+            handle(app.clone(), req)
+        });
+        let conn = server.serve_connection(io, service).into_owned();
+        let conn = graceful.watch(conn);
+        // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
+        // before hyper's header timer runs, with no deadline of its own: a connection that
+        // sends nothing, or trickles "PRI * HTTP/2.0", would stay open for ever. So the
+        // first request must have arrived within the header deadline.
+        let first = limits.head.min(limits.idle);
         tokio::spawn(async move {
-            // The watch cuts the connection off when its stream is cut off (too slow).
-            let watch = sse_hyper::Watch::new();
-            let io = TokioIo::new(watch.guard(stream));
-            let service = service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(watch.clone());
-                handle(app.clone(), req)
-            });
-            // An error here is a client going away or sending garbage: nothing to do.
-            let _ = server.serve_connection(io, service).await;
+            let mut conn = std::pin::pin!(conn);
+            // An error is a client going away or sending garbage: nothing to do.
+            tokio::select! {
+                _ = &mut conn => return,
+                () = tokio::time::sleep(first) => {}
+            }
+            if started.load(Ordering::Relaxed) {
+                let _ = conn.await;
+            }
         });
     }
-    // Streams end promptly without marking ids, so tabs reconnect to the next server.
+    // Stop accepting, end every stream (without marking ids: tabs reconnect to the next
+    // server; new event-stream requests get a go-away answer), and let every connection
+    // finish: idle ones close at once, streams within the hub's grace (1 s).
+    drop(listener);
     let n = hub.shutdown();
-    eprintln!("demo: shutting down, ended {n} streams");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eprintln!("demo: shutting down, ending {n} streams");
+    if tokio::time::timeout(limits.shutdown, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!("demo: connections still open after {:?}", limits.shutdown);
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if !host_is_valid(&req) {
+        return Ok(respond(Reply::text(
+            StatusCode::BAD_REQUEST,
+            "an HTTP/1.1 request needs exactly one Host header",
+        )));
+    }
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let query = req.uri().query().map(str::to_owned);
     let body = if contract::wants_body(&method, &path) {
-        match Limited::new(req.into_body(), contract::MAX_BODY)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                let reply =
-                    Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "body too large or cut short");
-                return Ok(respond(reply));
-            }
+        match read_body(req, &app.limits).await {
+            Ok(body) => body,
+            Err(reply) => return Ok(respond(reply)),
         }
     } else if method == Method::GET && path == "/events" {
         return Ok(events(&app, &req));
@@ -131,6 +200,61 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
             Route::Events => respond(Reply::not_acceptable()),
         },
     )
+}
+
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+/// HTTP/1.1 request message that lacks a Host header field and to any request message that
+/// contains more than one Host header field line". hyper accepts both; HTTP/2 carries the
+/// authority in `:authority` instead.
+fn host_is_valid<B>(req: &Request<B>) -> bool {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    match req.version() {
+        Version::HTTP_11 => hosts == 1,
+        _ => hosts <= 1,
+    }
+}
+
+/// The request body, at most [`contract::MAX_BODY`] bytes, within the body deadline of
+/// [`Limits::body_allowance`]. hyper has no deadline for bodies: a client that stalls or
+/// trickles its body would hold the connection (and the bytes so far) for ever.
+async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Reply> {
+    let too_large = || Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large");
+    // Refused before any of the body is read (or a `100 Continue` sent): hyper then closes
+    // the connection after the answer instead of reading a body nobody wants.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > contract::MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let start = tokio::time::Instant::now();
+    let mut body = Limited::new(req.into_body(), contract::MAX_BODY);
+    let mut buf = BytesMut::new();
+    loop {
+        let deadline = start + limits.body_allowance(buf.len());
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                let text = "the request body did not arrive in time";
+                return Err(Reply::text(StatusCode::REQUEST_TIMEOUT, text));
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(too_large());
+            }
+            Ok(Some(Err(_))) => {
+                return Err(Reply::text(
+                    StatusCode::BAD_REQUEST,
+                    "the body was cut short",
+                ));
+            }
+        }
+    }
 }
 
 fn events<B>(app: &App, req: &Request<B>) -> Response<Body> {

@@ -81,7 +81,11 @@ pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
                 tokio::spawn(driver);
             }
             if let Some(watch) = req.extensions().get::<Watch>() {
-                watch.register(accepted.outlet.cutoff());
+                if req.version() < http::Version::HTTP_2 {
+                    watch.register_http1(accepted.outlet.cutoff());
+                } else {
+                    watch.register(accepted.outlet.cutoff());
+                }
             }
             Outcome::Accept(Accepted {
                 session: accepted.session,

@@ -31,7 +31,7 @@ mod guard;
 mod handshake;
 
 pub use body::{BytesStream, EventStream};
-pub use guard::{Guarded, Watch};
+pub use guard::{Guarded, MAX_STRAY_BYTES, Watch};
 pub use handshake::{Accepted, Outcome, handshake, hub_builder};
 pub use sse_proto::{
     Batch, ConnectionConfig, Continuity, Cutoff, DEFAULT_MAX_ID_LEN, Data, EndReason, Ended, Error,
