@@ -31,9 +31,16 @@ impl Demo {
     /// Starts the demo binary at `bin` on `127.0.0.1:0` with extra flags, and waits for its
     /// `listening on http://ADDR` line.
     pub fn start(bin: &str, flags: &[&str]) -> Result<Demo> {
+        Demo::start_with_env(bin, flags, &[])
+    }
+
+    /// [`Demo::start`] with environment variables set for the demo (the server limits of
+    /// `demo/limits.rs`, `SSE_DEMO_*`).
+    pub fn start_with_env(bin: &str, flags: &[&str], env: &[(&str, &str)]) -> Result<Demo> {
         let mut child = Command::new(bin)
             .args(["--addr", "127.0.0.1:0"])
             .args(flags)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -65,6 +72,31 @@ impl Demo {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Sends the demo a signal (`"INT"`, `"TERM"`) with `kill`.
+    pub fn signal(&self, name: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            return Err(format!("kill -s {name} failed: {status}").into());
+        }
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the demo to exit; its exit status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Connects a new socket to the demo.
@@ -200,6 +232,12 @@ impl Client {
     ) -> Result<Response> {
         let request = request_bytes(method, target, headers, body, false);
         self.conn.exchange(&request, method)
+    }
+
+    /// The connection's socket, for a test that goes on by hand (bytes the client had
+    /// read past the last response are dropped).
+    pub fn into_socket(self) -> TcpStream {
+        self.conn.sock
     }
 }
 
