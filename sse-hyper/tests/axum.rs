@@ -193,6 +193,55 @@ async fn axum_stream_preamble_event_close_and_204() {
     assert_eq!(decoder.last_event_id(), id);
 }
 
+/// `axum::serve(..).with_graceful_shutdown(signal)` waits for every response to end, and an
+/// event stream never ends by itself: the signal must also call `hub.shutdown()`, which ends
+/// every stream (after what is queued) within the hub's grace. Then one open tab no longer
+/// keeps the server up.
+#[tokio::test]
+async fn axum_graceful_shutdown_with_an_open_stream_exits_promptly() {
+    let hub = sse_hyper::hub_builder().build();
+    let app = Router::new()
+        .route("/events", get(events))
+        .with_state(hub.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, fired) = tokio::sync::oneshot::channel::<()>();
+    let signal_hub = hub.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = fired.await;
+                signal_hub.shutdown();
+            })
+            .await
+    });
+
+    let res = get_events(addr, &[("accept", "text/event-stream")]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let (mut decoder, mut items) = (Decoder::new(), Vec::new());
+    read_until(&mut body, &mut decoder, &mut items, |d, _| {
+        !d.last_event_id().is_empty()
+    })
+    .await;
+    assert_eq!(hub.len(), 1);
+
+    let started = std::time::Instant::now();
+    trigger.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(1), server)
+        .await
+        .expect("axum exits within a second of the signal")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The stream ended cleanly, and its session left the hub without being marked closed.
+    let end = tokio::time::timeout(WAIT, body.frame())
+        .await
+        .expect("the end");
+    assert!(end.is_none(), "nothing after the end of the stream");
+    assert!(hub.is_empty());
+}
+
 #[tokio::test]
 async fn axum_without_accept_header_gets_406() {
     let hub = sse_hyper::hub_builder().build();

@@ -1,0 +1,214 @@
+//! The sse-http1 driver on tokio, over real sockets: a go-away answer closes its connection,
+//! the graceful serve closes idle connections, lets responses and streams finish and returns
+//! within its bound, and the cap on unfinished heads evicts the oldest.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // a test reports failure by panicking
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use sse_tokio::{HeadSlots, Hub, Outcome, Reply, ServeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const EVENTS: &[u8] = b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+const PLAIN: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+fn handler(
+    hub: Hub,
+) -> impl FnMut(http::Request<Bytes>) -> std::future::Ready<Reply> + Clone + Send + 'static {
+    move |req| {
+        std::future::ready(match sse_tokio::handshake(&hub, &req) {
+            Outcome::Accept(accepted) => Reply::Stream(accepted),
+            Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+            Outcome::NotEventStream(_) => Reply::Response(Response::new(Bytes::from("plain"))),
+        })
+    }
+}
+
+/// A server with a graceful shutdown: its address, the trigger (which also shuts the hub
+/// down when `with_hub`), and the serve task.
+async fn graceful(
+    hub: &Hub,
+    config: ServeConfig,
+    with_hub: bool,
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<std::io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, fired) = oneshot::channel::<()>();
+    let signal_hub = hub.clone();
+    let signal = async move {
+        let _ = fired.await;
+        if with_hub {
+            signal_hub.shutdown();
+        }
+    };
+    let serve = sse_tokio::serve_with_shutdown(listener, config, handler(hub.clone()), signal);
+    (addr, trigger, tokio::spawn(serve))
+}
+
+/// Reads until `done` holds for what arrived (at most 2 s), or until EOF.
+async fn read_until(sock: &mut TcpStream, got: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) {
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !done(got) {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .expect("in time");
+}
+
+/// Whether the server closed `sock` within `limit` (after whatever it sent).
+async fn closes_within(sock: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let read_to_end = async {
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_to_end).await.is_ok()
+}
+
+fn has(got: &[u8], needle: &[u8]) -> bool {
+    got.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_go_away_answer_closes_its_keep_alive_connection() {
+    let hub = sse_tokio::hub_builder().build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sse_tokio::serve(
+        listener,
+        ServeConfig::default(),
+        handler(hub.clone()),
+    ));
+    hub.shutdown();
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    // No `Connection: close` from the client: the answer itself closes the connection.
+    sock.write_all(EVENTS).await.unwrap();
+    let mut got = Vec::new();
+    read_until(&mut sock, &mut got, |_| false).await;
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert_eq!(text.matches("connection:").count(), 1, "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(text.contains("retry:") && !text.contains("\nid:"), "{text}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_idle_connections_ends_streams_and_returns() {
+    let hub = sse_tokio::hub_builder().build();
+    let (addr, trigger, serve) = graceful(&hub, ServeConfig::default(), true).await;
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(PLAIN).await.unwrap();
+    let mut got = Vec::new();
+    read_until(&mut idle, &mut got, |g| g.ends_with(b"plain")).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(EVENTS).await.unwrap();
+    let mut events = Vec::new();
+    read_until(&mut stream, &mut events, |g| has(g, b"\nid: ")).await;
+    // A request under way when the signal comes is answered, with `Connection: close`.
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"GET / HTTP/1.1\r\nHost").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let started = Instant::now();
+    trigger.send(()).unwrap();
+    busy.write_all(b": x\r\n\r\n").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), serve)
+        .await
+        .expect("serve returns within a second")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(closes_within(&mut idle, Duration::from_millis(100)).await);
+    read_until(&mut stream, &mut events, |_| false).await;
+    assert!(events.ends_with(b"0\r\n\r\n"), "the stream ended cleanly");
+    let mut answer = Vec::new();
+    read_until(&mut busy, &mut answer, |_| false).await;
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drops_what_is_left_after_its_bound() {
+    let hub = sse_tokio::hub_builder().keep_alive(None).build();
+    let config = ServeConfig {
+        shutdown_timeout: Duration::from_millis(300),
+        ..ServeConfig::default()
+    };
+    // The signal does not shut the hub down: the stream would run for ever.
+    let (addr, trigger, serve) = graceful(&hub, config, false).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(EVENTS).await.unwrap();
+    let mut events = Vec::new();
+    read_until(&mut stream, &mut events, |g| has(g, b"\nid: ")).await;
+    let started = Instant::now();
+    trigger.send(()).unwrap();
+    serve.await.unwrap().unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_millis(800),
+        "{took:?}"
+    );
+    assert!(closes_within(&mut stream, Duration::from_millis(200)).await);
+    assert!(hub.is_empty(), "the dropped stream left the hub");
+}
+
+#[tokio::test]
+async fn the_oldest_unfinished_head_is_evicted_with_503() {
+    let hub = sse_tokio::hub_builder().build();
+    let config = ServeConfig {
+        head_slots: HeadSlots::new(2),
+        ..ServeConfig::default()
+    };
+    let (addr, _trigger, _serve) = graceful(&hub, config, true).await;
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        slow.push(sock);
+    }
+    let mut got = Vec::new();
+    read_until(&mut slow[0], &mut got, |_| false).await;
+    let status = StatusCode::SERVICE_UNAVAILABLE.as_str().to_owned();
+    assert!(
+        String::from_utf8_lossy(&got).starts_with(&format!("HTTP/1.1 {status}")),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // The two newer heads still hold their slots, and whole heads need none.
+    assert!(!closes_within(&mut slow[1], Duration::from_millis(100)).await);
+    let mut legit = TcpStream::connect(addr).await.unwrap();
+    legit.write_all(PLAIN).await.unwrap();
+    let mut answer = Vec::new();
+    read_until(&mut legit, &mut answer, |g| g.ends_with(b"plain")).await;
+    slow[2].write_all(b"1\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    read_until(&mut slow[2], &mut answer, |g| g.ends_with(b"plain")).await;
+}
