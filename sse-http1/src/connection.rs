@@ -185,7 +185,7 @@ where
     match Pin::new(&mut *io).poll_read(cx, &mut buf) {
         Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Wake::Closed),
         Poll::Ready(Ok(n)) => {
-            reader.handle_read(&buf[..n], R::now());
+            reader.handle_read(buf.get(..n).unwrap_or(&buf), R::now());
             return Poll::Ready(Wake::Read);
         }
         Poll::Pending => {}

@@ -5,7 +5,7 @@ use std::io;
 use std::marker::PhantomData;
 
 use bytes::Bytes;
-use http::{HeaderMap, Response, Version};
+use http::{HeaderMap, Response};
 use sse_proto::{
     Continuity, Decision, EndReason, Hub, HubBuilder, IdSource, NotEventStream, Outlet, RejectedId,
     Request, ResponseHead, Session, SessionId, http1,
@@ -126,7 +126,7 @@ pub fn handshake<R: Runtime, B>(hub: &Hub, req: &http::Request<B>) -> Outcome<R>
                 rejected: accepted.rejected,
                 head: accepted.head,
                 headers: HeaderMap::new(),
-                chunked: req.version() == Version::HTTP_11,
+                chunked: http1::stream_is_chunked(req.version()),
                 outlet: accepted.outlet,
                 runtime: PhantomData,
             })

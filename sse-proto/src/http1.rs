@@ -26,6 +26,6 @@ pub use head_slots::{HeadSlot, HeadSlots};
 pub use pump::{Next, Pump};
 pub use reader::{Interim, ReaderLimits, ReaderTimeouts, RequestReader};
 pub use response::{
-    LAST_CHUNK, body_allowed, chunk, last_chunk, no_content, stream_head, write_response,
-    write_response_to, write_status_and_headers,
+    LAST_CHUNK, body_allowed, chunk, last_chunk, no_content, stream_head, stream_is_chunked,
+    write_response, write_response_to, write_status_and_headers,
 };

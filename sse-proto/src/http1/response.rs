@@ -44,6 +44,16 @@ pub fn stream_head(head: &ResponseHead, extra: &HeaderMap, chunked: bool) -> Byt
     buf.freeze()
 }
 
+/// Whether an event stream that answers a request of `version` is sent chunked.
+///
+/// Only to HTTP/1.1 (RFC 9112 §6.1: "A server MUST NOT send a response containing
+/// Transfer-Encoding unless the corresponding request indicates HTTP/1.1 (or later minor
+/// revisions)"); to HTTP/1.0 the stream is delimited by the end of the connection
+/// (RFC 9112 §6.3, item 8).
+pub fn stream_is_chunked(version: http::Version) -> bool {
+    version == http::Version::HTTP_11
+}
+
 /// The 204 answer to a closed session's reconnect, with the core's headers.
 pub fn no_content() -> http::Response<Bytes> {
     ResponseHead::no_content().response(Bytes::new())
