@@ -1,6 +1,6 @@
 //! The parts of the demo contract (DESIGN.md) that do not depend on the adapter: options,
-//! the admin routes over the hub, and the page. Each adapter's `examples/<adapter>-demo.rs` includes
-//! this file with `#[path]` and adds its own server loop and `GET /events` handshake.
+//! the admin routes over the hub, and the page. Each adapter's `examples/<adapter>-demo.rs`
+//! includes this file with `#[path]` and adds its own server loop and `GET /events` handshake.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use sse_proto::{
-    Continuity, DEFAULT_MAX_ID_LEN, Error, Event, Hub, HubBuilder, ResumeConfig, Session, SessionId,
+    Continuity, DEFAULT_MAX_ID_LEN, Error, Event, Hub, HubBuilder, Key, KeyRing, Principal,
+    ResumeConfig, Session, SessionId,
 };
 
 /// The page served at `GET /`.
@@ -24,17 +25,21 @@ pub(crate) struct Options {
     pub(crate) tick: Duration,
     /// Resume mode's grace period; `None` (the default, `--resume-ms 0`) keeps it off.
     pub(crate) resume: Option<Duration>,
+    /// Signed ids: the key (`--secret`, 64 hex digits).
+    pub(crate) secret: Option<Key>,
 }
 
 /// How to use the demo, for `--help` and for a bad flag.
-const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N]
+const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N] [--secret HEX]
 
   --addr HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --keep-alive-ms N    keep-alive comment interval on idle streams (default 15000; 0 = off)
   --retry-ms N         reconnection delay sent to browsers (default 3000)
   --tick-ms N          sync-time tick interval (default 1000; 0 = no ticks)
   --resume-ms N        resume mode: sessions outlive their connection for N ms and a
-                       reconnect gets exactly what it missed (default 0 = off)";
+                       reconnect gets exactly what it missed (default 0 = off)
+  --secret HEX         signed ids: a 32-byte key as 64 hex digits; ids are bound to the
+                       `user` cookie, which stands in for a login (default: unsigned ids)";
 
 impl Options {
     /// Reads the flags, or exits with a usage message.
@@ -60,6 +65,7 @@ impl Options {
             retry: Duration::from_secs(3),
             tick: Duration::from_secs(1),
             resume: None,
+            secret: None,
         };
         while let Some(flag) = args.next() {
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -79,6 +85,10 @@ impl Options {
                 "--retry-ms" => opts.retry = ms()?,
                 "--tick-ms" => opts.tick = ms()?,
                 "--resume-ms" => opts.resume = Some(ms()?).filter(|d| !d.is_zero()),
+                "--secret" => {
+                    opts.secret =
+                        Some(Key::from_hex("k1", &value).map_err(|e| format!("--secret: {e}"))?)
+                }
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
@@ -88,11 +98,38 @@ impl Options {
 
 /// The hub the options ask for, from an adapter's builder (which brings its clock).
 pub(crate) fn hub(opts: &Options, builder: HubBuilder) -> Hub {
-    let builder = builder.retry(opts.retry).keep_alive(opts.keep_alive);
-    match opts.resume {
-        Some(grace) => builder.resume(ResumeConfig::new(grace)).build(),
-        None => builder.build(),
+    let mut builder = builder.retry(opts.retry).keep_alive(opts.keep_alive);
+    if let Some(grace) = opts.resume {
+        builder = builder.resume(ResumeConfig::new(grace));
     }
+    if let Some(key) = &opts.secret {
+        builder = builder.signing(KeyRing::new(key.clone()));
+    }
+    builder.build()
+}
+
+/// Longest `user` cookie taken as a principal.
+const MAX_USER: usize = 128;
+
+/// The demo's stand-in for a login: the `user` cookie names the principal that signed ids are
+/// bound to (an application would take it from its session or token instead), put in the
+/// request's extensions where the adapters' handshake reads it.
+pub(crate) fn log_in<B>(req: &mut http::Request<B>) {
+    if let Some(user) = principal(req.headers()) {
+        req.extensions_mut().insert(user);
+    }
+}
+
+/// The `user` cookie as a principal: `None` without the cookie, or when it is empty or longer
+/// than 128 bytes.
+fn principal(headers: &http::HeaderMap) -> Option<Principal> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .find_map(|pair| pair.trim_ascii().strip_prefix(b"user="))
+        .filter(|user| !user.is_empty() && user.len() <= MAX_USER)
+        .map(Principal::new)
 }
 
 /// Greets an accepted stream with the `connect` event: `{"id": "<session id>", "resumed":

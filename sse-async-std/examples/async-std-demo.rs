@@ -98,7 +98,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn handle(hub: &sse_async_std::Hub, stats: &Stats, req: http::Request<Bytes>) -> Reply {
+fn handle(hub: &sse_async_std::Hub, stats: &Stats, mut req: http::Request<Bytes>) -> Reply {
     let path = req.uri().path();
     match contract::route(
         hub,
@@ -111,6 +111,7 @@ fn handle(hub: &sse_async_std::Hub, stats: &Stats, req: http::Request<Bytes>) ->
         Route::Reply(reply) => respond(reply),
         Route::Events if req.method() == Method::GET => {
             stats.event_request();
+            contract::log_in(&mut req);
             match sse_async_std::handshake(hub, &req) {
                 Outcome::Accept(accepted) => {
                     contract::greet(&accepted.session, accepted.continuity);

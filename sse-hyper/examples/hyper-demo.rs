@@ -167,7 +167,7 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     if !host_is_valid(&req) {
         return Ok(respond(Reply::text(
             StatusCode::BAD_REQUEST,
@@ -182,6 +182,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
             Err(reply) => return Ok(respond(reply)),
         }
     } else if method == Method::GET && path == "/events" {
+        contract::log_in(&mut req);
         return Ok(events(&app, &req));
     } else {
         Bytes::new()

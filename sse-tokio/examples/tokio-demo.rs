@@ -90,7 +90,7 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn handle(hub: &sse_tokio::Hub, stats: &Stats, req: http::Request<Bytes>) -> Reply {
+fn handle(hub: &sse_tokio::Hub, stats: &Stats, mut req: http::Request<Bytes>) -> Reply {
     let path = req.uri().path();
     match contract::route(
         hub,
@@ -103,6 +103,7 @@ fn handle(hub: &sse_tokio::Hub, stats: &Stats, req: http::Request<Bytes>) -> Rep
         Route::Reply(reply) => respond(reply),
         Route::Events if req.method() == Method::GET => {
             stats.event_request();
+            contract::log_in(&mut req);
             match sse_tokio::handshake(hub, &req) {
                 Outcome::Accept(accepted) => {
                     contract::greet(&accepted.session, accepted.continuity);

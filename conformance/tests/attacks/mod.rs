@@ -19,12 +19,15 @@ use sse_conformance::Demo;
 
 /// Requests that the server must refuse, each answered with its status.
 mod http;
+/// Taking someone else's session, with and without signed ids.
+mod ids;
 /// What goes on at the end of a connection: peers that leave, graceful shutdown.
 mod shutdown;
 /// Slow clients: trickled and stalled heads and bodies, slowloris, idle connections.
 mod slow;
 
 pub(crate) use http::*;
+pub(crate) use ids::*;
 pub(crate) use shutdown::*;
 pub(crate) use slow::*;
 
@@ -55,6 +58,9 @@ macro_rules! suite {
             stray_bytes_with_the_request_then_gone,
             shutdown_with_1000_open_streams,
             shutdown_closes_idle_keep_alive_connections,
+            a_copied_id_does_not_reach_another_user,
+            a_chosen_or_forged_id_is_refused,
+            signed_ids_resume_with_their_position,
         );
     };
     (@tests $bin:expr, $server:expr; $($rule:ident),* $(,)?) => {
