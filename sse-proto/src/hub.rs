@@ -3,6 +3,8 @@
 
 mod accept;
 mod builder;
+mod delivery;
+mod life;
 mod outlet;
 mod relay;
 mod session;
@@ -12,7 +14,7 @@ mod timers;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::closed::ClosedSet;
@@ -20,12 +22,11 @@ use crate::connection::{ConnectionConfig, EndReason};
 use crate::error::Error;
 use crate::event::Event;
 use crate::frame::Frame;
-use crate::handshake::Checked;
 use crate::handshake::Handshake;
 use crate::history::{History, LogUsage, Target};
-use crate::id::{IdGenerator, IdRejection, IdSource, IdVerdict, SessionId};
+use crate::id::{IdGenerator, IdSource, IdVerdict, SessionId};
 use crate::lifecycle::SessionEvent;
-use crate::position::{self, Position, Suffix};
+use crate::position::Position;
 use crate::relay::{Outbound, Recipient, Relayed};
 
 pub use accept::{Accepted, Decision};
@@ -33,7 +34,7 @@ pub use builder::{HubBuilder, ResumeConfig};
 pub use outlet::{Cutoff, Outlet};
 pub use session::{Ended, Session};
 
-use slot::{Life, Queued, Slot, SlotState, Wakeups, lock};
+use slot::{Life, Slot, lock};
 use timers::Timers;
 
 /// The registry of sessions: reach one by id, or all of them at once.
@@ -387,7 +388,9 @@ impl Hub {
         update: impl FnOnce(&mut crate::signing::KeyRing) -> R,
     ) -> Option<R> {
         let ring = self.inner.signing.as_ref()?;
-        let mut ring = ring.write().unwrap_or_else(PoisonError::into_inner);
+        let mut ring = ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Some(update(&mut ring))
     }
 
@@ -404,336 +407,6 @@ impl fmt::Debug for Hub {
             .field("resume", &self.resume_grace())
             .field("shutting_down", &self.is_shutting_down())
             .finish()
-    }
-}
-
-impl Inner {
-    /// A fresh session id: signed for `principal` when ids are signed.
-    fn fresh_id(&self, principal: Option<&[u8]>) -> SessionId {
-        #[cfg(feature = "signing")]
-        if let Some(ring) = &self.signing {
-            let ring = ring.read().unwrap_or_else(PoisonError::into_inner);
-            // Cannot fail: the ring's ids are URL-safe and at most MAX_SIGNED_ID_LEN long.
-            if let Ok(id) = ring.issue(self.ids.random_bytes(), principal) {
-                return id;
-            }
-        }
-        let _ = principal;
-        self.ids.generate()
-    }
-
-    /// What the hub says of a valid client id: its signature (when ids are signed), then the
-    /// application's policy. A verified id signed by an older key is re-signed.
-    fn check_id(&self, id: &SessionId, principal: Option<&[u8]>, source: IdSource) -> Checked {
-        #[cfg_attr(not(feature = "signing"), allow(unused_mut))]
-        let mut resigned = None;
-        #[cfg(feature = "signing")]
-        if let Some(ring) = &self.signing {
-            let ring = ring.read().unwrap_or_else(PoisonError::into_inner);
-            match ring.verify(id.as_bytes(), principal) {
-                Err(e) => return Checked::Refuse(IdRejection::Signature(e)),
-                Ok(verified) if !verified.is_current() => {
-                    resigned = ring.resign(&verified, principal).ok();
-                }
-                Ok(_) => {}
-            }
-        }
-        if let Some(policy) = &self.policy {
-            match policy(id, principal, source) {
-                IdVerdict::Accept => {}
-                IdVerdict::Refuse => return Checked::Refuse(IdRejection::Refused),
-                IdVerdict::Reissue => return Checked::Absent,
-            }
-        }
-        match resigned {
-            Some(new) => Checked::AcceptAs(new),
-            None => Checked::Accept,
-        }
-    }
-
-    /// Cuts every stream still writing (a shutdown's deadline passed): their writers and
-    /// transport guards are woken to drop the connections.
-    fn cut_all(&self) {
-        let mut wakeups = Vec::new();
-        for slot in self.sessions().values() {
-            let mut st = slot.lock();
-            let st = &mut *st;
-            for link in st.link.iter_mut().chain(st.retired.iter_mut()) {
-                if link.conn.is_finished() {
-                    continue;
-                }
-                link.conn.cut(EndReason::Shutdown);
-                wakeups.push(Wakeups {
-                    writer: link.writer.take(),
-                    guards: std::mem::take(&mut link.abort_waiters),
-                });
-            }
-        }
-        wakeups.into_iter().for_each(Wakeups::wake);
-    }
-
-    fn sessions(&self) -> RwLockReadGuard<'_, HashMap<SessionId, Arc<Slot>>> {
-        self.sessions.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn notify(&self, event: SessionEvent) {
-        for observer in &self.observers {
-            observer(&event);
-        }
-    }
-
-    /// Sends `frame` to one session; `logged` events get a position in resume mode.
-    fn send(&self, slot: &Arc<Slot>, frame: Frame, logged: bool) -> Result<(), Error> {
-        if logged && self.relay.is_some() {
-            if !slot.lock().is_live() {
-                return Err(Error::Closed);
-            }
-            return self.relay(Relayed::Event {
-                to: Recipient::Session(slot.id.clone()),
-                frame,
-            });
-        }
-        let resumable = self.resume.is_some();
-        let (queued, follow) = match &self.resume {
-            Some(resume) if logged => {
-                let mut history = lock(&resume.history);
-                let mut st = slot.lock();
-                if !st.is_live() {
-                    return Err(Error::Closed);
-                }
-                let seq = history.append(Target::Session(&slot.id), &frame);
-                let line = position::id_line(&slot.id, Position::new(history.epoch(), seq));
-                let queued = st.queue(Some((seq, line)), frame);
-                let follow = self.after_queue(&mut st, &queued);
-                (queued, follow)
-            }
-            _ => {
-                let mut st = slot.lock();
-                if !st.is_live() {
-                    return Err(Error::Closed);
-                }
-                let queued = st.queue(None, frame);
-                let follow = self.after_queue(&mut st, &queued);
-                (queued, follow)
-            }
-        };
-        let result = match queued {
-            Queued::Sent(writer) => {
-                if let Some(w) = writer {
-                    w.wake();
-                }
-                Ok(())
-            }
-            // Logged: the tab gets it when it comes back.
-            Queued::Detached | Queued::Ending if resumable && logged => Ok(()),
-            Queued::Detached => Err(Error::NotConnected),
-            Queued::Ending => Err(Error::Closed),
-            Queued::Cut(wakeups, err) => {
-                wakeups.wake();
-                if resumable && logged {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        };
-        self.follow(slot, follow);
-        result
-    }
-
-    /// Under the slot's lock: what follows from queueing. A cut-off detaches the session
-    /// (resume mode) or ends it.
-    fn after_queue(&self, st: &mut SlotState, queued: &Queued) -> Follow {
-        match queued {
-            Queued::Cut(..) if self.resume.is_some() => self.detached(st, EndReason::TooSlow),
-            Queued::Cut(..) => Follow::End(EndReason::TooSlow),
-            _ => Follow::Nothing,
-        }
-    }
-
-    /// Queues `frame` to every session, with its position's `id:` line when logged at
-    /// `at`. Returns how many took it (in resume mode, logged frames count every live
-    /// session, attached or not), and what the caller must do once its locks are released.
-    fn fan_out(&self, at: Option<Position>, frame: &Frame) -> (usize, Vec<(Arc<Slot>, Follow)>) {
-        let logged = at.is_some();
-        let suffix = at.map(Suffix::new);
-        let mut count = 0;
-        let mut follow = Vec::new();
-        for slot in self.sessions().values() {
-            let mut st = slot.lock();
-            if !st.is_live() {
-                continue;
-            }
-            let line = suffix
-                .as_ref()
-                .zip(at)
-                .map(|(s, at)| (at.seq, s.line(&slot.id)));
-            let queued = st.queue(line, frame.clone());
-            let next = self.after_queue(&mut st, &queued);
-            drop(st);
-            match queued {
-                Queued::Sent(writer) => {
-                    count += 1;
-                    if let Some(w) = writer {
-                        w.wake();
-                    }
-                }
-                Queued::Detached | Queued::Ending => count += usize::from(logged),
-                Queued::Cut(wakeups, _) => {
-                    count += usize::from(logged);
-                    wakeups.wake();
-                }
-            }
-            if !matches!(next, Follow::Nothing) {
-                follow.push((slot.clone(), next));
-            }
-        }
-        (count, follow)
-    }
-
-    /// Closes `slot`: marks its id, then ends its stream after what is queued (or, when
-    /// detached, ends the session at once).
-    ///
-    /// A handle to a session that is over still marks its id (so a tab on its way back is
-    /// told 204), unless a newer session holds the id: that one is not this handle's to close.
-    ///
-    /// In relay mode, `relay` also tells the other nodes (a close that came from the relay
-    /// does not go back to it).
-    fn close(&self, slot: &Arc<Slot>, now: Instant, relay: bool) -> bool {
-        let newer = self
-            .sessions()
-            .get(&slot.id)
-            .is_some_and(|current| !Arc::ptr_eq(current, slot));
-        if newer {
-            return false;
-        }
-        lock(&self.closed).mark(&slot.id, now);
-        if relay && self.relay.is_some() {
-            // A close carries no payload: it is queued whatever the bounds.
-            let _ = self.relay(Relayed::Closed {
-                id: slot.id.clone(),
-            });
-        }
-        let (began, writer) = {
-            let mut st = slot.lock();
-            if !st.is_live() {
-                return false;
-            }
-            match &mut st.link {
-                Some(link) => {
-                    link.conn.close();
-                    let writer = link.writer.take();
-                    st.life = Life::Ending(EndReason::Closed);
-                    (true, writer)
-                }
-                None => (false, None),
-            }
-        };
-        if let Some(w) = writer {
-            w.wake();
-        }
-        began || self.end_session(slot, EndReason::Closed, |st| st.link.is_none())
-    }
-
-    /// Under the slot's lock: the session lost its connection. In resume mode it waits for
-    /// its tab; otherwise it ends.
-    fn detached(&self, st: &mut SlotState, reason: EndReason) -> Follow {
-        if self.resume.is_none() {
-            return Follow::End(reason);
-        }
-        st.detached_at = Some((self.clock)());
-        Follow::Detached(reason)
-    }
-
-    /// Acts on what happened under a slot's lock, with the lock released.
-    fn follow(&self, slot: &Arc<Slot>, follow: Follow) {
-        match follow {
-            Follow::Nothing => {}
-            Follow::End(reason) => {
-                self.end_session(slot, reason, |_| true);
-            }
-            Follow::Detached(reason) => {
-                self.schedule_expiry(slot);
-                self.notify(SessionEvent::Detached {
-                    id: slot.id.clone(),
-                    reason,
-                });
-            }
-        }
-    }
-
-    /// Ends the session for good if `still` holds for it: it leaves the registry, its log
-    /// is dropped, its waiters are woken and the observer is told. Returns whether this call
-    /// ended it.
-    fn end_session(
-        &self,
-        slot: &Arc<Slot>,
-        reason: EndReason,
-        still: impl FnOnce(&SlotState) -> bool,
-    ) -> bool {
-        let mut history = self.resume.as_ref().map(|r| lock(&r.history));
-        let mut sessions = self
-            .sessions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let waiters = {
-            let mut st = slot.lock();
-            if matches!(st.life, Life::Ended(_)) || !still(&st) {
-                return false;
-            }
-            st.life = Life::Ended(reason);
-            st.detached_at = None;
-            std::mem::take(&mut st.end_waiters)
-        };
-        if sessions.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-            sessions.remove(&slot.id);
-            if let Some(history) = &mut history {
-                history.forget(&slot.id);
-            }
-        }
-        drop(sessions);
-        drop(history);
-        waiters.into_iter().for_each(std::task::Waker::wake);
-        let id = slot.id.clone();
-        self.notify(match reason {
-            EndReason::Expired => SessionEvent::Expired { id },
-            reason => SessionEvent::Ended { id, reason },
-        });
-        true
-    }
-
-    /// The writer of link `link_no` is done with it: a retired link is dropped; the attached
-    /// one detaches the session (resume mode) or ends it. Returns why the link ended.
-    fn finish_link(&self, slot: &Arc<Slot>, link_no: u64) -> EndReason {
-        let (reason, follow) = {
-            let mut st = slot.lock();
-            match st.link.take() {
-                Some(mut link) if link.link_no == link_no => {
-                    link.conn.peer_gone();
-                    let reason = link.conn.end_reason().unwrap_or(EndReason::PeerGone);
-                    let follow = match st.life {
-                        Life::Ending(r) => Follow::End(r),
-                        Life::Live => self.detached(&mut st, reason),
-                        Life::Ended(_) => Follow::Nothing,
-                    };
-                    (reason, follow)
-                }
-                other => {
-                    st.link = other;
-                    let reason = match st.retired.iter().position(|l| l.link_no == link_no) {
-                        Some(i) => {
-                            let mut link = st.retired.swap_remove(i);
-                            link.conn.peer_gone();
-                            link.conn.end_reason()
-                        }
-                        None => None,
-                    };
-                    (reason.unwrap_or(EndReason::PeerGone), Follow::Nothing)
-                }
-            }
-        };
-        self.follow(slot, follow);
-        reason
     }
 }
 

@@ -1,0 +1,161 @@
+//! Delivery: queueing to one session or to all, and cutting what will not drain.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLockReadGuard};
+
+use super::slot::{Queued, Slot, SlotState, Wakeups, lock};
+use super::{Follow, Inner};
+use crate::connection::EndReason;
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::history::Target;
+use crate::id::SessionId;
+use crate::lifecycle::SessionEvent;
+use crate::position::{self, Position, Suffix};
+use crate::relay::{Recipient, Relayed};
+
+impl Inner {
+    /// Cuts every stream still writing (a shutdown's deadline passed): their writers and
+    /// transport guards are woken to drop the connections.
+    pub(super) fn cut_all(&self) {
+        let mut wakeups = Vec::new();
+        for slot in self.sessions().values() {
+            let mut st = slot.lock();
+            let st = &mut *st;
+            for link in st.link.iter_mut().chain(st.retired.iter_mut()) {
+                if link.conn.is_finished() {
+                    continue;
+                }
+                link.conn.cut(EndReason::Shutdown);
+                wakeups.push(Wakeups {
+                    writer: link.writer.take(),
+                    guards: std::mem::take(&mut link.abort_waiters),
+                });
+            }
+        }
+        wakeups.into_iter().for_each(Wakeups::wake);
+    }
+
+    pub(super) fn sessions(&self) -> RwLockReadGuard<'_, HashMap<SessionId, Arc<Slot>>> {
+        self.sessions.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn notify(&self, event: SessionEvent) {
+        for observer in &self.observers {
+            observer(&event);
+        }
+    }
+
+    /// Sends `frame` to one session; `logged` events get a position in resume mode.
+    pub(super) fn send(&self, slot: &Arc<Slot>, frame: Frame, logged: bool) -> Result<(), Error> {
+        if logged && self.relay.is_some() {
+            if !slot.lock().is_live() {
+                return Err(Error::Closed);
+            }
+            return self.relay(Relayed::Event {
+                to: Recipient::Session(slot.id.clone()),
+                frame,
+            });
+        }
+        let resumable = self.resume.is_some();
+        let (queued, follow) = match &self.resume {
+            Some(resume) if logged => {
+                let mut history = lock(&resume.history);
+                let mut st = slot.lock();
+                if !st.is_live() {
+                    return Err(Error::Closed);
+                }
+                let seq = history.append(Target::Session(&slot.id), &frame);
+                let line = position::id_line(&slot.id, Position::new(history.epoch(), seq));
+                let queued = st.queue(Some((seq, line)), frame);
+                let follow = self.after_queue(&mut st, &queued);
+                (queued, follow)
+            }
+            _ => {
+                let mut st = slot.lock();
+                if !st.is_live() {
+                    return Err(Error::Closed);
+                }
+                let queued = st.queue(None, frame);
+                let follow = self.after_queue(&mut st, &queued);
+                (queued, follow)
+            }
+        };
+        let result = match queued {
+            Queued::Sent(writer) => {
+                if let Some(w) = writer {
+                    w.wake();
+                }
+                Ok(())
+            }
+            // Logged: the tab gets it when it comes back.
+            Queued::Detached | Queued::Ending if resumable && logged => Ok(()),
+            Queued::Detached => Err(Error::NotConnected),
+            Queued::Ending => Err(Error::Closed),
+            Queued::Cut(wakeups, err) => {
+                wakeups.wake();
+                if resumable && logged {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        };
+        self.follow(slot, follow);
+        result
+    }
+
+    /// Under the slot's lock: what follows from queueing. A cut-off detaches the session
+    /// (resume mode) or ends it.
+    pub(super) fn after_queue(&self, st: &mut SlotState, queued: &Queued) -> Follow {
+        match queued {
+            Queued::Cut(..) if self.resume.is_some() => self.detached(st, EndReason::TooSlow),
+            Queued::Cut(..) => Follow::End(EndReason::TooSlow),
+            _ => Follow::Nothing,
+        }
+    }
+
+    /// Queues `frame` to every session, with its position's `id:` line when logged at
+    /// `at`. Returns how many took it (in resume mode, logged frames count every live
+    /// session, attached or not), and what the caller must do once its locks are released.
+    pub(super) fn fan_out(
+        &self,
+        at: Option<Position>,
+        frame: &Frame,
+    ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
+        let logged = at.is_some();
+        let suffix = at.map(Suffix::new);
+        let mut count = 0;
+        let mut follow = Vec::new();
+        for slot in self.sessions().values() {
+            let mut st = slot.lock();
+            if !st.is_live() {
+                continue;
+            }
+            let line = suffix
+                .as_ref()
+                .zip(at)
+                .map(|(s, at)| (at.seq, s.line(&slot.id)));
+            let queued = st.queue(line, frame.clone());
+            let next = self.after_queue(&mut st, &queued);
+            drop(st);
+            match queued {
+                Queued::Sent(writer) => {
+                    count += 1;
+                    if let Some(w) = writer {
+                        w.wake();
+                    }
+                }
+                Queued::Detached | Queued::Ending => count += usize::from(logged),
+                Queued::Cut(wakeups, _) => {
+                    count += usize::from(logged);
+                    wakeups.wake();
+                }
+            }
+            if !matches!(next, Follow::Nothing) {
+                follow.push((slot.clone(), next));
+            }
+        }
+        (count, follow)
+    }
+}
