@@ -1,5 +1,5 @@
 //! What the raw-socket demos (sse-tokio's and sse-async-std's, both on the sse-http1 driver)
-//! share: the driver's config from the demo's [`Limits`](super::limits::Limits), and fixed
+//! share: the driver's config from the demo's [`Limits`], and fixed
 //! answers as responses. Each demo names its adapter crate `adapter`.
 
 use bytes::Bytes;

@@ -211,9 +211,9 @@ impl Hub {
     /// Sends one shared frame to every session and returns how many took it.
     ///
     /// In resume mode the frame is logged once for all of them, detached sessions included
-    /// (and counted). A connection over its budget is cut off (see [`Connection::send`]
-    /// (crate::Connection::send)); in resume mode its session still counts, and its tab gets
-    /// the event when it comes back.
+    /// (and counted). A connection over its budget is cut off (see
+    /// [`Connection::send`](crate::Connection::send)); in resume mode its session still
+    /// counts, and its tab gets the event when it comes back.
     ///
     /// In relay mode the frame goes to the relay, which numbers it and delivers it on every
     /// node; the count is then this hub's sessions (0 when the relay's queue is full).

@@ -1,9 +1,26 @@
 //! The sans-IO core of sse-rs: Server-Sent Events with session semantics.
 //!
-//! Nothing here does I/O, spawns tasks or reads a clock: every input (a request head, bytes,
-//! the current [`Instant`](std::time::Instant)) is passed in and every output (a decision, a
-//! frame to write, the next deadline) is returned. The adapters `sse-tokio`, `sse-async-std`
-//! and `sse-hyper` bind it to a runtime.
+//! Nothing here does I/O, spawns tasks or draws randomness of its own: every input (a request
+//! head, bytes, the current [`Instant`](std::time::Instant)) is passed in and every output (a
+//! decision, a frame to write, the next deadline) is returned. The adapters `sse-hyper`,
+//! `sse-tokio` and `sse-async-std` (through `sse-http1`) bind it to a runtime, and
+//! `sse-redis` shares a hub's sessions between nodes.
+//!
+//! # Where time enters
+//!
+//! Every method that depends on time takes `now`, except three that the application calls
+//! where it has no clock at hand. For those the [`Hub`] reads the clock it was given
+//! ([`HubBuilder::clock`]; the adapters give their runtime's, and the default is the system's
+//! monotonic clock):
+//!
+//! - stamping a closed id in [`Session::close`] and [`Hub::close`] (or pass it:
+//!   [`Session::close_at`], [`Hub::close_at`]);
+//! - dating a shutdown's deadline in [`Hub::shutdown`] (or [`Hub::shutdown_at`]);
+//! - dating a session's detachment in resume mode, when its writer drops the [`Outlet`] or
+//!   the connection is cut off for being slow.
+//!
+//! The same goes for randomness: fresh ids and the log's epoch come from the
+//! [`IdGenerator`] the hub was given.
 
 mod closed;
 mod connection;
