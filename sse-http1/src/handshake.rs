@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use http::{HeaderMap, Response};
 use sse_proto::{
-    Continuity, Decision, EndReason, Hub, HubBuilder, IdSource, NotEventStream, Outlet, RejectedId,
-    Request, ResponseHead, Session, SessionId, http1,
+    Answers, Continuity, Decision, EndReason, Hub, HubBuilder, IdSource, NotEventStream, Offer,
+    Outlet, RejectedId, Request, ResponseHead, Session, SessionId, http1,
 };
 
 use crate::runtime::{Runtime, Transport};
@@ -110,8 +110,42 @@ pub fn hub_builder<R: Runtime>() -> HubBuilder {
 /// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
 /// The first accepted stream starts the hub's timer task on `R` (resume mode's expiry, the
 /// shutdown deadline).
+///
+/// The hub answers the handshake's lookups (is the id closed? what did it miss?) from its
+/// own stores. When a shared store answers them instead (several nodes on one Redis), use
+/// [`offer`] and [`handshake_answered`].
 pub fn handshake<R: Runtime, B>(hub: &Hub, req: &http::Request<B>) -> Outcome<R> {
-    match hub.decide(&Request::from(req), R::now()) {
+    match offer(hub, req) {
+        Ok(offer) => {
+            let answers = hub.answer(&offer.lookup(), R::now());
+            handshake_answered(hub, req, offer, answers)
+        }
+        Err(why) => Outcome::NotEventStream(why),
+    }
+}
+
+/// Reads what `req` claims (the session it offers, and in resume mode its position),
+/// consulting no store: step one of the two-step handshake. `Err` when it is not an
+/// event-stream request (route it elsewhere).
+///
+/// Have a store answer [`Offer::lookup`] (for several nodes on one Redis:
+/// `sse_redis::RedisEngine::answer`), then decide with [`handshake_answered`].
+pub fn offer<B>(hub: &Hub, req: &http::Request<B>) -> Result<Offer, NotEventStream> {
+    hub.offer(&Request::from(req))
+}
+
+/// Decides what to do with `req` from its `offer` (made by [`offer`] on this `hub` for this
+/// request) and a store's `answers` to the offer's lookup, and for an event stream
+/// registers the session in `hub`: step two of the two-step handshake. The outcome is that
+/// of [`handshake`], with the store's answers in place of the hub's own: a closed mark the
+/// store knows gets 204, a history it fetched is replayed.
+pub fn handshake_answered<R: Runtime, B>(
+    hub: &Hub,
+    req: &http::Request<B>,
+    offer: Offer,
+    answers: Answers,
+) -> Outcome<R> {
+    match hub.accept(offer, answers, R::now()) {
         Decision::NotEventStream(why) => Outcome::NotEventStream(why),
         Decision::NoContent { .. } => Outcome::NoContent(http1::no_content()),
         Decision::GoAway { head, body } => Outcome::GoAway(head.response(body.to_bytes())),
@@ -140,5 +174,83 @@ impl<R: Runtime> Accepted<R> {
     pub(crate) fn into_stream(self) -> (Bytes, Outlet, bool) {
         let head = http1::stream_head(&self.head, &self.headers, self.chunked);
         (head, self.outlet, self.chunked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A runtime for the handshake alone: the system clock, and tasks never run.
+    struct Still;
+
+    impl Runtime for Still {
+        type Sleep = std::future::Ready<()>;
+        fn now() -> Instant {
+            Instant::now()
+        }
+        fn sleep_until(_: Instant) -> Self::Sleep {
+            std::future::ready(())
+        }
+        fn spawn<F>(_: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+        }
+    }
+
+    fn request(last_event_id: Option<&str>) -> http::Request<()> {
+        let mut req = http::Request::get("/events").header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        req.body(()).unwrap()
+    }
+
+    #[test]
+    fn a_store_answers_in_place_of_the_hub() {
+        let hub = hub_builder::<Still>().build();
+        let req = request(Some("tab-1"));
+        // The hub's own stores know nothing of tab-1: it is welcomed back.
+        let Outcome::<Still>::Accept(accepted) = handshake(&hub, &req) else {
+            panic!("the hub's answers accept it");
+        };
+        assert_eq!(accepted.id().as_str(), "tab-1");
+        accepted.session.disconnect();
+
+        // A store says it was closed (on another node): 204, as for a mark of the hub's own.
+        let claimed = offer(&hub, &req).unwrap();
+        assert_eq!(
+            claimed.lookup().closed.map(SessionId::as_str),
+            Some("tab-1")
+        );
+        let closed = Answers {
+            closed: true,
+            history: None,
+        };
+        match handshake_answered::<Still, _>(&hub, &req, claimed, closed) {
+            Outcome::NoContent(res) => assert_eq!(res.status(), http::StatusCode::NO_CONTENT),
+            other => panic!("{other:?}"),
+        }
+
+        // The store's empty answers accept a fresh tab, as `handshake` would.
+        let fresh = request(None);
+        let claimed = offer(&hub, &fresh).unwrap();
+        match handshake_answered::<Still, _>(&hub, &fresh, claimed, Answers::default()) {
+            Outcome::Accept(accepted) => assert_eq!(accepted.continuity, Continuity::New),
+            other => panic!("{other:?}"),
+        }
+
+        // Not an event-stream request: the offer refuses it, as the handshake does.
+        let post = http::Request::post("/events").body(()).unwrap();
+        assert_eq!(offer(&hub, &post).err(), Some(NotEventStream::Method));
+        assert!(matches!(
+            handshake::<Still, _>(&hub, &post),
+            Outcome::NotEventStream(NotEventStream::Method)
+        ));
     }
 }

@@ -34,14 +34,14 @@ mod timer;
 
 pub use config::{DEFAULT_MAX_UNFINISHED_HEADS, Reply, ServeConfig};
 pub use connection::serve_connection;
-pub use handshake::{Accepted, Outcome, handshake, hub_builder};
+pub use handshake::{Accepted, Outcome, handshake, handshake_answered, hub_builder, offer};
 pub use runtime::{Runtime, Transport};
 pub use serve::{Listener, serve, serve_with_shutdown};
 pub use sse_proto::http1::{HeadSlots, ReaderLimits, ReaderTimeouts};
 pub use sse_proto::{
-    Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN, Data,
-    EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
+    Answers, Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN,
+    Data, EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
     HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
-    RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
+    Offer, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
 };
 pub use stream::MAX_STRAY_BYTES;

@@ -32,12 +32,12 @@ mod handshake;
 
 pub use body::{BytesStream, EventStream};
 pub use guard::{Guarded, MAX_STRAY_BYTES, Watch};
-pub use handshake::{Accepted, Outcome, handshake, hub_builder};
+pub use handshake::{Accepted, Outcome, handshake, handshake_answered, hub_builder, offer};
 pub use sse_proto::{
-    Batch, ConnectionConfig, Continuity, Cutoff, DEFAULT_MAX_ID_LEN, Data, EndReason, Ended, Error,
-    Event, Frame, GapReason, Handshake, Hub, HubBuilder, HubStats, IdGenerator, IdRejection,
-    IdSource, LogBounds, NotEventStream, RejectedId, ResumeConfig, Session, SessionEvent,
-    SessionId, UuidV4,
+    Answers, Batch, ConnectionConfig, Continuity, Cutoff, DEFAULT_MAX_ID_LEN, Data, EndReason,
+    Ended, Error, Event, Frame, GapReason, Handshake, Hub, HubBuilder, HubStats, IdGenerator,
+    IdRejection, IdSource, LogBounds, NotEventStream, Offer, RejectedId, ResumeConfig, Session,
+    SessionEvent, SessionId, UuidV4,
 };
 /// The closed-id store and its policy, for [`HubBuilder::closed_set`].
 pub use sse_proto::{ClosedPolicy, ClosedSet, MemoryClosedSet};

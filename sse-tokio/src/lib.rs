@@ -56,10 +56,10 @@ pub use runtime::{Tokio, Vectored};
 pub use sse_http1::{DEFAULT_MAX_UNFINISHED_HEADS, HeadSlots, MAX_STRAY_BYTES, ServeConfig};
 pub use sse_proto::http1::{ReaderLimits, ReaderTimeouts};
 pub use sse_proto::{
-    Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN, Data,
-    EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
+    Answers, Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN,
+    Data, EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
     HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
-    RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
+    Offer, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
 };
 
 /// What to do with a request, as decided by [`handshake`].
@@ -81,6 +81,43 @@ pub fn hub_builder() -> HubBuilder {
 /// shutdown deadline) with `tokio::spawn`.
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     sse_http1::handshake::<Tokio, B>(hub, req)
+}
+
+/// Reads what `req` claims, consulting no store: step one of the two-step handshake, for a
+/// shared store (several nodes on one Redis) that answers [`Offer::lookup`] in place of the
+/// hub's own stores. `Err` when it is not an event-stream request. See
+/// [`sse_http1::offer`].
+pub fn offer<B>(hub: &Hub, req: &http::Request<B>) -> Result<Offer, NotEventStream> {
+    sse_http1::offer(hub, req)
+}
+
+/// Decides what to do with `req` from its `offer` (from [`offer`]) and a store's `answers`
+/// (for example `sse_redis::RedisEngine::answer`), and for an event stream registers the
+/// session in `hub`: step two of the two-step handshake, otherwise as [`handshake`]. See
+/// [`sse_http1::handshake_answered`].
+///
+/// ```no_run
+/// # async fn serve(hub: sse_tokio::Hub, req: http::Request<bytes::Bytes>) {
+/// # async fn store_answers(offer: &sse_tokio::Offer) -> sse_tokio::Answers { Default::default() }
+/// use sse_tokio::Outcome;
+///
+/// let outcome = match sse_tokio::offer(&hub, &req) {
+///     Ok(offer) => {
+///         // For example `engine.answer(&hub, &offer).await` with sse-redis.
+///         let answers = store_answers(&offer).await;
+///         sse_tokio::handshake_answered(&hub, &req, offer, answers)
+///     }
+///     Err(why) => Outcome::NotEventStream(why),
+/// };
+/// # }
+/// ```
+pub fn handshake_answered<B>(
+    hub: &Hub,
+    req: &http::Request<B>,
+    offer: Offer,
+    answers: Answers,
+) -> Outcome {
+    sse_http1::handshake_answered::<Tokio, B>(hub, req, offer, answers)
 }
 
 /// Serves HTTP/1.1 requests on one connection until it closes; see
