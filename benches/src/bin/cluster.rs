@@ -1,0 +1,313 @@
+//! Several nodes on one Redis, measured in one process: hubs with `sse-redis` engines, each
+//! holding T sessions whose outlets a sweeper drains, against the same on one node, in the
+//! same run.
+//!
+//! ```text
+//! cargo run --release -p sse-benches --bin cluster -- --tabs 1000 --broadcasts 20 --sends 200
+//! ```
+//!
+//! It starts its own `redis-server` on a free loopback port. It prints, for one node and for
+//! two nodes (the sender on the other node from half the tabs):
+//!
+//! - broadcast delivery latency p50/p99 (from the broadcast call to the outlet holding the
+//!   event) and deliveries per second over back-to-back broadcasts;
+//! - send-by-id latency p50/p99 (one tab at a time, sent from the node that does not serve it
+//!   when there are two);
+//! - Redis memory per idle resumable session (`used_memory` before and after N sessions that
+//!   attached then detached).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
+
+use sse_proto::{Batch, Decision, Event, HttpVersion, Hub, Outlet, Request, ResumeConfig};
+use sse_redis::{RedisConfig, RedisEngine};
+
+struct Args {
+    tabs: usize,
+    broadcasts: usize,
+    sends: usize,
+}
+
+fn args() -> Args {
+    let mut out = Args {
+        tabs: 1000,
+        broadcasts: 20,
+        sends: 200,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse().ok());
+        match (flag.as_str(), value) {
+            ("--tabs", Some(v)) => out.tabs = v,
+            ("--broadcasts", Some(v)) => out.broadcasts = v,
+            ("--sends", Some(v)) => out.sends = v,
+            _ => {
+                eprintln!("usage: cluster [--tabs N] [--broadcasts N] [--sends N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    out
+}
+
+struct Redis {
+    child: Child,
+    url: String,
+}
+
+impl Redis {
+    fn start() -> Result<Redis, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("redis-server: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("redis-server did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Node {
+    hub: Hub,
+    engine: RedisEngine,
+    outlets: Vec<Outlet>,
+    ids: Vec<String>,
+}
+
+async fn node(url: &str, name: &str, tabs: usize) -> Result<Node, String> {
+    let mut config = RedisConfig::new(url);
+    config.node = name.to_owned();
+    let engine = RedisEngine::connect(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let resume = ResumeConfig::new(Duration::from_secs(600));
+    let hub = engine
+        .hub_builder(Hub::builder().keep_alive(None), Some(resume))
+        .build();
+    tokio::spawn(engine.run(&hub));
+    let mut outlets = Vec::with_capacity(tabs);
+    let mut ids = Vec::with_capacity(tabs);
+    for _ in 0..tabs {
+        let mut req = Request::new(b"GET", b"/events", HttpVersion::Http11);
+        req.header(b"accept", b"text/event-stream");
+        let offer = hub.offer(&req).map_err(|e| format!("{e:?}"))?;
+        let answers = engine.answer(&hub, &offer).await;
+        let Decision::Accept(a) = hub.accept(offer, answers, Instant::now()) else {
+            return Err("not accepted".into());
+        };
+        ids.push(a.session.id().to_string());
+        outlets.push(a.outlet);
+    }
+    Ok(Node {
+        hub,
+        engine,
+        outlets,
+        ids,
+    })
+}
+
+/// Drains one outlet; returns how many logged events it had (each is two frames: its `id:`
+/// line and the event).
+fn drain(outlet: &mut Outlet) -> usize {
+    let mut batch = Batch::new();
+    match outlet.poll_drain(
+        &mut Context::from_waker(Waker::noop()),
+        Instant::now(),
+        &mut batch,
+    ) {
+        std::task::Poll::Ready(Some(frames)) => frames / 2,
+        _ => 0,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Sweeps every outlet of `nodes` until each has taken `want` more events, recording when
+/// each tab's events arrived (relative to `start`).
+async fn sweep(nodes: &mut [Node], start: Instant, want: usize) -> Vec<Duration> {
+    let total: usize = nodes.iter().map(|n| n.outlets.len()).sum();
+    let mut got = vec![0usize; total];
+    let mut when = Vec::with_capacity(total * want);
+    let deadline = start + Duration::from_secs(60);
+    loop {
+        let mut i = 0;
+        for node in nodes.iter_mut() {
+            for outlet in &mut node.outlets {
+                let n = drain(outlet);
+                if n > 0 {
+                    for _ in 0..n.min(want - got[i].min(want)) {
+                        when.push(start.elapsed());
+                    }
+                    got[i] += n;
+                }
+                i += 1;
+            }
+        }
+        if got.iter().all(|&g| g >= want) || Instant::now() > deadline {
+            return when;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn broadcasts(nodes: &mut [Node], count: usize) -> (Duration, Duration, f64) {
+    let event = Event::named(sse_proto::event_name!("tick")).data("x".repeat(64));
+    for node in nodes.iter_mut() {
+        for outlet in &mut node.outlets {
+            drain(outlet);
+        }
+    }
+    let frame = event.encode();
+    // Latency: one broadcast at a time, from the last node.
+    let mut lat = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let sender = nodes.len() - 1;
+        let _ = nodes[sender]
+            .engine
+            .broadcast(&nodes[sender].hub, frame.clone())
+            .await;
+        lat.extend(sweep(nodes, start, 1).await);
+    }
+    lat.sort();
+    // Throughput: `count` back to back.
+    let start = Instant::now();
+    let sender = nodes.len() - 1;
+    for _ in 0..count {
+        let _ = nodes[sender]
+            .engine
+            .broadcast(&nodes[sender].hub, frame.clone())
+            .await;
+    }
+    let done = sweep(nodes, start, count).await;
+    let took = done.iter().max().copied().unwrap_or_default();
+    let tabs: usize = nodes.iter().map(|n| n.outlets.len()).sum();
+    let rate = (tabs * count) as f64 / took.as_secs_f64().max(1e-9);
+    (percentile(&lat, 0.5), percentile(&lat, 0.99), rate)
+}
+
+async fn sends(nodes: &mut [Node], count: usize) -> (Duration, Duration) {
+    let frame = Event::new().data("x".repeat(64)).encode();
+    let sender = nodes.len() - 1;
+    let mut lat = Vec::with_capacity(count);
+    for k in 0..count {
+        // A tab on the first node: on the other node than the sender when there are two.
+        let i = k % nodes[0].outlets.len();
+        let id = nodes[0].ids[i].clone();
+        let start = Instant::now();
+        let engine = nodes[sender].engine.clone();
+        let hub = nodes[sender].hub.clone();
+        let _ = engine.send_to(&hub, &id, frame.clone()).await;
+        let deadline = start + Duration::from_secs(5);
+        while drain(&mut nodes[0].outlets[i]) == 0 && Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        lat.push(start.elapsed());
+    }
+    lat.sort();
+    (percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
+async fn used_memory(url: &str) -> Result<u64, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no used_memory".into())
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    println!(
+        "cluster: {} tabs per node, {} broadcasts of 64 B, {} sends by id",
+        args.tabs, args.broadcasts, args.sends
+    );
+    for nodes_n in [1usize, 2] {
+        let redis = Redis::start()?;
+        let mut nodes = Vec::new();
+        for n in 0..nodes_n {
+            nodes.push(node(&redis.url, &format!("n{n}"), args.tabs).await?);
+        }
+        // Let presence settle.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (b50, b99, rate) = broadcasts(&mut nodes, args.broadcasts).await;
+        let (s50, s99) = sends(&mut nodes, args.sends).await;
+        println!(
+            "{nodes_n} node(s), {} tabs: broadcast p50={:.2}ms p99={:.2}ms deliveries/s={:.0}; send-by-id p50={:.2}ms p99={:.2}ms",
+            nodes_n * args.tabs,
+            b50.as_secs_f64() * 1e3,
+            b99.as_secs_f64() * 1e3,
+            rate,
+            s50.as_secs_f64() * 1e3,
+            s99.as_secs_f64() * 1e3,
+        );
+        drop(nodes);
+    }
+    // Redis memory per idle resumable session.
+    let redis = Redis::start()?;
+    let before = used_memory(&redis.url).await?;
+    let mut n = node(&redis.url, "m", args.tabs).await?;
+    n.outlets.clear(); // every session detached, resumable
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = used_memory(&redis.url).await?;
+    println!(
+        "redis memory per idle resumable session: {:.0} B ({} sessions)",
+        (after.saturating_sub(before)) as f64 / args.tabs as f64,
+        args.tabs
+    );
+    Ok(())
+}
+
+fn main() {
+    let args = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    match rt {
+        Ok(rt) => {
+            if let Err(e) = rt.block_on(run(args)) {
+                eprintln!("cluster: {e}");
+                std::process::exit(1);
+            }
+        }
+        Err(e) => eprintln!("cluster: {e}"),
+    }
+}
