@@ -138,6 +138,11 @@ impl<T> Guarded<T> {
     pub fn get_ref(&self) -> &T {
         &self.io
     }
+
+    /// The watch this transport answers to.
+    pub fn watch(&self) -> &Watch {
+        &self.watch
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {

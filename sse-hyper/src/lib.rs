@@ -26,6 +26,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod body;
 mod guard;
 mod handshake;
