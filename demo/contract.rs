@@ -1,6 +1,8 @@
 //! The parts of the demo contract (DESIGN.md) that do not depend on the adapter: options,
 //! the admin routes over the hub, and the page. Each adapter's `examples/<adapter>-demo.rs`
 //! includes this file with `#[path]` and adds its own server loop and `GET /events` handshake.
+//! With `--redis URL` the admin routes go through the Redis engine to every node
+//! (`cluster.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,6 +13,12 @@ use sse_proto::{
     Continuity, DEFAULT_MAX_ID_LEN, Error, Event, Hub, HubBuilder, Key, KeyRing, Principal,
     ResumeConfig, Session, SessionId,
 };
+use sse_redis::{RedisConfig, RedisEngine};
+
+/// Several nodes on one Redis: connecting, and the admin routes that reach every node.
+#[path = "cluster.rs"]
+mod cluster;
+pub(crate) use cluster::connect;
 
 /// The page served at `GET /`.
 pub(crate) const PAGE: &str = include_str!("index.html");
@@ -27,10 +35,14 @@ pub(crate) struct Options {
     pub(crate) resume: Option<Duration>,
     /// Signed ids: the key (`--secret`, 64 hex digits).
     pub(crate) secret: Option<Key>,
+    /// Several nodes on one Redis (`--redis URL`, with `--heartbeat-ms` and
+    /// `--redis-timeout-ms`): the engine's settings.
+    pub(crate) redis: Option<RedisConfig>,
 }
 
 /// How to use the demo, for `--help` and for a bad flag.
 const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N] [--secret HEX]
+            [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N]]
 
   --addr HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --keep-alive-ms N    keep-alive comment interval on idle streams (default 15000; 0 = off)
@@ -39,7 +51,16 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
   --resume-ms N        resume mode: sessions outlive their connection for N ms and a
                        reconnect gets exactly what it missed (default 0 = off)
   --secret HEX         signed ids: a 32-byte key as 64 hex digits; ids are bound to the
-                       `user` cookie, which stands in for a login (default: unsigned ids)";
+                       `user` cookie, which stands in for a login (default: unsigned ids)
+  --redis URL          several nodes on one Redis (redis://HOST:PORT): any node reaches,
+                       closes, lists and (with --resume-ms) resumes any node's sessions.
+                       The demo waits for Redis before it listens: it retries with a
+                       backoff, one line on stderr per failed attempt; a URL that is not
+                       redis://… is refused (exit code 2)
+  --heartbeat-ms N     with --redis: how often this node renews its sessions' marks; a
+                       node killed loses them after three (default 2000)
+  --redis-timeout-ms N with --redis: how long a command waits for Redis before it counts
+                       as away (default 2000)";
 
 impl Options {
     /// Reads the flags, or exits with a usage message.
@@ -66,7 +87,9 @@ impl Options {
             tick: Duration::from_secs(1),
             resume: None,
             secret: None,
+            redis: None,
         };
+        let (mut heartbeat, mut timeout) = (None, None);
         while let Some(flag) = args.next() {
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let ms = || {
@@ -89,18 +112,40 @@ impl Options {
                     opts.secret =
                         Some(Key::from_hex("k1", &value).map_err(|e| format!("--secret: {e}"))?)
                 }
+                "--redis" => {
+                    if !value.starts_with("redis://") {
+                        return Err(format!("--redis: not a redis:// URL: {value}"));
+                    }
+                    opts.redis = Some(RedisConfig::new(value));
+                }
+                "--heartbeat-ms" => heartbeat = Some(ms()?).filter(|d| !d.is_zero()),
+                "--redis-timeout-ms" => timeout = Some(ms()?).filter(|d| !d.is_zero()),
                 _ => return Err(format!("unknown flag {flag}")),
             }
+        }
+        match &mut opts.redis {
+            Some(config) => {
+                config.heartbeat = heartbeat.unwrap_or(config.heartbeat);
+                config.timeout = timeout.unwrap_or(config.timeout);
+            }
+            None if heartbeat.is_some() || timeout.is_some() => {
+                return Err("--heartbeat-ms and --redis-timeout-ms need --redis".to_owned());
+            }
+            None => {}
         }
         Ok(opts)
     }
 }
 
-/// The hub the options ask for, from an adapter's builder (which brings its clock).
-pub(crate) fn hub(opts: &Options, builder: HubBuilder) -> Hub {
+/// The hub the options ask for, from an adapter's builder (which brings its clock); with
+/// `engine` (`--redis`), a hub in relay mode whose sessions every node shares.
+pub(crate) fn hub(opts: &Options, builder: HubBuilder, engine: Option<&RedisEngine>) -> Hub {
     let mut builder = builder.retry(opts.retry).keep_alive(opts.keep_alive);
-    if let Some(grace) = opts.resume {
-        builder = builder.resume(ResumeConfig::new(grace));
+    let resume = opts.resume.map(ResumeConfig::new);
+    match (engine, resume) {
+        (Some(engine), resume) => builder = engine.hub_builder(builder, resume),
+        (None, Some(resume)) => builder = builder.resume(resume),
+        (None, None) => {}
     }
     if let Some(key) = &opts.secret {
         builder = builder.signing(KeyRing::new(key.clone()));
@@ -219,9 +264,11 @@ pub(crate) fn wants_body(method: &Method, path: &str) -> bool {
     method == Method::POST && path != "/events"
 }
 
-/// Routes a request. `body` is the request body for routes that [`wants_body`].
-pub(crate) fn route(
+/// Routes a request. `body` is the request body for routes that [`wants_body`]. With
+/// `engine` (`--redis`), the routes that reach sessions go to every node through Redis.
+pub(crate) async fn route(
     hub: &Hub,
+    engine: Option<&RedisEngine>,
     stats: &Stats,
     method: &Method,
     path: &str,
@@ -229,6 +276,11 @@ pub(crate) fn route(
     body: &[u8],
 ) -> Route {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(engine) = engine {
+        if let Some(reply) = cluster::route(engine, hub, method, &segments, query, body).await {
+            return Route::Reply(reply);
+        }
+    }
     let reply = match (method, segments.as_slice()) {
         (_, ["events"]) => return Route::Events,
         (&Method::GET, [""]) => Reply {

@@ -29,6 +29,7 @@ mod limits;
 use sse_async_std as adapter;
 
 use contract::{Options, Route, Stats};
+use sse_redis::RedisEngine;
 
 pub(crate) fn main() {
     async_std::task::block_on(run());
@@ -37,7 +38,20 @@ pub(crate) fn main() {
 async fn run() {
     let opts = Options::from_args();
     let limits = limits::Limits::from_env();
-    let hub = contract::hub(&opts, sse_async_std::hub_builder());
+    let engine = match opts.redis.clone() {
+        // async-io's timer: the reactor async-std runs on (and redis-rs's smol side).
+        Some(config) => Some(
+            contract::connect(config, |d| async move {
+                Timer::after(d).await;
+            })
+            .await,
+        ),
+        None => None,
+    };
+    let hub = contract::hub(&opts, sse_async_std::hub_builder(), engine.as_ref());
+    if let Some(engine) = &engine {
+        async_std::task::spawn(engine.run(&hub));
+    }
     let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -70,8 +84,9 @@ async fn run() {
     let handler_hub = hub.clone();
     let handler = move |req: http::Request<Bytes>| {
         let hub = handler_hub.clone();
+        let engine = engine.clone();
         let stats = stats.clone();
-        async move { handle(&hub, &stats, req) }
+        async move { handle(&hub, engine.as_ref(), &stats, req).await }
     };
     // On SIGINT or SIGTERM: stop accepting, close idle connections, end every stream
     // without marking ids (tabs reconnect to the next server), and return once every
@@ -98,21 +113,39 @@ async fn shutdown_signal() {
     }
 }
 
-fn handle(hub: &sse_async_std::Hub, stats: &Stats, mut req: http::Request<Bytes>) -> Reply {
+async fn handle(
+    hub: &sse_async_std::Hub,
+    engine: Option<&RedisEngine>,
+    stats: &Stats,
+    mut req: http::Request<Bytes>,
+) -> Reply {
     let path = req.uri().path();
-    match contract::route(
+    let route = contract::route(
         hub,
+        engine,
         stats,
         req.method(),
         path,
         req.uri().query(),
         req.body(),
-    ) {
+    );
+    match route.await {
         Route::Reply(reply) => respond(reply),
         Route::Events if req.method() == Method::GET => {
             stats.event_request();
             contract::log_in(&mut req);
-            match sse_async_std::handshake(hub, &req) {
+            let outcome = match engine {
+                None => sse_async_std::handshake(hub, &req),
+                // Several nodes: Redis answers the lookups (closed on any node? missed what?).
+                Some(engine) => match sse_async_std::offer(hub, &req) {
+                    Ok(offer) => {
+                        let answers = engine.answer(hub, &offer).await;
+                        sse_async_std::handshake_answered(hub, &req, offer, answers)
+                    }
+                    Err(why) => Outcome::NotEventStream(why),
+                },
+            };
+            match outcome {
                 Outcome::Accept(accepted) => {
                     contract::greet(&accepted.session, accepted.continuity);
                     Reply::Stream(accepted)

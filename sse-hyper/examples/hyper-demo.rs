@@ -33,6 +33,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use sse_hyper::{Batch, EventStream, Hub, Outcome};
+use sse_redis::RedisEngine;
 use tokio::net::TcpListener;
 
 #[path = "../../demo/contract.rs"]
@@ -47,6 +48,8 @@ type Body = Either<EventStream, Full<Batch>>;
 
 struct App {
     hub: Hub,
+    /// `--redis`: the engine that shares the sessions of every node.
+    engine: Option<RedisEngine>,
     stats: Stats,
     limits: Limits,
 }
@@ -55,9 +58,17 @@ struct App {
 pub(crate) async fn main() {
     let opts = Options::from_args();
     let limits = Limits::from_env();
-    let hub = contract::hub(&opts, sse_hyper::hub_builder());
+    let engine = match opts.redis.clone() {
+        Some(config) => Some(contract::connect(config, tokio::time::sleep).await),
+        None => None,
+    };
+    let hub = contract::hub(&opts, sse_hyper::hub_builder(), engine.as_ref());
+    if let Some(engine) = &engine {
+        tokio::spawn(engine.run(&hub));
+    }
     let app = Arc::new(App {
         hub: hub.clone(),
+        engine,
         stats: Stats::default(),
         limits,
     });
@@ -183,19 +194,22 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Bo
         }
     } else if method == Method::GET && path == "/events" {
         contract::log_in(&mut req);
-        return Ok(events(&app, &req));
+        return Ok(events(&app, &req).await);
     } else {
         Bytes::new()
     };
     Ok(
         match contract::route(
             &app.hub,
+            app.engine.as_ref(),
             &app.stats,
             &method,
             &path,
             query.as_deref(),
             &body,
-        ) {
+        )
+        .await
+        {
             Route::Reply(reply) => respond(reply),
             // Not a GET: the handshake refuses it.
             Route::Events => respond(Reply::not_acceptable()),
@@ -258,9 +272,20 @@ async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Rep
     }
 }
 
-fn events<B>(app: &App, req: &Request<B>) -> Response<Body> {
+async fn events<B>(app: &App, req: &Request<B>) -> Response<Body> {
     app.stats.event_request();
-    match sse_hyper::handshake(&app.hub, req) {
+    let outcome = match &app.engine {
+        None => sse_hyper::handshake(&app.hub, req),
+        // Several nodes: Redis answers the lookups (closed on any node? what was missed?).
+        Some(engine) => match sse_hyper::offer(&app.hub, req) {
+            Ok(offer) => {
+                let answers = engine.answer(&app.hub, &offer).await;
+                sse_hyper::handshake_answered(&app.hub, req, offer, answers)
+            }
+            Err(why) => Outcome::NotEventStream(why),
+        },
+    };
+    match outcome {
         Outcome::Accept(accepted) => {
             contract::greet(&accepted.session, accepted.continuity);
             accepted.response.map(Either::Left)

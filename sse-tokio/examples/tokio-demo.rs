@@ -25,12 +25,20 @@ mod limits;
 use sse_tokio as adapter;
 
 use contract::{Options, Route, Stats};
+use sse_redis::RedisEngine;
 
 #[tokio::main]
 pub(crate) async fn main() {
     let opts = Options::from_args();
     let limits = limits::Limits::from_env();
-    let hub = contract::hub(&opts, sse_tokio::hub_builder());
+    let engine = match opts.redis.clone() {
+        Some(config) => Some(contract::connect(config, tokio::time::sleep).await),
+        None => None,
+    };
+    let hub = contract::hub(&opts, sse_tokio::hub_builder(), engine.as_ref());
+    if let Some(engine) = &engine {
+        tokio::spawn(engine.run(&hub));
+    }
     let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -57,8 +65,9 @@ pub(crate) async fn main() {
     let handler_hub = hub.clone();
     let handler = move |req: http::Request<Bytes>| {
         let hub = handler_hub.clone();
+        let engine = engine.clone();
         let stats = stats.clone();
-        async move { handle(&hub, &stats, req) }
+        async move { handle(&hub, engine.as_ref(), &stats, req).await }
     };
     // On SIGINT or SIGTERM: stop accepting, close idle connections, end every stream
     // without marking ids (tabs reconnect to the next server), and return once every
@@ -90,21 +99,39 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn handle(hub: &sse_tokio::Hub, stats: &Stats, mut req: http::Request<Bytes>) -> Reply {
+async fn handle(
+    hub: &sse_tokio::Hub,
+    engine: Option<&RedisEngine>,
+    stats: &Stats,
+    mut req: http::Request<Bytes>,
+) -> Reply {
     let path = req.uri().path();
-    match contract::route(
+    let route = contract::route(
         hub,
+        engine,
         stats,
         req.method(),
         path,
         req.uri().query(),
         req.body(),
-    ) {
+    );
+    match route.await {
         Route::Reply(reply) => respond(reply),
         Route::Events if req.method() == Method::GET => {
             stats.event_request();
             contract::log_in(&mut req);
-            match sse_tokio::handshake(hub, &req) {
+            let outcome = match engine {
+                None => sse_tokio::handshake(hub, &req),
+                // Several nodes: Redis answers the lookups (closed on any node? missed what?).
+                Some(engine) => match sse_tokio::offer(hub, &req) {
+                    Ok(offer) => {
+                        let answers = engine.answer(hub, &offer).await;
+                        sse_tokio::handshake_answered(hub, &req, offer, answers)
+                    }
+                    Err(why) => Outcome::NotEventStream(why),
+                },
+            };
+            match outcome {
                 Outcome::Accept(accepted) => {
                     contract::greet(&accepted.session, accepted.continuity);
                     Reply::Stream(accepted)

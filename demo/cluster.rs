@@ -1,0 +1,135 @@
+//! Several nodes on one Redis (`--redis URL`, DESIGN.md "Several nodes"): connecting to it at
+//! start, and the admin routes that reach the sessions of every node through the
+//! [`RedisEngine`]. A child of `contract.rs`, which routes here first in Redis mode.
+//!
+//! What each route answers when Redis is away: a send to a session of this node is delivered
+//! here at once (202; without a position, so a later resume from before it is a gap), to any
+//! other session 503; a close or drop of a session of this node ends it here (204; a close is
+//! marked in Redis once it is back), of any other 503; a broadcast reaches this node's tabs
+//! and answers 503; `GET /sessions` answers 503.
+
+use std::future::Future;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use sse_proto::{Error, Hub};
+use sse_redis::{RedisConfig, RedisEngine};
+
+use super::{Reply, event_from, session_id};
+
+/// The first and the longest wait between attempts to reach Redis at start.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
+
+/// Connects to Redis, waiting for it as long as it takes: each failed attempt prints one line
+/// on stderr and waits (`sleep`, the runtime's timer) a little longer than the one before, up
+/// to two seconds. An error that another attempt cannot mend (Redis answers, but refuses us)
+/// ends the process with exit code 1.
+pub(crate) async fn connect<F: Future<Output = ()>>(
+    config: RedisConfig,
+    sleep: impl Fn(Duration) -> F,
+) -> RedisEngine {
+    let mut backoff = BACKOFF.0;
+    loop {
+        match RedisEngine::connect(config.clone()).await {
+            Ok(engine) => return engine,
+            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                eprintln!(
+                    "demo: Redis at {} is not reachable ({e}); trying again in {} ms",
+                    config.url,
+                    backoff.as_millis()
+                );
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF.1);
+            }
+            Err(e) => {
+                eprintln!("demo: cannot use Redis at {}: {e}", config.url);
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// The answer to a route that reaches sessions on any node; `None` for the other routes
+/// (the page, `/events`, `/stats`, a wrong method), which `contract::route` answers.
+pub(super) async fn route(
+    engine: &RedisEngine,
+    hub: &Hub,
+    method: &Method,
+    segments: &[&str],
+    query: Option<&str>,
+    body: &[u8],
+) -> Option<Reply> {
+    let reply = match (method, segments) {
+        (&Method::GET, ["sessions"]) => match engine.sessions().await {
+            Ok(ids) => Reply::json(serde_json::to_vec(&ids).unwrap_or_else(|_| b"[]".to_vec())),
+            Err(_) => away("the sessions of the other nodes are not known"),
+        },
+        (&Method::POST, ["broadcast"]) => match event_from(query, body) {
+            Ok(event) => match engine.broadcast(hub, event.encode()).await {
+                Ok(count) => Reply::text(StatusCode::OK, &count.to_string()),
+                Err(_) => away("only this node's tabs got it"),
+            },
+            Err(reply) => reply,
+        },
+        (&Method::POST, ["sessions", id, "events"]) => send_to(engine, hub, id, query, body).await,
+        (&Method::POST, ["sessions", id, "close"]) => end_session(engine, hub, id, true).await,
+        (&Method::POST, ["sessions", id, "drop"]) => end_session(engine, hub, id, false).await,
+        _ => return None,
+    };
+    Some(reply)
+}
+
+async fn send_to(
+    engine: &RedisEngine,
+    hub: &Hub,
+    raw_id: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let Some(id) = session_id(raw_id) else {
+        return Reply::text(StatusCode::NOT_FOUND, "no such session");
+    };
+    let event = match event_from(query, body) {
+        Ok(event) => event,
+        Err(reply) => return reply,
+    };
+    match engine.send_to(hub, id.as_str(), event.encode()).await {
+        Ok(()) => Reply::text(StatusCode::ACCEPTED, "queued"),
+        Err(Error::Unavailable) => away("the session is not on this node"),
+        Err(_) => Reply::text(StatusCode::NOT_FOUND, "no such session"),
+    }
+}
+
+async fn end_session(engine: &RedisEngine, hub: &Hub, raw_id: &str, close: bool) -> Reply {
+    let Some(id) = session_id(raw_id) else {
+        return Reply::text(StatusCode::NOT_FOUND, "no such session");
+    };
+    let known = if close {
+        engine.close(id.as_str()).await
+    } else {
+        engine.drop_stream(id.as_str()).await
+    };
+    match (known, hub.session(id.as_str())) {
+        (Ok(true), _) => Reply::text(StatusCode::NO_CONTENT, ""),
+        // Redis is away, or lost the session's marks (restarted): a session of this node
+        // ends here, and the hub hands a close to Redis once it can.
+        (_, Some(session)) => {
+            if close {
+                session.close();
+            } else {
+                session.disconnect();
+            }
+            Reply::text(StatusCode::NO_CONTENT, "")
+        }
+        (Ok(false), None) => Reply::text(StatusCode::NOT_FOUND, "no such session"),
+        (Err(_), None) => away("the session is not on this node"),
+    }
+}
+
+/// 503: Redis is away, and what the route needs is on it.
+fn away(detail: &str) -> Reply {
+    Reply::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("Redis is away: {detail}"),
+    )
+}
