@@ -327,6 +327,7 @@ impl Hub {
     /// As [`shutdown`](Self::shutdown), as of `now` instead of the clock.
     pub fn shutdown_at(&self, now: Instant) -> usize {
         self.inner.shutting_down.store(true, Ordering::Release);
+        trace!(info, sessions = self.len(), grace = ?self.inner.shutdown_grace, "hub shutting down");
         let deadline = now + self.inner.shutdown_grace;
         let waker = {
             let mut timers = lock(&self.inner.timers);

@@ -22,6 +22,14 @@
 //! The same goes for randomness: fresh ids and the log's epoch come from the
 //! [`IdGenerator`] the hub was given.
 
+/// Emits a `tracing` event when the feature is on; nothing otherwise.
+macro_rules! trace {
+    ($level:ident, $($arg:tt)+) => {
+        #[cfg(feature = "tracing")]
+        tracing::$level!(target: "sse", $($arg)+);
+    };
+}
+
 mod closed;
 mod connection;
 mod decode;

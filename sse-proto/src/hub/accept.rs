@@ -130,8 +130,13 @@ impl Hub {
             version,
             principal,
         } = offer.into_parts();
+        #[cfg(feature = "tracing")]
+        for refused in &rejected {
+            trace!(debug, source = ?refused.source, reason = %refused.reason, "client id refused");
+        }
         if answers.closed {
             if let Some(claim) = claim {
+                trace!(debug, session = %claim.session, "closed session came back: 204");
                 return Decision::NoContent {
                     session: claim.session,
                     source,
@@ -246,13 +251,18 @@ impl Hub {
             conn.push_logged(line, entry.frame);
             seen = seen.max(entry.seq);
         }
-        let (link_no, replaced) = {
+        let (link_no, replaced, had_link) = {
             let mut st = slot.lock();
-            let last = st.link.is_some().then(last);
-            st.attach(conn, seen, last)
+            let had_link = st.link.is_some();
+            let last = had_link.then(last);
+            let (link_no, replaced) = st.attach(conn, seen, last);
+            (link_no, replaced, had_link)
         };
         drop(sessions);
         drop(history);
+        if had_link {
+            trace!(debug, session = %id, "older stream replaced; its tab gets a fresh id");
+        }
         if let Some(w) = replaced {
             w.wake();
         }

@@ -41,6 +41,21 @@ impl Inner {
     }
 
     pub(super) fn notify(&self, event: SessionEvent) {
+        #[cfg(feature = "tracing")]
+        match &event {
+            SessionEvent::Attached { id, continuity } => {
+                trace!(debug, session = %id, ?continuity, "stream accepted");
+            }
+            SessionEvent::Detached { id, reason } => {
+                trace!(debug, session = %id, ?reason, "session detached, waiting for its tab");
+            }
+            SessionEvent::Expired { id } => {
+                trace!(debug, session = %id, "session expired");
+            }
+            SessionEvent::Ended { id, reason } => {
+                trace!(debug, session = %id, ?reason, "session ended");
+            }
+        }
         for observer in &self.observers {
             observer(&event);
         }
@@ -108,6 +123,10 @@ impl Inner {
     /// Under the slot's lock: what follows from queueing. A cut-off detaches the session
     /// (resume mode) or ends it.
     pub(super) fn after_queue(&self, st: &mut SlotState, queued: &Queued) -> Follow {
+        #[cfg(feature = "tracing")]
+        if let Queued::Cut(_, err) = queued {
+            trace!(debug, %err, "slow reader cut off");
+        }
         match queued {
             Queued::Cut(..) if self.resume.is_some() => self.detached(st, EndReason::TooSlow),
             Queued::Cut(..) => Follow::End(EndReason::TooSlow),

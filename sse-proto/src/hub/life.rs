@@ -77,6 +77,7 @@ impl Inner {
             return false;
         }
         lock(&self.closed).mark(&slot.id, now);
+        trace!(debug, session = %slot.id, "session closed by the server");
         if relay && self.relay.is_some() {
             // A close carries no payload: it is queued whatever the bounds.
             let _ = self.relay(Relayed::Closed {
