@@ -63,8 +63,16 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
                        as away (default 2000)";
 
 impl Options {
-    /// Reads the flags, or exits with a usage message.
+    /// Reads the flags, or exits with a usage message; and starts logging to stderr, at
+    /// `info` unless `RUST_LOG` says otherwise (`RUST_LOG=sse=debug` shows every session's
+    /// life).
     pub(crate) fn from_args() -> Options {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
         let args: Vec<String> = std::env::args().skip(1).collect();
         if args.iter().any(|a| a == "--help" || a == "-h") {
             println!("{USAGE}");

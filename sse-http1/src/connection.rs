@@ -99,6 +99,8 @@ where
                 Err(e) => {
                     let status =
                         StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(target: "sse", %status, error = %e, "request refused");
                     return refuse::<R, _>(io, config, status, &e.to_string()).await;
                 }
             }

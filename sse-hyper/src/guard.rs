@@ -114,6 +114,8 @@ impl Watch {
         let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
         for stream in streams.iter() {
             if let Poll::Ready(reason) = stream.cutoff.poll(cx) {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(target: "sse", ?reason, "connection dropped: its stream was cut off");
                 return Poll::Ready(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     format!("event stream cut off: {reason:?}"),

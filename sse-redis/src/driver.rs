@@ -62,7 +62,7 @@ impl RedisEngine {
             {
                 Ok(conn) => conn,
                 Err(_) => {
-                    shared.up.store(false, Ordering::Release);
+                    shared.set_up(false);
                     Timer::after(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF.1);
                     continue;
@@ -91,7 +91,7 @@ impl RedisEngine {
                     Err(_) => continue,
                 }
             }
-            shared.up.store(true, Ordering::Release);
+            shared.set_up(true);
             backoff = BACKOFF.0;
             let me = shared.keys.node(&shared.config.node);
             loop {
@@ -111,7 +111,7 @@ impl RedisEngine {
                     .query_async(&mut conn)
                     .await;
                 let Ok(reply) = reply else {
-                    shared.up.store(false, Ordering::Release);
+                    shared.set_up(false);
                     break;
                 };
                 let Some(hub) = weak.upgrade() else { return };
@@ -381,14 +381,14 @@ impl RedisEngine {
             let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
             match done {
                 Ok(()) => {
-                    shared.up.store(true, Ordering::Release);
+                    shared.set_up(true);
                     backoff = BACKOFF.0;
                     if beat {
                         next_beat = Instant::now() + shared.config.heartbeat;
                     }
                 }
                 Err(_) => {
-                    shared.up.store(false, Ordering::Release);
+                    shared.set_up(false);
                     // Put the changes back, unless newer ones came meanwhile.
                     {
                         let mut presence = lock(&shared.presence);

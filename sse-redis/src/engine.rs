@@ -248,11 +248,11 @@ impl RedisEngine {
         let mut conn = shared.conn.clone();
         let reply: Value = match invocation.invoke_async(&mut conn).await {
             Ok(v) => {
-                shared.up.store(true, Ordering::Release);
+                shared.set_up(true);
                 v
             }
             Err(_) => {
-                shared.up.store(false, Ordering::Release);
+                shared.set_up(false);
                 return hub.answer(&lookup, sse_now());
             }
         };
@@ -302,11 +302,11 @@ impl RedisEngine {
         match invocation.invoke_async::<i64>(&mut conn).await {
             Ok(-1) => Err(Error::NotConnected),
             Ok(_) => {
-                shared.up.store(true, Ordering::Release);
+                shared.set_up(true);
                 Ok(())
             }
             Err(_) => {
-                shared.up.store(false, Ordering::Release);
+                shared.set_up(false);
                 let id = SessionId::parse(id.as_bytes(), sse_proto::DEFAULT_MAX_ID_LEN)
                     .map_err(|_| Error::NotConnected)?;
                 if hub.session(id.as_str()).is_some() {
@@ -350,12 +350,12 @@ impl RedisEngine {
         let mut conn = shared.conn.clone();
         match invocation.invoke_async::<Value>(&mut conn).await {
             Ok(v) => {
-                shared.up.store(true, Ordering::Release);
+                shared.set_up(true);
                 let count = reply::array(&v).get(1).and_then(reply::int).unwrap_or(0);
                 Ok(usize::try_from(count).unwrap_or(0))
             }
             Err(_) => {
-                shared.up.store(false, Ordering::Release);
+                shared.set_up(false);
                 Err(())
             }
         }
@@ -389,11 +389,11 @@ impl RedisEngine {
         let mut conn = shared.conn.clone();
         match invocation.invoke_async::<i64>(&mut conn).await {
             Ok(n) => {
-                shared.up.store(true, Ordering::Release);
+                shared.set_up(true);
                 Ok(n == 1)
             }
             Err(_) => {
-                shared.up.store(false, Ordering::Release);
+                shared.set_up(false);
                 Err(Error::Unavailable)
             }
         }
@@ -409,13 +409,32 @@ impl RedisEngine {
             .query_async(&mut conn)
             .await;
         reply.map_err(|_| {
-            self.shared.up.store(false, Ordering::Release);
+            self.shared.set_up(false);
             Error::Unavailable
         })
     }
 }
 
 impl Shared {
+    /// Records whether the last command reached Redis; a change is logged (feature
+    /// `tracing`): unreachable at `warn`, back at `info`.
+    pub(crate) fn set_up(&self, up: bool) {
+        let was = self.up.swap(up, Ordering::AcqRel);
+        #[cfg(feature = "tracing")]
+        match (was, up) {
+            (true, false) => tracing::warn!(
+                target: "sse",
+                node = %self.config.node,
+                "Redis unreachable: serving this node's connections only"
+            ),
+            (false, true) => {
+                tracing::info!(target: "sse", node = %self.config.node, "Redis reachable again")
+            }
+            _ => {}
+        }
+        let _ = was;
+    }
+
     /// The hub's observer: records the session's latest state for the presence task.
     fn observe(&self, event: &SessionEvent) {
         let change = match event {
