@@ -64,6 +64,11 @@ pub use sse_proto::{
     Offer, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
 };
 
+/// Reading an event stream (a Rust client): [`MessageStream`] decodes any stream of byte
+/// chunks into [`MessageEvent`]s and keeps the last event id and `retry:` for reconnecting.
+#[cfg(feature = "stream")]
+pub use sse_proto::{MessageEvent, MessageStream, ReadError};
+
 /// What to do with a request, as decided by [`handshake`].
 pub type Outcome = sse_http1::Outcome<AsyncStd>;
 /// An accepted event stream, not yet running: [`Accepted::run`] it on any `futures-io`

@@ -43,3 +43,7 @@ pub use sse_proto::{
 };
 /// The closed-id store and its policy, for [`HubBuilder::closed_set`].
 pub use sse_proto::{ClosedPolicy, ClosedSet, MemoryClosedSet};
+/// Reading an event stream (a Rust client): [`MessageStream`] decodes any stream of byte
+/// chunks into [`MessageEvent`]s and keeps the last event id and `retry:` for reconnecting.
+#[cfg(feature = "stream")]
+pub use sse_proto::{MessageEvent, MessageStream, ReadError};
