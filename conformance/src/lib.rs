@@ -5,7 +5,8 @@
 //! `sse_proto::Decoder` for the event stream) so a test controls every byte: it can send a
 //! hostile header, stop reading, or hang up mid-stream.
 //!
-//! The rules themselves are in `tests/rules/`, written once and run against every demo.
+//! The rules themselves are in `tests/rules/`, written once and run against every demo; the
+//! cluster rules (`tests/cluster/`) run two demos on a [`RedisServer`] of their own.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -13,6 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sse_proto::{Decoder, Item, MessageEvent};
+
+pub mod redis;
+pub use redis::RedisServer;
 
 /// How long any single wait of the harness may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -57,7 +57,7 @@ async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
 
 #[tokio::test]
 async fn a_tab_on_one_node_is_reached_broadcast_to_and_closed_from_the_other() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
     let mut tab = Tab::new();
     tab.connect(&a.hub, &a.engine).await.unwrap();
@@ -100,7 +100,7 @@ async fn a_tab_on_one_node_is_reached_broadcast_to_and_closed_from_the_other() {
 
 #[tokio::test]
 async fn a_tab_dropped_from_one_node_resumes_on_the_other_with_what_it_missed() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
     let mut tab = Tab::new();
     tab.connect(&a.hub, &a.engine).await.unwrap();
@@ -126,7 +126,7 @@ async fn a_tab_dropped_from_one_node_resumes_on_the_other_with_what_it_missed() 
 
 #[tokio::test]
 async fn redis_restarted_empty_is_a_gap_and_nothing_panics() {
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::start().unwrap();
     let port = redis.port;
     let a = node(&redis, "a", true).await;
     let mut tab = Tab::new();
@@ -142,7 +142,7 @@ async fn redis_restarted_empty_is_a_gap_and_nothing_panics() {
         Ok(())
     );
     assert!(tab.wait_for(2).await);
-    let _redis = RedisServer::start_on(port);
+    let _redis = RedisServer::start_on(port).unwrap();
     assert!(
         until(async || a.engine.epoch() != old_epoch).await,
         "a new epoch"
@@ -167,7 +167,7 @@ async fn redis_restarted_empty_is_a_gap_and_nothing_panics() {
 
 #[tokio::test]
 async fn a_killed_node_leaves_no_live_session_and_its_tab_resumes_elsewhere() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let b = node(&redis, "b", true).await;
     let mut tab = Tab::new();
     {
@@ -193,13 +193,13 @@ async fn a_killed_node_leaves_no_live_session_and_its_tab_resumes_elsewhere() {
 
 #[tokio::test]
 async fn redis_away_then_back_loses_nothing_acknowledged() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
     let mut tab = Tab::new();
     tab.connect(&a.hub, &a.engine).await.unwrap();
     assert!(until(async || b.engine.sessions().await.unwrap().len() == 1).await);
 
-    redis.pause();
+    redis.pause().unwrap();
     // A's own tab still gets what A sends, at once, without a position of its own.
     let before = tab.decoder.last_event_id().to_owned();
     let session = a.hub.session(&tab.id).unwrap();
@@ -216,7 +216,7 @@ async fn redis_away_then_back_loses_nothing_acknowledged() {
             .await,
         Err(sse_proto::Error::Unavailable)
     );
-    redis.resume();
+    redis.resume().unwrap();
 
     // Back: what was queued arrives, in order, with its position, within seconds.
     assert!(tab.wait_for(2).await, "{:?}", tab.events);

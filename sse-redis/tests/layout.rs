@@ -71,7 +71,7 @@ async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
 
 #[tokio::test]
 async fn sends_are_numbered_logged_and_routed_to_the_owner() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let n = node(
         &redis,
         |_| {},
@@ -144,7 +144,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
 
 #[tokio::test]
 async fn presence_follows_attach_detach_and_end_and_expires_without_heartbeats() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let grace = Duration::from_millis(400);
     let n = node(&redis, |_| {}, Some(ResumeConfig::new(grace))).await;
     let mut r = raw(&redis).await;
@@ -184,7 +184,7 @@ async fn presence_follows_attach_detach_and_end_and_expires_without_heartbeats()
 
 #[tokio::test]
 async fn closed_marks_have_a_ttl_and_a_policy() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let n = node(
         &redis,
         |c| {
@@ -220,7 +220,7 @@ async fn closed_marks_have_a_ttl_and_a_policy() {
 
 #[tokio::test]
 async fn a_trimmed_log_is_an_overflow_gap() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let bounds = LogBounds {
         max_events: 5,
         max_bytes: 1 << 20,

@@ -1,10 +1,8 @@
-//! A redis-server of the test's own, on a free loopback port, stopped when dropped; and a
-//! simulated browser tab on a hub.
+//! A redis-server of the test's own, on a free loopback port, stopped when dropped (the
+//! conformance harness's, shared with its cluster rules); and a simulated browser tab on a hub.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
@@ -14,97 +12,9 @@ use sse_proto::{
 };
 use sse_redis::RedisEngine;
 
-/// A redis-server started for one test (`--save '' --appendonly no`: nothing on disk).
-pub struct RedisServer {
-    child: Option<Child>,
-    pub port: u16,
-}
-
-impl RedisServer {
-    /// Starts one on a free port and waits until it answers.
-    pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        RedisServer::start_on(port)
-    }
-
-    /// Starts one on `port` (to restart a stopped one where the nodes expect it).
-    pub fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): scripts/install-test-deps installs it")
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                use std::io::{Read, Write};
-                let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
-                if conn.write_all(b"PING\r\n").is_ok() {
-                    let mut buf = [0u8; 16];
-                    if let Ok(n) = conn.read(&mut buf) {
-                        if buf[..n].starts_with(b"+PONG") {
-                            break;
-                        }
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer {
-            child: Some(child),
-            port,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Freezes it (SIGSTOP): connections stay open, nothing answers, nothing is lost.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    /// Thaws it (SIGCONT).
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, sig: &str) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .arg(sig)
-                .arg(child.id().to_string())
-                .status();
-        }
-    }
-
-    /// Stops it (SIGKILL: everything in memory is gone).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+#[path = "../../../conformance/src/redis.rs"]
+mod redis_server;
+pub use redis_server::RedisServer;
 
 /// A simulated browser tab: a connection to a hub, and what it read.
 pub struct Tab {
