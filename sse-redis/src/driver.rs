@@ -4,7 +4,8 @@
 //!   stream, from the last entries it saw, on a connection of its own; what one read returns
 //!   is merged by sequence number and delivered to the hub in that order. After Redis comes
 //!   back it goes on from where it was, so nothing acknowledged is lost; when Redis lost its
-//!   contents (a new epoch) the hub's logs restart in the new epoch, so old positions are gaps.
+//!   contents (a new epoch) the hub's logs restart in the new epoch, so old positions are gaps,
+//!   and it reads the new epoch from its start.
 //! - **relay**: takes what the hub queues for Redis (sends, broadcasts, closes) and runs the
 //!   scripts; with Redis away it delivers to this node's own connections without a position
 //!   (their logs record a gap) and keeps the rest, bounded, until Redis is back.
@@ -79,7 +80,11 @@ impl RedisEngine {
                 if let Some(hub) = weak.upgrade() {
                     hub.restart_log(epoch);
                 }
-                last = None;
+                // Every entry of a new epoch was written after the store came back empty,
+                // and this node has read none of them: read them all. (The sequence now
+                // would skip what other nodes sent here before this reader was back, once
+                // this node's heartbeat had marked its sessions again.)
+                last = Some(0);
             }
             if last.is_none() {
                 let seq: Result<Option<u64>, _> = redis::cmd("GET")

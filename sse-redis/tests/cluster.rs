@@ -166,6 +166,51 @@ async fn redis_restarted_empty_is_a_gap_and_nothing_panics() {
 }
 
 #[tokio::test]
+async fn after_an_empty_restart_a_send_before_the_reader_is_back_arrives() {
+    let mut redis = RedisServer::start().unwrap();
+    let port = redis.port;
+    let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    // The tab has events numbered up to 3 in the old store.
+    for text in ["1", "2", "3"] {
+        b.engine
+            .send_to(&b.hub, &tab.id, frame(text))
+            .await
+            .unwrap();
+    }
+    assert!(tab.wait_for(3).await);
+    redis.stop();
+    // Away long enough for A's reader to back off past a second.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let redis = RedisServer::start_on(port).unwrap();
+    // As A's heartbeat will, mark A as the tab's node again; and at once, before A's reader
+    // is back, send to the tab from B: acknowledged, so it must arrive (numbered 1 in the
+    // new store, below what the tab has of the old one).
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let owner = format!("sse:owner:{}", tab.id);
+    let () = redis::cmd("SET")
+        .arg(&owner)
+        .arg("a")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let sent = until(async || {
+        let frame = frame("sent at once");
+        b.engine.send_to(&b.hub, &tab.id, frame).await.is_ok()
+    });
+    assert!(sent.await);
+    assert!(tab.wait_for(4).await, "{:?}", tab.events);
+    assert_eq!(tab.data(), ["1", "2", "3", "sent at once"]);
+}
+
+#[tokio::test]
 async fn a_killed_node_leaves_no_live_session_and_its_tab_resumes_elsewhere() {
     let redis = RedisServer::start().unwrap();
     let b = node(&redis, "b", true).await;

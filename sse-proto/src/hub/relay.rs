@@ -86,9 +86,14 @@ impl Hub {
         if let Some(resume) = &self.inner.resume {
             let mut history = lock(&resume.history);
             history.reset(epoch);
-            // Every session's log is exact from the new epoch's start.
+            // Every session's log is exact from the new epoch's start, and its connection
+            // has none of the new epoch's events yet (their numbers start again from 1).
             for slot in self.inner.sessions().values() {
-                slot.lock().since = 0;
+                let mut st = slot.lock();
+                st.since = 0;
+                if let Some(link) = &mut st.link {
+                    link.seen = 0;
+                }
             }
         }
     }

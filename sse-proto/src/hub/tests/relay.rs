@@ -180,3 +180,25 @@ fn the_queue_for_the_relay_is_bounded() {
     assert_eq!(taken(&hub).len(), 3);
     assert_eq!(hub.relay_backlog(), 0);
 }
+
+#[test]
+fn after_a_new_epoch_an_attached_connection_gets_the_events_numbered_from_its_start() {
+    let hub = relayed(RelayConfig::default());
+    let a = attach(&hub, None);
+    let to = Recipient::Session(a.session.id().clone());
+    let mut tab = Decoder::new();
+    let mut outlet = a.outlet;
+    let _ = read(&mut outlet, &mut tab);
+    assert_eq!(hub.deliver(7, &to, Event::new().data("old").encode()), 1);
+    // The store came back empty: its sequence starts again, below what the connection has.
+    hub.restart_log(99);
+    assert_eq!(hub.deliver(1, &to, Event::new().data("new 1").encode()), 1);
+    let frame = Event::new().data("new 2").encode();
+    assert_eq!(hub.deliver(2, &Recipient::All, frame), 1);
+    let (events, last) = read(&mut outlet, &mut tab);
+    let data: Vec<&str> = events.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(data, ["old", "new 1", "new 2"]);
+    assert!(last.ends_with("~2r.2"), "epoch 99, sequence 2: {last}");
+    // Once: the new epoch's numbers are not delivered twice either.
+    assert_eq!(hub.deliver(2, &Recipient::All, Event::new().encode()), 0);
+}
