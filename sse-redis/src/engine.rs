@@ -321,8 +321,9 @@ impl RedisEngine {
 
     /// Broadcasts `frame` to every session on every node; returns how many sessions there
     /// are (attached or detached). With Redis away it reaches this hub's attached sessions
-    /// without a position (their logs record a gap), and fails with
-    /// [`Error::Unavailable`]; the relay sends it on once Redis is back.
+    /// without a position (their logs record a gap) and fails with [`Error::Unavailable`]:
+    /// the other nodes never get it (retrying sends it here again). To have it sent on once
+    /// Redis is back, use [`Hub::broadcast`] instead, which queues it for the relay.
     pub async fn broadcast(&self, hub: &Hub, frame: Frame) -> Result<usize, Error> {
         match self.publish(&frame, false).await {
             Ok(count) => Ok(count),
