@@ -1,0 +1,237 @@
+//! The cluster rules (DESIGN.md "Several nodes", issue "Several nodes on Redis"), written
+//! once: two demo nodes of one adapter, A and B, on one redis-server that the rule started
+//! itself, over real sockets. Any node reaches, broadcasts to, closes, lists and resumes the
+//! tabs of the other; Redis frozen, or killed and restarted empty, mid-run; a node killed
+//! mid-stream.
+//!
+//! [`suite!`] turns every rule into a `#[test]` for one demo binary
+//! (`tests/cluster_hyper.rs`, `tests/cluster_tokio.rs`, `tests/cluster_async_std.rs`).
+
+#![allow(clippy::panic, clippy::unwrap_used, dead_code)] // a test reports failure by panicking
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sse_conformance::{Demo, EventStream, RedisServer, percent_encode};
+use sse_proto::MessageEvent;
+
+/// Redis frozen, Redis killed and restarted empty, a node started before Redis.
+mod faults;
+/// Reaching, broadcasting to, closing and listing the tabs of another node.
+mod reach;
+/// Resuming on another node: a tab dropped or hung up, a node killed.
+mod resume;
+
+pub(crate) use faults::*;
+pub(crate) use reach::*;
+pub(crate) use resume::*;
+
+/// Generates one `#[test]` per cluster rule for the demo binary `$bin`.
+macro_rules! suite {
+    ($bin:expr) => {
+        cluster::suite!(@tests $bin;
+            a_tab_on_a_is_reached_from_b,
+            a_broadcast_on_b_reaches_the_tabs_of_both_and_counts_them,
+            a_close_on_b_ends_the_stream_on_a_and_b_answers_the_reconnect_with_204,
+            sessions_on_either_node_list_the_tabs_of_both_until_they_leave,
+            a_tab_hung_up_on_a_resumes_on_b_with_what_it_missed,
+            a_tab_dropped_from_b_resumes_on_b_with_what_it_missed,
+            a_tab_of_a_killed_node_resumes_on_b_from_the_logs,
+            redis_frozen_then_thawed_loses_nothing_acknowledged,
+            redis_killed_and_restarted_empty_loses_nothing_acknowledged_or_reports_a_gap,
+            a_node_started_before_redis_waits_for_it,
+        );
+    };
+    (@tests $bin:expr; $($rule:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $rule() {
+                cluster::$rule($bin);
+            }
+        )*
+    };
+}
+pub(crate) use suite;
+
+/// The grace period of the nodes: longer than any rule runs, so no session expires.
+const GRACE_MS: &str = "10000";
+/// How often a node renews its sessions' marks in Redis: a killed node's tabs are gone from
+/// `GET /sessions` after three of these.
+const HEARTBEAT_MS: &str = "200";
+/// How long a node waits for a frozen Redis before it counts it as away.
+const REDIS_TIMEOUT_MS: &str = "300";
+/// How long cross-node delivery may take to come back once Redis is.
+const BACK_WITHIN: Duration = Duration::from_secs(5);
+
+/// A quiet demo node on `redis`: resume mode, no ticks, no keep-alive, short heartbeats.
+fn node(bin: &str, redis_url: &str) -> Demo {
+    Demo::start(bin, &node_flags(redis_url)).unwrap()
+}
+
+fn node_flags(redis_url: &str) -> Vec<&str> {
+    vec![
+        "--redis",
+        redis_url,
+        "--resume-ms",
+        GRACE_MS,
+        "--tick-ms",
+        "0",
+        "--keep-alive-ms",
+        "0",
+        "--heartbeat-ms",
+        HEARTBEAT_MS,
+        "--redis-timeout-ms",
+        REDIS_TIMEOUT_MS,
+    ]
+}
+
+/// Two nodes of one adapter on a redis-server of the rule's own (dropped in this order: the
+/// nodes, then Redis).
+struct Cluster {
+    a: Demo,
+    b: Demo,
+    redis: RedisServer,
+}
+
+impl Cluster {
+    fn start(bin: &str) -> Cluster {
+        let redis = RedisServer::start().unwrap();
+        let url = redis.url();
+        let (a, b) = (node(bin, &url), node(bin, &url));
+        Cluster { a, b, redis }
+    }
+}
+
+/// An accepted stream, read up to its `connect` event.
+struct Tab {
+    stream: EventStream,
+    /// The session id, as `connect` gave it.
+    id: String,
+    /// Whether `connect` said the session was resumed.
+    resumed: bool,
+}
+
+impl Tab {
+    /// A new tab on `demo`.
+    fn open(demo: &Demo) -> Tab {
+        Tab::connect(demo, &[])
+    }
+
+    /// The tab coming back to `demo` with the last event id it kept.
+    fn reconnect(demo: &Demo, last_event_id: &str) -> Tab {
+        Tab::connect(demo, &[("Last-Event-ID", last_event_id.as_bytes())])
+    }
+
+    fn connect(demo: &Demo, headers: &[(&str, &[u8])]) -> Tab {
+        let mut stream = demo.events("/events", headers).unwrap();
+        assert_eq!(stream.head.status, 200, "GET /events {headers:?}");
+        let connect = stream.next_named("connect").unwrap();
+        let json: serde_json::Value = serde_json::from_str(&connect.data).unwrap();
+        Tab {
+            stream,
+            id: json["id"].as_str().unwrap().to_owned(),
+            resumed: json["resumed"].as_bool().unwrap(),
+        }
+    }
+
+    /// What its `EventSource` would offer if it reconnected now.
+    fn last_event_id(&self) -> String {
+        self.stream.last_event_id().to_owned()
+    }
+
+    /// Waits (at most [`sse_conformance::PATIENCE`]) for the event whose data is `data`.
+    fn wait_data(&mut self, data: &str) -> MessageEvent {
+        self.stream
+            .wait_for(|s| s.events().iter().any(|e| e.data == data))
+            .unwrap();
+        let event = self.stream.events().into_iter().find(|e| e.data == data);
+        event
+            .cloned()
+            .unwrap_or_else(|| panic!("no event with data {data:?} on {}", self.id))
+    }
+
+    /// Whether an event with `data` arrives within `limit`.
+    fn gets_within(&mut self, data: &str, limit: Duration) -> bool {
+        self.stream
+            .wait_for_within(limit, |s| s.events().iter().any(|e| e.data == data))
+            .unwrap()
+    }
+
+    /// The data of the events before `connect` (a replay).
+    fn replayed(&self) -> Vec<String> {
+        let events = self.stream.events();
+        let connect = events.iter().position(|e| e.event == "connect").unwrap();
+        events[..connect].iter().map(|e| e.data.clone()).collect()
+    }
+
+    /// The data of every event but `connect`.
+    fn data(&self) -> Vec<String> {
+        let events = self.stream.events().into_iter();
+        events
+            .filter(|e| e.event != "connect")
+            .map(|e| e.data.clone())
+            .collect()
+    }
+}
+
+fn session_route(id: &str, action: &str) -> String {
+    format!("/sessions/{}/{action}", percent_encode(id.as_bytes()))
+}
+
+/// `POST` with `body`: the status and the body.
+fn post(demo: &Demo, target: &str, body: &[u8]) -> (u16, String) {
+    let r = demo.request("POST", target, &[], body).unwrap();
+    (r.head.status, r.text())
+}
+
+/// `POST /sessions/{id}/events` with `data`: the status.
+fn send(demo: &Demo, id: &str, data: &str) -> u16 {
+    post(demo, &session_route(id, "events"), data.as_bytes()).0
+}
+
+/// The status of `GET /sessions`.
+fn sessions_status(demo: &Demo) -> u16 {
+    demo.request("GET", "/sessions", &[], b"")
+        .unwrap()
+        .head
+        .status
+}
+
+/// Waits until `GET /sessions` on `demo` lists `id` (or, with `listed` false, no longer does).
+fn wait_listed(demo: &Demo, id: &str, listed: bool) {
+    let ids = demo
+        .wait_sessions(Duration::from_secs(5), |ids| {
+            ids.iter().any(|i| i == id) == listed
+        })
+        .unwrap();
+    assert_eq!(
+        ids.iter().any(|i| i == id),
+        listed,
+        "GET /sessions {ids:?}: {id} listed {listed}"
+    );
+}
+
+/// Polls `ready` every 20 ms for at most `limit`; whether it held.
+fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// The epoch and sequence number of an event id `<id>~<epoch>.<seq>` (base 36).
+fn position(id: &str, event_id: &str) -> (u64, u64) {
+    let parsed = event_id.rsplit_once('~').and_then(|(session, pos)| {
+        let (epoch, seq) = pos.split_once('.')?;
+        let pos = (
+            u64::from_str_radix(epoch, 36).ok()?,
+            u64::from_str_radix(seq, 36).ok()?,
+        );
+        (session == id).then_some(pos)
+    });
+    parsed.unwrap_or_else(|| panic!("event id {event_id:?} is not `{id}~<epoch>.<seq>`"))
+}
