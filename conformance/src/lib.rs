@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use sse_proto::{Decoder, Item, MessageEvent};
 
+#[path = "../../sse-redis/tests/common/server.rs"]
 pub mod redis;
 pub use redis::RedisServer;
 

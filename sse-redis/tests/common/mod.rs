@@ -1,5 +1,5 @@
-//! A redis-server of the test's own, on a free loopback port, stopped when dropped (the
-//! conformance harness's, shared with its cluster rules); and a simulated browser tab on a hub.
+//! A redis-server of the test's own, on a free loopback port, stopped when dropped (shared with
+//! the conformance harness's cluster rules); and a simulated browser tab on a hub.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
@@ -12,9 +12,8 @@ use sse_proto::{
 };
 use sse_redis::RedisEngine;
 
-#[path = "../../../conformance/src/redis.rs"]
-mod redis_server;
-pub use redis_server::RedisServer;
+mod server;
+pub use server::RedisServer;
 
 /// A simulated browser tab: a connection to a hub, and what it read.
 pub struct Tab {
