@@ -6,7 +6,9 @@
 //! here at once (202; without a position, so a later resume from before it is a gap), to any
 //! other session 503; a close or drop of a session of this node ends it here (204; a close is
 //! marked in Redis once it is back), of any other 503; a broadcast reaches this node's tabs
-//! and answers 503; `GET /sessions` answers 503.
+//! and answers 503; `GET /sessions` answers 503. A 503 is not an acknowledgement, and not a
+//! promise: a command that reached a frozen Redis and was answered too late still takes
+//! effect when it thaws.
 
 use std::future::Future;
 use std::time::Duration;
