@@ -19,11 +19,11 @@ use futures_lite::StreamExt;
 use http::Method;
 use sse_async_std::{Outcome, Reply};
 
-#[path = "../../demo/contract.rs"]
+#[path = "../demo/contract.rs"]
 mod contract;
-#[path = "../../demo/http1.rs"]
+#[path = "../demo/http1.rs"]
 mod http1;
-#[path = "../../demo/limits.rs"]
+#[path = "../demo/limits.rs"]
 mod limits;
 
 use sse_async_std as adapter;

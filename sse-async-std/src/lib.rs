@@ -1,22 +1,71 @@
-//! Session-aware Server-Sent Events on async-std (and smol), for servers of your own.
+//! Session-aware Server-Sent Events on smol (or async-std), for servers of your own.
 //!
-//! Works over any `futures_io::AsyncRead + AsyncWrite` (an async-std or smol `TcpStream`, a
-//! TLS stream, a Unix socket). The HTTP/1.1 driver is `sse-http1`'s, shared with
-//! `sse-tokio`; this crate gives it `async-io` timers (the reactor under both async-std and
-//! smol, so the same code serves on either executor) and async-std's tasks.
+//! async-std was discontinued in 2025 and its maintainers point to smol; this crate is built
+//! on what the two share, `futures-io` transports and the `async-io` reactor, so it serves
+//! under smol as it does under async-std. (The one async-std part left is the task that
+//! drives a hub's timers, spawned once per hub on async-std's global executor, and the
+//! [`serve`] helpers, which take an async-std listener.) The HTTP/1.1 driver is
+//! `sse-http1`'s, shared with `sse-tokio`.
 //!
-//! - If your server has parsed the request already, call [`handshake`] on it and, on
-//!   [`Outcome::Accept`], [`Accepted::run`] the stream on the connection.
-//! - If not, [`serve_connection`] reads HTTP/1.1 requests (each head and body within its
-//!   deadline, sizes bounded; a bad request gets 4xx, never a panic) and hands each to your
-//!   handler, which answers with a response or an accepted stream; [`serve`] runs it for
-//!   every connection of an async-std listener, with a server-wide cap on unfinished heads,
-//!   and [`serve_with_shutdown`] stops gracefully when a signal comes (on smol, spawn
-//!   [`serve_connection`] for each accepted stream yourself, with clones of one config).
+//! Three calls make a server:
+//!
+//! 1. [`hub_builder`]`().build()` once: the [`Hub`] holds every session.
+//! 2. [`handshake`]`(&hub, &req)` for each request: on [`Outcome::Accept`] answer
+//!    [`Reply::Stream`] (or [`Accepted::run`] it on a connection whose request you parsed
+//!    yourself); the other outcomes are responses: 204 to a session the server closed (the
+//!    tab stops), a go-away while shutting down, or your own routes.
+//! 3. [`Hub::send_to`], [`Hub::broadcast`] and [`Hub::close`] from anywhere: one tab by its
+//!    session id, every tab, or end a tab's session for good.
+//!
+//! [`serve_connection`] reads HTTP/1.1 requests on any `AsyncRead + AsyncWrite` (each head
+//! and body within its deadline, sizes bounded; a bad request gets 4xx, never a panic) and
+//! hands each to your handler. On smol, spawn it for each accepted stream with clones of one
+//! [`ServeConfig`] (they share its cap on unfinished heads):
 //!
 //! ```no_run
 //! use bytes::Bytes;
-//! use sse_async_std::{Hub, Outcome, Reply};
+//! use sse_async_std::{Event, Outcome, Reply, ServeConfig};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     smol::block_on(async {
+//!         let hub = sse_async_std::hub_builder().build();
+//!         let listener = smol::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!         let config = ServeConfig::default();
+//!         let ticker = hub.clone();
+//!         smol::spawn(async move {
+//!             loop {
+//!                 smol::Timer::after(std::time::Duration::from_secs(1)).await;
+//!                 ticker.broadcast(&Event::new().data("tick"));
+//!             }
+//!         })
+//!         .detach();
+//!         loop {
+//!             let (stream, _) = listener.accept().await?;
+//!             let hub = hub.clone();
+//!             let handler = move |req: http::Request<Bytes>| {
+//!                 let hub = hub.clone();
+//!                 async move {
+//!                     match sse_async_std::handshake(&hub, &req) {
+//!                         Outcome::Accept(accepted) => Reply::Stream(accepted),
+//!                         Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+//!                         Outcome::NotEventStream(_) => {
+//!                             Reply::Response(http::Response::new(Bytes::from("hello")))
+//!                         }
+//!                     }
+//!                 }
+//!             };
+//!             smol::spawn(sse_async_std::serve_connection(stream, config.clone(), handler)).detach();
+//!         }
+//!     })
+//! }
+//! ```
+//!
+//! On async-std, [`serve`] does the accepting and spawning, and [`serve_with_shutdown`] stops
+//! gracefully when a signal comes:
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use sse_async_std::{Outcome, Reply};
 //!
 //! # async fn run(ctrl_c: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
 //! let hub = sse_async_std::hub_builder().build();
@@ -44,6 +93,10 @@
 //! sse_async_std::serve_with_shutdown(listener, Default::default(), handler, signal).await
 //! # }
 //! ```
+//!
+//! # Feature flags
+//!
+#![doc = document_features::document_features!()]
 
 use std::future::Future;
 use std::io;
@@ -63,6 +116,8 @@ pub use sse_proto::{
     HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
     Offer, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
 };
+/// An event name checked at compile time, and the type of checked names.
+pub use sse_proto::{EventName, event_name};
 
 /// Reading an event stream (a Rust client): [`MessageStream`] decodes any stream of byte
 /// chunks into [`MessageEvent`]s and keeps the last event id and `retry:` for reconnecting.

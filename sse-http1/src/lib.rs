@@ -22,6 +22,10 @@
 //!   bytes, and a go-away answer closes its connection;
 //! - [`serve_with_shutdown`] stops accepting, closes idle connections and returns within a
 //!   bound.
+//!
+//! # Feature flags
+//!
+#![doc = document_features::document_features!()]
 
 mod config;
 mod connection;

@@ -36,9 +36,9 @@ use sse_hyper::{Batch, EventStream, Hub, Outcome};
 use sse_redis::RedisEngine;
 use tokio::net::TcpListener;
 
-#[path = "../../demo/contract.rs"]
+#[path = "../demo/contract.rs"]
 mod contract;
-#[path = "../../demo/limits.rs"]
+#[path = "../demo/limits.rs"]
 mod limits;
 
 use contract::{Options, Reply, Route, Stats};

@@ -21,6 +21,10 @@
 //!
 //! The same goes for randomness: fresh ids and the log's epoch come from the
 //! [`IdGenerator`] the hub was given.
+//!
+//! # Feature flags
+//!
+#![doc = document_features::document_features!()]
 
 /// Emits a `tracing` event when the feature is on; nothing otherwise.
 macro_rules! trace {

@@ -48,6 +48,10 @@
 //! Redis is back; the reader goes on from the last entries it saw, so nothing Redis
 //! acknowledged is lost. A Redis restarted empty starts a new epoch: positions of the old one
 //! are gaps.
+//!
+//! # Feature flags
+//!
+#![doc = document_features::document_features!()]
 
 mod driver;
 mod engine;

@@ -15,11 +15,11 @@ use http::Method;
 use sse_tokio::{Outcome, Reply};
 use tokio::net::TcpListener;
 
-#[path = "../../demo/contract.rs"]
+#[path = "../demo/contract.rs"]
 mod contract;
-#[path = "../../demo/http1.rs"]
+#[path = "../demo/http1.rs"]
 mod http1;
-#[path = "../../demo/limits.rs"]
+#[path = "../demo/limits.rs"]
 mod limits;
 
 use sse_tokio as adapter;

@@ -4,13 +4,20 @@
 //! HTTP/1.1 driver is `sse-http1`'s, shared with `sse-async-std`; this crate gives it tokio's
 //! clock, timers, tasks and sockets.
 //!
-//! - If your server has parsed the request already, call [`handshake`] on it and, on
-//!   [`Outcome::Accept`], [`Accepted::run`] the stream on the connection.
-//! - If not, [`serve_connection`] reads HTTP/1.1 requests (each head and body within its
-//!   deadline, sizes bounded; a bad request gets 4xx, never a panic) and hands each to your
-//!   handler, which answers with a response or an accepted stream; [`serve`] runs it for
-//!   every connection of a listener, with a server-wide cap on unfinished heads, and
-//!   [`serve_with_shutdown`] stops gracefully when a signal comes.
+//! Three calls make a server:
+//!
+//! 1. [`hub_builder`]`().build()` once: the [`Hub`] holds every session.
+//! 2. [`handshake`]`(&hub, &req)` for each request: on [`Outcome::Accept`] answer
+//!    [`Reply::Stream`] (or [`Accepted::run`] it on a connection whose request you parsed
+//!    yourself); the other outcomes are responses: 204 to a session the server closed (the
+//!    tab stops), a go-away while shutting down, or your own routes.
+//! 3. [`Hub::send_to`], [`Hub::broadcast`] and [`Hub::close`] from anywhere: one tab by its
+//!    session id, every tab, or end a tab's session for good.
+//!
+//! [`serve_connection`] reads HTTP/1.1 requests (each head and body within its deadline,
+//! sizes bounded; a bad request gets 4xx, never a panic) and hands each to your handler;
+//! [`serve`] runs it for every connection of a listener, with a server-wide cap on
+//! unfinished heads, and [`serve_with_shutdown`] stops gracefully when a signal comes.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -42,6 +49,10 @@
 //! sse_tokio::serve_with_shutdown(listener, Default::default(), handler, signal).await
 //! # }
 //! ```
+//!
+//! # Feature flags
+//!
+#![doc = document_features::document_features!()]
 
 use std::future::Future;
 use std::io;
@@ -61,6 +72,8 @@ pub use sse_proto::{
     HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
     Offer, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
 };
+/// An event name checked at compile time, and the type of checked names.
+pub use sse_proto::{EventName, event_name};
 
 /// Reading an event stream (a Rust client): [`MessageStream`] decodes any stream of byte
 /// chunks into [`MessageEvent`]s and keeps the last event id and `retry:` for reconnecting.
