@@ -130,7 +130,10 @@ where
         slot = None;
         let wants_close = http1::wants_close(&req);
         let method = req.method().clone();
-        match handler(req).await {
+        // Boxed: the handler's future lives for one request, so an idle stream's task does not
+        // keep room for the largest state of the application's handler (one allocation per
+        // request; an async handler with a store's round trip in it is kilobytes).
+        match Box::pin(handler(req)).await {
             Reply::Stream(accepted) => {
                 // The stream never reads another request: free the head buffer now, so an
                 // idle stream holds only what it needs.

@@ -127,7 +127,9 @@ pub(crate) async fn main() {
         let service = service_fn(move |mut req: Request<Incoming>| {
             service_started.store(true, Ordering::Relaxed);
             req.extensions_mut().insert(watch.clone());
-            handle(app.clone(), req)
+            // Boxed: hyper keeps room for the service's future in every connection, and a
+            // stream's connection lives long; the future itself lives for one request.
+            Box::pin(handle(app.clone(), req))
         });
         let conn = server.serve_connection(io, service).into_owned();
         let conn = graceful.watch(conn);

@@ -212,3 +212,31 @@ async fn the_oldest_unfinished_head_is_evicted_with_503() {
     let mut answer = Vec::new();
     read_until(&mut slow[2], &mut answer, |g| g.ends_with(b"plain")).await;
 }
+
+/// What each connection's task holds does not grow with the handler's future: a handler that
+/// keeps 16 KiB across an await (a store's round trip, say) costs its connection nothing once
+/// the request is answered, so an idle stream stays small whatever the application's handler.
+#[test]
+fn a_connections_task_does_not_keep_room_for_the_handlers_future() {
+    fn size_with<F>(handler: impl FnMut(http::Request<Bytes>) -> F) -> usize
+    where
+        F: std::future::Future<Output = Reply>,
+    {
+        let (io, _peer) = tokio::io::duplex(64);
+        std::mem::size_of_val(&sse_tokio::serve_connection(
+            io,
+            ServeConfig::default(),
+            handler,
+        ))
+    }
+    let small = size_with(|_req| std::future::ready(Reply::Response(Response::new(Bytes::new()))));
+    let large = size_with(|_req| async move {
+        let held = [0u8; 16 * 1024];
+        tokio::task::yield_now().await;
+        Reply::Response(Response::new(Bytes::copy_from_slice(&held[..1])))
+    });
+    assert!(
+        large < small + 1024,
+        "a 16 KiB handler future grew the connection's from {small} to {large} bytes"
+    );
+}
