@@ -1,0 +1,318 @@
+//! One measurement: a server in its own process, N idle streams from this (one-thread)
+//! client, M broadcasts through `POST /broadcast`, and the figures read from `/proc`.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Longest wait for every stream to have every broadcast.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Which server to start, and how to name it in the report.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    /// `floor`, `axum`, or a demo binary's file name with its extra flags.
+    pub(crate) label: String,
+    pub(crate) program: String,
+    pub(crate) args: Vec<String>,
+    /// A demo: it gets the demo contract's `--addr`, no ticks and no keep-alive.
+    pub(crate) demo: bool,
+}
+
+impl Spec {
+    /// `floor`, `axum`, or `PATH [FLAGS…]` (a demo binary and flags of its own);
+    /// `common` are flags for every demo (`--server-args`).
+    pub(crate) fn parse(spec: &str, common: &[String]) -> Result<Spec, Error> {
+        let me = std::env::current_exe()?.to_string_lossy().into_owned();
+        let mut words = spec.split_whitespace().map(str::to_owned);
+        let program = words.next().ok_or("an empty --server")?;
+        let own: Vec<String> = words.collect();
+        Ok(match program.as_str() {
+            "floor" | "axum" => Spec {
+                label: program.clone(),
+                args: vec![format!("--serve-{program}"), "127.0.0.1:0".to_owned()],
+                program: me,
+                demo: false,
+            },
+            _ => {
+                let name = std::path::Path::new(&program)
+                    .file_name()
+                    .map_or(program.clone(), |n| n.to_string_lossy().into_owned());
+                let args: Vec<String> = common.iter().chain(&own).cloned().collect();
+                let label = std::iter::once(name)
+                    .chain(args.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Spec {
+                    label,
+                    program,
+                    args,
+                    demo: true,
+                }
+            }
+        })
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Figures {
+    pub(crate) deliveries_per_s: f64,
+    /// Server CPU (user + system) per delivery, in µs.
+    pub(crate) cpu_us: f64,
+    pub(crate) writes: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    /// RSS per idle stream, in bytes.
+    pub(crate) rss_per_conn: f64,
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM first: the demos end their streams on a signal.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..40 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(spec: &Spec) -> Result<Server, Error> {
+        let mut cmd = Command::new(&spec.program);
+        if spec.demo {
+            cmd.args([
+                "--addr",
+                "127.0.0.1:0",
+                "--tick-ms",
+                "0",
+                "--keep-alive-ms",
+                "0",
+            ]);
+        }
+        cmd.args(&spec.args);
+        let mut child = cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .ok_or(format!("{} printed {line:?}", spec.label))?
+            .parse()?;
+        Ok(Server { child, addr })
+    }
+
+    /// CPU time the server has used (user + system), from `/proc/<pid>/stat`.
+    fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // Clock ticks are 1/100 s on Linux.
+        Duration::from_millis(fields.iter().sum::<u64>() * 10)
+    }
+
+    /// Write-type system calls the server has made (`syscw` of `/proc/<pid>/io`).
+    fn write_calls(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/io", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("syscw:")?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// What one client saw: the receive time of each broadcast sequence number.
+struct Seen {
+    received: Vec<Option<Instant>>,
+}
+
+/// One idle stream: connects, then records when each broadcast arrives. `connecting` is
+/// released and `ready` credited once the response head is in.
+async fn client(
+    addr: SocketAddr,
+    broadcasts: usize,
+    connecting: OwnedSemaphorePermit,
+    ready: Arc<Semaphore>,
+) -> Result<Seen, Error> {
+    let mut connecting = Some(connecting);
+    let mut sock = TcpStream::connect(addr).await?;
+    sock.set_nodelay(true)?;
+    sock.write_all(b"GET /events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
+        .await?;
+    let mut seen = Seen {
+        received: vec![None; broadcasts],
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut headed = false;
+    let mut got = 0;
+    while got < broadcasts {
+        let n = sock.read(&mut buf).await?;
+        if n == 0 {
+            return Err("server closed a stream".into());
+        }
+        let now = Instant::now();
+        carry.extend_from_slice(&buf[..n]);
+        if !headed {
+            if memchr::memmem::find(&carry, b"\r\n\r\n").is_some() {
+                headed = true;
+                connecting.take();
+                ready.add_permits(1);
+            } else {
+                continue;
+            }
+        }
+        // Each broadcast's data starts with `#<seq>.`.
+        let mut last_end = 0;
+        for at in memchr::memmem::find_iter(&carry, b"data: #") {
+            let digits = &carry[at + 7..];
+            let Some(dot) = memchr::memchr(b'.', digits) else {
+                break;
+            };
+            let seq: usize = std::str::from_utf8(&digits[..dot])?.parse()?;
+            if let Some(slot @ None) = seen.received.get_mut(seq) {
+                *slot = Some(now);
+                got += 1;
+            }
+            last_end = at + 7 + dot;
+        }
+        // Keep a tail that may hold the start of a marker.
+        let keep_from = last_end.max(carry.len().saturating_sub(32));
+        carry.drain(..keep_from);
+    }
+    Ok(seen)
+}
+
+async fn post_broadcast(addr: SocketAddr, body: &[u8]) -> Result<usize, Error> {
+    let mut sock = TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST /broadcast?event=bulk HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await?;
+    sock.write_all(body).await?;
+    let mut reply = Vec::new();
+    sock.read_to_end(&mut reply).await?;
+    let text = String::from_utf8_lossy(&reply);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no reply head")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("broadcast: {head}").into());
+    }
+    // A chunked reply has the number on its second line.
+    let count = body
+        .lines()
+        .find_map(|l| l.trim().parse::<usize>().ok().filter(|_| !l.is_empty()));
+    Ok(count.unwrap_or(0))
+}
+
+/// Starts the server of `spec`, opens `conns` streams, sends `broadcasts` events of `size`
+/// bytes one after the other, and waits until every stream has every one.
+pub(crate) async fn measure(
+    spec: &Spec,
+    conns: usize,
+    broadcasts: usize,
+    size: usize,
+) -> Result<Figures, Error> {
+    let server = Server::start(spec)?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_before = server.rss_kib();
+
+    // At most 256 connects in flight; each stream then stays open, idle.
+    let ready = Arc::new(Semaphore::new(0));
+    let connecting = Arc::new(Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let permit = connecting.clone().acquire_owned().await?;
+        let ready = ready.clone();
+        tasks.push(tokio::spawn(client(server.addr, broadcasts, permit, ready)));
+    }
+    let all = u32::try_from(conns)?;
+    let _ = tokio::time::timeout(Duration::from_secs(60), ready.acquire_many(all))
+        .await
+        .map_err(|_| "not every stream was accepted within 60 s")??;
+    // Let the server settle, then read its memory with every stream idle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = server.rss_kib();
+    let rss_per_conn = (rss_idle.saturating_sub(rss_before) as f64 * 1024.0) / conns as f64;
+
+    let cpu_before = server.cpu();
+    let writes_before = server.write_calls();
+    let mut sent_at = Vec::with_capacity(broadcasts);
+    let start = Instant::now();
+    for seq in 0..broadcasts {
+        let mut body = format!("#{seq}.").into_bytes();
+        body.resize(size.max(body.len()), b'x');
+        sent_at.push(Instant::now());
+        let count = post_broadcast(server.addr, &body).await?;
+        if count != conns {
+            return Err(format!("broadcast {seq} reached {count} of {conns}").into());
+        }
+    }
+    let mut latencies = Vec::with_capacity(conns * broadcasts);
+    let mut last = start;
+    let collect = async {
+        for task in tasks {
+            let seen = task.await??;
+            for (seq, at) in seen.received.iter().enumerate() {
+                let at = at.ok_or("missed a broadcast")?;
+                last = last.max(at);
+                latencies.push(at.duration_since(sent_at[seq]));
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    tokio::time::timeout(DELIVERY_TIMEOUT, collect)
+        .await
+        .map_err(|_| format!("{}: not every broadcast arrived", spec.label))??;
+    let elapsed = last.duration_since(start);
+    let cpu = server.cpu().saturating_sub(cpu_before);
+    let writes = server.write_calls().saturating_sub(writes_before);
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let deliveries = (conns * broadcasts) as f64;
+    Ok(Figures {
+        deliveries_per_s: deliveries / elapsed.as_secs_f64(),
+        cpu_us: cpu.as_secs_f64() * 1e6 / deliveries,
+        writes: writes as f64 / deliveries,
+        p50_ms: pct(0.50).as_secs_f64() * 1e3,
+        p99_ms: pct(0.99).as_secs_f64() * 1e3,
+        rss_per_conn,
+    })
+}
