@@ -38,11 +38,26 @@ pub(crate) struct Options {
     /// Several nodes on one Redis (`--redis URL`, with `--heartbeat-ms` and
     /// `--redis-timeout-ms`): the engine's settings.
     pub(crate) redis: Option<RedisConfig>,
+    /// HTTPS with HTTP/2 (`--tls`, `--cert FILE --key FILE`): the hyper demo serves it, the
+    /// HTTP/1.1-only demos refuse it.
+    pub(crate) tls: Option<Tls>,
+}
+
+/// Where the certificate of `--tls` comes from.
+pub(crate) enum Tls {
+    /// `--tls` alone: a certificate made at start, self-signed for localhost.
+    SelfSigned,
+    /// `--cert FILE --key FILE`: a certificate chain and its private key, PEM files.
+    #[allow(dead_code)] // Read by the hyper demo's tls.rs only.
+    Files {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+    },
 }
 
 /// How to use the demo, for `--help` and for a bad flag.
 const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N] [--secret HEX]
-            [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N]]
+            [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N]] [--tls [--cert FILE --key FILE]]
 
   --addr HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --keep-alive-ms N    keep-alive comment interval on idle streams (default 15000; 0 = off)
@@ -60,7 +75,17 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
   --heartbeat-ms N     with --redis: how often this node renews its sessions' marks; a
                        node killed loses them after three (default 2000)
   --redis-timeout-ms N with --redis: how long a command waits for Redis before it counts
-                       as away (default 2000)";
+                       as away (default 2000)
+  --tls                HTTPS, with HTTP/2 offered through ALPN, so that every tab of a
+                       browser shares one connection (over HTTP/1.1 a browser opens six
+                       per origin, one per tab's stream, and a seventh tab cannot load).
+                       The hyper demo only (the tokio and async-std demos speak HTTP/1.1:
+                       put a TLS-terminating proxy in front of them). Without --cert, a
+                       certificate self-signed for localhost and 127.0.0.1 is made at
+                       start (its SHA-256 fingerprint goes to stderr). Prints
+                       `listening on https://ADDR`
+  --cert FILE          with --key: serve this certificate chain (PEM, leaf first) instead
+  --key FILE           the private key of --cert (PEM); the two imply --tls";
 
 impl Options {
     /// Reads the flags, or exits with a usage message; and starts logging to stderr, at
@@ -96,9 +121,15 @@ impl Options {
             resume: None,
             secret: None,
             redis: None,
+            tls: None,
         };
         let (mut heartbeat, mut timeout) = (None, None);
+        let (mut tls, mut cert, mut key) = (false, None, None);
         while let Some(flag) = args.next() {
+            if flag == "--tls" {
+                tls = true;
+                continue;
+            }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let ms = || {
                 value
@@ -128,6 +159,8 @@ impl Options {
                 }
                 "--heartbeat-ms" => heartbeat = Some(ms()?).filter(|d| !d.is_zero()),
                 "--redis-timeout-ms" => timeout = Some(ms()?).filter(|d| !d.is_zero()),
+                "--cert" => cert = Some(std::path::PathBuf::from(value)),
+                "--key" => key = Some(std::path::PathBuf::from(value)),
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
@@ -141,6 +174,13 @@ impl Options {
             }
             None => {}
         }
+        opts.tls = match (tls, cert, key) {
+            (_, Some(cert), Some(key)) => Some(Tls::Files { cert, key }),
+            (_, Some(_), None) => return Err("--cert needs --key".to_owned()),
+            (_, None, Some(_)) => return Err("--key needs --cert".to_owned()),
+            (true, None, None) => Some(Tls::SelfSigned),
+            (false, None, None) => None,
+        };
         Ok(opts)
     }
 }

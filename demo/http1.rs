@@ -38,3 +38,17 @@ pub(crate) fn response(reply: contract::Reply) -> Response<Bytes> {
     }
     res
 }
+
+/// Exits with code 2 when `opts` ask for TLS (`--tls`, `--cert`, `--key`): these demos speak
+/// HTTP/1.1 only, so HTTPS and HTTP/2 (which browsers need to open more than six tabs of
+/// one origin) come from a proxy in front of them.
+pub(crate) fn refuse_tls(opts: &contract::Options) {
+    if opts.tls.is_some() {
+        eprintln!(
+            "demo: --tls: this demo speaks HTTP/1.1 only. For HTTPS with HTTP/2, put a \
+             TLS-terminating proxy in front of it that speaks HTTP/2 to browsers and does not \
+             buffer responses (nginx, Caddy: see the README), or run the hyper demo with --tls"
+        );
+        std::process::exit(2);
+    }
+}

@@ -37,6 +37,7 @@ pub(crate) fn main() {
 
 async fn run() {
     let opts = Options::from_args();
+    http1::refuse_tls(&opts);
     let limits = limits::Limits::from_env();
     let engine = match opts.redis.clone() {
         // async-io's timer: the reactor async-std runs on (and redis-rs's smol side).

@@ -11,13 +11,19 @@
 //! - graceful shutdown on SIGINT or SIGTERM: stop accepting, `hub.shutdown()` (every stream
 //!   ends within a second, new ones get a go-away answer), let connections finish, exit.
 //!
+//! With `--tls` it serves HTTPS and offers HTTP/2 through ALPN (`demo/tls.rs`), so that
+//! every tab of a browser shares one connection: over HTTP/1.1 a browser opens at most six
+//! per origin, and each tab's event stream holds one. The TLS handshake has the head
+//! deadline; the rest above holds over TLS as it does over plain TCP.
+//!
 //! ```text
 //! cargo run --release -p sse-hyper --example hyper-demo -- --addr 127.0.0.1:8080
+//! cargo run --release -p sse-hyper --example hyper-demo -- --addr 127.0.0.1:8443 --tls
 //! ```
 //!
 //! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
-//! demo, and the limits in `demo/limits.rs`; this file is the hyper server loop and the
-//! handshake.
+//! demo, the limits in `demo/limits.rs` and the TLS set-up in `demo/tls.rs`; this file is
+//! the hyper server loop and the handshake.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -31,15 +37,18 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use sse_hyper::{Batch, EventStream, Hub, Outcome};
 use sse_redis::RedisEngine;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 #[path = "../demo/contract.rs"]
 mod contract;
 #[path = "../demo/limits.rs"]
 mod limits;
+#[path = "../demo/tls.rs"]
+mod tls;
 
 use contract::{Options, Reply, Route, Stats};
 use limits::Limits;
@@ -58,6 +67,15 @@ struct App {
 pub(crate) async fn main() {
     let opts = Options::from_args();
     let limits = Limits::from_env();
+    // `--tls`: made (or read) before anything else, so a bad certificate ends the demo at once.
+    let tls = match opts.tls.as_ref().map(tls::acceptor) {
+        None => None,
+        Some(Ok(acceptor)) => Some(acceptor),
+        Some(Err(e)) => {
+            eprintln!("demo: {e}");
+            std::process::exit(1);
+        }
+    };
     let engine = match opts.redis.clone() {
         Some(config) => Some(contract::connect(config, tokio::time::sleep).await),
         None => None,
@@ -80,7 +98,8 @@ pub(crate) async fn main() {
         }
     };
     let local = listener.local_addr().unwrap_or(opts.addr);
-    println!("listening on http://{local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{local}");
 
     if !opts.tick.is_zero() {
         let hub = hub.clone();
@@ -104,6 +123,8 @@ pub(crate) async fn main() {
         .header_read_timeout(limits.head.min(limits.idle));
     server.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
+    // Tells the connections still in their TLS handshake that the demo is shutting down.
+    let (stopping, _) = tokio::sync::watch::channel(());
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
         let (stream, _) = tokio::select! {
@@ -118,42 +139,38 @@ pub(crate) async fn main() {
             () = &mut signal => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        // The watch cuts the connection off when its stream is cut off (too slow).
-        let watch = sse_hyper::Watch::new();
-        let io = TokioIo::new(watch.guard(stream));
-        let started = Arc::new(AtomicBool::new(false));
-        let service_started = started.clone();
-        let service = service_fn(move |mut req: Request<Incoming>| {
-            service_started.store(true, Ordering::Relaxed);
-            req.extensions_mut().insert(watch.clone());
-            // Boxed: hyper keeps room for the service's future in every connection, and a
-            // stream's connection lives long; the future itself lives for one request.
-            Box::pin(handle(app.clone(), req))
-        });
-        let conn = server.serve_connection(io, service).into_owned();
-        let conn = graceful.watch(conn);
-        // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
-        // before hyper's header timer runs, with no deadline of its own: a connection that
-        // sends nothing, or trickles "PRI * HTTP/2.0", would stay open for ever. So the
-        // first request must have arrived within the header deadline.
-        let first = limits.head.min(limits.idle);
-        tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            // An error is a client going away or sending garbage: nothing to do.
-            tokio::select! {
-                _ = &mut conn => return,
-                () = tokio::time::sleep(first) => {}
+        let conn = Connection {
+            server: server.clone(),
+            app: app.clone(),
+            graceful: graceful.watcher(),
+        };
+        match &tls {
+            None => {
+                tokio::spawn(conn.serve(stream));
             }
-            if started.load(Ordering::Relaxed) {
-                let _ = conn.await;
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let mut stopping = stopping.subscribe();
+                tokio::spawn(async move {
+                    // The handshake within the head deadline (hyper's timers start after
+                    // it), or until the demo shuts down.
+                    let handshake = tls::handshake(&acceptor, stream, limits.head);
+                    let stream = tokio::select! {
+                        stream = handshake => stream,
+                        _ = stopping.changed() => None,
+                    };
+                    if let Some(stream) = stream {
+                        conn.serve(stream).await;
+                    }
+                });
             }
-        });
+        }
     }
     // Stop accepting, end every stream (without marking ids: tabs reconnect to the next
     // server; new event-stream requests get a go-away answer), and let every connection
     // finish: idle ones close at once, streams within the hub's grace (1 s).
     drop(listener);
+    drop(stopping);
     let n = hub.shutdown();
     eprintln!("demo: shutting down, ending {n} streams");
     if tokio::time::timeout(limits.shutdown, graceful.shutdown())
@@ -161,6 +178,59 @@ pub(crate) async fn main() {
         .is_err()
     {
         eprintln!("demo: connections still open after {:?}", limits.shutdown);
+    }
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    server: auto::Builder<TokioExecutor>,
+    app: Arc<App>,
+    /// Holds the graceful shutdown until the connection is over.
+    graceful: Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` (a TCP socket, or the TLS stream over one) until
+    /// the connection ends.
+    async fn serve<T>(self, io: T)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            server,
+            app,
+            graceful,
+        } = self;
+        // The watch cuts the connection off when its stream is cut off (too slow). Over
+        // TLS it wraps the TLS stream, so that what it reads and discards while an
+        // HTTP/1.1 stream is open is the client's plain bytes, not its TLS records.
+        let watch = sse_hyper::Watch::new();
+        let io = TokioIo::new(watch.guard(io));
+        let started = Arc::new(AtomicBool::new(false));
+        let service_started = started.clone();
+        let limits = app.limits;
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            service_started.store(true, Ordering::Relaxed);
+            req.extensions_mut().insert(watch.clone());
+            // Boxed: hyper keeps room for the service's future in every connection, and a
+            // stream's connection lives long; the future itself lives for one request.
+            Box::pin(handle(app.clone(), req))
+        });
+        let conn = graceful.watch(server.serve_connection(io, service).into_owned());
+        // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
+        // before hyper's header timer runs, with no deadline of its own: a connection that
+        // sends nothing, or trickles "PRI * HTTP/2.0", would stay open for ever. So the
+        // first request must have arrived within the header deadline.
+        let first = limits.head.min(limits.idle);
+        let mut conn = std::pin::pin!(conn);
+        // An error is a client going away or sending garbage: nothing to do.
+        tokio::select! {
+            _ = &mut conn => return,
+            () = tokio::time::sleep(first) => {}
+        }
+        if started.load(Ordering::Relaxed) {
+            let _ = conn.await;
+        }
     }
 }
 

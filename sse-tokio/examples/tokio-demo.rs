@@ -30,6 +30,7 @@ use sse_redis::RedisEngine;
 #[tokio::main]
 pub(crate) async fn main() {
     let opts = Options::from_args();
+    http1::refuse_tls(&opts);
     let limits = limits::Limits::from_env();
     let engine = match opts.redis.clone() {
         Some(config) => Some(contract::connect(config, tokio::time::sleep).await),
