@@ -463,3 +463,119 @@ test('resume: a duplicated tab gets its own id, without a reconnect loop', { tim
 test('a duplicated tab gets its own id without --resume-ms too', { timeout: TIMEOUT }, async (t) => {
   await duplicatedTab(t, { resumeMs: undefined });
 });
+
+// --- Many tabs of one origin: six HTTP/1.1 connections, or one HTTP/2 connection over TLS ----
+
+/** Tabs opened in one browser context (one profile: one pool of connections). */
+const TABS = 10;
+
+/** The session id the demo page shows, once it shows one; null before. */
+const shownSessionId = (page) => page.evaluate(() => {
+  const text = document.getElementById('session-id')?.textContent.trim() ?? '';
+  return /^[0-9a-f-]{36}$/.test(text) ? text : null;
+});
+
+/** The protocol that brought the page itself (`h2`, `http/1.1`), from its navigation timing. */
+const pageProtocol = (page) => page.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
+
+/**
+ * Opens tab number `n` in `context`, loads the demo page and waits for it to show its
+ * session id.
+ */
+async function openDemoTab(t, context, base, n) {
+  const tab = await openTab(t, context, base);
+  try {
+    await tab.page.goto(base + '/');
+    tab.id = await waitFor('the page to show its session id', () => shownSessionId(tab.page));
+  } catch (err) {
+    err.message = `tab ${n}: ${err.message}`;
+    throw err;
+  }
+  return tab;
+}
+
+test('ten tabs over TLS: one HTTP/2 connection carries them all, and every tab gets a session', { timeout: TIMEOUT }, async (t) => {
+  const demo = await startDemo(t, { tls: true });
+  assert.match(demo.base, /^https:\/\/127\.0\.0\.1:\d+$/, 'the demo says it listens on https://');
+  // The certificate is self-signed: this context accepts it (request() pins its fingerprint).
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  t.after(() => context.close());
+
+  // One tab after another, as a person opens them.
+  const started = Date.now();
+  const tabs = [];
+  for (let i = 0; i < TABS; i++) tabs.push(await openDemoTab(t, context, demo.base, i + 1));
+  const took = Date.now() - started;
+
+  const ids = tabs.map((tab) => tab.id);
+  for (const id of ids) assert.match(id, UUID);
+  assert.equal(new Set(ids).size, TABS, 'ten distinct session ids');
+  assert.deepEqual((await sessions(demo.base)).sort(), [...ids].sort(), 'GET /sessions over HTTPS lists the ten');
+  for (const [i, tab] of tabs.entries()) {
+    assert.equal(await pageProtocol(tab.page), 'h2', `tab ${i + 1}: the page came over HTTP/2`);
+    const stream = await eventsRequest(tab.events, 0);
+    assert.equal(stream.status, 200);
+    assert.equal(stream.protocol, 'h2', `tab ${i + 1}: its event stream runs over HTTP/2`);
+  }
+  const connections = new Set(tabs.map((tab) => tab.events[0].connectionId));
+  assert.equal(connections.size, 1, `one connection carries the ten streams: ${[...connections]}`);
+
+  // Every stream is live: a broadcast reaches the ten tabs.
+  assert.equal((await request(demo.base, 'POST', '/broadcast', 'to every tab')).text, String(TABS));
+  for (const [i, tab] of tabs.entries()) {
+    await waitFor(`tab ${i + 1} to show the broadcast`, () =>
+      tab.page.evaluate(() => document.getElementById('log').textContent.includes('to every tab')));
+  }
+
+  // The graceful shutdown holds over TLS: the ten streams end, and the demo exits in time.
+  const stopping = Date.now();
+  demo.child.kill('SIGTERM');
+  const exit = await Promise.race([demo.exited, sleep(4_000).then(() => null)]);
+  assert.deepEqual(exit, { code: 0, signal: null }, `the demo exits on SIGTERM within 4 s:\n${demo.log()}`);
+  assert.match(demo.log(), /ending 10 streams/);
+  t.diagnostic(`ten tabs over TLS in ${took} ms, all on one h2 connection; shutdown took ${Date.now() - stopping} ms`);
+});
+
+test('ten tabs over plain HTTP/1.1: six get a session, the other four cannot even load the page', { timeout: TIMEOUT }, async (t) => {
+  // Chromium opens at most six HTTP/1.1 connections per origin in a profile, and each tab's
+  // EventSource holds one for as long as it is open. So tabs 1 to 6 load and connect, and
+  // tabs 7 to 10 wait for a connection that never frees up: their navigation stays pending
+  // (no page, no error shown; playwright's goto gives up here after WAIT ms), so they do not
+  // even show the page. When a tab closes, its connection goes to one of the waiting tabs,
+  // which then loads and connects. HTTP/2 (the test above) has no such limit.
+  const WAIT = 3_000;
+  const demo = await startDemo(t);
+  const context = await browser.newContext();
+  t.after(() => context.close());
+
+  const connected = [];
+  for (let i = 0; i < 6; i++) connected.push(await openDemoTab(t, context, demo.base, i + 1));
+  for (const [i, tab] of connected.entries()) {
+    assert.equal(await pageProtocol(tab.page), 'http/1.1', `tab ${i + 1}: the page came over HTTP/1.1`);
+  }
+  assert.equal(new Set(connected.map((tab) => tab.events[0].connectionId)).size, 6, 'six connections, one per stream');
+
+  const waiting = [];
+  for (let i = 6; i < TABS; i++) waiting.push(await openTab(t, context, demo.base));
+  const started = Date.now();
+  const loads = await Promise.allSettled(waiting.map((tab) => tab.page.goto(demo.base + '/', { timeout: WAIT })));
+  const waited = Date.now() - started;
+  for (const [i, load] of loads.entries()) {
+    assert.equal(load.status, 'rejected', `tab ${i + 7} could not load the page`);
+    assert.equal(load.reason.name, 'TimeoutError', `tab ${i + 7}: ${load.reason}`);
+    // (Not page.evaluate: it waits for the pending navigation.)
+    assert.equal(waiting[i].page.url(), 'about:blank', `tab ${i + 7} still shows no page`);
+    assert.equal(waiting[i].events.length, 0, `tab ${i + 7} never asked for an event stream`);
+  }
+  const ids = connected.map((tab) => tab.id);
+  assert.equal(new Set(ids).size, 6);
+  assert.deepEqual((await sessions(demo.base)).sort(), [...ids].sort(), 'the server has the six sessions, no more');
+
+  // Closing a tab hands its connection to a waiting tab.
+  await connected[0].page.close();
+  const next = await waitFor('a waiting tab to load and open its stream',
+    () => waiting.find((tab) => tab.events.some((e) => e.status === 200)));
+  const late = await waitFor('the tab to show its session id', () => shownSessionId(next.page));
+  assert.deepEqual((await sessions(demo.base)).sort(), [...ids.slice(1), late].sort());
+  t.diagnostic(`HTTP/1.1: 6 of ${TABS} tabs connected; the other 4 waited ${waited} ms without a page`);
+});

@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,14 +34,23 @@ process.on('exit', () => {
 });
 
 /**
+ * The SHA-256 fingerprint of the certificate that each `--tls` demo printed, by base URL:
+ * `request` checks that the server it reaches over HTTPS presents that certificate.
+ */
+const fingerprints = new Map();
+
+/**
  * Starts the demo on 127.0.0.1 and a free port; resolves once it printed
- * `listening on http://ADDR`. Stop it with `demo.stop()`; `demo.log()` is what it printed.
- * Pass the test context `t` to stop it when the test ends, passed or failed.
+ * `listening on http://ADDR` (`https://` with `tls`). Stop it with `demo.stop()`;
+ * `demo.log()` is what it printed. Pass the test context `t` to stop it when the test ends,
+ * passed or failed.
  *
  * Options: `retryMs` (`--retry-ms`; `null` leaves the demo's default, 3000), `tickMs`,
- * `keepAliveMs`, and `resumeMs` (`--resume-ms`: resume mode, off unless given).
+ * `keepAliveMs`, `resumeMs` (`--resume-ms`: resume mode, off unless given), `tls`
+ * (`--tls`: HTTPS with HTTP/2 and a self-signed certificate, whose fingerprint the demo
+ * prints: `demo.fingerprint`), and `env` (variables for the demo, e.g. `SSE_DEMO_*` limits).
  */
-export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs, resumeMs } = {}) {
+export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs, resumeMs, tls = false, env = {} } = {}) {
   if (!existsSync(demoBin)) {
     throw new Error(`demo binary not found at ${demoBin}: build it (cargo build -p sse-conformance --bin demo-hyper) or set DEMO_BIN`);
   }
@@ -48,7 +58,8 @@ export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs
   if (retryMs !== null) args.push('--retry-ms', String(retryMs));
   if (keepAliveMs !== undefined) args.push('--keep-alive-ms', String(keepAliveMs));
   if (resumeMs !== undefined) args.push('--resume-ms', String(resumeMs));
-  const child = spawn(demoBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (tls) args.push('--tls');
+  const child = spawn(demoBin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   live.add(child);
   let output = '';
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
@@ -58,6 +69,8 @@ export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs
   const demo = {
     child,
     log: () => output,
+    /** Resolves to the exit `{ code, signal }`. */
+    exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
@@ -77,7 +90,7 @@ export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs
     child.stderr.on('data', (chunk) => { output += chunk; });
     child.stdout.on('data', (chunk) => {
       output += chunk;
-      const m = /listening on (http:\/\/\S+)/.exec(output);
+      const m = /listening on (https?:\/\/\S+)/.exec(output);
       if (m) {
         clearTimeout(timer);
         resolve(m[1].replace(/\/$/, ''));
@@ -87,13 +100,54 @@ export async function startDemo(t, { retryMs = RETRY_MS, tickMs = 0, keepAliveMs
     exited.then(({ code, signal }) => fail(new Error(`the demo exited early (code ${code}, signal ${signal})`)));
   });
   demo.base = base;
+  if (tls) {
+    // Printed to stderr before `listening on` went to stdout: the two pipes may arrive in
+    // either order.
+    const m = await waitFor('the certificate fingerprint on the demo\'s stderr',
+      () => /SHA-256 fingerprint ([0-9A-F:]{95})/.exec(output), { timeout: 2_000 });
+    demo.fingerprint = m[1];
+    fingerprints.set(base, m[1]);
+  }
   return demo;
 }
 
-/** One HTTP request to the demo, bounded by a timeout. */
+/**
+ * One HTTP request to the demo, bounded by a timeout. Over HTTPS (a `--tls` demo) it trusts
+ * exactly the certificate whose fingerprint the demo printed, and nothing else.
+ */
 export async function request(base, method, route, body) {
+  if (base.startsWith('https:')) return httpsRequest(base, method, route, body);
   const res = await fetch(base + route, { method, body, signal: AbortSignal.timeout(5_000) });
   return { status: res.status, text: await res.text() };
+}
+
+function httpsRequest(base, method, route, body) {
+  const fingerprint = fingerprints.get(base);
+  if (!fingerprint) return Promise.reject(new Error(`no certificate fingerprint known for ${base}`));
+  return new Promise((resolve, reject) => {
+    const req = https.request(base + route, {
+      method,
+      // Self-signed: not verified by a CA but pinned, below, before anything is read.
+      rejectUnauthorized: false,
+      agent: false,
+      timeout: 5_000,
+    }, (res) => {
+      const served = res.socket.getPeerCertificate().fingerprint256;
+      if (served !== fingerprint) {
+        res.destroy();
+        reject(new Error(`${base} presented the certificate ${served}, the demo printed ${fingerprint}`));
+        return;
+      }
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${base}${route}: no answer within 5 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export async function sessions(base) {
@@ -151,7 +205,8 @@ export async function launchChromium() {
  * Every request to `/events` is recorded in `events`: `{ url, type, headers, status, at }`,
  * where `headers` are the headers Chromium put on the wire (lower-case names; null until
  * known), `status` the response status (null until known) and `at` when it was sent
- * (`Date.now()`). They come from the DevTools protocol's Network domain: Playwright's
+ * (`Date.now()`); once the response head arrived, also `protocol` (`h2`, `http/1.1`) and
+ * `connectionId` (Chromium's id of the connection that carried it). They come from the DevTools protocol's Network domain: Playwright's
  * `request.headers()` and `allHeaders()` do not show the `Last-Event-ID` that Chromium adds to
  * an EventSource reconnect, the wire headers do.
  */
@@ -195,7 +250,11 @@ export async function openTab(t, context, base, { init, arg } = {}) {
     const entry = byId.get(requestId);
     if (entry && entry.status === null) entry.status = code;
   };
-  cdp.on('Network.responseReceived', (e) => status(e.requestId, e.response.status));
+  cdp.on('Network.responseReceived', (e) => {
+    status(e.requestId, e.response.status);
+    const entry = byId.get(e.requestId);
+    if (entry) Object.assign(entry, { protocol: e.response.protocol, connectionId: e.response.connectionId });
+  });
   cdp.on('Network.responseReceivedExtraInfo', (e) => status(e.requestId, e.statusCode));
   cdp.on('Network.loadingFailed', (e) => {
     const entry = byId.get(e.requestId);
