@@ -11,6 +11,25 @@
 //! streams it accepts with it, and once one of them is cut off, the guarded socket's waiting
 //! read or write fails (hyper is woken for it at once). hyper then drops the connection.
 //!
+//! # HTTP/2
+//!
+//! Over HTTP/2 one connection carries many streams (every tab of a browser), and one of them
+//! can stall on its own: the client stops granting it flow-control window (a frozen
+//! background tab) while it goes on reading the connection and the other streams. That
+//! stream is cut off like any slow reader (its session ends, its queue is dropped, memory
+//! stays bounded), and only it: the other streams on the connection keep flowing. When hyper
+//! next polls its body (the client grants window again), the body ends, so the tab's
+//! `EventSource` reconnects; until then hyper keeps what it had buffered for the stream.
+//!
+//! An HTTP/2 connection is dropped for a stream cut off as too slow only when the connection
+//! itself stopped taking bytes (the whole client stopped reading): the stream was cut while
+//! a write to the guarded socket was waiting, and that write has waited for a second. A
+//! stream cut while writes go through is forgotten, and a write that waits only a moment (a
+//! burst) drops nothing. A stream cut at shutdown (past the hub's shutdown grace) drops the
+//! connection at once, whatever its version.
+//!
+//! # HTTP/1.x
+//!
 //! The watch also keeps a peer that went away from lingering. While an HTTP/1.x response
 //! streams, hyper reads only to notice the end of the connection, and once a read has
 //! returned bytes (a client that sent anything after its request) it stops reading until
@@ -19,13 +38,16 @@
 //! socket reads on hyper's behalf, discards what the client sends (at most
 //! [`MAX_STRAY_BYTES`]) and passes the end of the connection or an error through at once.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use sse_proto::Cutoff;
+use sse_proto::{Cutoff, EndReason};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 /// Most bytes a client may send on an HTTP/1.x connection after the request of an event
 /// stream that is still open: they are discarded, and past this the connection is dropped.
@@ -34,7 +56,18 @@ pub const MAX_STRAY_BYTES: usize = 64 * 1024;
 /// Most stray bytes discarded in one read call, so a flooding client cannot hold the task.
 const STRAY_PER_POLL: usize = 16 * 1024;
 
+/// How long a write must have waited before an HTTP/2 stream cut off as too slow drops its
+/// connection: a burst that fills the socket for a moment is not a client that stopped
+/// reading.
+const STALL: Duration = Duration::from_secs(1);
+
 /// The event streams served on one connection. Cheap to clone: every clone is the same watch.
+///
+/// An HTTP/1.x stream cut off drops its connection at once. An HTTP/2 stream cut off as too
+/// slow drops its connection only when the connection itself stopped taking bytes (a write
+/// has waited for a second since before the cut); a stream stalled by its own flow-control
+/// window just ends, and the other streams on the connection go on (see the
+/// [module docs](self)).
 ///
 /// ```no_run
 /// # async fn demo(listener: tokio::net::TcpListener) -> std::io::Result<()> {
@@ -58,6 +91,18 @@ struct Watched {
     exclusive: bool,
 }
 
+/// What the watched streams say about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Nothing to do.
+    Keep,
+    /// A shared stream was cut off as too slow while a write waited: drop the connection
+    /// if the write goes on waiting.
+    Stalled,
+    /// Drop the connection now.
+    Drop(EndReason),
+}
+
 impl Watch {
     /// A watch with no streams yet.
     pub fn new() -> Watch {
@@ -70,17 +115,21 @@ impl Watch {
             io,
             watch: self.clone(),
             stray: 0,
+            stall: None,
         }
     }
 
-    /// Watches one stream (the handshake does this when the request carries the watch).
+    /// Watches one stream that shares its connection with others (HTTP/2): cut off as too
+    /// slow, it drops the connection only if the connection itself stops taking bytes (see
+    /// the module docs). The handshake calls this for HTTP/2 requests that carry the watch.
     pub fn register(&self, stream: Cutoff) {
         self.push(stream, false);
     }
 
-    /// Watches one HTTP/1.x stream, which holds its connection until it ends: while it is
-    /// open, what the client sends is discarded and its FIN or reset ends the connection at
-    /// once (see the module docs). The handshake calls this for HTTP/1.x requests.
+    /// Watches one HTTP/1.x stream, which holds its connection until it ends: cut off, it
+    /// drops the connection at once; while it is open, what the client sends is discarded
+    /// and its FIN or reset ends the connection at once (see the module docs). The
+    /// handshake calls this for HTTP/1.x requests.
     pub fn register_http1(&self, stream: Cutoff) {
         self.push(stream, true);
     }
@@ -99,31 +148,59 @@ impl Watch {
         streams.iter().any(|s| s.exclusive && !s.cutoff.is_done())
     }
 
-    /// Passes an I/O result through, unless the I/O has to wait and a watched stream was
-    /// cut off: then the error that makes hyper drop the connection. Only a waiting read or
-    /// write looks at the streams, so a transport that keeps up costs nothing more.
-    fn check<T>(&self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        match poll {
-            Poll::Pending => self.poll_cut(cx).map(Err),
-            ready => ready,
-        }
-    }
-
-    /// Ready with an error once a watched stream was cut off; registers `cx` otherwise.
-    fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        for stream in streams.iter() {
-            if let Poll::Ready(reason) = stream.cutoff.poll(cx) {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(target: "sse", ?reason, "connection dropped: its stream was cut off");
-                return Poll::Ready(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    format!("event stream cut off: {reason:?}"),
-                ));
+    /// Looks at every stream, registering `cx` to be woken when one is cut off.
+    ///
+    /// An exclusive stream cut off, or any stream cut off for another reason than being too
+    /// slow (a shutdown past its grace), drops the connection. A shared stream cut off as
+    /// too slow counts only when `stalled` (a write has been waiting since before this
+    /// look); otherwise it was cut while the connection took bytes, by its own flow-control
+    /// window, and it is forgotten.
+    fn poll_streams(&self, cx: &mut Context<'_>, stalled: bool) -> Verdict {
+        let mut verdict = Verdict::Keep;
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        streams.retain(|stream| match stream.cutoff.poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(reason) if stream.exclusive || reason != EndReason::TooSlow => {
+                verdict = Verdict::Drop(reason);
+                true
             }
-        }
-        Poll::Pending
+            Poll::Ready(_) if stalled => {
+                if verdict == Verdict::Keep {
+                    verdict = Verdict::Stalled;
+                }
+                true
+            }
+            Poll::Ready(_) => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(
+                    target: "sse",
+                    "HTTP/2 stream cut off while its connection took bytes: connection kept"
+                );
+                false
+            }
+        });
+        verdict
     }
+}
+
+/// The error that makes hyper drop the connection.
+fn cut_off(reason: EndReason) -> io::Error {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "sse", ?reason, "connection dropped: its stream was cut off");
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        format!("event stream cut off: {reason:?}"),
+    )
+}
+
+/// A write that waits for the transport.
+#[derive(Debug)]
+struct Stall {
+    /// Since when (the first write that returned `Pending`).
+    since: Instant,
+    /// Wakes the task when the stall has lasted [`STALL`], once a shared stream was cut off
+    /// during it.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// A transport that fails once a stream of its [`Watch`] is cut off.
@@ -133,6 +210,8 @@ pub struct Guarded<T> {
     watch: Watch,
     /// Bytes discarded while an HTTP/1.x stream was open.
     stray: usize,
+    /// Set while a write waits (the last write or flush returned `Pending`).
+    stall: Option<Stall>,
 }
 
 impl<T> Guarded<T> {
@@ -144,6 +223,59 @@ impl<T> Guarded<T> {
     /// The watch this transport answers to.
     pub fn watch(&self) -> &Watch {
         &self.watch
+    }
+
+    /// Passes a read's result through, unless the read has to wait and a stream was cut off
+    /// in a way that drops the connection. Only a waiting read looks at the streams, so a
+    /// transport that keeps up costs nothing more.
+    fn check_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<()>>,
+    ) -> Poll<io::Result<()>> {
+        if poll.is_ready() {
+            return poll;
+        }
+        match self.watch.poll_streams(cx, self.stall.is_some()) {
+            Verdict::Drop(reason) => Poll::Ready(Err(cut_off(reason))),
+            // A stall is the write side's to judge.
+            Verdict::Keep | Verdict::Stalled => Poll::Pending,
+        }
+    }
+
+    /// Passes a write's (or flush's) result through, unless the write has to wait and a
+    /// stream was cut off in a way that drops the connection: at once for an exclusive
+    /// stream, once the write has waited [`STALL`] for a shared one cut off during the wait.
+    fn check_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if poll.is_ready() {
+            self.stall = None;
+            return poll;
+        }
+        // The first write to wait starts a stall: the streams cut off before it were cut
+        // while the connection took bytes.
+        let stalled = self.stall.is_some();
+        let stall = self.stall.get_or_insert_with(|| Stall {
+            since: Instant::now(),
+            timer: None,
+        });
+        match self.watch.poll_streams(cx, stalled) {
+            Verdict::Keep => Poll::Pending,
+            Verdict::Drop(reason) => Poll::Ready(Err(cut_off(reason))),
+            Verdict::Stalled => {
+                let at = stall.since + STALL;
+                let timer = stall
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(cut_off(EndReason::TooSlow))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
     }
 }
 
@@ -158,7 +290,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         } else {
             Pin::new(&mut self.io).poll_read(cx, buf)
         };
-        self.watch.check(cx, poll)
+        self.check_read(cx, poll)
     }
 }
 
@@ -203,7 +335,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.watch.check(cx, poll)
+        self.check_write(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -212,7 +344,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.watch.check(cx, poll)
+        self.check_write(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -221,10 +353,179 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = Pin::new(&mut self.io).poll_flush(cx);
-        self.watch.check(cx, poll)
+        self.check_write(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::{EventStream, Hub, Outcome, Session};
+
+    /// A transport with nothing to read whose writes go through while `writable`.
+    #[derive(Debug, Default)]
+    struct Fake {
+        writable: AtomicBool,
+    }
+
+    impl AsyncRead for Fake {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Fake {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.writable.load(Ordering::Relaxed) {
+                Poll::Ready(Ok(buf.len()))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn hub() -> Hub {
+        crate::hub_builder().keep_alive(None).budget(1024).build()
+    }
+
+    /// Accepts a stream over `version` on the connection `io` guards; keep the body: dropping
+    /// it ends the stream.
+    fn accept(hub: &Hub, io: &Guarded<Fake>, version: http::Version) -> (Session, EventStream) {
+        let req = http::Request::get("/events")
+            .version(version)
+            .header("accept", "text/event-stream")
+            .extension(io.watch().clone())
+            .body(())
+            .unwrap();
+        match crate::handshake(hub, &req) {
+            Outcome::Accept(accepted) => (accepted.session, accepted.response.into_body()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Cuts `session` off as too slow: nothing drains its queue.
+    fn overflow(session: &Session) {
+        for _ in 0..4 {
+            let _ = session.send("x".repeat(512));
+        }
+        assert_eq!(session.end_reason(), Some(EndReason::TooSlow));
+    }
+
+    fn read(io: &mut Guarded<Fake>) -> Poll<io::Result<()>> {
+        let mut buf = [0u8; 16];
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(io).poll_read(&mut cx, &mut ReadBuf::new(&mut buf))
+    }
+
+    fn write(io: &mut Guarded<Fake>, writable: bool) -> Poll<io::Result<usize>> {
+        io.get_ref().writable.store(writable, Ordering::Relaxed);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(io).poll_write(&mut cx, b"frame")
+    }
+
+    fn is_cut_off<T>(poll: Poll<io::Result<T>>) -> bool {
+        matches!(poll, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionAborted)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http1_stream_cut_off_drops_the_connection_at_once() {
+        let hub = hub();
+        let mut io = Watch::new().guard(Fake::default());
+        let (session, _body) = accept(&hub, &io, http::Version::HTTP_11);
+        assert!(read(&mut io).is_pending());
+        overflow(&session);
+        assert!(is_cut_off(read(&mut io)));
+        assert!(is_cut_off(write(&mut io, false)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_h2_stream_cut_off_while_writes_go_through_is_forgotten() {
+        let hub = hub();
+        let mut io = Watch::new().guard(Fake::default());
+        let (slow, _slow_body) = accept(&hub, &io, http::Version::HTTP_2);
+        let (_other, _other_body) = accept(&hub, &io, http::Version::HTTP_2);
+        assert!(matches!(write(&mut io, true), Poll::Ready(Ok(5))));
+        // Its own window held it: the connection reads and writes on.
+        overflow(&slow);
+        assert!(read(&mut io).is_pending());
+        assert!(matches!(write(&mut io, true), Poll::Ready(Ok(5))));
+        // A later stall, however long, is not the cut stream's.
+        assert!(write(&mut io, false).is_pending());
+        tokio::time::advance(3 * STALL).await;
+        assert!(write(&mut io, false).is_pending());
+        assert!(read(&mut io).is_pending());
+        assert_eq!(io.watch().streams.lock().unwrap().len(), 1, "forgotten");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_h2_stream_cut_off_during_a_stall_drops_the_connection_after_a_second() {
+        let hub = hub();
+        let mut io = Watch::new().guard(Fake::default());
+        let (slow, _body) = accept(&hub, &io, http::Version::HTTP_2);
+        assert!(write(&mut io, false).is_pending());
+        tokio::time::advance(STALL / 2).await;
+        overflow(&slow);
+        // The read side leaves it to the write side.
+        assert!(read(&mut io).is_pending());
+        assert!(write(&mut io, false).is_pending());
+        // A second from the start of the stall, not from the cut.
+        tokio::time::advance(STALL / 2 - Duration::from_millis(1)).await;
+        assert!(write(&mut io, false).is_pending());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(is_cut_off(write(&mut io, false)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_that_ends_within_a_second_drops_nothing() {
+        let hub = hub();
+        let mut io = Watch::new().guard(Fake::default());
+        let (slow, _body) = accept(&hub, &io, http::Version::HTTP_2);
+        assert!(write(&mut io, false).is_pending());
+        overflow(&slow);
+        assert!(write(&mut io, false).is_pending());
+        tokio::time::advance(STALL / 2).await;
+        // The client read: the write went through, and the stall is over.
+        assert!(matches!(write(&mut io, true), Poll::Ready(Ok(5))));
+        assert!(write(&mut io, false).is_pending());
+        tokio::time::advance(3 * STALL).await;
+        assert!(write(&mut io, false).is_pending());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_h2_stream_cut_off_at_shutdown_drops_the_connection_at_once() {
+        let hub = hub();
+        let mut io = Watch::new().guard(Fake::default());
+        let (session, _body) = accept(&hub, &io, http::Version::HTTP_2);
+        // Something queued and never written: the stream is cut at the shutdown deadline.
+        session.send("last").unwrap();
+        hub.shutdown();
+        assert!(read(&mut io).is_pending());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(session.end_reason(), Some(EndReason::Shutdown));
+        assert!(is_cut_off(read(&mut io)));
     }
 }

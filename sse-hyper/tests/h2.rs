@@ -315,3 +315,85 @@ async fn h2_dropping_the_connection_ends_every_session_on_it() {
     assert_eq!(reason, EndReason::PeerGone);
     drop((a, b, s1, s2));
 }
+
+/// Serves the adapter over HTTP/2 with each connection guarded by a [`sse_hyper::Watch`], as
+/// an application facing slow readers does.
+async fn serve_guarded(hub: Hub) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let watch = sse_hyper::Watch::new();
+                let io = TokioIo::new(watch.guard(tcp));
+                let heads = Heads::default();
+                let service = service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(watch.clone());
+                    let res = handle(&hub, &heads, &req);
+                    async move { Ok::<_, Infallible>(res) }
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn h2_a_stream_stalled_by_its_own_window_is_cut_alone() {
+    let hub = sse_hyper::hub_builder()
+        .keep_alive(None)
+        .budget(16 * 1024)
+        .build();
+    let addr = serve_guarded(hub.clone()).await;
+    // A client that grants each stream the protocol's initial 64 KiB window, and more only
+    // as the application reads: a tab frozen in the background reads nothing.
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(65_535)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let (mut s1, mut s2) = (sender.clone(), sender);
+    let mut frozen = Stream::new(get_events(&mut s1, addr).await);
+    let mut live = Stream::new(get_events(&mut s2, addr).await);
+    let (frozen_id, live_id) = (frozen.preamble().await, live.preamble().await);
+
+    // The frozen stream's window fills, then its queue passes the budget.
+    let session = hub.session(&frozen_id).expect("live session");
+    let chunk = "x".repeat(4096);
+    for _ in 0..200 {
+        if session.send(chunk.clone()).is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let reason = tokio::time::timeout(WAIT, session.ended()).await.unwrap();
+    assert_eq!(reason, EndReason::TooSlow);
+    gone_within_a_second(&hub, &frozen_id).await;
+
+    // The other stream on the connection goes on.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    hub.send_to(&live_id, &Event::new().event("after").unwrap().data("still here"))
+        .unwrap();
+    let events = live.events_through("after").await;
+    assert_eq!(events.last().unwrap().data, "still here");
+    assert!(hub.session(&live_id).is_some());
+
+    // The frozen tab, once it reads again, gets what was in flight and then the end.
+    let drained = async {
+        while let Some(frame) = frozen.body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, drained)
+        .await
+        .expect("the cut stream ends once read");
+}
