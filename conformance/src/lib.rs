@@ -19,6 +19,12 @@ use sse_proto::{Decoder, Item, MessageEvent};
 pub mod redis;
 pub use redis::RedisServer;
 
+/// The README's Rust snippets, compiled as doctests (`cargo test -p sse-conformance --doc`):
+/// this crate depends on every adapter, so each snippet can use what a reader's would.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeSnippets;
+
 /// How long any single wait of the harness may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 

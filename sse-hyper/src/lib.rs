@@ -57,6 +57,7 @@ mod handshake;
 pub use body::{BytesStream, EventStream};
 pub use guard::{Guarded, MAX_STRAY_BYTES, Watch};
 pub use handshake::{Accepted, Outcome, handshake, handshake_answered, hub_builder, offer};
+pub use sse_proto::Principal;
 pub use sse_proto::{
     Answers, Batch, ConnectionConfig, Continuity, Cutoff, DEFAULT_MAX_ID_LEN, Data, EndReason,
     Ended, Error, Event, Frame, GapReason, Handshake, Hub, HubBuilder, HubStats, IdGenerator,
@@ -67,6 +68,11 @@ pub use sse_proto::{
 pub use sse_proto::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 /// An event name checked at compile time, and the type of checked names.
 pub use sse_proto::{EventName, event_name};
+/// Signed session ids (feature `signing`): the key ring for [`HubBuilder::signing`], and the
+/// logged-in user an id is bound to (put a [`Principal`] in the request's extensions before
+/// the handshake).
+#[cfg(feature = "signing")]
+pub use sse_proto::{Key, KeyRing};
 /// Reading an event stream (a Rust client): [`MessageStream`] decodes any stream of byte
 /// chunks into [`MessageEvent`]s and keeps the last event id and `retry:` for reconnecting.
 #[cfg(feature = "stream")]

@@ -379,8 +379,11 @@ async fn h2_a_stream_stalled_by_its_own_window_is_cut_alone() {
 
     // The other stream on the connection goes on.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    hub.send_to(&live_id, &Event::new().event("after").unwrap().data("still here"))
-        .unwrap();
+    hub.send_to(
+        &live_id,
+        &Event::new().event("after").unwrap().data("still here"),
+    )
+    .unwrap();
     let events = live.events_through("after").await;
     assert_eq!(events.last().unwrap().data, "still here");
     assert!(hub.session(&live_id).is_some());

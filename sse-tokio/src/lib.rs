@@ -65,6 +65,7 @@ mod runtime;
 
 pub use runtime::{Tokio, Vectored};
 pub use sse_http1::{DEFAULT_MAX_UNFINISHED_HEADS, HeadSlots, MAX_STRAY_BYTES, ServeConfig};
+pub use sse_proto::Principal;
 pub use sse_proto::http1::{ReaderLimits, ReaderTimeouts};
 pub use sse_proto::{
     Answers, Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN,
@@ -74,6 +75,11 @@ pub use sse_proto::{
 };
 /// An event name checked at compile time, and the type of checked names.
 pub use sse_proto::{EventName, event_name};
+/// Signed session ids (feature `signing`): the key ring for [`HubBuilder::signing`], and the
+/// logged-in user an id is bound to (put a [`Principal`] in the request's extensions before
+/// the handshake).
+#[cfg(feature = "signing")]
+pub use sse_proto::{Key, KeyRing};
 
 /// Reading an event stream (a Rust client): [`MessageStream`] decodes any stream of byte
 /// chunks into [`MessageEvent`]s and keeps the last event id and `retry:` for reconnecting.
