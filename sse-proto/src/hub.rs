@@ -53,8 +53,9 @@ use timers::Timers;
 /// 3. When the peer goes away the writer calls [`Outlet::peer_gone`] (or drops the outlet):
 ///    the session ends, or in resume mode waits for its tab to come back.
 /// 4. One task drives [`poll_timers`](Self::poll_timers): in resume mode it ends the
-///    sessions whose grace period passed, and after a shutdown it cuts the streams that did
-///    not drain in time.
+///    sessions whose grace period passed, after a shutdown it cuts the streams that did
+///    not drain in time, and with a coalescing window it wakes the writers whose window
+///    ended.
 ///
 /// ```
 /// use std::time::Instant;
@@ -109,6 +110,8 @@ pub(crate) struct Inner {
     policy: Option<Policy>,
     /// Relay mode: what waits for the relay to the other nodes.
     relay: Option<Mutex<Outbound>>,
+    /// The coalescing window; `None` when off.
+    coalesce: Option<Duration>,
 }
 
 /// The application's id policy (see [`HubBuilder::id_policy`]).
@@ -166,6 +169,12 @@ impl Hub {
     /// The grace period of resume mode; `None` when sessions end with their connection.
     pub fn resume_grace(&self) -> Option<Duration> {
         self.inner.resume.as_ref().map(|r| r.grace)
+    }
+
+    /// The coalescing window (see [`HubBuilder::coalesce`]); `None` when writers are woken
+    /// at once.
+    pub fn coalesce_window(&self) -> Option<Duration> {
+        self.inner.coalesce
     }
 
     fn slot(&self, id: &str) -> Option<Arc<Slot>> {

@@ -79,6 +79,7 @@ pub struct HubBuilder {
     signing: Option<crate::signing::KeyRing>,
     policy: Option<Policy>,
     relay: Option<RelayConfig>,
+    coalesce: Duration,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -87,6 +88,7 @@ impl fmt::Debug for HubBuilder {
             .field("handshake", &self.handshake)
             .field("config", &self.config)
             .field("resume", &self.resume)
+            .field("coalesce", &self.coalesce)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +109,7 @@ impl HubBuilder {
             signing: None,
             policy: None,
             relay: None,
+            coalesce: Duration::ZERO,
         }
     }
 
@@ -230,6 +233,38 @@ impl HubBuilder {
         self
     }
 
+    /// Sets the coalescing window (default [`Duration::ZERO`]: off).
+    ///
+    /// With a window, a frame queued on a connection does not wake its writer at once: it
+    /// opens a window of `window`, and the hub's timers ([`Hub::poll_timers`], which the
+    /// adapters drive) wake the writer when it ends; everything queued meanwhile goes out in
+    /// the same batch, as one vectored write, and wakes nobody. A writer busy writing when
+    /// the window opens waits for it too, so a connection gets at most one batch per window.
+    /// A connection's first batch (the preamble, and what was queued with it, such as the
+    /// application's first event) is never held, and a close, a cut-off, a shutdown or a
+    /// replaced stream wakes the writer at once: it writes what is queued and ends without
+    /// waiting for the window.
+    ///
+    /// It trades up to `window` of latency for fewer system calls: for high-rate streams
+    /// and large fan-outs, where every event otherwise costs a write per connection. A few
+    /// milliseconds are enough to merge bursts. Without a task driving the hub's timers, a
+    /// window never ends: an adapter that does not start one must drive
+    /// [`Hub::poll_timers`] itself.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sse_proto::Hub;
+    ///
+    /// // Writers wait up to 5 ms for more events, then write them all at once.
+    /// let hub = Hub::builder().coalesce(Duration::from_millis(5)).build();
+    /// assert_eq!(hub.coalesce_window(), Some(Duration::from_millis(5)));
+    /// assert_eq!(Hub::new().coalesce_window(), None);
+    /// ```
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = window;
+        self
+    }
+
     /// Calls `observer` with every [`SessionEvent`]: attached (new, resumed or with a gap),
     /// detached, expired, ended. It runs on the thread that caused the event, with no hub
     /// lock held; keep it short (forward to a channel).
@@ -277,6 +312,7 @@ impl HubBuilder {
                 signing: self.signing.map(RwLock::new),
                 policy: self.policy,
                 relay: self.relay.map(|config| Mutex::new(Outbound::new(config))),
+                coalesce: Some(self.coalesce).filter(|w| !w.is_zero()),
             }),
         }
     }

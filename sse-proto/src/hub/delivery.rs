@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLockReadGuard};
 
-use super::slot::{Queued, Slot, SlotState, Wakeups, lock};
+use super::slot::{Queued, Slot, SlotState, Wake, Wakeups, lock};
+use super::timers::Held;
 use super::{Follow, Inner};
 use crate::connection::EndReason;
 use crate::error::Error;
@@ -73,6 +74,7 @@ impl Inner {
             });
         }
         let resumable = self.resume.is_some();
+        let window = self.window();
         let (queued, follow) = match &self.resume {
             Some(resume) if logged => {
                 let mut history = lock(&resume.history);
@@ -82,7 +84,7 @@ impl Inner {
                 }
                 let seq = history.append(Target::Session(&slot.id), &frame);
                 let line = position::id_line(&slot.id, Position::new(history.epoch(), seq));
-                let queued = st.queue(Some((seq, line)), frame);
+                let queued = st.queue(Some((seq, line)), frame, window);
                 let follow = self.after_queue(&mut st, &queued);
                 (queued, follow)
             }
@@ -91,16 +93,14 @@ impl Inner {
                 if !st.is_live() {
                     return Err(Error::Closed);
                 }
-                let queued = st.queue(None, frame);
+                let queued = st.queue(None, frame, window);
                 let follow = self.after_queue(&mut st, &queued);
                 (queued, follow)
             }
         };
         let result = match queued {
-            Queued::Sent(writer) => {
-                if let Some(w) = writer {
-                    w.wake();
-                }
+            Queued::Sent(wake) => {
+                self.wake_writer(slot, wake);
                 Ok(())
             }
             // Logged: the tab gets it when it comes back.
@@ -144,8 +144,11 @@ impl Inner {
     ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
         let logged = at.is_some();
         let suffix = at.map(Suffix::new);
+        let window = self.window();
         let mut count = 0;
         let mut follow = Vec::new();
+        // Coalescing windows opened: handed to the timers together once the loop is done.
+        let mut held = Vec::new();
         for slot in self.sessions().values() {
             let mut st = slot.lock();
             if !st.is_live() {
@@ -155,14 +158,19 @@ impl Inner {
                 .as_ref()
                 .zip(at)
                 .map(|(s, at)| (at.seq, s.line(&slot.id)));
-            let queued = st.queue(line, frame.clone());
+            let queued = st.queue(line, frame.clone(), window);
             let next = self.after_queue(&mut st, &queued);
             drop(st);
             match queued {
-                Queued::Sent(writer) => {
+                Queued::Sent(wake) => {
                     count += 1;
-                    if let Some(w) = writer {
-                        w.wake();
+                    match wake {
+                        Wake::Later { at, link_no } => held.push(Held {
+                            at,
+                            slot: Arc::downgrade(slot),
+                            link_no,
+                        }),
+                        wake => self.wake_writer(slot, wake),
                     }
                 }
                 Queued::Detached | Queued::Ending => count += usize::from(logged),
@@ -174,6 +182,9 @@ impl Inner {
             if !matches!(next, Follow::Nothing) {
                 follow.push((slot.clone(), next));
             }
+        }
+        if !held.is_empty() {
+            self.hold(held);
         }
         (count, follow)
     }

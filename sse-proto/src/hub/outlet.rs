@@ -44,6 +44,12 @@ impl Outlet {
     /// stream has ended and everything was taken (the connection is then done with its
     /// session), and `Pending` when nothing is queued: the task is woken when something is.
     /// Also wake at [`poll_timeout`](Self::poll_timeout) for keep-alive.
+    ///
+    /// With a coalescing window ([`HubBuilder::coalesce`](crate::HubBuilder::coalesce)), a
+    /// frame queued after the first batch opens a window: until the hub's timers close it,
+    /// this returns `Pending` and what comes meanwhile waits, then it is taken in one batch.
+    /// A close, a cut-off, a shutdown or a replacement wakes the writer at once, and it then
+    /// drains without waiting.
     pub fn poll_drain(
         &mut self,
         cx: &mut Context<'_>,
@@ -57,8 +63,18 @@ impl Outlet {
             let mut st = self.slot.lock();
             if let Some(link) = st.link_mut(self.link_no) {
                 link.conn.handle_timeout(now);
-                let n = link.conn.drain_into(batch, now);
+                // An open coalescing window holds the queue until the hub's timers close it,
+                // unless the connection is ending (a close, a shutdown, a replacement) or cut.
+                let held = link.window.is_some() && link.conn.is_open();
+                let n = if held {
+                    0
+                } else {
+                    link.conn.drain_into(batch, now)
+                };
                 if n > 0 {
+                    // Busy until it asks again: what is queued meanwhile wakes nobody.
+                    link.writer = None;
+                    link.primed = true;
                     link.room_waiters.drain(..).for_each(std::task::Waker::wake);
                     return Poll::Ready(Some(n));
                 }

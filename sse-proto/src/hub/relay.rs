@@ -153,14 +153,12 @@ impl Inner {
             return (0, Vec::new());
         }
         let line = at.map(|at| (at.seq, position::id_line(id, at)));
-        let queued = st.queue(line, frame);
+        let queued = st.queue(line, frame, self.window());
         let next = self.after_queue(&mut st, &queued);
         drop(st);
         let count = match queued {
-            Queued::Sent(writer) => {
-                if let Some(w) = writer {
-                    w.wake();
-                }
+            Queued::Sent(wake) => {
+                self.wake_writer(&slot, wake);
                 1
             }
             Queued::Detached | Queued::Ending => usize::from(at.is_some()),

@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::connection::{Connection, EndReason};
 use crate::error::Error;
@@ -57,8 +57,18 @@ pub(crate) struct SlotState {
 pub(crate) struct Link {
     pub(crate) link_no: u64,
     pub(crate) conn: Connection,
-    /// The writer waiting for frames.
+    /// The writer, while it waits for frames: `Some` only between a
+    /// [`poll_drain`](crate::Outlet::poll_drain) that found nothing and the wake-up that ends
+    /// the wait, so `Some` also says that the writer has nothing in flight.
     pub(crate) writer: Option<Waker>,
+    /// Coalescing window: when the open window ends. While it is open, what is queued wakes
+    /// nobody and the writer takes nothing (unless the connection stops being open: a close,
+    /// a cut-off, a shutdown, a replacement wake it at once and it drains); the hub's timers
+    /// close it and wake the writer.
+    pub(crate) window: Option<Instant>,
+    /// Whether the writer has taken its first batch (the preamble, and what was queued
+    /// with it): the window never holds what precedes it.
+    pub(crate) primed: bool,
     /// Tasks (transport guards) waiting for a cut-off ([`Connection::is_aborted`]).
     pub(crate) abort_waiters: Vec<Waker>,
     /// The highest sequence number this connection has (replayed or queued): a logged event
@@ -75,10 +85,32 @@ impl Drop for Link {
     }
 }
 
+/// What to do for the writer of a link once the slot's lock is released, after a frame was
+/// queued on it.
+#[must_use]
+pub(crate) enum Wake {
+    /// Nothing: the writer is busy and takes the frame when it asks next, or a window is
+    /// open and the frame goes with the others when it ends.
+    Nothing,
+    /// Wake it now.
+    Now(Waker),
+    /// Coalescing window: a window opened on link `link_no`; the hub's timers close it at
+    /// `at` and wake the writer then (see [`Inner::hold`](super::Inner::hold)).
+    Later { at: Instant, link_no: u64 },
+}
+
+/// A hub's coalescing window, as queueing needs it: its length, and the clock that dates
+/// it.
+#[derive(Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) length: Duration,
+    pub(crate) clock: fn() -> Instant,
+}
+
 /// What queueing on a session's link did.
 pub(crate) enum Queued {
-    /// Queued; wake this writer once the lock is released.
-    Sent(Option<Waker>),
+    /// Queued; act on the writer once the lock is released.
+    Sent(Wake),
     /// No connection is attached (resume mode, detached).
     Detached,
     /// The connection is ending and takes nothing more.
@@ -156,6 +188,8 @@ impl SlotState {
             link_no,
             conn,
             writer: None,
+            window: None,
+            primed: false,
             abort_waiters: Vec::new(),
             seen,
             room_waiters: Vec::new(),
@@ -172,14 +206,20 @@ impl SlotState {
     }
 
     /// Queues `frame` on the attached connection: after its `id:` line for a logged event
-    /// (numbered `seq`), unless the connection has that event already.
+    /// (numbered `seq`), unless the connection has that event already. With the hub's
+    /// coalescing `window`, the writer's wake-up may wait for it.
     #[inline]
-    pub(crate) fn queue(&mut self, logged: Option<(u64, Frame)>, frame: Frame) -> Queued {
+    pub(crate) fn queue(
+        &mut self,
+        logged: Option<(u64, Frame)>,
+        frame: Frame,
+        window: Option<Window>,
+    ) -> Queued {
         let Some(link) = &mut self.link else {
             return Queued::Detached;
         };
         let result = match logged {
-            Some((seq, _)) if seq <= link.seen => return Queued::Sent(None),
+            Some((seq, _)) if seq <= link.seen => return Queued::Sent(Wake::Nothing),
             Some((seq, line)) => {
                 link.seen = seq;
                 link.conn.send_logged(line, frame)
@@ -187,7 +227,7 @@ impl SlotState {
             None => link.conn.send(frame),
         };
         match result {
-            Ok(()) => Queued::Sent(link.writer.take()),
+            Ok(()) => Queued::Sent(link.wake(window)),
             Err(err @ Error::Backpressure { .. }) => Queued::Cut(self.retire_link(), err),
             Err(_) => Queued::Ending,
         }
@@ -216,6 +256,28 @@ impl SlotState {
 }
 
 impl Link {
+    /// How the writer learns of a frame just queued: at once, or with a coalescing `window`
+    /// when a window opened now ends. Nothing when a window is open already (it takes the
+    /// frame with the others) or the writer is busy (it takes the frame when it asks next).
+    /// The first batch is never held.
+    #[inline]
+    fn wake(&mut self, window: Option<Window>) -> Wake {
+        if self.window.is_some() {
+            return Wake::Nothing;
+        }
+        match window {
+            Some(window) if self.primed => {
+                let at = (window.clock)() + window.length;
+                self.window = Some(at);
+                Wake::Later {
+                    at,
+                    link_no: self.link_no,
+                }
+            }
+            _ => self.writer.take().map_or(Wake::Nothing, Wake::Now),
+        }
+    }
+
     /// Ready once the connection was cut off; registers `cx` to be woken when it is.
     pub(crate) fn poll_aborted(&mut self, cx: &mut Context<'_>) -> Poll<EndReason> {
         if self.conn.is_aborted() {

@@ -7,6 +7,7 @@ use super::*;
 use crate::frame::Batch;
 use crate::request::{HttpVersion, Request};
 
+mod coalesce;
 mod relay;
 mod resume;
 #[cfg(feature = "signing")]

@@ -1,8 +1,9 @@
 //! The hub's timers: in resume mode a detached session expires when its grace period passes,
-//! and after a shutdown the streams that did not drain in time are cut.
+//! after a shutdown the streams that did not drain in time are cut, and with a coalescing
+//! window each connection's open window is closed when it ends and its writer woken.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -10,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use super::slot::{Slot, lock};
+use super::slot::{Slot, Wake, Window, lock};
 use super::{Hub, Inner, WeakHub};
 use crate::connection::EndReason;
 
@@ -27,6 +28,16 @@ pub(crate) struct Timers {
     pub(crate) claimed: bool,
     /// After a shutdown: when the streams still writing are cut.
     pub(crate) cut_at: Option<Instant>,
+    /// Coalescing windows open on connections, in the order they opened (one length for
+    /// all, so also by the instant they end). Its room is kept from one window to the next.
+    windows: VecDeque<Held>,
+}
+
+/// A coalescing window open on one connection (link `link_no` of `slot`) until `at`.
+pub(crate) struct Held {
+    pub(crate) at: Instant,
+    pub(crate) slot: Weak<Slot>,
+    pub(crate) link_no: u64,
 }
 
 struct Due {
@@ -66,6 +77,32 @@ impl Timers {
         }));
         if earliest { self.waker.take() } else { None }
     }
+
+    /// When the driver next has work.
+    fn next(&self) -> Option<Instant> {
+        let expiry = self.heap.peek().map(|Reverse(due)| due.at);
+        let window = self.windows.front().map(|w| w.at);
+        [expiry, self.cut_at, window].into_iter().flatten().min()
+    }
+
+    /// Adds open windows (all ending at one instant); returns the driver to wake if it
+    /// sleeps past their end.
+    fn hold(&mut self, windows: impl IntoIterator<Item = Held>) -> Option<Waker> {
+        let next = self.next();
+        let before = self.windows.len();
+        self.windows.extend(windows);
+        let earlier = self
+            .windows
+            .get(before)
+            .is_some_and(|w| next.is_none_or(|next| w.at < next));
+        if earlier { self.waker.take() } else { None }
+    }
+
+    /// Takes the windows that have ended as of `now`.
+    fn ended_windows(&mut self, now: Instant) -> Vec<Held> {
+        let n = self.windows.partition_point(|w| w.at <= now);
+        self.windows.drain(..n).collect()
+    }
 }
 
 impl Drop for Timers {
@@ -84,15 +121,24 @@ impl Hub {
     /// reported to the observer as [`SessionEvent::Expired`](crate::SessionEvent::Expired)).
     /// After [`shutdown`](Self::shutdown) it cuts, at the deadline, the streams that have not
     /// drained, waking their writers and transport guards, so that a server whose readers
-    /// stopped reading still stops on time.
+    /// stopped reading still stops on time. With a coalescing window
+    /// ([`HubBuilder::coalesce`](crate::HubBuilder::coalesce)) it closes the windows that
+    /// have ended and wakes their writers, all those of one instant together.
     ///
     /// Registers `cx` to be woken when an earlier deadline appears (a session detaches, the
-    /// hub shuts down) and when the hub is dropped. A driver task sleeps until the returned
-    /// instant (or until woken) and calls this again: see [`WeakHub::drive_timers`].
+    /// hub shuts down, a window opens) and when the hub is dropped. A driver task sleeps
+    /// until the returned instant (or until woken) and calls this again: see
+    /// [`WeakHub::drive_timers`].
     pub fn poll_timers(&self, cx: &mut Context<'_>, now: Instant) -> Option<Instant> {
         loop {
             let due = {
                 let mut timers = lock(&self.inner.timers);
+                if timers.windows.front().is_some_and(|w| w.at <= now) {
+                    let ended = timers.ended_windows(now);
+                    drop(timers);
+                    ended.into_iter().for_each(end_window);
+                    continue;
+                }
                 if timers.cut_at.is_some_and(|at| at <= now) {
                     timers.cut_at = None;
                     drop(timers);
@@ -101,16 +147,12 @@ impl Hub {
                 }
                 match timers.heap.peek() {
                     Some(Reverse(due)) if due.at <= now => timers.heap.pop(),
-                    next => {
-                        let next = next.map(|Reverse(due)| due.at);
+                    _ => {
                         match &timers.waker {
                             Some(w) if w.will_wake(cx.waker()) => {}
                             _ => timers.waker = Some(cx.waker().clone()),
                         }
-                        return match (next, timers.cut_at) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        };
+                        return timers.next();
                     }
                 }
             };
@@ -206,6 +248,37 @@ impl WeakHub {
 }
 
 impl Inner {
+    /// Acts on the writer of `slot` once its lock is released: wakes it now, or has the
+    /// timers close the window just opened.
+    pub(super) fn wake_writer(&self, slot: &Arc<Slot>, wake: Wake) {
+        match wake {
+            Wake::Nothing => {}
+            Wake::Now(w) => w.wake(),
+            Wake::Later { at, link_no } => self.hold([Held {
+                at,
+                slot: Arc::downgrade(slot),
+                link_no,
+            }]),
+        }
+    }
+
+    /// Has the timers close `windows` when they end. One lock of the timers for all of
+    /// them (a broadcast opens its windows at once).
+    pub(super) fn hold(&self, windows: impl IntoIterator<Item = Held>) {
+        let driver = lock(&self.timers).hold(windows);
+        if let Some(w) = driver {
+            w.wake();
+        }
+    }
+
+    /// The coalescing window of the hub, as queueing needs it; `None` when off.
+    pub(super) fn window(&self) -> Option<Window> {
+        self.coalesce.map(|length| Window {
+            length,
+            clock: self.clock,
+        })
+    }
+
     /// Puts a detached session in the expiry queue, unless it is there already.
     pub(super) fn schedule_expiry(&self, slot: &Arc<Slot>) {
         let Some(resume) = &self.resume else { return };
@@ -227,5 +300,26 @@ impl Inner {
         if self.shutting_down.load(Ordering::Acquire) {
             self.end_session(slot, EndReason::Shutdown, |st| st.link.is_none());
         }
+    }
+}
+
+/// Closes a window that has ended, unless the connection is gone or opened another since,
+/// and wakes its writer to take what the window gathered.
+fn end_window(held: Held) {
+    let Some(slot) = held.slot.upgrade() else {
+        return;
+    };
+    let writer = {
+        let mut st = slot.lock();
+        match st.link_mut(held.link_no) {
+            Some(link) if link.window == Some(held.at) => {
+                link.window = None;
+                link.writer.take()
+            }
+            _ => None,
+        }
+    };
+    if let Some(w) = writer {
+        w.wake();
     }
 }
