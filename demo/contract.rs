@@ -33,6 +33,8 @@ pub(crate) struct Options {
     pub(crate) tick: Duration,
     /// Resume mode's grace period; `None` (the default, `--resume-ms 0`) keeps it off.
     pub(crate) resume: Option<Duration>,
+    /// The write-coalescing window (`--coalesce-ms`); zero (the default) keeps it off.
+    pub(crate) coalesce: Duration,
     /// Signed ids: the key (`--secret`, 64 hex digits).
     pub(crate) secret: Option<Key>,
     /// Several nodes on one Redis (`--redis URL`, with `--heartbeat-ms` and
@@ -56,8 +58,8 @@ pub(crate) enum Tls {
 }
 
 /// How to use the demo, for `--help` and for a bad flag.
-const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N] [--secret HEX]
-            [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N]] [--tls [--cert FILE --key FILE]]
+const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N] [--coalesce-ms N]
+            [--secret HEX] [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N]] [--tls [--cert FILE --key FILE]]
 
   --addr HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --keep-alive-ms N    keep-alive comment interval on idle streams (default 15000; 0 = off)
@@ -65,6 +67,9 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
   --tick-ms N          sync-time tick interval (default 1000; 0 = no ticks)
   --resume-ms N        resume mode: sessions outlive their connection for N ms and a
                        reconnect gets exactly what it missed (default 0 = off)
+  --coalesce-ms N      write coalescing: a stream's writer, woken by an event, waits up
+                       to N ms for more and writes them all at once (one vectored write);
+                       closes and shutdowns never wait (default 0 = off)
   --secret HEX         signed ids: a 32-byte key as 64 hex digits; ids are bound to the
                        `user` cookie, which stands in for a login (default: unsigned ids)
   --redis URL          several nodes on one Redis (redis://HOST:PORT): any node reaches,
@@ -119,6 +124,7 @@ impl Options {
             retry: Duration::from_secs(3),
             tick: Duration::from_secs(1),
             resume: None,
+            coalesce: Duration::ZERO,
             secret: None,
             redis: None,
             tls: None,
@@ -147,6 +153,7 @@ impl Options {
                 "--retry-ms" => opts.retry = ms()?,
                 "--tick-ms" => opts.tick = ms()?,
                 "--resume-ms" => opts.resume = Some(ms()?).filter(|d| !d.is_zero()),
+                "--coalesce-ms" => opts.coalesce = ms()?,
                 "--secret" => {
                     opts.secret =
                         Some(Key::from_hex("k1", &value).map_err(|e| format!("--secret: {e}"))?)
@@ -188,7 +195,10 @@ impl Options {
 /// The hub the options ask for, from an adapter's builder (which brings its clock); with
 /// `engine` (`--redis`), a hub in relay mode whose sessions every node shares.
 pub(crate) fn hub(opts: &Options, builder: HubBuilder, engine: Option<&RedisEngine>) -> Hub {
-    let mut builder = builder.retry(opts.retry).keep_alive(opts.keep_alive);
+    let mut builder = builder
+        .retry(opts.retry)
+        .keep_alive(opts.keep_alive)
+        .coalesce(opts.coalesce);
     let resume = opts.resume.map(ResumeConfig::new);
     match (engine, resume) {
         (Some(engine), resume) => builder = engine.hub_builder(builder, resume),
