@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::Inner;
-use super::slot::Slot;
+use super::slot::{Gathering, Slot};
 use crate::connection::EndReason;
 use crate::frame::Batch;
 use crate::id::SessionId;
@@ -65,10 +65,12 @@ impl Outlet {
                 link.conn.handle_timeout(now);
                 // An open coalescing window holds the queue until the hub's timers close it,
                 // unless the connection is ending (a close, a shutdown, a replacement) or cut.
-                let held = link.window.is_some() && link.conn.is_open();
+                let held = matches!(link.window, Gathering::Open(_)) && link.conn.is_open();
                 let n = if held {
                     0
                 } else {
+                    // What a window gathered goes now; the next frame may open another.
+                    link.window = Gathering::Idle;
                     link.conn.drain_into(batch, now)
                 };
                 if n > 0 {

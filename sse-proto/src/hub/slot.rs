@@ -61,11 +61,8 @@ pub(crate) struct Link {
     /// [`poll_drain`](crate::Outlet::poll_drain) that found nothing and the wake-up that ends
     /// the wait, so `Some` also says that the writer has nothing in flight.
     pub(crate) writer: Option<Waker>,
-    /// Coalescing window: when the open window ends. While it is open, what is queued wakes
-    /// nobody and the writer takes nothing (unless the connection stops being open: a close,
-    /// a cut-off, a shutdown, a replacement wake it at once and it drains); the hub's timers
-    /// close it and wake the writer.
-    pub(crate) window: Option<Instant>,
+    /// Coalescing window: where this connection's stands.
+    pub(crate) window: Gathering,
     /// Whether the writer has taken its first batch (the preamble, and what was queued
     /// with it): the window never holds what precedes it.
     pub(crate) primed: bool,
@@ -97,6 +94,20 @@ pub(crate) enum Wake {
     /// Coalescing window: a window opened on link `link_no`; the hub's timers close it at
     /// `at` and wake the writer then (see [`Inner::hold`](super::Inner::hold)).
     Later { at: Instant, link_no: u64 },
+}
+
+/// Where a connection's coalescing window stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gathering {
+    /// No window: the next frame queued opens one (once the writer is primed).
+    Idle,
+    /// A window is open until this instant: what is queued wakes nobody and the writer takes
+    /// nothing, unless the connection stops being open (a close, a cut-off, a shutdown or a
+    /// replacement wakes the writer at once, and it drains). The hub's timers end it.
+    Open(Instant),
+    /// The window ended and the writer was woken (or is busy and asks again soon): its next
+    /// drain takes everything, what comes before it included, and opens no new window.
+    Ended,
 }
 
 /// A hub's coalescing window, as queueing needs it: its length, and the clock that dates
@@ -188,7 +199,7 @@ impl SlotState {
             link_no,
             conn,
             writer: None,
-            window: None,
+            window: Gathering::Idle,
             primed: false,
             abort_waiters: Vec::new(),
             seen,
@@ -257,18 +268,19 @@ impl SlotState {
 
 impl Link {
     /// How the writer learns of a frame just queued: at once, or with a coalescing `window`
-    /// when a window opened now ends. Nothing when a window is open already (it takes the
-    /// frame with the others) or the writer is busy (it takes the frame when it asks next).
+    /// when a window opened now ends. Nothing when a window is open or has just ended (it
+    /// takes the frame with the others) or the writer is busy (it takes the frame when it
+    /// asks next).
     /// The first batch is never held.
     #[inline]
     fn wake(&mut self, window: Option<Window>) -> Wake {
-        if self.window.is_some() {
+        if self.window != Gathering::Idle {
             return Wake::Nothing;
         }
         match window {
             Some(window) if self.primed => {
                 let at = (window.clock)() + window.length;
-                self.window = Some(at);
+                self.window = Gathering::Open(at);
                 Wake::Later {
                     at,
                     link_no: self.link_no,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use super::slot::{Slot, Wake, Window, lock};
+use super::slot::{Gathering, Slot, Wake, Window, lock};
 use super::{Hub, Inner, WeakHub};
 use crate::connection::EndReason;
 
@@ -312,8 +312,8 @@ fn end_window(held: Held) {
     let writer = {
         let mut st = slot.lock();
         match st.link_mut(held.link_no) {
-            Some(link) if link.window == Some(held.at) => {
-                link.window = None;
+            Some(link) if link.window == Gathering::Open(held.at) => {
+                link.window = Gathering::Ended;
                 link.writer.take()
             }
             _ => None,

@@ -218,6 +218,32 @@ fn a_busy_writer_waits_for_the_window_too() {
 }
 
 #[test]
+fn what_comes_between_a_window_end_and_the_drain_goes_with_it() {
+    let t0 = Instant::now();
+    let hub = windowed_hub(t0).build();
+    let driver = Driver::new();
+    let (s, outlet) = connect(&hub, "/e?id=a", t0);
+    let mut w = Writer::new(outlet);
+    w.prime(&s, t0);
+    s.send("1").expect("open");
+    let end = t0 + WINDOW;
+    assert_eq!(driver.poll(&hub, end), None);
+    assert_eq!(w.woken(), 1);
+    // Woken, not yet run: a frame now opens no window of its own (which would hold the
+    // first one for a second window) and goes with the batch.
+    set_clock(end);
+    s.send("2").expect("open");
+    assert_eq!(driver.poll(&hub, end), None, "no window opened");
+    assert_eq!(
+        w.drain(end),
+        (Poll::Ready(Some(2)), b"data: 1\n\ndata: 2\n\n".to_vec())
+    );
+    // After that drain, the next frame opens a window again.
+    s.send("3").expect("open");
+    assert_eq!(driver.poll(&hub, end), Some(end + WINDOW));
+}
+
+#[test]
 fn close_shutdown_cut_and_replacement_wake_at_once_while_held() {
     let t0 = Instant::now();
     let hub = windowed_hub(t0)
