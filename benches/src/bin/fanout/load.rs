@@ -243,12 +243,14 @@ async fn post_broadcast(addr: SocketAddr, body: &[u8]) -> Result<usize, Error> {
 }
 
 /// Starts the server of `spec`, opens `conns` streams, sends `broadcasts` events of `size`
-/// bytes one after the other, and waits until every stream has every one.
+/// bytes one after the other (the next one `pace` after the previous one started, or as
+/// soon as it is answered when `pace` is zero), and waits until every stream has every one.
 pub(crate) async fn measure(
     spec: &Spec,
     conns: usize,
     broadcasts: usize,
     size: usize,
+    pace: Duration,
 ) -> Result<Figures, Error> {
     let server = Server::start(spec)?;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -279,6 +281,10 @@ pub(crate) async fn measure(
     for seq in 0..broadcasts {
         let mut body = format!("#{seq}.").into_bytes();
         body.resize(size.max(body.len()), b'x');
+        if !pace.is_zero() {
+            let due = start + pace * u32::try_from(seq)?;
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        }
         sent_at.push(Instant::now());
         let count = post_broadcast(server.addr, &body).await?;
         if count != conns {

@@ -27,7 +27,10 @@
 //! 1 when it coalesces events into one write), delivery latency p50/p99 (from the
 //! broadcast's send to the client's read), and the server's RSS per idle stream.
 //!
-//! `--broadcasts M` defaults to 200 000 / N (200 at 1 000 streams, 20 at 10 000).
+//! `--broadcasts M` defaults to 200 000 / N (200 at 1 000 streams, 20 at 10 000). They go
+//! back to back (each `POST` once the previous one is answered) unless `--pace-ms P` sends
+//! broadcast k at P × k ms from the first (on tokio's timer, 1 ms resolution): the rate at
+//! which a coalescing window (`--coalesce-ms`) gathers events decides what it saves.
 
 mod axum;
 mod floor;
@@ -44,6 +47,8 @@ struct Args {
     sizes: Vec<usize>,
     runs: usize,
     floor: bool,
+    /// Time between broadcasts' starts; zero: back to back.
+    pace: std::time::Duration,
 }
 
 fn list(value: &str, flag: &str) -> Result<Vec<usize>, String> {
@@ -63,6 +68,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         sizes: vec![64],
         runs: 1,
         floor: true,
+        pace: std::time::Duration::ZERO,
     };
     while let Some(flag) = args.next() {
         if flag == "--no-floor" {
@@ -91,6 +97,10 @@ fn parse_args() -> Result<Option<Args>, String> {
                 out.broadcasts = Some(value()?.parse().map_err(|e| format!("--broadcasts: {e}"))?)
             }
             "--runs" => out.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--pace-ms" => {
+                let ms = value()?.parse().map_err(|e| format!("--pace-ms: {e}"))?;
+                out.pace = std::time::Duration::from_millis(ms);
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -150,6 +160,9 @@ async fn run(args: Args) -> Result<(), Error> {
     for s in &args.servers {
         specs.push(Spec::parse(s, &args.server_args)?);
     }
+    if !args.pace.is_zero() {
+        println!("Broadcasts paced: one every {:?}.\n", args.pace);
+    }
     println!(
         "| N | S | server | deliveries/s | CPU per delivery | vs floor | writes per delivery | p50 | p99 | RSS per idle stream |"
     );
@@ -160,7 +173,7 @@ async fn run(args: Args) -> Result<(), Error> {
             let mut all: Vec<Vec<Figures>> = vec![Vec::new(); specs.len()];
             for run in 0..args.runs {
                 for (spec, figures) in specs.iter().zip(&mut all) {
-                    let f = load::measure(spec, conns, broadcasts, size).await?;
+                    let f = load::measure(spec, conns, broadcasts, size, args.pace).await?;
                     eprintln!(
                         "run {run}: {}: conns={conns} broadcasts={broadcasts} size={size}B deliveries/s={:.0} server_cpu/delivery={:.2}us writes/delivery={:.2} p50={:.2}ms p99={:.2}ms rss/conn={:.0}B",
                         spec.label,
