@@ -146,7 +146,7 @@ pub fn hub_builder() -> HubBuilder {
 
 /// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
 /// The first accepted stream starts the hub's timer task (resume mode's expiry, the
-/// shutdown deadline) on an async-std task.
+/// shutdown deadline, the ends of coalescing windows) on an async-std task.
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     sse_http1::handshake::<AsyncStd, B>(hub, req)
 }

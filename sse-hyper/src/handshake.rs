@@ -62,7 +62,8 @@ pub(crate) fn now() -> std::time::Instant {
 /// Works for any body type: the request is only read. On [`Outcome::Accept`] the response
 /// streams everything sent to the session until it is closed, the client leaves, or the
 /// hub shuts down. The first accepted stream starts the hub's timer task (resume mode's
-/// expiry, the shutdown deadline) on the current tokio runtime.
+/// expiry, the shutdown deadline, the ends of coalescing windows) on the current tokio
+/// runtime.
 ///
 /// The hub answers the handshake's lookups (is the id closed? what did it miss?) from its
 /// own stores. When a shared store answers them instead (several nodes on one Redis), use

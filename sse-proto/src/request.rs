@@ -150,9 +150,10 @@ fn q_is_positive(q: &[u8]) -> bool {
 /// refused for any other.
 ///
 /// The adapters read it from the `http::Request`'s extensions, where the application's auth
-/// middleware puts it:
+/// middleware puts it (this example needs the feature `http`):
 ///
-/// ```
+#[cfg_attr(feature = "http", doc = "```")]
+#[cfg_attr(not(feature = "http"), doc = "```ignore")]
 /// use sse_proto::{Principal, Request};
 ///
 /// let mut req = http::Request::new(());

@@ -102,7 +102,7 @@ pub fn hub_builder() -> HubBuilder {
 
 /// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
 /// The first accepted stream starts the hub's timer task (resume mode's expiry, the
-/// shutdown deadline) with `tokio::spawn`.
+/// shutdown deadline, the ends of coalescing windows) with `tokio::spawn`.
 pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
     sse_http1::handshake::<Tokio, B>(hub, req)
 }
