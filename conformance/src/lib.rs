@@ -85,6 +85,45 @@ impl Demo {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// Whether the demo still holds open its end of the TCP connection whose client end is
+    /// `client` (Linux: the connection in `/proc/<pid>/net/tcp{,6}`, its inode among the
+    /// demo's open files). A socket the demo closed with bytes still unsent lingers in the
+    /// kernel, but no longer as a file of the demo's: this tells a server that dropped a
+    /// connection from one that still has it, whatever the client has read.
+    pub fn holds_connection_from(&self, client: std::net::SocketAddr) -> Result<bool> {
+        let pid = self.child.id();
+        let mut inodes = Vec::new();
+        for table in ["tcp", "tcp6"] {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}"))?;
+            for line in text.lines().skip(1) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let port = |field: &str| {
+                    field
+                        .rsplit(':')
+                        .next()
+                        .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+                };
+                let (Some(local), Some(remote), Some(inode)) =
+                    (fields.get(1), fields.get(2), fields.get(9))
+                else {
+                    continue;
+                };
+                if port(local) == Some(self.addr.port()) && port(remote) == Some(client.port()) {
+                    inodes.push(format!("socket:[{inode}]"));
+                }
+            }
+        }
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+            let Ok(target) = std::fs::read_link(entry?.path()) else {
+                continue;
+            };
+            if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Sends the demo a signal (`"INT"`, `"TERM"`) with `kill`.
     pub fn signal(&self, name: &str) -> Result<()> {
         let status = Command::new("kill")

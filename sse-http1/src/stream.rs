@@ -42,32 +42,41 @@ where
     let mut stray = 0usize;
     poll_fn(|cx| {
         // Cut off (too slow, or replaced): stop even mid-write. The outlet is dropped on
-        // return, which ends the session with this reason, and the caller drops `io`.
-        if let Poll::Ready(reason) = outlet.poll_aborted(cx) {
-            return Poll::Ready(Ok(reason));
+        // return, which ends the session with this reason, and the caller drops `io`. Only
+        // a writer with bytes pending can be waiting on the transport (registered below
+        // when a write waits); an idle one learns of the end from its next drain, so the
+        // common wake-up (drain, write, drain) takes the session's lock twice, not three
+        // times.
+        if pump.pending().has_remaining() {
+            if let Poll::Ready(reason) = outlet.poll_aborted(cx) {
+                return Poll::Ready(Ok(reason));
+            }
         }
         if let Poll::Ready(()) = poll_peer_gone(&mut *io, cx, &mut stray) {
             return gone(&mut outlet);
         }
+        // One clock read per wake-up (and one more when keep-alive falls due): what it
+        // decides is not finer than that.
+        let mut now = R::now();
         loop {
-            match pump.next(&mut outlet, cx, R::now()) {
+            match pump.next(&mut outlet, cx, now) {
                 Next::Write => {
                     let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                     let n = pump.pending().chunks_vectored(&mut slices);
                     match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
                         Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return gone(&mut outlet),
                         Poll::Ready(Ok(written)) => pump.advance(written),
-                        Poll::Pending => return Poll::Pending,
+                        Poll::Pending => return wait_for_transport(&outlet, cx),
                     }
                 }
                 Next::Flush => match Pin::new(&mut *io).poll_flush(cx) {
                     Poll::Ready(Ok(())) => pump.flushed(),
                     Poll::Ready(Err(_)) => return gone(&mut outlet),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => return wait_for_transport(&outlet, cx),
                 },
                 Next::Wait(deadline) => match keep_alive.poll_at(cx, deadline) {
-                    // Keep-alive is due: the next drain queues it.
-                    Poll::Ready(()) => {}
+                    // Keep-alive is due: the next drain, as of now, queues it.
+                    Poll::Ready(()) => now = R::now(),
                     Poll::Pending => return Poll::Pending,
                 },
                 Next::Done(reason) => return Poll::Ready(Ok(reason)),
@@ -106,6 +115,15 @@ where
             }
             Poll::Pending => return Poll::Pending,
         }
+    }
+}
+
+/// The transport cannot take more now: wait for it, or for a cut-off, which must end the
+/// stream even though the transport never becomes writable (a reader that stopped reading).
+fn wait_for_transport(outlet: &Outlet, cx: &mut Context<'_>) -> Poll<io::Result<EndReason>> {
+    match outlet.poll_aborted(cx) {
+        Poll::Ready(reason) => Poll::Ready(Ok(reason)),
+        Poll::Pending => Poll::Pending,
     }
 }
 

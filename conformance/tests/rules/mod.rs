@@ -501,7 +501,18 @@ pub(crate) fn slow_reader_is_cut_off_fast_reader_gets_everything(bin: &str) {
         .unwrap();
     assert!(!ids.contains(&slow_id), "the slow reader was cut off");
     assert!(ids.contains(&fast_id));
-    // The server dropped the slow connection: reading what the kernel buffered ends in
+    // The server dropped the slow connection while it still read nothing: a socket full to
+    // the brim must not keep its file (and its buffers) in the server.
+    let client = slow.socket().local_addr().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while demo.holds_connection_from(client).unwrap() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !demo.holds_connection_from(client).unwrap(),
+        "the server still holds the slow connection"
+    );
+    // Reading what the kernel buffered ends in
     // EOF (or a reset), well before everything was received.
     slow.socket()
         .set_read_timeout(Some(Duration::from_secs(5)))
