@@ -8,6 +8,9 @@
 //!   without waiting for the body) and a time limit (a deadline plus a minimum rate);
 //! - `Host` checked as RFC 9112 §3.2 asks (hyper leaves it to the application);
 //! - the slow-reader guard ([`sse_hyper::Watch`]);
+//! - idle connections closed: over HTTP/1.1 by hyper's header timer, over HTTP/2 (where
+//!   hyper has no idle timeout) by this demo, with a GOAWAY once a connection has had no
+//!   request under way and no open event stream for the idle limit;
 //! - graceful shutdown on SIGINT or SIGTERM: stop accepting, `hub.shutdown()` (every stream
 //!   ends within a second, new ones get a go-away answer), let connections finish, exit.
 //!
@@ -26,8 +29,8 @@
 //! the hyper server loop and the handshake.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -37,11 +40,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use sse_hyper::{Batch, EventStream, Hub, Outcome};
 use sse_redis::RedisEngine;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 #[path = "../demo/contract.rs"]
 mod contract;
@@ -122,9 +126,11 @@ pub(crate) async fn main() {
         // slow heads (whichever limit is shorter wins).
         .header_read_timeout(limits.head.min(limits.idle));
     server.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    // Tells the connections still in their TLS handshake that the demo is shutting down.
-    let (stopping, _) = tokio::sync::watch::channel(());
+    // Tells every connection (those still in their TLS handshake too) that the demo is
+    // shutting down: dropped then.
+    let (stopping, _) = watch::channel(());
+    // Each connection's task holds a sender: once all are dropped, every connection is over.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
         let (stream, _) = tokio::select! {
@@ -139,10 +145,11 @@ pub(crate) async fn main() {
             () = &mut signal => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = Connection {
+        let mut conn = Connection {
             server: server.clone(),
             app: app.clone(),
-            graceful: graceful.watcher(),
+            stopping: stopping.subscribe(),
+            _open: open.clone(),
         };
         match &tls {
             None => {
@@ -150,14 +157,13 @@ pub(crate) async fn main() {
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
-                let mut stopping = stopping.subscribe();
                 tokio::spawn(async move {
                     // The handshake within the head deadline (hyper's timers start after
                     // it), or until the demo shuts down.
                     let handshake = tls::handshake(&acceptor, stream, limits.head);
                     let stream = tokio::select! {
                         stream = handshake => stream,
-                        _ = stopping.changed() => None,
+                        _ = conn.stopping.changed() => None,
                     };
                     if let Some(stream) = stream {
                         conn.serve(stream).await;
@@ -171,9 +177,10 @@ pub(crate) async fn main() {
     // finish: idle ones close at once, streams within the hub's grace (1 s).
     drop(listener);
     drop(stopping);
+    drop(open);
     let n = hub.shutdown();
     eprintln!("demo: shutting down, ending {n} streams");
-    if tokio::time::timeout(limits.shutdown, graceful.shutdown())
+    if tokio::time::timeout(limits.shutdown, all_closed.recv())
         .await
         .is_err()
     {
@@ -185,8 +192,56 @@ pub(crate) async fn main() {
 struct Connection {
     server: auto::Builder<TokioExecutor>,
     app: Arc<App>,
-    /// Holds the graceful shutdown until the connection is over.
-    graceful: Watcher,
+    /// Changes (its sender is dropped) when the demo shuts down.
+    stopping: watch::Receiver<()>,
+    /// Held until the connection is over: the shutdown waits for every one.
+    _open: mpsc::Sender<()>,
+}
+
+/// What a connection is doing, for closing it when idle.
+#[derive(Debug)]
+struct Activity {
+    /// Requests whose response is not yet handed to hyper.
+    under_way: AtomicUsize,
+    /// When the last request began or ended.
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            under_way: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Since when nothing was under way; `None` while a request is.
+    fn idle_since(&self) -> Option<Instant> {
+        let last = *self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        (self.under_way.load(Ordering::Acquire) == 0).then_some(last)
+    }
+}
+
+/// One request under way on a connection, from its start until its response is ready.
+struct UnderWay(Arc<Activity>);
+
+impl UnderWay {
+    fn begin(activity: &Arc<Activity>) -> UnderWay {
+        activity.under_way.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        UnderWay(activity.clone())
+    }
+}
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.under_way.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Connection {
@@ -199,7 +254,8 @@ impl Connection {
         let Connection {
             server,
             app,
-            graceful,
+            mut stopping,
+            _open,
         } = self;
         // The watch cuts the connection off when its stream is cut off (too slow). Over
         // TLS it wraps the TLS stream, so that what it reads and discards while an
@@ -207,30 +263,74 @@ impl Connection {
         let watch = sse_hyper::Watch::new();
         let io = TokioIo::new(watch.guard(io));
         let started = Arc::new(AtomicBool::new(false));
-        let service_started = started.clone();
+        let activity = Arc::new(Activity::new());
         let limits = app.limits;
-        let service = service_fn(move |mut req: Request<Incoming>| {
-            service_started.store(true, Ordering::Relaxed);
-            req.extensions_mut().insert(watch.clone());
-            // Boxed: hyper keeps room for the service's future in every connection, and a
-            // stream's connection lives long; the future itself lives for one request.
-            Box::pin(handle(app.clone(), req))
-        });
-        let conn = graceful.watch(server.serve_connection(io, service).into_owned());
+        let service = {
+            let (started, activity, watch) = (started.clone(), activity.clone(), watch.clone());
+            service_fn(move |mut req: Request<Incoming>| {
+                started.store(true, Ordering::Relaxed);
+                let under_way = UnderWay::begin(&activity);
+                req.extensions_mut().insert(watch.clone());
+                // Boxed: hyper keeps room for the service's future in every connection, and
+                // a stream's connection lives long; the future itself lives for one request.
+                let app = app.clone();
+                Box::pin(async move {
+                    let response = handle(app, req).await;
+                    drop(under_way);
+                    response
+                })
+            })
+        };
+        let conn = server.serve_connection(io, service).into_owned();
+        let mut conn = std::pin::pin!(conn);
         // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
         // before hyper's header timer runs, with no deadline of its own: a connection that
         // sends nothing, or trickles "PRI * HTTP/2.0", would stay open for ever. So the
         // first request must have arrived within the header deadline.
         let first = limits.head.min(limits.idle);
-        let mut conn = std::pin::pin!(conn);
         // An error is a client going away or sending garbage: nothing to do.
         tokio::select! {
-            _ = &mut conn => return,
-            () = tokio::time::sleep(first) => {}
+            _ = conn.as_mut() => return,
+            () = tokio::time::sleep(first) => {
+                if !started.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+            _ = stopping.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
+            }
         }
-        if started.load(Ordering::Relaxed) {
-            let _ = conn.await;
+        // Then until the demo stops or the connection is idle for the idle limit (no
+        // request under way and no event stream open), looked at once per limit at most. hyper's header timer closes an idle
+        // HTTP/1.1 connection first (it is the shorter of the head and idle limits); an
+        // HTTP/2 connection has no such timer, and without this one a client could hold
+        // any number of them for ever. A GOAWAY lets a request that crossed it be retried.
+        let mut check = Instant::now() + limits.idle;
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stopping.changed() => break,
+                () = tokio::time::sleep_until(check) => {
+                    let now = Instant::now();
+                    // An open stream or a request under way: look again an idle limit
+                    // later. (A stream that ends between two looks leaves the connection
+                    // idle from its end on, which the next look may count as a whole limit.)
+                    match activity.idle_since() {
+                        Some(since) if !watch.is_streaming() => {
+                            if since + limits.idle <= now {
+                                break;
+                            }
+                            check = since + limits.idle;
+                        }
+                        _ => check = now + limits.idle,
+                    }
+                }
+            }
         }
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
     }
 }
 

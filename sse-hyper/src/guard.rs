@@ -142,6 +142,20 @@ impl Watch {
         streams.push(Watched { cutoff, exclusive });
     }
 
+    /// Whether an event stream registered with this watch is still open on the connection.
+    ///
+    /// A server that closes idle connections (hyper has no idle timeout for HTTP/2) asks
+    /// this: a connection whose only requests are long-lived event streams is not idle.
+    ///
+    /// ```
+    /// let watch = sse_hyper::Watch::new();
+    /// assert!(!watch.is_streaming());
+    /// ```
+    pub fn is_streaming(&self) -> bool {
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        streams.iter().any(|s| !s.cutoff.is_done())
+    }
+
     /// Whether an HTTP/1.x stream is open on the connection.
     fn is_streaming_http1(&self) -> bool {
         let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
