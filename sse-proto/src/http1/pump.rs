@@ -83,6 +83,10 @@ impl Pump {
             }
             Poll::Ready(None) => {
                 self.drained = true;
+                // Cut off: the connection is dropped as it is, without a clean end.
+                if outlet.is_cut_off() {
+                    return Next::Done(outlet.end_reason().unwrap_or(EndReason::TooSlow));
+                }
                 if self.chunked {
                     self.pending = super::last_chunk();
                     return Next::Write;
@@ -166,5 +170,38 @@ mod tests {
         assert!(text.starts_with("HEAD\r\n\r\n"), "{text}");
         assert!(text.contains("event: x\ndata: 1\n\n"), "{text}");
         assert!(text.ends_with("0\r\n\r\n"), "the terminating chunk: {text}");
+    }
+
+    #[test]
+    fn a_stream_cut_off_while_its_writer_waits_ends_without_the_last_chunk() {
+        let hub = Hub::builder().keep_alive(None).budget(1024).build();
+        let (session, mut outlet) = outlet(&hub);
+        let mut cx = Context::from_waker(Waker::noop());
+        let now = Instant::now();
+        let mut pump = Pump::new(Bytes::from_static(b"HEAD\r\n\r\n"), true);
+        let mut wire = Vec::new();
+        // Head and preamble written: the writer waits, with nothing in flight.
+        loop {
+            match pump.next(&mut outlet, &mut cx, now) {
+                Next::Write => {
+                    wire.extend_from_slice(pump.pending().chunk());
+                    let n = pump.pending().chunk().len();
+                    pump.advance(n);
+                }
+                Next::Flush => pump.flushed(),
+                Next::Wait(None) => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        let written = wire.len();
+        // Events past the budget, never taken, cut the stream off.
+        let refused = (0..10).any(|_| session.send("x".repeat(512)).is_err());
+        assert!(refused, "the queue passed its budget");
+        assert_eq!(
+            pump.next(&mut outlet, &mut cx, now),
+            Next::Done(EndReason::TooSlow)
+        );
+        assert!(outlet.is_cut_off());
+        assert_eq!(wire.len(), written, "nothing more, not even the last chunk");
     }
 }

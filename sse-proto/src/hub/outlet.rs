@@ -20,6 +20,8 @@ pub struct Outlet {
     link_no: u64,
     /// Set once the writer is done: why the connection ended.
     ended: Option<EndReason>,
+    /// Whether the drain found the connection cut off (see [`is_cut_off`](Self::is_cut_off)).
+    cut: bool,
 }
 
 impl Outlet {
@@ -29,6 +31,7 @@ impl Outlet {
             hub,
             link_no,
             ended: None,
+            cut: false,
         }
     }
 
@@ -87,6 +90,7 @@ impl Outlet {
                     }
                     return Poll::Pending;
                 }
+                self.cut = link.conn.is_aborted();
             }
         }
         self.finish();
@@ -132,6 +136,14 @@ impl Outlet {
         if self.ended.is_none() {
             self.finish();
         }
+    }
+
+    /// Whether the stream ended because it was cut off (too slow, or still writing past a
+    /// shutdown's grace), as [`poll_drain`](Self::poll_drain) found it when it returned
+    /// `Ready(None)`: the transport is then to be dropped, not ended cleanly (no terminating
+    /// chunk), so that the client sees its response cut short.
+    pub fn is_cut_off(&self) -> bool {
+        self.cut
     }
 
     /// Why the connection ended; `None` while open.
