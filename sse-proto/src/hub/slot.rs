@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::connection::{Connection, EndReason};
 use crate::error::Error;
@@ -110,14 +110,6 @@ pub(crate) enum Gathering {
     Ended,
 }
 
-/// A hub's coalescing window, as queueing needs it: its length, and the clock that dates
-/// it.
-#[derive(Clone, Copy)]
-pub(crate) struct Window {
-    pub(crate) length: Duration,
-    pub(crate) clock: fn() -> Instant,
-}
-
 /// What queueing on a session's link did.
 pub(crate) enum Queued {
     /// Queued; act on the writer once the lock is released.
@@ -217,14 +209,15 @@ impl SlotState {
     }
 
     /// Queues `frame` on the attached connection: after its `id:` line for a logged event
-    /// (numbered `seq`), unless the connection has that event already. With the hub's
-    /// coalescing `window`, the writer's wake-up may wait for it.
+    /// (numbered `seq`), unless the connection has that event already. With a coalescing
+    /// window (`window_end`: when a window opened now ends), the writer's wake-up may wait
+    /// for it.
     #[inline]
     pub(crate) fn queue(
         &mut self,
         logged: Option<(u64, Frame)>,
         frame: Frame,
-        window: Option<Window>,
+        window_end: Option<Instant>,
     ) -> Queued {
         let Some(link) = &mut self.link else {
             return Queued::Detached;
@@ -238,7 +231,7 @@ impl SlotState {
             None => link.conn.send(frame),
         };
         match result {
-            Ok(()) => Queued::Sent(link.wake(window)),
+            Ok(()) => Queued::Sent(link.wake(window_end)),
             Err(err @ Error::Backpressure { .. }) => Queued::Cut(self.retire_link(), err),
             Err(_) => Queued::Ending,
         }
@@ -267,19 +260,18 @@ impl SlotState {
 }
 
 impl Link {
-    /// How the writer learns of a frame just queued: at once, or with a coalescing `window`
-    /// when a window opened now ends. Nothing when a window is open or has just ended (it
+    /// How the writer learns of a frame just queued: at once, or, with a coalescing window,
+    /// at `window_end` when a window opens now. Nothing when a window is open or has just ended (it
     /// takes the frame with the others) or the writer is busy (it takes the frame when it
     /// asks next).
     /// The first batch is never held.
     #[inline]
-    fn wake(&mut self, window: Option<Window>) -> Wake {
+    fn wake(&mut self, window_end: Option<Instant>) -> Wake {
         if self.window != Gathering::Idle {
             return Wake::Nothing;
         }
-        match window {
-            Some(window) if self.primed => {
-                let at = (window.clock)() + window.length;
+        match window_end {
+            Some(at) if self.primed => {
                 self.window = Gathering::Open(at);
                 Wake::Later {
                     at,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use super::slot::{Gathering, Slot, Wake, Window, lock};
+use super::slot::{Gathering, Slot, Wake, lock};
 use super::{Hub, Inner, WeakHub};
 use crate::connection::EndReason;
 
@@ -271,12 +271,10 @@ impl Inner {
         }
     }
 
-    /// The coalescing window of the hub, as queueing needs it; `None` when off.
-    pub(super) fn window(&self) -> Option<Window> {
-        self.coalesce.map(|length| Window {
-            length,
-            clock: self.clock,
-        })
+    /// When a coalescing window opened now ends; `None` when the hub has none. Read once
+    /// per delivery, so a broadcast reads the clock once and its windows end together.
+    pub(super) fn window_end(&self) -> Option<Instant> {
+        self.coalesce.map(|length| (self.clock)() + length)
     }
 
     /// Puts a detached session in the expiry queue, unless it is there already.
