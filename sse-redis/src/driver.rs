@@ -305,27 +305,30 @@ impl RedisEngine {
             let node = &shared.config.node;
             let mut pipe = redis::pipe();
             let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            // An attached session: owned by this node, live, and known, each mark until
+            // its time to live (renewed by every heartbeat).
+            let mark_attached = |pipe: &mut redis::Pipeline, id: &str| {
+                pipe.cmd("SET")
+                    .arg(keys.owner(id))
+                    .arg(node)
+                    .arg("PX")
+                    .arg(ms(attached_ttl))
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(keys.live())
+                    .arg(now + ms(live_ttl))
+                    .arg(id)
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(keys.all())
+                    .arg(now + ms(attached_ttl))
+                    .arg(id)
+                    .ignore();
+            };
             for (id, change) in &changes {
                 let id = id.as_str();
                 match (change, grace) {
-                    (Change::Attached, _) => {
-                        pipe.cmd("SET")
-                            .arg(keys.owner(id))
-                            .arg(node)
-                            .arg("PX")
-                            .arg(ms(attached_ttl))
-                            .ignore();
-                        pipe.cmd("ZADD")
-                            .arg(keys.live())
-                            .arg(now + ms(live_ttl))
-                            .arg(id)
-                            .ignore();
-                        pipe.cmd("ZADD")
-                            .arg(keys.all())
-                            .arg(now + ms(attached_ttl))
-                            .arg(id)
-                            .ignore();
-                    }
+                    (Change::Attached, _) => mark_attached(&mut pipe, id),
                     (Change::Detached, Some(_)) => {
                         pipe.cmd("SET")
                             .arg(keys.owner(id))
@@ -352,23 +355,7 @@ impl RedisEngine {
             }
             if beat {
                 for id in hub.ids() {
-                    let id = id.as_str();
-                    pipe.cmd("SET")
-                        .arg(keys.owner(id))
-                        .arg(node)
-                        .arg("PX")
-                        .arg(ms(attached_ttl))
-                        .ignore();
-                    pipe.cmd("ZADD")
-                        .arg(keys.live())
-                        .arg(now + ms(live_ttl))
-                        .arg(id)
-                        .ignore();
-                    pipe.cmd("ZADD")
-                        .arg(keys.all())
-                        .arg(now + ms(attached_ttl))
-                        .arg(id)
-                        .ignore();
+                    mark_attached(&mut pipe, id.as_str());
                 }
                 pipe.cmd("ZREMRANGEBYSCORE")
                     .arg(keys.live())
