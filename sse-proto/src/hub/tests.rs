@@ -262,6 +262,37 @@ fn keep_alive_through_the_outlet() {
 }
 
 #[test]
+fn poll_timeout_follows_writes_and_the_end() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let hub = Hub::builder().keep_alive(Some(5 * s)).build();
+    let (session, mut o) = connect(&hub, "/e?id=a", t0);
+    assert_eq!(
+        o.poll_timeout(),
+        Some(t0 + 5 * s),
+        "before a drain: the connection's"
+    );
+    assert!(drain(&mut o, t0).0.is_ready());
+    session.send("x").expect("open");
+    assert!(drain(&mut o, t0 + 2 * s).0.is_ready());
+    assert_eq!(
+        o.poll_timeout(),
+        Some(t0 + 7 * s),
+        "the write moved keep-alive"
+    );
+    // A writer that waits is woken by a change of its deadline, and its drain reads it.
+    let writer = Arc::new(Counter::default());
+    let waker = Waker::from(writer.clone());
+    let mut batch = Batch::new();
+    let mut cx = Context::from_waker(&waker);
+    assert!(o.poll_drain(&mut cx, t0 + 3 * s, &mut batch).is_pending());
+    assert_eq!(hub.shutdown_at(t0 + 3 * s), 1);
+    assert_eq!(writer.count(), 1, "the shutdown woke the writer");
+    assert_eq!(drain(&mut o, t0 + 3 * s).0, Poll::Ready(None));
+    assert_eq!(o.poll_timeout(), None, "an ended stream has no deadline");
+}
+
+#[test]
 fn shutdown_ends_every_stream_without_marking() {
     let now = Instant::now();
     let hub = Hub::new();

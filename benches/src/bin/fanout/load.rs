@@ -67,6 +67,8 @@ pub(crate) struct Figures {
     pub(crate) deliveries_per_s: f64,
     /// Server CPU (user + system) per delivery, in µs.
     pub(crate) cpu_us: f64,
+    /// Of which user space, in µs.
+    pub(crate) user_us: f64,
     pub(crate) writes: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
@@ -124,6 +126,12 @@ impl Server {
 
     /// CPU time the server has used (user + system), from `/proc/<pid>/stat`.
     fn cpu(&self) -> Duration {
+        let (user, sys) = self.cpu_split();
+        user + sys
+    }
+
+    /// CPU time the server has used, user and system apart, from `/proc/<pid>/stat`.
+    fn cpu_split(&self) -> (Duration, Duration) {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name (which is in parentheses): utime is the 12th.
@@ -135,7 +143,8 @@ impl Server {
             .filter_map(|f| f.parse().ok())
             .collect();
         // Clock ticks are 1/100 s on Linux.
-        Duration::from_millis(fields.iter().sum::<u64>() * 10)
+        let tick = |i: usize| Duration::from_millis(fields.get(i).copied().unwrap_or(0) * 10);
+        (tick(0), tick(1))
     }
 
     /// Write-type system calls the server has made (`syscw` of `/proc/<pid>/io`).
@@ -275,6 +284,7 @@ pub(crate) async fn measure(
     let rss_per_conn = (rss_idle.saturating_sub(rss_before) as f64 * 1024.0) / conns as f64;
 
     let cpu_before = server.cpu();
+    let (user_before, _) = server.cpu_split();
     let writes_before = server.write_calls();
     let mut sent_at = Vec::with_capacity(broadcasts);
     let start = Instant::now();
@@ -309,6 +319,7 @@ pub(crate) async fn measure(
         .map_err(|_| format!("{}: not every broadcast arrived", spec.label))??;
     let elapsed = last.duration_since(start);
     let cpu = server.cpu().saturating_sub(cpu_before);
+    let user = server.cpu_split().0.saturating_sub(user_before);
     let writes = server.write_calls().saturating_sub(writes_before);
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
@@ -316,6 +327,7 @@ pub(crate) async fn measure(
     Ok(Figures {
         deliveries_per_s: deliveries / elapsed.as_secs_f64(),
         cpu_us: cpu.as_secs_f64() * 1e6 / deliveries,
+        user_us: user.as_secs_f64() * 1e6 / deliveries,
         writes: writes as f64 / deliveries,
         p50_ms: pct(0.50).as_secs_f64() * 1e3,
         p99_ms: pct(0.99).as_secs_f64() * 1e3,
