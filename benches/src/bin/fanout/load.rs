@@ -69,6 +69,9 @@ pub(crate) struct Figures {
     pub(crate) cpu_us: f64,
     /// Of which user space, in µs.
     pub(crate) user_us: f64,
+    /// Times the load client's thread went to sleep (voluntary context switches), per
+    /// 1 000 deliveries: each sleep is a wake-up that some server write pays for.
+    pub(crate) client_sleeps: f64,
     pub(crate) writes: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
@@ -286,6 +289,7 @@ pub(crate) async fn measure(
     let cpu_before = server.cpu();
     let (user_before, _) = server.cpu_split();
     let writes_before = server.write_calls();
+    let sleeps_before = client_sleeps();
     let mut sent_at = Vec::with_capacity(broadcasts);
     let start = Instant::now();
     for seq in 0..broadcasts {
@@ -321,6 +325,7 @@ pub(crate) async fn measure(
     let cpu = server.cpu().saturating_sub(cpu_before);
     let user = server.cpu_split().0.saturating_sub(user_before);
     let writes = server.write_calls().saturating_sub(writes_before);
+    let sleeps = client_sleeps().saturating_sub(sleeps_before);
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     let deliveries = (conns * broadcasts) as f64;
@@ -329,8 +334,20 @@ pub(crate) async fn measure(
         cpu_us: cpu.as_secs_f64() * 1e6 / deliveries,
         user_us: user.as_secs_f64() * 1e6 / deliveries,
         writes: writes as f64 / deliveries,
+        client_sleeps: sleeps as f64 * 1000.0 / deliveries,
         p50_ms: pct(0.50).as_secs_f64() * 1e3,
         p99_ms: pct(0.99).as_secs_f64() * 1e3,
         rss_per_conn,
     })
+}
+
+/// Voluntary context switches of this thread (the load client runs on one), from
+/// `/proc/thread-self/status`.
+fn client_sleeps() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }

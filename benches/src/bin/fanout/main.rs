@@ -146,6 +146,7 @@ fn median(runs: &[Figures]) -> Figures {
         deliveries_per_s: mid(|f| f.deliveries_per_s),
         cpu_us: mid(|f| f.cpu_us),
         user_us: mid(|f| f.user_us),
+        client_sleeps: mid(|f| f.client_sleeps),
         writes: mid(|f| f.writes),
         p50_ms: mid(|f| f.p50_ms),
         p99_ms: mid(|f| f.p99_ms),
@@ -176,12 +177,13 @@ async fn run(args: Args) -> Result<(), Error> {
                 for (spec, figures) in specs.iter().zip(&mut all) {
                     let f = load::measure(spec, conns, broadcasts, size, args.pace).await?;
                     eprintln!(
-                        "run {run}: {}: conns={conns} broadcasts={broadcasts} size={size}B deliveries/s={:.0} server_cpu/delivery={:.2}us (user {:.2}us) writes/delivery={:.2} p50={:.2}ms p99={:.2}ms rss/conn={:.0}B",
+                        "run {run}: {}: conns={conns} broadcasts={broadcasts} size={size}B deliveries/s={:.0} server_cpu/delivery={:.2}us (user {:.2}us) writes/delivery={:.2} client_sleeps/1k={:.1} p50={:.2}ms p99={:.2}ms rss/conn={:.0}B",
                         spec.label,
                         f.deliveries_per_s,
                         f.cpu_us,
                         f.user_us,
                         f.writes,
+                        f.client_sleeps,
                         f.p50_ms,
                         f.p99_ms,
                         f.rss_per_conn
