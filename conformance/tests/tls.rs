@@ -127,13 +127,8 @@ impl Drop for TlsDemo {
     }
 }
 
-/// A TLS connection to `addr` as `localhost`, trusting `cert` only, offering `alpn`; the
-/// handshake done.
-fn connect(
-    addr: SocketAddr,
-    cert: &CertificateDer<'static>,
-    alpn: &[&[u8]],
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+/// A client of `localhost` that trusts `cert` only and offers `alpn`.
+fn client(cert: &CertificateDer<'static>, alpn: &[&[u8]]) -> rustls::ClientConnection {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -144,14 +139,30 @@ fn connect(
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+}
+
+/// Completes the handshake of `conn` over `tcp`.
+fn handshake(
+    mut conn: rustls::ClientConnection,
+    mut tcp: TcpStream,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// A TLS connection to `addr` as `localhost`, trusting `cert` only, offering `alpn`; the
+/// handshake done.
+fn connect(
+    addr: SocketAddr,
+    cert: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
-    }
-    tls
+    handshake(client(cert, alpn), tcp)
 }
 
 #[test]
@@ -212,6 +223,28 @@ fn a_tls_handshake_must_finish_within_the_head_deadline() {
     // A client that does finish its handshake is served.
     let tls = connect(demo.addr, &files.cert, &[b"h2"]);
     assert_eq!(tls.conn.alpn_protocol(), Some(&b"h2"[..]));
+}
+
+#[test]
+fn the_first_request_is_due_a_head_deadline_after_the_accept_the_handshake_included() {
+    let files = CertFiles::new();
+    let demo = TlsDemo::start(&files.flags(), &[("SSE_DEMO_HEAD_TIMEOUT_MS", "1000")]);
+    // A client that takes 700 ms to start its handshake, finishes it, then sends nothing:
+    // it has 300 ms left, not a second deadline of its own.
+    let started = Instant::now();
+    let tcp = TcpStream::connect(demo.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let mut tls = handshake(client(&files.cert, &[b"http/1.1"]), tcp);
+    let mut buf = [0u8; 64];
+    // EOF, a close_notify or a reset: the demo let go of the socket.
+    let n = tls.read(&mut buf).unwrap_or(0);
+    let after = started.elapsed();
+    assert_eq!(n, 0, "the demo answered {:?}", &buf[..n]);
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_millis(1500),
+        "a silent client was dropped {after:?} after it connected (the deadline: 1 s)"
+    );
 }
 
 /// Runs `bin` with `args` to its end, which must come within 10 s: (exit code, stderr).

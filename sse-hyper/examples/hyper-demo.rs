@@ -16,8 +16,8 @@
 //!
 //! With `--tls` it serves HTTPS and offers HTTP/2 through ALPN (`demo/tls.rs`), so that
 //! every tab of a browser shares one connection: over HTTP/1.1 a browser opens at most six
-//! per origin, and each tab's event stream holds one. The TLS handshake has the head
-//! deadline; the rest above holds over TLS as it does over plain TCP.
+//! per origin, and each tab's event stream holds one. The TLS handshake counts against the
+//! first request's head deadline; the rest above holds over TLS as it does over plain TCP.
 //!
 //! ```text
 //! cargo run --release -p sse-hyper --example hyper-demo -- --addr 127.0.0.1:8080
@@ -146,6 +146,7 @@ pub(crate) async fn main() {
         };
         let _ = stream.set_nodelay(true);
         let mut conn = Connection {
+            accepted: Instant::now(),
             server: server.clone(),
             app: app.clone(),
             stopping: stopping.subscribe(),
@@ -190,6 +191,9 @@ pub(crate) async fn main() {
 
 /// What serving one accepted connection needs.
 struct Connection {
+    /// When the socket was accepted: the first request is due a head deadline after it,
+    /// the TLS handshake included.
+    accepted: Instant,
     server: auto::Builder<TokioExecutor>,
     app: Arc<App>,
     /// Changes (its sender is dropped) when the demo shuts down.
@@ -252,6 +256,7 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Connection {
+            accepted,
             server,
             app,
             mut stopping,
@@ -286,12 +291,13 @@ impl Connection {
         // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
         // before hyper's header timer runs, with no deadline of its own: a connection that
         // sends nothing, or trickles "PRI * HTTP/2.0", would stay open for ever. So the
-        // first request must have arrived within the header deadline.
-        let first = limits.head.min(limits.idle);
+        // first request must have arrived within the header deadline, counted from the
+        // accept: a TLS handshake that took most of it leaves only the rest.
+        let first = accepted + limits.head.min(limits.idle);
         // An error is a client going away or sending garbage: nothing to do.
         tokio::select! {
             _ = conn.as_mut() => return,
-            () = tokio::time::sleep(first) => {
+            () = tokio::time::sleep_until(first) => {
                 if !started.load(Ordering::Relaxed) {
                     return;
                 }
