@@ -23,9 +23,10 @@
 //! table with the median of the runs goes to stdout: deliveries per second (N × M over the
 //! time from the first broadcast to the last delivery), the server's CPU time per delivery
 //! (user + system, from `/proc`, over the same span: what the server spends, whatever the
-//! client's speed) and its ratio to the floor's, its write system calls per delivery (below
-//! 1 when it coalesces events into one write), delivery latency p50/p99 (from the
-//! broadcast's send to the client's read), and the server's RSS per idle stream.
+//! client's speed; and how much of it is user space) and its ratio to the floor's, its write
+//! system calls per delivery (below 1 when it coalesces events into one write), delivery
+//! latency p50/p99 (from the broadcast's send to the client's read), and the server's RSS per
+//! idle stream.
 //!
 //! `--broadcasts M` defaults to 200 000 / N (200 at 1 000 streams, 20 at 10 000). They go
 //! back to back (each `POST` once the previous one is answered) unless `--pace-ms P` sends
@@ -166,9 +167,9 @@ async fn run(args: Args) -> Result<(), Error> {
         println!("Broadcasts paced: one every {:?}.\n", args.pace);
     }
     println!(
-        "| N | S | server | deliveries/s | CPU per delivery | vs floor | writes per delivery | p50 | p99 | RSS per idle stream |"
+        "| N | S | server | deliveries/s | CPU per delivery | of which user | vs floor | writes per delivery | p50 | p99 | RSS per idle stream |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for &conns in &args.conns {
         let broadcasts = args.broadcasts.unwrap_or((200_000 / conns.max(1)).max(1));
         for &size in &args.sizes {
@@ -196,12 +197,13 @@ async fn run(args: Args) -> Result<(), Error> {
             for (spec, m) in specs.iter().zip(&medians) {
                 let ratio = floor.map_or("-".to_owned(), |f| format!("{:.2}×", m.cpu_us / f));
                 println!(
-                    "| {} | {} | {} | {:.0} | {:.2} µs | {ratio} | {:.2} | {:.1} ms | {:.1} ms | {:.0} B |",
+                    "| {} | {} | {} | {:.0} | {:.2} µs | {:.2} µs | {ratio} | {:.2} | {:.1} ms | {:.1} ms | {:.0} B |",
                     thousands(conns),
                     human_size(size),
                     spec.label,
                     m.deliveries_per_s,
                     m.cpu_us,
+                    m.user_us,
                     m.writes,
                     m.p50_ms,
                     m.p99_ms,
