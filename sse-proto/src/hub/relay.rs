@@ -39,6 +39,52 @@ impl Hub {
     /// The relay calls this in sequence order. An event for a session this hub does not serve
     /// is logged all the same: its tab may be on its way here.
     pub fn deliver(&self, seq: u64, to: &Recipient, frame: Frame) -> usize {
+        self.deliver_numbered(seq, to, frame, None)
+    }
+
+    /// Relay mode: the relay numbered `seq` an event that this hub delivered already,
+    /// without a position, while the relay was away (see
+    /// [`deliver_unsequenced`](Self::deliver_unsequenced)); a store that answers late may
+    /// still apply what it was sent. The event is logged at `seq` as by
+    /// [`deliver`](Self::deliver), but this hub's connections among `to` get only its
+    /// position: an `id:` line and a blank line, which moves the browser's last event id on
+    /// and dispatches nothing. So a tab that had the event sees it once, and resumes from
+    /// after it. Without resume mode (no positions) it does nothing and returns 0.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sse_proto::{Decision, Event, Hub, HttpVersion, Recipient, RelayConfig, Request};
+    /// use sse_proto::ResumeConfig;
+    ///
+    /// let hub = Hub::builder()
+    ///     .relay(RelayConfig::default())
+    ///     .resume(ResumeConfig::new(Duration::from_secs(30)))
+    ///     .build();
+    /// let mut req = Request::new(b"GET", b"/events?id=tab", HttpVersion::Http11);
+    /// req.header(b"accept", b"text/event-stream");
+    /// let Decision::Accept(accepted) = hub.decide(&req, Instant::now()) else { panic!() };
+    /// let event = Event::new().data("hello").encode();
+    /// // The relay is away: the tab gets the event at once, without a position.
+    /// hub.deliver_unsequenced(&Recipient::All, event.clone());
+    /// // The relay numbers it 7 after all: the tab's position moves to it, nothing else.
+    /// assert_eq!(hub.deliver_known(7, &Recipient::All, event), 1);
+    /// ```
+    pub fn deliver_known(&self, seq: u64, to: &Recipient, frame: Frame) -> usize {
+        if self.inner.resume.is_none() {
+            return 0;
+        }
+        self.deliver_numbered(seq, to, frame, Some(Frame::from_static(b"\n")))
+    }
+
+    /// Logs `frame` at `seq` (resume mode) and queues it, or `wire` in its place, on the
+    /// connections among `to`.
+    fn deliver_numbered(
+        &self,
+        seq: u64,
+        to: &Recipient,
+        frame: Frame,
+        wire: Option<Frame>,
+    ) -> usize {
         let (count, follow) = match &self.inner.resume {
             Some(resume) => {
                 let mut history = lock(&resume.history);
@@ -50,9 +96,9 @@ impl Hub {
                     return 0;
                 }
                 let at = Position::new(history.epoch(), seq);
-                self.inner.deliver_to(to, Some(at), frame)
+                self.inner.deliver_to(to, Some(at), wire.unwrap_or(frame))
             }
-            None => self.inner.deliver_to(to, None, frame),
+            None => self.inner.deliver_to(to, None, wire.unwrap_or(frame)),
         };
         for (slot, next) in follow {
             self.inner.follow(&slot, next);

@@ -107,6 +107,72 @@ fn sends_go_to_the_relay_and_come_back_numbered() {
 }
 
 #[test]
+fn an_event_numbered_after_its_unsequenced_delivery_only_moves_the_position() {
+    let hub = relayed(RelayConfig::default());
+    let a = attach(&hub, None);
+    let id = a.session.id().clone();
+    let mut tab = Decoder::new();
+    let mut outlet = a.outlet;
+    let (_, before) = read(&mut outlet, &mut tab);
+
+    // The relay is away: the tab gets the event at once, without a position.
+    let event = Event::new().data("while away").encode();
+    assert_eq!(hub.deliver_unsequenced(&Recipient::All, event.clone()), 1);
+    let (events, last) = read(&mut outlet, &mut tab);
+    assert_eq!(events, [(before.clone(), "while away".to_owned())]);
+    assert_eq!(last, before);
+
+    // The store applied it after all, as 5: the tab's position moves to it, nothing fires.
+    assert_eq!(hub.deliver_known(5, &Recipient::All, event.clone()), 1);
+    let (_, bytes) = drain(&mut outlet, Instant::now());
+    let text = String::from_utf8(bytes.clone()).expect("utf-8");
+    assert!(
+        text.starts_with(&format!("id: {id}~"))
+            && text.ends_with(".5\n\n")
+            && text.lines().count() == 2,
+        "an id line and a blank line: {text:?}"
+    );
+    tab.feed(&bytes).expect("well-formed");
+    assert!(tab.poll_item().is_none(), "an id alone dispatches nothing");
+    let known = tab.last_event_id().to_owned();
+    assert!(known.ends_with(".5"), "{known}");
+    // It is numbered now: the same again is a duplicate, and what follows goes on from it.
+    assert_eq!(hub.deliver(5, &Recipient::All, event), 0);
+    let next = Event::new().data("next").encode();
+    assert_eq!(hub.deliver(6, &Recipient::Session(id.clone()), next), 1);
+    let (events, _) = read(&mut outlet, &mut tab);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1, "next");
+
+    // A reconnect from the known position is exact: only what came after it is replayed.
+    drop(outlet);
+    let again = attach(&hub, Some(&known));
+    assert_eq!(again.continuity, Continuity::Resumed { replayed: 1 });
+    let mut outlet = again.outlet;
+    let mut tab = Decoder::new();
+    let (events, _) = read(&mut outlet, &mut tab);
+    let data: Vec<&str> = events.iter().map(|(_, d)| d.as_str()).collect();
+    assert!(
+        data.ends_with(&["next"]) && !data.contains(&"while away"),
+        "{data:?}"
+    );
+}
+
+#[test]
+fn without_resume_mode_a_known_event_is_left_alone() {
+    let hub = Hub::builder()
+        .keep_alive(None)
+        .relay(RelayConfig::default())
+        .build();
+    let a = attach(&hub, None);
+    let mut outlet = a.outlet;
+    let _ = drain(&mut outlet, Instant::now());
+    let event = Event::new().data("x").encode();
+    assert_eq!(hub.deliver_known(5, &Recipient::All, event), 0);
+    assert_eq!(drain(&mut outlet, Instant::now()).0, Poll::Pending);
+}
+
+#[test]
 fn a_reconnect_gets_what_was_delivered_while_away() {
     let hub = relayed(RelayConfig::default());
     let a = attach(&hub, None);
