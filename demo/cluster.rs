@@ -8,7 +8,7 @@
 //! marked in Redis once it is back), of any other 503; a broadcast reaches this node's tabs
 //! and answers 503; `GET /sessions` answers 503. A 503 is not an acknowledgement, and not a
 //! promise: a command that reached a frozen Redis and was answered too late still takes
-//! effect when it thaws.
+//! effect when it thaws, once (a send delivered here at once is not delivered again).
 
 use std::future::Future;
 use std::time::Duration;

@@ -25,6 +25,7 @@ use redis::Value;
 use sse_proto::{Frame, Hub, Recipient, Relayed, SessionId, WeakHub};
 
 use crate::engine::{Change, RedisEngine, lock, now_ms, reader_config};
+use crate::once::Attempt;
 use crate::reply::{self, Entry};
 
 /// Most items kept for Redis while it is away; past this the oldest are dropped.
@@ -141,14 +142,22 @@ impl RedisEngine {
                 .field(b"f")
                 .and_then(|f| Frame::from_encoded(Bytes::copy_from_slice(f)).ok())
         };
+        // A send or broadcast this node delivered itself while Redis was away (an attempt
+        // that Redis applied late, or the broadcast's retry marked as done here): its
+        // number only moves the positions on.
+        let here = entry.field(b"m").is_some_and(|mid| {
+            let mut here = lock(&self.shared.delivered_here);
+            !here.is_empty() && here.take(mid)
+        });
         if broadcast {
-            // This node delivered it itself while Redis was away.
             let ours = entry.field(b"o") == Some(self.shared.config.node.as_bytes());
-            if ours && entry.field(b"d") == Some(b"1") {
-                return;
-            }
+            let done_here = here || (ours && entry.field(b"d") == Some(b"1"));
             if let Some(frame) = frame() {
-                hub.deliver(entry.seq, &Recipient::All, frame);
+                if done_here {
+                    hub.deliver_known(entry.seq, &Recipient::All, frame);
+                } else {
+                    hub.deliver(entry.seq, &Recipient::All, frame);
+                }
             }
             return;
         }
@@ -161,7 +170,12 @@ impl RedisEngine {
         match entry.field(b"t") {
             Some(b"e") => {
                 if let Some(frame) = frame() {
-                    hub.deliver(entry.seq, &Recipient::Session(id), frame);
+                    let to = Recipient::Session(id);
+                    if here {
+                        hub.deliver_known(entry.seq, &to, frame);
+                    } else {
+                        hub.deliver(entry.seq, &to, frame);
+                    }
                 }
             }
             Some(b"c") => {
@@ -204,7 +218,10 @@ impl RedisEngine {
                     &mut taken,
                 );
             }
-            pending.extend(taken.drain(..).map(Pending::Relayed));
+            pending.extend(taken.drain(..).map(|item| Pending {
+                item: Item::Relayed(item),
+                attempt: self.shared.messages.attempt(),
+            }));
             while pending.len() > MAX_PENDING {
                 pending.pop_front();
             }
@@ -230,43 +247,51 @@ impl RedisEngine {
         }
     }
 
-    /// Sends one item to Redis; gives it back when Redis is away (after delivering to this
-    /// node's own connections what cannot wait).
-    async fn forward(&self, hub: &Hub, item: Pending) -> Result<(), Pending> {
+    /// Sends one item to Redis; gives it back, as a retry, when Redis is away (after
+    /// delivering to this node's own connections what cannot wait).
+    async fn forward(&self, hub: &Hub, pending: Pending) -> Result<(), Pending> {
+        let Pending { item, attempt } = pending;
+        let again = |item| Pending {
+            item,
+            attempt: attempt.clone().again(),
+        };
         match item {
-            Pending::Relayed(Relayed::Event {
+            Item::Relayed(Relayed::Event {
                 to: Recipient::Session(id),
                 frame,
             }) => {
                 let local = hub.session(id.as_str()).is_some();
-                match self.send_to(hub, id.as_str(), frame.clone()).await {
+                match self
+                    .send_attempt(hub, id.as_str(), frame.clone(), &attempt)
+                    .await
+                {
                     // Delivered here without Redis (local), or known nowhere: done.
                     Ok(()) | Err(sse_proto::Error::NotConnected) => Ok(()),
                     Err(_) if local => Ok(()),
-                    Err(_) => Err(Pending::Relayed(Relayed::Event {
+                    Err(_) => Err(again(Item::Relayed(Relayed::Event {
                         to: Recipient::Session(id),
                         frame,
-                    })),
+                    }))),
                 }
             }
-            Pending::Relayed(Relayed::Event {
+            Item::Relayed(Relayed::Event {
                 to: Recipient::All,
                 frame,
-            }) => match self.publish(&frame, false).await {
+            }) => match self.publish(&frame, false, &attempt).await {
                 Ok(_) => Ok(()),
                 Err(()) => {
                     // This node's tabs get it now; the others once Redis is back.
-                    hub.deliver_unsequenced(&Recipient::All, frame.clone());
-                    Err(Pending::DeliveredHere(frame))
+                    self.deliver_here(hub, &attempt, frame.clone());
+                    Err(again(Item::DeliveredHere(frame)))
                 }
             },
-            Pending::DeliveredHere(frame) => match self.publish(&frame, true).await {
+            Item::DeliveredHere(frame) => match self.publish(&frame, true, &attempt).await {
                 Ok(_) => Ok(()),
-                Err(()) => Err(Pending::DeliveredHere(frame)),
+                Err(()) => Err(again(Item::DeliveredHere(frame))),
             },
-            Pending::Relayed(Relayed::Closed { id }) => match self.close(id.as_str()).await {
+            Item::Relayed(Relayed::Closed { id }) => match self.close(id.as_str()).await {
                 Ok(_) => Ok(()),
-                Err(_) => Err(Pending::Relayed(Relayed::Closed { id })),
+                Err(_) => Err(again(Item::Relayed(Relayed::Closed { id }))),
             },
         }
     }
@@ -396,8 +421,13 @@ impl RedisEngine {
     }
 }
 
-/// An item waiting for Redis.
-enum Pending {
+/// An item waiting for Redis, and the attempt that sends it.
+struct Pending {
+    item: Item,
+    attempt: Attempt,
+}
+
+enum Item {
     Relayed(Relayed),
     /// A broadcast this node already delivered to its own connections.
     DeliveredHere(Frame),

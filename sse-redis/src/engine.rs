@@ -15,6 +15,7 @@ use sse_proto::{
     LogBounds, Logged, MemoryHistory, Offer, RelayConfig, ResumeConfig, SessionEvent, SessionId,
 };
 
+use crate::once::{Attempt, DONE_TTL, DeliveredHere, MessageIds};
 use crate::reply::{self, Entry};
 use crate::scripts::{self, Keys};
 
@@ -90,6 +91,10 @@ pub(crate) struct Shared {
     /// Where the reader starts: the sequence number when the engine connected, so that
     /// nothing sent after [`RedisEngine::connect`] returned is missed.
     pub(crate) read_from: Mutex<Option<u64>>,
+    /// The ids of this engine's sends and broadcasts.
+    pub(crate) messages: MessageIds,
+    /// What this node delivered to its own connections while Redis was away.
+    pub(crate) delivered_here: Mutex<DeliveredHere>,
 }
 
 pub(crate) struct Scripts {
@@ -175,6 +180,8 @@ impl RedisEngine {
                     claim: scripts::claim(),
                 },
                 read_from: Mutex::new(Some(seq.unwrap_or(0))),
+                messages: MessageIds::new(random_u64()),
+                delivered_here: Mutex::new(DeliveredHere::default()),
             }),
         })
     }
@@ -285,6 +292,18 @@ impl RedisEngine {
     /// away, a session this hub serves still gets it (without a position: its log records a
     /// gap); any other fails with [`Error::Unavailable`].
     pub async fn send_to(&self, hub: &Hub, id: &str, frame: Frame) -> Result<(), Error> {
+        let attempt = self.shared.messages.attempt();
+        self.send_attempt(hub, id, frame, &attempt).await
+    }
+
+    /// One attempt at [`send_to`](Self::send_to).
+    pub(crate) async fn send_attempt(
+        &self,
+        hub: &Hub,
+        id: &str,
+        frame: Frame,
+        attempt: &Attempt,
+    ) -> Result<(), Error> {
         let shared = &self.shared;
         let keys = &shared.keys;
         let mut invocation = shared.scripts.send.prepare_invoke();
@@ -292,12 +311,16 @@ impl RedisEngine {
             .key(keys.owner(id))
             .key(keys.seq())
             .key(keys.log(id))
+            .key(keys.done(&attempt.mid))
             .arg(&keys.prefix)
             .arg(id)
             .arg(frame.to_bytes().as_ref())
             .arg(lock(&shared.bounds).max_events)
             .arg(shared.config.stream_max)
-            .arg(millis(shared.owner_ttl(false)));
+            .arg(millis(shared.owner_ttl(false)))
+            .arg(&attempt.mid)
+            .arg(if attempt.retry { "1" } else { "0" })
+            .arg(millis(DONE_TTL));
         let mut conn = shared.conn.clone();
         match invocation.invoke_async::<i64>(&mut conn).await {
             Ok(-1) => Err(Error::NotConnected),
@@ -310,6 +333,8 @@ impl RedisEngine {
                 let id = SessionId::parse(id.as_bytes(), sse_proto::DEFAULT_MAX_ID_LEN)
                     .map_err(|_| Error::NotConnected)?;
                 if hub.session(id.as_str()).is_some() {
+                    // Redis may still apply it: its reader then only moves the position.
+                    lock(&shared.delivered_here).insert(&attempt.mid);
                     hub.deliver_unsequenced(&sse_proto::Recipient::Session(id), frame);
                     Ok(())
                 } else {
@@ -325,17 +350,30 @@ impl RedisEngine {
     /// the other nodes never get it (retrying sends it here again). To have it sent on once
     /// Redis is back, use [`Hub::broadcast`] instead, which queues it for the relay.
     pub async fn broadcast(&self, hub: &Hub, frame: Frame) -> Result<usize, Error> {
-        match self.publish(&frame, false).await {
+        let attempt = self.shared.messages.attempt();
+        match self.publish(&frame, false, &attempt).await {
             Ok(count) => Ok(count),
             Err(()) => {
-                hub.deliver_unsequenced(&sse_proto::Recipient::All, frame);
+                self.deliver_here(hub, &attempt, frame);
                 Err(Error::Unavailable)
             }
         }
     }
 
+    /// With Redis away: delivers a broadcast to this node's connections without a position,
+    /// remembering it in case Redis applies the attempt later.
+    pub(crate) fn deliver_here(&self, hub: &Hub, attempt: &Attempt, frame: Frame) {
+        lock(&self.shared.delivered_here).insert(&attempt.mid);
+        hub.deliver_unsequenced(&sse_proto::Recipient::All, frame);
+    }
+
     /// Logs a broadcast in Redis; `local_done` when this node delivered it itself already.
-    pub(crate) async fn publish(&self, frame: &Frame, local_done: bool) -> Result<usize, ()> {
+    pub(crate) async fn publish(
+        &self,
+        frame: &Frame,
+        local_done: bool,
+        attempt: &Attempt,
+    ) -> Result<usize, ()> {
         let shared = &self.shared;
         let keys = &shared.keys;
         let mut invocation = shared.scripts.broadcast.prepare_invoke();
@@ -343,11 +381,15 @@ impl RedisEngine {
             .key(keys.seq())
             .key(keys.bcast())
             .key(keys.all())
+            .key(keys.done(&attempt.mid))
             .arg(frame.to_bytes().as_ref())
             .arg(shared.config.stream_max)
             .arg(&shared.config.node)
             .arg(if local_done { "1" } else { "0" })
-            .arg(now_ms());
+            .arg(now_ms())
+            .arg(&attempt.mid)
+            .arg(if attempt.retry { "1" } else { "0" })
+            .arg(millis(DONE_TTL));
         let mut conn = shared.conn.clone();
         match invocation.invoke_async::<Value>(&mut conn).await {
             Ok(v) => {

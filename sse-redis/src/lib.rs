@@ -49,12 +49,20 @@
 //! acknowledged is lost. A Redis restarted empty starts a new epoch: positions of the old one
 //! are gaps.
 //!
+//! A command that timed out may still be applied: a frozen Redis applies it when it wakes.
+//! It is applied once all the same. Every send and broadcast carries a message id; a retry
+//! finds an earlier attempt among the newest 1 000 entries of its stream, and what this
+//! node delivered itself while Redis was away (the last 4 096 messages) only moves its
+//! connections' positions on when Redis numbers it
+//! ([`Hub::deliver_known`](sse_proto::Hub::deliver_known)).
+//!
 //! # Feature flags
 //!
 #![doc = document_features::document_features!()]
 
 mod driver;
 mod engine;
+mod once;
 mod reply;
 mod scripts;
 

@@ -4,9 +4,10 @@
 //! |---|---|---|
 //! | `<p>epoch` | string | the store's epoch; a Redis restarted empty gets another |
 //! | `<p>seq` | string (counter) | the one sequence every logged event, delivery and close is numbered in |
-//! | `<p>bcast` | stream, ids `<seq>-0` | broadcasts (field `f`: the frame; `o`: origin node; `d`: `1` when the origin delivered it itself) |
-//! | `<p>log:<id>` | stream, ids `<seq>-0` | what was sent to one session (`f`), for replay; trimmed by count (`MAXLEN ~`), never by time, and expiring a grace after its last entry |
-//! | `<p>node:<node>` | stream, ids `<seq>-0` | deliveries to the sessions a node serves: `t` = `e` (event, `s` id, `f` frame), `c` (close) or `d` (drop) |
+//! | `<p>bcast` | stream, ids `<seq>-0` | broadcasts (field `f`: the frame; `o`: origin node; `d`: `1` when the origin delivered it itself; `m`: message id) |
+//! | `<p>log:<id>` | stream, ids `<seq>-0` | what was sent to one session (`f`, and `m`), for replay; trimmed by count (`MAXLEN ~`), never by time, and expiring a grace after its last entry |
+//! | `<p>node:<node>` | stream, ids `<seq>-0` | deliveries to the sessions a node serves: `t` = `e` (event, `s` id, `f` frame, `m` message id), `c` (close) or `d` (drop) |
+//! | `<p>done:<mid>` | string with a TTL | a send or broadcast tried again was numbered this (see [`crate::once`]) |
 //! | `<p>owner:<id>` | string with a TTL | the node serving (or last serving) the session; refreshed while attached, a grace once detached |
 //! | `<p>closed:<id>` | string with a TTL | the id was closed: its reconnect gets 204 |
 //! | `<p>live` | sorted set | ids with a live connection, scored by when the mark expires (ms since the Unix epoch) |
@@ -19,41 +20,75 @@
 use redis::Script;
 
 /// Sends to one session: `nil`-safe when it does not exist (returns -1), else logs the frame
-/// and hands it to the owner node's stream; returns the sequence number.
+/// and hands it to the owner node's stream; returns the sequence number. A message already
+/// numbered (an earlier attempt of it, applied late) is not numbered again: its number is
+/// returned (see [`crate::once`]).
 ///
-/// KEYS: owner, seq, log. ARGV: prefix, id, frame, log max entries, node stream max entries,
-/// log TTL (ms).
+/// KEYS: owner, seq, log, done mark. ARGV: prefix, id, frame, log max entries, node stream
+/// max entries, log TTL (ms), message id, `1` for a retry, done mark TTL (ms).
 pub(crate) fn send() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
 local owner = redis.call('GET', KEYS[1])
 if not owner then return -1 end
+{ONCE}
+local found = numbered_before(KEYS[4], KEYS[3], ARGV[7], ARGV[8], ARGV[9])
+if found then return found end
 local seq = redis.call('INCR', KEYS[2])
 local id = seq .. '-0'
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'f', ARGV[3])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'f', ARGV[3], 'm', ARGV[7])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
 redis.call('XADD', ARGV[1] .. 'node:' .. owner, 'MAXLEN', '~', ARGV[5], id,
-  't', 'e', 's', ARGV[2], 'f', ARGV[3])
+  't', 'e', 's', ARGV[2], 'f', ARGV[3], 'm', ARGV[7])
+if ARGV[8] == '1' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[9]) end
 return seq
-",
-    )
+"
+    ))
 }
 
 /// Broadcasts: logs the frame in the broadcast stream; returns the sequence number and how
-/// many sessions there are (attached or detached).
+/// many sessions there are (attached or detached). A message already numbered is not
+/// numbered again (see [`send`]).
 ///
-/// KEYS: seq, bcast, all. ARGV: frame, max entries, origin node, `1` when the origin
-/// delivered it itself, now (ms).
+/// KEYS: seq, bcast, all, done mark. ARGV: frame, max entries, origin node, `1` when the
+/// origin delivered it itself, now (ms), message id, `1` for a retry, done mark TTL (ms).
 pub(crate) fn broadcast() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
-local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0',
-  'f', ARGV[1], 'o', ARGV[3], 'd', ARGV[4])
-return {seq, redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf')}
-",
-    )
+{ONCE}
+local seq = numbered_before(KEYS[4], KEYS[2], ARGV[6], ARGV[7], ARGV[8])
+if not seq then
+  seq = redis.call('INCR', KEYS[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0',
+    'f', ARGV[1], 'o', ARGV[3], 'd', ARGV[4], 'm', ARGV[6])
+  if ARGV[7] == '1' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[8]) end
+end
+return {{seq, redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf')}}
+"
+    ))
 }
+
+/// The number an earlier attempt of a message got, if it was applied: the done mark a retry
+/// left, or (for a retry) the message id among the newest entries of the stream it goes to,
+/// whose mark the retry then leaves, for an earlier attempt applied after it.
+const ONCE: &str = r"
+local function numbered_before(mark, stream, mid, retry, ttl)
+  local done = redis.call('GET', mark)
+  if done then return tonumber(done) end
+  if retry ~= '1' then return nil end
+  for _, e in ipairs(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1000)) do
+    local f = e[2]
+    for i = 1, #f - 1, 2 do
+      if f[i] == 'm' and f[i + 1] == mid then
+        local seq = tonumber(string.match(e[1], '^%d+'))
+        redis.call('SET', mark, seq, 'PX', ttl)
+        return seq
+      end
+    end
+  end
+  return nil
+end
+";
 
 /// Closes (`c`, marking the id) or drops (`d`) a session: tells its owner node. Returns 1 when
 /// the session exists.
@@ -141,5 +176,8 @@ impl Keys {
     }
     pub(crate) fn closed(&self, id: &str) -> String {
         format!("{}closed:{id}", self.prefix)
+    }
+    pub(crate) fn done(&self, mid: &str) -> String {
+        format!("{}done:{mid}", self.prefix)
     }
 }

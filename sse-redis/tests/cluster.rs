@@ -279,3 +279,71 @@ async fn redis_away_then_back_loses_nothing_acknowledged() {
     stale.connect(&b.hub, &b.engine).await.unwrap();
     assert_eq!(stale.continuity, Some(Continuity::Resumed { replayed: 0 }));
 }
+
+#[tokio::test]
+async fn what_a_redis_frozen_briefly_applies_late_is_delivered_once() {
+    // Each first attempt times out, and Redis applies it when it wakes.
+    delivered_once_through_a_freeze(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn what_a_redis_frozen_long_applies_is_delivered_once() {
+    // The relays try again and again; whichever attempt Redis applies, it is numbered once.
+    delivered_once_through_a_freeze(Duration::from_millis(1500)).await;
+}
+
+async fn delivered_once_through_a_freeze(freeze: Duration) {
+    let redis = RedisServer::start().unwrap();
+    let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
+    let (mut on_a, mut on_b) = (Tab::new(), Tab::new());
+    on_a.connect(&a.hub, &a.engine).await.unwrap();
+    on_b.connect(&b.hub, &b.engine).await.unwrap();
+    assert!(until(async || b.engine.sessions().await.unwrap().len() == 2).await);
+    // Redis knows both scripts (a late EVALSHA of an unknown one would be refused).
+    b.engine
+        .send_to(&b.hub, &on_a.id, frame("warm"))
+        .await
+        .unwrap();
+    a.engine.broadcast(&a.hub, frame("warm all")).await.unwrap();
+    assert!(on_a.wait_for(2).await && on_b.wait_for(1).await);
+    on_a.events.clear();
+    on_b.events.clear();
+
+    // Frozen, not gone: every command times out, and is applied once Redis wakes.
+    redis.pause().unwrap();
+    // A's own tab gets A's send and A's broadcast at once, without a position.
+    a.hub.session(&on_a.id).unwrap().send("local").unwrap();
+    a.hub.broadcast(&Event::new().data("to all"));
+    assert!(on_a.wait_for(2).await, "{:?}", on_a.events);
+    // B's send to A's tab is tried again and again while Redis sleeps, as is A's
+    // broadcast (for B's tab).
+    b.hub
+        .send_to(&on_a.id, &Event::new().data("from b"))
+        .unwrap();
+    tokio::time::sleep(freeze).await;
+    redis.resume().unwrap();
+
+    // Behind each of them in its node's relay, one more: by the time they arrive, whatever
+    // was numbered before them (every late attempt, every retry) has been delivered.
+    b.hub.send_to(&on_a.id, &Event::new().data("end")).unwrap();
+    a.hub.broadcast(&Event::new().data("end all"));
+    assert!(on_a.wait_for(5).await, "{:?}", on_a.events);
+    assert!(on_b.wait_for(2).await, "{:?}", on_b.events);
+    // The two relays are not in step: what each sends comes in its own order.
+    let mut later = on_a.data()[2..].to_vec();
+    later.sort_unstable();
+    assert_eq!(on_a.data()[..2], ["local", "to all"]);
+    assert_eq!(later, ["end", "end all", "from b"]);
+    assert_eq!(on_b.data(), ["to all", "end all"]);
+    // Nothing else comes (a duplicate would have been numbered before the last of these).
+    let _ = b.engine.send_to(&b.hub, &on_a.id, frame("last")).await;
+    assert!(on_a.wait_for(6).await);
+    assert_eq!(on_a.events.len(), 6, "{:?}", on_a.events);
+
+    // A's tab is up to date: its position moved past what it had got without one.
+    on_a.drop_connection();
+    let mut back = Tab::new();
+    back.decoder = std::mem::take(&mut on_a.decoder);
+    back.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(back.continuity, Some(Continuity::Resumed { replayed: 0 }));
+}

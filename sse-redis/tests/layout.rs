@@ -112,6 +112,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
         "entries are numbered by the one sequence"
     );
     assert_eq!(log[0].1[0], ("f".to_owned(), b"data: one\n\n".to_vec()));
+    assert_eq!(log[0].1[1].0, "m", "the message id, for retries");
     let log_ttl: i64 = r.pttl(format!("sse:log:{}", tab.id)).await.unwrap();
     assert!(log_ttl > 0, "a log expires a grace after its last entry");
     let routed: Entries<Vec<u8>> = redis::cmd("XRANGE")
@@ -124,7 +125,8 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     assert_eq!(routed.len(), 1);
     assert_eq!(routed[0].0, format!("{seq}-0"));
     let fields: Vec<&str> = routed[0].1.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(fields, ["t", "s", "f"]);
+    assert_eq!(fields, ["t", "s", "f", "m"]);
+    assert_eq!(routed[0].1[3], log[0].1[1], "the same message id");
     assert!(tab.wait_for(1).await);
 
     // A broadcast: one entry, with its origin; the count is every session.
@@ -139,7 +141,11 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].1[1], ("o".to_owned(), "n1".to_owned()));
     assert_eq!(b[0].1[2], ("d".to_owned(), "0".to_owned()));
+    assert_eq!(b[0].1[3].0, "m");
     assert!(tab.wait_for(2).await);
+    // A first attempt leaves no mark behind (only retries do, for a while).
+    let marks: Vec<String> = r.keys("sse:done:*").await.unwrap();
+    assert!(marks.is_empty(), "{marks:?}");
 }
 
 #[tokio::test]
