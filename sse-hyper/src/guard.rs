@@ -384,19 +384,28 @@ mod tests {
     use super::*;
     use crate::{EventStream, Hub, Outcome, Session};
 
-    /// A transport with nothing to read whose writes go through while `writable`.
+    /// A transport that reads what was put in `incoming` (and waits when there is nothing)
+    /// and whose writes go through while `writable`.
     #[derive(Debug, Default)]
     struct Fake {
         writable: AtomicBool,
+        incoming: std::sync::Mutex<Vec<u8>>,
     }
 
     impl AsyncRead for Fake {
         fn poll_read(
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
-            _: &mut ReadBuf<'_>,
+            buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
-            Poll::Pending
+            let mut incoming = self.incoming.lock().unwrap();
+            if incoming.is_empty() {
+                return Poll::Pending;
+            }
+            let n = incoming.len().min(buf.remaining());
+            buf.put_slice(&incoming[..n]);
+            incoming.drain(..n);
+            Poll::Ready(Ok(()))
         }
     }
 
@@ -474,6 +483,32 @@ mod tests {
         overflow(&session);
         assert!(is_cut_off(read(&mut io)));
         assert!(is_cut_off(write(&mut io, false)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_next_request_is_read_once_an_http1_stream_is_over() {
+        let hub = hub();
+        let mut io = Watch::new().guard(Fake::default());
+        let (_session, body) = accept(&hub, &io, http::Version::HTTP_11);
+        io.get_ref().incoming.lock().unwrap().extend(b"stray");
+        let mut buf = [0u8; 16];
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut read_buf = ReadBuf::new(&mut buf);
+        assert!(
+            Pin::new(&mut io)
+                .poll_read(&mut cx, &mut read_buf)
+                .is_pending()
+        );
+        assert!(
+            read_buf.filled().is_empty(),
+            "discarded while the stream is open"
+        );
+        // hyper drops the body of a stream that is over, and reads the next request.
+        drop(body);
+        io.get_ref().incoming.lock().unwrap().extend(b"GET /next");
+        let poll = Pin::new(&mut io).poll_read(&mut cx, &mut read_buf);
+        assert!(matches!(poll, Poll::Ready(Ok(()))));
+        assert_eq!(read_buf.filled(), b"GET /next");
     }
 
     #[tokio::test(start_paused = true)]
