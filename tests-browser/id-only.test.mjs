@@ -21,7 +21,7 @@ after(async () => {
 });
 
 /** A server on a free loopback port: `/` is a blank page, `/events` answers with `streams` in turn (then 204). */
-async function startServer(t, streams) {
+async function startServer(streams) {
   const requests = [];
   const server = http.createServer((req, res) => {
     if (req.url !== '/events') {
@@ -40,18 +40,23 @@ async function startServer(t, streams) {
     res.end(body);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise((resolve) => server.close(resolve)));
-  return { base: `http://127.0.0.1:${server.address().port}`, requests };
+  return { server, base: `http://127.0.0.1:${server.address().port}`, requests };
 }
 
 test('an id-only block moves the last event id, dispatches nothing, and the reconnect offers it', { timeout: TIMEOUT }, async (t) => {
-  const { base, requests } = await startServer(t, [
+  const { server, base, requests } = await startServer([
     // As the hub writes them: an event with its position, then a position alone.
     'retry: 100\n\nid: tab~e.1\ndata: first\n\nid: tab~e.2\n\n',
   ]);
   const context = await browser.newContext();
-  t.after(() => context.close());
+  // The browser first, then the server, without waiting for its idle keep-alive connections.
+  t.after(async () => {
+    await context.close();
+    server.closeAllConnections();
+    server.close();
+  });
   const page = await context.newPage();
+  page.setDefaultTimeout(5_000);
   await page.goto(`${base}/`);
   await page.evaluate(() => {
     const log = [];
