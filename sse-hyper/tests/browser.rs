@@ -140,6 +140,17 @@ fn demo_in_chromium_and_node_eventsource() {
             break Some(status);
         }
         if started.elapsed() > NODE_DEADLINE {
+            // What is still running under node (a test file's process, a browser), for the
+            // report: a hang says little by itself.
+            if let Ok(ps) = Command::new("ps")
+                .args(["-eo", "pid,ppid,etime,args", "--forest"])
+                .output()
+            {
+                eprintln!(
+                    "node --test is past its deadline; processes:\n{}",
+                    String::from_utf8_lossy(&ps.stdout)
+                );
+            }
             let _ = child.kill();
             let _ = child.wait();
             break None;
