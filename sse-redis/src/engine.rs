@@ -291,6 +291,11 @@ impl RedisEngine {
     /// still resumable). Fails with [`Error::NotConnected`] when no node knows it. With Redis
     /// away, a session this hub serves still gets it (without a position: its log records a
     /// gap); any other fails with [`Error::Unavailable`].
+    ///
+    /// [`Error::Unavailable`] after a timeout says that Redis did not answer in time, not
+    /// that nothing happened: a frozen Redis applies the command when it wakes. It is applied
+    /// once all the same, and a session that got it here only has its position moved on (see
+    /// the crate docs).
     pub async fn send_to(&self, hub: &Hub, id: &str, frame: Frame) -> Result<(), Error> {
         let attempt = self.shared.messages.attempt();
         self.send_attempt(hub, id, frame, &attempt).await
@@ -347,8 +352,10 @@ impl RedisEngine {
     /// Broadcasts `frame` to every session on every node; returns how many sessions there
     /// are (attached or detached). With Redis away it reaches this hub's attached sessions
     /// without a position (their logs record a gap) and fails with [`Error::Unavailable`]:
-    /// the other nodes never get it (retrying sends it here again). To have it sent on once
-    /// Redis is back, use [`Hub::broadcast`] instead, which queues it for the relay.
+    /// the other nodes get it only if Redis, frozen rather than gone, applies the command
+    /// when it wakes (this hub's sessions then only have their positions moved on), and
+    /// calling this again sends a new broadcast. To have it sent on once Redis is back, use
+    /// [`Hub::broadcast`] instead, which queues it for the relay.
     pub async fn broadcast(&self, hub: &Hub, frame: Frame) -> Result<usize, Error> {
         let attempt = self.shared.messages.attempt();
         match self.publish(&frame, false, &attempt).await {
