@@ -1,4 +1,5 @@
-//! [`RedisEngine`]: the connection to Redis, and what an application asks of it.
+//! [`RedisEngine`]: the connection to Redis, the hub it prepares, and the answers to a
+//! handshake's lookups; its commands to the sessions of every node are in `commands.rs`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,11 +12,11 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{AsyncConnectionConfig, Client, Value};
 use sse_proto::{
-    Answers, Claimed, ClosedPolicy, Error, Frame, GapReason, Hub, HubBuilder, IdGenerator,
-    LogBounds, Logged, MemoryHistory, Offer, RelayConfig, ResumeConfig, SessionEvent, SessionId,
+    Answers, Claimed, ClosedPolicy, Frame, GapReason, Hub, HubBuilder, IdGenerator, LogBounds,
+    Logged, MemoryHistory, Offer, RelayConfig, ResumeConfig, SessionEvent, SessionId,
 };
 
-use crate::once::{Attempt, DONE_TTL, DeliveredHere, MessageIds};
+use crate::once::{DeliveredHere, MessageIds};
 use crate::reply::{self, Entry};
 use crate::scripts::{self, Keys};
 
@@ -68,8 +69,8 @@ impl RedisConfig {
 ///
 /// When Redis is away, this node keeps serving its own connections: sends to them are
 /// delivered without a position (their logs record a gap), sends that need Redis fail with
-/// [`Error::Unavailable`], and new streams are decided from the hub's own stores. Everything
-/// queued for Redis is sent once it is back.
+/// [`Error::Unavailable`](sse_proto::Error::Unavailable), and new streams are decided from
+/// the hub's own stores. Everything queued for Redis is sent once it is back.
 #[derive(Clone)]
 pub struct RedisEngine {
     pub(crate) shared: Arc<Shared>,
@@ -141,7 +142,7 @@ fn random_u64() -> u64 {
     u64::from_le_bytes([id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]])
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -285,183 +286,6 @@ impl RedisEngine {
             closed: false,
             history,
         }
-    }
-
-    /// Sends `frame` to one session on whichever node serves it (attached, or detached and
-    /// still resumable). Fails with [`Error::NotConnected`] when no node knows it. With Redis
-    /// away, a session this hub serves still gets it (without a position: its log records a
-    /// gap); any other fails with [`Error::Unavailable`].
-    ///
-    /// [`Error::Unavailable`] after a timeout says that Redis did not answer in time, not
-    /// that nothing happened: a frozen Redis applies the command when it wakes. It is applied
-    /// once all the same, and a session that got it here only has its position moved on (see
-    /// the crate docs).
-    pub async fn send_to(&self, hub: &Hub, id: &str, frame: Frame) -> Result<(), Error> {
-        let attempt = self.shared.messages.attempt();
-        self.send_attempt(hub, id, frame, &attempt).await
-    }
-
-    /// One attempt at [`send_to`](Self::send_to).
-    pub(crate) async fn send_attempt(
-        &self,
-        hub: &Hub,
-        id: &str,
-        frame: Frame,
-        attempt: &Attempt,
-    ) -> Result<(), Error> {
-        let shared = &self.shared;
-        let keys = &shared.keys;
-        let mut invocation = shared.scripts.send.prepare_invoke();
-        invocation
-            .key(keys.owner(id))
-            .key(keys.seq())
-            .key(keys.log(id))
-            .key(keys.done(&attempt.mid))
-            .arg(&keys.prefix)
-            .arg(id)
-            .arg(frame.to_bytes().as_ref())
-            .arg(lock(&shared.bounds).max_events)
-            .arg(shared.config.stream_max)
-            .arg(millis(shared.owner_ttl(false)))
-            .arg(&attempt.mid)
-            .arg(if attempt.retry { "1" } else { "0" })
-            .arg(millis(DONE_TTL));
-        let mut conn = shared.conn.clone();
-        match invocation.invoke_async::<i64>(&mut conn).await {
-            Ok(-1) => Err(Error::NotConnected),
-            Ok(_) => {
-                shared.set_up(true);
-                Ok(())
-            }
-            Err(_) => {
-                shared.set_up(false);
-                let id = SessionId::parse(id.as_bytes(), sse_proto::DEFAULT_MAX_ID_LEN)
-                    .map_err(|_| Error::NotConnected)?;
-                if hub.session(id.as_str()).is_some() {
-                    // Redis may still apply it: its reader then only moves the position.
-                    lock(&shared.delivered_here).insert(&attempt.mid);
-                    hub.deliver_unsequenced(&sse_proto::Recipient::Session(id), frame);
-                    Ok(())
-                } else {
-                    Err(Error::Unavailable)
-                }
-            }
-        }
-    }
-
-    /// Broadcasts `frame` to every session on every node; returns how many sessions there
-    /// are (attached or detached). With Redis away it reaches this hub's attached sessions
-    /// without a position (their logs record a gap) and fails with [`Error::Unavailable`]:
-    /// the other nodes get it only if Redis, frozen rather than gone, applies the command
-    /// when it wakes (this hub's sessions then only have their positions moved on), and
-    /// calling this again sends a new broadcast. To have it sent on once Redis is back, use
-    /// [`Hub::broadcast`] instead, which queues it for the relay.
-    pub async fn broadcast(&self, hub: &Hub, frame: Frame) -> Result<usize, Error> {
-        let attempt = self.shared.messages.attempt();
-        match self.publish(&frame, false, &attempt).await {
-            Ok(count) => Ok(count),
-            Err(()) => {
-                self.deliver_here(hub, &attempt, frame);
-                Err(Error::Unavailable)
-            }
-        }
-    }
-
-    /// With Redis away: delivers a broadcast to this node's connections without a position,
-    /// remembering it in case Redis applies the attempt later.
-    pub(crate) fn deliver_here(&self, hub: &Hub, attempt: &Attempt, frame: Frame) {
-        lock(&self.shared.delivered_here).insert(&attempt.mid);
-        hub.deliver_unsequenced(&sse_proto::Recipient::All, frame);
-    }
-
-    /// Logs a broadcast in Redis; `local_done` when this node delivered it itself already.
-    pub(crate) async fn publish(
-        &self,
-        frame: &Frame,
-        local_done: bool,
-        attempt: &Attempt,
-    ) -> Result<usize, ()> {
-        let shared = &self.shared;
-        let keys = &shared.keys;
-        let mut invocation = shared.scripts.broadcast.prepare_invoke();
-        invocation
-            .key(keys.seq())
-            .key(keys.bcast())
-            .key(keys.all())
-            .key(keys.done(&attempt.mid))
-            .arg(frame.to_bytes().as_ref())
-            .arg(shared.config.stream_max)
-            .arg(&shared.config.node)
-            .arg(if local_done { "1" } else { "0" })
-            .arg(now_ms())
-            .arg(&attempt.mid)
-            .arg(if attempt.retry { "1" } else { "0" })
-            .arg(millis(DONE_TTL));
-        let mut conn = shared.conn.clone();
-        match invocation.invoke_async::<Value>(&mut conn).await {
-            Ok(v) => {
-                shared.set_up(true);
-                let count = reply::array(&v).get(1).and_then(reply::int).unwrap_or(0);
-                Ok(usize::try_from(count).unwrap_or(0))
-            }
-            Err(_) => {
-                shared.set_up(false);
-                Err(())
-            }
-        }
-    }
-
-    /// Closes a session on whichever node serves it: its id is marked (a reconnect to any
-    /// node gets 204) and its stream ends. Returns whether a node knew it.
-    pub async fn close(&self, id: &str) -> Result<bool, Error> {
-        self.end(id, "c").await
-    }
-
-    /// Ends a session's stream without closing it, on whichever node serves it (its tab
-    /// reconnects). Returns whether a node knew it.
-    pub async fn drop_stream(&self, id: &str) -> Result<bool, Error> {
-        self.end(id, "d").await
-    }
-
-    async fn end(&self, id: &str, kind: &str) -> Result<bool, Error> {
-        let shared = &self.shared;
-        let keys = &shared.keys;
-        let mut invocation = shared.scripts.end.prepare_invoke();
-        invocation
-            .key(keys.owner(id))
-            .key(keys.closed(id))
-            .key(keys.seq())
-            .arg(&keys.prefix)
-            .arg(id)
-            .arg(millis(shared.config.closed_ttl))
-            .arg(kind)
-            .arg(shared.config.stream_max);
-        let mut conn = shared.conn.clone();
-        match invocation.invoke_async::<i64>(&mut conn).await {
-            Ok(n) => {
-                shared.set_up(true);
-                Ok(n == 1)
-            }
-            Err(_) => {
-                shared.set_up(false);
-                Err(Error::Unavailable)
-            }
-        }
-    }
-
-    /// The ids with a live connection, on every node.
-    pub async fn sessions(&self) -> Result<Vec<String>, Error> {
-        let mut conn = self.shared.conn.clone();
-        let reply: Result<Vec<String>, _> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.shared.keys.live())
-            .arg(now_ms())
-            .arg("+inf")
-            .query_async(&mut conn)
-            .await;
-        reply.map_err(|_| {
-            self.shared.set_up(false);
-            Error::Unavailable
-        })
     }
 }
 

@@ -60,6 +60,7 @@
 //!
 #![doc = document_features::document_features!()]
 
+mod commands;
 mod driver;
 mod engine;
 mod once;
