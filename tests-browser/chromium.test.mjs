@@ -2,13 +2,13 @@
 // Each test starts its own demo server and uses a fresh browser context.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   RETRY_MS,
   STORAGE_KEY,
   UUID,
   eventsRequest,
-  launchChromium,
+  chromiumForFile,
   logMessages,
   openEventSource,
   openPage,
@@ -30,15 +30,7 @@ import {
 } from './lib.mjs';
 
 const TIMEOUT = 30_000;
-let browser;
-
-before(async () => {
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-});
+const browser = chromiumForFile();
 
 // The connect events of `openEventSource`'s log, each with its JSON data parsed into `id`
 // and `resumed` (contract v2: `{"id": "<session id>", "resumed": <bool>}`).

@@ -6,19 +6,11 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, before, test } from 'node:test';
-import { launchChromium, waitFor } from './lib.mjs';
+import { test } from 'node:test';
+import { chromiumForFile, waitFor } from './lib.mjs';
 
 const TIMEOUT = 30_000;
-let browser;
-
-before(async () => {
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-});
+const browser = chromiumForFile();
 
 /** A server on a free loopback port: `/` is a blank page, `/events` answers with `streams` in turn (then 204). */
 async function startServer(streams) {

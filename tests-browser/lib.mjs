@@ -8,6 +8,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export { sleep };
@@ -183,6 +184,28 @@ export function screenshotPath(name) {
   const dir = path.join(repoRoot, 'target');
   mkdirSync(dir, { recursive: true });
   return path.join(dir, name);
+}
+
+/**
+ * Headless Chromium for every test of one file: launched before the first test, closed after
+ * the last. What it returns stands for the browser (its methods are the launched browser's),
+ * so that tests can hold it from the start.
+ */
+export function chromiumForFile() {
+  let browser = null;
+  before(async () => {
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return new Proxy({}, {
+    get(_, name) {
+      if (!browser) throw new Error('Chromium is not launched yet');
+      const value = browser[name];
+      return typeof value === 'function' ? value.bind(browser) : value;
+    },
+  });
 }
 
 /** Headless Chromium through playwright-core (no browser download: Debian's build). */
