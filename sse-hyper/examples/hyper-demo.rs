@@ -51,6 +51,8 @@ use tokio::time::Instant;
 mod contract;
 #[path = "../demo/limits.rs"]
 mod limits;
+#[path = "../demo/signal.rs"]
+mod signal;
 #[path = "../demo/tls.rs"]
 mod tls;
 
@@ -131,7 +133,7 @@ pub(crate) async fn main() {
     let (stopping, _) = watch::channel(());
     // Each connection's task holds a sender: once all are dropped, every connection is over.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
-    let mut signal = std::pin::pin!(shutdown_signal());
+    let mut stop = std::pin::pin!(signal::shutdown_signal());
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -142,7 +144,7 @@ pub(crate) async fn main() {
                     continue;
                 }
             },
-            () = &mut signal => break,
+            () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
         let mut conn = Connection {
@@ -338,22 +340,6 @@ impl Connection {
         conn.as_mut().graceful_shutdown();
         let _ = conn.await;
     }
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn handle(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {

@@ -21,6 +21,8 @@ mod contract;
 mod http1;
 #[path = "../demo/limits.rs"]
 mod limits;
+#[path = "../demo/signal.rs"]
+mod signal;
 
 use sse_tokio as adapter;
 
@@ -73,31 +75,15 @@ pub(crate) async fn main() {
     // On SIGINT or SIGTERM: stop accepting, close idle connections, end every stream
     // without marking ids (tabs reconnect to the next server), and return once every
     // connection is closed (or the shutdown bound has passed).
-    let signal = async move {
-        shutdown_signal().await;
+    let stop = async move {
+        signal::shutdown_signal().await;
         let n = hub.shutdown();
         eprintln!("demo: shutting down, ending {n} streams");
     };
     let config = http1::serve_config(&limits);
-    if let Err(e) = sse_tokio::serve_with_shutdown(listener, config, handler, signal).await {
+    if let Err(e) = sse_tokio::serve_with_shutdown(listener, config, handler, stop).await {
         eprintln!("demo: {e}");
     }
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn handle(
