@@ -85,6 +85,16 @@ fn post(client: &mut sse_conformance::Client, target: &str, body: &[u8]) -> u16 
         .status
 }
 
+/// The data of the `m` events `stream` has read, in order.
+fn data_of_m(stream: &EventStream) -> Vec<String> {
+    stream
+        .events()
+        .iter()
+        .filter(|e| e.event == "m")
+        .map(|e| e.data.clone())
+        .collect()
+}
+
 fn events_target(id: &str, event: &str) -> String {
     format!(
         "/sessions/{}/events?event={}",
@@ -222,17 +232,10 @@ fn events_in_quick_succession_all_arrive_in_order(bin: &str) {
         }
     }
     for (stream, sent) in [(&mut a, &to_a), (&mut b, &to_b)] {
-        let received = |s: &EventStream| -> Vec<String> {
-            s.events()
-                .iter()
-                .filter(|e| e.event == "m")
-                .map(|e| e.data.clone())
-                .collect()
-        };
         stream
-            .wait_for(|s| received(s).len() >= sent.len())
+            .wait_for(|s| data_of_m(s).len() >= sent.len())
             .unwrap();
-        assert_eq!(&received(stream), sent, "all of them, in order");
+        assert_eq!(&data_of_m(stream), sent, "all of them, in order");
     }
 }
 
@@ -260,13 +263,11 @@ fn a_close_or_a_drop_in_the_window_ends_the_stream_after_what_was_queued(bin: &s
             stream.wait_end(PATIENCE).unwrap(),
             "{route}: the stream ends without waiting for the window"
         );
-        let data: Vec<&str> = stream
-            .events()
-            .into_iter()
-            .filter(|e| e.event == "m")
-            .map(|e| e.data.as_str())
-            .collect();
-        assert_eq!(data, ["queued-0", "queued-1", "queued-2"], "{route}");
+        assert_eq!(
+            data_of_m(&stream),
+            ["queued-0", "queued-1", "queued-2"],
+            "{route}"
+        );
         let again = demo
             .events("/events", &[("Last-Event-ID", id.as_bytes())])
             .unwrap();
@@ -297,13 +298,7 @@ fn a_shutdown_in_the_window_ends_the_streams_after_what_was_queued(bin: &str) {
             stream.wait_end(PATIENCE).unwrap(),
             "{id}: the stream ends without waiting for the window"
         );
-        let data: Vec<&str> = stream
-            .events()
-            .into_iter()
-            .filter(|e| e.event == "m")
-            .map(|e| e.data.as_str())
-            .collect();
-        assert_eq!(data, [id]);
+        assert_eq!(data_of_m(&stream), [id]);
     }
     assert!(
         demo.wait_exit(PATIENCE).unwrap().is_some(),

@@ -3,7 +3,7 @@
 //! away, what this node can do for its own connections it does (see the crate docs).
 
 use redis::Value;
-use sse_proto::{Error, Frame, Hub, SessionId};
+use sse_proto::{Error, Frame, Hub, Recipient, SessionId};
 
 use crate::engine::{RedisEngine, lock, millis, now_ms};
 use crate::once::{Attempt, DONE_TTL};
@@ -61,9 +61,7 @@ impl RedisEngine {
                 let id = SessionId::parse(id.as_bytes(), sse_proto::DEFAULT_MAX_ID_LEN)
                     .map_err(|_| Error::NotConnected)?;
                 if hub.session(id.as_str()).is_some() {
-                    // Redis may still apply it: its reader then only moves the position.
-                    lock(&shared.delivered_here).insert(&attempt.mid);
-                    hub.deliver_unsequenced(&sse_proto::Recipient::Session(id), frame);
+                    self.deliver_here(hub, attempt, &Recipient::Session(id), frame);
                     Ok(())
                 } else {
                     Err(Error::Unavailable)
@@ -84,17 +82,18 @@ impl RedisEngine {
         match self.publish(&frame, false, &attempt).await {
             Ok(count) => Ok(count),
             Err(()) => {
-                self.deliver_here(hub, &attempt, frame);
+                self.deliver_here(hub, &attempt, &Recipient::All, frame);
                 Err(Error::Unavailable)
             }
         }
     }
 
-    /// With Redis away: delivers a broadcast to this node's connections without a position,
-    /// remembering it in case Redis applies the attempt later.
-    pub(crate) fn deliver_here(&self, hub: &Hub, attempt: &Attempt, frame: Frame) {
+    /// With Redis away: delivers to this node's connections among `to` without a position,
+    /// remembering the message in case Redis applies the attempt later (its reader then only
+    /// moves their positions on).
+    pub(crate) fn deliver_here(&self, hub: &Hub, attempt: &Attempt, to: &Recipient, frame: Frame) {
         lock(&self.shared.delivered_here).insert(&attempt.mid);
-        hub.deliver_unsequenced(&sse_proto::Recipient::All, frame);
+        hub.deliver_unsequenced(to, frame);
     }
 
     /// Logs a broadcast in Redis; `local_done` when this node delivered it itself already.

@@ -24,7 +24,7 @@ use futures_lite::future;
 use redis::Value;
 use sse_proto::{Frame, Hub, Recipient, Relayed, SessionId, WeakHub};
 
-use crate::engine::{Change, RedisEngine, lock, now_ms, reader_config};
+use crate::engine::{Change, RedisEngine, lock, millis, now_ms, reader_config};
 use crate::once::Attempt;
 use crate::reply::{self, Entry};
 
@@ -281,7 +281,7 @@ impl RedisEngine {
                 Ok(_) => Ok(()),
                 Err(()) => {
                     // This node's tabs get it now; the others once Redis is back.
-                    self.deliver_here(hub, &attempt, frame.clone());
+                    self.deliver_here(hub, &attempt, &Recipient::All, frame.clone());
                     Err(again(Item::DeliveredHere(frame)))
                 }
             },
@@ -329,7 +329,6 @@ impl RedisEngine {
             let keys = &shared.keys;
             let node = &shared.config.node;
             let mut pipe = redis::pipe();
-            let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
             // An attached session: owned by this node, live, and known, each mark until
             // its time to live (renewed by every heartbeat).
             let mark_attached = |pipe: &mut redis::Pipeline, id: &str| {
@@ -337,16 +336,16 @@ impl RedisEngine {
                     .arg(keys.owner(id))
                     .arg(node)
                     .arg("PX")
-                    .arg(ms(attached_ttl))
+                    .arg(millis(attached_ttl))
                     .ignore();
                 pipe.cmd("ZADD")
                     .arg(keys.live())
-                    .arg(now + ms(live_ttl))
+                    .arg(now + millis(live_ttl))
                     .arg(id)
                     .ignore();
                 pipe.cmd("ZADD")
                     .arg(keys.all())
-                    .arg(now + ms(attached_ttl))
+                    .arg(now + millis(attached_ttl))
                     .arg(id)
                     .ignore();
             };
@@ -359,12 +358,12 @@ impl RedisEngine {
                             .arg(keys.owner(id))
                             .arg(node)
                             .arg("PX")
-                            .arg(ms(detached_ttl))
+                            .arg(millis(detached_ttl))
                             .ignore();
                         pipe.cmd("ZREM").arg(keys.live()).arg(id).ignore();
                         pipe.cmd("ZADD")
                             .arg(keys.all())
-                            .arg(now + ms(detached_ttl))
+                            .arg(now + millis(detached_ttl))
                             .arg(id)
                             .ignore();
                     }

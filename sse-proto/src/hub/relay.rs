@@ -98,7 +98,8 @@ impl Hub {
                 let at = Position::new(history.epoch(), seq);
                 self.inner.deliver_to(to, Some(at), wire.unwrap_or(frame))
             }
-            None => self.inner.deliver_to(to, None, wire.unwrap_or(frame)),
+            // Without positions nothing is delivered known: `wire` comes in resume mode only.
+            None => self.inner.deliver_to(to, None, frame),
         };
         for (slot, next) in follow {
             self.inner.follow(&slot, next);

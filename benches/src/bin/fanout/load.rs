@@ -127,14 +127,8 @@ impl Server {
         Ok(Server { child, addr })
     }
 
-    /// CPU time the server has used (user + system), from `/proc/<pid>/stat`.
-    fn cpu(&self) -> Duration {
-        let (user, sys) = self.cpu_split();
-        user + sys
-    }
-
     /// CPU time the server has used, user and system apart, from `/proc/<pid>/stat`.
-    fn cpu_split(&self) -> (Duration, Duration) {
+    fn cpu(&self) -> (Duration, Duration) {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name (which is in parentheses): utime is the 12th.
@@ -286,8 +280,7 @@ pub(crate) async fn measure(
     let rss_idle = server.rss_kib();
     let rss_per_conn = (rss_idle.saturating_sub(rss_before) as f64 * 1024.0) / conns as f64;
 
-    let cpu_before = server.cpu();
-    let (user_before, _) = server.cpu_split();
+    let (user_before, sys_before) = server.cpu();
     let writes_before = server.write_calls();
     let sleeps_before = client_sleeps();
     let mut sent_at = Vec::with_capacity(broadcasts);
@@ -322,8 +315,9 @@ pub(crate) async fn measure(
         .await
         .map_err(|_| format!("{}: not every broadcast arrived", spec.label))??;
     let elapsed = last.duration_since(start);
-    let cpu = server.cpu().saturating_sub(cpu_before);
-    let user = server.cpu_split().0.saturating_sub(user_before);
+    let (user_after, sys_after) = server.cpu();
+    let user = user_after.saturating_sub(user_before);
+    let cpu = user + sys_after.saturating_sub(sys_before);
     let writes = server.write_calls().saturating_sub(writes_before);
     let sleeps = client_sleeps().saturating_sub(sleeps_before);
     latencies.sort_unstable();
