@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 
-use super::adapter::{HeadSlots, ReaderLimits, ReaderTimeouts, ServeConfig};
+use super::adapter::{BodyBudget, HeadSlots, ReaderLimits, ReaderTimeouts, ServeConfig};
 use super::contract;
 use super::limits::{Limits, MIN_BODY_RATE};
 
@@ -20,9 +20,11 @@ pub(crate) fn serve_config(limits: &Limits) -> ServeConfig {
             head: limits.head,
             body: limits.body,
             min_body_rate: MIN_BODY_RATE,
+            body_ceiling: limits.body_ceiling,
             idle: limits.idle,
         },
         head_slots: HeadSlots::new(limits.max_unfinished_heads),
+        body_budget: BodyBudget::new(limits.body_budget),
         shutdown_timeout: limits.shutdown,
         ..ServeConfig::default()
     }

@@ -6,7 +6,9 @@
 //! ```text
 //! SSE_DEMO_HEAD_TIMEOUT_MS       a whole request head, from its first byte (default 10000)
 //! SSE_DEMO_BODY_TIMEOUT_MS       a request body, plus one second per 4 KiB received (10000)
-//! SSE_DEMO_IDLE_TIMEOUT_MS       a keep-alive connection with no request (default 60000)
+//! SSE_DEMO_BODY_CEILING_MS       a request body at most, whatever its rate (default 30000)
+//! SSE_DEMO_BODY_BUDGET_KIB       request bodies under way, all connections (default 65536)
+//! SSE_DEMO_IDLE_TIMEOUT_MS       a connection with no request, new or kept alive (10000)
 //! SSE_DEMO_MAX_UNFINISHED_HEADS  connections holding an unfinished head at once (256;
 //!                                the raw-socket demos: hyper has no such cap)
 //! SSE_DEMO_SHUTDOWN_TIMEOUT_MS   how long a shutdown waits for connections (default 5000)
@@ -24,6 +26,9 @@ pub(crate) const MIN_BODY_RATE: u32 = 4096;
 pub(crate) struct Limits {
     pub(crate) head: Duration,
     pub(crate) body: Duration,
+    pub(crate) body_ceiling: Duration,
+    /// Bytes of request bodies under way, summed over every connection.
+    pub(crate) body_budget: usize,
     pub(crate) idle: Duration,
     #[allow(dead_code)] // hyper has no cap on unfinished heads.
     pub(crate) max_unfinished_heads: usize,
@@ -37,19 +42,15 @@ impl Limits {
         Limits {
             head: ms("SSE_DEMO_HEAD_TIMEOUT_MS", 10_000),
             body: ms("SSE_DEMO_BODY_TIMEOUT_MS", 10_000),
-            idle: ms("SSE_DEMO_IDLE_TIMEOUT_MS", 60_000),
+            body_ceiling: ms("SSE_DEMO_BODY_CEILING_MS", 30_000),
+            body_budget: var("SSE_DEMO_BODY_BUDGET_KIB").map_or(64 << 20, |kib| {
+                usize::try_from(kib.saturating_mul(1024)).unwrap_or(usize::MAX)
+            }),
+            idle: ms("SSE_DEMO_IDLE_TIMEOUT_MS", 10_000),
             max_unfinished_heads: var("SSE_DEMO_MAX_UNFINISHED_HEADS")
                 .map_or(256, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             shutdown: ms("SSE_DEMO_SHUTDOWN_TIMEOUT_MS", 5_000),
         }
-    }
-
-    /// The deadline of a body of which `received` bytes have arrived, counted from its
-    /// start: `body` plus one second per [`MIN_BODY_RATE`] bytes.
-    #[allow(dead_code)] // The raw-socket demos leave this to the core's reader.
-    pub(crate) fn body_allowance(&self, received: usize) -> Duration {
-        let credit_ms = received as u64 * 1000 / u64::from(MIN_BODY_RATE);
-        self.body + Duration::from_millis(credit_ms)
     }
 }
 

@@ -24,6 +24,7 @@
 //! | HTTP/1.0 `Connection: keep-alive`, pipelined | 1 request, then close | 2 requests | RFC 9112 §9.3: honouring 1.0 keep-alive is optional |
 //! | 70 header lines | 431 | accepts (limit 100) | a resource limit (`MAX_HEADERS` = 64), RFC 6585 §5 |
 //! | a 5000-byte chunk extension | 400 | accepts (16 KiB per body) | a resource limit (`MAX_CHUNK_LINE` = 4096); RFC 9112 §7.1.1 lets a server limit extensions |
+//! | a chunk extension outside its grammar (a NUL or other control byte, an unclosed quote, no name) | 400 | skips it | RFC 9112 §7.1.1: `chunk-ext-name = token`, `chunk-ext-val = token / quoted-string`; a front end that reads extensions otherwise finds another end of the line |
 //! | a 20 KiB trailer section | accepts (limit `max_head`, 64 KiB here) | refuses (16 KiB) | a resource limit that follows the head limit; RFC 9112 §7.1.2 |
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a test reports failure by panicking
@@ -400,6 +401,34 @@ const DIFFERENCES: &[Difference] = &[
         ours: (0, true),
         hyper: (1, false),
         why: "resource limit: MAX_CHUNK_LINE is 4096 per size line, hyper allows 16 KiB of extensions per body",
+    },
+    Difference {
+        case: "a NUL in a chunk extension",
+        wire: "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\x00\r\nabcde\r\n0\r\n\r\n",
+        ours: (0, true),
+        hyper: (1, false),
+        why: "RFC 9112 §7.1.1: chunk-ext-val is a token or a quoted-string; a NUL is neither",
+    },
+    Difference {
+        case: "a control byte in a quoted chunk extension",
+        wire: "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a=\"\x0b\"\r\nabc\r\n0\r\n\r\n",
+        ours: (0, true),
+        hyper: (1, false),
+        why: "RFC 9110 §5.6.4: qdtext has no control bytes but HTAB",
+    },
+    Difference {
+        case: "an unclosed quoted chunk extension",
+        wire: "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a=\"open\r\nabc\r\n0\r\n\r\n",
+        ours: (0, true),
+        hyper: (1, false),
+        why: "RFC 9112 §7.1.1: a quoted-string ends in DQUOTE before the line's CRLF",
+    },
+    Difference {
+        case: "a chunk extension without a name",
+        wire: "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;=v\r\nabc\r\n0\r\n\r\n",
+        ours: (0, true),
+        hyper: (1, false),
+        why: "RFC 9112 §7.1.1: chunk-ext-name is a token (one or more tchar)",
     },
     Difference {
         case: "a 20 KiB trailer section",

@@ -245,7 +245,8 @@ type ReadOutcome = (
 
 /// Feeds arbitrary bytes to the HTTP/1.1 request reader in splits and at times taken from
 /// the first bytes: never panics, memory stays within the limits, the split never changes the
-/// requests or the error, and time can only cut the stream short with a timeout.
+/// requests or the error, and time (or a body budget smaller than a body) can only cut the
+/// stream short with a timeout (or a refusal for the budget).
 #[cfg(feature = "http1")]
 pub fn request(data: &[u8]) {
     let Some((&seed, stream)) = data.split_first() else {
@@ -258,7 +259,7 @@ pub fn request(data: &[u8]) {
         rng ^= rng << 17;
         rng % n
     };
-    let whole = run_reader(stream, &[(stream.len(), 0, false)]);
+    let whole = run_reader(stream, &[(stream.len(), 0, false)], None);
     let mut plan = Vec::new();
     let mut at = 0;
     while at < stream.len() {
@@ -267,7 +268,7 @@ pub fn request(data: &[u8]) {
         at += n;
     }
     assert_eq!(
-        run_reader(stream, &plan),
+        run_reader(stream, &plan, None),
         whole,
         "the split changed the result"
     );
@@ -277,7 +278,15 @@ pub fn request(data: &[u8]) {
         step.1 = next(3000);
         step.2 = next(4) == 0;
     }
-    let (timed, end) = run_reader(stream, &plan);
+    // A server-wide body budget smaller than one body: a body that spans reads may be
+    // refused for it, and gives back all it took.
+    let budget = sse_proto::http1::BodyBudget::new(1024);
+    let (timed, end) = run_reader(stream, &plan, Some(&budget));
+    assert_eq!(
+        budget.in_use(),
+        0,
+        "a dropped reader keeps part of the budget"
+    );
     assert!(
         whole.0.starts_with(&timed),
         "time changed a request: {timed:?} vs {:?}",
@@ -292,6 +301,7 @@ pub fn request(data: &[u8]) {
                     sse_proto::HeadError::HeadTimeout
                         | sse_proto::HeadError::BodyTimeout
                         | sse_proto::HeadError::Idle
+                        | sse_proto::HeadError::OverBudget { .. }
                 )
             ),
             "time cut the stream short without a timeout: {end:?}"
@@ -302,7 +312,11 @@ pub fn request(data: &[u8]) {
 /// Runs a reader over `stream` in the steps of `plan`: (bytes, milliseconds since the last
 /// step, whether the timer fires before the bytes arrive).
 #[cfg(feature = "http1")]
-fn run_reader(stream: &[u8], plan: &[(usize, u64, bool)]) -> ReadOutcome {
+fn run_reader(
+    stream: &[u8],
+    plan: &[(usize, u64, bool)],
+    budget: Option<&sse_proto::http1::BodyBudget>,
+) -> ReadOutcome {
     use sse_proto::http1::{MAX_CHUNK_LINE, ReaderLimits, ReaderTimeouts, RequestReader};
     use std::time::Duration;
 
@@ -314,9 +328,13 @@ fn run_reader(stream: &[u8], plan: &[(usize, u64, bool)]) -> ReadOutcome {
         head: Duration::from_secs(5),
         body: Duration::from_secs(2),
         min_body_rate: 256,
+        body_ceiling: Duration::from_secs(6),
         idle: Duration::from_secs(8),
     };
     let mut reader = RequestReader::with_timeouts(limits, timeouts);
+    if let Some(budget) = budget {
+        reader = reader.with_body_budget(budget);
+    }
     let mut now = Instant::now();
     reader.handle_ready(now);
     let mut requests = Vec::new();
@@ -351,6 +369,9 @@ fn run_reader(stream: &[u8], plan: &[(usize, u64, bool)]) -> ReadOutcome {
             }
         }
         let _ = reader.poll_interim();
+        if let Some(budget) = budget {
+            assert!(budget.in_use() <= budget.limit(), "over the body budget");
+        }
         assert!(
             reader.buffered() <= limits.max_head + limits.max_body + MAX_CHUNK_LINE,
             "the reader holds {} bytes",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
-use sse_proto::http1::{HeadSlots, ReaderLimits, ReaderTimeouts};
+use sse_proto::http1::{BodyBudget, HeadSlots, ReaderLimits, ReaderTimeouts};
 
 use crate::handshake::Accepted;
 
@@ -45,8 +45,9 @@ pub const DEFAULT_MAX_UNFINISHED_HEADS: usize = 256;
 
 /// Limits and deadlines of the driver.
 ///
-/// Cloning shares [`head_slots`](Self::head_slots): build one config per server and clone
-/// it for each connection, as [`serve`](crate::serve) does, so the cap is server-wide.
+/// Cloning shares [`head_slots`](Self::head_slots) and [`body_budget`](Self::body_budget):
+/// build one config per server and clone it for each connection, as [`serve`](crate::serve)
+/// does, so the caps are server-wide.
 ///
 /// ```
 /// use std::time::Duration;
@@ -66,9 +67,10 @@ pub struct ServeConfig {
     pub limits: ReaderLimits,
     /// Deadlines of a request, measured whole, never per read (RFC 9112 §9.5 leaves them to
     /// the server): the head must arrive within `head` of its first byte (10 s), the body
-    /// within `body` plus one second per `min_body_rate` bytes received (10 s, 4 KiB/s), and
-    /// a connection with no request is closed after `idle` (60 s), on a new connection as
-    /// between keep-alive requests. A missed head or body deadline is answered 408.
+    /// within `body` plus one second per `min_body_rate` bytes received (10 s, 4 KiB/s) and
+    /// never after `body_ceiling` (30 s), and a connection with no request is closed after
+    /// `idle` (10 s), on a new connection as between keep-alive requests. A missed head or
+    /// body deadline is answered 408.
     pub timeouts: ReaderTimeouts,
     /// Longest time the writing of one fixed response may take (30 s by default): a client
     /// that does not read its answers loses the connection.
@@ -79,6 +81,13 @@ pub struct ServeConfig {
     /// arrives within a round trip. Default: [`DEFAULT_MAX_UNFINISHED_HEADS`] slots, shared
     /// by every clone of the config.
     pub head_slots: HeadSlots,
+    /// The cap on bytes of request bodies that the server's connections hold at once while
+    /// they arrive ([`DEFAULT_BODY_BUDGET`](sse_proto::http1::DEFAULT_BODY_BUDGET), 64 MiB,
+    /// by default, shared by every clone of the config). A body that is not whole in what
+    /// was read with its head takes its length from it; one that does not fit is answered
+    /// 503 with `Retry-After` at once, before any more of it is read. A body that arrives
+    /// with its head never counts, so a full budget refuses no small request.
+    pub body_budget: BodyBudget,
     /// How long a graceful shutdown ([`serve_with_shutdown`](crate::serve_with_shutdown))
     /// waits for open connections to finish before it drops them (5 s by default).
     pub shutdown_timeout: Duration,
@@ -91,6 +100,7 @@ impl Default for ServeConfig {
             timeouts: ReaderTimeouts::default(),
             write_timeout: Duration::from_secs(30),
             head_slots: HeadSlots::new(DEFAULT_MAX_UNFINISHED_HEADS),
+            body_budget: BodyBudget::default(),
             shutdown_timeout: Duration::from_secs(5),
         }
     }

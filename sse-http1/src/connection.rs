@@ -25,6 +25,8 @@ const READ_CHUNK: usize = 8 * 1024;
 /// is dropped, and how much it reads at most: see [`linger`].
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
+/// The `Retry-After` of a 503 (seconds).
+const RETRY_AFTER: &str = "5";
 
 /// Serves HTTP/1.1 requests on one connection until it closes.
 ///
@@ -36,7 +38,8 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// Refusals, each answered with the core's status and a closed connection: a malformed or
 /// oversized request (400, 413 as soon as a `Content-Length` says so, 417, 431, 501), a
 /// head or body that misses its deadline (408), an unfinished head evicted by a newer one
-/// when [`ServeConfig::head_slots`] are all taken (503). An idle connection is closed
+/// when [`ServeConfig::head_slots`] are all taken, a body that does not fit in what is left
+/// of [`ServeConfig::body_budget`] (503 with `Retry-After`). An idle connection is closed
 /// without an answer. `Expect: 100-continue` is answered before the body is read, and a
 /// `HEAD` response carries no body. Clone one [`ServeConfig`] for every connection of a
 /// server, so that they share the cap on unfinished heads.
@@ -86,7 +89,8 @@ where
     F: Future<Output = Reply<R>>,
 {
     let draining = || drain.is_some_and(DrainSignal::is_draining);
-    let mut reader = RequestReader::with_timeouts(config.limits, config.timeouts);
+    let mut reader = RequestReader::with_timeouts(config.limits, config.timeouts)
+        .with_body_budget(&config.body_budget);
     let mut deadline = Deadline::<R>::new();
     let mut slot: Option<HeadSlot> = None;
     reader.handle_ready(R::now());
@@ -227,6 +231,11 @@ where
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // RFC 9110 §10.2.3: when to try again. The server is full of unfinished heads or
+        // bodies, which its deadlines clear within seconds.
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+    }
     let mut buf = BytesMut::new();
     http1::write_response_to(
         &Method::GET,

@@ -11,10 +11,12 @@
 //! What the driver guarantees, whatever a client sends:
 //!
 //! - a request head must arrive whole within its deadline from its first byte, and a body
-//!   within its deadline plus a minimum-rate credit: never a timeout that restarts with
-//!   every byte ([`ServeConfig::timeouts`]);
+//!   within its deadline plus a minimum-rate credit, up to a ceiling: never a timeout that
+//!   restarts with every byte ([`ServeConfig::timeouts`]);
 //! - a server-wide cap on connections holding an unfinished head, which evicts the oldest
-//!   ([`ServeConfig::head_slots`]), so a slowloris cannot lock legitimate clients out;
+//!   ([`ServeConfig::head_slots`]), so a slowloris cannot lock legitimate clients out, and
+//!   a server-wide budget for bodies still arriving ([`ServeConfig::body_budget`]), so slow
+//!   bodies cannot add up to more memory than it allows, whatever the number of sockets;
 //! - the `Host`, `Content-Length`, `Transfer-Encoding` and `Expect` rules of RFC 9112 and
 //!   RFC 9110, checked by the core, with a 4xx answer for every refusal; `HEAD` answered
 //!   without a body;
@@ -41,7 +43,7 @@ pub use connection::serve_connection;
 pub use handshake::{Accepted, Outcome, handshake, handshake_answered, hub_builder, offer};
 pub use runtime::{Runtime, Transport};
 pub use serve::{Listener, serve, serve_with_shutdown};
-pub use sse_proto::http1::{HeadSlots, ReaderLimits, ReaderTimeouts};
+pub use sse_proto::http1::{BodyBudget, HeadSlots, ReaderLimits, ReaderTimeouts};
 pub use sse_proto::{
     Answers, Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN,
     Data, EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,

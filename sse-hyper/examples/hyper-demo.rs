@@ -5,7 +5,9 @@
 //!   its timer runs from the moment hyper waits for a head, so it also closes idle
 //!   keep-alive connections;
 //! - request bodies with a size limit (a `Content-Length` over it answered 413 at once,
-//!   without waiting for the body) and a time limit (a deadline plus a minimum rate);
+//!   without waiting for the body), a time limit (a deadline plus a minimum rate, up to a
+//!   ceiling) and a budget for the bodies of every connection together
+//!   ([`sse_hyper::read_body`]);
 //! - `Host` checked as RFC 9112 §3.2 asks (hyper leaves it to the application);
 //! - the slow-reader guard ([`sse_hyper::Watch`]);
 //! - idle connections closed: over HTTP/1.1 by hyper's header timer, over HTTP/2 (where
@@ -33,9 +35,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -67,6 +69,8 @@ struct App {
     engine: Option<RedisEngine>,
     stats: Stats,
     limits: Limits,
+    /// Request bodies: size, time, and the budget every connection shares.
+    body_limits: sse_hyper::BodyLimits,
 }
 
 #[tokio::main]
@@ -95,6 +99,13 @@ pub(crate) async fn main() {
         engine,
         stats: Stats::default(),
         limits,
+        body_limits: sse_hyper::BodyLimits {
+            max_body: contract::MAX_BODY,
+            body: limits.body,
+            min_body_rate: limits::MIN_BODY_RATE,
+            body_ceiling: limits.body_ceiling,
+            budget: sse_hyper::BodyBudget::new(limits.body_budget),
+        },
     });
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -352,9 +363,15 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Bo
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let query = req.uri().query().map(str::to_owned);
     let body = if contract::wants_body(&method, &path) {
-        match read_body(req, &app.limits).await {
-            Ok(body) => body,
-            Err(reply) => return Ok(respond(reply)),
+        // hyper bounds neither a body's time nor the sum of bodies held: the library's
+        // reader does, with the same rules as the raw-socket demos.
+        match sse_hyper::read_body(req, &app.body_limits).await {
+            Ok(req) => req.into_body(),
+            Err(e) => {
+                return Ok(e
+                    .to_response()
+                    .map(|b| Either::Right(Full::new(Batch::from(b)))));
+            }
         }
     } else if method == Method::GET && path == "/events" {
         contract::log_in(&mut req);
@@ -390,49 +407,6 @@ fn host_is_valid<B>(req: &Request<B>) -> bool {
     match req.version() {
         Version::HTTP_11 => hosts == 1,
         _ => hosts <= 1,
-    }
-}
-
-/// The request body, at most [`contract::MAX_BODY`] bytes, within the body deadline of
-/// [`Limits::body_allowance`]. hyper has no deadline for bodies: a client that stalls or
-/// trickles its body would hold the connection (and the bytes so far) for ever.
-async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Reply> {
-    let too_large = || Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large");
-    // Refused before any of the body is read (or a `100 Continue` sent): hyper then closes
-    // the connection after the answer instead of reading a body nobody wants.
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > contract::MAX_BODY as u64) {
-        return Err(too_large());
-    }
-    let start = tokio::time::Instant::now();
-    let mut body = Limited::new(req.into_body(), contract::MAX_BODY);
-    let mut buf = BytesMut::new();
-    loop {
-        let deadline = start + limits.body_allowance(buf.len());
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                let text = "the request body did not arrive in time";
-                return Err(Reply::text(StatusCode::REQUEST_TIMEOUT, text));
-            }
-            Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    buf.extend_from_slice(&data);
-                }
-            }
-            Ok(Some(Err(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(too_large());
-            }
-            Ok(Some(Err(_))) => {
-                return Err(Reply::text(
-                    StatusCode::BAD_REQUEST,
-                    "the body was cut short",
-                ));
-            }
-        }
     }
 }
 

@@ -53,11 +53,15 @@ pub mod axum;
 mod body;
 mod guard;
 mod handshake;
+mod request_body;
 
 pub use body::{BytesStream, EventStream};
 pub use guard::{Guarded, MAX_STRAY_BYTES, Watch};
 pub use handshake::{Accepted, Outcome, handshake, handshake_answered, hub_builder, offer};
+pub use request_body::{BodyError, BodyLimits, read_body};
 pub use sse_proto::Principal;
+/// The server-wide budget for request bodies under way, for [`BodyLimits::budget`].
+pub use sse_proto::http1::BodyBudget;
 pub use sse_proto::{
     Answers, Batch, ConnectionConfig, Continuity, Cutoff, DEFAULT_MAX_ID_LEN, Data, EndReason,
     Ended, Error, Event, Frame, GapReason, Handshake, Hub, HubBuilder, HubStats, IdGenerator,

@@ -82,15 +82,24 @@ pub enum HeadError {
     ExpectationFailed,
     /// The head did not arrive whole within its deadline (answer 408).
     HeadTimeout,
-    /// The body did not arrive within its deadline or at the minimum rate (answer 408).
+    /// The body did not arrive within its deadline, at the minimum rate, or before the
+    /// ceiling on body time (answer 408).
     BodyTimeout,
+    /// The server's [`BodyBudget`] for request bodies in flight has not enough left for
+    /// this body: answer 503 with `Retry-After`, without reading it.
+    ///
+    /// [`BodyBudget`]: crate::http1::BodyBudget
+    OverBudget {
+        /// The server's budget in bytes.
+        limit: usize,
+    },
     /// No request started within the idle deadline: close the connection without answering
     /// (RFC 9112 §9.5). [`status`](Self::status) says 408 for completeness only.
     Idle,
 }
 
 impl HeadError {
-    /// The status code to answer with: 400, 408, 411, 413, 417, 431 or 501.
+    /// The status code to answer with: 400, 408, 411, 413, 417, 431, 501 or 503.
     pub fn status(&self) -> u16 {
         match self {
             HeadError::TooLarge { .. } => 431,
@@ -106,6 +115,7 @@ impl HeadError {
             HeadError::UnsupportedTransferCoding => 501,
             HeadError::ExpectationFailed => 417,
             HeadError::HeadTimeout | HeadError::BodyTimeout | HeadError::Idle => 408,
+            HeadError::OverBudget { .. } => 503,
         }
     }
 }
@@ -153,6 +163,10 @@ impl fmt::Display for HeadError {
                 f.write_str("request body not received in time; send it faster")
             }
             HeadError::Idle => f.write_str("connection idle between requests; reconnect"),
+            HeadError::OverBudget { limit } => write!(
+                f,
+                "request bodies under way hold the server's whole budget ({limit} bytes); retry later"
+            ),
         }
     }
 }

@@ -5,9 +5,11 @@
 //! - [`RequestReader`] turns a connection's bytes into requests (the header rules of
 //!   [`check_head`] decide the framing), with size limits ([`ReaderLimits`]) and deadlines
 //!   ([`ReaderTimeouts`]).
-//! - [`HeadSlots`] caps the connections that hold an unfinished head, server-wide.
+//! - [`HeadSlots`] caps the connections that hold an unfinished head, server-wide, and
+//!   [`BodyBudget`] the bytes of bodies still arriving.
 //! - [`write_response_to`], [`stream_head`], [`chunk`] and [`Pump`] write the answers.
 
+mod body_budget;
 mod chunked;
 mod head;
 mod head_slots;
@@ -17,7 +19,8 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-pub use chunked::MAX_CHUNK_LINE;
+pub use body_budget::{BodyBudget, BodyGrant, DEFAULT_BODY_BUDGET};
+pub use chunked::{MAX_CHUNK_EXTENSIONS, MAX_CHUNK_LINE};
 pub use head::{
     BodyFraming, DEFAULT_MAX_HEAD, MAX_HEADERS, body_framing, body_length, check_head, check_host,
     content_length, expects_continue, parse_request, wants_close,

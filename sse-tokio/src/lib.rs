@@ -64,7 +64,9 @@ use tokio::net::TcpListener;
 mod runtime;
 
 pub use runtime::{Tokio, Vectored};
-pub use sse_http1::{DEFAULT_MAX_UNFINISHED_HEADS, HeadSlots, MAX_STRAY_BYTES, ServeConfig};
+pub use sse_http1::{
+    BodyBudget, DEFAULT_MAX_UNFINISHED_HEADS, HeadSlots, MAX_STRAY_BYTES, ServeConfig,
+};
 pub use sse_proto::Principal;
 pub use sse_proto::http1::{ReaderLimits, ReaderTimeouts};
 pub use sse_proto::{

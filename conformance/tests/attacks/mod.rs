@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use sse_conformance::Demo;
 
+/// Slow request bodies in numbers, bounded together by the server's body budget.
+mod bodies;
 /// Requests that the server must refuse, each answered with its status.
 mod http;
 /// Taking someone else's session, with and without signed ids.
@@ -26,6 +28,7 @@ mod shutdown;
 /// Slow clients: trickled and stalled heads and bodies, slowloris, idle connections.
 mod slow;
 
+pub(crate) use bodies::*;
 pub(crate) use http::*;
 pub(crate) use ids::*;
 pub(crate) use shutdown::*;
@@ -53,6 +56,7 @@ macro_rules! suite {
             trickled_body_is_cut_off,
             stalled_bodies_are_cut_off,
             endless_chunked_body_is_cut_off,
+            slow_bodies_are_bounded_by_the_budget,
             idle_keep_alive_connection_is_closed,
             a_peer_that_leaves_is_noticed_at_once,
             stray_bytes_with_the_request_then_gone,

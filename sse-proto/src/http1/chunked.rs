@@ -6,8 +6,15 @@ use bytes::{Buf, BytesMut};
 use crate::error::HeadError;
 
 /// Longest chunk-size line (size, whitespace and extensions), in bytes. Extensions are
-/// skipped, never stored; the bound only keeps one line from going on for ever.
+/// checked against their grammar and skipped, never stored; the bound only keeps one line
+/// from going on for ever.
 pub const MAX_CHUNK_LINE: usize = 4096;
+
+/// Most bytes of chunk extensions in one body, all chunks together. Extensions buy no time
+/// (the body's rate counts decoded data) and carry nothing this server reads, so a body
+/// of a million one-byte chunks each with a long extension is refused well before its end
+/// (hyper has the same bound per body).
+pub const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 
 /// Where the decoder is in the chunked grammar of RFC 9112 §7.1:
 ///
@@ -23,8 +30,22 @@ enum State {
     Size,
     /// After the digits, in whitespace before `;` or CR (hyper accepts this too).
     SizeSpace,
-    /// In a chunk extension: skipped up to the CR.
-    Extension,
+    /// After a `;`, in whitespace before an extension's name.
+    ExtStart,
+    /// In an extension's name (a token).
+    ExtName,
+    /// After a name, in whitespace before `=`, `;` or CR.
+    ExtAfterName,
+    /// After `=`, in whitespace before the value.
+    ExtBeforeValue,
+    /// In a value that is a token.
+    ExtToken,
+    /// In a value that is a quoted-string.
+    ExtQuoted,
+    /// After a backslash in a quoted-string.
+    ExtEscape,
+    /// After a value, in whitespace before `;` or CR.
+    ExtAfterValue,
     /// After the CR of the size line.
     SizeLf,
     /// In chunk data, `left` bytes to go.
@@ -67,6 +88,8 @@ pub(crate) struct ChunkedDecoder {
     left: u64,
     /// Bytes of the current size line.
     line: usize,
+    /// Bytes of chunk extensions so far, all lines together.
+    extensions: usize,
     trailers: BytesMut,
 }
 
@@ -76,6 +99,7 @@ impl ChunkedDecoder {
             state: State::Start,
             left: 0,
             line: 0,
+            extensions: 0,
             trailers: BytesMut::new(),
         }
     }
@@ -131,10 +155,27 @@ impl ChunkedDecoder {
         max_trailers: usize,
     ) -> Result<State, HeadError> {
         use State::*;
-        if matches!(self.state, Start | Size | SizeSpace | Extension | SizeLf) {
+        let in_extension = matches!(
+            self.state,
+            ExtStart
+                | ExtName
+                | ExtAfterName
+                | ExtBeforeValue
+                | ExtToken
+                | ExtQuoted
+                | ExtEscape
+                | ExtAfterValue
+        );
+        if in_extension || matches!(self.state, Start | Size | SizeSpace | SizeLf) {
             self.line += 1;
             if self.line > MAX_CHUNK_LINE {
                 return Err(HeadError::BadChunk("chunk-size line too long"));
+            }
+        }
+        if in_extension {
+            self.extensions += 1;
+            if self.extensions > MAX_CHUNK_EXTENSIONS {
+                return Err(HeadError::BadChunk("too many bytes of chunk extensions"));
             }
         }
         if matches!(self.state, LineStart | Trailer | TrailerLf | EndLf) {
@@ -159,13 +200,39 @@ impl ChunkedDecoder {
             }
             (Start, _) => return Err(HeadError::BadChunk("missing chunk size")),
             (Size | SizeSpace, b' ' | b'\t') => SizeSpace,
-            (Size | SizeSpace, b';') => Extension,
-            (Size | SizeSpace | Extension, b'\r') => SizeLf,
+            (Size | SizeSpace | ExtAfterName | ExtToken | ExtAfterValue, b';') => ExtStart,
+            (Size | SizeSpace | ExtName | ExtAfterName | ExtToken | ExtAfterValue, b'\r') => SizeLf,
             (Size | SizeSpace, _) => return Err(HeadError::BadChunk("chunk size")),
-            // The extension's content is skipped (RFC 9112 §7.1.1: unknown extensions are
-            // ignored), but a bare LF in it would be a second idea of where the line ends.
-            (Extension, b'\n') => return Err(HeadError::BadChunk("LF in chunk extension")),
-            (Extension, _) => Extension,
+            // RFC 9112 §7.1.1, with BWS = *( SP / HTAB ):
+            //   chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+            //   chunk-ext-name = token
+            //   chunk-ext-val  = token / quoted-string
+            // The content is skipped (unknown extensions are ignored), but only what the
+            // grammar allows passes: a front end that reads extensions otherwise (a NUL, a
+            // bare LF, an unclosed quote) would find another end of the line.
+            (ExtStart, b' ' | b'\t') => ExtStart,
+            (ExtStart | ExtName, _) if is_tchar(b) => ExtName,
+            (ExtName | ExtAfterName, b' ' | b'\t') => ExtAfterName,
+            (ExtName | ExtAfterName, b'=') => ExtBeforeValue,
+            (ExtBeforeValue, b' ' | b'\t') => ExtBeforeValue,
+            (ExtBeforeValue, b'"') => ExtQuoted,
+            (ExtBeforeValue | ExtToken, _) if is_tchar(b) => ExtToken,
+            (ExtToken | ExtAfterValue, b' ' | b'\t') => ExtAfterValue,
+            (ExtQuoted, b'"') => ExtAfterValue,
+            (ExtQuoted, b'\\') => ExtEscape,
+            // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+            (ExtQuoted, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff) => ExtQuoted,
+            // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+            (ExtEscape, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff) => ExtQuoted,
+            (
+                ExtStart | ExtName | ExtAfterName | ExtBeforeValue | ExtToken | ExtQuoted
+                | ExtEscape | ExtAfterValue,
+                _,
+            ) => {
+                return Err(HeadError::BadChunk(
+                    "chunk extension outside its grammar (token or quoted-string)",
+                ));
+            }
             (SizeLf, b'\n') => {
                 self.line = 0;
                 if self.left == 0 {
@@ -211,6 +278,11 @@ impl ChunkedDecoder {
     }
 }
 
+/// `tchar` of RFC 9110 §5.6.2: the bytes of a token.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 fn hex(b: u8) -> u8 {
     match b {
         b'0'..=b'9' => b - b'0',
@@ -242,6 +314,11 @@ mod tests {
             (b"3 ;x\r\nabc\r\n0\r\n\r\n", b"abc", b""),
             (b"3\t\r\nabc\r\n0\r\n\r\n", b"abc", b""),
             (
+                b"3 ; a = b ;c=\"q \\\" \\\\ \xe9\";d\r\nabc\r\n0;e=!#$%&'*+-.^_`|~09\r\n\r\n",
+                b"abc",
+                b"",
+            ),
+            (
                 b"A\r\n0123456789\r\n1\r\nx\r\n0\r\n\r\n",
                 b"0123456789x",
                 b"",
@@ -272,6 +349,22 @@ mod tests {
             b"3\r\nabc\n0\r\n\r\n",
             b"3;a\nb\r\nabc\r\n0\r\n\r\n",
             b"3 4\r\nabc\r\n0\r\n\r\n",
+            // Chunk extensions outside the grammar of RFC 9112 §7.1.1.
+            b"5;a=\x00\r\nabcde\r\n0\r\n\r\n",
+            b"3;a\x00\r\nabc\r\n0\r\n\r\n",
+            b"3;\r\nabc\r\n0\r\n\r\n",
+            b"3;=v\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"open\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"x\"y\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"\x7f\"\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"\\\x01\"\r\nabc\r\n0\r\n\r\n",
+            b"3;a b\r\nabc\r\n0\r\n\r\n",
+            b"3;a=b c\r\nabc\r\n0\r\n\r\n",
+            b"3;a=(b)\r\nabc\r\n0\r\n\r\n",
+            b"3;a:b\r\nabc\r\n0\r\n\r\n",
+            b"3;a=b\x0b\r\nabc\r\n0\r\n\r\n",
+            b"3;a\rb\r\nabc\r\n0\r\n\r\n",
             b"0\r\n\n",
             b"0\r\nX: 1\n\r\n",
             b"0\r\nX: 1\r\n\n",
@@ -307,6 +400,15 @@ mod tests {
             run(long.as_bytes(), 1024),
             Err(HeadError::BadChunk(_))
         ));
+        // Extensions are bounded per body too: many short lines add up.
+        let many = format!(
+            "{}0\r\n\r\n",
+            format!("1;{}\r\na\r\n", "e".repeat(1000)).repeat(17)
+        );
+        assert_eq!(
+            run(many.as_bytes(), 1024),
+            Err(HeadError::BadChunk("too many bytes of chunk extensions"))
+        );
         let trailers = format!("0\r\nX: {}\r\n\r\n", "t".repeat(300));
         assert_eq!(
             run(trailers.as_bytes(), 1024),

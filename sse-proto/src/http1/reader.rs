@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::Request;
 
+use super::body_budget::{BodyBudget, BodyGrant};
 use super::chunked::{ChunkedDecoder, Progress};
 use super::head::{BodyFraming, DEFAULT_MAX_HEAD, check_head, parse_request};
 use crate::error::HeadError;
@@ -34,6 +35,13 @@ impl Default for ReaderLimits {
 /// A head or body that misses its deadline is [`HeadError::HeadTimeout`] or
 /// [`HeadError::BodyTimeout`] (answer 408); an idle connection past `idle` is
 /// [`HeadError::Idle`] (close without answering).
+///
+/// The defaults: a head within 10 s of its first byte; a body within 10 s, plus a second
+/// per 4 KiB received, and never more than 30 s in all; 10 s of silence before a request,
+/// on a new connection and between keep-alive requests alike. The idle wait is the head
+/// deadline's length so that the same rule holds on every adapter: hyper has one timer for
+/// both (it runs from the moment it waits for a head), and Node.js and Apache close an idle
+/// keep-alive connection after 5 s, so a browser is used to reconnecting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReaderTimeouts {
     /// Longest time from the first byte of a request head to its end, however the bytes
@@ -42,11 +50,15 @@ pub struct ReaderTimeouts {
     /// Time allowed for a body before the rate credit (default 10 s).
     pub body: Duration,
     /// Bytes of (decoded) body that buy one more second for the body (default 4096, a
-    /// minimum rate of 4 KiB/s). With the default limits a body may take at most
-    /// 10 s + 1 MiB / 4 KiB/s = 266 s. 0 makes `body` a plain total deadline.
+    /// minimum rate of 4 KiB/s). 0 makes `body` a plain total deadline.
     pub min_body_rate: u32,
+    /// Longest time a body may take in all, however much credit its rate bought
+    /// (default 30 s; Apache's `RequestReadTimeout body=20-40,MinRate=500` is the same
+    /// idea). Without it a 1 MiB body trickled at the minimum rate would hold its bytes
+    /// for 10 s + 1 MiB / 4 KiB/s = 266 s.
+    pub body_ceiling: Duration,
     /// Longest wait for the first byte of a request: on a new connection, and between
-    /// keep-alive requests (default 60 s).
+    /// keep-alive requests (default 10 s, the head deadline's length).
     pub idle: Duration,
 }
 
@@ -56,18 +68,44 @@ impl Default for ReaderTimeouts {
             head: Duration::from_secs(10),
             body: Duration::from_secs(10),
             min_body_rate: 4096,
-            idle: Duration::from_secs(60),
+            body_ceiling: Duration::from_secs(30),
+            idle: Duration::from_secs(10),
         }
     }
 }
 
 impl ReaderTimeouts {
+    /// The deadline of a body that started at `start` (the end of its head) and of which
+    /// `received` bytes (decoded) have arrived: `body` plus one second per
+    /// `min_body_rate` bytes, at most `body_ceiling`. `None` past `Instant`'s range.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sse_proto::http1::ReaderTimeouts;
+    ///
+    /// let t = ReaderTimeouts::default();
+    /// let start = Instant::now();
+    /// assert_eq!(t.body_deadline(start, 8192), Some(start + Duration::from_secs(12)));
+    /// assert_eq!(t.body_deadline(start, 1 << 20), Some(start + t.body_ceiling));
+    /// ```
+    pub fn body_deadline(&self, start: Instant, received: usize) -> Option<Instant> {
+        let credit = match self.min_body_rate {
+            0 => Duration::ZERO,
+            rate => {
+                let nanos = received as u128 * 1_000_000_000 / u128::from(rate);
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }
+        };
+        start.checked_add(self.body.saturating_add(credit).min(self.body_ceiling))
+    }
+
     /// The same `timeout` for the idle wait, the head and the body grace, with the default
-    /// minimum body rate.
+    /// minimum body rate, and a body ceiling of three times `timeout`.
     pub fn uniform(timeout: Duration) -> ReaderTimeouts {
         ReaderTimeouts {
             head: timeout,
             body: timeout,
+            body_ceiling: timeout.saturating_mul(3),
             idle: timeout,
             ..ReaderTimeouts::default()
         }
@@ -142,7 +180,10 @@ enum Body {
 /// Memory is bounded by the limits: a head of at most `max_head` bytes, a body of at most
 /// `max_body`, a chunk-size line of at most [`MAX_CHUNK_LINE`](super::MAX_CHUNK_LINE), plus
 /// the bytes handed in that belong to later requests. An idle reader holds no buffer, and a
-/// failed one drops its buffer.
+/// failed one drops its buffer. Summed over the connections of a server, bodies still
+/// arriving are bounded by a shared [`BodyBudget`] (see
+/// [`with_body_budget`](Self::with_body_budget)); a body that does not fit is
+/// [`HeadError::OverBudget`].
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -177,6 +218,8 @@ pub struct RequestReader {
     now: Option<Instant>,
     /// A `100 Continue` is owed for the body being waited for.
     interim: bool,
+    /// The bytes of the server's body budget this connection holds, when it has a budget.
+    grant: Option<BodyGrant>,
 }
 
 impl RequestReader {
@@ -197,19 +240,40 @@ impl RequestReader {
             state: State::Idle { since: None },
             now: None,
             interim: false,
+            grant: None,
         }
+    }
+
+    /// Counts the bodies this reader holds while they arrive against `budget`, shared by
+    /// every connection of the server.
+    ///
+    /// A body not complete in the bytes read so far takes its declared `Content-Length`
+    /// from the budget (a chunked body: its decoded bytes as they arrive, in steps of
+    /// 16 KiB); when the budget has not that much left the request fails with
+    /// [`HeadError::OverBudget`] before more of it is read. The bytes are given back by
+    /// [`handle_ready`](Self::handle_ready) (the response was written), on an error, and
+    /// when the reader is dropped.
+    pub fn with_body_budget(mut self, budget: &BodyBudget) -> RequestReader {
+        self.grant = Some(budget.grant());
+        self
     }
 
     /// The connection is ready for the next request at `now`: just accepted, or the
     /// response to the last request was written.
     ///
     /// Restarts the idle deadline, or the head deadline of a pipelined request whose bytes
-    /// are already buffered (the client is not charged for the time the last response took).
-    /// Does nothing in the middle of a body or after an error.
+    /// are already buffered (the client is not charged for the time the last response took),
+    /// and gives back what the last body held of the body budget. Does nothing in the middle
+    /// of a body or after an error.
     pub fn handle_ready(&mut self, now: Instant) {
         self.now = Some(now);
         match &mut self.state {
-            State::Idle { since } | State::Head { since } => *since = Some(now),
+            State::Idle { since } | State::Head { since } => {
+                *since = Some(now);
+                if let Some(grant) = &mut self.grant {
+                    grant.release();
+                }
+            }
             State::Body { .. } | State::Failed(_) => {}
         }
     }
@@ -286,14 +350,7 @@ impl RequestReader {
                     Body::Length(len) => self.buf.len().min(*len),
                     Body::Chunked { body, .. } => body.len(),
                 };
-                let credit = match t.min_body_rate {
-                    0 => Duration::ZERO,
-                    rate => {
-                        let nanos = received as u128 * 1_000_000_000 / u128::from(rate);
-                        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-                    }
-                };
-                since.and_then(|s| s.checked_add(t.body)?.checked_add(credit))
+                since.and_then(|s| t.body_deadline(s, received))
             }
             State::Failed(_) => None,
         }
@@ -308,6 +365,11 @@ impl RequestReader {
     /// [`HeadSlots`](super::HeadSlots) permit is held for.
     pub fn is_mid_head(&self) -> bool {
         matches!(self.state, State::Idle { .. } | State::Head { .. }) && !self.buf.is_empty()
+    }
+
+    /// Bytes of the server's body budget this reader holds now (0 without a budget).
+    pub fn budget_held(&self) -> usize {
+        self.grant.as_ref().map_or(0, BodyGrant::held)
     }
 
     /// Bytes the reader holds: buffered input and the decoded part of a chunked body.
@@ -405,6 +467,9 @@ impl RequestReader {
         let bytes = match body {
             Body::Length(len) => {
                 if self.buf.len() < *len {
+                    // The whole body is held until it is answered: take it from the budget
+                    // before reserving room for it.
+                    take_budget(&mut self.grant, *len)?;
                     self.buf.reserve(*len - self.buf.len());
                     return Ok(None);
                 }
@@ -413,7 +478,11 @@ impl RequestReader {
             Body::Chunked { decoder, body } => {
                 let max_body = self.limits.max_body;
                 match decoder.decode(&mut self.buf, body, max_body, self.limits.max_head)? {
-                    Progress::NeedMore => return Ok(None),
+                    Progress::NeedMore => {
+                        let held = body.len() + decoder.buffered() + self.buf.len();
+                        take_budget(&mut self.grant, held.next_multiple_of(CHUNKED_STEP))?;
+                        return Ok(None);
+                    }
                     Progress::Done => std::mem::take(body).freeze(),
                 }
             }
@@ -440,7 +509,27 @@ impl RequestReader {
         self.state = State::Failed(error);
         self.buf = BytesMut::new();
         self.interim = false;
+        if let Some(grant) = &mut self.grant {
+            grant.release();
+        }
     }
+}
+
+/// A chunked body takes the budget in steps of this many bytes, so that a body of many
+/// small chunks does not touch the shared counter on every read.
+const CHUNKED_STEP: usize = 16 * 1024;
+
+/// Grows `grant` (when there is a budget) to `total` bytes, or fails with
+/// [`HeadError::OverBudget`].
+fn take_budget(grant: &mut Option<BodyGrant>, total: usize) -> Result<(), HeadError> {
+    if let Some(grant) = grant {
+        if !grant.reserve_total(total) {
+            return Err(HeadError::OverBudget {
+                limit: grant.limit(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// How many bytes at the start of `buf` are whole empty lines (CRLF or LF).

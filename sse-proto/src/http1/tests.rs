@@ -223,6 +223,28 @@ fn reader_rules() {
             vec![Got::Err(BadChunk("missing chunk size"))],
         ),
         (
+            "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 ; a = \"b\\\"c\" ;d=e\r\nabc\r\n0;f\r\n\r\n",
+            vec![req("POST", "/p", b"abc")],
+        ),
+        (
+            "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\x00\r\nabcde\r\n0\r\n\r\n",
+            vec![Got::Err(BadChunk(
+                "chunk extension outside its grammar (token or quoted-string)",
+            ))],
+        ),
+        (
+            "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a=\"open\r\nabc\r\n0\r\n\r\n",
+            vec![Got::Err(BadChunk(
+                "chunk extension outside its grammar (token or quoted-string)",
+            ))],
+        ),
+        (
+            "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;=v\r\nabc\r\n0\r\n\r\n",
+            vec![Got::Err(BadChunk(
+                "chunk extension outside its grammar (token or quoted-string)",
+            ))],
+        ),
+        (
             "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n",
             vec![Got::Err(BodyTooLarge { limit: 64 })],
         ),
@@ -341,7 +363,7 @@ fn a_trickled_head_is_cut_off_at_its_deadline() {
     r.handle_ready(t0);
     assert_eq!(r.poll_timeout(), Some(t0 + timeouts.idle));
     // One byte a second: every read is "recent", but the head's deadline does not move.
-    let start = t0 + Duration::from_secs(30);
+    let start = t0 + Duration::from_secs(5);
     for (i, byte) in b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: aaaa"
         .iter()
         .enumerate()
@@ -409,6 +431,115 @@ fn body_deadline_grows_with_the_bytes_received() {
 }
 
 #[test]
+fn body_time_stops_at_the_ceiling() {
+    let t0 = Instant::now();
+    let timeouts = ReaderTimeouts::default();
+    assert_eq!(timeouts.body_ceiling, Duration::from_secs(30));
+    let limits = ReaderLimits {
+        max_body: 1 << 20,
+        ..LIMITS
+    };
+    let mut r = RequestReader::with_timeouts(limits, timeouts);
+    r.handle_ready(t0);
+    r.handle_read(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n",
+        t0,
+    );
+    assert!(r.poll_request().expect("valid").is_none());
+    // Most of the body at once: its credit (255 s at 4 KiB/s) is far past the ceiling.
+    r.handle_read(&vec![b'x'; (1 << 20) - 64], t0);
+    assert!(r.poll_request().expect("valid").is_none());
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+    // Then one byte a second: the deadline does not move past the ceiling.
+    for s in 1..30 {
+        let now = t0 + Duration::from_secs(s);
+        r.handle_read(b"x", now);
+        assert!(r.poll_request().expect("in time").is_none());
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+    }
+    r.handle_timeout(t0 + Duration::from_secs(30));
+    assert_eq!(r.poll_request().map(|_| ()), Err(HeadError::BodyTimeout));
+
+    // Below the ceiling the credit still counts: 10 s + 40 KiB at 4 KiB/s = 20 s.
+    let mut r = RequestReader::with_timeouts(limits, timeouts);
+    r.handle_read(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n",
+        t0,
+    );
+    r.handle_read(&vec![b'x'; 40 * 1024], t0);
+    assert!(r.poll_request().expect("valid").is_none());
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(20)));
+}
+
+#[test]
+fn bodies_under_way_share_the_servers_budget() {
+    let t0 = Instant::now();
+    let limits = ReaderLimits {
+        max_body: 1 << 20,
+        ..LIMITS
+    };
+    let budget = BodyBudget::new(100);
+    let post = |len: usize| format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {len}\r\n\r\n");
+    let reader = || RequestReader::new(limits).with_body_budget(&budget);
+
+    // A body still coming holds its declared length until it is answered.
+    let mut a = reader();
+    a.handle_read(post(60).as_bytes(), t0);
+    a.handle_read(&[b'a'; 10], t0);
+    assert!(a.poll_request().expect("valid").is_none());
+    assert_eq!((a.budget_held(), budget.in_use()), (60, 60));
+
+    // A second one that does not fit is refused at once with 503, and holds nothing.
+    let mut b = reader();
+    b.handle_read(post(41).as_bytes(), t0);
+    assert_eq!(
+        b.poll_request().map(|_| ()),
+        Err(HeadError::OverBudget { limit: 100 })
+    );
+    assert_eq!(HeadError::OverBudget { limit: 100 }.status(), 503);
+    assert_eq!((b.budget_held(), budget.in_use()), (0, 60));
+
+    // A body that arrives whole with its head takes nothing, budget or not.
+    let mut c = reader();
+    c.handle_read(format!("{}{}", post(50), "c".repeat(50)).as_bytes(), t0);
+    assert!(c.poll_request().expect("whole").is_some());
+    assert_eq!(c.budget_held(), 0);
+
+    // The finished body holds its bytes while the handler runs, and gives them back once
+    // its response is written.
+    a.handle_read(&[b'a'; 50], t0);
+    assert!(a.poll_request().expect("whole").is_some());
+    assert_eq!(budget.in_use(), 60);
+    a.handle_ready(t0);
+    assert_eq!(budget.in_use(), 0);
+
+    // Chunked bodies take the budget as their decoded bytes arrive, in 16 KiB steps.
+    let small = BodyBudget::new(20 * 1024);
+    let mut d = RequestReader::new(limits).with_body_budget(&small);
+    d.handle_read(
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        t0,
+    );
+    assert!(d.poll_request().expect("valid").is_none());
+    assert_eq!(small.in_use(), 16 * 1024);
+    let big = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+    d.handle_read(big.as_bytes(), t0);
+    assert_eq!(
+        d.poll_request().map(|_| ()),
+        Err(HeadError::OverBudget { limit: 20 * 1024 })
+    );
+    assert_eq!(small.in_use(), 0, "a failed reader gives its bytes back");
+
+    // Dropping a reader mid-body gives its bytes back too.
+    let mut e = reader();
+    e.handle_read(post(90).as_bytes(), t0);
+    assert!(e.poll_request().expect("valid").is_none());
+    assert_eq!(budget.in_use(), 90);
+    drop(e);
+    assert_eq!(budget.in_use(), 0);
+}
+
+#[test]
 fn idle_connections_close_and_ready_restarts_the_clock() {
     let t0 = Instant::now();
     let timeouts = ReaderTimeouts::uniform(Duration::from_secs(5));
@@ -441,6 +572,7 @@ fn clock_oddities_do_not_panic() {
         head: Duration::MAX,
         body: Duration::MAX,
         min_body_rate: 1,
+        body_ceiling: Duration::MAX,
         idle: Duration::MAX,
     };
     let mut r = RequestReader::with_timeouts(LIMITS, huge);
