@@ -138,7 +138,15 @@ pub(crate) async fn main() {
         // and after each response, so it bounds idle keep-alive connections as well as
         // slow heads (whichever limit is shorter wins).
         .header_read_timeout(limits.head.min(limits.idle));
-    server.http2().timer(TokioTimer::new());
+    // hyper buffers what an HTTP/2 client sends up to the flow-control windows, before any
+    // handler reads it (1 MiB per connection by default): the bodies a client may have in
+    // flight on one connection, outside the body budget. Windows of 64 KiB per stream and
+    // 256 KiB per connection bound that, and are ample for this server's small POSTs.
+    server
+        .http2()
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(256 * 1024);
     // Tells every connection (those still in their TLS handshake too) that the demo is
     // shutting down: dropped then.
     let (stopping, _) = watch::channel(());
