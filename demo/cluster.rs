@@ -67,13 +67,13 @@ pub(super) async fn route(
             Err(_) => away("the sessions of the other nodes are not known"),
         },
         (&Method::POST, ["broadcast"]) => match event_from(query, body) {
-            Ok(event) => match engine.broadcast(hub, event.encode()).await {
+            Ok(event) => match engine.broadcast(event.encode()).await {
                 Ok(count) => Reply::text(StatusCode::OK, &count.to_string()),
                 Err(_) => away("only this node's tabs got it"),
             },
             Err(reply) => reply,
         },
-        (&Method::POST, ["sessions", id, "events"]) => send_to(engine, hub, id, query, body).await,
+        (&Method::POST, ["sessions", id, "events"]) => send_to(engine, id, query, body).await,
         (&Method::POST, ["sessions", id, "close"]) => end_session(engine, hub, id, true).await,
         (&Method::POST, ["sessions", id, "drop"]) => end_session(engine, hub, id, false).await,
         _ => return None,
@@ -81,13 +81,7 @@ pub(super) async fn route(
     Some(reply)
 }
 
-async fn send_to(
-    engine: &RedisEngine,
-    hub: &Hub,
-    raw_id: &str,
-    query: Option<&str>,
-    body: &[u8],
-) -> Reply {
+async fn send_to(engine: &RedisEngine, raw_id: &str, query: Option<&str>, body: &[u8]) -> Reply {
     let Some(id) = session_id(raw_id) else {
         return Reply::text(StatusCode::NOT_FOUND, "no such session");
     };
@@ -95,7 +89,7 @@ async fn send_to(
         Ok(event) => event,
         Err(reply) => return reply,
     };
-    match engine.send_to(hub, id.as_str(), event.encode()).await {
+    match engine.send_to(id.as_str(), event.encode()).await {
         Ok(()) => Reply::text(StatusCode::ACCEPTED, "queued"),
         Err(Error::Unavailable) => away("the session is not on this node"),
         Err(_) => Reply::text(StatusCode::NOT_FOUND, "no such session"),

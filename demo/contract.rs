@@ -192,23 +192,20 @@ impl Options {
     }
 }
 
-/// The hub the options ask for, from an adapter's builder (which brings its clock); with
-/// `engine` (`--redis`), a hub in relay mode whose sessions every node shares.
-pub(crate) fn hub(opts: &Options, builder: HubBuilder, engine: Option<&RedisEngine>) -> Hub {
-    let mut builder = builder
+/// The hub settings the options ask for; an adapter's server builds the hub (with its
+/// clock, and with the Redis engine as its store under `--redis`).
+pub(crate) fn settings(opts: &Options) -> HubBuilder {
+    let mut builder = Hub::builder()
         .retry(opts.retry)
         .keep_alive(opts.keep_alive)
         .coalesce(opts.coalesce);
-    let resume = opts.resume.map(ResumeConfig::new);
-    match (engine, resume) {
-        (Some(engine), resume) => builder = engine.hub_builder(builder, resume),
-        (None, Some(resume)) => builder = builder.resume(resume),
-        (None, None) => {}
+    if let Some(resume) = opts.resume {
+        builder = builder.resume(ResumeConfig::new(resume));
     }
     if let Some(key) = &opts.secret {
         builder = builder.signing(KeyRing::new(key.clone()));
     }
-    builder.build()
+    builder
 }
 
 /// Longest `user` cookie taken as a principal.

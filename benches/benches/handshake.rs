@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sse_proto::{HttpVersion, Hub, Request};
+use sse_proto::{ClosedSet, Handshake, HttpVersion, MemoryClosedSet, Request};
 
 struct Raw {
     method: &'static [u8],
@@ -59,7 +59,8 @@ fn handshake(c: &mut Criterion) {
     let requests = mix();
     // Offer and answer: the decision up to registering a session (which the hub bench
     // measures), with the in-memory closed set consulted for every offered id.
-    let hub = Hub::new();
+    let handshake = Handshake::new();
+    let mut closed = MemoryClosedSet::default();
     let now = Instant::now();
     let mut group = c.benchmark_group("handshake");
     group.throughput(Throughput::Elements(requests.len() as u64));
@@ -71,8 +72,9 @@ fn handshake(c: &mut Criterion) {
                 for (name, value) in &raw.headers {
                     req.header(name, value);
                 }
-                if let Ok(offer) = hub.offer(&req) {
-                    if !hub.answer(&offer.lookup(), now).closed {
+                if let Ok(offer) = handshake.offer(&req, false) {
+                    let lookup = offer.lookup();
+                    if !lookup.closed.is_some_and(|id| closed.check(id, now)) {
                         black_box(&offer);
                         accepted += 1;
                     }

@@ -39,7 +39,10 @@ fn drain(conns: &mut [(Session, Outlet)]) {
 }
 
 fn broadcast(c: &mut Criterion) {
-    let hub = Hub::builder().keep_alive(None).budget(64 << 20).build();
+    let hub = Hub::builder()
+        .keep_alive(None)
+        .budget(64 << 20)
+        .build(Instant::now);
     let mut conns = connect_all(&hub);
     drain(&mut conns); // the preambles
     // The same connections on a hub in resume mode: each broadcast is also logged, and goes
@@ -48,7 +51,7 @@ fn broadcast(c: &mut Criterion) {
         .keep_alive(None)
         .budget(64 << 20)
         .resume(ResumeConfig::new(Duration::from_secs(600)))
-        .build();
+        .build(Instant::now);
     let mut resumable_conns = connect_all(&resumable);
     drain(&mut resumable_conns);
     let mut group = c.benchmark_group("broadcast-10k");

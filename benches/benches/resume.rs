@@ -24,7 +24,7 @@ fn hub() -> Hub {
         .keep_alive(None)
         .budget(256 << 20)
         .resume(config)
-        .build()
+        .build(Instant::now)
 }
 
 fn connect(hub: &Hub, last_event_id: Option<&str>) -> (sse_proto::Accepted, Instant) {
@@ -97,7 +97,7 @@ fn replay(c: &mut Criterion) {
     let hub = Hub::builder()
         .keep_alive(None)
         .resume(ResumeConfig::new(Duration::from_secs(600)))
-        .build();
+        .build(Instant::now);
     let (accepted, _) = connect(&hub, None);
     drop(accepted.outlet);
     let event = Event::new()

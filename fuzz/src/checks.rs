@@ -177,8 +177,8 @@ pub fn handshake(data: &[u8]) {
     if resumable {
         builder = builder.resume(ResumeConfig::new(Duration::from_secs(60)));
     }
-    let hub = builder.build();
     let now = Instant::now();
+    let hub = builder.build(sse_proto::ManualClock::starting_at(now));
     // A session the client may be trying to resume (or take): "tab", with one event.
     if mode & 2 == 2 {
         let mut seed = Request::new(b"GET", b"/e?id=tab", HttpVersion::Http11);

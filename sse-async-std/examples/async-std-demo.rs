@@ -17,7 +17,7 @@ use async_std::net::TcpListener;
 use bytes::Bytes;
 use futures_lite::StreamExt;
 use http::Method;
-use sse_async_std::{Outcome, Reply};
+use sse_async_std::{Outcome, Reply, Server};
 
 #[path = "../demo/contract.rs"]
 mod contract;
@@ -49,10 +49,11 @@ async fn run() {
         ),
         None => None,
     };
-    let hub = contract::hub(&opts, sse_async_std::hub_builder(), engine.as_ref());
-    if let Some(engine) = &engine {
-        async_std::task::spawn(engine.run(&hub));
-    }
+    let settings = contract::settings(&opts);
+    let server = match engine.clone() {
+        Some(engine) => Server::with_store(settings, engine),
+        None => Server::new(settings),
+    };
     let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -65,7 +66,7 @@ async fn run() {
     println!("listening on http://{local}");
 
     if !opts.tick.is_zero() {
-        let hub = hub.clone();
+        let hub = server.hub().clone();
         let tick = opts.tick;
         async_std::task::spawn(async move {
             let mut next = Instant::now();
@@ -82,23 +83,24 @@ async fn run() {
         });
     }
 
-    let handler_hub = hub.clone();
+    let handler_server = server.clone();
     let handler = move |req: http::Request<Bytes>| {
-        let hub = handler_hub.clone();
+        let server = handler_server.clone();
         let engine = engine.clone();
         let stats = stats.clone();
-        async move { handle(&hub, engine.as_ref(), &stats, req).await }
+        async move { handle(&server, engine.as_ref(), &stats, req).await }
     };
     // On SIGINT or SIGTERM: stop accepting, close idle connections, end every stream
     // without marking ids (tabs reconnect to the next server), and return once every
     // connection is closed (or the shutdown bound has passed).
-    let signal = async move {
+    let stop = server.clone();
+    async_std::task::spawn(async move {
         shutdown_signal().await;
-        let n = hub.shutdown();
+        let n = stop.shutdown();
         eprintln!("demo: shutting down, ending {n} streams");
-    };
+    });
     let config = http1::serve_config(&limits);
-    if let Err(e) = sse_async_std::serve_with_shutdown(listener, config, handler, signal).await {
+    if let Err(e) = server.serve(listener, config, handler).await {
         eprintln!("demo: {e}");
     }
 }
@@ -115,14 +117,14 @@ async fn shutdown_signal() {
 }
 
 async fn handle(
-    hub: &sse_async_std::Hub,
+    server: &Server,
     engine: Option<&RedisEngine>,
     stats: &Stats,
     mut req: http::Request<Bytes>,
 ) -> Reply {
     let path = req.uri().path();
     let route = contract::route(
-        hub,
+        server.hub(),
         engine,
         stats,
         req.method(),
@@ -135,18 +137,7 @@ async fn handle(
         Route::Events if req.method() == Method::GET => {
             stats.event_request();
             contract::log_in(&mut req);
-            let outcome = match engine {
-                None => sse_async_std::handshake(hub, &req),
-                // Several nodes: Redis answers the lookups (closed on any node? missed what?).
-                Some(engine) => match sse_async_std::offer(hub, &req) {
-                    Ok(offer) => {
-                        let answers = engine.answer(hub, &offer).await;
-                        sse_async_std::handshake_answered(hub, &req, offer, answers)
-                    }
-                    Err(why) => Outcome::NotEventStream(why),
-                },
-            };
-            match outcome {
+            match server.handshake(&req).await {
                 Outcome::Accept(accepted) => {
                     contract::greet(&accepted.session, accepted.continuity);
                     Reply::Stream(accepted)

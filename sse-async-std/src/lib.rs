@@ -2,50 +2,53 @@
 //!
 //! async-std was discontinued in 2025 and its maintainers point to smol; this crate is built
 //! on what the two share, `futures-io` transports and the `async-io` reactor, so it serves
-//! under smol as it does under async-std. (The one async-std part left is the task that
-//! drives a hub's timers, spawned once per hub on async-std's global executor, and the
-//! [`serve`] helpers, which take an async-std listener.) The HTTP/1.1 driver is
+//! under smol as it does under async-std. (The one async-std part left is where the
+//! server's tasks run, async-std's global executor, and [`Server::serve`], which takes an
+//! async-std listener.) The HTTP/1.1 driver is
 //! `sse-http1`'s, shared with `sse-tokio`.
 //!
-//! Three calls make a server:
+//! One object and one call:
 //!
-//! 1. [`hub_builder`]`().build()` once: the [`Hub`] holds every session.
-//! 2. [`handshake`]`(&hub, &req)` for each request: on [`Outcome::Accept`] answer
-//!    [`Reply::Stream`] (or [`Accepted::run`] it on a connection whose request you parsed
-//!    yourself); the other outcomes are responses: 204 to a session the server closed (the
-//!    tab stops), a go-away while shutting down, or your own routes.
-//! 3. [`Hub::send_to`], [`Hub::broadcast`] and [`Hub::close`] from anywhere: one tab by its
-//!    session id, every tab, or end a tab's session for good.
+//! 1. [`Server::new`] once, with the hub's settings (`Hub::builder()`): it holds every
+//!    session, on `async-io`'s clock, with its timer task running. [`Server::with_store`]
+//!    does the same with a [`Store`] shared by several nodes (`sse-redis` with its `smol`
+//!    feature).
+//! 2. [`Server::handshake`] for each request: on [`Outcome::Accept`] answer
+//!    [`Reply::Stream`] (or [`run`] it on a connection whose request you parsed yourself);
+//!    the other outcomes are responses: 204 to a session the server closed (the tab stops),
+//!    a go-away while shutting down, or your own routes.
+//! 3. [`Hub::send_to`], [`Hub::broadcast`] and [`Hub::close`] on [`Server::hub`] from
+//!    anywhere: one tab by its session id, every tab, or end a tab's session for good.
 //!
 //! [`serve_connection`] reads HTTP/1.1 requests on any `AsyncRead + AsyncWrite` (each head
 //! and body within its deadline, sizes bounded; a bad request gets 4xx, never a panic) and
 //! hands each to your handler. On smol, spawn it for each accepted stream with clones of one
-//! [`ServeConfig`] (they share its cap on unfinished heads):
+//! [`ServeConfig`] (they share its caps):
 //!
 //! ```no_run
 //! use bytes::Bytes;
-//! use sse_async_std::{Event, Outcome, Reply, ServeConfig};
+//! use sse_async_std::{Event, Hub, Outcome, Reply, ServeConfig, Server};
 //!
 //! fn main() -> std::io::Result<()> {
 //!     smol::block_on(async {
-//!         let hub = sse_async_std::hub_builder().build();
+//!         let server = Server::new(Hub::builder());
 //!         let listener = smol::net::TcpListener::bind("127.0.0.1:8080").await?;
 //!         let config = ServeConfig::default();
-//!         let ticker = hub.clone();
+//!         let ticker = server.clone();
 //!         smol::spawn(async move {
 //!             loop {
 //!                 smol::Timer::after(std::time::Duration::from_secs(1)).await;
-//!                 ticker.broadcast(&Event::new().data("tick"));
+//!                 ticker.hub().broadcast(&Event::new().data("tick"));
 //!             }
 //!         })
 //!         .detach();
 //!         loop {
 //!             let (stream, _) = listener.accept().await?;
-//!             let hub = hub.clone();
+//!             let server = server.clone();
 //!             let handler = move |req: http::Request<Bytes>| {
-//!                 let hub = hub.clone();
+//!                 let server = server.clone();
 //!                 async move {
-//!                     match sse_async_std::handshake(&hub, &req) {
+//!                     match server.handshake(&req).await {
 //!                         Outcome::Accept(accepted) => Reply::Stream(accepted),
 //!                         Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
 //!                         Outcome::NotEventStream(_) => {
@@ -60,37 +63,40 @@
 //! }
 //! ```
 //!
-//! On async-std, [`serve`] does the accepting and spawning, and [`serve_with_shutdown`] stops
-//! gracefully when a signal comes:
+//! On async-std, [`Server::serve`] does the accepting and spawning, until
+//! [`Server::shutdown`]:
 //!
 //! ```no_run
 //! use bytes::Bytes;
-//! use sse_async_std::{Outcome, Reply};
+//! use sse_async_std::{Hub, Outcome, Reply, Server};
 //!
-//! # async fn run(ctrl_c: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
-//! let hub = sse_async_std::hub_builder().build();
+//! # async fn run(ctrl_c: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+//! let server = Server::new(Hub::builder());
 //! let listener = async_std::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! let handler_hub = hub.clone();
-//! let handler = move |req: http::Request<Bytes>| {
-//!     let hub = handler_hub.clone();
-//!     async move {
-//!         match sse_async_std::handshake(&hub, &req) {
-//!             Outcome::Accept(accepted) => {
-//!                 let _ = accepted.session.emit("connect", "");
-//!                 Reply::Stream(accepted)
+//! let handler = {
+//!     let server = server.clone();
+//!     move |req: http::Request<Bytes>| {
+//!         let server = server.clone();
+//!         async move {
+//!             match server.handshake(&req).await {
+//!                 Outcome::Accept(accepted) => {
+//!                     let _ = accepted.session.emit("connect", "");
+//!                     Reply::Stream(accepted)
+//!                 }
+//!                 Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+//!                 Outcome::NotEventStream(_) => Reply::Response(http::Response::new(Bytes::from("hello"))),
 //!             }
-//!             Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
-//!             Outcome::NotEventStream(_) => Reply::Response(http::Response::new(Bytes::from("hello"))),
 //!         }
 //!     }
 //! };
 //! // When `ctrl_c` completes (async-signal, say): stop accepting, end every stream (tabs
-//! // reconnect elsewhere), return once the connections are closed.
-//! let signal = async move {
+//! // reconnect elsewhere); `serve` returns once the connections are closed.
+//! let stop = server.clone();
+//! async_std::task::spawn(async move {
 //!     ctrl_c.await;
-//!     hub.shutdown();
-//! };
-//! sse_async_std::serve_with_shutdown(listener, Default::default(), handler, signal).await
+//!     stop.shutdown();
+//! });
+//! server.serve(listener, Default::default(), handler).await
 //! # }
 //! ```
 //!
@@ -100,6 +106,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
 use async_std::net::TcpListener;
 use bytes::Bytes;
@@ -109,94 +116,84 @@ mod runtime;
 
 pub use runtime::{AsyncStd, Sleep};
 pub use sse_http1::{
-    BodyBudget, DEFAULT_MAX_UNFINISHED_HEADS, HeadSlots, MAX_STRAY_BYTES, ServeConfig,
+    Accepted, BodyBudget, DEFAULT_MAX_UNFINISHED_HEADS, HeadSlots, MAX_STRAY_BYTES, Outcome,
+    ReaderLimits, ReaderTimeouts, Reply, ServeConfig,
 };
-pub use sse_proto::Principal;
-pub use sse_proto::http1::{ReaderLimits, ReaderTimeouts};
-pub use sse_proto::{
-    Answers, Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN,
-    Data, EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
-    HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
-    Offer, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
-};
-/// An event name checked at compile time, and the type of checked names.
-pub use sse_proto::{EventName, event_name};
-/// Signed session ids (feature `signing`): the key ring for [`HubBuilder::signing`], and the
-/// logged-in user an id is bound to (put a [`Principal`] in the request's extensions before
-/// the handshake).
-#[cfg(feature = "signing")]
-pub use sse_proto::{Key, KeyRing};
+pub use sse_proto::prelude::*;
 
-/// Reading an event stream (a Rust client): [`MessageStream`] decodes any stream of byte
-/// chunks into [`MessageEvent`]s and keeps the last event id and `retry:` for reconnecting.
-#[cfg(feature = "stream")]
-pub use sse_proto::{MessageEvent, MessageStream, ReadError};
-
-/// What to do with a request, as decided by [`handshake`].
-pub type Outcome = sse_http1::Outcome<AsyncStd>;
-/// An accepted event stream, not yet running: [`Accepted::run`] it on any `futures-io`
-/// transport, or answer [`Reply::Stream`].
-pub type Accepted = sse_http1::Accepted<AsyncStd>;
-/// How a handler of [`serve_connection`] answers a request.
-pub type Reply = sse_http1::Reply<AsyncStd>;
-
-/// A [`HubBuilder`] whose clock is `std::time::Instant::now`, the clock `async-io` timers
-/// (and so async-std and smol) run on.
-pub fn hub_builder() -> HubBuilder {
-    sse_http1::hub_builder::<AsyncStd>()
-}
-
-/// Decides what to do with `req` and, for an event stream, registers the session in `hub`.
-/// The first accepted stream starts the hub's timer task (resume mode's expiry, the
-/// shutdown deadline, the ends of coalescing windows) on an async-std task.
-pub fn handshake<B>(hub: &Hub, req: &http::Request<B>) -> Outcome {
-    sse_http1::handshake::<AsyncStd, B>(hub, req)
-}
-
-/// Reads what `req` claims, consulting no store: step one of the two-step handshake, for a
-/// shared store (several nodes on one Redis) that answers [`Offer::lookup`] in place of the
-/// hub's own stores. `Err` when it is not an event-stream request. See
-/// [`sse_http1::offer`].
-pub fn offer<B>(hub: &Hub, req: &http::Request<B>) -> Result<Offer, NotEventStream> {
-    sse_http1::offer(hub, req)
-}
-
-/// Decides what to do with `req` from its `offer` (from [`offer`]) and a store's `answers`
-/// (for example `sse_redis::RedisEngine::answer`), and for an event stream registers the
-/// session in `hub`: step two of the two-step handshake, otherwise as [`handshake`]. See
-/// [`sse_http1::handshake_answered`].
+/// The hub, on `async-io`'s clock (the one async-std and smol timers run on), with its timer
+/// task running, and optionally a [`Store`] shared by several nodes: one
+/// [`handshake`](Self::handshake) per request, the same with or without the store. Cloning
+/// is cheap and shares everything.
 ///
-/// ```no_run
-/// # async fn serve(hub: sse_async_std::Hub, req: http::Request<bytes::Bytes>) {
-/// # async fn store_answers(offer: &sse_async_std::Offer) -> sse_async_std::Answers { Default::default() }
-/// use sse_async_std::Outcome;
-///
-/// let outcome = match sse_async_std::offer(&hub, &req) {
-///     Ok(offer) => {
-///         // For example `engine.answer(&hub, &offer).await` with sse-redis.
-///         let answers = store_answers(&offer).await;
-///         sse_async_std::handshake_answered(&hub, &req, offer, answers)
-///     }
-///     Err(why) => Outcome::NotEventStream(why),
-/// };
-/// # }
-/// ```
-pub fn handshake_answered<B>(
-    hub: &Hub,
-    req: &http::Request<B>,
-    offer: Offer,
-    answers: Answers,
-) -> Outcome {
-    sse_http1::handshake_answered::<AsyncStd, B>(hub, req, offer, answers)
+/// Its timer task and the store's task run on async-std's global executor (they need no
+/// particular reactor: `async-io` timers), and end when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Server(sse_http1::Server);
+
+impl Server {
+    /// A server with the hub of `builder`.
+    pub fn new(builder: HubBuilder) -> Server {
+        Server(sse_http1::Server::new::<AsyncStd>(builder, None))
+    }
+
+    /// A server with the hub of `builder`, prepared for `store` (several nodes on one Redis:
+    /// `sse_redis::RedisEngine`, feature `smol`), which answers every handshake's lookups
+    /// and relays what the hub sends to the other nodes.
+    pub fn with_store(builder: HubBuilder, store: impl Store) -> Server {
+        Server(sse_http1::Server::new::<AsyncStd>(
+            builder,
+            Some(Arc::new(store)),
+        ))
+    }
+
+    /// The hub: reach sessions from anywhere.
+    pub fn hub(&self) -> &Hub {
+        self.0.hub()
+    }
+
+    /// Decides what to do with `req` and, for an event stream, attaches it to its session
+    /// (see [`Hub::handshake`]); with a store, the store answers the lookups.
+    pub fn handshake<B>(
+        &self,
+        req: &http::Request<B>,
+    ) -> impl Future<Output = Outcome> + Send + use<'_, B> {
+        self.0.handshake(req)
+    }
+
+    /// Shuts down gracefully: every stream ends after what is queued (tabs reconnect
+    /// elsewhere), new event streams get a go-away answer, and [`serve`](Self::serve)
+    /// stops accepting and returns once its connections are closed (or after
+    /// [`ServeConfig::shutdown_timeout`]). Returns how many streams were told.
+    pub fn shutdown(&self) -> usize {
+        self.0.shutdown()
+    }
+
+    /// Accepts connections from an async-std `listener`, serving each on its own async-std
+    /// task with [`serve_connection`], a clone of `config` (so its caps are server-wide) and
+    /// a clone of `handler`, until [`shutdown`](Self::shutdown).
+    pub async fn serve<H, F>(
+        &self,
+        listener: TcpListener,
+        config: ServeConfig,
+        handler: H,
+    ) -> io::Result<()>
+    where
+        H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
+        F: Future<Output = Reply> + Send,
+    {
+        let listener = runtime::AsyncStdListener(listener);
+        sse_http1::serve::<AsyncStd, _, H, F, _>(listener, config, handler, self.0.stopping()).await
+    }
 }
 
 /// Serves HTTP/1.1 requests on one connection until it closes; see
 /// [`sse_http1::serve_connection`] for what is answered how. Needs no particular executor:
 /// spawn it with `async_std::task::spawn`, `smol::spawn` or a `smol::Executor` for each
-/// accepted stream, with clones of one [`ServeConfig`] so that they share its cap on
-/// unfinished heads. An async-std `TcpStream` sends its FIN only when dropped (its
-/// `poll_close` just flushes), so a refused client sees the end a second late, after the
-/// driver's lingering close; [`serve`] takes care of that, smol's streams need nothing.
+/// accepted stream, with clones of one [`ServeConfig`] so that they share its caps. An
+/// async-std `TcpStream` sends its FIN only when dropped (its `poll_close` just flushes),
+/// so a refused client sees the end a second late, after the driver's lingering close;
+/// [`Server::serve`] takes care of that, smol's streams need nothing.
 pub async fn serve_connection<S, H, F>(io: S, config: ServeConfig, handler: H) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -206,33 +203,11 @@ where
     sse_http1::serve_connection::<AsyncStd, S, H, F>(io, config, handler).await
 }
 
-/// Accepts connections from `listener` forever, serving each on its own async-std task
-/// with [`serve_connection`] and a clone of `handler`.
-pub async fn serve<H, F>(listener: TcpListener, config: ServeConfig, handler: H) -> io::Result<()>
+/// Writes the response head of `accepted` and streams its session on `io` (any
+/// `futures-io` transport) until it ends; returns why. See [`Accepted::run`].
+pub async fn run<S>(accepted: Accepted, io: &mut S) -> io::Result<EndReason>
 where
-    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
-    F: Future<Output = Reply> + Send,
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
-    let listener = runtime::AsyncStdListener(listener);
-    sse_http1::serve::<AsyncStd, _, H, F>(listener, config, handler).await
-}
-
-/// [`serve`] until `signal` completes, then shuts down gracefully: stops accepting, closes
-/// idle connections, lets responses and streams finish (call `hub.shutdown()` in `signal`,
-/// which ends every stream within its grace, 1 s by default), and returns once every
-/// connection is closed or [`ServeConfig::shutdown_timeout`] (5 s) has passed. See
-/// [`sse_http1::serve_with_shutdown`].
-pub async fn serve_with_shutdown<H, F, G>(
-    listener: TcpListener,
-    config: ServeConfig,
-    handler: H,
-    signal: G,
-) -> io::Result<()>
-where
-    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
-    F: Future<Output = Reply> + Send,
-    G: Future<Output = ()>,
-{
-    let listener = runtime::AsyncStdListener(listener);
-    sse_http1::serve_with_shutdown::<AsyncStd, _, H, F, G>(listener, config, handler, signal).await
+    accepted.run::<AsyncStd, S>(io).await
 }

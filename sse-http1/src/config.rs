@@ -1,6 +1,5 @@
 //! [`ServeConfig`] and [`Reply`].
 
-use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,31 +9,23 @@ use sse_proto::http1::{BodyBudget, HeadSlots, ReaderLimits, ReaderTimeouts};
 use crate::handshake::Accepted;
 
 /// How a handler answers a request.
-pub enum Reply<R> {
+#[derive(Debug)]
+pub enum Reply {
     /// A response with a fixed body. A `Connection: close` header in it (as in a go-away
     /// answer) closes the connection once it is written.
     Response(Response<Bytes>),
     /// An accepted event stream: it takes the connection over until it ends.
-    Stream(Accepted<R>),
+    Stream(Accepted),
 }
 
-impl<R> fmt::Debug for Reply<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reply::Response(r) => f.debug_tuple("Response").field(r).finish(),
-            Reply::Stream(a) => f.debug_tuple("Stream").field(a).finish(),
-        }
-    }
-}
-
-impl<R> From<Response<Bytes>> for Reply<R> {
-    fn from(res: Response<Bytes>) -> Reply<R> {
+impl From<Response<Bytes>> for Reply {
+    fn from(res: Response<Bytes>) -> Reply {
         Reply::Response(res)
     }
 }
 
-impl<R> From<Accepted<R>> for Reply<R> {
-    fn from(accepted: Accepted<R>) -> Reply<R> {
+impl From<Accepted> for Reply {
+    fn from(accepted: Accepted) -> Reply {
         Reply::Stream(accepted)
     }
 }
@@ -88,7 +79,7 @@ pub struct ServeConfig {
     /// 503 with `Retry-After` at once, before any more of it is read. A body that arrives
     /// with its head never counts, so a full budget refuses no small request.
     pub body_budget: BodyBudget,
-    /// How long a graceful shutdown ([`serve_with_shutdown`](crate::serve_with_shutdown))
+    /// How long a graceful shutdown ([`serve`](crate::serve))
     /// waits for open connections to finish before it drops them (5 s by default).
     pub shutdown_timeout: Duration,
 }

@@ -56,7 +56,7 @@ pub async fn serve_connection<R, S, H, F>(
 where
     R: Transport<S>,
     H: FnMut(http::Request<Bytes>) -> F,
-    F: Future<Output = Reply<R>>,
+    F: Future<Output = Reply>,
 {
     let mut io = R::bridge(&mut io);
     connection::<R, _, _, _>(&mut io, &config, handler, None).await
@@ -86,7 +86,7 @@ where
     R: Runtime,
     T: AsyncRead + AsyncWrite + Unpin + ?Sized,
     H: FnMut(http::Request<Bytes>) -> F,
-    F: Future<Output = Reply<R>>,
+    F: Future<Output = Reply>,
 {
     let draining = || drain.is_some_and(DrainSignal::is_draining);
     let mut reader = RequestReader::with_timeouts(config.limits, config.timeouts)

@@ -5,8 +5,8 @@
 //! core's deadlines, the writer of each event stream, the graceful shutdown. What it needs
 //! from a runtime (a clock, a timer, spawning, and its sockets seen as `futures-io`) is the
 //! [`Runtime`] and [`Transport`] traits; `sse-tokio` and `sse-async-std` implement them in a
-//! few lines each and re-export this crate's API with the runtime filled in, so applications
-//! use those crates, not this one.
+//! few lines each and wrap this crate's [`Server`] with the runtime filled in, so
+//! applications use those crates, not this one.
 //!
 //! What the driver guarantees, whatever a client sends:
 //!
@@ -22,7 +22,7 @@
 //!   without a body;
 //! - an event stream notices its peer going away (FIN or reset) at once, even after stray
 //!   bytes, and a go-away answer closes its connection;
-//! - [`serve_with_shutdown`] stops accepting, closes idle connections and returns within a
+//! - [`serve`] stops accepting on a shutdown, closes idle connections and returns within a
 //!   bound.
 //!
 //! # Feature flags
@@ -35,19 +35,15 @@ mod drain;
 mod handshake;
 mod runtime;
 mod serve;
+mod server;
 mod stream;
 mod timer;
 
 pub use config::{DEFAULT_MAX_UNFINISHED_HEADS, Reply, ServeConfig};
 pub use connection::serve_connection;
-pub use handshake::{Accepted, Outcome, handshake, handshake_answered, hub_builder, offer};
+pub use handshake::{Accepted, Outcome};
 pub use runtime::{Runtime, Transport};
-pub use serve::{Listener, serve, serve_with_shutdown};
+pub use serve::{Listener, serve};
+pub use server::Server;
 pub use sse_proto::http1::{BodyBudget, HeadSlots, ReaderLimits, ReaderTimeouts};
-pub use sse_proto::{
-    Answers, Batch, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity, DEFAULT_MAX_ID_LEN,
-    Data, EndReason, Ended, Error, Event, Frame, GapReason, Handshake, HeadError, Hub, HubBuilder,
-    HubStats, IdGenerator, IdRejection, IdSource, LogBounds, MemoryClosedSet, NotEventStream,
-    Offer, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, UuidV4,
-};
 pub use stream::MAX_STRAY_BYTES;

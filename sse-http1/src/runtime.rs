@@ -17,7 +17,7 @@ pub trait Runtime: Send + Sync + 'static {
     type Sleep: Future<Output = ()> + Send + 'static;
 
     /// The runtime's clock: what its timers measure against. It is also the clock of the
-    /// hubs from [`hub_builder`](crate::hub_builder), so sessions and sockets agree.
+    /// hubs a [`Server`](crate::Server) builds, so sessions and sockets agree.
     fn now() -> Instant;
 
     /// A future that completes at `deadline` (at once if it has passed). The driver polls it

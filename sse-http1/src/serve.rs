@@ -1,6 +1,6 @@
-//! Accepting connections: [`serve`] and its graceful variant [`serve_with_shutdown`].
+//! Accepting connections: [`serve`], until a graceful shutdown.
 
-use std::future::{Future, pending, poll_fn};
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::pin;
 use std::task::Poll;
@@ -30,62 +30,38 @@ pub trait Listener: Send + 'static {
     fn accept(&mut self) -> impl Future<Output = io::Result<Self::Io>> + Send + '_;
 }
 
-/// Accepts connections from `listener` forever, serving each on its own
-/// task ([`Runtime::spawn`]) with [`serve_connection`](crate::serve_connection), a clone of
-/// `config` (so the cap on unfinished heads is server-wide) and a clone of `handler`.
-pub async fn serve<R, L, H, F>(listener: L, config: ServeConfig, handler: H) -> io::Result<()>
-where
-    R: Runtime,
-    L: Listener,
-    H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
-    F: Future<Output = Reply<R>> + Send,
-{
-    serve_with_shutdown::<R, L, H, F, _>(listener, config, handler, pending()).await
-}
-
-/// [`serve`], until `signal` completes; then a graceful shutdown:
+/// Accepts connections from `listener`, serving each on its own task ([`Runtime::spawn`])
+/// with [`serve_connection`](crate::serve_connection), a clone of `config` (so its caps are
+/// server-wide) and a clone of `handler`, until `stop` completes; then a graceful shutdown:
 ///
 /// 1. the listener is dropped, so new connections are refused;
 /// 2. idle keep-alive connections are closed, and busy ones after their current response
 ///    (which says `Connection: close`);
-/// 3. event streams run on until they end: call `hub.shutdown()` in `signal` (as below),
-///    which ends every stream after what is queued and cuts the slow ones within its grace
-///    (1 s by default), and answers new event-stream requests with a go-away response;
+/// 3. event streams run on until they end: the hub's shutdown (which
+///    [`Server::shutdown`](crate::Server::shutdown) calls before `stop` completes) ends
+///    every stream after what is queued, cuts the slow ones within its grace (1 s by
+///    default), and answers new event-stream requests with a go-away response;
 /// 4. returns once every connection has closed, or once
-///    [`ServeConfig::shutdown_timeout`] has passed (5 s by default) after `signal`, when
+///    [`ServeConfig::shutdown_timeout`] has passed (5 s by default) after `stop`, when
 ///    the connections still open are dropped.
 ///
-/// ```no_run
-/// # use bytes::Bytes;
-/// # async fn demo<R: sse_http1::Runtime, L: sse_http1::Listener>(
-/// #     hub: sse_http1::Hub,
-/// #     listener: L,
-/// #     handler: impl FnMut(http::Request<Bytes>) -> std::future::Ready<sse_http1::Reply<R>> + Clone + Send + 'static,
-/// #     ctrl_c: impl std::future::Future<Output = ()>,
-/// # ) -> std::io::Result<()> {
-/// let signal = async move {
-///     ctrl_c.await;
-///     hub.shutdown();
-/// };
-/// sse_http1::serve_with_shutdown::<R, _, _, _, _>(listener, Default::default(), handler, signal)
-///     .await
-/// # }
-/// ```
-pub async fn serve_with_shutdown<R, L, H, F, G>(
+/// The runtime crates call it as `server.serve(listener, config, handler)`, with the
+/// server's [`stopping`](crate::Server::stopping) as `stop`.
+pub async fn serve<R, L, H, F, G>(
     mut listener: L,
     config: ServeConfig,
     handler: H,
-    signal: G,
+    stop: G,
 ) -> io::Result<()>
 where
     R: Runtime,
     L: Listener,
     H: FnMut(http::Request<Bytes>) -> F + Clone + Send + 'static,
-    F: Future<Output = Reply<R>> + Send,
+    F: Future<Output = Reply> + Send,
     G: Future<Output = ()>,
 {
     let drain = Drain::new();
-    let mut signal = pin!(signal);
+    let mut signal = pin!(stop);
     let mut backoff = Deadline::<R>::new();
     loop {
         let accepted = {

@@ -42,7 +42,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use sse_hyper::{Batch, EventStream, Hub, Outcome};
+use sse_hyper::{Batch, EventStream, Outcome, Server};
 use sse_redis::RedisEngine;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -64,7 +64,7 @@ use limits::Limits;
 type Body = Either<EventStream, Full<Batch>>;
 
 struct App {
-    hub: Hub,
+    server: Server,
     /// `--redis`: the engine that shares the sessions of every node.
     engine: Option<RedisEngine>,
     stats: Stats,
@@ -90,12 +90,14 @@ pub(crate) async fn main() {
         Some(config) => Some(contract::connect(config, tokio::time::sleep).await),
         None => None,
     };
-    let hub = contract::hub(&opts, sse_hyper::hub_builder(), engine.as_ref());
-    if let Some(engine) = &engine {
-        tokio::spawn(engine.run(&hub));
-    }
+    let settings = contract::settings(&opts);
+    let server = match engine.clone() {
+        Some(engine) => Server::with_store(settings, engine),
+        None => Server::new(settings),
+    };
+    let hub = server.hub().clone();
     let app = Arc::new(App {
-        hub: hub.clone(),
+        server: server.clone(),
         engine,
         stats: Stats::default(),
         limits,
@@ -130,9 +132,8 @@ pub(crate) async fn main() {
         });
     }
 
-    let mut server = auto::Builder::new(TokioExecutor::new());
-    server
-        .http1()
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
         .timer(TokioTimer::new())
         // hyper starts this timer whenever it waits for a request head: on a new connection
         // and after each response, so it bounds idle keep-alive connections as well as
@@ -142,8 +143,7 @@ pub(crate) async fn main() {
     // handler reads it (1 MiB per connection by default): the bodies a client may have in
     // flight on one connection, outside the body budget. Windows of 64 KiB per stream and
     // 256 KiB per connection bound that, and are ample for this server's small POSTs.
-    server
-        .http2()
+    http.http2()
         .timer(TokioTimer::new())
         .initial_stream_window_size(64 * 1024)
         .initial_connection_window_size(256 * 1024);
@@ -168,7 +168,7 @@ pub(crate) async fn main() {
         let _ = stream.set_nodelay(true);
         let mut conn = Connection {
             accepted: Instant::now(),
-            server: server.clone(),
+            http: http.clone(),
             app: app.clone(),
             stopping: stopping.subscribe(),
             _open: open.clone(),
@@ -200,7 +200,7 @@ pub(crate) async fn main() {
     drop(listener);
     drop(stopping);
     drop(open);
-    let n = hub.shutdown();
+    let n = server.shutdown();
     eprintln!("demo: shutting down, ending {n} streams");
     if tokio::time::timeout(limits.shutdown, all_closed.recv())
         .await
@@ -215,7 +215,7 @@ struct Connection {
     /// When the socket was accepted: the first request is due a head deadline after it,
     /// the TLS handshake included.
     accepted: Instant,
-    server: auto::Builder<TokioExecutor>,
+    http: auto::Builder<TokioExecutor>,
     app: Arc<App>,
     /// Changes (its sender is dropped) when the demo shuts down.
     stopping: watch::Receiver<()>,
@@ -278,7 +278,7 @@ impl Connection {
     {
         let Connection {
             accepted,
-            server,
+            http,
             app,
             mut stopping,
             _open,
@@ -307,7 +307,7 @@ impl Connection {
                 })
             })
         };
-        let conn = server.serve_connection(io, service).into_owned();
+        let conn = http.serve_connection(io, service).into_owned();
         let mut conn = std::pin::pin!(conn);
         // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
         // before hyper's header timer runs, with no deadline of its own: a connection that
@@ -389,7 +389,7 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Bo
     };
     Ok(
         match contract::route(
-            &app.hub,
+            app.server.hub(),
             app.engine.as_ref(),
             &app.stats,
             &method,
@@ -420,18 +420,7 @@ fn host_is_valid<B>(req: &Request<B>) -> bool {
 
 async fn events<B>(app: &App, req: &Request<B>) -> Response<Body> {
     app.stats.event_request();
-    let outcome = match &app.engine {
-        None => sse_hyper::handshake(&app.hub, req),
-        // Several nodes: Redis answers the lookups (closed on any node? what was missed?).
-        Some(engine) => match sse_hyper::offer(&app.hub, req) {
-            Ok(offer) => {
-                let answers = engine.answer(&app.hub, &offer).await;
-                sse_hyper::handshake_answered(&app.hub, req, offer, answers)
-            }
-            Err(why) => Outcome::NotEventStream(why),
-        },
-    };
-    match outcome {
+    match app.server.handshake(req).await {
         Outcome::Accept(accepted) => {
             contract::greet(&accepted.session, accepted.continuity);
             accepted.response.map(Either::Left)

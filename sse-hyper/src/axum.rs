@@ -4,7 +4,7 @@
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use sse_hyper::axum::Handshake;
-//! use sse_hyper::{Hub, Outcome};
+//! use sse_hyper::{Hub, Outcome, Server};
 //!
 //! async fn events(Handshake(outcome): Handshake) -> Outcome {
 //!     if let Outcome::Accept(accepted) = &outcome {
@@ -14,13 +14,14 @@
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let hub = sse_hyper::hub_builder().build();
-//! let app = Router::new().route("/events", get(events)).with_state(hub.clone());
+//! // With several nodes on Redis: `Server::with_store(Hub::builder(), engine)`.
+//! let server = Server::new(Hub::builder());
+//! let app = Router::new().route("/events", get(events)).with_state(server.clone());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! sse_hyper::axum::serve(listener, app)
 //!     .with_graceful_shutdown(async move {
 //!         let _ = tokio::signal::ctrl_c().await;
-//!         hub.shutdown(); // every stream ends within a second: the server can stop
+//!         server.shutdown(); // every stream ends within a second: the server can stop
 //!     })
 //!     .await
 //! # }
@@ -41,11 +42,11 @@ use http::request::Parts;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::guard::{Guarded, Watch};
-use crate::handshake::{Outcome, handshake};
-use sse_proto::Hub;
+use crate::handshake::Outcome;
+use crate::server::Server;
 
-/// The handshake, as an extractor: what to do with this request, decided by the [`Hub`] in
-/// the router's state (`Hub: FromRef<S>`).
+/// The handshake, as an extractor: what to do with this request, decided by the [`Server`]
+/// in the router's state (`Server: FromRef<S>`), with its store when it has one.
 ///
 /// Return its [`Outcome`] as the response (it is [`IntoResponse`]): the event stream, the
 /// 204 that stops a closed session's tab, the go-away of a hub that shuts down, or 406 for a
@@ -56,13 +57,13 @@ pub struct Handshake(pub Outcome);
 
 impl<S> FromRequestParts<S> for Handshake
 where
-    Hub: FromRef<S>,
+    Server: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Handshake, Infallible> {
-        let hub = Hub::from_ref(state);
+        let server = Server::from_ref(state);
         if let Some(ConnectInfo(watched)) = parts.extensions.get::<ConnectInfo<Watched>>() {
             let watch = watched.watch.clone();
             parts.extensions.insert(watch);
@@ -70,7 +71,7 @@ where
         // The handshake reads a request; lend it the parts and take them back.
         let (empty, ()) = http::Request::new(()).into_parts();
         let req = http::Request::from_parts(std::mem::replace(parts, empty), ());
-        let outcome = handshake(&hub, &req);
+        let outcome = server.handshake(&req).await;
         *parts = req.into_parts().0;
         Ok(Handshake(outcome))
     }
@@ -143,7 +144,7 @@ pub type WatchedServe = Serve<
 /// The peer's address is in `ConnectInfo<Watched>`.
 ///
 /// Call `with_graceful_shutdown` on the result as with `axum::serve`, and call
-/// [`Hub::shutdown`] when the signal comes: every stream then ends within a second.
+/// [`Server::shutdown`] when the signal comes: every stream then ends within a second.
 pub fn serve(listener: TcpListener, router: Router) -> WatchedServe {
     axum::serve(
         WatchedListener(listener),

@@ -130,8 +130,8 @@ impl fmt::Debug for EventStream {
 /// buffer, not a copy. Made by [`EventStream::into_bytes`].
 ///
 /// ```no_run
-/// # fn demo(hub: &sse_hyper::Hub, req: http::Request<()>) {
-/// if let sse_hyper::Outcome::Accept(accepted) = sse_hyper::handshake(hub, &req) {
+/// # async fn demo(server: &sse_hyper::Server, req: http::Request<()>) {
+/// if let sse_hyper::Outcome::Accept(accepted) = server.handshake(&req).await {
 ///     let response = accepted.response.map(|body| body.into_bytes());
 ///     // axum: response.map(axum::body::Body::new)
 /// #   let _ = response;

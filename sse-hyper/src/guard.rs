@@ -382,7 +382,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
-    use crate::{EventStream, Hub, Outcome, Session};
+    use crate::{EventStream, Hub, Outcome, Server, Session};
 
     /// A transport that reads what was put in `incoming` (and waits when there is nothing)
     /// and whose writes go through while `writable`.
@@ -431,20 +431,24 @@ mod tests {
         }
     }
 
-    fn hub() -> Hub {
-        crate::hub_builder().keep_alive(None).budget(1024).build()
+    fn server() -> Server {
+        Server::new(Hub::builder().keep_alive(None).budget(1024))
     }
 
     /// Accepts a stream over `version` on the connection `io` guards; keep the body: dropping
     /// it ends the stream.
-    fn accept(hub: &Hub, io: &Guarded<Fake>, version: http::Version) -> (Session, EventStream) {
+    async fn accept(
+        server: &Server,
+        io: &Guarded<Fake>,
+        version: http::Version,
+    ) -> (Session, EventStream) {
         let req = http::Request::get("/events")
             .version(version)
             .header("accept", "text/event-stream")
             .extension(io.watch().clone())
             .body(())
             .unwrap();
-        match crate::handshake(hub, &req) {
+        match server.handshake(&req).await {
             Outcome::Accept(accepted) => (accepted.session, accepted.response.into_body()),
             other => panic!("{other:?}"),
         }
@@ -476,9 +480,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_http1_stream_cut_off_drops_the_connection_at_once() {
-        let hub = hub();
+        let server = server();
         let mut io = Watch::new().guard(Fake::default());
-        let (session, _body) = accept(&hub, &io, http::Version::HTTP_11);
+        let (session, _body) = accept(&server, &io, http::Version::HTTP_11).await;
         assert!(read(&mut io).is_pending());
         overflow(&session);
         assert!(is_cut_off(read(&mut io)));
@@ -487,9 +491,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_next_request_is_read_once_an_http1_stream_is_over() {
-        let hub = hub();
+        let server = server();
         let mut io = Watch::new().guard(Fake::default());
-        let (_session, body) = accept(&hub, &io, http::Version::HTTP_11);
+        let (_session, body) = accept(&server, &io, http::Version::HTTP_11).await;
         io.get_ref().incoming.lock().unwrap().extend(b"stray");
         let mut buf = [0u8; 16];
         let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -513,10 +517,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_h2_stream_cut_off_while_writes_go_through_is_forgotten() {
-        let hub = hub();
+        let server = server();
         let mut io = Watch::new().guard(Fake::default());
-        let (slow, _slow_body) = accept(&hub, &io, http::Version::HTTP_2);
-        let (_other, _other_body) = accept(&hub, &io, http::Version::HTTP_2);
+        let (slow, _slow_body) = accept(&server, &io, http::Version::HTTP_2).await;
+        let (_other, _other_body) = accept(&server, &io, http::Version::HTTP_2).await;
         assert!(matches!(write(&mut io, true), Poll::Ready(Ok(5))));
         // Its own window held it: the connection reads and writes on.
         overflow(&slow);
@@ -532,9 +536,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_h2_stream_cut_off_during_a_stall_drops_the_connection_after_a_second() {
-        let hub = hub();
+        let server = server();
         let mut io = Watch::new().guard(Fake::default());
-        let (slow, _body) = accept(&hub, &io, http::Version::HTTP_2);
+        let (slow, _body) = accept(&server, &io, http::Version::HTTP_2).await;
         assert!(write(&mut io, false).is_pending());
         tokio::time::advance(STALL / 2).await;
         overflow(&slow);
@@ -550,9 +554,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stall_that_ends_within_a_second_drops_nothing() {
-        let hub = hub();
+        let server = server();
         let mut io = Watch::new().guard(Fake::default());
-        let (slow, _body) = accept(&hub, &io, http::Version::HTTP_2);
+        let (slow, _body) = accept(&server, &io, http::Version::HTTP_2).await;
         assert!(write(&mut io, false).is_pending());
         overflow(&slow);
         assert!(write(&mut io, false).is_pending());
@@ -566,12 +570,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_h2_stream_cut_off_at_shutdown_drops_the_connection_at_once() {
-        let hub = hub();
+        let server = server();
         let mut io = Watch::new().guard(Fake::default());
-        let (session, _body) = accept(&hub, &io, http::Version::HTTP_2);
+        let (session, _body) = accept(&server, &io, http::Version::HTTP_2).await;
         // Something queued and never written: the stream is cut at the shutdown deadline.
         session.send("last").unwrap();
-        hub.shutdown();
+        server.shutdown();
         assert!(read(&mut io).is_pending());
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(session.end_reason(), Some(EndReason::Shutdown));

@@ -21,7 +21,7 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use sse_hyper::{Batch, Event, EventStream, Hub, Outcome};
+use sse_hyper::{Batch, Event, EventStream, Hub, Outcome, Server};
 use sse_proto::{Decoder, Item, MessageEvent};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -33,8 +33,8 @@ fn to_axum(body: EventStream) -> Body {
     Body::new(body.into_bytes())
 }
 
-async fn events(State(hub): State<Hub>, req: Request) -> Response {
-    match sse_hyper::handshake(&hub, &req) {
+async fn events(State(server): State<Server>, req: Request) -> Response {
+    match server.handshake(&req).await {
         Outcome::Accept(accepted) => accepted.response.map(to_axum),
         Outcome::NoContent(response) | Outcome::GoAway(response) => response.map(to_axum),
         Outcome::NotEventStream(_) => StatusCode::NOT_ACCEPTABLE.into_response(),
@@ -42,8 +42,10 @@ async fn events(State(hub): State<Hub>, req: Request) -> Response {
 }
 
 /// Serves the router on 127.0.0.1:0 and returns its address.
-async fn serve(hub: Hub) -> SocketAddr {
-    let app = Router::new().route("/events", get(events)).with_state(hub);
+async fn serve(server: Server) -> SocketAddr {
+    let app = Router::new()
+        .route("/events", get(events))
+        .with_state(server);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -103,10 +105,9 @@ fn events_of(items: &[Item]) -> Vec<&MessageEvent> {
 
 #[tokio::test]
 async fn axum_stream_preamble_event_close_and_204() {
-    let hub = sse_hyper::hub_builder()
-        .retry(Duration::from_millis(1500))
-        .build();
-    let addr = serve(hub.clone()).await;
+    let server = Server::new(Hub::builder().retry(Duration::from_millis(1500)));
+    let hub = server.hub().clone();
+    let addr = serve(server).await;
 
     let res = get_events(addr, &[("accept", "text/event-stream")]).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -199,19 +200,19 @@ async fn axum_stream_preamble_event_close_and_204() {
 /// keeps the server up.
 #[tokio::test]
 async fn axum_graceful_shutdown_with_an_open_stream_exits_promptly() {
-    let hub = sse_hyper::hub_builder().build();
+    let server = Server::new(Hub::builder());
+    let hub = server.hub().clone();
     let app = Router::new()
         .route("/events", get(events))
-        .with_state(hub.clone());
+        .with_state(server.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (trigger, fired) = tokio::sync::oneshot::channel::<()>();
-    let signal_hub = hub.clone();
-    let server = tokio::spawn(async move {
+    let serving = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = fired.await;
-                signal_hub.shutdown();
+                server.shutdown();
             })
             .await
     });
@@ -228,7 +229,7 @@ async fn axum_graceful_shutdown_with_an_open_stream_exits_promptly() {
 
     let started = std::time::Instant::now();
     trigger.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(1), server)
+    tokio::time::timeout(Duration::from_secs(1), serving)
         .await
         .expect("axum exits within a second of the signal")
         .unwrap()
@@ -244,8 +245,9 @@ async fn axum_graceful_shutdown_with_an_open_stream_exits_promptly() {
 
 #[tokio::test]
 async fn axum_without_accept_header_gets_406() {
-    let hub = sse_hyper::hub_builder().build();
-    let addr = serve(hub.clone()).await;
+    let server = Server::new(Hub::builder());
+    let hub = server.hub().clone();
+    let addr = serve(server).await;
 
     let res = get_events(addr, &[]).await;
     assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
@@ -277,14 +279,13 @@ fn data_of(polled: Polled) -> Bytes {
 
 #[tokio::test(start_paused = true)]
 async fn idle_body_sends_keep_alive_after_interval() {
-    let hub = sse_hyper::hub_builder()
-        .keep_alive(Some(Duration::from_secs(15)))
-        .build();
+    let server = Server::new(Hub::builder().keep_alive(Some(Duration::from_secs(15))));
     let req = http::Request::get("/events")
         .header(header::ACCEPT, "text/event-stream")
         .body(())
         .unwrap();
-    let Outcome::Accept(accepted) = sse_hyper::handshake(&hub, &req) else {
+    let hub = server.hub();
+    let Outcome::Accept(accepted) = server.handshake(&req).await else {
         panic!("an event-stream request is accepted");
     };
     let id = accepted.id().to_string();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use sse_hyper::axum::Handshake;
-use sse_hyper::{Event, Hub, Outcome};
+use sse_hyper::{Event, Hub, Outcome, Server};
 
 async fn events(Handshake(outcome): Handshake) -> Outcome {
     if let Outcome::Accept(accepted) = &outcome {
@@ -24,8 +24,10 @@ async fn events(Handshake(outcome): Handshake) -> Outcome {
     outcome
 }
 
-async fn start(hub: Hub) -> SocketAddr {
-    let app = Router::new().route("/events", get(events)).with_state(hub);
+async fn start(server: Server) -> SocketAddr {
+    let app = Router::new()
+        .route("/events", get(events))
+        .with_state(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { sse_hyper::axum::serve(listener, app).await.unwrap() });
@@ -53,8 +55,9 @@ fn request(addr: SocketAddr, headers: &str, wait: Duration) -> (std::net::TcpStr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_204_and_not_ours_in_a_router() {
-    let hub = sse_hyper::hub_builder().keep_alive(None).build();
-    let addr = start(hub.clone()).await;
+    let server = Server::new(Hub::builder().keep_alive(None));
+    let hub = server.hub().clone();
+    let addr = start(server).await;
     let accept = "Accept: text/event-stream\r\n";
     let (sock, text) =
         tokio::task::spawn_blocking(move || request(addr, accept, Duration::from_millis(500)))
@@ -97,11 +100,9 @@ async fn accept_204_and_not_ours_in_a_router() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_cuts_a_reader_that_stopped_reading() {
-    let hub = sse_hyper::hub_builder()
-        .keep_alive(None)
-        .budget(256 * 1024)
-        .build();
-    let addr = start(hub.clone()).await;
+    let server = Server::new(Hub::builder().keep_alive(None).budget(256 * 1024));
+    let hub = server.hub().clone();
+    let addr = start(server).await;
     // A reader that never reads: tiny receive buffer, nothing read after the request.
     let slow = tokio::task::spawn_blocking(move || {
         let sock =

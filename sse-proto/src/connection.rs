@@ -81,23 +81,9 @@ enum State {
 /// - After every input, drain the outputs. When [`is_finished`](Self::is_finished) is true,
 ///   end the response.
 ///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use sse_proto::{Connection, ConnectionConfig, Event};
-///
-/// let t0 = Instant::now();
-/// let mut conn = Connection::new(ConnectionConfig::default(), t0);
-/// conn.send(Event::new().data("hi").encode()).unwrap();
-/// assert!(conn.poll_transmit().is_some());
-/// assert!(conn.poll_transmit().is_none());
-/// // Idle for the keep-alive interval: a comment is queued.
-/// let deadline = conn.poll_timeout().unwrap();
-/// assert_eq!(deadline, t0 + Duration::from_secs(15));
-/// conn.handle_timeout(deadline);
-/// assert_eq!(conn.poll_transmit().unwrap().to_bytes(), &b":\n\n"[..]);
-/// ```
+/// Only the hub drives it (its tests show it alone).
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     config: ConnectionConfig,
     state: State,
     outbox: VecDeque<Frame>,
@@ -115,7 +101,7 @@ pub struct Connection {
 
 impl Connection {
     /// A connection opened at `now`, with an empty outbox.
-    pub fn new(config: ConnectionConfig, now: Instant) -> Connection {
+    pub(crate) fn new(config: ConnectionConfig, now: Instant) -> Connection {
         Connection {
             config,
             state: State::Open,
@@ -135,7 +121,7 @@ impl Connection {
     /// package from v3) ignore an `id:` in a block without data, against the WHATWG rules; so
     /// `id_line` (the preamble's `id: …` line) is written once more just before the first
     /// dispatched event that has no id of its own. For a browser it changes nothing.
-    pub fn with_preamble(
+    pub(crate) fn with_preamble(
         config: ConnectionConfig,
         preamble: Frame,
         id_line: Frame,
@@ -153,7 +139,7 @@ impl Connection {
     /// [`Error::Backpressure`] when the queue is not empty and the frame would take it over
     /// budget: the connection then ends with [`EndReason::TooSlow`] and its queue is dropped.
     #[inline]
-    pub fn send(&mut self, frame: Frame) -> Result<(), Error> {
+    pub(crate) fn send(&mut self, frame: Frame) -> Result<(), Error> {
         self.admit(frame.remaining())?;
         if frame.is_dispatched() {
             if let Some(line) = self.id_line.take() {
@@ -167,7 +153,7 @@ impl Connection {
     /// Queues a logged event: its own `id:` line (which carries its position), then the
     /// frame. Fails as [`send`](Self::send) does; the budget counts both.
     #[inline]
-    pub fn send_logged(&mut self, id_line: Frame, frame: Frame) -> Result<(), Error> {
+    pub(crate) fn send_logged(&mut self, id_line: Frame, frame: Frame) -> Result<(), Error> {
         self.admit(id_line.remaining() + frame.remaining())?;
         self.push_logged(id_line, frame);
         Ok(())
@@ -211,12 +197,12 @@ impl Connection {
     /// Ends because the server closed the session, after writing what is queued. (The hub
     /// marks the id closed, so that its reconnect gets 204.) Returns whether this call began
     /// the end of the stream.
-    pub fn close(&mut self) -> bool {
+    pub(crate) fn close(&mut self) -> bool {
         self.begin_end(EndReason::Closed)
     }
 
     /// Ends without marking the id, after writing what is queued (server shutdown).
-    pub fn shutdown(&mut self) -> bool {
+    pub(crate) fn shutdown(&mut self) -> bool {
         self.begin_end(EndReason::Shutdown)
     }
 
@@ -224,7 +210,7 @@ impl Connection {
     /// the connection cut ([`is_aborted`](Self::is_aborted)): a reader too slow to take its
     /// last events does not hold the server up. [`poll_timeout`](Self::poll_timeout) returns
     /// the deadline while the queue drains.
-    pub fn shutdown_by(&mut self, deadline: Instant) -> bool {
+    pub(crate) fn shutdown_by(&mut self, deadline: Instant) -> bool {
         let began = self.shutdown();
         if began && self.state == State::Draining(EndReason::Shutdown) {
             self.cut_at = Some(deadline);
@@ -243,13 +229,13 @@ impl Connection {
 
     /// Ends without marking the id, after writing what is queued: the browser reconnects
     /// with its id (to move it to another node, or to test reconnection).
-    pub fn disconnect(&mut self) -> bool {
+    pub(crate) fn disconnect(&mut self) -> bool {
         self.begin_end(EndReason::Disconnected)
     }
 
     /// A newer connection with the same id took over: drops what is queued, writes `last`
     /// (the block that gives this tab a fresh id) and ends.
-    pub fn replaced(&mut self, last: Frame) {
+    pub(crate) fn replaced(&mut self, last: Frame) {
         if matches!(self.state, State::Ended(_)) {
             return;
         }
@@ -260,7 +246,7 @@ impl Connection {
     }
 
     /// The peer went away: ends at once, drops the queue, does not mark the id.
-    pub fn peer_gone(&mut self) {
+    pub(crate) fn peer_gone(&mut self) {
         self.end_now(EndReason::PeerGone);
     }
 
@@ -289,7 +275,7 @@ impl Connection {
     /// Queues a keep-alive comment when the stream has been idle for the interval, or cuts
     /// a shutdown that is past its deadline (see [`shutdown_by`](Self::shutdown_by)).
     /// Calling it early, or again, does nothing.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if let (State::Draining(reason), Some(at)) = (self.state, self.cut_at) {
             if now >= at {
                 self.cut(reason);
@@ -311,7 +297,7 @@ impl Connection {
     /// When [`handle_timeout`](Self::handle_timeout) next has work: keep-alive while open
     /// (`None` when it is off), a shutdown's deadline while it drains, `None` once ended.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Open => self.config.keep_alive.map(|ka| self.idle_since + ka),
             State::Draining(_) => self.cut_at,
@@ -320,8 +306,9 @@ impl Connection {
     }
 
     /// Takes the next frame to write, as of `now` (which restarts the idle timer).
+    #[cfg(test)]
     #[must_use]
-    pub fn poll_transmit_at(&mut self, now: Instant) -> Option<Frame> {
+    pub(crate) fn poll_transmit_at(&mut self, now: Instant) -> Option<Frame> {
         let frame = self.outbox.pop_front()?;
         self.queued -= frame.remaining();
         self.idle_since = now;
@@ -330,8 +317,9 @@ impl Connection {
     }
 
     /// Takes the next frame to write without touching the idle timer.
+    #[cfg(test)]
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Frame> {
+    pub(crate) fn poll_transmit(&mut self) -> Option<Frame> {
         let frame = self.outbox.pop_front()?;
         self.queued -= frame.remaining();
         self.settle();
@@ -340,7 +328,7 @@ impl Connection {
 
     /// Moves everything queued into `batch` (one vectored write), as of `now`.
     /// Returns the number of frames moved.
-    pub fn drain_into(&mut self, batch: &mut Batch, now: Instant) -> usize {
+    pub(crate) fn drain_into(&mut self, batch: &mut Batch, now: Instant) -> usize {
         let n = self.outbox.len();
         if n == 0 {
             return 0;
@@ -363,24 +351,24 @@ impl Connection {
     }
 
     /// Whether the connection still takes new frames.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.state == State::Open
     }
 
     /// Whether the stream has ended and nothing is left to write: end the response.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         matches!(self.state, State::Ended(_))
     }
 
     /// Whether the connection was cut off ([`EndReason::TooSlow`], or a shutdown past its
     /// deadline): nothing more will be written, and the adapter should drop the transport at
     /// once, even in the middle of a write.
-    pub fn is_aborted(&self) -> bool {
+    pub(crate) fn is_aborted(&self) -> bool {
         self.cut
     }
 
     /// Why the connection is ending or has ended; `None` while open.
-    pub fn end_reason(&self) -> Option<EndReason> {
+    pub(crate) fn end_reason(&self) -> Option<EndReason> {
         match self.state {
             State::Open => None,
             State::Draining(r) | State::Ended(r) => Some(r),
@@ -388,7 +376,7 @@ impl Connection {
     }
 
     /// Bytes queued and not yet taken by the writer.
-    pub fn queued_bytes(&self) -> usize {
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.queued
     }
 }

@@ -385,7 +385,7 @@ pub(crate) fn id_block(id: &SessionId) -> Frame {
 }
 
 /// `id: <token>\n`, repeated once before the first dispatched event of a connection (see
-/// [`Connection::with_preamble`](crate::Connection::with_preamble)).
+/// the connection's preamble).
 pub(crate) fn id_line(token: &str) -> Frame {
     let mut line = BytesMut::with_capacity(token.len() + 5);
     line.put_slice(b"id: ");

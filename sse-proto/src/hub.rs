@@ -15,8 +15,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::closed::ClosedSet;
 use crate::connection::{ConnectionConfig, EndReason};
 use crate::error::Error;
@@ -32,6 +33,7 @@ use crate::relay::{Outbound, Recipient, Relayed};
 pub use accept::{Accepted, Decision};
 pub use builder::{HubBuilder, ResumeConfig};
 pub use outlet::{Cutoff, Outlet};
+pub use relay::RelayPort;
 pub use session::{Ended, Session};
 
 use slot::{Life, Slot, lock};
@@ -61,7 +63,7 @@ use timers::Timers;
 /// use std::time::Instant;
 /// use sse_proto::{Decision, Event, Hub, HttpVersion, Request};
 ///
-/// let hub = Hub::new();
+/// let hub = Hub::builder().build(std::time::Instant::now);
 /// let mut req = Request::new(b"GET", b"/events", HttpVersion::Http11);
 /// req.header(b"accept", b"text/event-stream");
 /// let Decision::Accept(accepted) = hub.decide(&req, Instant::now()) else { unreachable!() };
@@ -79,6 +81,24 @@ pub struct WeakHub {
     inner: std::sync::Weak<Inner>,
 }
 
+/// The settings a [`Hub`] was built with (see [`HubBuilder`]), from [`Hub::settings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubSettings {
+    /// The reconnection delay sent to browsers (before jitter).
+    pub retry: Duration,
+    /// The keep-alive interval of idle streams; `None` when off.
+    pub keep_alive: Option<Duration>,
+    /// Each connection's outbox budget, in bytes.
+    pub budget: usize,
+    /// Resume mode's grace period; `None` when sessions end with their connection.
+    pub resume_grace: Option<Duration>,
+    /// The coalescing window; `None` when writers are woken at once.
+    pub coalesce: Option<Duration>,
+    /// How long a shutdown lets streams drain before they are cut.
+    pub shutdown_grace: Duration,
+}
+
 /// What a [`Hub`] holds, for monitoring and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HubStats {
@@ -91,7 +111,7 @@ pub struct HubStats {
 }
 
 pub(crate) struct Inner {
-    clock: fn() -> Instant,
+    clock: Box<dyn Clock>,
     handshake: Handshake,
     config: ConnectionConfig,
     ids: Box<dyn IdGenerator>,
@@ -139,42 +159,22 @@ pub(crate) enum Follow {
     End(EndReason),
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Hub::new()
-    }
-}
-
 impl Hub {
-    /// A hub with default settings (no resume mode).
-    pub fn new() -> Hub {
-        Hub::builder().build()
-    }
-
     /// Starts a [`HubBuilder`].
     pub fn builder() -> HubBuilder {
         HubBuilder::new()
     }
 
-    /// The handshake settings.
-    pub fn handshake(&self) -> &Handshake {
-        &self.inner.handshake
-    }
-
-    /// The connection settings.
-    pub fn connection_config(&self) -> ConnectionConfig {
-        self.inner.config
-    }
-
-    /// The grace period of resume mode; `None` when sessions end with their connection.
-    pub fn resume_grace(&self) -> Option<Duration> {
-        self.inner.resume.as_ref().map(|r| r.grace)
-    }
-
-    /// The coalescing window (see [`HubBuilder::coalesce`]); `None` when writers are woken
-    /// at once.
-    pub fn coalesce_window(&self) -> Option<Duration> {
-        self.inner.coalesce
+    /// The settings the hub was built with.
+    pub fn settings(&self) -> HubSettings {
+        HubSettings {
+            retry: self.inner.handshake.retry_value(),
+            keep_alive: self.inner.config.keep_alive,
+            budget: self.inner.config.budget,
+            resume_grace: self.inner.resume.as_ref().map(|r| r.grace),
+            coalesce: self.inner.coalesce,
+            shutdown_grace: self.inner.shutdown_grace,
+        }
     }
 
     fn slot(&self, id: &str) -> Option<Arc<Slot>> {
@@ -221,7 +221,7 @@ impl Hub {
     ///
     /// In resume mode the frame is logged once for all of them, detached sessions included
     /// (and counted). A connection over its budget is cut off (see
-    /// [`Connection::send`](crate::Connection::send)); in resume mode its session still
+    /// [`HubBuilder::budget`]); in resume mode its session still
     /// counts, and its tab gets the event when it comes back.
     ///
     /// In relay mode the frame goes to the relay, which numbers it and delivers it on every
@@ -262,14 +262,10 @@ impl Hub {
 
     /// Closes one session (see [`Session::close`]). Fails with [`Error::NotConnected`] for
     /// an unknown id; the id is then not marked.
-    pub fn close(&self, id: &str) -> Result<(), Error> {
-        self.close_at(id, (self.inner.clock)())
-    }
-
-    /// As [`close`](Self::close), stamping the mark with `now` instead of reading the clock.
     ///
     /// In relay mode an id this hub does not serve is closed through the relay.
-    pub fn close_at(&self, id: &str, now: Instant) -> Result<(), Error> {
+    pub fn close(&self, id: &str) -> Result<(), Error> {
+        let now = self.inner.clock.now();
         match self.slot(id) {
             Some(slot) => {
                 self.inner.close(&slot, now, true);
@@ -330,11 +326,7 @@ impl Hub {
     /// [`HubBuilder::shutdown_grace`]) is cut by the hub's timers
     /// ([`poll_timers`](Self::poll_timers)), so shutdown never waits on a slow reader.
     pub fn shutdown(&self) -> usize {
-        self.shutdown_at((self.inner.clock)())
-    }
-
-    /// As [`shutdown`](Self::shutdown), as of `now` instead of the clock.
-    pub fn shutdown_at(&self, now: Instant) -> usize {
+        let now = self.inner.clock.now();
         self.inner.shutting_down.store(true, Ordering::Release);
         trace!(info, sessions = self.len(), grace = ?self.inner.shutdown_grace, "hub shutting down");
         let deadline = now + self.inner.shutdown_grace;
@@ -386,7 +378,7 @@ impl Hub {
     /// ```
     /// use sse_proto::{Hub, Key, KeyRing};
     ///
-    /// let hub = Hub::builder().signing(KeyRing::new(Key::new("k1", [1; 32])?)).build();
+    /// let hub = Hub::builder().signing(KeyRing::new(Key::new("k1", [1; 32])?)).build(std::time::Instant::now);
     /// hub.update_key_ring(|ring| ring.rotate(Key::new("k2", [2; 32])?)).unwrap()?;
     /// // Later, once tabs had time to come back and be re-signed:
     /// hub.update_key_ring(|ring| ring.retire("k1")).unwrap()?;
@@ -414,7 +406,7 @@ impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("sessions", &self.len())
-            .field("resume", &self.resume_grace())
+            .field("resume", &self.inner.resume.as_ref().map(|r| r.grace))
             .field("shutting_down", &self.is_shutting_down())
             .finish()
     }

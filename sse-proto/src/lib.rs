@@ -6,21 +6,23 @@
 //! `sse-tokio` and `sse-async-std` (through `sse-http1`) bind it to a runtime, and
 //! `sse-redis` shares a hub's sessions between nodes.
 //!
-//! # Where time enters
+//! # Where time and randomness enter
 //!
-//! Every method that depends on time takes `now`, except three that the application calls
-//! where it has no clock at hand. For those the [`Hub`] reads the clock it was given
-//! ([`HubBuilder::clock`]; the adapters give their runtime's, and the default is the system's
-//! monotonic clock):
+//! The core reads no clock of its own. Every method of the sans-IO types that depends on
+//! time takes `now`; the [`Hub`], whose methods the application calls where it has no time
+//! at hand, reads the [`Clock`] given to [`HubBuilder::build`] (the adapters give their
+//! runtime's; a test gives a [`ManualClock`]). It does so in exactly these places:
 //!
-//! - stamping a closed id in [`Session::close`] and [`Hub::close`] (or pass it:
-//!   [`Session::close_at`], [`Hub::close_at`]);
-//! - dating a shutdown's deadline in [`Hub::shutdown`] (or [`Hub::shutdown_at`]);
+//! - stamping a closed id in [`Session::close`] and [`Hub::close`];
+//! - dating a shutdown's deadline in [`Hub::shutdown`];
 //! - dating a session's detachment in resume mode, when its writer drops the [`Outlet`] or
-//!   the connection is cut off for being slow.
+//!   the connection is cut off for being slow;
+//! - dating the end of a coalescing window when a send opens one
+//!   ([`HubBuilder::coalesce`]);
+//! - driving the timers in [`WeakHub::drive_timers`].
 //!
-//! The same goes for randomness: fresh ids and the log's epoch come from the
-//! [`IdGenerator`] the hub was given.
+//! Randomness enters through the [`IdGenerator`] the hub was given (by default [`UuidV4`],
+//! the `uuid` crate's generator): fresh session ids, and the in-memory log's epoch.
 //!
 //! # Feature flags
 //!
@@ -34,6 +36,7 @@ macro_rules! trace {
     };
 }
 
+mod clock;
 mod closed;
 mod connection;
 mod decode;
@@ -52,11 +55,13 @@ mod relay;
 mod request;
 #[cfg(feature = "signing")]
 pub mod signing;
+mod store;
 #[cfg(feature = "stream")]
 mod stream;
 
+pub use clock::{Clock, ManualClock};
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
-pub use connection::{Connection, ConnectionConfig, EndReason};
+pub use connection::{ConnectionConfig, EndReason};
 pub use decode::{Decoder, Item, Limits, MessageEvent};
 pub use error::{
     DecodeError, Error, Field, FieldError, FieldReason, HeadError, KeyError, SignatureError,
@@ -66,8 +71,8 @@ pub use frame::{Batch, Frame};
 pub use handshake::{Answers, Claim, Handshake, Lookup, NotEventStream, Offer};
 pub use history::{History, LogBounds, LogUsage, Logged, MemoryHistory, Target};
 pub use hub::{
-    Accepted, Cutoff, Decision, Ended, Hub, HubBuilder, HubStats, Outlet, ResumeConfig, Session,
-    WeakHub,
+    Accepted, Cutoff, Decision, Ended, Hub, HubBuilder, HubSettings, HubStats, Outlet, RelayPort,
+    ResumeConfig, Session, WeakHub,
 };
 pub use id::{
     DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, IdVerdict, RejectedId, SessionId,
@@ -79,5 +84,26 @@ pub use relay::{Recipient, RelayConfig, Relayed};
 pub use request::{HttpVersion, Principal, Request, ResponseHead};
 #[cfg(feature = "signing")]
 pub use signing::{Key, KeyRing, MAX_SIGNED_ID_LEN, Verified};
+pub use store::{BoxFuture, Store};
 #[cfg(feature = "stream")]
 pub use stream::{MessageStream, ReadError};
+
+/// What an application names, in one list: the adapters (`sse-hyper`, `sse-tokio`,
+/// `sse-async-std`) re-export it at their root, so one `use sse_hyper::…` is enough.
+///
+/// The machinery an adapter drives (the outlet, the handshake's decision, relay mode's
+/// port) is not here: an application never names it.
+pub mod prelude {
+    #[cfg(feature = "signing")]
+    pub use crate::signing::{Key, KeyRing};
+    #[cfg(feature = "stream")]
+    pub use crate::stream::{MessageStream, ReadError};
+    pub use crate::{
+        Batch, BoxFuture, Clock, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity,
+        DEFAULT_MAX_ID_LEN, Data, EndReason, Ended, Error, Event, EventName, Frame, GapReason,
+        Handshake, Hub, HubBuilder, HubSettings, HubStats, IdGenerator, IdRejection, IdSource,
+        IdVerdict, LogBounds, ManualClock, MemoryClosedSet, MessageEvent, NotEventStream,
+        Principal, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, Store, UuidV4,
+        event_name,
+    };
+}

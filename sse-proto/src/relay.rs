@@ -75,6 +75,8 @@ pub(crate) struct Outbound {
     queue: VecDeque<Relayed>,
     bytes: usize,
     waker: Option<Waker>,
+    /// Whether the hub's [`RelayPort`](crate::RelayPort) was handed out.
+    pub(crate) claimed: bool,
 }
 
 impl Outbound {
@@ -84,6 +86,7 @@ impl Outbound {
             queue: VecDeque::new(),
             bytes: 0,
             waker: None,
+            claimed: false,
         }
     }
 

@@ -92,7 +92,7 @@ proptest! {
         if resumable {
             builder = builder.resume(ResumeConfig::new(Duration::from_secs(60)));
         }
-        let hub = builder.build();
+        let hub = builder.build(Instant::now);
         match hub.decide(&req, Instant::now()) {
             Decision::Accept(mut a) => {
                 prop_assert!(method == b"GET");

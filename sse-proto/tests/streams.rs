@@ -100,7 +100,10 @@ impl std::task::Wake for Count {
 
 #[test]
 fn a_stream_forwarded_into_a_session_waits_for_room_and_ends_with_it() {
-    let hub = Hub::builder().keep_alive(None).budget(1000).build();
+    let hub = Hub::builder()
+        .keep_alive(None)
+        .budget(1000)
+        .build(Instant::now);
     let accepted = accept(&hub);
     let mut outlet = accepted.outlet;
     let session = accepted.session.clone();
@@ -156,7 +159,7 @@ fn a_stream_forwarded_into_a_session_waits_for_room_and_ends_with_it() {
 
 #[test]
 fn forwarding_stops_when_the_session_ends() {
-    let hub = Hub::builder().keep_alive(None).build();
+    let hub = Hub::builder().keep_alive(None).build(Instant::now);
     let accepted = accept(&hub);
     let session = accepted.session.clone();
     let endless = stream::repeat_with(|| Event::new().data("tick"));

@@ -43,7 +43,10 @@ fn decide(hub: &Hub, target: &str, last: Option<&str>) -> Decision {
 /// A session's life: accepted, a refused id, replaced, cut off, closed and back (204), and a
 /// shutdown.
 fn life() {
-    let hub = Hub::builder().keep_alive(None).budget(100).build();
+    let hub = Hub::builder()
+        .keep_alive(None)
+        .budget(100)
+        .build(Instant::now);
     let Decision::Accept(a) = decide(&hub, "/e?id=tab", None) else {
         panic!()
     };

@@ -3,7 +3,7 @@
 //! away, what this node can do for its own connections it does (see the crate docs).
 
 use redis::Value;
-use sse_proto::{Error, Frame, Hub, Recipient, SessionId};
+use sse_proto::{Error, Frame, Recipient, SessionId};
 
 use crate::engine::{RedisEngine, lock, millis, now_ms};
 use crate::once::{Attempt, DONE_TTL};
@@ -19,15 +19,14 @@ impl RedisEngine {
     /// that nothing happened: a frozen Redis applies the command when it wakes. It is applied
     /// once all the same, and a session that got it here only has its position moved on (see
     /// the crate docs).
-    pub async fn send_to(&self, hub: &Hub, id: &str, frame: Frame) -> Result<(), Error> {
+    pub async fn send_to(&self, id: &str, frame: Frame) -> Result<(), Error> {
         let attempt = self.shared.messages.attempt();
-        self.send_attempt(hub, id, frame, &attempt).await
+        self.send_attempt(id, frame, &attempt).await
     }
 
     /// One attempt at [`send_to`](Self::send_to).
     pub(crate) async fn send_attempt(
         &self,
-        hub: &Hub,
         id: &str,
         frame: Frame,
         attempt: &Attempt,
@@ -60,8 +59,9 @@ impl RedisEngine {
                 shared.set_up(false);
                 let id = SessionId::parse(id.as_bytes(), sse_proto::DEFAULT_MAX_ID_LEN)
                     .map_err(|_| Error::NotConnected)?;
-                if hub.session(id.as_str()).is_some() {
-                    self.deliver_here(hub, attempt, &Recipient::Session(id), frame);
+                let here = self.port().and_then(|port| port.hub());
+                if here.is_some_and(|hub| hub.session(id.as_str()).is_some()) {
+                    self.deliver_here(attempt, &Recipient::Session(id), frame);
                     Ok(())
                 } else {
                     Err(Error::Unavailable)
@@ -76,13 +76,13 @@ impl RedisEngine {
     /// the other nodes get it only if Redis, frozen rather than gone, applies the command
     /// when it wakes (this hub's sessions then only have their positions moved on), and
     /// calling this again sends a new broadcast. To have it sent on once Redis is back, use
-    /// [`Hub::broadcast`] instead, which queues it for the relay.
-    pub async fn broadcast(&self, hub: &Hub, frame: Frame) -> Result<usize, Error> {
+    /// [`Hub::broadcast`](sse_proto::Hub::broadcast) instead, which queues it for the relay.
+    pub async fn broadcast(&self, frame: Frame) -> Result<usize, Error> {
         let attempt = self.shared.messages.attempt();
         match self.publish(&frame, false, &attempt).await {
             Ok(count) => Ok(count),
             Err(()) => {
-                self.deliver_here(hub, &attempt, &Recipient::All, frame);
+                self.deliver_here(&attempt, &Recipient::All, frame);
                 Err(Error::Unavailable)
             }
         }
@@ -91,9 +91,11 @@ impl RedisEngine {
     /// With Redis away: delivers to this node's connections among `to` without a position,
     /// remembering the message in case Redis applies the attempt later (its reader then only
     /// moves their positions on).
-    pub(crate) fn deliver_here(&self, hub: &Hub, attempt: &Attempt, to: &Recipient, frame: Frame) {
-        lock(&self.shared.delivered_here).insert(&attempt.mid);
-        hub.deliver_unsequenced(to, frame);
+    pub(crate) fn deliver_here(&self, attempt: &Attempt, to: &Recipient, frame: Frame) {
+        if let Some(port) = self.port() {
+            lock(&self.shared.delivered_here).insert(&attempt.mid);
+            port.deliver_unsequenced(to, frame);
+        }
     }
 
     /// Logs a broadcast in Redis; `local_done` when this node delivered it itself already.

@@ -1,4 +1,5 @@
-//! [`RedisEngine::run`]: the node's three tasks, joined in one future.
+//! The engine's work beside the hub ([`Store::run`](sse_proto::Store::run)): the node's
+//! three tasks, joined in one future.
 //!
 //! - **reader**: one blocking `XREAD` over the broadcast stream and this node's delivery
 //!   stream, from the last entries it saw, on a connection of its own; what one read returns
@@ -22,7 +23,7 @@ use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::future;
 use redis::Value;
-use sse_proto::{Frame, Hub, Recipient, Relayed, SessionId, WeakHub};
+use sse_proto::{Frame, Recipient, RelayPort, Relayed, SessionId};
 
 use crate::engine::{Change, RedisEngine, lock, millis, now_ms, reader_config};
 use crate::once::Attempt;
@@ -35,25 +36,21 @@ const MAX_PENDING: usize = 65_536;
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
 
 impl RedisEngine {
-    /// Runs this node's side of the engine until `hub` is dropped: spawn it on the runtime
-    /// (`tokio::spawn(engine.run(&hub))`, `smol::spawn(…)`).
-    pub fn run(&self, hub: &Hub) -> impl Future<Output = ()> + Send + 'static {
-        let weak = hub.downgrade();
-        let (a, b, c) = (self.clone(), self.clone(), self.clone());
-        let (wa, wb, wc) = (weak.clone(), weak.clone(), weak);
-        async move {
-            future::zip(a.reader(wa), future::zip(b.relay(wb), c.presence(wc))).await;
-        }
+    /// This node's side of the engine, until the hub behind `port` is dropped.
+    pub(crate) async fn tasks(self, port: RelayPort) {
+        let (a, b, c) = (self.clone(), self.clone(), self);
+        let (pa, pb, pc) = (port.clone(), port.clone(), port);
+        future::zip(a.reader(pa), future::zip(b.relay(pb), c.presence(pc))).await;
     }
 
-    async fn reader(self, weak: WeakHub) {
+    async fn reader(self, port: RelayPort) {
         let shared = &self.shared;
         let mut backoff = BACKOFF.0;
         // Where reading starts: when the engine connected (what came before is in the logs,
         // for resumes).
         let mut last = lock(&shared.read_from).take();
         loop {
-            if weak.upgrade().is_none() {
+            if port.hub().is_none() {
                 return;
             }
             let config = reader_config(shared.config.timeout);
@@ -78,9 +75,7 @@ impl RedisEngine {
             };
             if epoch != self.epoch() {
                 shared.epoch.store(epoch, Ordering::Release);
-                if let Some(hub) = weak.upgrade() {
-                    hub.restart_log(epoch);
-                }
+                port.restart_log(epoch);
                 // Every entry of a new epoch was written after the store came back empty,
                 // and this node has read none of them: read them all. (The sequence now
                 // would skip what other nodes sent here before this reader was back, once
@@ -101,8 +96,9 @@ impl RedisEngine {
             backoff = BACKOFF.0;
             let me = shared.keys.node(&shared.config.node);
             loop {
-                let Some(hub) = weak.upgrade() else { return };
-                drop(hub);
+                if port.hub().is_none() {
+                    return;
+                }
                 let from = format!("{}-0", last.unwrap_or(0));
                 let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
                     .arg("COUNT")
@@ -120,7 +116,7 @@ impl RedisEngine {
                     shared.set_up(false);
                     break;
                 };
-                let Some(hub) = weak.upgrade() else { return };
+                let Some(hub) = port.hub() else { return };
                 let mut batch: Vec<(bool, Entry)> = Vec::new();
                 for (stream, entries) in reply::xread(&reply) {
                     let broadcast = stream == shared.keys.bcast().as_bytes();
@@ -129,14 +125,14 @@ impl RedisEngine {
                 batch.sort_by_key(|(_, e)| e.seq);
                 for (broadcast, entry) in batch {
                     last = Some(last.unwrap_or(0).max(entry.seq));
-                    self.apply(&hub, broadcast, &entry);
+                    self.apply(&port, &hub, broadcast, &entry);
                 }
             }
         }
     }
 
     /// Delivers one entry read from Redis to the hub.
-    fn apply(&self, hub: &Hub, broadcast: bool, entry: &Entry) {
+    fn apply(&self, port: &RelayPort, hub: &sse_proto::Hub, broadcast: bool, entry: &Entry) {
         let frame = || {
             entry
                 .field(b"f")
@@ -154,9 +150,9 @@ impl RedisEngine {
             let done_here = here || (ours && entry.field(b"d") == Some(b"1"));
             if let Some(frame) = frame() {
                 if done_here {
-                    hub.deliver_known(entry.seq, &Recipient::All, frame);
+                    port.deliver_known(entry.seq, &Recipient::All, frame);
                 } else {
-                    hub.deliver(entry.seq, &Recipient::All, frame);
+                    port.deliver(entry.seq, &Recipient::All, frame);
                 }
             }
             return;
@@ -172,14 +168,14 @@ impl RedisEngine {
                 if let Some(frame) = frame() {
                     let to = Recipient::Session(id);
                     if here {
-                        hub.deliver_known(entry.seq, &to, frame);
+                        port.deliver_known(entry.seq, &to, frame);
                     } else {
-                        hub.deliver(entry.seq, &to, frame);
+                        port.deliver(entry.seq, &to, frame);
                     }
                 }
             }
             Some(b"c") => {
-                hub.close_relayed(&id, Instant::now());
+                port.close(&id);
             }
             Some(b"d") => {
                 if let Some(session) = hub.session(id.as_str()) {
@@ -190,19 +186,14 @@ impl RedisEngine {
         }
     }
 
-    async fn relay(self, weak: WeakHub) {
+    async fn relay(self, port: RelayPort) {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut taken = Vec::new();
         let mut backoff = BACKOFF.0;
         loop {
-            let Some(hub) = weak.upgrade() else { return };
             if pending.is_empty() {
-                drop(hub);
                 // Wake up for new items, and now and then to notice the hub is gone.
-                let next = poll_fn(|cx| match weak.upgrade() {
-                    Some(hub) => hub.drain_relay(cx, &mut taken).map(Some),
-                    None => Poll::Ready(None),
-                });
+                let next = poll_fn(|cx| port.poll_outbound(cx, &mut taken));
                 if future::or(next, async {
                     Timer::after(Duration::from_secs(1)).await;
                     Some(0)
@@ -213,10 +204,10 @@ impl RedisEngine {
                     return;
                 }
             } else {
-                let _ = hub.drain_relay(
-                    &mut std::task::Context::from_waker(std::task::Waker::noop()),
-                    &mut taken,
-                );
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if let Poll::Ready(None) = port.poll_outbound(&mut cx, &mut taken) {
+                    return;
+                }
             }
             pending.extend(taken.drain(..).map(|item| Pending {
                 item: Item::Relayed(item),
@@ -225,10 +216,9 @@ impl RedisEngine {
             while pending.len() > MAX_PENDING {
                 pending.pop_front();
             }
-            let Some(hub) = weak.upgrade() else { return };
             let mut failed = false;
             while let Some(item) = pending.pop_front() {
-                match self.forward(&hub, item).await {
+                match self.forward(&port, item).await {
                     Ok(()) => {}
                     Err(again) => {
                         pending.push_front(again);
@@ -238,7 +228,6 @@ impl RedisEngine {
                 }
             }
             if failed {
-                drop(hub);
                 Timer::after(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF.1);
             } else {
@@ -249,7 +238,7 @@ impl RedisEngine {
 
     /// Sends one item to Redis; gives it back, as a retry, when Redis is away (after
     /// delivering to this node's own connections what cannot wait).
-    async fn forward(&self, hub: &Hub, pending: Pending) -> Result<(), Pending> {
+    async fn forward(&self, port: &RelayPort, pending: Pending) -> Result<(), Pending> {
         let Pending { item, attempt } = pending;
         let again = |item| Pending {
             item,
@@ -260,9 +249,11 @@ impl RedisEngine {
                 to: Recipient::Session(id),
                 frame,
             }) => {
-                let local = hub.session(id.as_str()).is_some();
+                let local = port
+                    .hub()
+                    .is_some_and(|hub| hub.session(id.as_str()).is_some());
                 match self
-                    .send_attempt(hub, id.as_str(), frame.clone(), &attempt)
+                    .send_attempt(id.as_str(), frame.clone(), &attempt)
                     .await
                 {
                     // Delivered here without Redis (local), or known nowhere: done.
@@ -281,7 +272,7 @@ impl RedisEngine {
                 Ok(_) => Ok(()),
                 Err(()) => {
                     // This node's tabs get it now; the others once Redis is back.
-                    self.deliver_here(hub, &attempt, &Recipient::All, frame.clone());
+                    self.deliver_here(&attempt, &Recipient::All, frame.clone());
                     Err(again(Item::DeliveredHere(frame)))
                 }
             },
@@ -296,12 +287,12 @@ impl RedisEngine {
         }
     }
 
-    async fn presence(self, weak: WeakHub) {
+    async fn presence(self, port: RelayPort) {
         let shared = &self.shared;
         let mut next_beat = Instant::now();
         let mut backoff = BACKOFF.0;
         loop {
-            let Some(hub) = weak.upgrade() else { return };
+            let Some(hub) = port.hub() else { return };
             let beat = Instant::now() >= next_beat;
             let changes = std::mem::take(&mut lock(&shared.presence).changes);
             if changes.is_empty() && !beat {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,8 +12,9 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{AsyncConnectionConfig, Client, Value};
 use sse_proto::{
-    Answers, Claimed, ClosedPolicy, Frame, GapReason, Hub, HubBuilder, IdGenerator, LogBounds,
-    Logged, MemoryHistory, Offer, RelayConfig, ResumeConfig, SessionEvent, SessionId,
+    Answers, BoxFuture, Claimed, ClosedPolicy, Frame, GapReason, HubBuilder, IdGenerator,
+    LogBounds, Logged, MemoryHistory, Offer, RelayConfig, RelayPort, SessionEvent, SessionId,
+    Store,
 };
 
 use crate::once::{DeliveredHere, MessageIds};
@@ -58,14 +59,15 @@ impl RedisConfig {
     }
 }
 
-/// Several hubs, on several nodes, sharing their sessions through one Redis.
+/// Several hubs, on several nodes, sharing their sessions through one Redis: a [`Store`].
 ///
-/// Connect with [`connect`](Self::connect), build the hub with
-/// [`hub_builder`](Self::hub_builder) (relay mode, and in resume mode a log in the store's
-/// epoch), spawn [`run`](Self::run) on the runtime, and answer event-stream requests with
-/// [`answer`](Self::answer): a reconnect then resumes on any node, a closed id gets 204 on
-/// every node, and [`send_to`](Self::send_to), [`broadcast`](Self::broadcast),
-/// [`close`](Self::close) and [`sessions`](Self::sessions) reach every node.
+/// Connect with [`connect`](Self::connect) and give the engine to an adapter's server
+/// (`sse_hyper::Server::with_store`, and the same in sse-tokio and sse-async-std), which
+/// prepares its hub for it (relay mode, and in resume mode a log in the store's epoch), runs
+/// its work beside the hub, and asks it on every handshake: a reconnect then resumes on any
+/// node, a closed id gets 204 on every node, and what the hub sends reaches every node.
+/// [`send_to`](Self::send_to), [`broadcast`](Self::broadcast), [`close`](Self::close) and
+/// [`sessions`](Self::sessions) reach every node and say what Redis answered.
 ///
 /// When Redis is away, this node keeps serving its own connections: sends to them are
 /// delivered without a position (their logs record a gap), sends that need Redis fail with
@@ -96,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) messages: MessageIds,
     /// What this node delivered to its own connections while Redis was away.
     pub(crate) delivered_here: Mutex<DeliveredHere>,
+    /// The relay port of the hub this engine serves, once a server runs it.
+    pub(crate) port: OnceLock<RelayPort>,
 }
 
 pub(crate) struct Scripts {
@@ -183,6 +187,7 @@ impl RedisEngine {
                 read_from: Mutex::new(Some(seq.unwrap_or(0))),
                 messages: MessageIds::new(random_u64()),
                 delivered_here: Mutex::new(DeliveredHere::default()),
+                port: OnceLock::new(),
             }),
         })
     }
@@ -202,35 +207,19 @@ impl RedisEngine {
         self.shared.up.load(Ordering::Acquire)
     }
 
-    /// Prepares a hub for this engine: relay mode, the observer that keeps the sessions'
-    /// marks in Redis, and with `resume` a log in the store's epoch.
-    pub fn hub_builder(&self, builder: HubBuilder, resume: Option<ResumeConfig>) -> HubBuilder {
-        let shared = self.shared.clone();
-        let mut builder = builder
-            .relay(RelayConfig::default())
-            .observe(move |event| shared.observe(event));
-        if let Some(resume) = resume {
-            *lock(&self.shared.grace) = Some(resume.grace);
-            *lock(&self.shared.bounds) = resume.bounds;
-            builder = builder.resume(resume).history(MemoryHistory::new(
-                self.epoch(),
-                resume.bounds,
-                resume.max_total_bytes,
-            ));
-        }
-        builder
+    /// The relay port of the hub this engine serves; `None` until a server runs the engine.
+    pub(crate) fn port(&self) -> Option<&RelayPort> {
+        self.shared.port.get()
     }
 
     /// Answers what an event-stream request needs looked up, from Redis: is the id closed
     /// (on any node)? What did the session miss (resume mode)? It also makes this node the
-    /// session's owner, so that what is sent to it from now on comes here.
-    ///
-    /// With Redis away the answers are the hub's own: the connection is served, and a
-    /// resume is a gap unless this node holds the session's log.
-    pub async fn answer(&self, hub: &Hub, offer: &Offer) -> Answers {
+    /// session's owner, so that what is sent to it from now on comes here. `None` with
+    /// Redis away.
+    async fn answer_offer(&self, offer: &Offer) -> Option<Answers> {
         let lookup = offer.lookup();
         let Some(id) = lookup.closed else {
-            return Answers::default();
+            return Some(Answers::default());
         };
         let position = lookup.history.map(|(_, p)| p);
         let after = match position {
@@ -261,15 +250,15 @@ impl RedisEngine {
             }
             Err(_) => {
                 shared.set_up(false);
-                return hub.answer(&lookup, sse_now());
+                return None;
             }
         };
         let items = reply::array(&reply);
         if items.first().and_then(reply::int) == Some(1) {
-            return Answers {
+            return Some(Answers {
                 closed: true,
                 history: None,
-            };
+            });
         }
         let existed = items.get(1).and_then(reply::int) == Some(1);
         let history = match position {
@@ -282,10 +271,46 @@ impl RedisEngine {
             Some(Claimed::At(_)) if !existed => Some(Err(GapReason::Expired)),
             Some(Claimed::At(p)) => Some(missed(items, p.seq, bounds)),
         };
-        Answers {
+        Some(Answers {
             closed: false,
             history,
+        })
+    }
+}
+
+impl Store for RedisEngine {
+    /// Relay mode, the observer that keeps the sessions' marks in Redis, and in resume mode
+    /// (the builder's [`resume_config`](HubBuilder::resume_config)) a log in the store's
+    /// epoch with the same bounds.
+    fn prepare(&self, builder: HubBuilder) -> HubBuilder {
+        let shared = self.shared.clone();
+        let resume = builder.resume_config().copied();
+        let mut builder = builder
+            .relay(RelayConfig::default())
+            .observe(move |event| shared.observe(event));
+        if let Some(resume) = resume {
+            *lock(&self.shared.grace) = Some(resume.grace);
+            *lock(&self.shared.bounds) = resume.bounds;
+            builder = builder.history(MemoryHistory::new(
+                self.epoch(),
+                resume.bounds,
+                resume.max_total_bytes,
+            ));
         }
+        builder
+    }
+
+    /// With Redis away, `None`: the hub answers from its own stores, so the connection is
+    /// served, and a resume is a gap unless this node holds the session's log.
+    fn answer<'a>(&'a self, offer: &'a Offer) -> BoxFuture<'a, Option<Answers>> {
+        Box::pin(self.answer_offer(offer))
+    }
+
+    /// The node's three tasks (reading what Redis delivers here, relaying what the hub
+    /// sends, keeping presence), until the hub is dropped.
+    fn run(&self, port: RelayPort) -> BoxFuture<'static, ()> {
+        let _ = self.shared.port.set(port.clone());
+        Box::pin(self.clone().tasks(port))
     }
 }
 
@@ -391,11 +416,6 @@ pub(crate) async fn epoch(conn: &mut ConnectionManager, keys: &Keys) -> redis::R
         .query_async(conn)
         .await?;
     redis::cmd("GET").arg(keys.epoch()).query_async(conn).await
-}
-
-/// The hub's clock for a fallback answer (the closed set's stamps).
-fn sse_now() -> std::time::Instant {
-    std::time::Instant::now()
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

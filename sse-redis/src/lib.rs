@@ -11,30 +11,24 @@
 //! - **closed ids**: a session closed on one node gets 204 on every node;
 //! - **presence**: which sessions are attached (`GET /sessions` on any node lists them all).
 //!
-//! The core stays sans-IO: the hub runs in relay mode and asks for nothing it would have to
-//! wait for; this crate performs the lookups of the handshake ([`RedisEngine::answer`]) and
-//! the relay's work ([`RedisEngine::run`]) asynchronously, never under a hub lock.
+//! The core stays sans-IO: the engine is a [`Store`](sse_proto::Store) that an adapter's
+//! server holds beside its hub, which runs in relay mode and asks for nothing it would have
+//! to wait for; the engine answers the handshake's lookups and does the relay's work
+//! asynchronously, never under a hub lock. Give it to the server, and the rest is the same
+//! as on one node:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use sse_proto::{Decision, Hub, ResumeConfig};
+//! use sse_hyper::{Hub, ResumeConfig, Server};
 //! use sse_redis::{RedisConfig, RedisEngine};
 //!
 //! let engine = RedisEngine::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
 //! let resume = ResumeConfig::new(Duration::from_secs(120));
-//! let hub = engine.hub_builder(Hub::builder(), Some(resume)).build();
-//! tokio::spawn(engine.run(&hub));
-//!
-//! // For each event-stream request (`req`, an `sse_proto::Request`):
-//! # let req = sse_proto::Request::new(b"GET", b"/events", sse_proto::HttpVersion::Http11);
-//! if let Ok(offer) = hub.offer(&req) {
-//!     let answers = engine.answer(&hub, &offer).await;
-//!     match hub.accept(offer, answers, std::time::Instant::now()) {
-//!         Decision::Accept(accepted) => { /* stream it */ }
-//!         _ => { /* 204, go away */ }
-//!     }
-//! }
+//! let server = Server::with_store(Hub::builder().resume(resume), engine.clone());
+//! // `server.handshake(&req).await` for each request, as without Redis; a send reaches the
+//! // tab on whichever node serves it.
+//! server.hub().broadcast(&sse_hyper::Event::new().data("to every tab, on every node"));
 //! # Ok(()) }
 //! ```
 //!
@@ -54,7 +48,7 @@
 //! finds an earlier attempt among the newest 1 000 entries of its stream, and what this
 //! node delivered itself while Redis was away (the last 4 096 messages) only moves its
 //! connections' positions on when Redis numbers it
-//! ([`Hub::deliver_known`](sse_proto::Hub::deliver_known)).
+//! ([`RelayPort::deliver_known`](sse_proto::RelayPort::deliver_known)).
 //!
 //! # Feature flags
 //!

@@ -12,7 +12,7 @@
 //! earlier attempt among the newest entries of the stream it goes to (and leaves a mark,
 //! `<p>done:<mid>`, that an earlier attempt applied after it finds). The reader, for a
 //! message this node delivered itself, only moves its connections' positions on
-//! ([`Hub::deliver_known`](sse_proto::Hub::deliver_known)).
+//! ([`RelayPort::deliver_known`](sse_proto::RelayPort::deliver_known)).
 //!
 //! Both are bounded: a retry looks through the newest 1 000 entries, and this node
 //! remembers the last [`MAX_DELIVERED_HERE`] messages it delivered without Redis.

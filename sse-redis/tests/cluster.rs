@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{RedisServer, Tab};
-use sse_proto::{Continuity, Decision, Event, GapReason, Hub, ResumeConfig};
+use sse_proto::{Continuity, Decision, Event, GapReason, Hub, RelayPort, ResumeConfig, Store};
 use sse_redis::{RedisConfig, RedisEngine};
 
 const GRACE: Duration = Duration::from_secs(30);
@@ -32,10 +32,14 @@ async fn node(redis: &RedisServer, name: &str, resume: bool) -> Node {
     config.timeout = Duration::from_millis(300);
     let engine = RedisEngine::connect(config).await.unwrap();
     let resume = resume.then(|| ResumeConfig::new(GRACE));
-    let hub = engine
-        .hub_builder(Hub::builder().keep_alive(None), resume)
-        .build();
-    let task = tokio::spawn(engine.run(&hub));
+    let mut builder = Hub::builder().keep_alive(None);
+    if let Some(resume) = resume {
+        builder = builder.resume(resume);
+    }
+    // What an adapter's server does with a store: the hub prepared for it, its task beside
+    // the hub, and its answers to every handshake.
+    let hub = engine.prepare(builder).build(Instant::now);
+    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
     Node { hub, engine, task }
 }
 
@@ -65,14 +69,8 @@ async fn a_tab_on_one_node_is_reached_broadcast_to_and_closed_from_the_other() {
 
     // B lists it once A has told Redis.
     assert!(until(async || b.engine.sessions().await.unwrap() == [tab.id.clone()]).await);
-    b.engine
-        .send_to(&b.hub, &tab.id, frame("from b"))
-        .await
-        .unwrap();
-    assert_eq!(
-        b.engine.broadcast(&b.hub, frame("to all")).await.unwrap(),
-        1
-    );
+    b.engine.send_to(&tab.id, frame("from b")).await.unwrap();
+    assert_eq!(b.engine.broadcast(frame("to all")).await.unwrap(), 1);
     assert!(tab.wait_for(2).await, "{:?}", tab.events);
     assert_eq!(tab.data(), ["from b", "to all"]);
     assert!(
@@ -81,7 +79,7 @@ async fn a_tab_on_one_node_is_reached_broadcast_to_and_closed_from_the_other() {
             .all(|(_, _, id)| id.starts_with(&format!("{}~", tab.id)))
     );
     assert_eq!(
-        b.engine.send_to(&b.hub, "nobody", frame("x")).await,
+        b.engine.send_to("nobody", frame("x")).await,
         Err(sse_proto::Error::NotConnected)
     );
 
@@ -109,8 +107,8 @@ async fn a_tab_dropped_from_one_node_resumes_on_the_other_with_what_it_missed() 
     tab.drop_connection();
     // While it is away: sends from both nodes, a broadcast, and the app's sync sends.
     assert!(until(async || b.engine.sessions().await.unwrap().is_empty()).await);
-    b.engine.send_to(&b.hub, &tab.id, frame("1")).await.unwrap();
-    a.engine.broadcast(&a.hub, frame("2")).await.unwrap();
+    b.engine.send_to(&tab.id, frame("1")).await.unwrap();
+    a.engine.broadcast(frame("2")).await.unwrap();
     a.hub.send_to(&tab.id, &Event::new().data("3")).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -118,7 +116,7 @@ async fn a_tab_dropped_from_one_node_resumes_on_the_other_with_what_it_missed() 
     assert_eq!(tab.continuity, Some(Continuity::Resumed { replayed: 3 }));
     assert_eq!(tab.data(), ["seen", "1", "2", "3"]);
     // And it is live on B now: a send from A reaches it there.
-    a.engine.send_to(&a.hub, &tab.id, frame("4")).await.unwrap();
+    a.engine.send_to(&tab.id, frame("4")).await.unwrap();
     assert!(tab.wait_for(5).await);
     assert_eq!(tab.data()[4], "4");
     assert!(until(async || a.engine.sessions().await.unwrap() == [tab.id.clone()]).await);
@@ -131,16 +129,13 @@ async fn redis_restarted_empty_is_a_gap_and_nothing_panics() {
     let a = node(&redis, "a", true).await;
     let mut tab = Tab::new();
     tab.connect(&a.hub, &a.engine).await.unwrap();
-    a.engine.broadcast(&a.hub, frame("before")).await.unwrap();
+    a.engine.broadcast(frame("before")).await.unwrap();
     assert!(tab.wait_for(1).await);
     let old_epoch = a.engine.epoch();
 
     redis.stop();
     // Redis away: the node still serves its own tab, without a position.
-    assert_eq!(
-        a.engine.send_to(&a.hub, &tab.id, frame("during")).await,
-        Ok(())
-    );
+    assert_eq!(a.engine.send_to(&tab.id, frame("during")).await, Ok(()));
     assert!(tab.wait_for(2).await);
     let _redis = RedisServer::start_on(port).unwrap();
     assert!(
@@ -160,7 +155,7 @@ async fn redis_restarted_empty_is_a_gap_and_nothing_panics() {
         tab.continuity
     );
     // Going on in the new epoch.
-    a.engine.broadcast(&a.hub, frame("after")).await.unwrap();
+    a.engine.broadcast(frame("after")).await.unwrap();
     assert!(tab.wait_for(3).await);
     assert_eq!(tab.data(), ["before", "during", "after"]);
 }
@@ -174,10 +169,7 @@ async fn after_an_empty_restart_a_send_before_the_reader_is_back_arrives() {
     tab.connect(&a.hub, &a.engine).await.unwrap();
     // The tab has events numbered up to 3 in the old store.
     for text in ["1", "2", "3"] {
-        b.engine
-            .send_to(&b.hub, &tab.id, frame(text))
-            .await
-            .unwrap();
+        b.engine.send_to(&tab.id, frame(text)).await.unwrap();
     }
     assert!(tab.wait_for(3).await);
     redis.stop();
@@ -203,7 +195,7 @@ async fn after_an_empty_restart_a_send_before_the_reader_is_back_arrives() {
         .unwrap();
     let sent = until(async || {
         let frame = frame("sent at once");
-        b.engine.send_to(&b.hub, &tab.id, frame).await.is_ok()
+        b.engine.send_to(&tab.id, frame).await.is_ok()
     });
     assert!(sent.await);
     assert!(tab.wait_for(4).await, "{:?}", tab.events);
@@ -226,7 +218,7 @@ async fn a_killed_node_leaves_no_live_session_and_its_tab_resumes_elsewhere() {
         tab.drop_connection();
     }
     b.engine
-        .send_to(&b.hub, &tab.id, frame("while a is dead"))
+        .send_to(&tab.id, frame("while a is dead"))
         .await
         .unwrap();
     // Its mark runs out after three heartbeats.
@@ -256,9 +248,7 @@ async fn redis_away_then_back_loses_nothing_acknowledged() {
         .send_to(&tab.id, &Event::new().data("from b, queued"))
         .unwrap();
     assert_eq!(
-        b.engine
-            .send_to(&b.hub, &tab.id, frame("from b, refused"))
-            .await,
+        b.engine.send_to(&tab.id, frame("from b, refused")).await,
         Err(sse_proto::Error::Unavailable)
     );
     redis.resume().unwrap();
@@ -268,7 +258,7 @@ async fn redis_away_then_back_loses_nothing_acknowledged() {
     assert_eq!(tab.data(), ["local, while redis is away", "from b, queued"]);
     assert!(tab.events[1].2.starts_with(&format!("{}~", tab.id)));
     b.engine
-        .send_to(&b.hub, &tab.id, frame("and live again"))
+        .send_to(&tab.id, frame("and live again"))
         .await
         .unwrap();
     assert!(tab.wait_for(3).await);
@@ -300,11 +290,8 @@ async fn delivered_once_through_a_freeze(freeze: Duration) {
     on_b.connect(&b.hub, &b.engine).await.unwrap();
     assert!(until(async || b.engine.sessions().await.unwrap().len() == 2).await);
     // Redis knows both scripts (a late EVALSHA of an unknown one would be refused).
-    b.engine
-        .send_to(&b.hub, &on_a.id, frame("warm"))
-        .await
-        .unwrap();
-    a.engine.broadcast(&a.hub, frame("warm all")).await.unwrap();
+    b.engine.send_to(&on_a.id, frame("warm")).await.unwrap();
+    a.engine.broadcast(frame("warm all")).await.unwrap();
     assert!(on_a.wait_for(2).await && on_b.wait_for(1).await);
     on_a.events.clear();
     on_b.events.clear();
@@ -336,7 +323,7 @@ async fn delivered_once_through_a_freeze(freeze: Duration) {
     assert_eq!(later, ["end", "end all", "from b"]);
     assert_eq!(on_b.data(), ["to all", "end all"]);
     // Nothing else comes (a duplicate would have been numbered before the last of these).
-    let _ = b.engine.send_to(&b.hub, &on_a.id, frame("last")).await;
+    let _ = b.engine.send_to(&on_a.id, frame("last")).await;
     assert!(on_a.wait_for(6).await);
     assert_eq!(on_a.events.len(), 6, "{:?}", on_a.events);
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use common::{RedisServer, Tab};
 use redis::AsyncCommands;
 use sse_proto::{
-    ClosedPolicy, Continuity, Decision, Event, GapReason, Hub, LogBounds, ResumeConfig,
+    ClosedPolicy, Continuity, Decision, Event, GapReason, Hub, LogBounds, RelayPort, ResumeConfig,
+    Store,
 };
 use sse_redis::{RedisConfig, RedisEngine};
 
@@ -36,10 +37,14 @@ async fn node(
     config.heartbeat = Duration::from_millis(100);
     configure(&mut config);
     let engine = RedisEngine::connect(config).await.unwrap();
-    let hub = engine
-        .hub_builder(Hub::builder().keep_alive(None), resume)
-        .build();
-    let task = tokio::spawn(engine.run(&hub));
+    let mut builder = Hub::builder().keep_alive(None);
+    if let Some(resume) = resume {
+        builder = builder.resume(resume);
+    }
+    // What an adapter's server does with a store: the hub prepared for it, its task beside
+    // the hub, and its answers to every handshake.
+    let hub = engine.prepare(builder).build(Instant::now);
+    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
     Node { hub, engine, task }
 }
 
@@ -93,10 +98,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     let ttl: i64 = r.pttl(&key).await.unwrap();
     assert!(ttl > 0 && ttl <= 60_300, "owner TTL while attached: {ttl}");
 
-    n.engine
-        .send_to(&n.hub, &tab.id, frame("one"))
-        .await
-        .unwrap();
+    n.engine.send_to(&tab.id, frame("one")).await.unwrap();
     let seq: u64 = r.get("sse:seq").await.unwrap();
     let log: Entries<Vec<u8>> = redis::cmd("XRANGE")
         .arg(format!("sse:log:{}", tab.id))
@@ -130,7 +132,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     assert!(tab.wait_for(1).await);
 
     // A broadcast: one entry, with its origin; the count is every session.
-    assert_eq!(n.engine.broadcast(&n.hub, frame("all")).await.unwrap(), 1);
+    assert_eq!(n.engine.broadcast(frame("all")).await.unwrap(), 1);
     let b: Entries<String> = redis::cmd("XRANGE")
         .arg("sse:bcast")
         .arg("-")
@@ -183,7 +185,7 @@ async fn presence_follows_attach_detach_and_end_and_expires_without_heartbeats()
     let all: Vec<String> = r.zrange("sse:all", 0, -1).await.unwrap();
     assert!(all.is_empty());
     assert_eq!(
-        n.engine.send_to(&n.hub, &id, frame("x")).await,
+        n.engine.send_to(&id, frame("x")).await,
         Err(sse_proto::Error::NotConnected)
     );
 }
@@ -235,16 +237,13 @@ async fn a_trimmed_log_is_an_overflow_gap() {
     let n = node(&redis, |c| c.stream_max = 5, Some(resume)).await;
     let mut tab = Tab::new();
     tab.connect(&n.hub, &n.engine).await.unwrap();
-    n.engine
-        .send_to(&n.hub, &tab.id, frame("seen"))
-        .await
-        .unwrap();
+    n.engine.send_to(&tab.id, frame("seen")).await.unwrap();
     assert!(tab.wait_for(1).await);
     tab.drop_connection();
     // Far more than the log keeps (trimming is approximate: `MAXLEN ~`).
     for i in 0..300 {
         n.engine
-            .send_to(&n.hub, &tab.id, frame(&i.to_string()))
+            .send_to(&tab.id, frame(&i.to_string()))
             .await
             .unwrap();
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Method;
-use sse_tokio::{Outcome, Reply};
+use sse_tokio::{Outcome, Reply, Server};
 use tokio::net::TcpListener;
 
 #[path = "../demo/contract.rs"]
@@ -38,10 +38,11 @@ pub(crate) async fn main() {
         Some(config) => Some(contract::connect(config, tokio::time::sleep).await),
         None => None,
     };
-    let hub = contract::hub(&opts, sse_tokio::hub_builder(), engine.as_ref());
-    if let Some(engine) = &engine {
-        tokio::spawn(engine.run(&hub));
-    }
+    let settings = contract::settings(&opts);
+    let server = match engine.clone() {
+        Some(engine) => Server::with_store(settings, engine),
+        None => Server::new(settings),
+    };
     let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -54,7 +55,7 @@ pub(crate) async fn main() {
     println!("listening on http://{local}");
 
     if !opts.tick.is_zero() {
-        let hub = hub.clone();
+        let hub = server.hub().clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(opts.tick);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -65,36 +66,37 @@ pub(crate) async fn main() {
         });
     }
 
-    let handler_hub = hub.clone();
+    let handler_server = server.clone();
     let handler = move |req: http::Request<Bytes>| {
-        let hub = handler_hub.clone();
+        let server = handler_server.clone();
         let engine = engine.clone();
         let stats = stats.clone();
-        async move { handle(&hub, engine.as_ref(), &stats, req).await }
+        async move { handle(&server, engine.as_ref(), &stats, req).await }
     };
     // On SIGINT or SIGTERM: stop accepting, close idle connections, end every stream
     // without marking ids (tabs reconnect to the next server), and return once every
     // connection is closed (or the shutdown bound has passed).
-    let stop = async move {
+    let stop = server.clone();
+    tokio::spawn(async move {
         signal::shutdown_signal().await;
-        let n = hub.shutdown();
+        let n = stop.shutdown();
         eprintln!("demo: shutting down, ending {n} streams");
-    };
+    });
     let config = http1::serve_config(&limits);
-    if let Err(e) = sse_tokio::serve_with_shutdown(listener, config, handler, stop).await {
+    if let Err(e) = server.serve(listener, config, handler).await {
         eprintln!("demo: {e}");
     }
 }
 
 async fn handle(
-    hub: &sse_tokio::Hub,
+    server: &Server,
     engine: Option<&RedisEngine>,
     stats: &Stats,
     mut req: http::Request<Bytes>,
 ) -> Reply {
     let path = req.uri().path();
     let route = contract::route(
-        hub,
+        server.hub(),
         engine,
         stats,
         req.method(),
@@ -107,18 +109,7 @@ async fn handle(
         Route::Events if req.method() == Method::GET => {
             stats.event_request();
             contract::log_in(&mut req);
-            let outcome = match engine {
-                None => sse_tokio::handshake(hub, &req),
-                // Several nodes: Redis answers the lookups (closed on any node? missed what?).
-                Some(engine) => match sse_tokio::offer(hub, &req) {
-                    Ok(offer) => {
-                        let answers = engine.answer(hub, &offer).await;
-                        sse_tokio::handshake_answered(hub, &req, offer, answers)
-                    }
-                    Err(why) => Outcome::NotEventStream(why),
-                },
-            };
-            match outcome {
+            match server.handshake(&req).await {
                 Outcome::Accept(accepted) => {
                     contract::greet(&accepted.session, accepted.continuity);
                     Reply::Stream(accepted)

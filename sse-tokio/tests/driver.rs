@@ -9,50 +9,51 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use sse_tokio::{HeadSlots, Hub, Outcome, Reply, ServeConfig};
+use sse_tokio::{BoxFuture, HeadSlots, Hub, Outcome, Reply, ServeConfig, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 const EVENTS: &[u8] = b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
 const PLAIN: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
+/// The handler of these tests: event streams, `GET /hang` that is never answered, and
+/// `plain` for anything else.
 fn handler(
-    hub: Hub,
-) -> impl FnMut(http::Request<Bytes>) -> std::future::Ready<Reply> + Clone + Send + 'static {
+    server: Server,
+) -> impl FnMut(http::Request<Bytes>) -> BoxFuture<'static, Reply> + Clone + Send + 'static {
     move |req| {
-        std::future::ready(match sse_tokio::handshake(&hub, &req) {
-            Outcome::Accept(accepted) => Reply::Stream(accepted),
-            Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
-            Outcome::NotEventStream(_) => Reply::Response(Response::new(Bytes::from("plain"))),
+        let server = server.clone();
+        Box::pin(async move {
+            if req.uri().path() == "/hang" {
+                std::future::pending::<()>().await;
+            }
+            match server.handshake(&req).await {
+                Outcome::Accept(accepted) => Reply::Stream(accepted),
+                Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+                Outcome::NotEventStream(_) => Reply::Response(Response::new(Bytes::from("plain"))),
+            }
         })
     }
 }
 
-/// A server with a graceful shutdown: its address, the trigger (which also shuts the hub
-/// down when `with_hub`), and the serve task.
-async fn graceful(
-    hub: &Hub,
+/// `server` serving on a fresh port: its address, and the serve task (which returns after
+/// [`Server::shutdown`]).
+async fn serving(
+    server: &Server,
     config: ServeConfig,
-    with_hub: bool,
-) -> (
-    SocketAddr,
-    oneshot::Sender<()>,
-    JoinHandle<std::io::Result<()>>,
-) {
+) -> (SocketAddr, JoinHandle<std::io::Result<()>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (trigger, fired) = oneshot::channel::<()>();
-    let signal_hub = hub.clone();
-    let signal = async move {
-        let _ = fired.await;
-        if with_hub {
-            signal_hub.shutdown();
+    let serve = {
+        let server = server.clone();
+        async move {
+            server
+                .serve(listener, config, handler(server.clone()))
+                .await
         }
     };
-    let serve = sse_tokio::serve_with_shutdown(listener, config, handler(hub.clone()), signal);
-    (addr, trigger, tokio::spawn(serve))
+    (addr, tokio::spawn(serve))
 }
 
 /// Reads until `done` holds for what arrived (at most 2 s), or until EOF.
@@ -91,15 +92,10 @@ fn has(got: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn a_go_away_answer_closes_its_keep_alive_connection() {
-    let hub = sse_tokio::hub_builder().build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(sse_tokio::serve(
-        listener,
-        ServeConfig::default(),
-        handler(hub.clone()),
-    ));
-    hub.shutdown();
+    let server = Server::new(Hub::builder());
+    let (addr, _serve) = serving(&server, ServeConfig::default()).await;
+    // The hub alone shuts down: the server still accepts, and answers with a go-away.
+    server.hub().shutdown();
     let mut sock = TcpStream::connect(addr).await.unwrap();
     // No `Connection: close` from the client: the answer itself closes the connection.
     sock.write_all(EVENTS).await.unwrap();
@@ -114,8 +110,8 @@ async fn a_go_away_answer_closes_its_keep_alive_connection() {
 
 #[tokio::test]
 async fn graceful_shutdown_closes_idle_connections_ends_streams_and_returns() {
-    let hub = sse_tokio::hub_builder().build();
-    let (addr, trigger, serve) = graceful(&hub, ServeConfig::default(), true).await;
+    let server = Server::new(Hub::builder());
+    let (addr, serve) = serving(&server, ServeConfig::default()).await;
     let mut idle = TcpStream::connect(addr).await.unwrap();
     idle.write_all(PLAIN).await.unwrap();
     let mut got = Vec::new();
@@ -130,7 +126,7 @@ async fn graceful_shutdown_closes_idle_connections_ends_streams_and_returns() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let started = Instant::now();
-    trigger.send(()).unwrap();
+    assert_eq!(server.shutdown(), 1, "one stream told");
     busy.write_all(b": x\r\n\r\n").await.unwrap();
     tokio::time::timeout(Duration::from_secs(1), serve)
         .await
@@ -154,37 +150,37 @@ async fn graceful_shutdown_closes_idle_connections_ends_streams_and_returns() {
 
 #[tokio::test]
 async fn graceful_shutdown_drops_what_is_left_after_its_bound() {
-    let hub = sse_tokio::hub_builder().keep_alive(None).build();
+    let server = Server::new(Hub::builder().keep_alive(None));
     let config = ServeConfig {
         shutdown_timeout: Duration::from_millis(300),
         ..ServeConfig::default()
     };
-    // The signal does not shut the hub down: the stream would run for ever.
-    let (addr, trigger, serve) = graceful(&hub, config, false).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(EVENTS).await.unwrap();
-    let mut events = Vec::new();
-    read_until(&mut stream, &mut events, |g| has(g, b"\nid: ")).await;
+    let (addr, serve) = serving(&server, config).await;
+    // A request whose handler never answers: the connection would stay busy for ever.
+    let mut hung = TcpStream::connect(addr).await.unwrap();
+    hung.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let started = Instant::now();
-    trigger.send(()).unwrap();
+    server.shutdown();
     serve.await.unwrap().unwrap();
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(290) && took < Duration::from_millis(800),
         "{took:?}"
     );
-    assert!(closes_within(&mut stream, Duration::from_millis(200)).await);
-    assert!(hub.is_empty(), "the dropped stream left the hub");
+    assert!(closes_within(&mut hung, Duration::from_millis(200)).await);
 }
 
 #[tokio::test]
 async fn the_oldest_unfinished_head_is_evicted_with_503() {
-    let hub = sse_tokio::hub_builder().build();
+    let server = Server::new(Hub::builder());
     let config = ServeConfig {
         head_slots: HeadSlots::new(2),
         ..ServeConfig::default()
     };
-    let (addr, _trigger, _serve) = graceful(&hub, config, true).await;
+    let (addr, _serve) = serving(&server, config).await;
     let mut slow = Vec::new();
     for _ in 0..3 {
         let mut sock = TcpStream::connect(addr).await.unwrap();

@@ -10,20 +10,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Response;
 use sse_proto::{Decoder, EndReason, Event, Item};
-use sse_tokio::{Outcome, Reply, ServeConfig};
-use sse_tokio::{ReaderLimits, ReaderTimeouts};
+use sse_tokio::{Hub, Outcome, ReaderLimits, ReaderTimeouts, Reply, ServeConfig, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-async fn server(config: ServeConfig) -> (SocketAddr, sse_proto::Hub) {
-    let hub = sse_tokio::hub_builder().build();
+async fn server(config: ServeConfig) -> (SocketAddr, Hub) {
+    let server = Server::new(Hub::builder());
+    let hub = server.hub().clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let handler_hub = hub.clone();
-    tokio::spawn(sse_tokio::serve(listener, config, move |req| {
-        let hub = handler_hub.clone();
+    let handler_server = server.clone();
+    let handler = move |req: http::Request<Bytes>| {
+        let server = handler_server.clone();
         async move {
-            match sse_tokio::handshake(&hub, &req) {
+            match server.handshake(&req).await {
                 Outcome::Accept(accepted) => Reply::Stream(accepted),
                 Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
                 Outcome::NotEventStream(_) => {
@@ -32,7 +32,8 @@ async fn server(config: ServeConfig) -> (SocketAddr, sse_proto::Hub) {
                 }
             }
         }
-    }));
+    };
+    tokio::spawn(async move { server.serve(listener, config, handler).await });
     (addr, hub)
 }
 
@@ -106,49 +107,55 @@ async fn keep_alive_connection_serves_several_requests() {
 /// A custom server that parsed the request itself hands the stream any transport.
 #[tokio::test(start_paused = true)]
 async fn stream_over_any_transport_with_keep_alive() {
-    let hub = sse_tokio::hub_builder()
-        .keep_alive(Some(Duration::from_secs(15)))
-        .build();
+    let server = Server::new(Hub::builder().keep_alive(Some(Duration::from_secs(15))));
+    let hub = server.hub();
     let req = http::Request::get("/events?id=tab-7")
         .header("accept", "text/event-stream")
         .body(())
         .unwrap();
-    let Outcome::Accept(mut accepted) = sse_tokio::handshake(&hub, &req) else {
+    let Outcome::Accept(mut accepted) = server.handshake(&req).await else {
         panic!("an event-stream request");
     };
     accepted
         .headers_mut()
         .insert("x-app", http::HeaderValue::from_static("demo"));
     let session = accepted.session.clone();
-    let (mut client, mut server) = tokio::io::duplex(64 * 1024);
-    let task = tokio::spawn(async move { accepted.run(&mut server).await });
+    let (mut client, mut transport) = tokio::io::duplex(64 * 1024);
+    let task = tokio::spawn(async move { sse_tokio::run(accepted, &mut transport).await });
 
     let mut got = Vec::new();
-    let mut read_until = async |needle: &[u8], got: &mut Vec<u8>| {
-        let mut buf = [0u8; 4096];
-        while !got.windows(needle.len()).any(|w| w == needle) {
-            let n = client.read(&mut buf).await.unwrap();
-            assert!(
-                n > 0,
-                "stream ended early: {:?}",
-                String::from_utf8_lossy(got)
-            );
-            got.extend_from_slice(&buf[..n]);
-        }
-    };
-    read_until(b"\r\n\r\n", &mut got).await;
+    let read_until =
+        async |client: &mut tokio::io::DuplexStream, needle: &[u8], got: &mut Vec<u8>| {
+            let mut buf = [0u8; 4096];
+            while !got.windows(needle.len()).any(|w| w == needle) {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(
+                    n > 0,
+                    "stream ended early: {:?}",
+                    String::from_utf8_lossy(got)
+                );
+                got.extend_from_slice(&buf[..n]);
+            }
+        };
+    read_until(&mut client, b"\r\n\r\n", &mut got).await;
     let head = String::from_utf8_lossy(&got).into_owned();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("x-app: demo"), "{head}");
 
     session.emit("hello", "world").unwrap();
-    read_until(b"world", &mut got).await;
-    // Idle for the interval: one keep-alive comment, and only then.
+    read_until(&mut client, b"world", &mut got).await;
+    // Idle for the interval: one keep-alive comment, and only then. A second before it,
+    // nothing comes (the read gives up after a millisecond of paused time).
     tokio::time::advance(Duration::from_secs(14)).await;
-    tokio::task::yield_now().await;
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(1), client.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "something came before the interval: {early:?}"
+    );
     let before = got.len();
     tokio::time::advance(Duration::from_secs(1)).await;
-    read_until(b":\n\n", &mut got).await;
+    read_until(&mut client, b":\n\n", &mut got).await;
     assert!(got.len() > before);
 
     // De-chunk and decode what arrived.

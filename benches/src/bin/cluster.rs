@@ -21,7 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use sse_proto::{Batch, Decision, Event, HttpVersion, Hub, Outlet, Request, ResumeConfig};
+use sse_proto::{
+    Batch, Decision, Event, HttpVersion, Hub, Outlet, RelayPort, Request, ResumeConfig, Store,
+};
 use sse_redis::{RedisConfig, RedisEngine};
 
 struct Args {
@@ -91,7 +93,8 @@ impl Drop for Redis {
 }
 
 struct Node {
-    hub: Hub,
+    /// Kept alive for as long as the node runs: the engine's task ends with it.
+    _hub: Hub,
     engine: RedisEngine,
     outlets: Vec<Outlet>,
     ids: Vec<String>,
@@ -104,25 +107,25 @@ async fn node(url: &str, name: &str, tabs: usize) -> Result<Node, String> {
         .await
         .map_err(|e| e.to_string())?;
     let resume = ResumeConfig::new(Duration::from_secs(600));
+    // What an adapter's server does with a store, by hand: the hub prepared for it, its
+    // task beside the hub, and its answers to every handshake.
     let hub = engine
-        .hub_builder(Hub::builder().keep_alive(None), Some(resume))
-        .build();
-    tokio::spawn(engine.run(&hub));
+        .prepare(Hub::builder().keep_alive(None).resume(resume))
+        .build(Instant::now);
+    tokio::spawn(engine.run(RelayPort::claim(&hub).ok_or("relay mode")?));
     let mut outlets = Vec::with_capacity(tabs);
     let mut ids = Vec::with_capacity(tabs);
     for _ in 0..tabs {
         let mut req = Request::new(b"GET", b"/events", HttpVersion::Http11);
         req.header(b"accept", b"text/event-stream");
-        let offer = hub.offer(&req).map_err(|e| format!("{e:?}"))?;
-        let answers = engine.answer(&hub, &offer).await;
-        let Decision::Accept(a) = hub.accept(offer, answers, Instant::now()) else {
+        let Decision::Accept(a) = hub.handshake(&req, Some(&engine)).await else {
             return Err("not accepted".into());
         };
         ids.push(a.session.id().to_string());
         outlets.push(a.outlet);
     }
     Ok(Node {
-        hub,
+        _hub: hub,
         engine,
         outlets,
         ids,
@@ -192,10 +195,7 @@ async fn broadcasts(nodes: &mut [Node], count: usize) -> (Duration, Duration, f6
     for _ in 0..5 {
         let start = Instant::now();
         let sender = nodes.len() - 1;
-        let _ = nodes[sender]
-            .engine
-            .broadcast(&nodes[sender].hub, frame.clone())
-            .await;
+        let _ = nodes[sender].engine.broadcast(frame.clone()).await;
         lat.extend(sweep(nodes, start, 1).await);
     }
     lat.sort();
@@ -203,10 +203,7 @@ async fn broadcasts(nodes: &mut [Node], count: usize) -> (Duration, Duration, f6
     let start = Instant::now();
     let sender = nodes.len() - 1;
     for _ in 0..count {
-        let _ = nodes[sender]
-            .engine
-            .broadcast(&nodes[sender].hub, frame.clone())
-            .await;
+        let _ = nodes[sender].engine.broadcast(frame.clone()).await;
     }
     let done = sweep(nodes, start, count).await;
     let took = done.iter().max().copied().unwrap_or_default();
@@ -225,8 +222,7 @@ async fn sends(nodes: &mut [Node], count: usize) -> (Duration, Duration) {
         let id = nodes[0].ids[i].clone();
         let start = Instant::now();
         let engine = nodes[sender].engine.clone();
-        let hub = nodes[sender].hub.clone();
-        let _ = engine.send_to(&hub, &id, frame.clone()).await;
+        let _ = engine.send_to(&id, frame.clone()).await;
         let deadline = start + Duration::from_secs(5);
         while drain(&mut nodes[0].outlets[i]) == 0 && Instant::now() < deadline {
             tokio::task::yield_now().await;

@@ -40,7 +40,7 @@ fn resumable() -> Hub {
     Hub::builder()
         .keep_alive(None)
         .resume(ResumeConfig::new(Duration::from_secs(3600)))
-        .build()
+        .build(Instant::now)
 }
 
 /// One measurement, in this process: prints `name value unit`.
@@ -48,7 +48,7 @@ fn measure(what: &str, n: usize) {
     let payload = bytes::Bytes::from(vec![b'x'; 1024]);
     match what {
         "attached" => {
-            let hub = Hub::builder().keep_alive(None).build();
+            let hub = Hub::builder().keep_alive(None).build(Instant::now);
             let before = rss_kib();
             let conns: Vec<_> = (0..n).map(|_| accept(&hub)).collect();
             let after = rss_kib();

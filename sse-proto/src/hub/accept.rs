@@ -2,6 +2,7 @@
 //! stores' [`Answers`] to a [`Decision`], and the attachment of the connection to its
 //! session (new, resumed with a replay, or with a gap).
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::task::Waker;
@@ -17,6 +18,7 @@ use crate::id::{IdSource, RejectedId, SessionId};
 use crate::lifecycle::{Continuity, GapReason, SessionEvent};
 use crate::position::{self, Claimed, Position};
 use crate::request::{Request, ResponseHead};
+use crate::store::Store;
 
 /// What the adapter must do with a request.
 #[must_use]
@@ -83,6 +85,57 @@ struct Start {
 }
 
 impl Hub {
+    /// Decides what to do with `req`, and for an event stream attaches the connection to its
+    /// session: the one call an adapter makes for each request.
+    ///
+    /// It reads what the request offers (no store consulted; with signed ids an offered id
+    /// is verified for the request's [`Principal`](crate::Principal) and put to the
+    /// application's [`id_policy`](crate::HubBuilder::id_policy)), then asks `store` what
+    /// that needs looked up (was the id closed on another node? what did the tab miss?),
+    /// or the hub's own stores without one or when the store cannot be reached, and decides
+    /// with the answers, at the time of the hub's [`Clock`](crate::Clock) once they came.
+    /// No hub lock is held while the store answers. The request is read at the call (the
+    /// future does not borrow it).
+    ///
+    /// A session that already has a connection keeps its id for the new one; the old
+    /// connection is *replaced*: its last block gives its tab a fresh id (so a duplicated tab
+    /// comes back as a session of its own, never evicting the other in a loop) and its stream
+    /// ends with [`EndReason::Replaced`](crate::EndReason::Replaced). In resume mode the new
+    /// connection first gets every event after the offered position, or a
+    /// [`Continuity::Gap`] when that cannot be told exactly.
+    pub fn handshake<'a>(
+        &'a self,
+        req: &Request<'_>,
+        store: Option<&'a dyn Store>,
+    ) -> impl Future<Output = Decision> + Send + use<'a> {
+        let offer = self.offer(req);
+        async move {
+            let offer = match offer {
+                Ok(offer) => offer,
+                Err(why) => return Decision::NotEventStream(why),
+            };
+            let answers = match store {
+                Some(store) => store.answer(&offer).await,
+                None => None,
+            };
+            let now = self.inner.clock.now();
+            let answers = answers.unwrap_or_else(|| self.answer(&offer.lookup(), now));
+            self.accept(offer, answers, now)
+        }
+    }
+
+    /// Decides what to do with `req` at `now`, with the hub's own stores, as
+    /// [`handshake`](Self::handshake) does without a store: for a hub whose sessions no
+    /// other node shares, without an executor.
+    pub fn decide(&self, req: &Request<'_>, now: Instant) -> Decision {
+        let offer = match self.offer(req) {
+            Ok(offer) => offer,
+            Err(why) => return Decision::NotEventStream(why),
+        };
+        let answers = self.answer(&offer.lookup(), now);
+        self.accept(offer, answers, now)
+    }
+
     /// Reads what `req` claims (step 1 of 3): see [`Handshake::offer`](crate::Handshake::offer).
     /// Consults no store.
     ///
@@ -91,7 +144,7 @@ impl Hub {
     /// application's [`id_policy`](crate::HubBuilder::id_policy): one that does not pass
     /// counts as absent (the next candidate is tried, else a fresh id is issued) and is
     /// reported in [`Offer::rejected`] with the reason.
-    pub fn offer(&self, req: &Request<'_>) -> Result<Offer, NotEventStream> {
+    pub(crate) fn offer(&self, req: &Request<'_>) -> Result<Offer, NotEventStream> {
         let principal = req.principal_value();
         self.inner
             .handshake
@@ -104,7 +157,7 @@ impl Hub {
     /// resume mode nothing ahead of time (its log is read when the connection is accepted).
     /// A shared store answers instead, asynchronously, and its answers go to
     /// [`accept`](Self::accept) all the same.
-    pub fn answer(&self, lookup: &Lookup<'_>, now: Instant) -> Answers {
+    pub(crate) fn answer(&self, lookup: &Lookup<'_>, now: Instant) -> Answers {
         Answers {
             closed: lookup
                 .closed
@@ -114,15 +167,8 @@ impl Hub {
     }
 
     /// Decides with the answers and, for an event stream, attaches the connection to its
-    /// session (step 3 of 3).
-    ///
-    /// A session that already has a connection keeps its id for the new one; the old
-    /// connection is *replaced*: its last block gives its tab a fresh id (so a duplicated tab
-    /// comes back as a session of its own, never evicting the other in a loop) and it ends
-    /// with [`EndReason::Replaced`](crate::EndReason::Replaced). In resume mode the new
-    /// connection first gets every event after the offered position, or a
-    /// [`Continuity::Gap`] when that cannot be told exactly.
-    pub fn accept(&self, offer: Offer, answers: Answers, now: Instant) -> Decision {
+    /// session (step 3 of 3; see [`handshake`](Self::handshake)).
+    pub(crate) fn accept(&self, offer: Offer, answers: Answers, now: Instant) -> Decision {
         let OfferParts {
             claim,
             source,
@@ -286,17 +332,6 @@ impl Hub {
             head: ResponseHead::event_stream(version),
             retry,
         })
-    }
-
-    /// Decides what to do with a request with this hub's own stores: [`offer`](Self::offer),
-    /// [`answer`](Self::answer) and [`accept`](Self::accept) in one call.
-    pub fn decide(&self, req: &Request<'_>, now: Instant) -> Decision {
-        let offer = match self.offer(req) {
-            Ok(offer) => offer,
-            Err(why) => return Decision::NotEventStream(why),
-        };
-        let answers = self.answer(&offer.lookup(), now);
-        self.accept(offer, answers, now)
     }
 }
 

@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::timers::Timers;
 use super::{Hub, Inner, Observer, Policy, Resume};
+use crate::clock::Clock;
 use crate::closed::{ClosedSet, MemoryClosedSet};
 use crate::connection::ConnectionConfig;
 use crate::handshake::Handshake;
@@ -25,8 +26,8 @@ use crate::relay::{Outbound, RelayConfig};
 ///
 /// let hub = Hub::builder()
 ///     .resume(ResumeConfig::new(Duration::from_secs(120)))
-///     .build();
-/// assert_eq!(hub.resume_grace(), Some(Duration::from_secs(120)));
+///     .build(std::time::Instant::now);
+/// assert_eq!(hub.settings().resume_grace, Some(Duration::from_secs(120)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResumeConfig {
@@ -63,10 +64,9 @@ impl ResumeConfig {
 }
 
 /// Settings for a [`Hub`]: handshake, connection limits, resume mode, the stores, the id
-/// generator, the clock and the observer.
+/// generator and the observers. The clock is given last, to [`build`](Self::build).
 #[must_use]
 pub struct HubBuilder {
-    clock: fn() -> Instant,
     handshake: Handshake,
     config: ConnectionConfig,
     closed: Option<Box<dyn ClosedSet>>,
@@ -96,7 +96,6 @@ impl fmt::Debug for HubBuilder {
 impl HubBuilder {
     pub(super) fn new() -> HubBuilder {
         HubBuilder {
-            clock: Instant::now,
             handshake: Handshake::new(),
             config: ConnectionConfig::default(),
             closed: None,
@@ -143,6 +142,13 @@ impl HubBuilder {
         self
     }
 
+    /// Resume mode's settings, when [`resume`](Self::resume) turned it on: what a
+    /// [`Store`](crate::Store) reads in [`prepare`](crate::Store::prepare) to keep its logs
+    /// alike.
+    pub fn resume_config(&self) -> Option<&ResumeConfig> {
+        self.resume.as_ref()
+    }
+
     /// Replaces resume mode's log store (default: a [`MemoryHistory`] with the bounds of the
     /// [`ResumeConfig`] and an epoch drawn from the id generator). Has an effect only with
     /// [`resume`](Self::resume).
@@ -160,17 +166,6 @@ impl HubBuilder {
     /// Replaces the id generator (default: [`UuidV4`]).
     pub fn id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
         self.ids = Some(Box::new(ids));
-        self
-    }
-
-    /// Sets the clock the hub reads where no `now` is passed in: to stamp closed ids in
-    /// [`Session::close`](crate::Session::close) and [`Hub::close`], and to date a session's
-    /// detachment when its writer drops the [`Outlet`](crate::Outlet).
-    ///
-    /// Like the id generator, the clock is passed in: the default is the system's monotonic
-    /// clock, and an adapter passes its runtime's (so tests with paused time agree).
-    pub fn clock(mut self, clock: fn() -> Instant) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -206,7 +201,7 @@ impl HubBuilder {
     ///     .id_policy(|id, _principal, _source| {
     ///         if id.len() == 36 { IdVerdict::Accept } else { IdVerdict::Reissue }
     ///     })
-    ///     .build();
+    ///     .build(std::time::Instant::now);
     /// # let _ = hub;
     /// ```
     pub fn id_policy(
@@ -256,9 +251,9 @@ impl HubBuilder {
     /// use sse_proto::Hub;
     ///
     /// // Writers wait up to 5 ms for more events, then write them all at once.
-    /// let hub = Hub::builder().coalesce(Duration::from_millis(5)).build();
-    /// assert_eq!(hub.coalesce_window(), Some(Duration::from_millis(5)));
-    /// assert_eq!(Hub::new().coalesce_window(), None);
+    /// let hub = Hub::builder().coalesce(Duration::from_millis(5)).build(std::time::Instant::now);
+    /// assert_eq!(hub.settings().coalesce, Some(Duration::from_millis(5)));
+    /// assert_eq!(Hub::builder().build(std::time::Instant::now).settings().coalesce, None);
     /// ```
     pub fn coalesce(mut self, window: Duration) -> Self {
         self.coalesce = window;
@@ -276,8 +271,9 @@ impl HubBuilder {
         self
     }
 
-    /// Builds the hub.
-    pub fn build(self) -> Hub {
+    /// Builds the hub, which reads `clock` where no `now` is passed in (see [`Clock`]): the
+    /// adapters give their runtime's clock, a test a [`ManualClock`](crate::ManualClock).
+    pub fn build(self, clock: impl Clock) -> Hub {
         let ids = self.ids.unwrap_or_else(|| Box::new(UuidV4));
         let resume = self.resume.map(|config| {
             let history = self.history.unwrap_or_else(|| {
@@ -294,7 +290,7 @@ impl HubBuilder {
         });
         Hub {
             inner: Arc::new(Inner {
-                clock: self.clock,
+                clock: Box::new(clock),
                 handshake: self.handshake,
                 config: self.config,
                 ids,

@@ -111,7 +111,7 @@ impl Inner {
         if self.resume.is_none() {
             return Follow::End(reason);
         }
-        st.detached_at = Some((self.clock)());
+        st.detached_at = Some(self.clock.now());
         Follow::Detached(reason)
     }
 

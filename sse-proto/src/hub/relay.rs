@@ -1,11 +1,11 @@
-//! The hub's side of relay mode: what it hands the relay, and what the relay delivers back.
+//! The hub's side of relay mode: [`RelayPort`], through which a [`Store`](crate::Store)
+//! takes what the hub hands the relay and delivers back what the relay numbered.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use super::slot::{Queued, Slot, lock};
-use super::{Follow, Hub, Inner};
+use super::{Follow, Hub, Inner, WeakHub};
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::history::Target;
@@ -13,69 +13,182 @@ use crate::id::SessionId;
 use crate::position::{self, Position};
 use crate::relay::{Recipient, Relayed};
 
-impl Hub {
-    /// Relay mode: moves what waits for the relay into `out` and returns how many items;
-    /// `Pending` when nothing waits (the task is woken when something is queued). `Ready(0)`
-    /// without relay mode.
-    pub fn drain_relay(&self, cx: &mut Context<'_>, out: &mut Vec<Relayed>) -> Poll<usize> {
-        let Some(outbound) = &self.inner.relay else {
-            return Poll::Ready(0);
+/// The relay's side of a hub in relay mode: what only the [`Store`](crate::Store) that
+/// relays the hub's events to other nodes does with it. One port per hub, claimed by the
+/// adapter for its store ([`claim`](Self::claim)); it does not keep the hub alive, and every
+/// method does nothing once the hub is dropped.
+#[derive(Debug, Clone)]
+pub struct RelayPort {
+    hub: WeakHub,
+}
+
+impl RelayPort {
+    /// The port of `hub`, the first time it is asked for; `None` after that, or when the
+    /// hub is not in relay mode ([`HubBuilder::relay`](crate::HubBuilder::relay)).
+    pub fn claim(hub: &Hub) -> Option<RelayPort> {
+        let outbound = hub.inner.relay.as_ref()?;
+        let mut outbound = lock(outbound);
+        (!std::mem::replace(&mut outbound.claimed, true)).then(|| RelayPort {
+            hub: hub.downgrade(),
+        })
+    }
+
+    /// The hub, while it lives.
+    pub fn hub(&self) -> Option<Hub> {
+        self.hub.upgrade()
+    }
+
+    /// Moves what waits for the relay into `out` and returns how many items; `Pending` when
+    /// nothing waits (the task is woken when something is queued), `Ready(None)` once the
+    /// hub is dropped.
+    pub fn poll_outbound(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Relayed>,
+    ) -> Poll<Option<usize>> {
+        let Some(hub) = self.hub.upgrade() else {
+            return Poll::Ready(None);
+        };
+        let Some(outbound) = &hub.inner.relay else {
+            return Poll::Ready(None);
         };
         match lock(outbound).drain(out, cx.waker()) {
             0 => Poll::Pending,
-            n => Poll::Ready(n),
+            n => Poll::Ready(Some(n)),
         }
     }
 
     /// How many items wait for the relay.
-    pub fn relay_backlog(&self) -> usize {
-        self.inner.relay.as_ref().map_or(0, |o| lock(o).len())
+    pub fn backlog(&self) -> usize {
+        self.hub
+            .upgrade()
+            .and_then(|hub| hub.inner.relay.as_ref().map(|o| lock(o).len()))
+            .unwrap_or(0)
     }
 
-    /// Relay mode: delivers an event the relay numbered `seq` to this hub's sessions among
-    /// `to`, logging it at that position (resume mode) so that a reconnect here can replay
-    /// it. Returns how many of this hub's sessions took it; 0 for a `seq` already delivered.
+    /// Delivers an event the relay numbered `seq` to the hub's sessions among `to`, logging
+    /// it at that position (resume mode) so that a reconnect here can replay it. Returns how
+    /// many of the hub's sessions took it; 0 for a `seq` already delivered.
     ///
-    /// The relay calls this in sequence order. An event for a session this hub does not serve
+    /// The relay calls this in sequence order. An event for a session the hub does not serve
     /// is logged all the same: its tab may be on its way here.
     pub fn deliver(&self, seq: u64, to: &Recipient, frame: Frame) -> usize {
-        self.deliver_numbered(seq, to, frame, None)
+        self.hub
+            .upgrade()
+            .map_or(0, |hub| hub.deliver_numbered(seq, to, frame, None))
     }
 
-    /// Relay mode: the relay numbered `seq` an event that this hub delivered already,
-    /// without a position, while the relay was away (see
+    /// The relay numbered `seq` an event that the hub delivered already, without a
+    /// position, while the relay was away (see
     /// [`deliver_unsequenced`](Self::deliver_unsequenced)); a store that answers late may
     /// still apply what it was sent. The event is logged at `seq` as by
-    /// [`deliver`](Self::deliver), but this hub's connections among `to` get only its
+    /// [`deliver`](Self::deliver), but the hub's connections among `to` get only its
     /// position: an `id:` line and a blank line, which moves the browser's last event id on
     /// and dispatches nothing. So a tab that had the event sees it once, and resumes from
     /// after it. Without resume mode (no positions) it does nothing and returns 0.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use sse_proto::{Decision, Event, Hub, HttpVersion, Recipient, RelayConfig, Request};
+    /// use sse_proto::{Decision, Event, Hub, HttpVersion, Recipient, RelayConfig, RelayPort, Request};
     /// use sse_proto::ResumeConfig;
     ///
     /// let hub = Hub::builder()
     ///     .relay(RelayConfig::default())
     ///     .resume(ResumeConfig::new(Duration::from_secs(30)))
-    ///     .build();
+    ///     .build(std::time::Instant::now);
+    /// let port = RelayPort::claim(&hub).unwrap();
     /// let mut req = Request::new(b"GET", b"/events?id=tab", HttpVersion::Http11);
     /// req.header(b"accept", b"text/event-stream");
     /// let Decision::Accept(accepted) = hub.decide(&req, Instant::now()) else { panic!() };
     /// let event = Event::new().data("hello").encode();
     /// // The relay is away: the tab gets the event at once, without a position.
-    /// hub.deliver_unsequenced(&Recipient::All, event.clone());
+    /// port.deliver_unsequenced(&Recipient::All, event.clone());
     /// // The relay numbers it 7 after all: the tab's position moves to it, nothing else.
-    /// assert_eq!(hub.deliver_known(7, &Recipient::All, event), 1);
+    /// assert_eq!(port.deliver_known(7, &Recipient::All, event), 1);
     /// ```
     pub fn deliver_known(&self, seq: u64, to: &Recipient, frame: Frame) -> usize {
-        if self.inner.resume.is_none() {
+        let Some(hub) = self.hub.upgrade() else {
+            return 0;
+        };
+        if hub.inner.resume.is_none() {
             return 0;
         }
-        self.deliver_numbered(seq, to, frame, Some(Frame::from_static(b"\n")))
+        hub.deliver_numbered(seq, to, frame, Some(Frame::from_static(b"\n")))
     }
 
+    /// With the relay away: delivers `frame` to the hub's attached sessions among `to`
+    /// without a position, and records a gap in the logs of `to`, so that a tab that was
+    /// away (or comes back from before this) is told, never silently skipped. Returns how
+    /// many took it.
+    pub fn deliver_unsequenced(&self, to: &Recipient, frame: Frame) -> usize {
+        let Some(hub) = self.hub.upgrade() else {
+            return 0;
+        };
+        let inner = &hub.inner;
+        if let Some(resume) = &inner.resume {
+            let mut history = lock(&resume.history);
+            history.gap(match to {
+                Recipient::All => Target::All,
+                Recipient::Session(id) => Target::Session(id),
+            });
+        }
+        let (count, follow) = inner.deliver_to(to, None, frame);
+        for (slot, next) in follow {
+            inner.follow(&slot, next);
+        }
+        count
+    }
+
+    /// The relay's store starts a new `epoch` (it lost its contents): the hub's logs start
+    /// afresh in it, so that positions of the old epoch are gaps, never a wrong replay.
+    /// Sessions and their connections go on.
+    pub fn restart_log(&self, epoch: u64) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        if let Some(resume) = &hub.inner.resume {
+            let mut history = lock(&resume.history);
+            history.reset(epoch);
+            // Every session's log is exact from the new epoch's start, and its connection
+            // has none of the new epoch's events yet (their numbers start again from 1).
+            for slot in hub.inner.sessions().values() {
+                let mut st = slot.lock();
+                st.since = 0;
+                if let Some(link) = &mut st.link {
+                    link.seen = 0;
+                }
+            }
+        }
+    }
+
+    /// The epoch of the hub's log (resume mode).
+    pub fn log_epoch(&self) -> Option<u64> {
+        let hub = self.hub.upgrade()?;
+        let resume = hub.inner.resume.as_ref()?;
+        Some(lock(&resume.history).epoch())
+    }
+
+    /// Another node closed this session. Ends it here as [`Hub::close`] does (its reconnect
+    /// here gets 204), without telling the relay again. Returns whether the hub served it.
+    pub fn close(&self, id: &SessionId) -> bool {
+        let Some(hub) = self.hub.upgrade() else {
+            return false;
+        };
+        let now = hub.inner.clock.now();
+        match hub.slot(id.as_str()) {
+            Some(slot) => {
+                hub.inner.close(&slot, now, false);
+                true
+            }
+            None => {
+                lock(&hub.inner.closed).mark(id, now);
+                false
+            }
+        }
+    }
+}
+
+impl Hub {
     /// Logs `frame` at `seq` (resume mode) and queues it, or `wire` in its place, on the
     /// connections among `to`.
     fn deliver_numbered(
@@ -105,66 +218,6 @@ impl Hub {
             self.inner.follow(&slot, next);
         }
         count
-    }
-
-    /// Relay mode, with the relay away: delivers `frame` to this hub's attached sessions
-    /// among `to` without a position, and records a gap in the logs of `to`, so that a tab
-    /// that was away (or comes back from before this) is told, never silently skipped.
-    /// Returns how many took it.
-    pub fn deliver_unsequenced(&self, to: &Recipient, frame: Frame) -> usize {
-        if let Some(resume) = &self.inner.resume {
-            let mut history = lock(&resume.history);
-            history.gap(match to {
-                Recipient::All => Target::All,
-                Recipient::Session(id) => Target::Session(id),
-            });
-        }
-        let (count, follow) = self.inner.deliver_to(to, None, frame);
-        for (slot, next) in follow {
-            self.inner.follow(&slot, next);
-        }
-        count
-    }
-
-    /// Relay mode: the relay's store starts a new `epoch` (it lost its contents): the logs
-    /// here start afresh in it, so that positions of the old epoch are gaps, never a wrong
-    /// replay. Sessions and their connections go on.
-    pub fn restart_log(&self, epoch: u64) {
-        if let Some(resume) = &self.inner.resume {
-            let mut history = lock(&resume.history);
-            history.reset(epoch);
-            // Every session's log is exact from the new epoch's start, and its connection
-            // has none of the new epoch's events yet (their numbers start again from 1).
-            for slot in self.inner.sessions().values() {
-                let mut st = slot.lock();
-                st.since = 0;
-                if let Some(link) = &mut st.link {
-                    link.seen = 0;
-                }
-            }
-        }
-    }
-
-    /// The epoch of this hub's log (resume mode).
-    pub fn log_epoch(&self) -> Option<u64> {
-        let resume = self.inner.resume.as_ref()?;
-        Some(lock(&resume.history).epoch())
-    }
-
-    /// Relay mode: another node closed this session. Ends it here as [`close`](Self::close)
-    /// does (its reconnect here gets 204), without telling the relay again. Returns whether
-    /// this hub served it.
-    pub fn close_relayed(&self, id: &SessionId, now: Instant) -> bool {
-        match self.slot(id.as_str()) {
-            Some(slot) => {
-                self.inner.close(&slot, now, false);
-                true
-            }
-            None => {
-                lock(&self.inner.closed).mark(id, now);
-                false
-            }
-        }
     }
 }
 

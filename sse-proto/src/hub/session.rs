@@ -6,7 +6,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use super::Inner;
 use super::slot::{Life, Slot};
@@ -102,7 +101,7 @@ impl Session {
     ///
     /// ```
     /// # use sse_proto::{Decision, Event, Hub, HttpVersion, Request};
-    /// # let hub = Hub::new();
+    /// # let hub = Hub::builder().build(std::time::Instant::now);
     /// # let mut req = Request::new(b"GET", b"/e", HttpVersion::Http11);
     /// # req.header(b"accept", b"text/event-stream");
     /// # let Decision::Accept(accepted) = hub.decide(&req, std::time::Instant::now()) else { panic!() };
@@ -148,13 +147,10 @@ impl Session {
     /// Closes the session: marks the id closed (its reconnect gets 204), writes what is
     /// queued, then ends the stream; a detached session ends at once. Idempotent; returns
     /// whether this call began the end.
+    ///
+    /// The mark is stamped with the hub's [`Clock`](crate::Clock).
     pub fn close(&self) -> bool {
-        self.close_at((self.hub.clock)())
-    }
-
-    /// As [`close`](Self::close), stamping the mark with `now` instead of reading the clock.
-    pub fn close_at(&self, now: Instant) -> bool {
-        self.hub.close(&self.slot, now, true)
+        self.hub.close(&self.slot, self.hub.clock.now(), true)
     }
 
     /// Ends the stream after what is queued without marking the id, so the browser

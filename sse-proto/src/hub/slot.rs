@@ -66,7 +66,7 @@ pub(crate) struct Link {
     /// Whether the writer has taken its first batch (the preamble, and what was queued
     /// with it): the window never holds what precedes it.
     pub(crate) primed: bool,
-    /// Tasks (transport guards) waiting for a cut-off ([`Connection::is_aborted`]).
+    /// Tasks (transport guards) waiting for a cut-off (the connection is aborted).
     pub(crate) abort_waiters: Vec<Waker>,
     /// The highest sequence number this connection has (replayed or queued): a logged event
     /// at or below it is not queued again (a relay may deliver what a replay already gave).

@@ -1,9 +1,12 @@
 use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Poll, Wake, Waker};
 
+use std::time::Instant;
+
 use bytes::Buf;
 
 use super::*;
+use crate::clock::ManualClock;
 use crate::frame::Batch;
 use crate::request::{HttpVersion, Request};
 
@@ -49,7 +52,7 @@ fn drain(outlet: &mut Outlet, now: Instant) -> (Poll<Option<usize>>, Vec<u8>) {
 #[test]
 fn preamble_then_events_to_one_session() {
     let now = Instant::now();
-    let hub = Hub::new();
+    let hub = Hub::builder().build(Instant::now);
     let (a, mut oa) = connect(&hub, "/e?id=a", now);
     let (_b, mut ob) = connect(&hub, "/e?id=b", now);
     assert_eq!(hub.len(), 2);
@@ -79,7 +82,7 @@ fn preamble_then_events_to_one_session() {
 #[test]
 fn writer_is_woken_by_send_and_broadcast_shares_one_frame() {
     let now = Instant::now();
-    let hub = Hub::new();
+    let hub = Hub::builder().build(Instant::now);
     let mut outlets: Vec<Outlet> = (0..3)
         .map(|i| connect(&hub, &format!("/e?id={i}"), now).1)
         .collect();
@@ -115,11 +118,11 @@ fn writer_is_woken_by_send_and_broadcast_shares_one_frame() {
 #[test]
 fn close_drains_marks_and_reconnect_gets_204() {
     let now = Instant::now();
-    let hub = Hub::new();
+    let hub = Hub::builder().build(Instant::now);
     let (s, mut o) = connect(&hub, "/e?id=tab", now);
     assert!(drain(&mut o, now).0.is_ready());
     s.send("last words").expect("open");
-    assert!(s.close_at(now));
+    assert!(s.close());
     assert!(!s.close());
     assert!(s.is_closed());
     assert_eq!(s.send("late"), Err(Error::Closed));
@@ -151,7 +154,7 @@ fn close_drains_marks_and_reconnect_gets_204() {
 #[test]
 fn dropping_the_outlet_removes_the_session_and_wakes_end_waiters() {
     let now = Instant::now();
-    let hub = Hub::new();
+    let hub = Hub::builder().build(Instant::now);
     let (s, o) = connect(&hub, "/e", now);
     assert!(s.is_new());
     let counter = Arc::new(Counter::default());
@@ -177,7 +180,7 @@ fn duplicate_id_replaces_the_old_connection_and_renames_its_tab() {
     let now = Instant::now();
     let hub = Hub::builder()
         .id_generator(|| SessionId::parse(b"fresh", 128).expect("valid"))
-        .build();
+        .build(Instant::now);
     let (old, mut old_out) = connect(&hub, "/e?id=dup", now);
     old.send("before").expect("open");
     let (new, mut new_out) = connect(&hub, "/e?id=dup", now);
@@ -205,7 +208,7 @@ fn duplicate_id_replaces_the_old_connection_and_renames_its_tab() {
 #[test]
 fn slow_reader_is_cut_off_and_others_are_not() {
     let now = Instant::now();
-    let hub = Hub::builder().budget(1000).build();
+    let hub = Hub::builder().budget(1000).build(Instant::now);
     let (slow, mut slow_out) = connect(&hub, "/e?id=slow", now);
     let (_fast, mut fast_out) = connect(&hub, "/e?id=fast", now);
     let ev = Event::new().data(vec![b'x'; 300]);
@@ -250,7 +253,7 @@ fn keep_alive_through_the_outlet() {
     let t0 = Instant::now();
     let hub = Hub::builder()
         .keep_alive(Some(Duration::from_secs(5)))
-        .build();
+        .build(Instant::now);
     let (_s, mut o) = connect(&hub, "/e", t0);
     assert!(drain(&mut o, t0).0.is_ready());
     assert_eq!(o.poll_timeout(), Some(t0 + Duration::from_secs(5)));
@@ -265,7 +268,8 @@ fn keep_alive_through_the_outlet() {
 fn poll_timeout_follows_writes_and_the_end() {
     let t0 = Instant::now();
     let s = Duration::from_secs(1);
-    let hub = Hub::builder().keep_alive(Some(5 * s)).build();
+    let clock = ManualClock::starting_at(t0);
+    let hub = Hub::builder().keep_alive(Some(5 * s)).build(clock.clone());
     let (session, mut o) = connect(&hub, "/e?id=a", t0);
     assert_eq!(
         o.poll_timeout(),
@@ -286,7 +290,8 @@ fn poll_timeout_follows_writes_and_the_end() {
     let mut batch = Batch::new();
     let mut cx = Context::from_waker(&waker);
     assert!(o.poll_drain(&mut cx, t0 + 3 * s, &mut batch).is_pending());
-    assert_eq!(hub.shutdown_at(t0 + 3 * s), 1);
+    clock.set(t0 + 3 * s);
+    assert_eq!(hub.shutdown(), 1);
     assert_eq!(writer.count(), 1, "the shutdown woke the writer");
     assert_eq!(drain(&mut o, t0 + 3 * s).0, Poll::Ready(None));
     assert_eq!(o.poll_timeout(), None, "an ended stream has no deadline");
@@ -295,9 +300,9 @@ fn poll_timeout_follows_writes_and_the_end() {
 #[test]
 fn shutdown_ends_every_stream_without_marking() {
     let now = Instant::now();
-    let hub = Hub::new();
+    let hub = Hub::builder().build(Instant::now);
     let (s, mut o) = connect(&hub, "/e?id=x", now);
-    assert_eq!(hub.shutdown_at(now), 1);
+    assert_eq!(hub.shutdown(), 1);
     assert!(hub.is_shutting_down());
     assert_eq!(drain(&mut o, now).0, Poll::Ready(Some(1))); // the preamble still goes out
     assert_eq!(drain(&mut o, now).0, Poll::Ready(None));
@@ -322,7 +327,7 @@ fn a_shutdown_cuts_what_does_not_drain_in_time() {
     let hub = Hub::builder()
         .keep_alive(None)
         .shutdown_grace(Duration::from_secs(1))
-        .build();
+        .build(ManualClock::starting_at(t0));
     let (slow, mut slow_out) = connect(&hub, "/e?id=slow", t0);
     let (_fast, mut fast_out) = connect(&hub, "/e?id=fast", t0);
     slow.send("never read").expect("open");
@@ -338,7 +343,7 @@ fn a_shutdown_cuts_what_does_not_drain_in_time() {
     let timer_waker = Waker::from(timer.clone());
     let mut cx = Context::from_waker(&timer_waker);
     assert_eq!(hub.poll_timers(&mut cx, t0), None);
-    assert_eq!(hub.shutdown_at(t0), 2);
+    assert_eq!(hub.shutdown(), 2);
     assert_eq!(timer.count(), 1, "the timer driver learns of the deadline");
     let deadline = t0 + Duration::from_secs(1);
     assert_eq!(hub.poll_timers(&mut cx, t0), Some(deadline));
@@ -363,7 +368,7 @@ fn a_shutdown_cuts_what_does_not_drain_in_time() {
 #[test]
 fn disconnect_ends_without_marking() {
     let now = Instant::now();
-    let hub = Hub::new();
+    let hub = Hub::builder().build(Instant::now);
     let (s, mut o) = connect(&hub, "/e?id=d", now);
     assert!(s.disconnect());
     assert!(!s.disconnect());

@@ -24,8 +24,6 @@ pub(crate) struct Timers {
     pub(crate) waker: Option<Waker>,
     /// Breaks ties between equal instants.
     order: u64,
-    /// Whether an adapter has started a driver.
-    pub(crate) claimed: bool,
     /// After a shutdown: when the streams still writing are cut.
     pub(crate) cut_at: Option<Instant>,
     /// Coalescing windows open on connections, in the order they opened (one length for
@@ -182,13 +180,6 @@ impl Hub {
         }
     }
 
-    /// Whether the caller should start the task that drives
-    /// [`poll_timers`](Self::poll_timers): true once per hub. Adapters call it when they
-    /// accept a stream.
-    pub fn claim_timer_driver(&self) -> bool {
-        !std::mem::replace(&mut lock(&self.inner.timers).claimed, true)
-    }
-
     /// A handle that does not keep the hub alive, for a driver task.
     pub fn downgrade(&self) -> WeakHub {
         WeakHub {
@@ -204,20 +195,17 @@ impl WeakHub {
     }
 
     /// Drives [`Hub::poll_timers`] until the hub is dropped: the task an adapter spawns,
-    /// on any runtime. `clock` is the runtime's clock and `sleep_until` its
-    /// timer.
+    /// on any runtime, with the time of the hub's [`Clock`](crate::Clock); `sleep_until` is
+    /// the runtime's timer, on the same clock.
     ///
     /// ```no_run
     /// # async fn demo(hub: sse_proto::Hub) {
     /// // On tokio:
-    /// // tokio::spawn(hub.downgrade().drive_timers(now, |at| tokio::time::sleep_until(at.into())));
+    /// // tokio::spawn(hub.downgrade().drive_timers(|at| tokio::time::sleep_until(at.into())));
     /// # }
     /// ```
-    pub async fn drive_timers<S>(
-        self,
-        clock: fn() -> Instant,
-        mut sleep_until: impl FnMut(Instant) -> S,
-    ) where
+    pub async fn drive_timers<S>(self, mut sleep_until: impl FnMut(Instant) -> S)
+    where
         S: Future<Output = ()>,
     {
         let mut timer: Option<(Instant, Pin<Box<S>>)> = None;
@@ -226,7 +214,7 @@ impl WeakHub {
                 let Some(hub) = self.upgrade() else {
                     return Poll::Ready(());
                 };
-                let next = hub.poll_timers(cx, clock());
+                let next = hub.poll_timers(cx, hub.inner.clock.now());
                 drop(hub);
                 let Some(at) = next else {
                     timer = None;
@@ -274,7 +262,7 @@ impl Inner {
     /// When a coalescing window opened now ends; `None` when the hub has none. Read once
     /// per delivery, so a broadcast reads the clock once and its windows end together.
     pub(super) fn window_end(&self) -> Option<Instant> {
-        self.coalesce.map(|length| (self.clock)() + length)
+        self.coalesce.map(|length| self.clock.now() + length)
     }
 
     /// Puts a detached session in the expiry queue, unless it is there already.

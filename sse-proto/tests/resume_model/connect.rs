@@ -5,7 +5,7 @@ use super::*;
 
 impl Sim {
     pub(crate) fn new(bounds: LogBounds, budget: usize) -> Sim {
-        NOW_MS.with(|ms| ms.set(0));
+        let clock = ManualClock::starting_at(instant(0));
         let counter = Arc::new(AtomicU64::new(0));
         let ids = move || {
             let n = counter.fetch_add(1, Ordering::Relaxed);
@@ -15,12 +15,12 @@ impl Sim {
             .keep_alive(None)
             .retry(Duration::from_millis(RETRY_MS))
             .budget(budget)
-            .clock(clock)
             .id_generator(ids)
             .resume(ResumeConfig::new(Duration::from_millis(GRACE_MS)).bounds(bounds))
-            .build();
+            .build(clock.clone());
         let mut sim = Sim {
             hub,
+            clock,
             bounds,
             budget,
             now_ms: 0,

@@ -25,7 +25,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used)] // a test reports failure by panicking
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -38,7 +37,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use sse_proto::{
     Accepted, Batch, Continuity, Decision, Decoder, EndReason, Error, Event, GapReason,
-    HttpVersion, Hub, IdSource, Item, LogBounds, Outlet, Request, ResumeConfig, Session, SessionId,
+    HttpVersion, Hub, IdSource, Item, LogBounds, ManualClock, Outlet, Request, ResumeConfig,
+    Session, SessionId,
 };
 
 const GRACE_MS: u64 = 10_000;
@@ -50,23 +50,14 @@ const MAX_TABS: usize = 5;
 const MAX_SESSION_ID_LEN: usize = 128 - sse_proto::MAX_POSITION_LEN;
 
 // ---------------------------------------------------------------------------------------------
-// The fake clock. The hub reads it (through `HubBuilder::clock`) to date a detachment when an
-// outlet is dropped and to stamp closed ids; every `now` passed in comes from it too.
+// The fake clock: each simulation's hub reads its own `ManualClock` (given to
+// `HubBuilder::build`) to date a detachment when an outlet is dropped and to stamp closed ids;
+// every `now` passed in comes from it too, as milliseconds past `BASE`.
 
 static BASE: OnceLock<Instant> = OnceLock::new();
 
-thread_local! {
-    /// Milliseconds past `BASE`. Per thread: the properties run on parallel test threads, each
-    /// with a hub and a clock of its own.
-    static NOW_MS: Cell<u64> = const { Cell::new(0) };
-}
-
 fn instant(ms: u64) -> Instant {
     *BASE.get_or_init(Instant::now) + Duration::from_millis(ms)
-}
-
-fn clock() -> Instant {
-    instant(NOW_MS.with(Cell::get))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,6 +447,8 @@ struct Coverage {
 /// The hub under test, the tabs that use it, and the model it is checked against.
 struct Sim {
     hub: Hub,
+    /// The clock `hub` reads, at `now_ms`.
+    clock: ManualClock,
     bounds: LogBounds,
     /// Each connection's outbox budget, in bytes.
     budget: usize,

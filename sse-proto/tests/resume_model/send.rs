@@ -278,7 +278,7 @@ impl Sim {
 
     pub(crate) fn advance(&mut self, ms: u64, poll: bool) {
         self.now_ms += ms;
-        NOW_MS.with(|now| now.set(self.now_ms));
+        self.clock.set(instant(self.now_ms));
         if !poll {
             return;
         }

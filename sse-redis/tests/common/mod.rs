@@ -50,9 +50,7 @@ impl Tab {
         if !last.is_empty() {
             req.header(b"last-event-id", last.as_bytes());
         }
-        let offer = hub.offer(&req).unwrap();
-        let answers = engine.answer(hub, &offer).await;
-        match hub.accept(offer, answers, Instant::now()) {
+        match hub.handshake(&req, Some(engine)).await {
             Decision::Accept(Accepted {
                 session,
                 outlet,

@@ -2,31 +2,15 @@
 //! that the hub's timers close, what is queued meanwhile leaves in one batch, and the end of
 //! a stream never waits.
 
-use std::cell::Cell;
-
 use super::*;
 
 const WINDOW: Duration = Duration::from_millis(10);
 
-thread_local! {
-    /// The fake clock the hub reads to date a window (each test runs on its own thread).
-    static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-fn clock() -> Instant {
-    NOW.with(Cell::get).expect("the test sets the clock")
-}
-
-fn set_clock(now: Instant) {
-    NOW.with(|c| c.set(Some(now)));
-}
-
-fn windowed_hub(t0: Instant) -> HubBuilder {
-    set_clock(t0);
-    Hub::builder()
-        .clock(clock)
-        .keep_alive(None)
-        .coalesce(WINDOW)
+/// Settings with the coalescing window, and the fake clock (at `t0`) the hub will read to
+/// date a window.
+fn windowed_hub(t0: Instant) -> (HubBuilder, ManualClock) {
+    let builder = Hub::builder().keep_alive(None).coalesce(WINDOW);
+    (builder, ManualClock::starting_at(t0))
 }
 
 /// A connection's writer: its outlet and the waker it registers.
@@ -85,7 +69,8 @@ impl Driver {
 #[test]
 fn a_held_writer_is_woken_when_its_window_is_driven() {
     let t0 = Instant::now();
-    let hub = windowed_hub(t0).build();
+    let (builder, clock) = windowed_hub(t0);
+    let hub = builder.build(clock.clone());
     let driver = Driver::new();
     assert_eq!(driver.poll(&hub, t0), None);
     let (s, outlet) = connect(&hub, "/e?id=a", t0);
@@ -114,7 +99,7 @@ fn a_held_writer_is_woken_when_its_window_is_driven() {
 
     // The next event opens a new window, from when it was queued.
     let t1 = due + Duration::from_millis(3);
-    set_clock(t1);
+    clock.set(t1);
     s.send("two").expect("open");
     assert_eq!(driver.poll(&hub, t1), Some(t1 + WINDOW));
     assert_eq!(w.woken(), 1);
@@ -129,7 +114,8 @@ fn a_held_writer_is_woken_when_its_window_is_driven() {
 #[test]
 fn what_is_queued_in_the_window_comes_out_as_one_batch() {
     let t0 = Instant::now();
-    let hub = windowed_hub(t0).build();
+    let (builder, clock) = windowed_hub(t0);
+    let hub = builder.build(clock.clone());
     let driver = Driver::new();
     let (s, outlet) = connect(&hub, "/e?id=a", t0);
     let (b, other) = connect(&hub, "/e?id=b", t0);
@@ -139,7 +125,7 @@ fn what_is_queued_in_the_window_comes_out_as_one_batch() {
     wb.prime(&b, t0);
 
     s.send("1").expect("open");
-    set_clock(t0 + Duration::from_millis(4));
+    clock.set(t0 + Duration::from_millis(4));
     hub.send_to("a", &Event::new().data("2")).expect("live");
     assert_eq!(hub.broadcast(&Event::new().data("3")), 2);
     s.emit("ev", "4").expect("valid");
@@ -172,7 +158,8 @@ fn what_is_queued_in_the_window_comes_out_as_one_batch() {
 #[test]
 fn the_first_batch_is_never_held() {
     let t0 = Instant::now();
-    let hub = windowed_hub(t0).build();
+    let (builder, clock) = windowed_hub(t0);
+    let hub = builder.build(clock.clone());
     let driver = Driver::new();
     let (s, outlet) = connect(&hub, "/e?id=a", t0);
     let mut w = Writer::new(outlet);
@@ -189,7 +176,8 @@ fn the_first_batch_is_never_held() {
 #[test]
 fn a_busy_writer_waits_for_the_window_too() {
     let t0 = Instant::now();
-    let hub = windowed_hub(t0).build();
+    let (builder, clock) = windowed_hub(t0);
+    let hub = builder.build(clock.clone());
     let driver = Driver::new();
     let (s, outlet) = connect(&hub, "/e?id=a", t0);
     let mut w = Writer::new(outlet);
@@ -199,7 +187,7 @@ fn a_busy_writer_waits_for_the_window_too() {
     assert_eq!(driver.poll(&hub, t1), None);
     // Woken: it takes a batch and writes it; meanwhile more comes, which opens a window.
     assert_eq!(w.drain(t1).0, Poll::Ready(Some(1)));
-    set_clock(t1);
+    clock.set(t1);
     s.send("2").expect("open");
     s.send("3").expect("open");
     assert_eq!(w.woken(), 1);
@@ -220,7 +208,8 @@ fn a_busy_writer_waits_for_the_window_too() {
 #[test]
 fn what_comes_between_a_window_end_and_the_drain_goes_with_it() {
     let t0 = Instant::now();
-    let hub = windowed_hub(t0).build();
+    let (builder, clock) = windowed_hub(t0);
+    let hub = builder.build(clock.clone());
     let driver = Driver::new();
     let (s, outlet) = connect(&hub, "/e?id=a", t0);
     let mut w = Writer::new(outlet);
@@ -231,7 +220,7 @@ fn what_comes_between_a_window_end_and_the_drain_goes_with_it() {
     assert_eq!(w.woken(), 1);
     // Woken, not yet run: a frame now opens no window of its own (which would hold the
     // first one for a second window) and goes with the batch.
-    set_clock(end);
+    clock.set(end);
     s.send("2").expect("open");
     assert_eq!(driver.poll(&hub, end), None, "no window opened");
     assert_eq!(
@@ -246,10 +235,11 @@ fn what_comes_between_a_window_end_and_the_drain_goes_with_it() {
 #[test]
 fn close_shutdown_cut_and_replacement_wake_at_once_while_held() {
     let t0 = Instant::now();
-    let hub = windowed_hub(t0)
+    let (builder, clock) = windowed_hub(t0);
+    let hub = builder
         .budget(1000)
         .id_generator(|| SessionId::parse(b"fresh", 128).expect("valid"))
-        .build();
+        .build(clock.clone());
     let driver = Driver::new();
     let mut writers = Vec::new();
     let mut sessions = Vec::new();
@@ -267,7 +257,7 @@ fn close_shutdown_cut_and_replacement_wake_at_once_while_held() {
     };
 
     // A close: woken at once; what was queued before it goes out, then the stream ends.
-    assert!(sessions[0].close_at(t0));
+    assert!(sessions[0].close());
     assert_eq!(closed.woken(), 1);
     assert_eq!(
         closed.drain(t0),
@@ -288,7 +278,7 @@ fn close_shutdown_cut_and_replacement_wake_at_once_while_held() {
     assert_eq!(replaced.outlet.end_reason(), Some(EndReason::Replaced));
 
     // A shutdown: woken at once; what was queued goes out, then the stream ends.
-    hub.shutdown_at(t0);
+    hub.shutdown();
     assert_eq!(shut.woken(), 1);
     assert_eq!(
         shut.drain(t0),
@@ -306,16 +296,15 @@ fn close_shutdown_cut_and_replacement_wake_at_once_while_held() {
 #[test]
 fn without_a_window_every_send_wakes_the_writer_at_once() {
     let t0 = Instant::now();
-    set_clock(t0);
+    let clock = ManualClock::starting_at(t0);
     for hub in [
-        Hub::builder().clock(clock).keep_alive(None).build(),
+        Hub::builder().keep_alive(None).build(clock.clone()),
         Hub::builder()
-            .clock(clock)
             .keep_alive(None)
             .coalesce(Duration::ZERO)
-            .build(),
+            .build(clock.clone()),
     ] {
-        assert_eq!(hub.coalesce_window(), None);
+        assert_eq!(hub.settings().coalesce, None);
         let driver = Driver::new();
         let (s, outlet) = connect(&hub, "/e?id=a", t0);
         let mut w = Writer::new(outlet);

@@ -6,12 +6,16 @@ use crate::decode::{Decoder, Item};
 use crate::lifecycle::{Continuity, GapReason};
 use crate::relay::{Recipient, RelayConfig, Relayed};
 
-fn relayed(config: RelayConfig) -> Hub {
-    Hub::builder()
+/// A hub in relay and resume mode, and the port its relay holds.
+fn relayed(config: RelayConfig) -> (Hub, RelayPort) {
+    let hub = Hub::builder()
         .keep_alive(None)
         .resume(ResumeConfig::new(Duration::from_secs(60)))
         .relay(config)
-        .build()
+        .build(Instant::now);
+    let port = RelayPort::claim(&hub).expect("relay mode");
+    assert!(RelayPort::claim(&hub).is_none(), "one port per hub");
+    (hub, port)
 }
 
 fn attach(hub: &Hub, last: Option<&str>) -> Accepted {
@@ -26,9 +30,9 @@ fn attach(hub: &Hub, last: Option<&str>) -> Accepted {
     }
 }
 
-fn taken(hub: &Hub) -> Vec<Relayed> {
+fn taken(port: &RelayPort) -> Vec<Relayed> {
     let mut out = Vec::new();
-    let _ = hub.drain_relay(&mut Context::from_waker(Waker::noop()), &mut out);
+    let _ = port.poll_outbound(&mut Context::from_waker(Waker::noop()), &mut out);
     out
 }
 
@@ -47,7 +51,7 @@ fn read(outlet: &mut Outlet, decoder: &mut Decoder) -> (Vec<(String, String)>, S
 
 #[test]
 fn sends_go_to_the_relay_and_come_back_numbered() {
-    let hub = relayed(RelayConfig::default());
+    let (hub, port) = relayed(RelayConfig::default());
     let a = attach(&hub, None);
     let id = a.session.id().clone();
     let mut tab = Decoder::new();
@@ -57,7 +61,7 @@ fn sends_go_to_the_relay_and_come_back_numbered() {
     let relay_waker = Waker::from(counter.clone());
     let mut out = Vec::new();
     assert!(
-        hub.drain_relay(&mut Context::from_waker(&relay_waker), &mut out)
+        port.poll_outbound(&mut Context::from_waker(&relay_waker), &mut out)
             .is_pending()
     );
 
@@ -70,7 +74,7 @@ fn sends_go_to_the_relay_and_come_back_numbered() {
     // Nothing numbered is delivered before the relay hands it back.
     let (events, _) = read(&mut outlet, &mut tab);
     assert_eq!(events.len(), 1, "only the volatile one: {events:?}");
-    let items = taken(&hub);
+    let items = taken(&port);
     assert_eq!(items.len(), 3);
     assert!(matches!(&items[0], Relayed::Event { to: Recipient::Session(s), .. } if *s == id));
     assert!(
@@ -89,10 +93,10 @@ fn sends_go_to_the_relay_and_come_back_numbered() {
         let Relayed::Event { to, frame } = item else {
             panic!("an event")
         };
-        assert_eq!(hub.deliver(seq, to, frame.clone()), 1);
+        assert_eq!(port.deliver(seq, to, frame.clone()), 1);
     }
     assert_eq!(
-        hub.deliver(43, &Recipient::All, Event::new().data("dup").encode()),
+        port.deliver(43, &Recipient::All, Event::new().data("dup").encode()),
         0
     );
     let (events, last) = read(&mut outlet, &mut tab);
@@ -108,7 +112,7 @@ fn sends_go_to_the_relay_and_come_back_numbered() {
 
 #[test]
 fn an_event_numbered_after_its_unsequenced_delivery_only_moves_the_position() {
-    let hub = relayed(RelayConfig::default());
+    let (hub, port) = relayed(RelayConfig::default());
     let a = attach(&hub, None);
     let id = a.session.id().clone();
     let mut tab = Decoder::new();
@@ -117,13 +121,13 @@ fn an_event_numbered_after_its_unsequenced_delivery_only_moves_the_position() {
 
     // The relay is away: the tab gets the event at once, without a position.
     let event = Event::new().data("while away").encode();
-    assert_eq!(hub.deliver_unsequenced(&Recipient::All, event.clone()), 1);
+    assert_eq!(port.deliver_unsequenced(&Recipient::All, event.clone()), 1);
     let (events, last) = read(&mut outlet, &mut tab);
     assert_eq!(events, [(before.clone(), "while away".to_owned())]);
     assert_eq!(last, before);
 
     // The store applied it after all, as 5: the tab's position moves to it, nothing fires.
-    assert_eq!(hub.deliver_known(5, &Recipient::All, event.clone()), 1);
+    assert_eq!(port.deliver_known(5, &Recipient::All, event.clone()), 1);
     let (_, bytes) = drain(&mut outlet, Instant::now());
     let text = String::from_utf8(bytes.clone()).expect("utf-8");
     assert!(
@@ -137,9 +141,9 @@ fn an_event_numbered_after_its_unsequenced_delivery_only_moves_the_position() {
     let known = tab.last_event_id().to_owned();
     assert!(known.ends_with(".5"), "{known}");
     // It is numbered now: the same again is a duplicate, and what follows goes on from it.
-    assert_eq!(hub.deliver(5, &Recipient::All, event), 0);
+    assert_eq!(port.deliver(5, &Recipient::All, event), 0);
     let next = Event::new().data("next").encode();
-    assert_eq!(hub.deliver(6, &Recipient::Session(id.clone()), next), 1);
+    assert_eq!(port.deliver(6, &Recipient::Session(id.clone()), next), 1);
     let (events, _) = read(&mut outlet, &mut tab);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1, "next");
@@ -163,18 +167,19 @@ fn without_resume_mode_a_known_event_is_left_alone() {
     let hub = Hub::builder()
         .keep_alive(None)
         .relay(RelayConfig::default())
-        .build();
+        .build(Instant::now);
+    let port = RelayPort::claim(&hub).expect("relay mode");
     let a = attach(&hub, None);
     let mut outlet = a.outlet;
     let _ = drain(&mut outlet, Instant::now());
     let event = Event::new().data("x").encode();
-    assert_eq!(hub.deliver_known(5, &Recipient::All, event), 0);
+    assert_eq!(port.deliver_known(5, &Recipient::All, event), 0);
     assert_eq!(drain(&mut outlet, Instant::now()).0, Poll::Pending);
 }
 
 #[test]
 fn a_reconnect_gets_what_was_delivered_while_away() {
-    let hub = relayed(RelayConfig::default());
+    let (hub, port) = relayed(RelayConfig::default());
     let a = attach(&hub, None);
     let id = a.session.id().clone();
     let mut tab = Decoder::new();
@@ -183,13 +188,13 @@ fn a_reconnect_gets_what_was_delivered_while_away() {
     drop(outlet);
     let to = Recipient::Session(id.clone());
     assert_eq!(
-        hub.deliver(5, &to, Event::new().data("while away").encode()),
+        port.deliver(5, &to, Event::new().data("while away").encode()),
         1
     );
     // An event for a session served elsewhere is logged here too: its tab may come here.
     let other = Recipient::Session(SessionId::parse(b"elsewhere", 128).expect("valid"));
     assert_eq!(
-        hub.deliver(6, &other, Event::new().data("not ours").encode()),
+        port.deliver(6, &other, Event::new().data("not ours").encode()),
         0
     );
     let b = attach(&hub, Some(&last));
@@ -204,7 +209,7 @@ fn a_reconnect_gets_what_was_delivered_while_away() {
     // The relay was away: delivered live to the attached tab without a position, and a
     // reconnect from before it is a gap.
     assert_eq!(
-        hub.deliver_unsequenced(&to, Event::new().data("unlogged").encode()),
+        port.deliver_unsequenced(&to, Event::new().data("unlogged").encode()),
         1
     );
     let (events, _) = read(&mut outlet, &mut tab);
@@ -216,23 +221,23 @@ fn a_reconnect_gets_what_was_delivered_while_away() {
 
 #[test]
 fn closes_are_shared_and_not_echoed() {
-    let hub = relayed(RelayConfig::default());
+    let (hub, port) = relayed(RelayConfig::default());
     let a = attach(&hub, None);
     let id = a.session.id().clone();
     assert!(a.session.close());
-    assert!(matches!(&taken(&hub)[..], [Relayed::Closed { id: c }] if *c == id));
+    assert!(matches!(&taken(&port)[..], [Relayed::Closed { id: c }] if *c == id));
     hub.close("remote-tab").expect("relayed");
-    assert!(matches!(&taken(&hub)[..], [Relayed::Closed { id: c }] if c.as_str() == "remote-tab"));
+    assert!(matches!(&taken(&port)[..], [Relayed::Closed { id: c }] if c.as_str() == "remote-tab"));
     // A close from the relay ends the session here without going back to it.
     let b = attach(&hub, None);
-    assert!(hub.close_relayed(b.session.id(), Instant::now()));
+    assert!(port.close(b.session.id()));
     assert_eq!(b.session.end_reason(), Some(EndReason::Closed));
-    assert!(taken(&hub).is_empty());
+    assert!(taken(&port).is_empty());
 }
 
 #[test]
 fn the_queue_for_the_relay_is_bounded() {
-    let hub = relayed(RelayConfig {
+    let (hub, port) = relayed(RelayConfig {
         max_items: 2,
         max_bytes: 1 << 20,
     });
@@ -242,29 +247,29 @@ fn the_queue_for_the_relay_is_bounded() {
     assert_eq!(a.session.send("3"), Err(Error::Unavailable));
     assert_eq!(hub.broadcast(&Event::new().data("4")), 0);
     assert!(a.session.close(), "a close is queued whatever the bounds");
-    assert_eq!(hub.relay_backlog(), 3);
-    assert_eq!(taken(&hub).len(), 3);
-    assert_eq!(hub.relay_backlog(), 0);
+    assert_eq!(port.backlog(), 3);
+    assert_eq!(taken(&port).len(), 3);
+    assert_eq!(port.backlog(), 0);
 }
 
 #[test]
 fn after_a_new_epoch_an_attached_connection_gets_the_events_numbered_from_its_start() {
-    let hub = relayed(RelayConfig::default());
+    let (hub, port) = relayed(RelayConfig::default());
     let a = attach(&hub, None);
     let to = Recipient::Session(a.session.id().clone());
     let mut tab = Decoder::new();
     let mut outlet = a.outlet;
     let _ = read(&mut outlet, &mut tab);
-    assert_eq!(hub.deliver(7, &to, Event::new().data("old").encode()), 1);
+    assert_eq!(port.deliver(7, &to, Event::new().data("old").encode()), 1);
     // The store came back empty: its sequence starts again, below what the connection has.
-    hub.restart_log(99);
-    assert_eq!(hub.deliver(1, &to, Event::new().data("new 1").encode()), 1);
+    port.restart_log(99);
+    assert_eq!(port.deliver(1, &to, Event::new().data("new 1").encode()), 1);
     let frame = Event::new().data("new 2").encode();
-    assert_eq!(hub.deliver(2, &Recipient::All, frame), 1);
+    assert_eq!(port.deliver(2, &Recipient::All, frame), 1);
     let (events, last) = read(&mut outlet, &mut tab);
     let data: Vec<&str> = events.iter().map(|(_, d)| d.as_str()).collect();
     assert_eq!(data, ["old", "new 1", "new 2"]);
     assert!(last.ends_with("~2r.2"), "epoch 99, sequence 2: {last}");
     // Once: the new epoch's numbers are not delivered twice either.
-    assert_eq!(hub.deliver(2, &Recipient::All, Event::new().encode()), 0);
+    assert_eq!(port.deliver(2, &Recipient::All, Event::new().encode()), 0);
 }

@@ -16,7 +16,10 @@ fn resumable() -> Hub {
 }
 
 fn resumable_with(config: ResumeConfig) -> Hub {
-    Hub::builder().keep_alive(None).resume(config).build()
+    Hub::builder()
+        .keep_alive(None)
+        .resume(config)
+        .build(Instant::now)
 }
 
 /// Connects with `?id=`/`Last-Event-ID` as given; panics unless accepted.
@@ -200,7 +203,7 @@ fn detached_sessions_expire_after_the_grace_period() {
         .keep_alive(None)
         .resume(ResumeConfig::new(GRACE))
         .observe(move |e| seen.lock().expect("not poisoned").push(e.clone()))
-        .build();
+        .build(Instant::now);
     let counter = Arc::new(Counter::default());
     let waker = Waker::from(counter.clone());
     let mut cx = Context::from_waker(&waker);
@@ -350,7 +353,7 @@ fn a_slow_tab_is_cut_off_and_resumes_what_it_missed() {
         .keep_alive(None)
         .budget(400)
         .resume(ResumeConfig::new(GRACE))
-        .build();
+        .build(Instant::now);
     let a = attach(&hub, None, None, t0);
     let mut tab = Decoder::new();
     let mut outlet = a.outlet;
@@ -474,7 +477,7 @@ fn an_older_session_ends_before_its_id_is_attached_again() {
     let hub = Hub::builder()
         .resume(ResumeConfig::new(GRACE))
         .observe(move |e| seen.lock().expect("not poisoned").push(e.clone()))
-        .build();
+        .build(Instant::now);
     let a = attach(&hub, None, None, t0);
     let id = a.session.id().to_string();
     a.session.close(); // its stream still has the preamble to write

@@ -19,8 +19,8 @@ fn signed(resume: bool) -> Hub {
     match resume {
         true => builder
             .resume(ResumeConfig::new(Duration::from_secs(60)))
-            .build(),
-        false => builder.build(),
+            .build(Instant::now),
+        false => builder.build(Instant::now),
     }
 }
 
@@ -162,7 +162,7 @@ fn a_rotation_re_signs_a_returning_session_and_it_goes_on() {
         .signing(ring("k1", 7))
         .resume(ResumeConfig::new(Duration::from_secs(60)))
         .observe(move |e| seen.lock().expect("not poisoned").push(e.clone()))
-        .build();
+        .build(Instant::now);
     let a = accepted(decide(&hub, None, None, Some("alice")));
     let old = a.session.id().to_string();
     let mut outlet = a.outlet;
@@ -219,7 +219,7 @@ fn the_id_policy_accepts_refuses_or_reissues() {
             (_, Some(b"new-login")) => IdVerdict::Reissue,
             _ => IdVerdict::Accept,
         })
-        .build();
+        .build(Instant::now);
     let a = accepted(decide(&hub, Some("tab-1"), None, None));
     assert_eq!(a.session.id().as_str(), "tab-1");
     let b = accepted(decide(&hub, Some("banned"), None, None));
