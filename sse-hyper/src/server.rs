@@ -67,6 +67,24 @@ impl Server {
     /// A server with the hub of `builder`, prepared for `store` (several nodes on one Redis:
     /// `sse_redis::RedisEngine`), which answers every handshake's lookups and relays what
     /// the hub sends to the other nodes.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use sse_hyper::{Event, Hub, ResumeConfig, Server};
+    /// use sse_redis::{RedisConfig, RedisEngine};
+    ///
+    /// let engine = RedisEngine::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
+    /// let resume = ResumeConfig::new(Duration::from_secs(120));
+    /// let server = Server::with_store(Hub::builder().resume(resume), engine.clone());
+    /// // `server.handshake(&req).await` for each request, as on one node; a send reaches
+    /// // the tab on whichever node serves it.
+    /// server.hub().broadcast(&Event::new().data("to every tab, on every node"));
+    /// // Acknowledged by Redis: the count of sessions on every node.
+    /// let count = engine.broadcast(Event::new().data("again").encode()).await?;
+    /// # let _ = count;
+    /// # Ok(()) }
+    /// ```
     pub fn with_store(builder: HubBuilder, store: impl Store) -> Server {
         Server::build(builder, Some(Arc::new(store)))
     }

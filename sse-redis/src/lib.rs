@@ -17,20 +17,17 @@
 //! asynchronously, never under a hub lock. Give it to the server, and the rest is the same
 //! as on one node:
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::time::Duration;
-//! use sse_hyper::{Hub, ResumeConfig, Server};
-//! use sse_redis::{RedisConfig, RedisEngine};
-//!
+//! ```text
 //! let engine = RedisEngine::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
-//! let resume = ResumeConfig::new(Duration::from_secs(120));
-//! let server = Server::with_store(Hub::builder().resume(resume), engine.clone());
-//! // `server.handshake(&req).await` for each request, as without Redis; a send reaches the
-//! // tab on whichever node serves it.
-//! server.hub().broadcast(&sse_hyper::Event::new().data("to every tab, on every node"));
-//! # Ok(()) }
+//! let server = sse_hyper::Server::with_store(Hub::builder().resume(resume), engine.clone());
 //! ```
+//!
+//! (`sse_tokio::Server::with_store` and `sse_async_std::Server::with_store` alike; the
+//! adapters' docs have the example that compiles.) Then `server.handshake(&req).await` for
+//! each request, as on one node, and a send through `server.hub()` reaches the tab on
+//! whichever node serves it; the engine's own [`RedisEngine::send_to`],
+//! [`RedisEngine::broadcast`], [`RedisEngine::close`] and [`RedisEngine::sessions`] say what
+//! Redis answered.
 //!
 //! # When Redis is away
 //!
