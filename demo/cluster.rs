@@ -113,7 +113,7 @@ async fn end_session(engine: &RedisEngine, hub: &Hub, raw_id: &str, close: bool)
             if close {
                 session.close();
             } else {
-                session.disconnect();
+                session.drop_stream();
             }
             Reply::text(StatusCode::NO_CONTENT, "")
         }

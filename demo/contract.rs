@@ -397,7 +397,7 @@ fn end_session(hub: &Hub, raw_id: &str, close: bool) -> Reply {
     if close {
         session.close();
     } else {
-        session.disconnect();
+        session.drop_stream();
     }
     Reply::text(StatusCode::NO_CONTENT, "")
 }

@@ -1,4 +1,4 @@
-//! Handshake decisions per second on a hostile mix of requests: valid `Last-Event-ID` and
+//! HandshakeConfig decisions per second on a hostile mix of requests: valid `Last-Event-ID` and
 //! `?id=` reuse, fresh ids (UUID v4 generation), injection attempts, 10 KB and non-UTF-8 ids,
 //! and requests that are not event streams.
 
@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sse_proto::{ClosedSet, Handshake, HttpVersion, MemoryClosedSet, Request};
+use sse_proto::{ClosedSet, HandshakeConfig, HttpVersion, MemoryClosedSet, Request};
 
 struct Raw {
     method: &'static [u8],
@@ -59,7 +59,7 @@ fn handshake(c: &mut Criterion) {
     let requests = mix();
     // Offer and answer: the decision up to registering a session (which the hub bench
     // measures), with the in-memory closed set consulted for every offered id.
-    let handshake = Handshake::new();
+    let handshake = HandshakeConfig::new();
     let mut closed = MemoryClosedSet::default();
     let now = Instant::now();
     let mut group = c.benchmark_group("handshake");

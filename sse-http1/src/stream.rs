@@ -48,7 +48,7 @@ where
         // common wake-up (drain, write, drain) takes the session's lock twice, not three
         // times.
         if pump.pending().has_remaining() {
-            if let Poll::Ready(reason) = outlet.poll_aborted(cx) {
+            if let Poll::Ready(reason) = outlet.poll_cut_off(cx) {
                 return Poll::Ready(Ok(reason));
             }
         }
@@ -121,7 +121,7 @@ where
 /// The transport cannot take more now: wait for it, or for a cut-off, which must end the
 /// stream even though the transport never becomes writable (a reader that stopped reading).
 fn wait_for_transport(outlet: &Outlet, cx: &mut Context<'_>) -> Poll<io::Result<EndReason>> {
-    match outlet.poll_aborted(cx) {
+    match outlet.poll_cut_off(cx) {
         Poll::Ready(reason) => Poll::Ready(Ok(reason)),
         Poll::Pending => Poll::Pending,
     }

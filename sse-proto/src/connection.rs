@@ -50,8 +50,9 @@ pub enum EndReason {
     /// A newer connection with the same session id took its place. The stream's last
     /// block gave its tab a fresh id, so the tab comes back as a session of its own.
     Replaced,
-    /// The server ended the stream without closing the session: the tab reconnects.
-    Disconnected,
+    /// The server dropped the stream without closing the session (`Session::drop_stream`):
+    /// the tab reconnects.
+    Dropped,
     /// Resume mode: the session's grace period passed without a connection.
     Expired,
     /// The session continues under another id: its signed id was re-signed with the current
@@ -207,7 +208,7 @@ impl Connection {
     }
 
     /// As [`shutdown`](Self::shutdown), but what is not written by `deadline` is dropped and
-    /// the connection cut ([`is_aborted`](Self::is_aborted)): a reader too slow to take its
+    /// the connection cut ([`is_cut_off`](Self::is_cut_off)): a reader too slow to take its
     /// last events does not hold the server up. [`poll_timeout`](Self::poll_timeout) returns
     /// the deadline while the queue drains.
     pub(crate) fn shutdown_by(&mut self, deadline: Instant) -> bool {
@@ -229,8 +230,8 @@ impl Connection {
 
     /// Ends without marking the id, after writing what is queued: the browser reconnects
     /// with its id (to move it to another node, or to test reconnection).
-    pub(crate) fn disconnect(&mut self) -> bool {
-        self.begin_end(EndReason::Disconnected)
+    pub(crate) fn drop_stream(&mut self) -> bool {
+        self.begin_end(EndReason::Dropped)
     }
 
     /// A newer connection with the same id took over: drops what is queued, writes `last`
@@ -363,7 +364,7 @@ impl Connection {
     /// Whether the connection was cut off ([`EndReason::TooSlow`], or a shutdown past its
     /// deadline): nothing more will be written, and the adapter should drop the transport at
     /// once, even in the middle of a write.
-    pub(crate) fn is_aborted(&self) -> bool {
+    pub(crate) fn is_cut_off(&self) -> bool {
         self.cut
     }
 

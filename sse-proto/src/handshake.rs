@@ -41,7 +41,7 @@ pub struct Claim {
     pub resigned: Option<SessionId>,
 }
 
-/// What an id check ([`Handshake::offer_checked`]) says of a valid client id.
+/// What an id check ([`HandshakeConfig::offer_checked`]) says of a valid client id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checked {
     /// Use it.
@@ -55,7 +55,7 @@ pub enum Checked {
 }
 
 /// What an event-stream request claims: the session it offers, from where, and the offers
-/// that were refused. Made by [`Handshake::offer`] (or [`Hub::offer`](crate::Hub::offer))
+/// that were refused. Made by [`HandshakeConfig::offer`] (or [`Hub::offer`](crate::Hub::offer))
 /// without consulting any store.
 #[derive(Debug, Clone)]
 pub struct Offer {
@@ -144,13 +144,13 @@ pub struct Answers {
     pub history: Option<Result<Vec<Logged>, GapReason>>,
 }
 
-/// Handshake settings: reconnection delay, its jitter, and the longest client id accepted.
+/// HandshakeConfig settings: reconnection delay, its jitter, and the longest client id accepted.
 ///
 /// ```
 /// use std::time::Duration;
-/// use sse_proto::{Claimed, Handshake, HttpVersion, IdSource, Request};
+/// use sse_proto::{Claimed, HandshakeConfig, HttpVersion, IdSource, Request};
 ///
-/// let handshake = Handshake::new().retry(Duration::from_secs(2));
+/// let handshake = HandshakeConfig::new().retry(Duration::from_secs(2));
 /// let mut req = Request::new(b"GET", b"/events?id=tab-7", HttpVersion::Http11);
 /// req.header(b"accept", b"text/event-stream");
 /// let offer = handshake.offer(&req, false).unwrap();
@@ -160,22 +160,22 @@ pub struct Answers {
 /// assert_eq!(offer.source(), IdSource::Query);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handshake {
+pub struct HandshakeConfig {
     retry: Duration,
     jitter: Duration,
     max_id_len: usize,
 }
 
-impl Default for Handshake {
+impl Default for HandshakeConfig {
     fn default() -> Self {
-        Handshake::new()
+        HandshakeConfig::new()
     }
 }
 
-impl Handshake {
+impl HandshakeConfig {
     /// Defaults: retry 3 s, no jitter, ids of at most 128 bytes.
-    pub fn new() -> Handshake {
-        Handshake {
+    pub fn new() -> HandshakeConfig {
+        HandshakeConfig {
             retry: Duration::from_secs(3),
             jitter: Duration::ZERO,
             max_id_len: DEFAULT_MAX_ID_LEN,
@@ -183,21 +183,21 @@ impl Handshake {
     }
 
     /// Sets the reconnection delay sent to each browser.
-    pub fn retry(mut self, retry: Duration) -> Handshake {
+    pub fn retry(mut self, retry: Duration) -> HandshakeConfig {
         self.retry = retry;
         self
     }
 
     /// Adds up to `jitter` to each connection's delay, derived from its id (stable per
     /// session, spread across sessions), so a restart does not bring every tab back at once.
-    pub fn jitter(mut self, jitter: Duration) -> Handshake {
+    pub fn jitter(mut self, jitter: Duration) -> HandshakeConfig {
         self.jitter = jitter;
         self
     }
 
     /// Sets the longest client id accepted, in bytes. In resume mode this bounds the whole
     /// event id, position included, so a session id is [`MAX_POSITION_LEN`] bytes shorter.
-    pub fn max_id_len(mut self, max: usize) -> Handshake {
+    pub fn max_id_len(mut self, max: usize) -> HandshakeConfig {
         self.max_id_len = max;
         self
     }

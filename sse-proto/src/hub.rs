@@ -23,11 +23,11 @@ use crate::connection::{ConnectionConfig, EndReason};
 use crate::error::Error;
 use crate::event::Event;
 use crate::frame::Frame;
-use crate::handshake::Handshake;
+use crate::handshake::HandshakeConfig;
 use crate::history::{History, LogUsage, Target};
 use crate::id::{IdGenerator, IdSource, IdVerdict, SessionId};
 use crate::lifecycle::SessionEvent;
-use crate::position::Position;
+use crate::position::{self, Claimed, Position};
 use crate::relay::{Outbound, Recipient, Relayed};
 
 pub use accept::{Accepted, Decision};
@@ -112,7 +112,7 @@ pub struct HubStats {
 
 pub(crate) struct Inner {
     clock: Box<dyn Clock>,
-    handshake: Handshake,
+    handshake: HandshakeConfig,
     config: ConnectionConfig,
     ids: Box<dyn IdGenerator>,
     closed: Mutex<Box<dyn ClosedSet>>,
@@ -178,10 +178,33 @@ impl Hub {
     }
 
     fn slot(&self, id: &str) -> Option<Arc<Slot>> {
-        self.inner.sessions().get(id).cloned()
+        self.inner.sessions().get(self.session_key(id)).cloned()
+    }
+
+    /// The session id in `id`: in resume mode a browser's last event id is the session id
+    /// and a position (`<id>~<epoch>.<seq>`), and names the same session.
+    fn session_key<'a>(&self, id: &'a str) -> &'a str {
+        if self.inner.resume.is_none() {
+            return id;
+        }
+        match position::split_token(id.as_bytes()) {
+            (head, Claimed::At(_)) => id.get(..head.len()).unwrap_or(id),
+            _ => id,
+        }
+    }
+
+    /// The session `id` names, parsed, for the relay.
+    fn relayed_id(&self, id: &str) -> Result<SessionId, Error> {
+        let max = self.inner.handshake.max_id_len_value();
+        SessionId::parse(self.session_key(id).as_bytes(), max).map_err(|_| Error::NotConnected)
     }
 
     /// The handle of the session with this id: attached, or in resume mode detached.
+    ///
+    /// Every call that takes a session id (this one, [`send_to`](Self::send_to),
+    /// [`close`](Self::close)) also takes the form a browser holds in resume mode, its last
+    /// event id (`<id>~<epoch>.<seq>`): an application that addresses a tab by the
+    /// `lastEventId` it reported reaches it whether resume mode is on or not.
     pub fn session(&self, id: &str) -> Option<Session> {
         self.slot(id)
             .map(|slot| Session::new(slot, self.inner.clone()))
@@ -201,8 +224,7 @@ impl Hub {
         match self.slot(id) {
             Some(slot) => self.inner.send(&slot, frame, true),
             None if self.inner.relay.is_some() => {
-                let id = SessionId::parse(id.as_bytes(), self.inner.handshake.max_id_len_value())
-                    .map_err(|_| Error::NotConnected)?;
+                let id = self.relayed_id(id)?;
                 self.inner.relay(Relayed::Event {
                     to: Recipient::Session(id),
                     frame,
@@ -272,8 +294,7 @@ impl Hub {
                 Ok(())
             }
             None if self.inner.relay.is_some() => {
-                let id = SessionId::parse(id.as_bytes(), self.inner.handshake.max_id_len_value())
-                    .map_err(|_| Error::NotConnected)?;
+                let id = self.relayed_id(id)?;
                 lock(&self.inner.closed).mark(&id, now);
                 self.inner.relay(Relayed::Closed { id })
             }

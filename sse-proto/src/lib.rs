@@ -68,7 +68,7 @@ pub use error::{
 };
 pub use event::{Data, Event, EventName, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
-pub use handshake::{Answers, Claim, Handshake, Lookup, NotEventStream, Offer};
+pub use handshake::{Answers, Claim, HandshakeConfig, Lookup, NotEventStream, Offer};
 pub use history::{History, LogBounds, LogUsage, Logged, MemoryHistory, Target};
 pub use hub::{
     Accepted, Cutoff, Decision, Ended, Hub, HubBuilder, HubSettings, HubStats, Outlet, RelayPort,
@@ -101,8 +101,8 @@ pub mod prelude {
     pub use crate::{
         Batch, BoxFuture, Clock, ClosedPolicy, ClosedSet, ConnectionConfig, Continuity,
         DEFAULT_MAX_ID_LEN, Data, EndReason, Ended, Error, Event, EventName, Frame, GapReason,
-        Handshake, Hub, HubBuilder, HubSettings, HubStats, IdGenerator, IdRejection, IdSource,
-        IdVerdict, LogBounds, ManualClock, MemoryClosedSet, MessageEvent, NotEventStream,
+        HandshakeConfig, Hub, HubBuilder, HubSettings, HubStats, IdGenerator, IdRejection,
+        IdSource, IdVerdict, LogBounds, ManualClock, MemoryClosedSet, MessageEvent, NotEventStream,
         Principal, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, Store, UuidV4,
         event_name,
     };

@@ -84,6 +84,27 @@ impl fmt::Display for GapReason {
 /// A session is *attached* while a connection serves it. In resume mode it is *detached*
 /// between connections and *expires* when its grace period passes first; without resume
 /// mode it ends with its connection.
+///
+/// A session is not its stream. A stream that a newer connection of the same tab replaces
+/// ([`EndReason::Replaced`]), or that the server drops without closing the session
+/// ([`EndReason::Dropped`]) in resume mode, does not end the session: the observer
+/// hears `Attached` for the newer connection, or `Detached`, never `Ended`. Only `Ended`,
+/// `Expired` and `Renamed` say that an id is over, so an application that keeps state per
+/// session id can drop it on those three alone.
+///
+/// ```
+/// use sse_proto::SessionEvent;
+///
+/// fn forget(event: &SessionEvent) -> Option<&str> {
+///     match event {
+///         SessionEvent::Ended { id, .. } | SessionEvent::Expired { id } => Some(id.as_str()),
+///         // The same session goes on under `to`: move what you keep for `from`.
+///         SessionEvent::Renamed { from, .. } => Some(from.as_str()),
+///         _ => None,
+///     }
+/// }
+/// # let _ = forget;
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
@@ -107,23 +128,33 @@ pub enum SessionEvent {
         id: SessionId,
     },
     /// The session is over: closed by the server, shut down, or (without resume mode) its
-    /// connection ended.
+    /// connection ended. Never for a stream replaced by a newer connection of its session.
     Ended {
         /// The session.
         id: SessionId,
         /// Why.
         reason: EndReason,
     },
+    /// The session goes on under another id: its signed id was re-signed with the current
+    /// key when its tab came back (see [`HubBuilder::signing`](crate::HubBuilder)). The
+    /// `Attached` for `to` follows.
+    Renamed {
+        /// The id it had.
+        from: SessionId,
+        /// The id it has now.
+        to: SessionId,
+    },
 }
 
 impl SessionEvent {
-    /// The session the event is about.
+    /// The session the event is about (for a rename, the id it had).
     pub fn id(&self) -> &SessionId {
         match self {
             SessionEvent::Attached { id, .. }
             | SessionEvent::Detached { id, .. }
             | SessionEvent::Expired { id }
-            | SessionEvent::Ended { id, .. } => id,
+            | SessionEvent::Ended { id, .. }
+            | SessionEvent::Renamed { from: id, .. } => id,
         }
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use proptest::prelude::*;
 use sse_proto::{
-    Batch, Decision, Handshake, HttpVersion, Hub, IdSource, MAX_POSITION_LEN, Position, Request,
-    ResumeConfig, SessionId,
+    Batch, Decision, HandshakeConfig, HttpVersion, Hub, IdSource, MAX_POSITION_LEN, Position,
+    Request, ResumeConfig, SessionId,
 };
 
 fn header_name() -> impl Strategy<Value = Vec<u8>> {
@@ -87,7 +87,7 @@ proptest! {
         }
         let fixed = || SessionId::parse(b"fresh", 128).expect("valid");
         let mut builder = Hub::builder()
-            .handshake(Handshake::new().max_id_len(max_id_len))
+            .handshake(HandshakeConfig::new().max_id_len(max_id_len))
             .id_generator(fixed);
         if resumable {
             builder = builder.resume(ResumeConfig::new(Duration::from_secs(60)));

@@ -179,7 +179,7 @@ impl RedisEngine {
             }
             Some(b"d") => {
                 if let Some(session) = hub.session(id.as_str()) {
-                    session.disconnect();
+                    session.drop_stream();
                 }
             }
             _ => {}

@@ -148,7 +148,7 @@ fn a_shutdown_that_does_not_drain_in_time_is_cut() {
     c.handle_timeout(deadline - Duration::from_millis(1));
     assert!(!c.is_finished());
     c.handle_timeout(deadline);
-    assert!(c.is_finished() && c.is_aborted());
+    assert!(c.is_finished() && c.is_cut_off());
     assert_eq!(c.end_reason(), Some(EndReason::Shutdown));
     assert!(c.poll_transmit().is_none(), "the queue was dropped");
     // One that drains in time just ends.
@@ -156,12 +156,12 @@ fn a_shutdown_that_does_not_drain_in_time_is_cut() {
     c.send(frame(3)).expect("open");
     assert!(c.shutdown_by(deadline));
     assert!(c.poll_transmit().is_some());
-    assert!(c.is_finished() && !c.is_aborted());
+    assert!(c.is_finished() && !c.is_cut_off());
     assert_eq!(c.poll_timeout(), None);
     // An empty one ends at once, with no deadline.
     let mut c = conn(ConnectionConfig::default(), t0);
     assert!(c.shutdown_by(deadline));
-    assert!(c.is_finished() && !c.is_aborted());
+    assert!(c.is_finished() && !c.is_cut_off());
 }
 
 #[test]
@@ -171,7 +171,7 @@ fn a_replaced_connection_writes_only_its_last_block() {
     c.send(frame(3)).expect("open");
     c.replaced(Frame::from_static(b"id: fresh\n\n"));
     assert_eq!(c.send(frame(1)), Err(Error::Closed));
-    assert!(!c.is_aborted());
+    assert!(!c.is_cut_off());
     let mut batch = Batch::new();
     assert_eq!(c.drain_into(&mut batch, t0), 1);
     assert_eq!(

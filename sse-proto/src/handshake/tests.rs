@@ -18,7 +18,7 @@ fn try_offer(
     for (n, v) in headers {
         req.header(n, v);
     }
-    Handshake::new().offer(&req, resumable)
+    HandshakeConfig::new().offer(&req, resumable)
 }
 
 fn claimed(o: &Offer) -> (&str, Claimed) {
@@ -34,14 +34,14 @@ fn not_event_stream() {
     );
     let req = Request::new(b"GET", b"/events", HttpVersion::Http11);
     assert_eq!(
-        Handshake::new().offer(&req, false).map(|_| ()),
+        HandshakeConfig::new().offer(&req, false).map(|_| ()),
         Err(NotEventStream::Accept)
     );
     // A second Accept header can list it.
     let mut req = Request::new(b"GET", b"/", HttpVersion::Http11);
     req.header(b"accept", b"text/html")
         .header(b"ACCEPT", b"text/event-stream");
-    let o = Handshake::new().offer(&req, false).expect("accepted");
+    let o = HandshakeConfig::new().offer(&req, false).expect("accepted");
     assert!(o.claim().is_none());
     assert_eq!(o.source(), IdSource::Generated);
 }
@@ -184,7 +184,7 @@ fn resumable_session_ids_leave_room_for_the_position() {
 
 #[test]
 fn jitter_is_bounded_and_stable() {
-    let hs = Handshake::new()
+    let hs = HandshakeConfig::new()
         .retry(Duration::from_millis(1000))
         .jitter(Duration::from_millis(500));
     let mut seen = std::collections::HashSet::new();
@@ -197,7 +197,10 @@ fn jitter_is_bounded_and_stable() {
     }
     assert!(seen.len() > 10, "jitter should spread sessions: {seen:?}");
     let id = SessionId::parse(b"x", 128).expect("valid");
-    assert_eq!(Handshake::new().retry_for(&id), Duration::from_secs(3));
+    assert_eq!(
+        HandshakeConfig::new().retry_for(&id),
+        Duration::from_secs(3)
+    );
 }
 
 #[test]

@@ -136,7 +136,7 @@ impl Hub {
         self.accept(offer, answers, now)
     }
 
-    /// Reads what `req` claims (step 1 of 3): see [`Handshake::offer`](crate::Handshake::offer).
+    /// Reads what `req` claims (step 1 of 3): see [`HandshakeConfig::offer`](crate::HandshakeConfig::offer).
     /// Consults no store.
     ///
     /// With signed ids ([`HubBuilder::signing`](crate::HubBuilder)) an offered id is verified
@@ -312,12 +312,19 @@ impl Hub {
         if let Some(w) = replaced {
             w.wake();
         }
-        for (ended, reason, wakers) in [(log_id.clone(), older), (log_id, renamed)]
-            .into_iter()
-            .filter_map(|(id, e)| e.map(|(r, w)| (id, r, w)))
-        {
+        if let Some((reason, wakers)) = older {
             wakers.into_iter().for_each(Waker::wake);
-            inner.notify(SessionEvent::Ended { id: ended, reason });
+            inner.notify(SessionEvent::Ended {
+                id: log_id.clone(),
+                reason,
+            });
+        }
+        if let Some((_, wakers)) = renamed {
+            wakers.into_iter().for_each(Waker::wake);
+            inner.notify(SessionEvent::Renamed {
+                from: log_id,
+                to: id.clone(),
+            });
         }
         inner.notify(SessionEvent::Attached {
             id,

@@ -11,7 +11,7 @@ use super::{Hub, Inner, Observer, Policy, Resume};
 use crate::clock::Clock;
 use crate::closed::{ClosedSet, MemoryClosedSet};
 use crate::connection::ConnectionConfig;
-use crate::handshake::Handshake;
+use crate::handshake::HandshakeConfig;
 use crate::history::{History, LogBounds, MemoryHistory};
 use crate::id::{IdGenerator, IdSource, IdVerdict, SessionId, UuidV4};
 use crate::lifecycle::SessionEvent;
@@ -67,7 +67,7 @@ impl ResumeConfig {
 /// generator and the observers. The clock is given last, to [`build`](Self::build).
 #[must_use]
 pub struct HubBuilder {
-    handshake: Handshake,
+    handshake: HandshakeConfig,
     config: ConnectionConfig,
     closed: Option<Box<dyn ClosedSet>>,
     ids: Option<Box<dyn IdGenerator>>,
@@ -96,7 +96,7 @@ impl fmt::Debug for HubBuilder {
 impl HubBuilder {
     pub(super) fn new() -> HubBuilder {
         HubBuilder {
-            handshake: Handshake::new(),
+            handshake: HandshakeConfig::new(),
             config: ConnectionConfig::default(),
             closed: None,
             ids: None,
@@ -113,7 +113,7 @@ impl HubBuilder {
     }
 
     /// Replaces the handshake settings.
-    pub fn handshake(mut self, handshake: Handshake) -> Self {
+    pub fn handshake(mut self, handshake: HandshakeConfig) -> Self {
         self.handshake = handshake;
         self
     }
@@ -178,7 +178,7 @@ impl HubBuilder {
     /// consulted, so an id guessed, forged, altered or copied to another user's browser
     /// reaches nothing. An id signed by an older key is re-signed with the current one when
     /// its tab comes back: the session goes on under the new id (the observer hears
-    /// [`EndReason::Renamed`](crate::EndReason::Renamed) for the old one), so the old key
+    /// [`SessionEvent::Renamed`] with both ids), so the old key
     /// can be retired once tabs had a chance to reconnect.
     ///
     /// A signed id is at most 62 bytes; with resume mode's position it stays under the

@@ -56,6 +56,9 @@ impl Inner {
             SessionEvent::Ended { id, reason } => {
                 trace!(debug, session = %id, ?reason, "session ended");
             }
+            SessionEvent::Renamed { from, to } => {
+                trace!(debug, session = %from, renamed = %to, "session goes on under a re-signed id");
+            }
         }
         for observer in &self.observers {
             observer(&event);

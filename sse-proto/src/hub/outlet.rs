@@ -90,7 +90,7 @@ impl Outlet {
                     }
                     return Poll::Pending;
                 }
-                self.cut = link.conn.is_aborted();
+                self.cut = link.conn.is_cut_off();
             }
         }
         self.finish();
@@ -99,7 +99,7 @@ impl Outlet {
 
     /// Ready once the connection was cut off (too slow): stop writing and drop the
     /// transport, even with a write in progress. Registers `cx` to be woken then.
-    pub fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
+    pub fn poll_cut_off(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
         poll_cut(&self.slot, self.link_no, cx)
     }
 
@@ -210,7 +210,7 @@ impl fmt::Debug for Cutoff {
 
 fn poll_cut(slot: &Slot, link_no: u64, cx: &mut Context<'_>) -> Poll<EndReason> {
     match slot.lock().link_mut(link_no) {
-        Some(link) => link.poll_aborted(cx),
+        Some(link) => link.poll_cut_off(cx),
         None => Poll::Pending,
     }
 }

@@ -156,11 +156,11 @@ impl Session {
     /// Ends the stream after what is queued without marking the id, so the browser
     /// reconnects with it (and in resume mode continues the session). Returns whether this
     /// call began the end.
-    pub fn disconnect(&self) -> bool {
+    pub fn drop_stream(&self) -> bool {
         let (began, writer) = {
             let mut st = self.slot.lock();
             match &mut st.link {
-                Some(link) => (link.conn.disconnect(), link.writer.take()),
+                Some(link) => (link.conn.drop_stream(), link.writer.take()),
                 None => (false, None),
             }
         };

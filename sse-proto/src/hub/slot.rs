@@ -283,8 +283,8 @@ impl Link {
     }
 
     /// Ready once the connection was cut off; registers `cx` to be woken when it is.
-    pub(crate) fn poll_aborted(&mut self, cx: &mut Context<'_>) -> Poll<EndReason> {
-        if self.conn.is_aborted() {
+    pub(crate) fn poll_cut_off(&mut self, cx: &mut Context<'_>) -> Poll<EndReason> {
+        if self.conn.is_cut_off() {
             return Poll::Ready(self.conn.end_reason().unwrap_or(EndReason::TooSlow));
         }
         if !self.abort_waiters.iter().any(|w| w.will_wake(cx.waker())) {

@@ -230,7 +230,7 @@ fn slow_reader_is_cut_off_and_others_are_not() {
     assert!(guard.0.load(Ordering::SeqCst) >= 1, "the guard was woken");
     assert_eq!(cutoff.poll(&mut cx), Poll::Ready(EndReason::TooSlow));
     assert_eq!(
-        slow_out.poll_aborted(&mut cx),
+        slow_out.poll_cut_off(&mut cx),
         Poll::Ready(EndReason::TooSlow)
     );
     assert!(hub.session("slow").is_none());
@@ -366,15 +366,15 @@ fn a_shutdown_cuts_what_does_not_drain_in_time() {
 }
 
 #[test]
-fn disconnect_ends_without_marking() {
+fn dropping_the_stream_ends_without_marking() {
     let now = Instant::now();
     let hub = Hub::builder().build(Instant::now);
     let (s, mut o) = connect(&hub, "/e?id=d", now);
-    assert!(s.disconnect());
-    assert!(!s.disconnect());
+    assert!(s.drop_stream());
+    assert!(!s.drop_stream());
     assert_eq!(drain(&mut o, now).0, Poll::Ready(Some(1)));
     assert_eq!(drain(&mut o, now).0, Poll::Ready(None));
-    assert_eq!(s.end_reason(), Some(EndReason::Disconnected));
+    assert_eq!(s.end_reason(), Some(EndReason::Dropped));
     let mut req = Request::new(b"GET", b"/e", HttpVersion::Http11);
     req.header(b"accept", b"text/event-stream")
         .header(b"last-event-id", b"d");

@@ -63,7 +63,7 @@ impl Sim {
             Op::Broadcast => self.broadcast(),
             Op::Volatile { tab } => self.volatile(tab % self.tabs.len()),
             Op::BroadcastVolatile => self.broadcast_volatile(),
-            Op::Disconnect { tab } => self.disconnect(tab % self.tabs.len()),
+            Op::DropStream { tab } => self.drop_stream(tab % self.tabs.len()),
             Op::Close { tab, via_handle } => self.close(tab % self.tabs.len(), via_handle),
             Op::Advance { ms, poll } => self.advance(ms, poll),
             Op::Duplicate { tab, query } => self.duplicate(tab % self.tabs.len(), query),

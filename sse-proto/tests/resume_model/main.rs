@@ -204,7 +204,7 @@ enum Op {
         tab: usize,
     },
     BroadcastVolatile,
-    Disconnect {
+    DropStream {
         tab: usize,
     },
     Close {
@@ -273,7 +273,7 @@ fn op() -> impl Strategy<Value = Op> {
         7 => Just(Op::Broadcast),
         3 => tab().prop_map(|tab| Op::Volatile { tab }),
         2 => Just(Op::BroadcastVolatile),
-        2 => tab().prop_map(|tab| Op::Disconnect { tab }),
+        2 => tab().prop_map(|tab| Op::DropStream { tab }),
         2 => (tab(), any::<bool>()).prop_map(|(tab, via_handle)| Op::Close { tab, via_handle }),
         5 => (ms, prop::bool::weighted(0.75)).prop_map(|(ms, poll)| Op::Advance { ms, poll }),
         2 => (tab(), any::<bool>()).prop_map(|(tab, query)| Op::Duplicate { tab, query }),

@@ -203,7 +203,7 @@ impl Sim {
         }
     }
 
-    pub(crate) fn disconnect(&mut self, t: usize) {
+    pub(crate) fn drop_stream(&mut self, t: usize) {
         let Some((session, inc)) = &self.tabs[t].handle else {
             return;
         };
@@ -215,12 +215,12 @@ impl Sim {
             .and_then(|s| s.link)
             .filter(|&c| self.conns[c].is_open());
         assert_eq!(
-            session.disconnect(),
+            session.drop_stream(),
             link.is_some(),
             "disconnect of {sid} begins the end of an open stream"
         );
         if let Some(c) = link {
-            self.conns[c].ending = Some(EndReason::Disconnected);
+            self.conns[c].ending = Some(EndReason::Dropped);
         }
     }
 

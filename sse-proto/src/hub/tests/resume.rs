@@ -524,3 +524,74 @@ fn a_stale_handle_does_not_close_its_ids_newer_session() {
         Decision::NoContent { .. }
     ));
 }
+
+#[test]
+fn a_tabs_last_event_id_names_its_session_everywhere() {
+    let t0 = Instant::now();
+    let hub = resumable();
+    let a = attach(&hub, Some("tab"), None, t0);
+    let mut outlet = a.outlet;
+    let mut tab = Decoder::new();
+    a.session.send("one").expect("open");
+    let (_, last) = read(&mut outlet, &mut tab, t0);
+    // What the browser reports (`lastEventId`) is the id and a position.
+    assert!(last.starts_with("tab~") && last.len() > 4, "{last}");
+    assert_eq!(
+        hub.session(&last).expect("the same session").id().as_str(),
+        "tab"
+    );
+    hub.send_to(&last, &Event::new().data("two"))
+        .expect("reached by its last event id");
+    assert_eq!(data(&read(&mut outlet, &mut tab, t0).0), ["two"]);
+    // A position that is not one names nothing.
+    assert!(hub.session("tab~not-a-position").is_none());
+    assert_eq!(
+        hub.send_to("nobody~1.1", &Event::new().data("x")),
+        Err(Error::NotConnected)
+    );
+    hub.close(&last).expect("closed by its last event id");
+    assert!(a.session.is_closed());
+    // Without resume mode an id is only ever itself (a `~` is a plain byte of it).
+    let plain = Hub::builder().keep_alive(None).build(Instant::now);
+    let b = attach(&plain, Some("x~1.1"), None, t0);
+    assert!(plain.session("x~1.1").is_some() && plain.session("x").is_none());
+    drop(b);
+}
+
+#[test]
+fn a_replaced_stream_ends_no_session() {
+    let t0 = Instant::now();
+    for resume in [false, true] {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let mut builder = Hub::builder()
+            .keep_alive(None)
+            .observe(move |e| seen.lock().expect("not poisoned").push(e.clone()));
+        if resume {
+            builder = builder.resume(ResumeConfig::new(GRACE));
+        }
+        let hub = builder.build(Instant::now);
+        let first = attach(&hub, Some("tab"), None, t0);
+        let second = attach(&hub, Some("tab"), None, t0);
+        let mut old = first.outlet;
+        assert_eq!(old.end_reason(), Some(EndReason::Replaced));
+        // The old stream writes its last block and ends; the session goes on.
+        let _ = drain(&mut old, t0);
+        drop(old);
+        assert!(second.session.send("still here").is_ok());
+        let events = events.lock().expect("not poisoned");
+        assert!(
+            events
+                .iter()
+                .all(|e| !matches!(e, SessionEvent::Ended { .. })),
+            "resume {resume}: {events:?}"
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, SessionEvent::Attached { .. }))
+                .count(),
+            2
+        );
+    }
+}

@@ -184,13 +184,21 @@ fn a_rotation_re_signs_a_returning_session_and_it_goes_on() {
     assert_eq!(a.session.end_reason(), Some(EndReason::Renamed));
     assert!(hub.session(&old).is_none() && hub.session(&new).is_some());
     assert!(
+        !events
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Ended { .. })),
+        "a rename ends no session"
+    );
+    assert!(
         events
             .lock()
             .expect("not poisoned")
             .iter()
             .any(|e| matches!(
                 e,
-                SessionEvent::Ended { id, reason: EndReason::Renamed } if id.as_str() == old
+                SessionEvent::Renamed { from, to } if from.as_str() == old && to.as_str() == new
             ))
     );
 
