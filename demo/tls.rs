@@ -10,24 +10,21 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use super::contract::Tls;
 
 /// The names the self-signed certificate is valid for.
 const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
-/// The acceptor for `tls`, having printed the certificate's fingerprint to stderr; or what
-/// is wrong with the certificate or key, for the user.
-pub(crate) fn acceptor(tls: &Tls) -> Result<TlsAcceptor, String> {
+/// The rustls configuration for `tls`, having printed the certificate's fingerprint to
+/// stderr; or what is wrong with the certificate or key, for the user. (`ServeConfig::tls`
+/// offers HTTP/2 through ALPN.)
+pub(crate) fn server_config(tls: &Tls) -> Result<ServerConfig, String> {
     let (chain, key) = match tls {
         Tls::SelfSigned => self_signed()?,
         Tls::Files { cert, key } => (read_chain(cert)?, read_key(key)?),
@@ -49,34 +46,12 @@ pub(crate) fn acceptor(tls: &Tls) -> Result<TlsAcceptor, String> {
         ),
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| format!("TLS: the certificate and the key do not go together: {e}"))?;
-    // HTTP/2 first: a browser that offers it takes it.
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// The TLS handshake on `io`, which must be over within `deadline`; `None` when it failed
-/// or took longer (the socket is then dropped). Without a deadline a client that opens a
-/// connection and never finishes its handshake would hold the socket for ever: hyper's own
-/// timers start only once the handshake is over.
-pub(crate) async fn handshake<T>(
-    acceptor: &TlsAcceptor,
-    io: T,
-    deadline: Duration,
-) -> Option<TlsStream<T>>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    // An error is a client going away, refusing the certificate or speaking something else.
-    tokio::time::timeout(deadline, acceptor.accept(io))
-        .await
-        .ok()?
-        .ok()
+        .map_err(|e| format!("TLS: the certificate and the key do not go together: {e}"))
 }
 
 /// A certificate and key made now, self-signed for [`SELF_SIGNED_NAMES`].

@@ -1,10 +1,10 @@
 //! axum, first-class (feature `axum`): the handshake as an extractor, its outcome as a
-//! response, and `serve` with the slow-reader guard.
+//! response, and [`serve`]: a router on [`Server::serve`], with every protection of it.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use sse_hyper::axum::Handshake;
-//! use sse_hyper::{Hub, Outcome, Server};
+//! use sse_hyper::{Hub, Outcome, ServeConfig, Server};
 //!
 //! async fn events(Handshake(outcome): Handshake) -> Outcome {
 //!     if let Outcome::Accept(accepted) = &outcome {
@@ -18,31 +18,31 @@
 //! let server = Server::new(Hub::builder());
 //! let app = Router::new().route("/events", get(events)).with_state(server.clone());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! sse_hyper::axum::serve(listener, app)
-//!     .with_graceful_shutdown(async move {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!         server.shutdown(); // every stream ends within a second: the server can stop
-//!     })
-//!     .await
+//! let stop = server.clone();
+//! tokio::spawn(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     stop.shutdown(); // every stream ends within a second; `serve` then returns
+//! });
+//! sse_hyper::axum::serve(&server, listener, ServeConfig::default(), app).await
 //! # }
 //! ```
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::connect_info::{ConnectInfo, Connected, IntoMakeServiceWithConnectInfo};
+use axum::extract::ConnectInfo;
 use axum::extract::{FromRef, FromRequestParts};
-use axum::middleware::AddExtension;
 use axum::response::{IntoResponse, Response};
-use axum::serve::{IncomingStream, Listener, Serve};
+use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;
-use tokio::net::{TcpListener, TcpStream};
+use hyper::service::Service;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
 
-use crate::guard::{Guarded, Watch};
 use crate::handshake::Outcome;
+use crate::serve::{PeerAddr, ServeConfig};
 use crate::server::Server;
 
 /// The handshake, as an extractor: what to do with this request, decided by the [`Server`]
@@ -64,10 +64,6 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Handshake, Infallible> {
         let server = Server::from_ref(state);
-        if let Some(ConnectInfo(watched)) = parts.extensions.get::<ConnectInfo<Watched>>() {
-            let watch = watched.watch.clone();
-            parts.extensions.insert(watch);
-        }
         // The handshake reads a request; lend it the parts and take them back.
         let (empty, ()) = http::Request::new(()).into_parts();
         let req = http::Request::from_parts(std::mem::replace(parts, empty), ());
@@ -93,61 +89,33 @@ impl IntoResponse for Outcome {
     }
 }
 
-/// A [`TcpListener`] whose connections are [`Watch`]ed: what [`serve`] listens with.
-#[derive(Debug)]
-pub struct WatchedListener(pub TcpListener);
-
-impl Listener for WatchedListener {
-    type Io = Guarded<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Guarded<TcpStream>, SocketAddr) {
-        let (tcp, addr) = Listener::accept(&mut self.0).await;
-        let _ = tcp.set_nodelay(true);
-        (Watch::new().guard(tcp), addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
-/// A connection's [`Watch`] and peer address, as the handshake finds them in a request's
-/// `ConnectInfo` under [`serve`].
-#[derive(Debug, Clone)]
-pub struct Watched {
-    /// The connection's watch.
-    pub watch: Watch,
-    /// The peer.
-    pub addr: SocketAddr,
-}
-
-impl Connected<IncomingStream<'_, WatchedListener>> for Watched {
-    fn connect_info(stream: IncomingStream<'_, WatchedListener>) -> Watched {
-        Watched {
-            watch: stream.io().watch().clone(),
-            addr: *stream.remote_addr(),
-        }
-    }
-}
-
-/// What [`serve`] returns: axum's `Serve` over a [`WatchedListener`].
-pub type WatchedServe = Serve<
-    WatchedListener,
-    IntoMakeServiceWithConnectInfo<Router, Watched>,
-    AddExtension<Router, ConnectInfo<Watched>>,
->;
-
-/// `axum::serve` with the slow-reader guard: every connection is [`Watch`]ed, and the
-/// [`Handshake`] extractor registers its streams, so a reader that stops reading loses its
-/// socket as soon as its session is cut off (hyper would keep it until the kernel gives up).
-/// The peer's address is in `ConnectInfo<Watched>`.
+/// Serves `router` on every connection of `listener` until [`Server::shutdown`]: see
+/// [`Server::serve`] for what it guards against (deadlines for heads, bodies and idle
+/// connections, a body budget, `Host` rules, the slow-reader guard) and how it shuts down.
 ///
-/// Call `with_graceful_shutdown` on the result as with `axum::serve`, and call
-/// [`Server::shutdown`] when the signal comes: every stream then ends within a second.
-pub fn serve(listener: TcpListener, router: Router) -> WatchedServe {
-    axum::serve(
-        WatchedListener(listener),
-        router.into_make_service_with_connect_info::<Watched>(),
-    )
+/// Every request reaches the router with its body read (within [`ServeConfig::body`]), the
+/// connection's [`Watch`](crate::Watch) (which the [`Handshake`] extractor registers its
+/// stream with) and its peer as `ConnectInfo<SocketAddr>` in its extensions.
+pub async fn serve(
+    server: &Server,
+    listener: TcpListener,
+    config: ServeConfig,
+    router: Router,
+) -> std::io::Result<()> {
+    let service = TowerToHyperService::new(router);
+    let handler = move |req: http::Request<Bytes>| {
+        let service = service.clone();
+        async move {
+            let peer = req.extensions().get::<PeerAddr>().copied();
+            let mut req = req.map(Body::from);
+            if let Some(PeerAddr(addr)) = peer {
+                req.extensions_mut().insert(ConnectInfo(addr));
+            }
+            match service.call(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            }
+        }
+    };
+    server.serve(listener, config, handler).await
 }

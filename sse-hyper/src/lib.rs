@@ -28,12 +28,16 @@ mod body;
 mod guard;
 mod handshake;
 mod request_body;
+#[cfg(feature = "serve")]
+mod serve;
 mod server;
 
 pub use body::{BytesStream, EventStream};
 pub use guard::{Guarded, MAX_STRAY_BYTES, Watch};
 pub use handshake::{Accepted, Outcome};
 pub use request_body::{BodyError, BodyLimits, read_body};
+#[cfg(feature = "serve")]
+pub use serve::{BoxError, PeerAddr, ServeConfig};
 pub use server::Server;
 /// The server-wide budget for request bodies under way, for [`BodyLimits::budget`].
 pub use sse_proto::http1::BodyBudget;

@@ -56,6 +56,8 @@ pub struct Server {
 struct Shared {
     hub: Hub,
     store: Option<Arc<dyn Store>>,
+    /// Raised by a shutdown, for the serve loops.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -103,7 +105,11 @@ impl Server {
             tokio::spawn(store.run(port));
         }
         Server {
-            shared: Arc::new(Shared { hub, store }),
+            shared: Arc::new(Shared {
+                hub,
+                store,
+                stop: tokio::sync::watch::Sender::new(false),
+            }),
         }
     }
 
@@ -135,10 +141,18 @@ impl Server {
     }
 
     /// Shuts down: every stream ends after what is queued (slow ones are cut within the
-    /// hub's shutdown grace) without marking ids, so tabs reconnect elsewhere, and new event
-    /// streams get a go-away answer. Returns how many streams were told.
+    /// hub's shutdown grace) without marking ids, so tabs reconnect elsewhere, new event
+    /// streams get a go-away answer, and [`serve`](Self::serve) stops accepting and returns
+    /// once its connections are closed. Returns how many streams were told.
     pub fn shutdown(&self) -> usize {
+        self.shared.stop.send_replace(true);
         self.shared.hub.shutdown()
+    }
+
+    /// Completes once [`shutdown`](Self::shutdown) was called.
+    pub async fn stopping(&self) {
+        let mut stop = self.shared.stop.subscribe();
+        let _ = stop.wait_for(|stopped| *stopped).await;
     }
 }
 

@@ -2,7 +2,6 @@
 //! `Outcome` as the response (accept, 204, not ours), and `sse_hyper::axum::serve`'s guard
 //! cutting a reader that stopped reading.
 
-#![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::io::{Read, Write};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use sse_hyper::axum::Handshake;
-use sse_hyper::{Event, Hub, Outcome, Server};
+use sse_hyper::{Event, Hub, Outcome, ServeConfig, Server};
 
 async fn events(Handshake(outcome): Handshake) -> Outcome {
     if let Outcome::Accept(accepted) = &outcome {
@@ -27,10 +26,14 @@ async fn events(Handshake(outcome): Handshake) -> Outcome {
 async fn start(server: Server) -> SocketAddr {
     let app = Router::new()
         .route("/events", get(events))
-        .with_state(server);
+        .with_state(server.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { sse_hyper::axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(async move {
+        sse_hyper::axum::serve(&server, listener, ServeConfig::default(), app)
+            .await
+            .unwrap()
+    });
     addr
 }
 

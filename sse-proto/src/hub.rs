@@ -178,11 +178,16 @@ impl Hub {
     }
 
     fn slot(&self, id: &str) -> Option<Arc<Slot>> {
-        self.inner.sessions().get(self.session_key(id)).cloned()
+        let sessions = self.inner.sessions();
+        match sessions.get(id) {
+            Some(slot) => Some(slot.clone()),
+            None => sessions.get(self.session_key(id)).cloned(),
+        }
     }
 
     /// The session id in `id`: in resume mode a browser's last event id is the session id
-    /// and a position (`<id>~<epoch>.<seq>`), and names the same session.
+    /// and a position (`<id>~<epoch>.<seq>`), and names the same session. (A session whose
+    /// id is exactly `id` comes first: a client may have offered an id with a `~` in it.)
     fn session_key<'a>(&self, id: &'a str) -> &'a str {
         if self.inner.resume.is_none() {
             return id;

@@ -1,0 +1,268 @@
+//! One connection of [`Server::serve`](crate::Server::serve): the TLS handshake, hyper on
+//! the guarded transport, the first request's deadline, the HTTP/2 idle GOAWAY, and every
+//! request checked and its body read before the service sees it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use http_body::Body;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::{BoxError, PeerAddr, ServeConfig};
+use crate::guard::Watch;
+use crate::request_body::read_body;
+
+/// What serving one accepted connection needs.
+pub(super) struct Connection {
+    /// When the socket was accepted: the first request is due a head deadline after it,
+    /// the TLS handshake included.
+    pub(super) accepted: Instant,
+    pub(super) peer: PeerAddr,
+    pub(super) http: auto::Builder<TokioExecutor>,
+    pub(super) config: Arc<ServeConfig>,
+    /// Changes (its sender is dropped) when the server shuts down.
+    pub(super) stopping: watch::Receiver<()>,
+    /// Changes when the shutdown's bound has passed: the connection is dropped.
+    pub(super) forced: watch::Receiver<()>,
+    /// Held until the connection is over: the shutdown waits for every one.
+    pub(super) _open: mpsc::Sender<()>,
+}
+
+/// What a connection is doing, for closing it when idle.
+#[derive(Debug)]
+struct Activity {
+    /// Requests whose response is not yet handed to hyper.
+    under_way: AtomicUsize,
+    /// When the last request began or ended.
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            under_way: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Since when nothing was under way; `None` while a request is.
+    fn idle_since(&self) -> Option<Instant> {
+        let last = *self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        (self.under_way.load(Ordering::Acquire) == 0).then_some(last)
+    }
+}
+
+/// One request under way on a connection, from its start until its response is ready.
+struct UnderWay(Arc<Activity>);
+
+impl UnderWay {
+    fn begin(activity: &Arc<Activity>) -> UnderWay {
+        activity.under_way.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        UnderWay(activity.clone())
+    }
+}
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.under_way.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Connection {
+    /// Serves the connection on `tcp` until it ends, the server shuts down, or the
+    /// shutdown's bound passes.
+    pub(super) async fn serve<S, F, B>(mut self, tcp: TcpStream, service: S)
+    where
+        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<B>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: From<Bytes> + Send,
+        B::Error: Into<BoxError>,
+    {
+        let mut forced = self.forced.clone();
+        let served = async {
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = self.config.tls.clone() {
+                // The handshake within the head deadline (hyper's timers start after it),
+                // or until the server shuts down. An error is a client going away, refusing
+                // the certificate or speaking something else.
+                let deadline = self.accepted + self.config.head_timeout;
+                let tls = tokio::select! {
+                    tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => tls,
+                    _ = self.stopping.changed() => return,
+                };
+                if let Ok(Ok(tls)) = tls {
+                    self.run(tls, service).await;
+                }
+                return;
+            }
+            self.run(tcp, service).await;
+        };
+        tokio::select! {
+            () = served => {}
+            _ = forced.changed() => {}
+        }
+    }
+
+    /// Serves HTTP/1.1 or HTTP/2 on `io` (a TCP socket, or the TLS stream over one).
+    async fn run<T, S, F, B>(&mut self, io: T, service: S)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<B>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: From<Bytes> + Send,
+        B::Error: Into<BoxError>,
+    {
+        // The watch cuts the connection off when its stream is cut off (too slow). Over TLS
+        // it wraps the TLS stream, so that what it reads and discards while an HTTP/1.1
+        // stream is open is the client's plain bytes, not its TLS records.
+        let watch = Watch::new();
+        let io = TokioIo::new(watch.guard(io));
+        let started = Arc::new(AtomicBool::new(false));
+        let activity = Arc::new(Activity::new());
+        let service = {
+            let (started, activity, watch) = (started.clone(), activity.clone(), watch.clone());
+            let (config, peer) = (self.config.clone(), self.peer);
+            service_fn(move |mut req: Request<Incoming>| {
+                started.store(true, Ordering::Relaxed);
+                let under_way = UnderWay::begin(&activity);
+                req.extensions_mut().insert(watch.clone());
+                req.extensions_mut().insert(peer);
+                let (service, config) = (service.clone(), config.clone());
+                // Boxed: hyper keeps room for the service's future in every connection, and
+                // a stream's connection lives long; the future itself lives for one request.
+                Box::pin(async move {
+                    let response = answer(req, &config, service).await;
+                    drop(under_way);
+                    Ok::<_, Infallible>(response)
+                })
+            })
+        };
+        let conn = self.http.serve_connection(io, service).into_owned();
+        let mut conn = std::pin::pin!(conn);
+        let limit = self.config.head_timeout.min(self.config.idle_timeout);
+        // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
+        // before hyper's header timer runs, with no deadline of its own: a connection that
+        // sends nothing, or trickles "PRI * HTTP/2.0", would stay open for ever. So the first
+        // request must have arrived within the header deadline, counted from the accept: a
+        // TLS handshake that took most of it leaves only the rest.
+        let first = self.accepted + limit;
+        // An error is a client going away or sending garbage: nothing to do.
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = tokio::time::sleep_until(first) => {
+                if !started.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+            _ = self.stopping.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
+            }
+        }
+        // Then until the server stops or the connection is idle for the idle limit (no
+        // request under way and no event stream open), looked at once per limit at most.
+        // hyper's header timer closes an idle HTTP/1.1 connection first (it is the shorter
+        // of the head and idle limits); an HTTP/2 connection has no such timer, and without
+        // this one a client could hold any number of them for ever. A GOAWAY lets a request
+        // that crossed it be retried.
+        let idle = self.config.idle_timeout;
+        let mut check = Instant::now() + idle;
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = self.stopping.changed() => break,
+                () = tokio::time::sleep_until(check) => {
+                    let now = Instant::now();
+                    // An open stream or a request under way: look again an idle limit
+                    // later. (A stream that ends between two looks leaves the connection
+                    // idle from its end on, which the next look may count as a whole limit.)
+                    match activity.idle_since() {
+                        Some(since) if !watch.is_streaming() => {
+                            if since + idle <= now {
+                                break;
+                            }
+                            check = since + idle;
+                        }
+                        _ => check = now + idle,
+                    }
+                }
+            }
+        }
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+    }
+}
+
+/// The response to `req`: a refusal when its `Host` is wrong or its body breaks a limit,
+/// otherwise the service's, with the body read.
+async fn answer<S, F, B>(
+    req: Request<Incoming>,
+    config: &ServeConfig,
+    service: S,
+) -> Response<Either<B, Full<B::Data>>>
+where
+    S: Fn(Request<Bytes>) -> F,
+    F: Future<Output = Response<B>>,
+    B: Body,
+    B::Data: From<Bytes>,
+{
+    if !host_is_valid(&req) {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "an HTTP/1.1 request needs exactly one Host header",
+        );
+    }
+    match read_body(req, &config.body).await {
+        Ok(req) => service(req).await.map(Either::Left),
+        Err(e) => e.to_response().map(|b| Either::Right(Full::new(b.into()))),
+    }
+}
+
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+/// HTTP/1.1 request message that lacks a Host header field and to any request message that
+/// contains more than one Host header field line". hyper accepts both; HTTP/2 carries the
+/// authority in `:authority` instead.
+fn host_is_valid<B>(req: &Request<B>) -> bool {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    match req.version() {
+        Version::HTTP_11 => hosts == 1,
+        _ => hosts <= 1,
+    }
+}
+
+/// A plain-text refusal.
+fn refusal<B>(status: StatusCode, text: &'static str) -> Response<Either<B, Full<B::Data>>>
+where
+    B: Body,
+    B::Data: From<Bytes>,
+{
+    let body = Full::new(Bytes::from_static(text.as_bytes()).into());
+    let mut res = Response::new(Either::Right(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
