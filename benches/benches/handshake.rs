@@ -1,4 +1,4 @@
-//! HandshakeConfig decisions per second on a hostile mix of requests: valid `Last-Event-ID` and
+//! Handshake decisions per second on a hostile mix of requests: valid `Last-Event-ID` and
 //! `?id=` reuse, fresh ids (UUID v4 generation), injection attempts, 10 KB and non-UTF-8 ids,
 //! and requests that are not event streams.
 

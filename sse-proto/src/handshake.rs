@@ -144,7 +144,7 @@ pub struct Answers {
     pub history: Option<Result<Vec<Logged>, GapReason>>,
 }
 
-/// HandshakeConfig settings: reconnection delay, its jitter, and the longest client id accepted.
+/// Handshake settings: reconnection delay, its jitter, and the longest client id accepted.
 ///
 /// ```
 /// use std::time::Duration;
