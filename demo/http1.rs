@@ -49,7 +49,7 @@ pub(crate) fn refuse_tls(opts: &contract::Options) {
         eprintln!(
             "demo: --tls: this demo speaks HTTP/1.1 only. For HTTPS with HTTP/2, put a \
              TLS-terminating proxy in front of it that speaks HTTP/2 to browsers and does not \
-             buffer responses (nginx, Caddy: see the README), or run the hyper demo with --tls"
+             buffer responses (nginx, Caddy: see sse_hyper::guide::http2), or run the hyper demo with --tls"
         );
         std::process::exit(2);
     }

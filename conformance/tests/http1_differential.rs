@@ -1,6 +1,6 @@
 //! Differential test of the core's HTTP/1.1 request reader against hyper's HTTP/1 server.
 //!
-//! The same byte stream goes to `sse_proto::http1::RequestReader` and to
+//! The same byte stream goes to `sse_http1::proto::RequestReader` and to
 //! `hyper::server::conn::http1` (over an in-memory duplex pipe, with a service that records
 //! each request's method, target and whole body). Both must make the same accept/refuse
 //! decision and the same framing: the same requests, in the same number, with the same
@@ -38,7 +38,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use sse_proto::http1::{ReaderLimits, RequestReader, wants_close};
+use sse_http1::proto::{ReaderLimits, RequestReader, wants_close};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One request as a server saw it.

@@ -1,4 +1,4 @@
-//! The workspace's MSRV (`rust-version` in Cargo.toml, stated in the README) against the
+//! The workspace's MSRV (`rust-version` in Cargo.toml, stated in CONTRIBUTING.md) against the
 //! `rust-version` of every package in the lock file, as `cargo metadata` reports them: a
 //! dependency that needs a newer Rust than ours fails here, named, instead of failing a user
 //! on the MSRV toolchain. (Packages that declare no `rust-version` are listed, not failed.)

@@ -1,7 +1,11 @@
-//! Fuzz targets for sse-proto. The checks live in `checks.rs`, which `sse-proto`'s tests
-//! also include to replay the checked-in corpus under plain `cargo test`.
+//! Fuzz targets for sse-proto and sse-http1. The checks live in `checks.rs` (the core) and
+//! `request.rs` (the HTTP/1.1 reader), which the two crates' tests also include to replay
+//! the checked-in corpus under plain `cargo test`.
 
 #[path = "checks.rs"]
 mod checks;
+#[path = "request.rs"]
+mod request;
 
-pub use checks::{decode, handshake, request, roundtrip};
+pub use checks::{decode, handshake, roundtrip};
+pub use request::request;

@@ -103,6 +103,7 @@
 //! # Feature flags
 //!
 #![doc = document_features::document_features!()]
+#![deny(missing_docs)]
 
 use std::future::Future;
 use std::io;

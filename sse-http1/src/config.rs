@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::proto::{BodyBudget, HeadSlots, ReaderLimits, ReaderTimeouts};
 use bytes::Bytes;
 use http::Response;
-use sse_proto::http1::{BodyBudget, HeadSlots, ReaderLimits, ReaderTimeouts};
 
 use crate::handshake::Accepted;
 
@@ -73,7 +73,7 @@ pub struct ServeConfig {
     /// by every clone of the config.
     pub head_slots: HeadSlots,
     /// The cap on bytes of request bodies that the server's connections hold at once while
-    /// they arrive ([`DEFAULT_BODY_BUDGET`](sse_proto::http1::DEFAULT_BODY_BUDGET), 64 MiB,
+    /// they arrive ([`DEFAULT_BODY_BUDGET`](crate::proto::DEFAULT_BODY_BUDGET), 64 MiB,
     /// by default, shared by every clone of the config). A body that is not whole in what
     /// was read with its head takes its length from it; one that does not fit is answered
     /// 503 with `Retry-After` at once, before any more of it is read. A body that arrives

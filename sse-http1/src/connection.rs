@@ -8,11 +8,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::proto::HeadError;
+use crate::proto::{self as http1, HeadSlot, RequestReader};
 use bytes::{Bytes, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use sse_proto::HeadError;
-use sse_proto::http1::{self, HeadSlot, RequestReader};
 
 use crate::config::{Reply, ServeConfig};
 use crate::drain::DrainSignal;

@@ -7,9 +7,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Response, Version};
 use sse_proto::{
     Continuity, Decision, EndReason, IdSource, NotEventStream, Outlet, RejectedId, ResponseHead,
-    Session, SessionId, http1,
+    Session, SessionId,
 };
 
+use crate::proto as http1;
 use crate::runtime::Transport;
 
 /// What to do with a request, as decided by a server's handshake.

@@ -28,11 +28,13 @@
 //! # Feature flags
 //!
 #![doc = document_features::document_features!()]
+#![deny(missing_docs)]
 
 mod config;
 mod connection;
 mod drain;
 mod handshake;
+pub mod proto;
 mod runtime;
 mod serve;
 mod server;
@@ -42,8 +44,8 @@ mod timer;
 pub use config::{DEFAULT_MAX_UNFINISHED_HEADS, Reply, ServeConfig};
 pub use connection::serve_connection;
 pub use handshake::{Accepted, Outcome};
+pub use proto::{BodyBudget, HeadError, HeadSlots, ReaderLimits, ReaderTimeouts};
 pub use runtime::{Runtime, Transport};
 pub use serve::{Listener, serve};
 pub use server::Server;
-pub use sse_proto::http1::{BodyBudget, HeadSlots, ReaderLimits, ReaderTimeouts};
 pub use stream::MAX_STRAY_BYTES;

@@ -7,9 +7,9 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::proto::{Next, Pump};
 use bytes::{Buf, Bytes};
 use futures_io::{AsyncRead, AsyncWrite};
-use sse_proto::http1::{Next, Pump};
 use sse_proto::{EndReason, Outlet};
 
 use crate::runtime::Runtime;

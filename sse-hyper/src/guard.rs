@@ -7,7 +7,8 @@
 //! would stay open until the kernel gives up on it.
 //!
 //! A [`Watch`] closes that gap: wrap each accepted socket with [`Watch::guard`] and put the
-//! watch into each request's extensions; [`handshake`](crate::handshake) registers the
+//! watch into each request's extensions ([`Server::serve`](crate::Server::serve) does both);
+//! [`Server::handshake`](crate::Server::handshake) registers the
 //! streams it accepts with it, and once one of them is cut off, the guarded socket's waiting
 //! read or write fails (hyper is woken for it at once). hyper then drops the connection.
 //!
@@ -66,8 +67,7 @@ const STALL: Duration = Duration::from_secs(1);
 /// An HTTP/1.x stream cut off drops its connection at once. An HTTP/2 stream cut off as too
 /// slow drops its connection only when the connection itself stopped taking bytes (a write
 /// has waited for a second since before the cut); a stream stalled by its own flow-control
-/// window just ends, and the other streams on the connection go on (see the
-/// [module docs](self)).
+/// window just ends, and the other streams on the connection go on.
 ///
 /// ```no_run
 /// # async fn demo(listener: tokio::net::TcpListener) -> std::io::Result<()> {

@@ -13,19 +13,25 @@
 //! 3. [`Hub::send_to`], [`Hub::broadcast`] and [`Hub::close`] on [`Server::hub`] from
 //!    anywhere: reach one tab by its session id, every tab, or end a tab's session for good.
 //!
-//! With axum, the feature `axum` gives the handshake as an extractor and a `serve` that
-//! guards against readers that stop reading (the module `sse_hyper::axum`). Serve
-//! with [`Watch`] in hyper itself, for the same guard. Resumable sessions and signed ids are
-//! set on the [`HubBuilder`]; several nodes on Redis are a store ([`Server::with_store`]).
+//! [`Server::serve`] runs hyper's HTTP/1.1 and HTTP/2 server with the protections a server
+//! facing the internet needs as defaults (feature `serve`, on by default). With axum, the
+//! feature `axum` gives the handshake as an extractor and `sse_hyper::axum::serve` for a
+//! router. Resumable sessions and signed ids are set on the [`HubBuilder`]; several nodes on
+//! Redis are a store ([`Server::with_store`]).
+//!
+//! The [`guide`] explains the concepts one at a time: sessions and their close, resume,
+//! one id per tab, signed ids, several nodes, HTTP/2 and TLS, coalescing, shutdown, tuning.
 //!
 //! # Feature flags
 //!
 #![doc = document_features::document_features!()]
+#![deny(missing_docs)]
 
 #[cfg(feature = "axum")]
 pub mod axum;
 mod body;
 mod guard;
+pub mod guide;
 mod handshake;
 mod request_body;
 #[cfg(feature = "serve")]
@@ -40,5 +46,5 @@ pub use request_body::{BodyError, BodyLimits, read_body};
 pub use serve::{BoxError, PeerAddr, ServeConfig};
 pub use server::Server;
 /// The server-wide budget for request bodies under way, for [`BodyLimits::budget`].
-pub use sse_proto::http1::BodyBudget;
+pub use sse_http1::proto::BodyBudget;
 pub use sse_proto::prelude::*;

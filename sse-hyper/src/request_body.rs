@@ -9,13 +9,13 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body;
-use sse_proto::http1::{BodyBudget, ReaderTimeouts};
+use sse_http1::proto::{BodyBudget, ReaderTimeouts};
 
 /// A chunked (or HTTP/2) body takes the budget in steps of this many bytes.
 const BUDGET_STEP: usize = 16 * 1024;
 
 /// How [`read_body`] reads a request body: the same rules the raw-socket adapters' reader
-/// applies (`sse_proto::http1::RequestReader`), for hyper, where nothing bounds a body's
+/// applies (`sse_http1::proto::RequestReader`), for hyper, where nothing bounds a body's
 /// time or the sum of bodies held.
 ///
 /// Cloning shares the [`budget`](Self::budget): build one per server.

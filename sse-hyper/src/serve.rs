@@ -111,7 +111,8 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 
 impl Server {
     /// Serves `service` on every connection of `listener` (HTTP/1.1, and HTTP/2 by prior
-    /// knowledge or, with [`ServeConfig::tls`], through ALPN) until [`shutdown`](Self::shutdown),
+    /// knowledge or, with `ServeConfig::tls` (feature `tls`), through ALPN) until
+    /// [`shutdown`](Self::shutdown),
     /// with the protections hyper leaves to the application:
     ///
     /// - a deadline for every request head, the first one counted from the accept (the TLS

@@ -72,6 +72,34 @@ impl Frame {
         }
     }
 
+    /// Bytes of transport framing written around events, such as an HTTP/1.1 chunk's size
+    /// line: copied into the frame itself when they fit (62 bytes), so that framing a
+    /// [`Batch`] allocates nothing. Framing is not event-stream text; it goes to the socket
+    /// beside the events, never to an event-stream decoder.
+    ///
+    /// ```
+    /// use bytes::Buf;
+    /// use sse_proto::Frame;
+    ///
+    /// let line = Frame::framing(b"1a\r\n");
+    /// assert_eq!(line.chunk(), b"1a\r\n");
+    /// ```
+    pub fn framing(bytes: &[u8]) -> Frame {
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE_CAP => {
+                let mut buf = [0u8; INLINE_CAP];
+                buf[..bytes.len()].copy_from_slice(bytes);
+                Frame::inline(buf, len)
+            }
+            _ => Frame::from_bytes(Bytes::copy_from_slice(bytes)),
+        }
+    }
+
+    /// As [`framing`](Self::framing), for bytes that live for ever (a CRLF, a last chunk).
+    pub fn framing_static(bytes: &'static [u8]) -> Frame {
+        Frame::from_static(bytes)
+    }
+
     /// A frame of one buffer. The caller guarantees it is well-formed event-stream text.
     pub(crate) fn from_bytes(bytes: Bytes) -> Frame {
         Frame {
@@ -313,8 +341,7 @@ impl Batch {
     }
 
     /// Puts a frame before the others (a chunk's size line).
-    #[cfg(feature = "http1")]
-    pub(crate) fn push_front(&mut self, frame: Frame) {
+    pub fn push_front(&mut self, frame: Frame) {
         if frame.has_remaining() {
             self.remaining += frame.remaining();
             self.frames.push_front(frame);

@@ -55,7 +55,7 @@ pub enum Checked {
 }
 
 /// What an event-stream request claims: the session it offers, from where, and the offers
-/// that were refused. Made by [`HandshakeConfig::offer`] (or [`Hub::offer`](crate::Hub::offer))
+/// that were refused. Made by [`HandshakeConfig::offer`] (and by the hub's handshake)
 /// without consulting any store.
 #[derive(Debug, Clone)]
 pub struct Offer {

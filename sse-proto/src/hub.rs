@@ -45,10 +45,10 @@ use timers::Timers;
 ///
 /// # How an adapter uses it
 ///
-/// 1. [`decide`](Self::decide) on each request (or, with a store that answers
-///    asynchronously, [`offer`](Self::offer), then the store's [`Answers`](crate::Answers),
-///    then [`accept`](Self::accept)); on [`Decision::Accept`] it gets the application's
-///    [`Session`] handle and the writer's [`Outlet`].
+/// 1. [`handshake`](Self::handshake) on each request, with the [`Store`](crate::Store)
+///    shared with other nodes if there is one ([`decide`](Self::decide) without an
+///    executor); on [`Decision::Accept`] it gets the application's [`Session`] handle and
+///    the writer's [`Outlet`].
 /// 2. The writer task loops on [`Outlet::poll_drain`], writes each
 ///    [`Batch`](crate::Batch) with one vectored write, and sleeps until
 ///    [`Outlet::poll_timeout`] for keep-alive.
@@ -347,7 +347,7 @@ impl Hub {
     /// Ends every stream after what is queued, and every session, without marking ids, so
     /// tabs reconnect elsewhere. Returns how many streams were told.
     ///
-    /// From now on [`accept`](Self::accept) answers [`Decision::GoAway`]. A stream that has
+    /// From now on the handshake answers [`Decision::GoAway`]. A stream that has
     /// not drained within the shutdown grace (1 s by default, see
     /// [`HubBuilder::shutdown_grace`]) is cut by the hub's timers
     /// ([`poll_timers`](Self::poll_timers)), so shutdown never waits on a slow reader.

@@ -27,6 +27,7 @@
 //! # Feature flags
 //!
 #![doc = document_features::document_features!()]
+#![deny(missing_docs)]
 
 /// Emits a `tracing` event when the feature is on; nothing otherwise.
 macro_rules! trace {
@@ -45,8 +46,6 @@ mod event;
 mod frame;
 mod handshake;
 mod history;
-#[cfg(feature = "http1")]
-pub mod http1;
 mod hub;
 mod id;
 mod lifecycle;
@@ -63,9 +62,7 @@ pub use clock::{Clock, ManualClock};
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{ConnectionConfig, EndReason};
 pub use decode::{Decoder, Item, Limits, MessageEvent};
-pub use error::{
-    DecodeError, Error, Field, FieldError, FieldReason, HeadError, KeyError, SignatureError,
-};
+pub use error::{DecodeError, Error, Field, FieldError, FieldReason, KeyError, SignatureError};
 pub use event::{Data, Event, EventName, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
 pub use handshake::{Answers, Claim, HandshakeConfig, Lookup, NotEventStream, Offer};

@@ -42,9 +42,3 @@ fn roundtrip_corpus() {
 fn handshake_corpus() {
     replay("handshake", checks::handshake);
 }
-
-#[cfg(feature = "http1")]
-#[test]
-fn request_corpus() {
-    replay("request", checks::request);
-}

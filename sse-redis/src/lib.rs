@@ -50,6 +50,7 @@
 //! # Feature flags
 //!
 #![doc = document_features::document_features!()]
+#![deny(missing_docs)]
 
 mod commands;
 mod driver;

@@ -97,6 +97,16 @@ pub(crate) const SLACK: Duration = Duration::from_millis(1000);
 /// How long a legitimate request may take during an attack.
 pub(crate) const PROMPT: Duration = Duration::from_millis(500);
 
+/// Held by the rules that open hundreds of sockets at once (the slowloris, 400 slow bodies,
+/// 1 000 streams at shutdown), so that two of them never share the machine: each measures
+/// deadlines and memory, which a neighbour's load would blur.
+pub(crate) fn crowd() -> std::sync::MutexGuard<'static, ()> {
+    static CROWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CROWD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A quiet demo (no ticks, no keep-alive comments) with the limits of [`ENV`].
 pub(crate) fn start(bin: &str) -> Demo {
     start_with(bin, &[], ENV)

@@ -117,6 +117,7 @@ pub(crate) fn stray_bytes_with_the_request_then_gone(bin: &str, server: Server) 
 /// shutdown gets the go-away answer (a `retry:` and `Connection: close`) or no connection.
 pub(crate) fn shutdown_with_1000_open_streams(bin: &str, _server: Server) {
     const STREAMS: usize = 1000;
+    let _crowd = super::crowd();
     let mut demo = start(bin);
     let health = Health::before(&demo);
     let mut streams: Vec<TcpStream> = (0..STREAMS).map(|_| open_stream(&demo, b"").0).collect();

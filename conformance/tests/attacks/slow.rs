@@ -56,6 +56,7 @@ pub(crate) fn trickled_head_is_cut_at_its_deadline(bin: &str, server: Server) {
 /// there is shared; its cost is memory per connection.
 pub(crate) fn slowloris_does_not_lock_out_a_legitimate_client(bin: &str, server: Server) {
     const ATTACKERS: usize = 200;
+    let _crowd = super::crowd();
     let demo = start(bin);
     let health = Health::before(&demo);
     let started = Instant::now();

@@ -213,9 +213,11 @@ impl HubBuilder {
     }
 
     /// Turns relay mode on: logged events and closes go to a relay that shares them with the
-    /// hubs of other nodes (see [`Relayed`](crate::Relayed) and [`Hub::drain_relay`]), which
-    /// numbers them and delivers them back with [`Hub::deliver`]. With resume mode, give the
-    /// hub a [`history`](Self::history) in the relay store's epoch.
+    /// hubs of other nodes (see [`Relayed`](crate::Relayed) and
+    /// [`RelayPort::poll_outbound`](crate::RelayPort::poll_outbound)), which numbers them and
+    /// delivers them back with [`RelayPort::deliver`](crate::RelayPort::deliver). With resume
+    /// mode, give the hub a [`history`](Self::history) in the relay store's epoch. A
+    /// [`Store`](crate::Store) does this in its [`prepare`](crate::Store::prepare).
     pub fn relay(mut self, config: RelayConfig) -> Self {
         self.relay = Some(config);
         self

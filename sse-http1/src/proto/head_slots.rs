@@ -22,7 +22,7 @@ use std::time::Instant;
 ///
 /// ```
 /// use std::time::Instant;
-/// use sse_proto::http1::HeadSlots;
+/// use sse_http1::proto::HeadSlots;
 ///
 /// let slots = HeadSlots::new(1);
 /// let now = Instant::now();

@@ -3,7 +3,7 @@
 
 use bytes::{Buf, BytesMut};
 
-use crate::error::HeadError;
+use super::error::HeadError;
 
 /// Longest chunk-size line (size, whitespace and extensions), in bytes. Extensions are
 /// checked against their grammar and skipped, never stored; the bound only keeps one line

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 
-use crate::connection::EndReason;
-use crate::frame::Batch;
-use crate::hub::Outlet;
+use sse_proto::Batch;
+use sse_proto::EndReason;
+use sse_proto::Outlet;
 
 /// The write side of one HTTP/1.x event stream, without the I/O: the response head, then
 /// everything the outlet queues (coalesced into one batch per write, chunked on HTTP/1.1),
@@ -28,7 +28,7 @@ use crate::hub::Outlet;
 /// }
 /// ```
 #[derive(Debug)]
-pub struct Pump {
+pub(crate) struct Pump {
     pending: Batch,
     chunked: bool,
     drained: bool,
@@ -37,7 +37,7 @@ pub struct Pump {
 
 /// The next step of a [`Pump`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Write [`Pump::pending`] (vectored) and report with [`Pump::advance`].
     Write,
     /// Flush the transport and report with [`Pump::flushed`].
@@ -52,7 +52,7 @@ pub enum Next {
 impl Pump {
     /// A pump that first writes `head` (the response head, see
     /// [`stream_head`](super::stream_head)); `chunked` for HTTP/1.1.
-    pub fn new(head: Bytes, chunked: bool) -> Pump {
+    pub(crate) fn new(head: Bytes, chunked: bool) -> Pump {
         Pump {
             pending: Batch::from(head),
             chunked,
@@ -63,7 +63,7 @@ impl Pump {
 
     /// What to do next. Takes what `outlet` has queued when nothing is pending; registers
     /// `cx` to be woken when more is queued.
-    pub fn next(&mut self, outlet: &mut Outlet, cx: &mut Context<'_>, now: Instant) -> Next {
+    pub(crate) fn next(&mut self, outlet: &mut Outlet, cx: &mut Context<'_>, now: Instant) -> Next {
         if self.pending.has_remaining() {
             return Next::Write;
         }
@@ -98,18 +98,18 @@ impl Pump {
     }
 
     /// The bytes to write, as a [`Buf`] with `chunks_vectored`.
-    pub fn pending(&self) -> &Batch {
+    pub(crate) fn pending(&self) -> &Batch {
         &self.pending
     }
 
     /// `n` bytes of [`pending`](Self::pending) were written.
-    pub fn advance(&mut self, n: usize) {
+    pub(crate) fn advance(&mut self, n: usize) {
         self.pending.advance(n);
         self.flushed = false;
     }
 
     /// The transport was flushed.
-    pub fn flushed(&mut self) {
+    pub(crate) fn flushed(&mut self) {
         self.flushed = true;
     }
 }
@@ -119,9 +119,9 @@ mod tests {
     use std::task::Waker;
 
     use super::*;
-    use crate::{Decision, HttpVersion, Hub, Request};
+    use sse_proto::{Decision, HttpVersion, Hub, Request};
 
-    fn outlet(hub: &Hub) -> (crate::Session, Outlet) {
+    fn outlet(hub: &Hub) -> (sse_proto::Session, Outlet) {
         let mut req = Request::new(b"GET", b"/e?id=p", HttpVersion::Http11);
         req.header(b"accept", b"text/event-stream");
         let now = Instant::now();

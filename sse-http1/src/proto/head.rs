@@ -3,16 +3,16 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Version, header};
 
-use crate::error::HeadError;
+use super::error::HeadError;
 
 /// Default limit on a request head, in bytes.
-pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
+pub(super) const DEFAULT_MAX_HEAD: usize = 16 * 1024;
 /// Most header lines read from one request.
 pub const MAX_HEADERS: usize = 64;
 
 /// How the body of a request is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
+pub(super) enum BodyFraming {
     /// Exactly this many bytes follow the head (`Content-Length`, or 0 without one).
     Length(u64),
     /// A chunked body follows (`Transfer-Encoding: chunked`, RFC 9112 §7.1).
@@ -25,17 +25,7 @@ pub enum BodyFraming {
 /// holds `max_head` bytes, which is then [`HeadError::TooLarge`]), or the request and the
 /// number of bytes the head took; what follows is the body. Only the syntax is checked here;
 /// [`check_head`] applies the header rules.
-///
-/// ```
-/// use sse_proto::http1::parse_request;
-///
-/// let raw = b"GET /events?id=t HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n";
-/// let (req, len) = parse_request(raw, 16 * 1024).unwrap().unwrap();
-/// assert_eq!(req.uri().query(), Some("id=t"));
-/// assert_eq!(len, raw.len());
-/// assert!(parse_request(&raw[..20], 16 * 1024).unwrap().is_none());
-/// ```
-pub fn parse_request(
+pub(super) fn parse_request(
     buf: &[u8],
     max_head: usize,
 ) -> Result<Option<(Request<()>, usize)>, HeadError> {
@@ -83,7 +73,7 @@ pub fn parse_request(
 /// In order: `Host` (RFC 9112 §3.2), the body framing of [`body_framing`], and `Expect`
 /// (RFC 9110 §10.1.1). Returns the framing and whether the client waits for
 /// `100 Continue` before sending a body ([`expects_continue`]).
-pub fn check_head(req: &Request<()>) -> Result<(BodyFraming, bool), HeadError> {
+pub(super) fn check_head(req: &Request<()>) -> Result<(BodyFraming, bool), HeadError> {
     check_host(req)?;
     let framing = body_framing(req)?;
     let expect = expects_continue(req)?;
@@ -96,7 +86,7 @@ pub fn check_head(req: &Request<()>) -> Result<(BodyFraming, bool), HeadError> {
 /// "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request
 /// message that lacks a Host header field and to any request message that contains more than
 /// one Host header field line or a Host header field with an invalid field value."
-pub fn check_host(req: &Request<()>) -> Result<(), HeadError> {
+pub(super) fn check_host(req: &Request<()>) -> Result<(), HeadError> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (None, _) if req.version() == Version::HTTP_10 => Ok(()),
@@ -142,7 +132,7 @@ fn is_host_and_port(value: &[u8]) -> bool {
 /// - Other codings before the final `chunked` are codings this reader does not decode:
 ///   501, as RFC 9112 §6.1 says ("SHOULD respond with 501 (Not Implemented)").
 /// - Otherwise `Content-Length` ([`content_length`]), or no body.
-pub fn body_framing(req: &Request<()>) -> Result<BodyFraming, HeadError> {
+pub(super) fn body_framing(req: &Request<()>) -> Result<BodyFraming, HeadError> {
     let headers = req.headers();
     if !headers.contains_key(header::TRANSFER_ENCODING) {
         return content_length(headers).map(|n| BodyFraming::Length(n.unwrap_or(0)));
@@ -182,7 +172,7 @@ pub fn body_framing(req: &Request<()>) -> Result<BodyFraming, HeadError> {
 /// comma-separated lists, are refused (RFC 9110 §8.6 allows either rejecting a list or
 /// collapsing it; hyper rejects it, and so do we). A number too large for `u64` is refused
 /// as malformed rather than overflowing.
-pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
+pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
     let mut len = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         let n = parse_digits(value.as_bytes()).ok_or(HeadError::BadContentLength)?;
@@ -213,7 +203,8 @@ fn parse_digits(bytes: &[u8]) -> Option<u64> {
 /// Fails for `Transfer-Encoding` ([`HeadError::UnsupportedBody`]: this function does not
 /// read chunked bodies; [`RequestReader`](super::RequestReader) does) and for a malformed
 /// or repeated-and-different `Content-Length`.
-pub fn body_length(headers: &HeaderMap) -> Result<usize, HeadError> {
+#[cfg(test)]
+pub(super) fn body_length(headers: &HeaderMap) -> Result<usize, HeadError> {
     if headers.contains_key(header::TRANSFER_ENCODING) {
         return Err(HeadError::UnsupportedBody);
     }
@@ -227,7 +218,7 @@ pub fn body_length(headers: &HeaderMap) -> Result<usize, HeadError> {
 /// another one is refused with 417. An HTTP/1.0 request's `Expect` is ignored ("A server
 /// that receives a 100-continue expectation in an HTTP/1.0 request MUST ignore that
 /// expectation"; `Expect` is an HTTP/1.1 field).
-pub fn expects_continue(req: &Request<()>) -> Result<bool, HeadError> {
+pub(super) fn expects_continue(req: &Request<()>) -> Result<bool, HeadError> {
     if req.version() == Version::HTTP_10 {
         return Ok(false);
     }

@@ -1,4 +1,4 @@
-//! Tests of the HTTP/1.1 reader and writers through the module's public API: the tests kept
+//! Tests of the HTTP/1.1 reader and writers: the tests kept
 //! from before the split, the reader's rules table-driven, deadlines on a fake clock, and a
 //! proptest that the split of the input never changes the result.
 
@@ -8,9 +8,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use proptest::prelude::*;
 
+use super::head::{body_length, parse_request};
+use super::response::write_response;
 use super::*;
-use crate::HeadError;
-use crate::frame::{Batch, Frame};
+use sse_proto::{Batch, Frame};
 
 #[test]
 fn parses_heads_and_bounds_them() {
@@ -117,7 +118,7 @@ fn writes_responses_and_chunks() {
     assert_eq!(&buf[..], b"HTTP/1.1 204 No Content\r\n\r\n");
 
     let mut batch = Batch::from(Bytes::from(vec![b'x'; 300]));
-    batch.push(Frame::from_static(b"yz"));
+    batch.push(Frame::framing_static(b"yz"));
     let mut framed = chunk(batch);
     let bytes = framed.copy_to_bytes(framed.remaining());
     assert!(bytes.starts_with(b"12e\r\nxxx"));

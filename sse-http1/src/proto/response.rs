@@ -4,14 +4,20 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::frame::{Batch, Frame, INLINE_CAP};
-use crate::request::ResponseHead;
+use std::fmt::Write as _;
+
+use sse_proto::ResponseHead;
+use sse_proto::{Batch, Frame};
 
 /// The chunk that ends a chunked body.
-pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+pub(super) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Writes a status line and `headers`, without the blank line that ends the head.
-pub fn write_status_and_headers(status: StatusCode, headers: &HeaderMap, buf: &mut BytesMut) {
+pub(super) fn write_status_and_headers(
+    status: StatusCode,
+    headers: &HeaderMap,
+    buf: &mut BytesMut,
+) {
     buf.put_slice(b"HTTP/1.1 ");
     buf.put_slice(status.as_str().as_bytes());
     buf.put_u8(b' ');
@@ -33,7 +39,7 @@ fn put_headers(headers: &HeaderMap, buf: &mut BytesMut) {
 /// The head of an accepted event stream: the core's status and headers, the caller's own
 /// `extra` headers (CORS, cookies), `transfer-encoding: chunked` when `chunked`, and the
 /// blank line. Shared by the adapters that write to a socket themselves.
-pub fn stream_head(head: &ResponseHead, extra: &HeaderMap, chunked: bool) -> Bytes {
+pub(crate) fn stream_head(head: &ResponseHead, extra: &HeaderMap, chunked: bool) -> Bytes {
     let mut buf = BytesMut::with_capacity(256);
     head.write_http1(&mut buf);
     put_headers(extra, &mut buf);
@@ -50,12 +56,12 @@ pub fn stream_head(head: &ResponseHead, extra: &HeaderMap, chunked: bool) -> Byt
 /// Transfer-Encoding unless the corresponding request indicates HTTP/1.1 (or later minor
 /// revisions)"); to HTTP/1.0 the stream is delimited by the end of the connection
 /// (RFC 9112 §6.3, item 8).
-pub fn stream_is_chunked(version: http::Version) -> bool {
+pub(crate) fn stream_is_chunked(version: http::Version) -> bool {
     version == http::Version::HTTP_11
 }
 
 /// The 204 answer to a closed session's reconnect, with the core's headers.
-pub fn no_content() -> http::Response<Bytes> {
+pub(crate) fn no_content() -> http::Response<Bytes> {
     ResponseHead::no_content().response(Bytes::new())
 }
 
@@ -64,7 +70,7 @@ pub fn no_content() -> http::Response<Bytes> {
 /// RFC 9110 §6.4.1 and RFC 9112 §6.3: responses to `HEAD`, and 1xx, 204 and 304 responses,
 /// end with their head. Writing a body there would be read as the start of the next
 /// response and desynchronise a keep-alive connection.
-pub fn body_allowed(method: &Method, status: StatusCode) -> bool {
+pub(super) fn body_allowed(method: &Method, status: StatusCode) -> bool {
     !(method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -73,7 +79,8 @@ pub fn body_allowed(method: &Method, status: StatusCode) -> bool {
 
 /// Writes a whole response with a fixed body to a `GET`-like request; see
 /// [`write_response_to`], which this is with `Method::GET`.
-pub fn write_response(
+#[cfg(test)]
+pub(super) fn write_response(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
@@ -89,17 +96,7 @@ pub fn write_response(
 ///
 /// A `HEAD` response gets the `content-length` the `GET` would have had, and no body bytes
 /// (RFC 9110 §9.3.2). 1xx, 204 and 304 answers get neither length nor body.
-///
-/// ```
-/// use bytes::BytesMut;
-/// use http::{HeaderMap, Method, StatusCode};
-/// use sse_proto::http1::write_response_to;
-///
-/// let mut buf = BytesMut::new();
-/// write_response_to(&Method::HEAD, StatusCode::OK, &HeaderMap::new(), b"hello", false, &mut buf);
-/// assert_eq!(&buf[..], b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
-/// ```
-pub fn write_response_to(
+pub(crate) fn write_response_to(
     method: &Method,
     status: StatusCode,
     headers: &HeaderMap,
@@ -113,7 +110,7 @@ pub fn write_response_to(
         || status == StatusCode::NOT_MODIFIED;
     if !no_content {
         buf.put_slice(b"content-length: ");
-        crate::event::put_decimal(buf, body.len() as u64);
+        let _ = write!(buf, "{}", body.len());
         buf.put_slice(b"\r\n");
     }
     if close {
@@ -127,10 +124,10 @@ pub fn write_response_to(
 
 /// Frames `batch` as one chunk of a chunked body: size line, the frames, CRLF.
 /// Nothing is copied or allocated: the size line is a small inline frame.
-pub fn chunk(mut batch: Batch) -> Batch {
+pub(crate) fn chunk(mut batch: Batch) -> Batch {
     use bytes::Buf;
     // Hex digits of the size, then CRLF: at most 18 bytes.
-    let mut line = [0u8; INLINE_CAP];
+    let mut line = [0u8; 18];
     let mut digits = [0u8; 16];
     let mut len = batch.remaining();
     let mut i = digits.len();
@@ -145,14 +142,13 @@ pub fn chunk(mut batch: Batch) -> Batch {
     let n = digits.len() - i;
     line[..n].copy_from_slice(&digits[i..]);
     line[n..n + 2].copy_from_slice(b"\r\n");
-    // `n + 2 <= 18`, which fits in a u8.
-    batch.push_front(Frame::inline(line, (n + 2) as u8));
-    batch.push(Frame::from_static(b"\r\n"));
+    batch.push_front(Frame::framing(&line[..n + 2]));
+    batch.push(Frame::framing_static(b"\r\n"));
     batch
 }
 
 /// The end of a chunked body, as a batch.
-pub fn last_chunk() -> Batch {
+pub(crate) fn last_chunk() -> Batch {
     Batch::from(Bytes::from_static(LAST_CHUNK))
 }
 

@@ -8,8 +8,8 @@ use http::Request;
 
 use super::body_budget::{BodyBudget, BodyGrant};
 use super::chunked::{ChunkedDecoder, Progress};
+use super::error::HeadError;
 use super::head::{BodyFraming, DEFAULT_MAX_HEAD, check_head, parse_request};
-use crate::error::HeadError;
 
 /// Size limits of a [`RequestReader`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl ReaderTimeouts {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use sse_proto::http1::ReaderTimeouts;
+    /// use sse_http1::proto::ReaderTimeouts;
     ///
     /// let t = ReaderTimeouts::default();
     /// let start = Instant::now();
@@ -187,8 +187,8 @@ enum Body {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use sse_proto::http1::{ReaderLimits, RequestReader};
-/// use sse_proto::HeadError;
+/// use sse_http1::proto::{ReaderLimits, RequestReader};
+/// use sse_http1::proto::HeadError;
 ///
 /// let start = Instant::now();
 /// let mut reader = RequestReader::new(ReaderLimits::default());
@@ -400,8 +400,8 @@ impl RequestReader {
 
     /// The next complete request, `Ok(None)` if more bytes are needed.
     ///
-    /// The framing decisions are made here, at the end of the head (see
-    /// [`check_head`](super::check_head)): a body longer than `max_body` is refused at once
+    /// The framing decisions are made here, at the end of the head (the header rules of
+    /// RFC 9112 §6): a body longer than `max_body` is refused at once
     /// with 413, before any of it is read.
     pub fn poll_request(&mut self) -> Result<Option<Request<Bytes>>, HeadError> {
         let result = self.advance();

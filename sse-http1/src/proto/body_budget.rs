@@ -24,7 +24,7 @@ pub const DEFAULT_BODY_BUDGET: usize = 64 << 20;
 /// no clock.
 ///
 /// ```
-/// use sse_proto::http1::BodyBudget;
+/// use sse_http1::proto::BodyBudget;
 ///
 /// let budget = BodyBudget::new(1000);
 /// let mut a = budget.grant();
