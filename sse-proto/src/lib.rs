@@ -91,6 +91,8 @@ pub use stream::{MessageStream, ReadError};
 /// The machinery an adapter drives (the outlet, the handshake's decision, relay mode's
 /// port) is not here: an application never names it.
 pub mod prelude {
+    /// The decoder's limits, for `MessageStream::with_limits`.
+    pub use crate::Limits;
     #[cfg(feature = "signing")]
     pub use crate::signing::{Key, KeyRing};
     #[cfg(feature = "stream")]
