@@ -47,6 +47,21 @@ fn frame(text: &str) -> sse_proto::Frame {
     Event::new().data(text.to_owned()).encode()
 }
 
+/// How many events the store has numbered (its sequence).
+async fn numbered(redis: &RedisServer) -> u64 {
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let seq: Option<u64> = redis::cmd("GET")
+        .arg("sse:seq")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    seq.unwrap_or(0)
+}
+
 /// Waits until `done` holds, for at most 5 s.
 async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -110,7 +125,9 @@ async fn a_tab_dropped_from_one_node_resumes_on_the_other_with_what_it_missed() 
     b.engine.send_to(&tab.id, frame("1")).await.unwrap();
     a.engine.broadcast(frame("2")).await.unwrap();
     a.hub.send_to(&tab.id, &Event::new().data("3")).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The app's send went to A's relay: once Redis has numbered it (the store's fourth event,
+    // after "seen", "1" and "2"), every node can replay it.
+    assert!(until(async || numbered(&redis).await == 4).await);
 
     tab.connect(&b.hub, &b.engine).await.unwrap();
     assert_eq!(tab.continuity, Some(Continuity::Resumed { replayed: 3 }));
