@@ -12,38 +12,19 @@
 //! cargo run --release -p sse-hyper --example hyper-demo -- --addr 127.0.0.1:8443 --tls
 //! ```
 //!
-//! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
-//! demo, the limits in `demo/limits.rs` and the certificate in `demo/tls.rs`; this file is
-//! the handshake and the server's set-up.
+//! The contract's routes, options, limits and certificate are the workspace's `sse-demo`
+//! crate; this file is the handshake and the server's set-up.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::{Either, Full};
+use sse_demo::{App, Options, Reply, Route, Stats, limits, routes, signal, tls};
 use sse_hyper::{Batch, BodyBudget, BodyLimits, EventStream, Outcome, ServeConfig, Server};
-use sse_redis::RedisEngine;
 use tokio::net::TcpListener;
 
-#[path = "../demo/contract.rs"]
-mod contract;
-#[path = "../demo/limits.rs"]
-mod limits;
-#[path = "../demo/signal.rs"]
-mod signal;
-#[path = "../demo/tls.rs"]
-mod tls;
-
-use contract::{Options, Reply, Route, Stats};
-
 type Body = Either<EventStream, Full<Batch>>;
-
-struct App {
-    server: Server,
-    /// `--redis`: the engine that shares the sessions of every node.
-    engine: Option<RedisEngine>,
-    stats: Stats,
-}
 
 #[tokio::main]
 pub(crate) async fn main() {
@@ -53,7 +34,7 @@ pub(crate) async fn main() {
         head_timeout: limits.head,
         idle_timeout: limits.idle,
         body: BodyLimits {
-            max_body: contract::MAX_BODY,
+            max_body: routes::MAX_BODY,
             body: limits.body,
             min_body_rate: limits::MIN_BODY_RATE,
             body_ceiling: limits.body_ceiling,
@@ -73,13 +54,12 @@ pub(crate) async fn main() {
         }
     }
     let engine = match opts.redis.clone() {
-        Some(config) => Some(contract::connect(config, tokio::time::sleep).await),
+        Some(config) => Some(sse_demo::connect(config, tokio::time::sleep).await),
         None => None,
     };
-    let settings = contract::settings(&opts);
     let server = match engine.clone() {
-        Some(engine) => Server::with_store(settings, engine),
-        None => Server::new(settings),
+        Some(engine) => Server::with_store(opts.settings(), engine),
+        None => Server::new(opts.settings()),
     };
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
@@ -103,7 +83,7 @@ pub(crate) async fn main() {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 every.tick().await;
-                contract::tick(&hub);
+                routes::tick(&hub);
             }
         });
     }
@@ -112,32 +92,35 @@ pub(crate) async fn main() {
     // return once every connection is closed (or the shutdown bound has passed).
     let stop = server.clone();
     tokio::spawn(async move {
-        signal::shutdown_signal().await;
+        signal::shutdown().await;
         let n = stop.shutdown();
         eprintln!("demo: shutting down, ending {n} streams");
     });
     let app = Arc::new(App {
-        server: server.clone(),
+        hub: server.hub().clone(),
         engine,
         stats: Stats::default(),
     });
-    let service = move |req: Request<Bytes>| {
-        let app = app.clone();
-        async move { handle(&app, req).await }
+    let service = {
+        let server = server.clone();
+        move |req: Request<Bytes>| {
+            let (app, server) = (app.clone(), server.clone());
+            async move { handle(&app, &server, req).await }
+        }
     };
     if let Err(e) = server.serve(listener, config, service).await {
         eprintln!("demo: {e}");
     }
 }
 
-async fn handle(app: &App, mut req: Request<Bytes>) -> Response<Body> {
+async fn handle(app: &App, server: &Server, mut req: Request<Bytes>) -> Response<Body> {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     if method == Method::GET && path == "/events" {
-        contract::log_in(&mut req);
-        return events(app, &req).await;
+        routes::log_in(&mut req);
+        return events(app, server, &req).await;
     }
-    let route = contract::route(
-        app.server.hub(),
+    let route = routes::route(
+        &app.hub,
         app.engine.as_ref(),
         &app.stats,
         &method,
@@ -152,11 +135,11 @@ async fn handle(app: &App, mut req: Request<Bytes>) -> Response<Body> {
     }
 }
 
-async fn events<B>(app: &App, req: &Request<B>) -> Response<Body> {
+async fn events<B>(app: &App, server: &Server, req: &Request<B>) -> Response<Body> {
     app.stats.event_request();
-    match app.server.handshake(req).await {
+    match server.handshake(req).await {
         Outcome::Accept(accepted) => {
-            contract::greet(&accepted.session, accepted.continuity);
+            routes::greet(&accepted.session, accepted.continuity);
             accepted.response.map(Either::Left)
         }
         Outcome::NoContent(res) => {

@@ -4,46 +4,28 @@
 //! cargo run --release -p sse-tokio --example tokio-demo -- --addr 127.0.0.1:8080
 //! ```
 //!
-//! The routes other than `GET /events` live in `demo/contract.rs`, shared by every adapter's
-//! demo, the server limits in `demo/limits.rs` and what the raw-socket demos share in
-//! `demo/http1.rs`; this file is the server loop, the shutdown and the handshake.
+//! The contract's routes, options and limits are the workspace's `sse-demo` crate, with the
+//! handler the two raw-socket demos share; this file is the server's set-up on tokio.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Method;
-use sse_tokio::{Outcome, Reply, Server};
+use sse_demo::{App, Options, Stats, limits::Limits, raw, routes, signal};
+use sse_tokio::Server;
 use tokio::net::TcpListener;
-
-#[path = "../demo/contract.rs"]
-mod contract;
-#[path = "../demo/http1.rs"]
-mod http1;
-#[path = "../demo/limits.rs"]
-mod limits;
-#[path = "../demo/signal.rs"]
-mod signal;
-
-use sse_tokio as adapter;
-
-use contract::{Options, Route, Stats};
-use sse_redis::RedisEngine;
 
 #[tokio::main]
 pub(crate) async fn main() {
     let opts = Options::from_args();
-    http1::refuse_tls(&opts);
-    let limits = limits::Limits::from_env();
+    raw::refuse_tls(&opts);
     let engine = match opts.redis.clone() {
-        Some(config) => Some(contract::connect(config, tokio::time::sleep).await),
+        Some(config) => Some(sse_demo::connect(config, tokio::time::sleep).await),
         None => None,
     };
-    let settings = contract::settings(&opts);
     let server = match engine.clone() {
-        Some(engine) => Server::with_store(settings, engine),
-        None => Server::new(settings),
+        Some(engine) => Server::with_store(opts.settings(), engine),
+        None => Server::new(opts.settings()),
     };
-    let stats = Arc::new(Stats::default());
     let listener = match TcpListener::bind(opts.addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -61,71 +43,33 @@ pub(crate) async fn main() {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 every.tick().await;
-                contract::tick(&hub);
+                routes::tick(&hub);
             }
         });
     }
-
-    let handler_server = server.clone();
-    let handler = move |req: http::Request<Bytes>| {
-        let server = handler_server.clone();
-        let engine = engine.clone();
-        let stats = stats.clone();
-        async move { handle(&server, engine.as_ref(), &stats, req).await }
-    };
     // On SIGINT or SIGTERM: stop accepting, close idle connections, end every stream
     // without marking ids (tabs reconnect to the next server), and return once every
     // connection is closed (or the shutdown bound has passed).
     let stop = server.clone();
     tokio::spawn(async move {
-        signal::shutdown_signal().await;
+        signal::shutdown().await;
         let n = stop.shutdown();
         eprintln!("demo: shutting down, ending {n} streams");
     });
-    let config = http1::serve_config(&limits);
+    let app = Arc::new(App {
+        hub: server.hub().clone(),
+        engine,
+        stats: Stats::default(),
+    });
+    let handler = {
+        let server = server.clone();
+        move |req: http::Request<Bytes>| {
+            let (app, server) = (app.clone(), server.clone());
+            async move { raw::handle(&app, req, |req| server.handshake(req)).await }
+        }
+    };
+    let config = raw::serve_config(&Limits::from_env());
     if let Err(e) = server.serve(listener, config, handler).await {
         eprintln!("demo: {e}");
     }
-}
-
-async fn handle(
-    server: &Server,
-    engine: Option<&RedisEngine>,
-    stats: &Stats,
-    mut req: http::Request<Bytes>,
-) -> Reply {
-    let path = req.uri().path();
-    let route = contract::route(
-        server.hub(),
-        engine,
-        stats,
-        req.method(),
-        path,
-        req.uri().query(),
-        req.body(),
-    );
-    match route.await {
-        Route::Reply(reply) => respond(reply),
-        Route::Events if req.method() == Method::GET => {
-            stats.event_request();
-            contract::log_in(&mut req);
-            match server.handshake(&req).await {
-                Outcome::Accept(accepted) => {
-                    contract::greet(&accepted.session, accepted.continuity);
-                    Reply::Stream(accepted)
-                }
-                Outcome::NoContent(res) => {
-                    stats.no_content();
-                    Reply::Response(res)
-                }
-                Outcome::GoAway(res) => Reply::Response(res),
-                Outcome::NotEventStream(_) => respond(contract::Reply::not_acceptable()),
-            }
-        }
-        Route::Events => respond(contract::Reply::not_acceptable()),
-    }
-}
-
-fn respond(reply: contract::Reply) -> Reply {
-    Reply::Response(http1::response(reply))
 }

@@ -16,7 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 
-use super::contract::Tls;
+use crate::options::Tls;
 
 /// The names the self-signed certificate is valid for.
 const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -24,7 +24,7 @@ const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 /// The rustls configuration for `tls`, having printed the certificate's fingerprint to
 /// stderr; or what is wrong with the certificate or key, for the user. (`ServeConfig::tls`
 /// offers HTTP/2 through ALPN.)
-pub(crate) fn server_config(tls: &Tls) -> Result<ServerConfig, String> {
+pub fn server_config(tls: &Tls) -> Result<ServerConfig, String> {
     let (chain, key) = match tls {
         Tls::SelfSigned => self_signed()?,
         Tls::Files { cert, key } => (read_chain(cert)?, read_key(key)?),

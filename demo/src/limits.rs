@@ -19,25 +19,31 @@
 use std::time::Duration;
 
 /// Bytes of request body that buy one more second for the body: a minimum rate of 4 KiB/s.
-pub(crate) const MIN_BODY_RATE: u32 = 4096;
+pub const MIN_BODY_RATE: u32 = 4096;
 
 /// The limits a demo serves with.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) head: Duration,
-    pub(crate) body: Duration,
-    pub(crate) body_ceiling: Duration,
+pub struct Limits {
+    /// A whole request head, from its first byte.
+    pub head: Duration,
+    /// A request body, before the credit of its rate.
+    pub body: Duration,
+    /// A request body at most, whatever its rate.
+    pub body_ceiling: Duration,
     /// Bytes of request bodies under way, summed over every connection.
-    pub(crate) body_budget: usize,
-    pub(crate) idle: Duration,
-    #[allow(dead_code)] // hyper has no cap on unfinished heads.
-    pub(crate) max_unfinished_heads: usize,
-    pub(crate) shutdown: Duration,
+    pub body_budget: usize,
+    /// A connection with no request, new or kept alive.
+    pub idle: Duration,
+    /// Connections holding an unfinished head at once (the raw-socket demos: hyper has no
+    /// such cap).
+    pub max_unfinished_heads: usize,
+    /// How long a shutdown waits for connections.
+    pub shutdown: Duration,
 }
 
 impl Limits {
     /// The defaults, overridden by the `SSE_DEMO_*` variables that are set.
-    pub(crate) fn from_env() -> Limits {
+    pub fn from_env() -> Limits {
         let ms = |name: &str, default: u64| Duration::from_millis(var(name).unwrap_or(default));
         Limits {
             head: ms("SSE_DEMO_HEAD_TIMEOUT_MS", 10_000),

@@ -1,6 +1,6 @@
 //! Several nodes on one Redis (`--redis URL`, DESIGN.md "Several nodes"): connecting to it at
 //! start, and the admin routes that reach the sessions of every node through the
-//! [`RedisEngine`]. A child of `contract.rs`, which routes here first in Redis mode.
+//! [`RedisEngine`]. `routes.rs` routes here first in Redis mode.
 //!
 //! What each route answers when Redis is away: a send to a session of this node is delivered
 //! here at once (202; without a position, so a later resume from before it is a gap), to any
@@ -17,7 +17,7 @@ use http::{Method, StatusCode};
 use sse_proto::{Error, Hub};
 use sse_redis::{RedisConfig, RedisEngine};
 
-use super::{Reply, event_from, session_id};
+use crate::routes::{Reply, event_from, session_id};
 
 /// The first and the longest wait between attempts to reach Redis at start.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
@@ -26,7 +26,7 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 /// on stderr and waits (`sleep`, the runtime's timer) a little longer than the one before, up
 /// to two seconds. An error that another attempt cannot mend (Redis answers, but refuses us)
 /// ends the process with exit code 1.
-pub(crate) async fn connect<F: Future<Output = ()>>(
+pub async fn connect<F: Future<Output = ()>>(
     config: RedisConfig,
     sleep: impl Fn(Duration) -> F,
 ) -> RedisEngine {
@@ -53,7 +53,7 @@ pub(crate) async fn connect<F: Future<Output = ()>>(
 
 /// The answer to a route that reaches sessions on any node; `None` for the other routes
 /// (the page, `/events`, `/stats`, a wrong method), which `contract::route` answers.
-pub(super) async fn route(
+pub(crate) async fn route(
     engine: &RedisEngine,
     hub: &Hub,
     method: &Method,
