@@ -82,6 +82,11 @@ impl Server {
         self.shared.hub.shutdown()
     }
 
+    /// Completes once every stream has ended (its connection is over).
+    pub async fn drained(&self) {
+        poll_fn(|cx| self.shared.hub.poll_drained(cx)).await;
+    }
+
     /// Completes once [`shutdown`](Self::shutdown) was called.
     pub async fn stopping(&self) {
         poll_fn(|cx| self.shared.stop.poll(cx.waker())).await;

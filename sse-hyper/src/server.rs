@@ -149,6 +149,13 @@ impl Server {
         self.shared.hub.shutdown()
     }
 
+    /// Completes once every stream has ended (each stream's body was dropped by hyper):
+    /// after [`shutdown`](Self::shutdown), to know that no tab is still being served, for an
+    /// application that runs its own hyper loop. ([`serve`](Self::serve) returns only then.)
+    pub async fn drained(&self) {
+        std::future::poll_fn(|cx| self.shared.hub.poll_drained(cx)).await;
+    }
+
     /// Completes once [`shutdown`](Self::shutdown) was called.
     pub async fn stopping(&self) {
         let mut stop = self.shared.stop.subscribe();

@@ -208,11 +208,12 @@ async fn axum_graceful_shutdown_with_an_open_stream_exits_promptly() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (trigger, fired) = tokio::sync::oneshot::channel::<()>();
+    let stopping = server.clone();
     let serving = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = fired.await;
-                server.shutdown();
+                stopping.shutdown();
             })
             .await
     });
@@ -226,6 +227,8 @@ async fn axum_graceful_shutdown_with_an_open_stream_exits_promptly() {
     })
     .await;
     assert_eq!(hub.len(), 1);
+    let drained = tokio::time::timeout(Duration::from_millis(100), server.drained()).await;
+    assert!(drained.is_err(), "a stream is open: not drained");
 
     let started = std::time::Instant::now();
     trigger.send(()).unwrap();
@@ -235,6 +238,9 @@ async fn axum_graceful_shutdown_with_an_open_stream_exits_promptly() {
         .unwrap()
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(1));
+    tokio::time::timeout(WAIT, server.drained())
+        .await
+        .expect("drained once axum is done with the stream");
     // The stream ended cleanly, and its session left the hub without being marked closed.
     let end = tokio::time::timeout(WAIT, body.frame())
         .await

@@ -132,6 +132,43 @@ pub(crate) struct Inner {
     relay: Option<Mutex<Outbound>>,
     /// The coalescing window; `None` when off.
     coalesce: Option<Duration>,
+    /// The streams whose writer holds an outlet.
+    streams: Streams,
+}
+
+/// How many streams are open (their writers hold an [`Outlet`]), and who waits for none.
+#[derive(Default)]
+pub(crate) struct Streams {
+    open: std::sync::atomic::AtomicUsize,
+    waiting: Mutex<Vec<std::task::Waker>>,
+}
+
+impl Streams {
+    pub(crate) fn open(&self) {
+        self.open.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn close(&self) {
+        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waiting = std::mem::take(&mut *lock(&self.waiting));
+            waiting.into_iter().for_each(std::task::Waker::wake);
+        }
+    }
+
+    fn poll_none(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.open.load(Ordering::Acquire) == 0 {
+            return std::task::Poll::Ready(());
+        }
+        let mut waiting = lock(&self.waiting);
+        // Looked at again under the lock: the last close takes the list under it.
+        if self.open.load(Ordering::Acquire) == 0 {
+            return std::task::Poll::Ready(());
+        }
+        if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            waiting.push(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
 }
 
 /// The application's id policy (see [`HubBuilder::id_policy`]).
@@ -420,6 +457,13 @@ impl Hub {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Some(update(&mut ring))
+    }
+
+    /// `Ready` once no stream is open: every writer has dropped its [`Outlet`] (its
+    /// connection is over). After a [`shutdown`](Self::shutdown) this says the hub is done;
+    /// `cx` is woken when the last stream ends. The adapters' servers wait on it.
+    pub fn poll_drained(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.inner.streams.poll_none(cx)
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.

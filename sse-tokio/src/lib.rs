@@ -135,6 +135,13 @@ impl Server {
         self.0.shutdown()
     }
 
+    /// Completes once every stream has ended: after [`shutdown`](Self::shutdown), that no
+    /// tab is still being served (for connections served with [`serve_connection`] or
+    /// [`run`]; [`serve`](Self::serve) returns only then).
+    pub async fn drained(&self) {
+        self.0.drained().await;
+    }
+
     /// Accepts connections from `listener`, serving each on its own task with
     /// [`serve_connection`], a clone of `config` (so its caps are server-wide) and a clone
     /// of `handler`, until [`shutdown`](Self::shutdown).

@@ -311,6 +311,7 @@ impl HubBuilder {
                 policy: self.policy,
                 relay: self.relay.map(|config| Mutex::new(Outbound::new(config))),
                 coalesce: Some(self.coalesce).filter(|w| !w.is_zero()),
+                streams: super::Streams::default(),
             }),
         }
     }

@@ -26,6 +26,7 @@ pub struct Outlet {
 
 impl Outlet {
     pub(crate) fn new(slot: Arc<Slot>, hub: Arc<Inner>, link_no: u64) -> Outlet {
+        hub.streams.open();
         Outlet {
             slot,
             hub,
@@ -165,6 +166,7 @@ impl Drop for Outlet {
         if self.ended.is_none() {
             self.finish();
         }
+        self.hub.streams.close();
     }
 }
 

@@ -380,3 +380,27 @@ fn dropping_the_stream_ends_without_marking() {
         .header(b"last-event-id", b"d");
     assert!(matches!(hub.decide(&req, now), Decision::Accept(_)));
 }
+
+#[test]
+fn drained_once_every_writer_dropped_its_outlet() {
+    let now = Instant::now();
+    let hub = Hub::builder().keep_alive(None).build(Instant::now);
+    let waiter = Arc::new(Counter::default());
+    let waker = Waker::from(waiter.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(hub.poll_drained(&mut cx).is_ready(), "no stream yet");
+    let (_a, out_a) = connect(&hub, "/e?id=a", now);
+    let (_b, mut out_b) = connect(&hub, "/e?id=b", now);
+    assert!(hub.poll_drained(&mut cx).is_pending());
+    assert_eq!(hub.shutdown(), 2);
+    // A shut-down stream is over for the hub only when its writer is done with it.
+    assert_eq!(drain(&mut out_b, now).0, Poll::Ready(Some(1)));
+    assert_eq!(drain(&mut out_b, now).0, Poll::Ready(None));
+    assert!(hub.poll_drained(&mut cx).is_pending());
+    drop(out_b);
+    assert!(hub.poll_drained(&mut cx).is_pending());
+    assert_eq!(waiter.count(), 0);
+    drop(out_a);
+    assert_eq!(waiter.count(), 1, "the last stream's end wakes the waiter");
+    assert!(hub.poll_drained(&mut cx).is_ready());
+}
