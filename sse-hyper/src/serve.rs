@@ -213,7 +213,7 @@ impl Server {
                 forced: forced.subscribe(),
                 _open: open.clone(),
             };
-            tokio::spawn(conn.serve(tcp, service.clone()));
+            conn.spawn(tcp, service.clone());
         }
         drop(listener);
         drop(stopping);

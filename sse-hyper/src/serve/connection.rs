@@ -87,9 +87,11 @@ impl Drop for UnderWay {
 }
 
 impl Connection {
-    /// Serves the connection on `tcp` until it ends, the server shuts down, or the
-    /// shutdown's bound passes.
-    pub(super) async fn serve<S, F, B>(mut self, tcp: TcpStream, service: S)
+    /// Serves the connection on `tcp` on a task of its own.
+    ///
+    /// Each kind of transport is a task of its own type: a plain connection's task keeps no
+    /// room for a TLS session (a task is as large as its largest state).
+    pub(super) fn spawn<S, F, B>(self, tcp: TcpStream, service: S)
     where
         S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
         F: Future<Output = Response<B>> + Send + 'static,
@@ -97,27 +99,55 @@ impl Connection {
         B::Data: From<Bytes> + Send,
         B::Error: Into<BoxError>,
     {
-        let mut forced = self.forced.clone();
-        let served = async {
-            #[cfg(feature = "tls")]
-            if let Some(acceptor) = self.config.tls.clone() {
-                // The handshake within the head deadline (hyper's timers start after it),
-                // or until the server shuts down. An error is a client going away, refusing
-                // the certificate or speaking something else.
-                let deadline = self.accepted + self.config.head_timeout;
-                let tls = tokio::select! {
-                    tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => tls,
-                    _ = self.stopping.changed() => return,
-                };
-                if let Ok(Ok(tls)) = tls {
-                    self.run(tls, service).await;
-                }
-                return;
-            }
-            self.run(tcp, service).await;
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = self.config.tls.clone() {
+            tokio::spawn(self.serve_tls(acceptor, tcp, service));
+            return;
+        }
+        tokio::spawn(self.serve(tcp, service));
+    }
+
+    /// The TLS handshake within the head deadline (hyper's timers start after it), or until
+    /// the server shuts down, then [`serve`](Self::serve) on the TLS stream. An error is a
+    /// client going away, refusing the certificate or speaking something else.
+    #[cfg(feature = "tls")]
+    async fn serve_tls<S, F, B>(
+        mut self,
+        acceptor: tokio_rustls::TlsAcceptor,
+        tcp: TcpStream,
+        service: S,
+    ) where
+        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<B>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: From<Bytes> + Send,
+        B::Error: Into<BoxError>,
+    {
+        let deadline = self.accepted + self.config.head_timeout;
+        let tls = tokio::select! {
+            tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => tls,
+            _ = self.stopping.changed() => return,
+            _ = self.forced.changed() => return,
         };
+        if let Ok(Ok(tls)) = tls {
+            self.serve(tls, service).await;
+        }
+    }
+
+    /// Serves the connection on `io` until it ends, the server shuts down, or the
+    /// shutdown's bound passes.
+    async fn serve<T, S, F, B>(mut self, io: T, service: S)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<B>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: From<Bytes> + Send,
+        B::Error: Into<BoxError>,
+    {
+        let mut forced = self.forced.clone();
         tokio::select! {
-            () = served => {}
+            () = self.run(io, service) => {}
             _ = forced.changed() => {}
         }
     }
