@@ -18,9 +18,7 @@ pub use demo::Demo;
 pub use http::{Client, Head, Response};
 pub use stream::EventStream;
 
-#[path = "../../sse-redis/tests/common/server.rs"]
-pub mod redis;
-pub use redis::RedisServer;
+pub use sse_testkit::RedisServer;
 
 /// The README's Rust snippets, compiled as doctests (`cargo test -p sse-conformance --doc`):
 /// this crate depends on every adapter, so each snippet can use what a reader's would.

@@ -8,7 +8,8 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sse_conformance::{Demo, RedisServer, redis::free_port};
+use sse_conformance::{Demo, RedisServer};
+use sse_testkit::free_port;
 
 use super::{
     BACK_WITHIN, Cluster, Tab, node, node_flags, post, send, sessions_status, wait_listed,

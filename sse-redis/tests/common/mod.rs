@@ -1,5 +1,5 @@
-//! A redis-server of the test's own, on a free loopback port, stopped when dropped (shared with
-//! the conformance harness's cluster rules); and a simulated browser tab on a hub.
+//! What sse-redis's tests share: a redis-server of the test's own (the workspace's test kit)
+//! and a simulated browser tab on a hub.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
@@ -11,9 +11,7 @@ use sse_proto::{
     Accepted, Batch, Continuity, Decision, Decoder, HttpVersion, Hub, Item, Outlet, Request,
 };
 use sse_redis::RedisEngine;
-
-mod server;
-pub use server::RedisServer;
+pub use sse_testkit::RedisServer;
 
 /// A simulated browser tab: a connection to a hub, and what it read.
 pub struct Tab {

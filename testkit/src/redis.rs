@@ -1,7 +1,5 @@
 //! A redis-server of the test's own on a loopback port, killed when dropped: the Redis of
-//! `sse-redis`'s tests, and of the conformance suite's cluster rules (`conformance/tests/
-//! cluster/`), whose harness includes this file (so that this crate's tests need nothing
-//! outside it when packaged).
+//! `sse-redis`'s tests and of the conformance suite's cluster rules.
 //!
 //! It runs with `--save '' --appendonly no`, so nothing reaches the disk and a restart starts
 //! empty. No test talks to a Redis it did not start. `scripts/install-test-deps` installs
