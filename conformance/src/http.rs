@@ -32,7 +32,7 @@ pub(crate) fn request_bytes(
 }
 
 /// A keep-alive HTTP/1.1 connection to a demo, for requests whose responses have a length
-/// (`Content-Length` or chunked, or no body), from [`Demo::client`].
+/// (`Content-Length` or chunked, or no body), from [`Demo::client`](crate::Demo::client).
 #[derive(Debug)]
 pub struct Client {
     pub(crate) conn: Conn,
