@@ -33,7 +33,7 @@ const TIMEOUT = 30_000;
 const browser = chromiumForFile();
 
 // The connect events of `openEventSource`'s log, each with its JSON data parsed into `id`
-// and `resumed` (contract v2: `{"id": "<session id>", "resumed": <bool>}`).
+// and `resumed` (contract v3: `{"id": "<session id>", "resumed": <bool>, "topics": [..], "gaps": [..]}`).
 const connects = async (page) => (await pageLog(page))
   .filter((e) => e.type === 'connect')
   .map((e) => ({ ...e, ...JSON.parse(e.data) }));
@@ -46,7 +46,8 @@ test('connect arrives with data {id, resumed: false} and lastEventId = the sessi
   await openEventSource(page, demo.base);
 
   const connect = await firstConnect(page);
-  assert.deepEqual(JSON.parse(connect.data), { id: connect.id, resumed: false }, 'connect data is {id, resumed}');
+  assert.deepEqual(JSON.parse(connect.data), { id: connect.id, resumed: false, topics: [], gaps: [] },
+    'connect data is {id, resumed, topics, gaps}');
   assert.match(connect.id, UUID, 'a fresh id is a UUID v4');
   assert.equal(connect.lastEventId, connect.id, 'the preamble id sets lastEventId before connect');
   assert.equal(connect.readyState, 1, 'OPEN');

@@ -63,7 +63,7 @@ test('eventsource 2: connect arrives with data {id, resumed: false} and lastEven
   const demo = await startDemo(t);
   const client = openV2(t, demo.base);
   const connect = await waitFor('the connect event', () => client.connects()[0]);
-  assert.deepEqual(JSON.parse(connect.data), { id: connect.id, resumed: false });
+  assert.deepEqual(JSON.parse(connect.data), { id: connect.id, resumed: false, topics: [], gaps: [] });
   assert.match(connect.id, UUID);
   assert.equal(connect.lastEventId, connect.id);
   assert.equal(client.es.readyState, EventSource.OPEN);

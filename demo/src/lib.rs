@@ -5,12 +5,14 @@
 //! - [`options`]: the command line, and the hub settings it asks for;
 //! - [`routes`]: the admin routes over the hub (through Redis with `--redis`: `cluster`),
 //!   the page, the `connect` greeting, the `sync-time` tick, the stand-in login, the stats;
+//! - [`groups`]: the topic and user routes, and the demo's topic rule;
 //! - [`limits`]: the server limits, which environment variables shorten for the attack rules;
 //! - [`raw`]: what the two raw-socket demos (sse-tokio's, sse-async-std's) share;
 //! - [`tls`]: the hyper demo's certificate (`--tls`);
 //! - [`signal`]: the shutdown signal.
 
 mod cluster;
+pub mod groups;
 pub mod limits;
 pub mod options;
 pub mod raw;

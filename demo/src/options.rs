@@ -185,7 +185,8 @@ impl Options {
         let mut builder = Hub::builder()
             .retry(opts.retry)
             .keep_alive(opts.keep_alive)
-            .coalesce(opts.coalesce);
+            .coalesce(opts.coalesce)
+            .topic_rule(crate::groups::grants);
         if let Some(resume) = opts.resume {
             builder = builder.resume(ResumeConfig::new(resume));
         }

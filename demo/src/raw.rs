@@ -57,14 +57,19 @@ where
             routes::log_in(&mut req);
             match handshake(&req).await {
                 Outcome::Accept(accepted) => {
-                    routes::greet(&accepted.session, accepted.continuity);
+                    routes::greet(
+                        &accepted.session,
+                        accepted.continuity,
+                        &accepted.topics,
+                        &accepted.topic_gaps,
+                    );
                     Reply::Stream(accepted)
                 }
                 Outcome::NoContent(res) => {
                     app.stats.no_content();
                     Reply::Response(res)
                 }
-                Outcome::GoAway(res) => Reply::Response(res),
+                Outcome::GoAway(res) | Outcome::BadRequest(res) => Reply::Response(res),
                 Outcome::NotEventStream(_) => respond(routes::Reply::not_acceptable()),
             }
         }

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use sse_proto::{Continuity, DEFAULT_MAX_ID_LEN, Error, Event, Hub, Principal, Session, SessionId};
+use sse_proto::{
+    Continuity, DEFAULT_MAX_ID_LEN, Error, Event, Hub, Principal, Session, SessionId, TopicName,
+};
 use sse_redis::RedisEngine;
 
 use crate::cluster;
@@ -43,11 +45,21 @@ fn principal(headers: &http::HeaderMap) -> Option<Principal> {
 }
 
 /// Greets an accepted stream with the `connect` event: `{"id": "<session id>", "resumed":
-/// <bool>}`. It is volatile (never logged or replayed): it describes this connection only.
-pub fn greet(session: &Session, continuity: Continuity) {
+/// <bool>, "topics": [..], "gaps": [..]}` (the session's topics, and those whose missed
+/// events could not be replayed). It is volatile (never logged or replayed): it describes
+/// this connection only.
+pub fn greet(session: &Session, continuity: Continuity, topics: &[TopicName], gaps: &[TopicName]) {
+    let names = |topics: &[TopicName]| {
+        topics
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
     let data = serde_json::json!({
         "id": session.id().as_str(),
         "resumed": continuity.is_resumed(),
+        "topics": names(topics),
+        "gaps": names(gaps),
     });
     if let Ok(event) = Event::new().event("connect") {
         // The stream was just accepted and holds its preamble (and any replay) only.
@@ -142,6 +154,9 @@ pub async fn route(
         if let Some(reply) = cluster::route(engine, hub, method, &segments, query, body).await {
             return Route::Reply(reply);
         }
+    }
+    if let Some(reply) = crate::groups::route(hub, method, &segments, query, body) {
+        return Route::Reply(reply);
     }
     let reply = match (method, segments.as_slice()) {
         (_, ["events"]) => return Route::Events,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use sse_proto::{
     Batch, Continuity, Decision, Decoder, Event, HttpVersion, Hub, IdSource, Item, Limits,
-    Position, Request, ResumeConfig, SessionId,
+    Position, Request, ResumeConfig, SessionId, TopicName,
 };
 
 /// Splits `data` on 0xFF into at most `n` parts (missing parts are empty).
@@ -232,5 +232,13 @@ pub fn handshake(data: &[u8]) {
         Decision::NoContent { .. } => panic!("nothing was marked closed"),
         Decision::GoAway { .. } => panic!("the hub is not shutting down"),
         Decision::NotEventStream(_) => {}
+        Decision::BadRequest(_) => {
+            // Only for a topic parameter that is no topic name, or too many of them.
+            let topics: Vec<&[u8]> = req.query_topics().collect();
+            assert!(
+                topics.len() > 64 || topics.iter().any(|t| TopicName::parse(t).is_err()),
+                "{topics:?}"
+            );
+        }
     }
 }

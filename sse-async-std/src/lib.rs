@@ -50,7 +50,7 @@
 //!                 async move {
 //!                     match server.handshake(&req).await {
 //!                         Outcome::Accept(accepted) => Reply::Stream(accepted),
-//!                         Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+//!                         Outcome::NoContent(res) | Outcome::GoAway(res) | Outcome::BadRequest(res) => Reply::Response(res),
 //!                         Outcome::NotEventStream(_) => {
 //!                             Reply::Response(http::Response::new(Bytes::from("hello")))
 //!                         }
@@ -83,7 +83,7 @@
 //!                     let _ = accepted.session.emit("connect", "");
 //!                     Reply::Stream(accepted)
 //!                 }
-//!                 Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+//!                 Outcome::NoContent(res) | Outcome::GoAway(res) | Outcome::BadRequest(res) => Reply::Response(res),
 //!                 Outcome::NotEventStream(_) => Reply::Response(http::Response::new(Bytes::from("hello"))),
 //!             }
 //!         }

@@ -42,7 +42,9 @@ fn handler(
                     accepted.session.emit("connect", id).unwrap();
                     Reply::Stream(accepted)
                 }
-                Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+                Outcome::NoContent(res) | Outcome::GoAway(res) | Outcome::BadRequest(res) => {
+                    Reply::Response(res)
+                }
                 Outcome::NotEventStream(_) => {
                     let mut res = Response::new(Bytes::new());
                     *res.status_mut() = StatusCode::NOT_ACCEPTABLE;

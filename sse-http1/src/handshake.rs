@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Response, Version};
 use sse_proto::{
     Continuity, Decision, EndReason, IdSource, NotEventStream, Outlet, RejectedId, ResponseHead,
-    Session, SessionId,
+    Session, SessionId, TopicName,
 };
 
 use crate::proto as http1;
@@ -23,6 +23,9 @@ pub enum Outcome {
     NoContent(Response<Bytes>),
     /// Not an event-stream request: route it elsewhere.
     NotEventStream(NotEventStream),
+    /// A malformed event-stream request (a bad `?topic=`): send this 400 response, whose
+    /// text says why. The browser does not reconnect.
+    BadRequest(Response<Bytes>),
     /// The hub is shutting down: send this response (an event stream of one `retry:` that
     /// ends at once, `Connection: close`), so the browser reconnects, to another server. The
     /// driver closes the connection once it is written.
@@ -40,6 +43,12 @@ pub struct Accepted {
     pub source: IdSource,
     /// Client ids that were offered and refused, with the reason, for logs.
     pub rejected: Vec<RejectedId>,
+    /// The topics the session is in once accepted, sorted (see
+    /// [`HubBuilder::topic_rule`](sse_proto::HubBuilder::topic_rule)).
+    pub topics: Vec<TopicName>,
+    /// Resume mode: the topics whose missed events could not all be replayed (their logs
+    /// overflowed), sorted; everything else the tab missed was. Catch the tab up on these.
+    pub topic_gaps: Vec<TopicName>,
     head: ResponseHead,
     headers: HeaderMap,
     chunked: bool,
@@ -53,6 +62,8 @@ impl fmt::Debug for Accepted {
             .field("continuity", &self.continuity)
             .field("source", &self.source)
             .field("rejected", &self.rejected)
+            .field("topics", &self.topics)
+            .field("topic_gaps", &self.topic_gaps)
             .field("headers", &self.headers)
             .field("chunked", &self.chunked)
             .finish_non_exhaustive()
@@ -104,12 +115,17 @@ pub(crate) fn outcome(decision: Decision, version: Version) -> Outcome {
     match decision {
         Decision::NotEventStream(why) => Outcome::NotEventStream(why),
         Decision::NoContent { .. } => Outcome::NoContent(http1::no_content()),
+        Decision::BadRequest(why) => Outcome::BadRequest(
+            ResponseHead::bad_request().response(Bytes::from(format!("{why}\n"))),
+        ),
         Decision::GoAway { head, body } => Outcome::GoAway(head.response(body.to_bytes())),
         Decision::Accept(accepted) => Outcome::Accept(Accepted {
             session: accepted.session,
             continuity: accepted.continuity,
             source: accepted.source,
             rejected: accepted.rejected,
+            topics: accepted.topics,
+            topic_gaps: accepted.topic_gaps,
             head: accepted.head,
             headers: HeaderMap::new(),
             chunked: http1::stream_is_chunked(version),

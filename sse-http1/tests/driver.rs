@@ -38,7 +38,9 @@ fn handler(
             }
             match server.handshake(&req).await {
                 Outcome::Accept(accepted) => Reply::Stream(accepted),
-                Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+                Outcome::NoContent(res) | Outcome::GoAway(res) | Outcome::BadRequest(res) => {
+                    Reply::Response(res)
+                }
                 Outcome::NotEventStream(_) => Reply::Response(Response::new(Bytes::from("plain"))),
             }
         })

@@ -139,14 +139,19 @@ async fn events<B>(app: &App, server: &Server, req: &Request<B>) -> Response<Bod
     app.stats.event_request();
     match server.handshake(req).await {
         Outcome::Accept(accepted) => {
-            routes::greet(&accepted.session, accepted.continuity);
+            routes::greet(
+                &accepted.session,
+                accepted.continuity,
+                &accepted.topics,
+                &accepted.topic_gaps,
+            );
             accepted.response.map(Either::Left)
         }
         Outcome::NoContent(res) => {
             app.stats.no_content();
             res.map(Either::Left)
         }
-        Outcome::GoAway(res) => res.map(Either::Left),
+        Outcome::GoAway(res) | Outcome::BadRequest(res) => res.map(Either::Left),
         Outcome::NotEventStream(_) => respond(Reply::not_acceptable()),
     }
 }

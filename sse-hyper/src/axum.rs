@@ -77,7 +77,7 @@ impl IntoResponse for Outcome {
     fn into_response(self) -> Response {
         match self {
             Outcome::Accept(accepted) => accepted.response.map(|b| Body::new(b.into_bytes())),
-            Outcome::NoContent(res) | Outcome::GoAway(res) => {
+            Outcome::NoContent(res) | Outcome::GoAway(res) | Outcome::BadRequest(res) => {
                 res.map(|b| Body::new(b.into_bytes()))
             }
             Outcome::NotEventStream(_) => (

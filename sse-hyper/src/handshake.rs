@@ -4,6 +4,7 @@ use http::Response;
 
 use sse_proto::{
     Continuity, Decision, IdSource, NotEventStream, RejectedId, ResponseHead, Session, SessionId,
+    TopicName,
 };
 
 use crate::body::EventStream;
@@ -18,6 +19,9 @@ pub enum Outcome {
     NoContent(Response<EventStream>),
     /// Not an event-stream request: the request (still the caller's) goes on to routing.
     NotEventStream(NotEventStream),
+    /// A malformed event-stream request (a bad `?topic=`): send this 400 response, whose
+    /// text says why. The browser does not reconnect.
+    BadRequest(Response<EventStream>),
     /// The hub is shutting down: send this response (an event stream of one `retry:` that
     /// ends at once), so the browser reconnects, to another server.
     GoAway(Response<EventStream>),
@@ -37,6 +41,12 @@ pub struct Accepted {
     pub source: IdSource,
     /// Client ids that were offered and refused, with the reason, for logs.
     pub rejected: Vec<RejectedId>,
+    /// The topics the session is in once accepted, sorted (see
+    /// [`HubBuilder::topic_rule`](sse_proto::HubBuilder::topic_rule)).
+    pub topics: Vec<TopicName>,
+    /// Resume mode: the topics whose missed events could not all be replayed (their logs
+    /// overflowed), sorted; everything else the tab missed was. Catch the tab up on these.
+    pub topic_gaps: Vec<TopicName>,
 }
 
 impl Accepted {
@@ -61,6 +71,9 @@ pub(crate) fn outcome(
 ) -> Outcome {
     match decision {
         Decision::NotEventStream(why) => Outcome::NotEventStream(why),
+        Decision::BadRequest(why) => Outcome::BadRequest(ResponseHead::bad_request().response(
+            EventStream::fixed(bytes::Bytes::from(format!("{why}\n")).into()),
+        )),
         Decision::NoContent { .. } => {
             Outcome::NoContent(ResponseHead::no_content().response(EventStream::empty()))
         }
@@ -81,6 +94,8 @@ pub(crate) fn outcome(
                 continuity: accepted.continuity,
                 source: accepted.source,
                 rejected: accepted.rejected,
+                topics: accepted.topics,
+                topic_gaps: accepted.topic_gaps,
             })
         }
     }

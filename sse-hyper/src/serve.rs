@@ -152,7 +152,7 @@ impl Server {
     ///         async move {
     ///             match server.handshake(&req).await {
     ///                 Outcome::Accept(accepted) => accepted.response.map(Either::Left),
-    ///                 Outcome::NoContent(res) | Outcome::GoAway(res) => res.map(Either::Left),
+    ///                 Outcome::NoContent(res) | Outcome::GoAway(res) | Outcome::BadRequest(res) => res.map(Either::Left),
     ///                 // Your routes.
     ///                 Outcome::NotEventStream(_) => {
     ///                     Response::new(Either::Right(Full::new(Batch::from(Bytes::from("hi")))))

@@ -29,7 +29,7 @@ use crate::handshake::{Outcome, now, outcome};
 ///             accepted.session.emit("connect", "").ok();
 ///             Ok(accepted.response)
 ///         }
-///         Outcome::NoContent(response) | Outcome::GoAway(response) => Ok(response),
+///         Outcome::NoContent(response) | Outcome::GoAway(response) | Outcome::BadRequest(response) => Ok(response),
 ///         Outcome::NotEventStream(_) => {
 ///             let mut res = Response::new(EventStream::empty());
 ///             *res.status_mut() = http::StatusCode::NOT_ACCEPTABLE;

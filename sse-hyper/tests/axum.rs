@@ -36,7 +36,9 @@ fn to_axum(body: EventStream) -> Body {
 async fn events(State(server): State<Server>, req: Request) -> Response {
     match server.handshake(&req).await {
         Outcome::Accept(accepted) => accepted.response.map(to_axum),
-        Outcome::NoContent(response) | Outcome::GoAway(response) => response.map(to_axum),
+        Outcome::NoContent(response)
+        | Outcome::GoAway(response)
+        | Outcome::BadRequest(response) => response.map(to_axum),
         Outcome::NotEventStream(_) => StatusCode::NOT_ACCEPTABLE.into_response(),
     }
 }

@@ -36,7 +36,9 @@ async fn handle(server: &Server, heads: &Heads, req: &Request<Incoming>) -> Resp
                 .push(accepted.response.headers().clone());
             accepted.response
         }
-        Outcome::NoContent(response) | Outcome::GoAway(response) => response,
+        Outcome::NoContent(response)
+        | Outcome::GoAway(response)
+        | Outcome::BadRequest(response) => response,
         Outcome::NotEventStream(_) => {
             let mut res = Response::new(EventStream::empty());
             *res.status_mut() = StatusCode::NOT_ACCEPTABLE;

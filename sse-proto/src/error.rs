@@ -31,6 +31,19 @@ pub enum Error {
     /// Relay mode: the relay to the other nodes is behind or away, and its queue is full; the
     /// event was not sent. Try again later (the relay reconnects by itself).
     Unavailable,
+    /// A topic name was refused (see [`TopicName`](crate::TopicName)).
+    InvalidTopic(crate::TopicError),
+    /// The session is in as many topics as the hub allows
+    /// ([`HubBuilder::max_topics`](crate::HubBuilder::max_topics)); it must leave one first.
+    TooManyTopics {
+        /// The most topics one session may be in.
+        limit: usize,
+    },
+    /// The hub's topic rule ([`HubBuilder::topic_rule`](crate::HubBuilder::topic_rule)) does
+    /// not grant the topic to the session's user.
+    TopicRefused,
+    /// The hub cannot do this in its mode; the message says what and why.
+    Unsupported(&'static str),
 }
 
 /// Which text field was refused, and why.
@@ -102,6 +115,15 @@ impl fmt::Display for Error {
             Error::Unavailable => f.write_str(
                 "the relay to the other nodes is behind or away and its queue is full; try again later",
             ),
+            Error::InvalidTopic(e) => e.fmt(f),
+            Error::TooManyTopics { limit } => write!(
+                f,
+                "the session is in {limit} topics, as many as the hub allows; leave one first"
+            ),
+            Error::TopicRefused => {
+                f.write_str("the hub's topic rule does not grant this topic to the session's user")
+            }
+            Error::Unsupported(what) => f.write_str(what),
         }
     }
 }
@@ -144,6 +166,12 @@ impl std::error::Error for DecodeError {}
 impl From<FieldError> for Error {
     fn from(e: FieldError) -> Self {
         Error::InvalidField(e)
+    }
+}
+
+impl From<crate::TopicError> for Error {
+    fn from(e: crate::TopicError) -> Self {
+        Error::InvalidTopic(e)
     }
 }
 

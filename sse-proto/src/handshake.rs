@@ -7,6 +7,7 @@
 //! before a configuration is chosen: the offer is pure parsing, the answers are values, and
 //! [`Hub::accept`](crate::Hub::accept) decides with them.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::id::{DEFAULT_MAX_ID_LEN, IdRejection, IdSource, RejectedId, SessionId
 use crate::lifecycle::GapReason;
 use crate::position::{Claimed, MAX_POSITION_LEN, split_token};
 use crate::request::{HttpVersion, Request};
+use crate::topic::{TopicError, TopicName};
 
 /// Why a request is not an event-stream request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,7 @@ pub struct Offer {
     version: HttpVersion,
     resumable: bool,
     principal: Option<Arc<[u8]>>,
+    topics: Vec<TopicName>,
 }
 
 impl Offer {
@@ -93,6 +96,27 @@ impl Offer {
         self.principal.as_deref()
     }
 
+    /// The topics the tab asked for with `?topic=`, valid and without repeats (what the hub
+    /// grants of them is up to its topic rule).
+    pub fn topics(&self) -> &[TopicName] {
+        &self.topics
+    }
+
+    /// Reads the `topic` parameters of `req`, at most `max` of them.
+    pub(crate) fn read_topics(&mut self, req: &Request<'_>, max: usize) -> Result<(), BadRequest> {
+        for raw in req.query_topics() {
+            let topic = TopicName::parse(raw).map_err(BadRequest::Topic)?;
+            if self.topics.contains(&topic) {
+                continue;
+            }
+            if self.topics.len() >= max {
+                return Err(BadRequest::TooManyTopics { limit: max });
+            }
+            self.topics.push(topic);
+        }
+        Ok(())
+    }
+
     /// What the stores must answer before the hub can decide.
     pub fn lookup(&self) -> Lookup<'_> {
         let claim = self.claim.as_ref();
@@ -111,6 +135,7 @@ impl Offer {
             rejected: self.rejected,
             version: self.version,
             principal: self.principal,
+            topics: self.topics,
         }
     }
 }
@@ -122,7 +147,35 @@ pub(crate) struct OfferParts {
     pub(crate) rejected: Vec<RejectedId>,
     pub(crate) version: HttpVersion,
     pub(crate) principal: Option<Arc<[u8]>>,
+    pub(crate) topics: Vec<TopicName>,
 }
+
+/// Why an event-stream request was refused as malformed: the adapter answers
+/// [`ResponseHead::bad_request`](crate::ResponseHead::bad_request) with this as the text.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// A `topic` query parameter is not a topic name.
+    Topic(TopicError),
+    /// More `topic` parameters than one session may be in.
+    TooManyTopics {
+        /// The most topics one session may be in.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for BadRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadRequest::Topic(e) => write!(f, "bad topic parameter: {e}"),
+            BadRequest::TooManyTopics { limit } => {
+                write!(f, "more than {limit} topic parameters")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BadRequest {}
 
 /// The questions an [`Offer`] needs answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,6 +350,7 @@ impl HandshakeConfig {
             version: req.version,
             resumable,
             principal: req.principal.map(Arc::from),
+            topics: Vec::new(),
         })
     }
 

@@ -4,12 +4,15 @@
 mod accept;
 mod builder;
 mod delivery;
+mod groups;
 mod life;
+mod membership;
 mod outlet;
 mod relay;
 mod session;
 mod slot;
 mod timers;
+mod topic;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,13 +32,16 @@ use crate::id::{IdGenerator, IdSource, IdVerdict, SessionId};
 use crate::lifecycle::SessionEvent;
 use crate::position::{self, Claimed, Position};
 use crate::relay::{Outbound, Recipient, Relayed};
+use crate::topic::TopicName;
 
 pub use accept::{Accepted, Decision};
 pub use builder::{HubBuilder, ResumeConfig};
 pub use outlet::{Cutoff, Outlet};
 pub use relay::RelayPort;
 pub use session::{Ended, Session};
+pub use topic::{Topic, User};
 
+use groups::Groups;
 use slot::{Life, Slot, lock};
 use timers::Timers;
 
@@ -134,7 +140,32 @@ pub(crate) struct Inner {
     coalesce: Option<Duration>,
     /// The streams whose writer holds an outlet.
     streams: Streams,
+    /// Topics and users, and their members. Lock order: after `history`, before `sessions`.
+    groups: Mutex<Groups>,
+    /// The topic rule and the bound on memberships.
+    topics: Topics,
 }
+
+/// How sessions join topics (see [`HubBuilder::topic_rule`]).
+pub(crate) struct Topics {
+    rule: Option<TopicRule>,
+    /// Most topics one session may be in at once (and most past stretches it keeps).
+    max: usize,
+}
+
+impl Topics {
+    const DEFAULT_MAX: usize = 64;
+
+    /// Whether the rule grants `topic` to `user`; without a rule, whether `otherwise`.
+    fn grants(&self, topic: &TopicName, user: Option<&[u8]>, otherwise: bool) -> bool {
+        self.rule
+            .as_ref()
+            .map_or(otherwise, |rule| rule(topic, user))
+    }
+}
+
+/// The application's topic rule.
+type TopicRule = Box<dyn Fn(&TopicName, Option<&[u8]>) -> bool + Send + Sync>;
 
 /// How many streams are open (their writers hold an [`Outlet`]), and who waits for none.
 #[derive(Default)]
@@ -177,8 +208,8 @@ type Policy = Box<dyn Fn(&SessionId, Option<&[u8]>, IdSource) -> IdVerdict + Sen
 /// The application's callback for [`SessionEvent`]s.
 type Observer = Box<dyn Fn(&SessionEvent) + Send + Sync>;
 
-/// Resume mode's state. Lock order, everywhere: `history`, then `sessions`, then a slot,
-/// then `closed` or `timers`.
+/// Resume mode's state. Lock order, everywhere: `history`, then `groups`, then `sessions`,
+/// then a slot, then `closed` or `timers`.
 struct Resume {
     grace: Duration,
     /// Also the sequencing lock: an event's position is assigned and the event queued to

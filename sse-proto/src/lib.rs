@@ -57,6 +57,7 @@ pub mod signing;
 mod store;
 #[cfg(feature = "stream")]
 mod stream;
+mod topic;
 
 pub use clock::{Clock, ManualClock};
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
@@ -65,11 +66,11 @@ pub use decode::{Decoder, Item, Limits, MessageEvent};
 pub use error::{DecodeError, Error, Field, FieldError, FieldReason, KeyError, SignatureError};
 pub use event::{Data, Event, EventName, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
-pub use handshake::{Answers, Claim, HandshakeConfig, Lookup, NotEventStream, Offer};
-pub use history::{History, LogBounds, LogUsage, Logged, MemoryHistory, Target};
+pub use handshake::{Answers, BadRequest, Claim, HandshakeConfig, Lookup, NotEventStream, Offer};
+pub use history::{History, LogBounds, LogUsage, Logged, MemoryHistory, Scope, Target};
 pub use hub::{
     Accepted, Cutoff, Decision, Ended, Hub, HubBuilder, HubSettings, HubStats, Outlet, RelayPort,
-    ResumeConfig, Session, WeakHub,
+    ResumeConfig, Session, Topic, User, WeakHub,
 };
 pub use id::{
     DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, IdVerdict, RejectedId, SessionId,
@@ -84,6 +85,7 @@ pub use signing::{Key, KeyRing, MAX_SIGNED_ID_LEN, Verified};
 pub use store::{BoxFuture, Store};
 #[cfg(feature = "stream")]
 pub use stream::{MessageStream, ReadError};
+pub use topic::{MAX_TOPIC_LEN, Membership, TopicError, TopicName};
 
 /// What an application names, in one list: the adapters (`sse-hyper`, `sse-tokio`,
 /// `sse-async-std`) re-export it at their root, so one `use sse_hyper::…` is enough.

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::connection::EndReason;
 use crate::id::SessionId;
+use crate::topic::TopicName;
 
 /// How an accepted connection relates to what its tab saw before.
 ///
@@ -144,6 +145,23 @@ pub enum SessionEvent {
         /// The id it has now.
         to: SessionId,
     },
+    /// The session became a member of a topic: joined by the application, or granted at
+    /// accept from the tab's request.
+    Joined {
+        /// The session.
+        id: SessionId,
+        /// The topic.
+        topic: TopicName,
+    },
+    /// The session stopped being a member of a topic: it left, the topic rule no longer
+    /// grants it (checked when the tab comes back), or the session is over (after its
+    /// `Ended` or `Expired`).
+    Left {
+        /// The session.
+        id: SessionId,
+        /// The topic.
+        topic: TopicName,
+    },
 }
 
 impl SessionEvent {
@@ -154,7 +172,9 @@ impl SessionEvent {
             | SessionEvent::Detached { id, .. }
             | SessionEvent::Expired { id }
             | SessionEvent::Ended { id, .. }
-            | SessionEvent::Renamed { from: id, .. } => id,
+            | SessionEvent::Renamed { from: id, .. }
+            | SessionEvent::Joined { id, .. }
+            | SessionEvent::Left { id, .. } => id,
         }
     }
 }

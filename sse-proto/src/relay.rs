@@ -31,6 +31,16 @@ pub enum Recipient {
     All,
 }
 
+impl Recipient {
+    /// Whose log holds an event for this recipient.
+    pub(crate) fn target(&self) -> crate::history::Target<'_> {
+        match self {
+            Recipient::Session(id) => crate::history::Target::Session(id),
+            Recipient::All => crate::history::Target::All,
+        }
+    }
+}
+
 /// What a hub in relay mode hands to its relay.
 #[derive(Debug, Clone)]
 pub enum Relayed {

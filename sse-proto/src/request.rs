@@ -97,17 +97,44 @@ impl<'a> Request<'a> {
 
     /// The raw (still percent-encoded) value of the first `id` query parameter.
     pub fn query_id(&self) -> Option<&'a [u8]> {
-        let q = self.target.iter().position(|&b| b == b'?')?;
-        let query = &self.target[q + 1..];
+        self.query_values(b"id").next()
+    }
+
+    /// The raw (still percent-encoded) values of the `topic` query parameters, in order:
+    /// the topics the tab asks for (see [`HubBuilder::topic_rule`](crate::HubBuilder::topic_rule)).
+    ///
+    /// ```
+    /// use sse_proto::{HttpVersion, Request};
+    ///
+    /// let req = Request::new(b"GET", b"/events?topic=news&id=t&topic=room-1", HttpVersion::Http11);
+    /// assert_eq!(req.query_topics().collect::<Vec<_>>(), [&b"news"[..], b"room-1"]);
+    /// ```
+    pub fn query_topics(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        self.query_values(b"topic")
+    }
+
+    /// The raw values of the query parameters named `name` (a parameter without `=` has an
+    /// empty value).
+    fn query_values(&self, name: &'static [u8]) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let query = match self.target.iter().position(|&b| b == b'?') {
+            Some(q) => &self.target[q + 1..],
+            None => &[][..],
+        };
         let query = match query.iter().position(|&b| b == b'#') {
             Some(h) => &query[..h],
             None => query,
         };
-        query.split(|&b| b == b'&').find_map(|pair| match pair {
-            [b'i', b'd'] => Some(&pair[2..]),
-            [b'i', b'd', b'=', rest @ ..] => Some(rest),
-            _ => None,
-        })
+        query
+            .split(|&b| b == b'&')
+            .filter(|pair| !pair.is_empty())
+            .filter_map(move |pair| {
+                let rest = pair.strip_prefix(name)?;
+                match rest {
+                    [] => Some(rest),
+                    [b'=', value @ ..] => Some(value),
+                    _ => None,
+                }
+            })
     }
 }
 
@@ -204,6 +231,11 @@ const GO_AWAY_HEADERS_H1: &[(&str, &str)] = &[
 
 const NO_CONTENT_HEADERS: &[(&str, &str)] = &[("cache-control", "no-cache, no-transform")];
 
+const BAD_REQUEST_HEADERS: &[(&str, &str)] = &[
+    ("content-type", "text/plain; charset=utf-8"),
+    ("cache-control", "no-store"),
+];
+
 impl ResponseHead {
     /// The head of an accepted event stream for `version`: `Connection: keep-alive` is sent
     /// on HTTP/1.x only, where HTTP/2 forbids it.
@@ -243,6 +275,16 @@ impl ResponseHead {
         }
     }
 
+    /// The head of a 400 Bad Request answer to a malformed event-stream request (see
+    /// [`Decision::BadRequest`](crate::Decision::BadRequest)): plain text saying why. An
+    /// `EventSource` does not reconnect after it.
+    pub fn bad_request() -> ResponseHead {
+        ResponseHead {
+            status: 400,
+            headers: BAD_REQUEST_HEADERS,
+        }
+    }
+
     /// The status code.
     pub fn status(&self) -> u16 {
         self.status
@@ -258,6 +300,7 @@ impl ResponseHead {
     pub fn write_http1(&self, buf: &mut BytesMut) {
         buf.put_slice(match self.status {
             204 => b"HTTP/1.1 204 No Content\r\n",
+            400 => b"HTTP/1.1 400 Bad Request\r\n",
             _ => b"HTTP/1.1 200 OK\r\n",
         });
         for (name, value) in self.headers {

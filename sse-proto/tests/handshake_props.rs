@@ -8,7 +8,7 @@ use bytes::Buf;
 use proptest::prelude::*;
 use sse_proto::{
     Batch, Decision, HandshakeConfig, HttpVersion, Hub, IdSource, MAX_POSITION_LEN, Position,
-    Request, ResumeConfig, SessionId,
+    Request, ResumeConfig, SessionId, TopicName,
 };
 
 fn header_name() -> impl Strategy<Value = Vec<u8>> {
@@ -50,13 +50,30 @@ fn target() -> impl Strategy<Value = Vec<u8>> {
         Just(b"tab%7E%0A".to_vec()),
         proptest::collection::vec(any::<u8>(), 0..400),
     ];
-    (proptest::collection::vec(any::<u8>(), 0..20), query_value).prop_map(|(path, q)| {
-        let mut t = b"/events".to_vec();
-        t.extend_from_slice(&path);
-        t.extend_from_slice(b"?id=");
-        t.extend_from_slice(&q);
-        t
-    })
+    let topic_value = prop_oneof![
+        Just(b"room".to_vec()),
+        Just(b"{room}".to_vec()),
+        Just(b"a%20b".to_vec()),
+        Just(vec![b'x'; 65]),
+        proptest::collection::vec(any::<u8>(), 0..80),
+    ];
+    let topics = proptest::collection::vec(topic_value, 0..4);
+    (
+        proptest::collection::vec(any::<u8>(), 0..20),
+        query_value,
+        topics,
+    )
+        .prop_map(|(path, q, topics)| {
+            let mut t = b"/events".to_vec();
+            t.extend_from_slice(&path);
+            t.extend_from_slice(b"?id=");
+            t.extend_from_slice(&q);
+            for topic in topics {
+                t.extend_from_slice(b"&topic=");
+                t.extend_from_slice(&topic);
+            }
+            t
+        })
 }
 
 fn method() -> impl Strategy<Value = Vec<u8>> {
@@ -88,7 +105,8 @@ proptest! {
         let fixed = || SessionId::parse(b"fresh", 128).expect("valid");
         let mut builder = Hub::builder()
             .handshake(HandshakeConfig::new().max_id_len(max_id_len))
-            .id_generator(fixed);
+            .id_generator(fixed)
+            .topic_rule(|_, _| true);
         if resumable {
             builder = builder.resume(ResumeConfig::new(Duration::from_secs(60)));
         }
@@ -123,12 +141,26 @@ proptest! {
                 if a.source == IdSource::Generated {
                     prop_assert_eq!(a.session.id().as_str(), "fresh");
                 }
+                // Every topic asked for was a valid name, and was granted.
+                let asked: Vec<&[u8]> = req.query_topics().collect();
+                prop_assert!(a.topics.len() <= asked.len());
+                for topic in &a.topics {
+                    prop_assert!(asked.contains(&topic.as_str().as_bytes()));
+                }
                 let has_connection = a.head.headers().iter().any(|(n, _)| *n == "connection");
                 prop_assert_eq!(has_connection, !http2);
             }
             Decision::NoContent { .. } => prop_assert!(false, "nothing was marked closed"),
             Decision::GoAway { .. } => prop_assert!(false, "the hub is not shutting down"),
             Decision::NotEventStream(_) => {}
+            Decision::BadRequest(_) => {
+                // Only for a topic parameter that is no topic name, or too many of them.
+                let topics: Vec<&[u8]> = req.query_topics().collect();
+                prop_assert!(
+                    topics.len() > 64 || topics.iter().any(|t| TopicName::parse(t).is_err()),
+                    "{:?}", topics
+                );
+            }
         }
     }
 }

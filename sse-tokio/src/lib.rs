@@ -38,7 +38,7 @@
 //!                     let _ = accepted.session.emit("connect", "");
 //!                     Reply::Stream(accepted)
 //!                 }
-//!                 Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+//!                 Outcome::NoContent(res) | Outcome::GoAway(res) | Outcome::BadRequest(res) => Reply::Response(res),
 //!                 Outcome::NotEventStream(_) => Reply::Response(http::Response::new(Bytes::from("hello"))),
 //!             }
 //!         }

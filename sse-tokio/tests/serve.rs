@@ -25,7 +25,9 @@ async fn server(config: ServeConfig) -> (SocketAddr, Hub) {
         async move {
             match server.handshake(&req).await {
                 Outcome::Accept(accepted) => Reply::Stream(accepted),
-                Outcome::NoContent(res) | Outcome::GoAway(res) => Reply::Response(res),
+                Outcome::NoContent(res) | Outcome::GoAway(res) | Outcome::BadRequest(res) => {
+                    Reply::Response(res)
+                }
                 Outcome::NotEventStream(_) => {
                     let body = Bytes::from(format!("{} bytes", req.body().len()));
                     Reply::Response(Response::new(body))

@@ -8,17 +8,21 @@ use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::slot::{Life, Slot, lock};
+use super::groups::Changes;
+use super::slot::{Life, Slot, SlotState, lock};
 use super::{Hub, Outlet, Session};
 use crate::connection::{Connection, EndReason};
 use crate::frame::Frame;
-use crate::handshake::{self, Answers, Claim, Lookup, NotEventStream, Offer, OfferParts};
-use crate::history::{History, Logged};
+use crate::handshake::{
+    self, Answers, BadRequest, Claim, Lookup, NotEventStream, Offer, OfferParts,
+};
+use crate::history::{History, Logged, Scope, Target};
 use crate::id::{IdSource, RejectedId, SessionId};
 use crate::lifecycle::{Continuity, GapReason, SessionEvent};
 use crate::position::{self, Claimed, Position};
-use crate::request::{Request, ResponseHead};
+use crate::request::{Principal, Request, ResponseHead};
 use crate::store::Store;
+use crate::topic::TopicName;
 
 /// What the adapter must do with a request.
 #[must_use]
@@ -26,6 +30,9 @@ use crate::store::Store;
 pub enum Decision {
     /// Not an event-stream request: give it back to the application's routing.
     NotEventStream(NotEventStream),
+    /// A malformed event-stream request (a bad `?topic=`): answer
+    /// [`ResponseHead::bad_request`] with the reason as the text.
+    BadRequest(BadRequest),
     /// The session was closed by the server: answer [`ResponseHead::no_content`] and stop.
     NoContent {
         /// The closed id that came back.
@@ -66,12 +73,36 @@ pub struct Accepted {
     pub head: ResponseHead,
     /// The reconnection delay sent in the preamble (jitter included).
     pub retry: Duration,
+    /// The topics the session is in once accepted, sorted: those it was in (still granted by
+    /// the [topic rule](crate::HubBuilder::topic_rule)) and those granted of what the tab
+    /// asked for.
+    pub topics: Vec<TopicName>,
+    /// Resume mode: the topics whose events the tab missed could not all be told (their
+    /// logs overflowed), sorted. Their events are left out of the replay, while everything
+    /// else it missed is replayed: catch the tab up on these topics.
+    pub topic_gaps: Vec<TopicName>,
 }
 
 impl Accepted {
     /// Whether no valid client id was used: the id was generated for this connection.
     pub fn is_new(&self) -> bool {
         self.source == IdSource::Generated
+    }
+}
+
+/// A request refused before any store is asked.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    NotEventStream(NotEventStream),
+    BadRequest(BadRequest),
+}
+
+impl From<Refused> for Decision {
+    fn from(refused: Refused) -> Decision {
+        match refused {
+            Refused::NotEventStream(why) => Decision::NotEventStream(why),
+            Refused::BadRequest(why) => Decision::BadRequest(why),
+        }
     }
 }
 
@@ -82,6 +113,8 @@ struct Start {
     from: Option<u64>,
     replay: Vec<Logged>,
     epoch: u64,
+    /// Topics whose missed events could not all be told, left out of the replay.
+    gaps: Vec<TopicName>,
 }
 
 impl Hub {
@@ -112,7 +145,7 @@ impl Hub {
         async move {
             let offer = match offer {
                 Ok(offer) => offer,
-                Err(why) => return Decision::NotEventStream(why),
+                Err(refused) => return refused.into(),
             };
             let answers = match store {
                 Some(store) => store.answer(&offer).await,
@@ -130,7 +163,7 @@ impl Hub {
     pub fn decide(&self, req: &Request<'_>, now: Instant) -> Decision {
         let offer = match self.offer(req) {
             Ok(offer) => offer,
-            Err(why) => return Decision::NotEventStream(why),
+            Err(refused) => return refused.into(),
         };
         let answers = self.answer(&offer.lookup(), now);
         self.accept(offer, answers, now)
@@ -144,13 +177,19 @@ impl Hub {
     /// application's [`id_policy`](crate::HubBuilder::id_policy): one that does not pass
     /// counts as absent (the next candidate is tried, else a fresh id is issued) and is
     /// reported in [`Offer::rejected`] with the reason.
-    pub(crate) fn offer(&self, req: &Request<'_>) -> Result<Offer, NotEventStream> {
+    pub(crate) fn offer(&self, req: &Request<'_>) -> Result<Offer, Refused> {
         let principal = req.principal_value();
-        self.inner
+        let mut offer = self
+            .inner
             .handshake
             .offer_checked(req, self.inner.resume.is_some(), &mut |id, source| {
                 self.inner.check_id(id, principal, source)
             })
+            .map_err(Refused::NotEventStream)?;
+        offer
+            .read_topics(req, self.inner.topics.max)
+            .map_err(Refused::BadRequest)?;
+        Ok(offer)
     }
 
     /// Answers a [`Lookup`] from this hub's own stores (step 2 of 3): the closed set, and in
@@ -175,6 +214,7 @@ impl Hub {
             rejected,
             version,
             principal,
+            topics: requested,
         } = offer.into_parts();
         #[cfg(feature = "tracing")]
         for refused in &rejected {
@@ -210,8 +250,10 @@ impl Hub {
             None => (inner.fresh_id(principal.as_deref()), None),
         };
         let retry = inner.handshake.retry_for(&id);
-        // Lock order: history, sessions, slot.
+        // Lock order: history, groups, sessions, slot.
         let mut history = inner.resume.as_ref().map(|r| lock(&r.history));
+        let head = history.as_ref().map_or(0, |h| h.head());
+        let mut groups = lock(&inner.groups);
         let mut sessions = inner
             .sessions
             .write()
@@ -227,35 +269,62 @@ impl Hub {
             None => (id.clone(), live(&id)),
         };
         let renaming = log_id != id;
+        let mut changes = Changes::default();
         // An older session with this id, closed or shut down and still writing its last
         // bytes, ends now, before the new one is attached: the observer hears of them in
         // order, and the new session starts with an empty log.
         let older = match (&existing, sessions.get(&log_id)) {
-            (None, Some(old)) => end_in_place(old, EndReason::Closed, None),
+            (None, Some(old)) => end_in_place(old, EndReason::Closed, None).map(|(r, w)| {
+                changes.leave_all(&mut groups, old);
+                (r, w)
+            }),
             _ => None,
         };
         if older.is_some() {
             if let Some(history) = &mut history {
-                history.forget(&log_id);
+                history.forget(Target::Session(&log_id));
             }
         }
-        let start = match &mut history {
-            None => Start {
-                continuity: match claim {
-                    None => Continuity::New,
-                    Some(_) => Continuity::Gap(GapReason::NotResumable),
+        // The tab's position, when it is one of this log's.
+        let position = match (claim.as_ref().map(|c| c.position), &history) {
+            (Some(Claimed::At(p)), Some(h)) if p.epoch == h.epoch() => Some(p.seq.min(head)),
+            _ => None,
+        };
+        let user = principal.as_deref().map(Principal::new);
+        let start = {
+            let mut st = existing.as_ref().map(|slot| (slot, slot.lock()));
+            if let Some((slot, st)) = &mut st {
+                // What the tab is entitled to now: its user's, and the topics the rule
+                // still grants (revoked ones are withheld, not replayed).
+                inner.refresh(
+                    &mut groups,
+                    slot,
+                    st,
+                    user.clone(),
+                    position,
+                    head,
+                    &mut changes,
+                );
+            }
+            match &mut history {
+                None => Start {
+                    continuity: match claim {
+                        None => Continuity::New,
+                        Some(_) => Continuity::Gap(GapReason::NotResumable),
+                    },
+                    from: None,
+                    replay: Vec::new(),
+                    epoch: 0,
+                    gaps: Vec::new(),
                 },
-                from: None,
-                replay: Vec::new(),
-                epoch: 0,
-            },
-            Some(history) => resume_start(
-                &mut ***history,
-                &log_id,
-                claim.as_ref(),
-                existing.as_deref(),
-                answers.history,
-            ),
+                Some(history) => resume_start(
+                    &mut ***history,
+                    &log_id,
+                    claim.as_ref(),
+                    st.as_ref().map(|(_, st)| &**st),
+                    answers.history,
+                ),
+            }
         };
         let token = match start.from {
             Some(seq) => position::token(&id, Position::new(start.epoch, seq)),
@@ -265,22 +334,38 @@ impl Hub {
         let mut renamed = None;
         let slot = match existing {
             Some(old) if renaming => {
-                // The session goes on under its re-signed id: a new slot takes its place and
-                // its log, and the old one ends (its connection, if any, as replaced).
+                // The session goes on under its re-signed id: a new slot takes its place, its
+                // log and its memberships, and the old one ends (its connection, if any, as
+                // replaced).
                 renamed = end_in_place(&old, EndReason::Renamed, Some(last()));
                 sessions.remove(&log_id);
                 if let Some(history) = &mut history {
                     history.rename(&log_id, &id);
                 }
-                let since = old.lock().since;
-                let slot = Arc::new(Slot::new(id.clone(), old.is_new, since));
+                let slot = Arc::new(Slot::new(id.clone(), old.is_new, 0));
+                {
+                    let mut from = old.lock();
+                    let mut to = slot.lock();
+                    to.since = from.since;
+                    to.topics = std::mem::take(&mut from.topics);
+                    to.user = from.user.take();
+                    groups.rekey(&log_id, &slot, &to);
+                }
                 sessions.insert(id.clone(), slot.clone());
                 slot
             }
             Some(slot) => slot,
             None => {
-                let since = history.as_ref().map_or(0, |h| h.head());
-                let slot = Arc::new(Slot::new(id.clone(), claim.is_none(), since));
+                let slot = Arc::new(Slot::new(id.clone(), claim.is_none(), head));
+                inner.refresh(
+                    &mut groups,
+                    &slot,
+                    &mut slot.lock(),
+                    user,
+                    None,
+                    head,
+                    &mut changes,
+                );
                 sessions.insert(id.clone(), slot.clone());
                 slot
             }
@@ -297,14 +382,25 @@ impl Hub {
             conn.push_logged(line, entry.frame);
             seen = seen.max(entry.seq);
         }
-        let (link_no, replaced, had_link) = {
+        let (link_no, replaced, had_link, topics) = {
             let mut st = slot.lock();
+            inner.grant(
+                &mut groups,
+                &slot,
+                &mut st,
+                &requested,
+                principal.as_deref(),
+                head,
+                &mut changes,
+            );
             let had_link = st.link.is_some();
             let last = had_link.then(last);
             let (link_no, replaced) = st.attach(conn, seen, last);
-            (link_no, replaced, had_link)
+            (link_no, replaced, had_link, st.current_topics())
         };
         drop(sessions);
+        changes.forget_unused(history.as_deref_mut());
+        drop(groups);
         drop(history);
         if had_link {
             trace!(debug, session = %id, "older stream replaced; its tab gets a fresh id");
@@ -326,6 +422,7 @@ impl Hub {
                 to: id.clone(),
             });
         }
+        changes.notify(inner);
         inner.notify(SessionEvent::Attached {
             id,
             continuity: start.continuity,
@@ -338,6 +435,8 @@ impl Hub {
             rejected,
             head: ResponseHead::event_stream(version),
             retry,
+            topics,
+            topic_gaps: start.gaps,
         })
     }
 }
@@ -348,11 +447,19 @@ fn resume_start(
     history: &mut dyn History,
     id: &SessionId,
     claim: Option<&Claim>,
-    existing: Option<&Slot>,
+    existing: Option<&SlotState>,
     fetched: Option<Result<Vec<Logged>, GapReason>>,
 ) -> Start {
     let epoch = history.epoch();
     let head = history.head();
+    let scope = match existing {
+        Some(st) => Scope {
+            session: id,
+            user: st.user.as_ref().map(|(u, since)| (u, *since)),
+            topics: &st.topics,
+        },
+        None => Scope::session(id),
+    };
     let replay = match (claim, fetched) {
         (None, _) => Err(None),
         // A store answered ahead of time; what was logged since comes from ours.
@@ -366,17 +473,17 @@ fn resume_start(
             // ahead of what this hub has seen (the rest comes here live, and the connection
             // does not queue again what it has).
             if after >= head {
-                return Ok(entries);
+                return Ok((entries, Vec::new()));
             }
             history
-                .replay(id, after, &mut entries)
-                .map(|()| entries)
+                .replay(&scope, after, &mut entries)
+                .map(|gaps| (entries, gaps))
                 .map_err(Some)
         }),
-        (Some(claim), None) => local_replay(history, id, claim.position, existing),
+        (Some(claim), None) => local_replay(history, &scope, claim.position, existing),
     };
     match replay {
-        Ok(replay) => {
+        Ok((replay, gaps)) => {
             let from = match claim.map(|c| c.position) {
                 Some(Claimed::At(p)) => p.seq,
                 _ => head,
@@ -388,6 +495,7 @@ fn resume_start(
                 from: Some(from),
                 replay,
                 epoch,
+                gaps,
             }
         }
         Err(gap) => Start {
@@ -395,18 +503,19 @@ fn resume_start(
             from: Some(head),
             replay: Vec::new(),
             epoch,
+            gaps: Vec::new(),
         },
     }
 }
 
-/// What our own log says the session missed after `position`; `Err(None)` for a session
-/// that is new here.
+/// What our own log says the session missed after `position`, and the topics that lost
+/// some of it; `Err(None)` for a session that is new here.
 fn local_replay(
     history: &dyn History,
-    id: &SessionId,
+    scope: &Scope<'_>,
     position: Claimed,
-    existing: Option<&Slot>,
-) -> Result<Vec<Logged>, Option<GapReason>> {
+    existing: Option<&SlotState>,
+) -> Result<(Vec<Logged>, Vec<TopicName>), Option<GapReason>> {
     let p = match (position, existing) {
         (Claimed::None, None) => return Err(None),
         (Claimed::None, Some(_)) => return Err(Some(GapReason::NoPosition)),
@@ -415,8 +524,8 @@ fn local_replay(
             return Err(Some(GapReason::UnknownEpoch));
         }
         (Claimed::At(_), None) => return Err(Some(GapReason::Expired)),
-        (Claimed::At(p), Some(slot)) => {
-            if p.seq < slot.lock().since {
+        (Claimed::At(p), Some(st)) => {
+            if p.seq < st.since {
                 return Err(Some(GapReason::Expired));
             }
             p
@@ -424,9 +533,9 @@ fn local_replay(
     };
     let mut replay = Vec::new();
     history
-        .replay(id, p.seq, &mut replay)
+        .replay(scope, p.seq, &mut replay)
         .map_err(Some)
-        .map(|()| replay)
+        .map(|gaps| (replay, gaps))
 }
 
 /// Ends a session where it stands, under the registry's lock: one that is ending (closed or

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::timers::Timers;
-use super::{Hub, Inner, Observer, Policy, Resume};
+use super::{Hub, Inner, Observer, Policy, Resume, Topics};
 use crate::clock::Clock;
 use crate::closed::{ClosedSet, MemoryClosedSet};
 use crate::connection::ConnectionConfig;
@@ -16,6 +16,7 @@ use crate::history::{History, LogBounds, MemoryHistory};
 use crate::id::{IdGenerator, IdSource, IdVerdict, SessionId, UuidV4};
 use crate::lifecycle::SessionEvent;
 use crate::relay::{Outbound, RelayConfig};
+use crate::topic::TopicName;
 
 /// Resume mode: sessions outlive their connection for a grace period, and every event sent
 /// to them is logged so that a reconnect gets exactly what it missed.
@@ -80,6 +81,7 @@ pub struct HubBuilder {
     policy: Option<Policy>,
     relay: Option<RelayConfig>,
     coalesce: Duration,
+    topics: Topics,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -109,6 +111,10 @@ impl HubBuilder {
             policy: None,
             relay: None,
             coalesce: Duration::ZERO,
+            topics: Topics {
+                rule: None,
+                max: Topics::DEFAULT_MAX,
+            },
         }
     }
 
@@ -262,6 +268,52 @@ impl HubBuilder {
         self
     }
 
+    /// Sets the rule that grants topics (default: none, and a tab's `?topic=` grants nothing).
+    ///
+    /// `rule` is asked whether a topic may have a session of a user (the request's
+    /// [`Principal`](crate::Principal), `None` without one) among its members:
+    ///
+    /// - at accept, for each topic the tab asks for with `?topic=` (a request, never
+    ///   authority): those granted are joined, the others left out (the stream is still
+    ///   accepted);
+    /// - on every resume, for each topic the session is in: one no longer granted is left,
+    ///   and what it published while the tab was away is withheld (not reported as a gap);
+    /// - by [`Session::join`](crate::Session::join), which fails with
+    ///   [`Error::TopicRefused`](crate::Error::TopicRefused) when it says no.
+    ///
+    /// Without a rule only the application joins sessions to topics, and nothing is checked
+    /// again. It runs under the hub's locks: keep it to a lookup.
+    ///
+    /// ```
+    /// use sse_proto::Hub;
+    ///
+    /// // Anyone may read `news`; `staff-*` topics are for the user `staff` alone.
+    /// let hub = Hub::builder()
+    ///     .topic_rule(|topic, user| match topic.as_str() {
+    ///         "news" => true,
+    ///         t if t.starts_with("staff-") => user == Some(&b"staff"[..]),
+    ///         _ => false,
+    ///     })
+    ///     .build(std::time::Instant::now);
+    /// # let _ = hub;
+    /// ```
+    pub fn topic_rule(
+        mut self,
+        rule: impl Fn(&TopicName, Option<&[u8]>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.topics.rule = Some(Box::new(rule));
+        self
+    }
+
+    /// Sets how many topics one session may be in at once (default 64); a join past it fails
+    /// with [`Error::TooManyTopics`](crate::Error::TooManyTopics). In resume mode a session
+    /// also keeps up to as many stretches of past membership, for a tab that comes back
+    /// from inside one.
+    pub fn max_topics(mut self, max: usize) -> Self {
+        self.topics.max = max;
+        self
+    }
+
     /// Calls `observer` with every [`SessionEvent`]: attached (new, resumed or with a gap),
     /// detached, expired, ended. It runs on the thread that caused the event, with no hub
     /// lock held; keep it short (forward to a channel).
@@ -311,6 +363,8 @@ impl HubBuilder {
                 policy: self.policy,
                 relay: self.relay.map(|config| Mutex::new(Outbound::new(config))),
                 coalesce: Some(self.coalesce).filter(|w| !w.is_zero()),
+                groups: Mutex::new(super::groups::Groups::default()),
+                topics: self.topics,
                 streams: super::Streams::default(),
             }),
         }

@@ -59,6 +59,12 @@ impl Inner {
             SessionEvent::Renamed { from, to } => {
                 trace!(debug, session = %from, renamed = %to, "session goes on under a re-signed id");
             }
+            SessionEvent::Joined { id, topic } => {
+                trace!(debug, session = %id, %topic, "session joined a topic");
+            }
+            SessionEvent::Left { id, topic } => {
+                trace!(debug, session = %id, %topic, "session left a topic");
+            }
         }
         for observer in &self.observers {
             observer(&event);
@@ -145,6 +151,16 @@ impl Inner {
         at: Option<Position>,
         frame: &Frame,
     ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
+        self.fan_out_to(self.sessions().values(), at, frame)
+    }
+
+    /// Queues `frame` to each of `slots` (see [`fan_out`](Self::fan_out)).
+    pub(super) fn fan_out_to<'a>(
+        &self,
+        slots: impl Iterator<Item = &'a Arc<Slot>>,
+        at: Option<Position>,
+        frame: &Frame,
+    ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
         let logged = at.is_some();
         let suffix = at.map(Suffix::new);
         let window_end = self.window_end();
@@ -152,7 +168,7 @@ impl Inner {
         let mut follow = Vec::new();
         // Coalescing windows opened: handed to the timers together once the loop is done.
         let mut held = Vec::new();
-        for slot in self.sessions().values() {
+        for slot in slots {
             let mut st = slot.lock();
             if !st.is_live() {
                 continue;

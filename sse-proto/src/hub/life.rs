@@ -3,10 +3,12 @@
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
+use super::groups::Changes;
 use super::slot::{Life, Slot, SlotState, lock};
 use super::{Follow, Inner};
 use crate::connection::EndReason;
 use crate::handshake::Checked;
+use crate::history::Target;
 use crate::id::{IdRejection, IdSource, IdVerdict, SessionId};
 use crate::lifecycle::SessionEvent;
 use crate::relay::Relayed;
@@ -142,6 +144,7 @@ impl Inner {
         still: impl FnOnce(&SlotState) -> bool,
     ) -> bool {
         let mut history = self.resume.as_ref().map(|r| lock(&r.history));
+        let mut groups = lock(&self.groups);
         let mut sessions = self
             .sessions
             .write()
@@ -155,13 +158,17 @@ impl Inner {
             st.detached_at = None;
             std::mem::take(&mut st.end_waiters)
         };
+        let mut changes = Changes::default();
+        changes.leave_all(&mut groups, slot);
         if sessions.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
             sessions.remove(&slot.id);
             if let Some(history) = &mut history {
-                history.forget(&slot.id);
+                history.forget(Target::Session(&slot.id));
             }
         }
         drop(sessions);
+        changes.forget_unused(history.as_deref_mut());
+        drop(groups);
         drop(history);
         waiters.into_iter().for_each(std::task::Waker::wake);
         let id = slot.id.clone();
@@ -169,6 +176,7 @@ impl Inner {
             EndReason::Expired => SessionEvent::Expired { id },
             reason => SessionEvent::Ended { id, reason },
         });
+        changes.notify(self);
         true
     }
 

@@ -8,7 +8,6 @@ use super::slot::{Queued, Slot, lock};
 use super::{Follow, Hub, Inner, WeakHub};
 use crate::error::Error;
 use crate::frame::Frame;
-use crate::history::Target;
 use crate::id::SessionId;
 use crate::position::{self, Position};
 use crate::relay::{Recipient, Relayed};
@@ -127,10 +126,7 @@ impl RelayPort {
         let inner = &hub.inner;
         if let Some(resume) = &inner.resume {
             let mut history = lock(&resume.history);
-            history.gap(match to {
-                Recipient::All => Target::All,
-                Recipient::Session(id) => Target::Session(id),
-            });
+            history.gap(to.target());
         }
         let (count, follow) = inner.deliver_to(to, None, frame);
         for (slot, next) in follow {
@@ -154,6 +150,9 @@ impl RelayPort {
             for slot in hub.inner.sessions().values() {
                 let mut st = slot.lock();
                 st.since = 0;
+                if let Some((_, since)) = &mut st.user {
+                    *since = 0;
+                }
                 if let Some(link) = &mut st.link {
                     link.seen = 0;
                 }
@@ -201,10 +200,7 @@ impl Hub {
         let (count, follow) = match &self.inner.resume {
             Some(resume) => {
                 let mut history = lock(&resume.history);
-                let target = match to {
-                    Recipient::All => Target::All,
-                    Recipient::Session(id) => Target::Session(id),
-                };
+                let target = to.target();
                 if !history.append_at(target, seq, &frame) {
                     return 0;
                 }

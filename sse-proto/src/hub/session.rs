@@ -14,6 +14,8 @@ use crate::error::Error;
 use crate::event::{Data, Event};
 use crate::frame::Frame;
 use crate::id::SessionId;
+use crate::request::Principal;
+use crate::topic::TopicName;
 
 /// The application's handle to one session: cheap to clone, safe to keep after the
 /// session ended (sends then fail with [`Error::Closed`]).
@@ -168,6 +170,38 @@ impl Session {
             w.wake();
         }
         began
+    }
+
+    /// Makes the session a member of `topic` (also while detached), from now on: it gets
+    /// what the topic publishes after this call, and in resume mode its tab gets it on
+    /// resume, but never what was published before. Returns `false` when it was a member
+    /// already.
+    ///
+    /// Fails with [`Error::InvalidTopic`] for a bad name, [`Error::TopicRefused`] when the
+    /// hub's [topic rule](crate::HubBuilder::topic_rule) does not grant the topic to the
+    /// session's user, [`Error::TooManyTopics`] past [`HubBuilder::max_topics`](crate::HubBuilder::max_topics),
+    /// and [`Error::Closed`] once the session is over.
+    pub fn join(&self, topic: impl AsRef<str>) -> Result<bool, Error> {
+        let topic = TopicName::new(topic.as_ref())?;
+        self.hub.join(&self.slot, &topic)
+    }
+
+    /// Ends the session's membership of `topic`: it gets nothing the topic publishes from
+    /// now on. In resume mode its tab still gets, on resume, what the topic published while
+    /// it was a member. Returns `false` when it was not a member.
+    pub fn leave(&self, topic: impl AsRef<str>) -> Result<bool, Error> {
+        let topic = TopicName::new(topic.as_ref())?;
+        self.hub.leave(&self.slot, &topic)
+    }
+
+    /// The topics the session is in, sorted.
+    pub fn topics(&self) -> Vec<TopicName> {
+        self.slot.lock().current_topics()
+    }
+
+    /// The session's user: the principal of the request that attached it last.
+    pub fn user(&self) -> Option<Principal> {
+        self.slot.lock().user.as_ref().map(|(u, _)| u.clone())
     }
 
     /// Whether the session no longer takes events (closing, closed, expired, or its

@@ -9,6 +9,8 @@ use crate::connection::{Connection, EndReason};
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::id::SessionId;
+use crate::request::Principal;
+use crate::topic::{Membership, TopicName};
 
 /// Locks `m`. A panic elsewhere must not take every session down with it: the state under
 /// these locks stays consistent across a panic (each update is a few assignments).
@@ -51,6 +53,11 @@ pub(crate) struct SlotState {
     pub(crate) expiry_queued: bool,
     /// Tasks waiting for the session to end.
     pub(crate) end_waiters: Vec<Waker>,
+    /// The session's memberships of topics: the current ones, and in resume mode past
+    /// stretches a tab coming back may still replay.
+    pub(crate) topics: Vec<Membership>,
+    /// The session's user, and the log's head when the session became theirs.
+    pub(crate) user: Option<(Principal, u64)>,
 }
 
 /// One connection of a session: the core's state machine and the tasks waiting on it.
@@ -153,6 +160,8 @@ impl Slot {
                 detached_at: None,
                 expiry_queued: false,
                 end_waiters: Vec::new(),
+                topics: Vec::new(),
+                user: None,
             }),
         }
     }
@@ -248,6 +257,18 @@ impl SlotState {
         };
         self.retired.push(link);
         wakeups
+    }
+
+    /// The topics the session is in now, sorted.
+    pub(crate) fn current_topics(&self) -> Vec<TopicName> {
+        let mut topics: Vec<TopicName> = self
+            .topics
+            .iter()
+            .filter(|m| m.is_open())
+            .map(|m| m.topic.clone())
+            .collect();
+        topics.sort();
+        topics
     }
 
     /// Why the session is ending or ended; `None` while live.

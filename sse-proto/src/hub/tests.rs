@@ -8,13 +8,14 @@ use bytes::Buf;
 use super::*;
 use crate::clock::ManualClock;
 use crate::frame::Batch;
-use crate::request::{HttpVersion, Request};
+use crate::request::{HttpVersion, Principal, Request};
 
 mod coalesce;
 mod relay;
 mod resume;
 #[cfg(feature = "signing")]
 mod signing;
+mod topics;
 
 /// A waker that counts its wake-ups.
 #[derive(Default)]

@@ -446,7 +446,9 @@ fn answers_fetched_ahead_of_time_are_merged_with_what_came_since() {
     let mut req = Request::new(b"GET", b"/e", HttpVersion::Http11);
     req.header(b"accept", b"text/event-stream")
         .header(b"last-event-id", last.as_bytes());
-    let offer = hub.offer(&req).expect("an event stream");
+    let Ok(offer) = hub.offer(&req) else {
+        panic!("an event stream")
+    };
     // A store that answers asynchronously fetched "one"...
     let mut fetched = Vec::new();
     let claim = offer.claim().expect("claimed").clone();
@@ -454,7 +456,11 @@ fn answers_fetched_ahead_of_time_are_merged_with_what_came_since() {
         panic!("a position")
     };
     lock(&hub.inner.resume.as_ref().expect("resume").history)
-        .replay(&claim.session, from.seq, &mut fetched)
+        .replay(
+            &crate::Scope::session(&claim.session),
+            from.seq,
+            &mut fetched,
+        )
         .expect("in the log");
     let mut answers = hub.answer(&offer.lookup(), t0);
     answers.history = Some(Ok(fetched));

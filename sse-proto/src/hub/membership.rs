@@ -1,0 +1,258 @@
+//! The hub's side of topics and users: who joins at accept, join and leave, and delivery to
+//! a group's members.
+
+use std::sync::Arc;
+
+use super::Inner;
+use super::groups::{Changes, Group, Groups};
+use super::slot::{Slot, SlotState, lock};
+use crate::error::Error;
+use crate::frame::Frame;
+use crate::history::Target;
+use crate::id::SessionId;
+use crate::position::Position;
+use crate::request::Principal;
+use crate::topic::TopicName;
+
+/// Relay mode does not carry groups between nodes yet: what would reach only this node's
+/// members fails instead of silently missing the others.
+pub(super) const NOT_RELAYED: &str = "topics and users are not relayed between nodes yet: in relay mode, address sessions or everyone";
+
+/// A group, by name.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum GroupRef<'a> {
+    Topic(&'a TopicName),
+    User(&'a Principal),
+}
+
+impl GroupRef<'_> {
+    fn target(&self) -> Target<'_> {
+        match *self {
+            GroupRef::Topic(t) => Target::Topic(t),
+            GroupRef::User(u) => Target::User(u),
+        }
+    }
+
+    fn find<'g>(&self, groups: &'g Groups) -> Option<&'g Group> {
+        match *self {
+            GroupRef::Topic(t) => groups.topics.get(t),
+            GroupRef::User(u) => groups.users.get(u),
+        }
+    }
+
+    fn find_mut<'g>(&self, groups: &'g mut Groups) -> Option<&'g mut Group> {
+        match *self {
+            GroupRef::Topic(t) => groups.topics.get_mut(t),
+            GroupRef::User(u) => groups.users.get_mut(u),
+        }
+    }
+}
+
+impl Inner {
+    /// At accept, for a session that exists: makes `user` its user, and leaves the topics the
+    /// rule no longer grants it. What either takes from the tab (its previous user's events,
+    /// a revoked topic's) is withheld from its replay; `position` (the tab's, when it is one
+    /// of the log's) becomes the session's exact start, so that no older position replays it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn refresh(
+        &self,
+        groups: &mut Groups,
+        slot: &Arc<Slot>,
+        st: &mut SlotState,
+        user: Option<Principal>,
+        position: Option<u64>,
+        head: u64,
+        changes: &mut Changes,
+    ) {
+        let cut = position.unwrap_or(head);
+        let had_user = st.user.is_some();
+        if groups.set_user(slot, st, user, head, &mut changes.unused) && had_user {
+            st.since = st.since.max(cut);
+        }
+        let Some(rule) = &self.topics.rule else {
+            return;
+        };
+        let user = st.user.as_ref().map(|(u, _)| u.clone());
+        let revoked: Vec<TopicName> = st
+            .topics
+            .iter()
+            .filter(|m| m.is_open() && !rule(&m.topic, user.as_ref().map(Principal::as_bytes)))
+            .map(|m| m.topic.clone())
+            .collect();
+        if revoked.is_empty() {
+            return;
+        }
+        st.since = st.since.max(cut);
+        for topic in &revoked {
+            groups.leave(
+                &slot.id,
+                st,
+                topic,
+                false,
+                self.topics.max,
+                &mut changes.unused,
+            );
+        }
+        changes.left(&slot.id, revoked);
+    }
+
+    /// At accept: joins the topics of `requested` that the rule grants `user`, until the
+    /// session is in as many as it may be.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn grant(
+        &self,
+        groups: &mut Groups,
+        slot: &Arc<Slot>,
+        st: &mut SlotState,
+        requested: &[TopicName],
+        user: Option<&[u8]>,
+        head: u64,
+        changes: &mut Changes,
+    ) {
+        if self.relay.is_some() {
+            return;
+        }
+        for topic in requested {
+            if !self.topics.grants(topic, user, false) {
+                continue;
+            }
+            match groups.join(slot, st, topic, head, self.topics.max) {
+                Ok(true) => changes.joined(&slot.id, topic.clone()),
+                Ok(false) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Makes the session of `slot` a member of `topic`, if the rule grants it.
+    pub(super) fn join(&self, slot: &Arc<Slot>, topic: &TopicName) -> Result<bool, Error> {
+        if self.relay.is_some() {
+            return Err(Error::Unsupported(NOT_RELAYED));
+        }
+        let history = self.resume.as_ref().map(|r| lock(&r.history));
+        let head = history.as_ref().map_or(0, |h| h.head());
+        let joined = {
+            let mut groups = lock(&self.groups);
+            let mut st = slot.lock();
+            if !st.is_live() {
+                return Err(Error::Closed);
+            }
+            let user = st.user.as_ref().map(|(u, _)| u.clone());
+            if !self
+                .topics
+                .grants(topic, user.as_ref().map(Principal::as_bytes), true)
+            {
+                return Err(Error::TopicRefused);
+            }
+            groups.join(slot, &mut st, topic, head, self.topics.max)?
+        };
+        drop(history);
+        if joined {
+            self.notify(crate::SessionEvent::Joined {
+                id: slot.id.clone(),
+                topic: topic.clone(),
+            });
+        }
+        Ok(joined)
+    }
+
+    /// Ends the membership of the session of `slot` in `topic`. In resume mode what the
+    /// topic published while it was a member stays replayable to its tab.
+    pub(super) fn leave(&self, slot: &Arc<Slot>, topic: &TopicName) -> Result<bool, Error> {
+        if self.relay.is_some() {
+            return Err(Error::Unsupported(NOT_RELAYED));
+        }
+        let mut history = self.resume.as_ref().map(|r| lock(&r.history));
+        let mut changes = Changes::default();
+        let left = {
+            let mut groups = lock(&self.groups);
+            let mut st = slot.lock();
+            if !st.is_live() {
+                return Err(Error::Closed);
+            }
+            let keep = self.resume.is_some();
+            groups.leave(
+                &slot.id,
+                &mut st,
+                topic,
+                keep,
+                self.topics.max,
+                &mut changes.unused,
+            )
+        };
+        changes.forget_unused(history.as_deref_mut());
+        drop(history);
+        if left {
+            changes.left(&slot.id, [topic.clone()]);
+        }
+        changes.notify(self);
+        Ok(left)
+    }
+
+    /// Sends `frame` to the members of `group`: logged once for all of them in resume mode
+    /// (detached members included, and counted). Returns how many took it; 0, logging
+    /// nothing, for a group without members.
+    pub(super) fn publish(&self, group: GroupRef<'_>, frame: &Frame) -> Result<usize, Error> {
+        if self.relay.is_some() {
+            return Err(Error::Unsupported(NOT_RELAYED));
+        }
+        let mut history = self.resume.as_ref().map(|r| lock(&r.history));
+        let mut groups = lock(&self.groups);
+        let Some(members) = group
+            .find_mut(&mut groups)
+            .filter(|g| !g.members.is_empty())
+        else {
+            return Ok(0);
+        };
+        let at = history.as_mut().map(|history| {
+            let seq = history.append(group.target(), frame);
+            members.last = seq;
+            Position::new(history.epoch(), seq)
+        });
+        let (count, follow) = self.fan_out_to(members.members.values(), at, frame);
+        drop(groups);
+        drop(history);
+        for (slot, next) in follow {
+            self.follow(&slot, next);
+        }
+        Ok(count)
+    }
+
+    /// The slots of the members of `group`, in no particular order.
+    pub(super) fn members(&self, group: GroupRef<'_>) -> Vec<Arc<Slot>> {
+        let groups = lock(&self.groups);
+        group
+            .find(&groups)
+            .map(|g| g.members.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The ids of the members of `group`, sorted.
+    pub(super) fn member_ids(&self, group: GroupRef<'_>) -> Vec<SessionId> {
+        let groups = lock(&self.groups);
+        let mut ids: Vec<SessionId> = group
+            .find(&groups)
+            .map(|g| g.members.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// The distinct users among the members of `topic`, sorted by their bytes.
+    pub(super) fn member_users(&self, topic: &TopicName) -> Vec<Principal> {
+        let groups = lock(&self.groups);
+        let mut users: Vec<Principal> = groups
+            .topics
+            .get(topic)
+            .map(|g| {
+                g.members
+                    .values()
+                    .filter_map(|slot| slot.lock().user.as_ref().map(|(u, _)| u.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        users.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        users.dedup();
+        users
+    }
+}
