@@ -18,6 +18,10 @@ use sse_conformance::{Demo, EventStream, percent_encode};
 mod resume;
 pub(crate) use resume::*;
 
+/// The rules of topics and users (contract v3).
+mod topics;
+pub(crate) use topics::*;
+
 /// Generates one `#[test]` per rule for the demo binary `$bin`.
 macro_rules! suite {
     ($bin:expr) => {
@@ -56,6 +60,18 @@ macro_rules! suite {
             unusable_positions_are_a_gap,
             duplicated_tabs_settle_on_distinct_ids,
             without_resume_mode_a_dropped_tab_starts_over,
+            // Topics and users (`topics.rs`).
+            topics_route_publishes_to_members_only,
+            join_and_leave_by_route,
+            the_topic_rule_decides_at_accept_at_join_and_on_resume,
+            resume_is_exact_across_topics_and_own_sends,
+            membership_changed_while_away_is_honoured,
+            a_user_send_reaches_a_detached_tab_not_a_later_one,
+            a_user_close_gives_204_on_every_tab,
+            members_count_distinct_users,
+            a_topic_gap_still_replays_the_rest_with_memory_bounded,
+            concurrent_publishers_give_every_member_one_order,
+            bad_topic_names_are_400_on_every_route,
         );
     };
     (@tests $bin:expr; $($rule:ident),* $(,)?) => {

@@ -18,7 +18,7 @@ use sse_proto::MessageEvent;
 
 use super::{emit, post, quiet, start};
 
-mod tab;
+pub(crate) mod tab;
 
 use tab::{
     End, Offer, Sender, Tab, assert_positions_increase, detach, names_and_data, position_of,

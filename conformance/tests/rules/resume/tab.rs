@@ -12,9 +12,9 @@ use crate::rules::{connect_data, post};
 
 /// A place in the event log, `<epoch>.<seq>`, ordered as a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Position {
-    pub(super) epoch: u64,
-    pub(super) seq: u64,
+pub(crate) struct Position {
+    pub(crate) epoch: u64,
+    pub(crate) seq: u64,
 }
 
 /// Lowercase base 36 digits, as the wire spells a position's parts.
@@ -29,7 +29,7 @@ fn base36(digits: &str) -> Option<u64> {
 }
 
 /// `n` in lowercase base 36, to forge positions.
-pub(super) fn to_base36(mut n: u64) -> String {
+pub(crate) fn to_base36(mut n: u64) -> String {
     let mut digits = Vec::new();
     loop {
         digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
@@ -43,7 +43,7 @@ pub(super) fn to_base36(mut n: u64) -> String {
 }
 
 /// The position in `event_id`, which must be `<id>~<epoch>.<seq>`.
-pub(super) fn position_of(id: &str, event_id: &str) -> Position {
+pub(crate) fn position_of(id: &str, event_id: &str) -> Position {
     let parsed = event_id.rsplit_once('~').and_then(|(session, pos)| {
         let (epoch, seq) = pos.split_once('.')?;
         let pos = Position {
@@ -57,7 +57,7 @@ pub(super) fn position_of(id: &str, event_id: &str) -> Position {
 
 /// Checks that every event carries its own id of session `id` with a position past `after`
 /// and past the one before it; returns the last position.
-pub(super) fn assert_positions_increase(
+pub(crate) fn assert_positions_increase(
     id: &str,
     after: Position,
     events: &[MessageEvent],
@@ -75,7 +75,7 @@ pub(super) fn assert_positions_increase(
 }
 
 /// The `(event, data)` pairs of `events`.
-pub(super) fn names_and_data(events: &[MessageEvent]) -> Vec<(&str, &str)> {
+pub(crate) fn names_and_data(events: &[MessageEvent]) -> Vec<(&str, &str)> {
     events
         .iter()
         .map(|e| (e.event.as_str(), e.data.as_str()))
@@ -83,16 +83,16 @@ pub(super) fn names_and_data(events: &[MessageEvent]) -> Vec<(&str, &str)> {
 }
 
 /// An accepted stream, read up to its `connect` event.
-pub(super) struct Tab {
-    pub(super) stream: EventStream,
+pub(crate) struct Tab {
+    pub(crate) stream: EventStream,
     /// The session id, as `connect` gave it.
-    pub(super) id: String,
+    pub(crate) id: String,
     /// Whether `connect` said the session was resumed.
-    pub(super) resumed: bool,
+    pub(crate) resumed: bool,
 }
 
 impl Tab {
-    pub(super) fn open(demo: &Demo, target: &str, headers: &[(&str, &[u8])]) -> Tab {
+    pub(crate) fn open(demo: &Demo, target: &str, headers: &[(&str, &[u8])]) -> Tab {
         let mut stream = demo.events(target, headers).unwrap();
         assert_eq!(stream.head.status, 200, "GET {target} {headers:?}");
         let (id, resumed) = connect_data(&stream.next_named("connect").unwrap().data);
@@ -104,26 +104,26 @@ impl Tab {
     }
 
     /// The events before `connect`: a replay.
-    pub(super) fn replayed(&self) -> Vec<MessageEvent> {
+    pub(crate) fn replayed(&self) -> Vec<MessageEvent> {
         let events = self.stream.events();
         let connect = events.iter().position(|e| e.event == "connect").unwrap();
         events[..connect].iter().map(|&e| e.clone()).collect()
     }
 
     /// The events after `connect`: live.
-    pub(super) fn live(&self) -> Vec<MessageEvent> {
+    pub(crate) fn live(&self) -> Vec<MessageEvent> {
         let events = self.stream.events();
         let connect = events.iter().position(|e| e.event == "connect").unwrap();
         events[connect + 1..].iter().map(|&e| e.clone()).collect()
     }
 
     /// What the tab's `EventSource` would offer if it reconnected now.
-    pub(super) fn last_event_id(&self) -> String {
+    pub(crate) fn last_event_id(&self) -> String {
         self.stream.last_event_id().to_owned()
     }
 
     /// Waits for the event whose data is `data` and returns it.
-    pub(super) fn wait_data(&mut self, data: &str) -> MessageEvent {
+    pub(crate) fn wait_data(&mut self, data: &str) -> MessageEvent {
         self.stream
             .wait_for(|s| s.events().iter().any(|e| e.data == data))
             .unwrap();
@@ -136,14 +136,14 @@ impl Tab {
 
 /// How a tab offers its last event id when it comes back.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Offer {
+pub(crate) enum Offer {
     /// `Last-Event-ID`, as `EventSource` reconnects.
     Header,
     /// `?id=`, as the demo page does on a reload.
     Query,
 }
 
-pub(super) fn reconnect(demo: &Demo, last_event_id: &str, offer: Offer) -> Tab {
+pub(crate) fn reconnect(demo: &Demo, last_event_id: &str, offer: Offer) -> Tab {
     match offer {
         Offer::Header => Tab::open(
             demo,
@@ -158,19 +158,19 @@ pub(super) fn reconnect(demo: &Demo, last_event_id: &str, offer: Offer) -> Tab {
     }
 }
 
-pub(super) fn session_route(id: &str, action: &str) -> String {
+pub(crate) fn session_route(id: &str, action: &str) -> String {
     format!("/sessions/{}/{action}", percent_encode(id.as_bytes()))
 }
 
 /// Sends plain messages to one session over a keep-alive connection, for rules that send
 /// thousands.
-pub(super) struct Sender {
+pub(crate) struct Sender {
     client: Client,
     target: String,
 }
 
 impl Sender {
-    pub(super) fn new(demo: &Demo, id: &str) -> Sender {
+    pub(crate) fn new(demo: &Demo, id: &str) -> Sender {
         Sender {
             client: demo.client().unwrap(),
             target: session_route(id, "events"),
@@ -178,7 +178,7 @@ impl Sender {
     }
 
     /// The status of `POST /sessions/{id}/events` with `data`.
-    pub(super) fn send(&mut self, data: &str) -> u16 {
+    pub(crate) fn send(&mut self, data: &str) -> u16 {
         let response = self
             .client
             .request("POST", &self.target, &[], data.as_bytes());
@@ -188,7 +188,7 @@ impl Sender {
 
 /// How a stream ends without closing its session.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum End {
+pub(crate) enum End {
     /// `POST /sessions/{id}/drop`.
     Drop,
     /// The client hangs up.
@@ -196,7 +196,7 @@ pub(super) enum End {
 }
 
 /// Ends the tab's stream and waits until `GET /sessions` no longer lists it.
-pub(super) fn detach(demo: &Demo, mut tab: Tab, end: End) {
+pub(crate) fn detach(demo: &Demo, mut tab: Tab, end: End) {
     match end {
         End::Drop => {
             assert_eq!(post(demo, &session_route(&tab.id, "drop"), b"").0, 204);
@@ -218,7 +218,7 @@ pub(super) fn detach(demo: &Demo, mut tab: Tab, end: End) {
 }
 
 /// Polls `ready` every millisecond for at most [`sse_conformance::PATIENCE`].
-pub(super) fn wait_until(mut ready: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + sse_conformance::PATIENCE;
     while !ready() {
         if Instant::now() >= deadline {
