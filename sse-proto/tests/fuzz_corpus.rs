@@ -6,6 +6,9 @@
 #[path = "../../fuzz/src/checks.rs"]
 #[allow(unreachable_pub)]
 mod checks;
+#[path = "../../fuzz/src/groups.rs"]
+#[allow(unreachable_pub)]
+mod groups;
 
 use std::path::PathBuf;
 
@@ -41,4 +44,19 @@ fn roundtrip_corpus() {
 #[test]
 fn handshake_corpus() {
     replay("handshake", checks::handshake);
+}
+
+#[test]
+fn groups_corpus() {
+    replay("groups", groups::groups);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+    /// The `groups` check on random bytes, on stable, without the fuzzer.
+    #[test]
+    fn groups_on_random_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        groups::groups(&data);
+    }
 }
