@@ -99,7 +99,7 @@ fn live_data(tab: &mut Tab, n: usize) -> Vec<String> {
         .wait_for(|s| {
             let events = s.events();
             let connect = events.iter().position(|e| e.event == "connect");
-            connect.is_some_and(|c| events.len() - c - 1 >= n)
+            connect.is_some_and(|c| events.len() - c > n)
         })
         .unwrap();
     tab.live().iter().map(|e| e.data.clone()).collect()
@@ -310,7 +310,7 @@ pub(crate) fn a_user_close_gives_204_on_every_tab(bin: &str) {
         assert_eq!(again.head.status, 204, "{last}");
     }
     let ids = demo.sessions().unwrap();
-    assert_eq!(ids, [b.id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&b.id));
     assert!(strings(&get_json(&demo, "/users/ann/sessions")).is_empty());
 }
 
