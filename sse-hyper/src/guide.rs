@@ -11,6 +11,7 @@
 //! | --- | --- |
 //! | [`sessions`] | session ids, how a tab keeps its id, sending to one tab, closing for good (204), dropping a stream, the closed set, learning when a session ends |
 //! | [`resume`] | sessions that outlive their connection: the grace period, positioned ids, exact replay, gaps and what to do about them, the logs' bounds |
+//! | [`topics`] | topics (rooms) and users: who is in what, the topic rule, sending to a group, presence, resume across everything a tab is in |
 //! | [`tabs`] | one id per tab: duplicated tabs, reloads, replaced streams |
 //! | [`signing`] | signed ids bound to a logged-in user, key rotation, an id policy of your own |
 //! | [`nodes`] | several nodes on one Redis, and what happens while Redis is away |
@@ -28,6 +29,10 @@ pub mod sessions {
 
 pub mod resume {
     #![doc = include_str!("guide/resume.md")]
+}
+
+pub mod topics {
+    #![doc = include_str!("guide/topics.md")]
 }
 
 pub mod tabs {

@@ -104,7 +104,7 @@ pub mod prelude {
         DEFAULT_MAX_ID_LEN, Data, EndReason, Ended, Error, Event, EventName, Frame, GapReason,
         HandshakeConfig, Hub, HubBuilder, HubSettings, HubStats, IdGenerator, IdRejection,
         IdSource, IdVerdict, LogBounds, ManualClock, MemoryClosedSet, MessageEvent, NotEventStream,
-        Principal, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, Store, UuidV4,
-        event_name,
+        Principal, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, Store, Topic,
+        TopicError, TopicName, User, UuidV4, event_name,
     };
 }
