@@ -3,7 +3,9 @@
 //! - per detached resumable session (N sessions accepted, then their connections dropped),
 //!   against the same N attached sessions without resume mode, in the same run;
 //! - for one 1 KiB broadcast logged for all N detached sessions (the target: under 1 MiB);
-//! - for one 1 KiB event sent to each detached session (what per-session logs cost).
+//! - for one 1 KiB event sent to each detached session (what per-session logs cost);
+//! - per membership: each of the N detached sessions joins 10 of 1 000 topics;
+//! - for one 1 KiB publish to each of those 1 000 topics (what topic logs cost).
 //!
 //! ```text
 //! cargo run --release -p sse-benches --bin resume-memory -- 10000
@@ -84,6 +86,29 @@ fn measure(what: &str, n: usize) {
             let after = rss_kib();
             println!("{what} {:.0} B/session", per(after - before, n));
         }
+        "memberships" | "publish-each-topic" => {
+            let hub = resumable();
+            let sessions: Vec<_> = (0..n).map(|_| accept(&hub).session).collect();
+            let before = rss_kib();
+            for (i, s) in sessions.iter().enumerate() {
+                for k in 0..10 {
+                    s.join(format!("topic-{}", (i * 7 + k * 101) % 1000))
+                        .expect("joined");
+                }
+            }
+            let joined = rss_kib();
+            if what == "memberships" {
+                println!("{what} {:.0} B/membership", per(joined - before, n * 10));
+                return;
+            }
+            for t in 0..1000 {
+                let topic = hub.topic(format!("topic-{t}")).expect("valid");
+                topic.send(payload.clone()).expect("published");
+            }
+            let after = rss_kib();
+            assert_eq!(hub.stats().log.events, 1000);
+            println!("{what} {} KiB for 1 000 publishes of 1 KiB", after - joined);
+        }
         other => eprintln!("resume-memory: unknown measurement {other}"),
     }
 }
@@ -110,7 +135,14 @@ fn main() {
         }
     };
     println!("resume-memory: {n} sessions, RSS deltas of a fresh process each");
-    for what in ["attached", "detached", "broadcast", "send-each"] {
+    for what in [
+        "attached",
+        "detached",
+        "broadcast",
+        "send-each",
+        "memberships",
+        "publish-each-topic",
+    ] {
         let out = std::process::Command::new(&me)
             .args(["--one", what, &n.to_string()])
             .output();

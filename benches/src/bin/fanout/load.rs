@@ -24,12 +24,28 @@ pub(crate) struct Spec {
     pub(crate) args: Vec<String>,
     /// A demo: it gets the demo contract's `--addr`, no ticks and no keep-alive.
     pub(crate) demo: bool,
+    /// A demo whose streams join this topic (`/events?topic=T`) and whose events are
+    /// published to it (`POST /topics/T/events`) instead of broadcast.
+    pub(crate) topic: Option<String>,
 }
 
+/// The topic of `topic:` servers.
+const TOPIC: &str = "bench";
+
 impl Spec {
-    /// `floor`, `axum`, or `PATH [FLAGS…]` (a demo binary and flags of its own);
-    /// `common` are flags for every demo (`--server-args`).
+    /// `floor`, `axum`, or `PATH [FLAGS…]` (a demo binary and flags of its own), which
+    /// `topic:` before the path turns into a topic's publishes; `common` are flags for every
+    /// demo (`--server-args`).
     pub(crate) fn parse(spec: &str, common: &[String]) -> Result<Spec, Error> {
+        if let Some(demo) = spec.strip_prefix("topic:") {
+            let mut spec = Spec::parse(demo, common)?;
+            if !spec.demo {
+                return Err(format!("topic: needs a demo, not {demo}").into());
+            }
+            spec.label = format!("{} (topic)", spec.label);
+            spec.topic = Some(TOPIC.to_owned());
+            return Ok(spec);
+        }
         let me = std::env::current_exe()?.to_string_lossy().into_owned();
         let mut words = spec.split_whitespace().map(str::to_owned);
         let program = words.next().ok_or("an empty --server")?;
@@ -40,6 +56,7 @@ impl Spec {
                 args: vec![format!("--serve-{program}"), "127.0.0.1:0".to_owned()],
                 program: me,
                 demo: false,
+                topic: None,
             },
             _ => {
                 let name = std::path::Path::new(&program)
@@ -55,6 +72,7 @@ impl Spec {
                     program,
                     args,
                     demo: true,
+                    topic: None,
                 }
             }
         })
@@ -173,6 +191,7 @@ struct Seen {
 /// released and `ready` credited once the response head is in.
 async fn client(
     addr: SocketAddr,
+    target: Arc<str>,
     broadcasts: usize,
     connecting: OwnedSemaphorePermit,
     ready: Arc<Semaphore>,
@@ -180,8 +199,8 @@ async fn client(
     let mut connecting = Some(connecting);
     let mut sock = TcpStream::connect(addr).await?;
     sock.set_nodelay(true)?;
-    sock.write_all(b"GET /events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
-        .await?;
+    let head = format!("GET {target} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n");
+    sock.write_all(head.as_bytes()).await?;
     let mut seen = Seen {
         received: vec![None; broadcasts],
     };
@@ -226,10 +245,10 @@ async fn client(
     Ok(seen)
 }
 
-async fn post_broadcast(addr: SocketAddr, body: &[u8]) -> Result<usize, Error> {
+async fn post_broadcast(addr: SocketAddr, path: &str, body: &[u8]) -> Result<usize, Error> {
     let mut sock = TcpStream::connect(addr).await?;
     let head = format!(
-        "POST /broadcast?event=bulk HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {path}?event=bulk HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     sock.write_all(head.as_bytes()).await?;
@@ -263,13 +282,27 @@ pub(crate) async fn measure(
     let rss_before = server.rss_kib();
 
     // At most 256 connects in flight; each stream then stays open, idle.
+    let (target, path): (Arc<str>, String) = match &spec.topic {
+        Some(t) => (
+            format!("/events?topic={t}").into(),
+            format!("/topics/{t}/events"),
+        ),
+        None => ("/events".into(), "/broadcast".to_owned()),
+    };
     let ready = Arc::new(Semaphore::new(0));
     let connecting = Arc::new(Semaphore::new(256));
     let mut tasks = Vec::with_capacity(conns);
     for _ in 0..conns {
         let permit = connecting.clone().acquire_owned().await?;
         let ready = ready.clone();
-        tasks.push(tokio::spawn(client(server.addr, broadcasts, permit, ready)));
+        let target = target.clone();
+        tasks.push(tokio::spawn(client(
+            server.addr,
+            target,
+            broadcasts,
+            permit,
+            ready,
+        )));
     }
     let all = u32::try_from(conns)?;
     let _ = tokio::time::timeout(Duration::from_secs(60), ready.acquire_many(all))
@@ -293,7 +326,7 @@ pub(crate) async fn measure(
             tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         }
         sent_at.push(Instant::now());
-        let count = post_broadcast(server.addr, &body).await?;
+        let count = post_broadcast(server.addr, &path, &body).await?;
         if count != conns {
             return Err(format!("broadcast {seq} reached {count} of {conns}").into());
         }

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Servers (`--server`, repeated): `floor`, `axum`, or a demo binary with flags of its own in
-//! the same argument (`--server-args` gives flags to every demo). The floor
+//! the same argument (`--server-args` gives flags to every demo); `topic:` before a demo's
+//! path makes every stream join one topic (`/events?topic=bench`) and sends each event as a
+//! publish to it (`POST /topics/bench/events`) instead of a broadcast. The floor
 //! ([`floor`]: std only, one thread, one `write` of one shared buffer per stream) runs first
 //! in every configuration unless `--no-floor`; `axum` is this same binary serving axum's
 //! `Sse` over a `tokio::sync::broadcast` channel ([`axum`]). Every server runs in its own
