@@ -99,7 +99,6 @@ fn counted(sent: Result<usize, Error>) -> Reply {
 
 fn failed(e: &Error) -> Reply {
     match e {
-        Error::Unsupported(what) => Reply::text(StatusCode::NOT_IMPLEMENTED, what),
         Error::Closed | Error::NotConnected => {
             Reply::text(StatusCode::NOT_FOUND, "the session has ended")
         }

@@ -42,8 +42,6 @@ pub enum Error {
     /// The hub's topic rule ([`HubBuilder::topic_rule`](crate::HubBuilder::topic_rule)) does
     /// not grant the topic to the session's user.
     TopicRefused,
-    /// The hub cannot do this in its mode; the message says what and why.
-    Unsupported(&'static str),
 }
 
 /// Which text field was refused, and why.
@@ -123,7 +121,6 @@ impl fmt::Display for Error {
             Error::TopicRefused => {
                 f.write_str("the hub's topic rule does not grant this topic to the session's user")
             }
-            Error::Unsupported(what) => f.write_str(what),
         }
     }
 }

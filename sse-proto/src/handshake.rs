@@ -15,12 +15,12 @@ use bytes::{BufMut, BytesMut};
 
 use crate::event::put_decimal;
 use crate::frame::Frame;
-use crate::history::Logged;
+use crate::history::{History, LogBounds, Logged, MemoryHistory, Target};
 use crate::id::{DEFAULT_MAX_ID_LEN, IdRejection, IdSource, RejectedId, SessionId, percent_decode};
 use crate::lifecycle::GapReason;
 use crate::position::{Claimed, MAX_POSITION_LEN, split_token};
-use crate::request::{HttpVersion, Request};
-use crate::topic::{TopicError, TopicName};
+use crate::request::{HttpVersion, Principal, Request};
+use crate::topic::{Membership, TopicError, TopicName};
 
 /// Why a request is not an event-stream request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,14 +187,52 @@ pub struct Lookup<'a> {
 }
 
 /// The stores' answers to a [`Lookup`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Answers {
     /// The offered id is marked closed: the request gets 204.
     pub closed: bool,
     /// History fetched ahead of time by a store that cannot be read under the hub's lock:
-    /// the events after the claimed position, in order, or why they cannot be told. `None`
-    /// reads the hub's own [`History`](crate::History) when the connection is accepted.
-    pub history: Option<Result<Vec<Logged>, GapReason>>,
+    /// the session's logs after the claimed position and what it is in, or why they cannot be
+    /// told. `None` reads the hub's own [`History`](crate::History) when the connection is
+    /// accepted.
+    pub history: Option<Result<Fetched, GapReason>>,
+}
+
+/// What a shared store read ahead of time for a session coming back (relay mode): every log
+/// the session may be entitled to, after its position, and its memberships and user as the
+/// store knows them. The hub replays from it with its own rules (the topic rule is asked
+/// again, revoked topics are withheld), exactly as from its own [`History`](crate::History).
+#[derive(Debug)]
+pub struct Fetched {
+    /// The logs' entries after the position (the session's own, the broadcasts, its user's,
+    /// its topics'), with what each log lost ([`MemoryHistory::lose`]).
+    pub log: MemoryHistory,
+    /// The session's memberships, current and past.
+    pub topics: Vec<Membership>,
+    /// The session's user, and the sequence number from which the session was theirs.
+    pub user: Option<(Principal, u64)>,
+}
+
+impl Fetched {
+    /// A session the store knows, at position `after`, with the events `entries` after it
+    /// (its own and the broadcasts, merged in order) and nothing else: no topic, no user.
+    pub fn events(
+        entries: Vec<Logged>,
+        after: u64,
+        epoch: u64,
+        bounds: LogBounds,
+        session: &SessionId,
+    ) -> Fetched {
+        let mut log = MemoryHistory::new(epoch, bounds, usize::MAX).with_head(after);
+        for entry in entries {
+            log.append_at(Target::Session(session), entry.seq, &entry.frame);
+        }
+        Fetched {
+            log,
+            topics: Vec::new(),
+            user: None,
+        }
+    }
 }
 
 /// Handshake settings: reconnection delay, its jitter, and the longest client id accepted.

@@ -66,7 +66,9 @@ pub use decode::{Decoder, Item, Limits, MessageEvent};
 pub use error::{DecodeError, Error, Field, FieldError, FieldReason, KeyError, SignatureError};
 pub use event::{Data, Event, EventName, REFERENCE_THRESHOLD};
 pub use frame::{Batch, Frame};
-pub use handshake::{Answers, BadRequest, Claim, HandshakeConfig, Lookup, NotEventStream, Offer};
+pub use handshake::{
+    Answers, BadRequest, Claim, Fetched, HandshakeConfig, Lookup, NotEventStream, Offer,
+};
 pub use history::{History, LogBounds, LogUsage, Logged, MemoryHistory, Scope, Target};
 pub use hub::{
     Accepted, Cutoff, Decision, Ended, Hub, HubBuilder, HubSettings, HubStats, Outlet, RelayPort,

@@ -20,23 +20,33 @@ use std::task::Waker;
 use bytes::Buf;
 
 use crate::frame::Frame;
+use crate::history::Target;
 use crate::id::SessionId;
+use crate::request::Principal;
+use crate::topic::TopicName;
 
 /// Who a relayed event is for.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Recipient {
     /// One session, on whichever node serves it.
     Session(SessionId),
     /// Every session on every node.
     All,
+    /// The members of a topic, on every node that has one.
+    Topic(TopicName),
+    /// Every session of a user, on every node that has one.
+    User(Principal),
 }
 
 impl Recipient {
     /// Whose log holds an event for this recipient.
-    pub(crate) fn target(&self) -> crate::history::Target<'_> {
+    pub(crate) fn target(&self) -> Target<'_> {
         match self {
-            Recipient::Session(id) => crate::history::Target::Session(id),
-            Recipient::All => crate::history::Target::All,
+            Recipient::Session(id) => Target::Session(id),
+            Recipient::All => Target::All,
+            Recipient::Topic(t) => Target::Topic(t),
+            Recipient::User(u) => Target::User(u),
         }
     }
 }
@@ -56,6 +66,32 @@ pub enum Relayed {
     Closed {
         /// The session.
         id: SessionId,
+    },
+    /// The session joins the topic: the relay numbers the join, records it for every node,
+    /// and hands it back to the node that serves the session
+    /// ([`RelayPort::joined`](crate::RelayPort::joined)), which applies it in order.
+    Join {
+        /// The session.
+        id: SessionId,
+        /// The topic.
+        topic: TopicName,
+    },
+    /// The session leaves the topic (handed back with
+    /// [`RelayPort::left`](crate::RelayPort::left)). With `keep`, what the topic published
+    /// while the session was a member stays replayable; without (the topic rule revoked it),
+    /// it is withheld.
+    Leave {
+        /// The session.
+        id: SessionId,
+        /// The topic.
+        topic: TopicName,
+        /// Whether the stretch of membership stays replayable.
+        keep: bool,
+    },
+    /// The application closed every session of this user: close them on every node.
+    CloseUser {
+        /// The user.
+        user: Principal,
     },
 }
 
@@ -101,15 +137,17 @@ impl Outbound {
     }
 
     /// Queues `item`; returns the relay's task to wake, or `Err` when the queue is full
-    /// (a close is queued whatever the bounds: it carries no payload and must not be lost).
+    /// (a close is queued whatever the bounds: it carries no payload and must not be lost;
+    /// the application closes at most each session once).
     pub(crate) fn push(&mut self, item: Relayed) -> Result<Option<Waker>, ()> {
-        let len = match &item {
-            Relayed::Event { frame, .. } => frame.remaining(),
-            Relayed::Closed { .. } => 0,
+        let (len, must) = match &item {
+            Relayed::Event { frame, .. } => (frame.remaining(), false),
+            Relayed::Join { .. } | Relayed::Leave { .. } => (0, false),
+            Relayed::Closed { .. } | Relayed::CloseUser { .. } => (0, true),
         };
         let full = self.queue.len() >= self.config.max_items
             || self.bytes.saturating_add(len) > self.config.max_bytes;
-        if full && len > 0 {
+        if full && !must {
             return Err(());
         }
         self.bytes += len;

@@ -79,7 +79,7 @@ impl RedisEngine {
     /// [`Hub::broadcast`](sse_proto::Hub::broadcast) instead, which queues it for the relay.
     pub async fn broadcast(&self, frame: Frame) -> Result<usize, Error> {
         let attempt = self.shared.messages.attempt();
-        match self.publish(&frame, false, &attempt).await {
+        match self.publish_broadcast(&frame, false, &attempt).await {
             Ok(count) => Ok(count),
             Err(()) => {
                 self.deliver_here(&attempt, &Recipient::All, frame);
@@ -99,7 +99,7 @@ impl RedisEngine {
     }
 
     /// Logs a broadcast in Redis; `local_done` when this node delivered it itself already.
-    pub(crate) async fn publish(
+    pub(crate) async fn publish_broadcast(
         &self,
         frame: &Frame,
         local_done: bool,

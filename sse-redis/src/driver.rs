@@ -23,9 +23,10 @@ use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::future;
 use redis::Value;
-use sse_proto::{Frame, Recipient, RelayPort, Relayed, SessionId};
+use sse_proto::{Frame, Recipient, RelayPort, Relayed, SessionId, TopicName};
 
 use crate::engine::{Change, RedisEngine, lock, millis, now_ms, reader_config};
+use crate::groups::Group;
 use crate::once::Attempt;
 use crate::reply::{self, Entry};
 
@@ -157,13 +158,45 @@ impl RedisEngine {
             }
             return;
         }
+        let group = match (entry.field(b"t"), entry.field(b"g")) {
+            (Some(b"p"), Some(g)) => TopicName::parse(g).ok().map(Recipient::Topic),
+            (Some(b"u"), Some(g)) => crate::groups::user_of(g).map(Recipient::User),
+            _ => None,
+        };
+        if let Some(to) = group {
+            let ours = entry.field(b"o") == Some(self.shared.config.node.as_bytes());
+            let done_here = here || (ours && entry.field(b"d") == Some(b"1"));
+            if let Some(frame) = frame() {
+                if done_here {
+                    port.deliver_known(entry.seq, &to, frame);
+                } else {
+                    port.deliver(entry.seq, &to, frame);
+                }
+            }
+            return;
+        }
         let Some(id) = entry
             .field(b"s")
             .and_then(|s| SessionId::parse(s, sse_proto::DEFAULT_MAX_ID_LEN).ok())
         else {
             return;
         };
+        let topic = || entry.field(b"g").and_then(|g| TopicName::parse(g).ok());
         match entry.field(b"t") {
+            Some(b"j") => {
+                if let Some(topic) = topic() {
+                    port.joined(entry.seq, &id, &topic);
+                }
+            }
+            Some(b"l") => {
+                if let Some(topic) = topic() {
+                    let last = entry
+                        .field(b"a")
+                        .and_then(|a| std::str::from_utf8(a).ok()?.parse().ok())
+                        .unwrap_or(0);
+                    port.left(&id, &topic, last, entry.field(b"k") == Some(b"1"));
+                }
+            }
             Some(b"e") => {
                 if let Some(frame) = frame() {
                     let to = Recipient::Session(id);
@@ -240,6 +273,10 @@ impl RedisEngine {
     /// delivering to this node's own connections what cannot wait).
     async fn forward(&self, port: &RelayPort, pending: Pending) -> Result<(), Pending> {
         let Pending { item, attempt } = pending;
+        let pending_kind = match &item {
+            Item::GroupDeliveredHere(..) | Item::DeliveredHere(_) => Kind::DeliveredHere,
+            Item::Relayed(_) => Kind::Relayed,
+        };
         let again = |item| Pending {
             item,
             attempt: attempt.clone().again(),
@@ -268,7 +305,7 @@ impl RedisEngine {
             Item::Relayed(Relayed::Event {
                 to: Recipient::All,
                 frame,
-            }) => match self.publish(&frame, false, &attempt).await {
+            }) => match self.publish_broadcast(&frame, false, &attempt).await {
                 Ok(_) => Ok(()),
                 Err(()) => {
                     // This node's tabs get it now; the others once Redis is back.
@@ -276,13 +313,54 @@ impl RedisEngine {
                     Err(again(Item::DeliveredHere(frame)))
                 }
             },
-            Item::DeliveredHere(frame) => match self.publish(&frame, true, &attempt).await {
-                Ok(_) => Ok(()),
-                Err(()) => Err(again(Item::DeliveredHere(frame))),
-            },
+            Item::DeliveredHere(frame) => {
+                match self.publish_broadcast(&frame, true, &attempt).await {
+                    Ok(_) => Ok(()),
+                    Err(()) => Err(again(Item::DeliveredHere(frame))),
+                }
+            }
             Item::Relayed(Relayed::Closed { id }) => match self.close(id.as_str()).await {
                 Ok(_) => Ok(()),
                 Err(_) => Err(again(Item::Relayed(Relayed::Closed { id }))),
+            },
+            Item::Relayed(Relayed::Event { to, frame }) | Item::GroupDeliveredHere(to, frame) => {
+                let done_here = matches!(pending_kind, Kind::DeliveredHere);
+                let group = match &to {
+                    Recipient::Topic(t) => Some(Group::Topic(t)),
+                    Recipient::User(u) => Some(Group::User(u)),
+                    _ => None,
+                };
+                let Some(group) = group else { return Ok(()) };
+                match self.publish_group(group, &frame, done_here, &attempt).await {
+                    Ok(_) => Ok(()),
+                    Err(()) => {
+                        // This node's members get it now; the others once Redis is back.
+                        if !done_here {
+                            self.deliver_here(&attempt, &to, frame.clone());
+                        }
+                        Err(again(Item::GroupDeliveredHere(to, frame)))
+                    }
+                }
+            }
+            Item::Relayed(Relayed::Join { id, topic }) => {
+                match self.membership(id.as_str(), &topic, None).await {
+                    Err(sse_proto::Error::Unavailable) => {
+                        Err(again(Item::Relayed(Relayed::Join { id, topic })))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Item::Relayed(Relayed::Leave { id, topic, keep }) => {
+                match self.membership(id.as_str(), &topic, Some(keep)).await {
+                    Err(sse_proto::Error::Unavailable) => {
+                        Err(again(Item::Relayed(Relayed::Leave { id, topic, keep })))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Item::Relayed(Relayed::CloseUser { user }) => match self.close_user(&user).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(again(Item::Relayed(Relayed::CloseUser { user }))),
             },
         }
     }
@@ -339,11 +417,22 @@ impl RedisEngine {
                     .arg(now + millis(attached_ttl))
                     .arg(id)
                     .ignore();
+                pipe.cmd("PEXPIRE")
+                    .arg(keys.mem(id))
+                    .arg(millis(attached_ttl))
+                    .ignore();
             };
+            // Sessions attached here, with their users; sessions over.
+            let mut attached = Vec::new();
+            let mut gone = Vec::new();
             for (id, change) in &changes {
                 let id = id.as_str();
                 match (change, grace) {
-                    (Change::Attached, _) => mark_attached(&mut pipe, id),
+                    (Change::Attached, _) => {
+                        mark_attached(&mut pipe, id);
+                        let user = hub.session(id).and_then(|s| s.user());
+                        attached.push((id.to_owned(), user));
+                    }
                     (Change::Detached, Some(_)) => {
                         pipe.cmd("SET")
                             .arg(keys.owner(id))
@@ -357,18 +446,22 @@ impl RedisEngine {
                             .arg(now + millis(detached_ttl))
                             .arg(id)
                             .ignore();
+                        pipe.cmd("PEXPIRE")
+                            .arg(keys.mem(id))
+                            .arg(millis(detached_ttl))
+                            .ignore();
                     }
-                    (Change::Detached, None) | (Change::Gone, _) => {
-                        pipe.cmd("DEL").arg(keys.owner(id)).ignore();
-                        pipe.cmd("ZREM").arg(keys.live()).arg(id).ignore();
-                        pipe.cmd("ZREM").arg(keys.all()).arg(id).ignore();
-                        if *change == Change::Gone {
-                            pipe.cmd("DEL").arg(keys.log(id)).ignore();
-                        }
-                    }
+                    // Over here: every trace goes, unless another node serves it now.
+                    (Change::Detached, None) | (Change::Gone, _) => gone.push(id.to_owned()),
                 }
             }
             if beat {
+                pipe.cmd("SET")
+                    .arg(keys.alive(node))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(millis(live_ttl))
+                    .ignore();
                 for id in hub.ids() {
                     mark_attached(&mut pipe, id.as_str());
                 }
@@ -385,7 +478,17 @@ impl RedisEngine {
             }
             drop(hub);
             let mut conn = shared.conn.clone();
-            let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+            let mut done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+            for (id, user) in &attached {
+                if done.is_ok() {
+                    done = self.here(id, user.as_ref()).await;
+                }
+            }
+            for id in &gone {
+                if done.is_ok() {
+                    done = self.gone(id).await;
+                }
+            }
             match done {
                 Ok(()) => {
                     shared.set_up(true);
@@ -421,4 +524,12 @@ enum Item {
     Relayed(Relayed),
     /// A broadcast this node already delivered to its own connections.
     DeliveredHere(Frame),
+    /// A publish or user send this node already delivered to its own members.
+    GroupDeliveredHere(Recipient, Frame),
+}
+
+/// Whether an item was delivered here already.
+enum Kind {
+    Relayed,
+    DeliveredHere,
 }

@@ -8,17 +8,15 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{AsyncConnectionConfig, Client, Value};
 use sse_proto::{
-    Answers, BoxFuture, Claimed, ClosedPolicy, Frame, GapReason, HubBuilder, IdGenerator,
-    LogBounds, Logged, MemoryHistory, Offer, RelayConfig, RelayPort, SessionEvent, SessionId,
-    Store,
+    Answers, BoxFuture, Claimed, ClosedPolicy, GapReason, HubBuilder, IdGenerator, LogBounds,
+    MemoryHistory, Offer, RelayConfig, RelayPort, SessionEvent, SessionId, Store,
 };
 
 use crate::once::{DeliveredHere, MessageIds};
-use crate::reply::{self, Entry};
+use crate::reply;
 use crate::scripts::{self, Keys};
 
 /// Settings of a [`RedisEngine`].
@@ -107,6 +105,11 @@ pub(crate) struct Scripts {
     pub(crate) broadcast: redis::Script,
     pub(crate) end: redis::Script,
     pub(crate) claim: redis::Script,
+    pub(crate) publish: redis::Script,
+    pub(crate) join: redis::Script,
+    pub(crate) leave: redis::Script,
+    pub(crate) here: redis::Script,
+    pub(crate) gone: redis::Script,
 }
 
 /// What the presence task has to tell Redis.
@@ -183,6 +186,11 @@ impl RedisEngine {
                     broadcast: scripts::broadcast(),
                     end: scripts::end(),
                     claim: scripts::claim(),
+                    publish: crate::groups::publish(),
+                    join: crate::groups::join(),
+                    leave: crate::groups::leave(),
+                    here: crate::groups::here(),
+                    gone: crate::groups::gone(),
                 },
                 read_from: Mutex::new(Some(seq.unwrap_or(0))),
                 messages: MessageIds::new(random_u64()),
@@ -231,29 +239,62 @@ impl RedisEngine {
         let ttl = shared.owner_ttl(true);
         let keys = &shared.keys;
         let consume = shared.config.closed_policy == ClosedPolicy::ConsumeOnFirst;
-        let mut invocation = shared.scripts.claim.prepare_invoke();
-        invocation
-            .key(keys.closed(id.as_str()))
-            .key(keys.owner(id.as_str()))
-            .key(keys.log(id.as_str()))
-            .key(keys.bcast())
-            .arg(if consume { "1" } else { "0" })
-            .arg(&shared.config.node)
-            .arg(millis(ttl))
-            .arg(after.map_or("-1".to_owned(), |s| s.to_string()))
-            .arg(bounds.max_events + 1);
-        let mut conn = shared.conn.clone();
-        let reply: Value = match invocation.invoke_async(&mut conn).await {
-            Ok(v) => {
-                shared.set_up(true);
-                v
-            }
-            Err(_) => {
+        let mut tries = 0;
+        let (items, mem) = loop {
+            tries += 1;
+            // What the session is in decides the keys the claim touches: read it first.
+            let Ok(mem) = self.read_mem(id.as_str()).await else {
                 shared.set_up(false);
                 return None;
+            };
+            let topics = mem.topic_names();
+            let mut invocation = shared.scripts.claim.prepare_invoke();
+            invocation
+                .key(keys.closed(id.as_str()))
+                .key(keys.owner(id.as_str()))
+                .key(keys.log(id.as_str()))
+                .key(keys.bcast())
+                .key(keys.mem(id.as_str()))
+                .key(keys.ulog(&mem.user_hex))
+                .key(keys.us(&mem.user_hex))
+                .key(keys.un(&mem.user_hex));
+            for t in &topics {
+                invocation
+                    .key(keys.tlog(t.as_str()))
+                    .key(keys.tn(t.as_str()))
+                    .key(keys.tm(t.as_str()));
+            }
+            invocation
+                .arg(if consume { "1" } else { "0" })
+                .arg(&shared.config.node)
+                .arg(millis(ttl))
+                .arg(after.map_or("-1".to_owned(), |s| s.to_string()))
+                .arg(bounds.max_events + 1)
+                .arg(mem.fields.join(","))
+                .arg(&mem.user_hex)
+                .arg(id.as_str());
+            for t in &topics {
+                invocation.arg(t.as_str());
+            }
+            let mut conn = shared.conn.clone();
+            let reply: Value = match invocation.invoke_async(&mut conn).await {
+                Ok(v) => {
+                    shared.set_up(true);
+                    v
+                }
+                Err(_) => {
+                    shared.set_up(false);
+                    return None;
+                }
+            };
+            let items = reply::array(&reply).to_vec();
+            match items.first().and_then(reply::int) {
+                // Its memberships changed in between: read them again.
+                Some(2) if tries < 5 => continue,
+                Some(2) => return None,
+                _ => break (items, mem),
             }
         };
-        let items = reply::array(&reply);
         if items.first().and_then(reply::int) == Some(1) {
             return Some(Answers {
                 closed: true,
@@ -269,7 +310,14 @@ impl RedisEngine {
             Some(Claimed::Invalid) => Some(Err(GapReason::InvalidPosition)),
             Some(Claimed::At(_)) if after.is_none() => Some(Err(GapReason::UnknownEpoch)),
             Some(Claimed::At(_)) if !existed => Some(Err(GapReason::Expired)),
-            Some(Claimed::At(p)) => Some(missed(items, p.seq, bounds)),
+            Some(Claimed::At(p)) => Some(crate::fetch::fetched(
+                &items,
+                id,
+                p.seq,
+                mem,
+                self.epoch(),
+                bounds,
+            )),
         };
         Some(Answers {
             closed: false,
@@ -343,6 +391,8 @@ impl Shared {
                 reason: sse_proto::EndReason::Shutdown,
                 ..
             } => Change::Detached,
+            // Memberships are Redis's own record (the relay numbers them).
+            SessionEvent::Joined { .. } | SessionEvent::Left { .. } => return,
             _ => Change::Gone,
         };
         let waker = {
@@ -371,39 +421,6 @@ impl Shared {
     pub(crate) fn live_ttl(&self) -> Duration {
         self.config.heartbeat * 3
     }
-}
-
-/// What a session missed after `after`, from a `claim` reply: its log and the broadcasts,
-/// merged in order, or why it cannot be told.
-fn missed(items: &[Value], after: u64, bounds: LogBounds) -> Result<Vec<Logged>, GapReason> {
-    let dropped = |i: usize| items.get(i).and_then(reply::text).and_then(reply::seq_of);
-    if dropped(2).unwrap_or(0) > after || dropped(3).unwrap_or(0) > after {
-        return Err(GapReason::Overflow);
-    }
-    let own = items.get(4).map(reply::entries).unwrap_or_default();
-    let all = items.get(5).map(reply::entries).unwrap_or_default();
-    if own.len() > bounds.max_events || all.len() > bounds.max_events {
-        return Err(GapReason::Overflow);
-    }
-    let mut merged: Vec<&Entry> = own.iter().chain(all.iter()).collect();
-    merged.sort_by_key(|e| e.seq);
-    let mut out = Vec::with_capacity(merged.len());
-    let mut bytes = 0;
-    for entry in merged {
-        let frame = entry
-            .field(b"f")
-            .and_then(|f| Frame::from_encoded(Bytes::copy_from_slice(f)).ok())
-            .ok_or(GapReason::Overflow)?;
-        bytes += frame.len();
-        if out.len() >= bounds.max_events || bytes > bounds.max_bytes {
-            return Err(GapReason::Overflow);
-        }
-        out.push(Logged {
-            seq: entry.seq,
-            frame,
-        });
-    }
-    Ok(out)
 }
 
 /// Reads the store's epoch, starting one when Redis is empty.

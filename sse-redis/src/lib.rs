@@ -55,8 +55,11 @@
 mod commands;
 mod driver;
 mod engine;
+mod fetch;
+mod groups;
 mod once;
 mod reply;
 mod scripts;
 
 pub use engine::{RedisConfig, RedisEngine};
+pub use groups::Members;

@@ -13,6 +13,8 @@
 //! | `<p>live` | sorted set | ids with a live connection, scored by when the mark expires (ms since the Unix epoch) |
 //! | `<p>all` | sorted set | ids of every session, detached ones included, scored the same way |
 //!
+//! Topics and users add the keys listed in `groups/scripts.rs`.
+//!
 //! A node reads `bcast` and its own `node:` stream in one `XREAD`, which sees both as of one
 //! instant; since every entry is numbered by the same `INCR` in the script that writes it,
 //! merging what one read returns by sequence number gives the one order.
@@ -71,7 +73,7 @@ return {{seq, redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf')}}
 /// The number an earlier attempt of a message got, if it was applied: the done mark a retry
 /// left, or (for a retry) the message id among the newest entries of the stream it goes to,
 /// whose mark the retry then leaves, for an earlier attempt applied after it.
-const ONCE: &str = r"
+pub(crate) const ONCE: &str = r"
 local function numbered_before(mark, stream, mid, retry, ttl)
   local done = redis.call('GET', mark)
   if done then return tonumber(done) end
@@ -110,23 +112,54 @@ return 1
 }
 
 /// A connection offers a session: is it closed (consuming the mark when `consume`)? Does it
-/// exist? This node takes it over. With a position: what it missed, and what each log
-/// dropped (`max-deleted-entry-id`, Redis 7).
+/// exist? This node takes it over, with its memberships and its user's record. With a
+/// position: what it missed in every log it may be entitled to, and what each log dropped
+/// (`max-deleted-entry-id`, Redis 7).
 ///
-/// KEYS: closed, owner, log, bcast. ARGV: `1` to consume the mark, this node, owner TTL (ms),
-/// the position's sequence number or `-1`, most entries to read from each log.
+/// KEYS: closed, owner, log, bcast, mem, the user's ulog, us and un (any keys without a user),
+/// then for each topic of mem: its tlog, tn and tm. ARGV: `1` to consume the mark, this node,
+/// owner TTL (ms), the position's sequence number or `-1`, most entries to read from each
+/// log, the fields of mem the caller read (sorted, comma-separated), the user's hex (empty:
+/// none), the session id, then the topics.
 ///
-/// Returns `{1}` when closed, else `{0, existed}` or `{0, existed, log dropped, bcast
-/// dropped, log entries, bcast entries}`.
+/// Returns `{1}` when closed, `{2}` when mem changed since the caller read it, else `{0,
+/// existed, mem}` or `{0, existed, log dropped, bcast dropped, log entries, bcast entries,
+/// mem, user log dropped, user log entries, {{topic, dropped, entries}...}}`.
 pub(crate) fn claim() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
+{STRETCHES}
 local closed
 if ARGV[1] == '1' then closed = redis.call('GETDEL', KEYS[1]) else closed = redis.call('GET', KEYS[1]) end
-if closed then return {1} end
+if closed then return {{1}} end
+local fields = redis.call('HKEYS', KEYS[5])
+table.sort(fields)
+if table.concat(fields, ',') ~= ARGV[6] then return {{2}} end
 local existed = redis.call('EXISTS', KEYS[2])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-if ARGV[4] == '-1' then return {0, existed} end
+local old = redis.call('GET', KEYS[2])
+local me = ARGV[2]
+redis.call('SET', KEYS[2], me, 'PX', ARGV[3])
+local id = ARGV[8]
+local ntopics = #ARGV - 8
+for j = 1, ntopics do
+  local v = redis.call('HGET', KEYS[5], ARGV[8 + j])
+  if last_open(v) and old ~= me then
+    if old then count_down(KEYS[7 + 3 * j], old) end
+    redis.call('HINCRBY', KEYS[7 + 3 * j], me, 1)
+    redis.call('HSET', KEYS[8 + 3 * j], id, me)
+  end
+end
+if ARGV[7] ~= '' and old ~= me then
+  local prev = redis.call('HGET', KEYS[7], id)
+  if prev ~= me then
+    redis.call('HSET', KEYS[7], id, me)
+    redis.call('HINCRBY', KEYS[8], me, 1)
+    if prev then count_down(KEYS[8], prev) end
+  end
+end
+redis.call('PEXPIRE', KEYS[5], ARGV[3])
+local mem = redis.call('HGETALL', KEYS[5])
+if ARGV[4] == '-1' then return {{0, existed, mem}} end
 local function dropped(key)
   if redis.call('EXISTS', key) == 0 then return '0-0' end
   local info = redis.call('XINFO', 'STREAM', key)
@@ -135,12 +168,41 @@ local function dropped(key)
   end
   return '0-0'
 end
-local from = '(' .. ARGV[4] .. '-0'
-local l = redis.call('XRANGE', KEYS[3], from, '+', 'COUNT', ARGV[5])
-local b = redis.call('XRANGE', KEYS[4], from, '+', 'COUNT', ARGV[5])
-return {0, existed, dropped(KEYS[3]), dropped(KEYS[4]), l, b}
+local pos = tonumber(ARGV[4])
+local function after(key, from)
+  return redis.call('XRANGE', key, '(' .. from .. '-0', '+', 'COUNT', ARGV[5])
+end
+local out = {{0, existed, dropped(KEYS[3]), dropped(KEYS[4]), after(KEYS[3], pos), after(KEYS[4], pos), mem}}
+if ARGV[7] ~= '' then
+  local u = redis.call('HGET', KEYS[5], '~u') or ''
+  local since = tonumber(string.match(u, '^(%d+):') or '0')
+  out[8] = dropped(KEYS[6])
+  out[9] = after(KEYS[6], math.max(pos, since))
+else
+  out[8] = '0-0'
+  out[9] = {{}}
+end
+local topics = {{}}
+for j = 1, ntopics do
+  local v = redis.call('HGET', KEYS[5], ARGV[8 + j]) or ''
+  local from = nil
+  for p in string.gmatch(v, '[^,]+') do
+    local joined = tonumber(string.match(p, '^(%d+)'))
+    local left = tonumber(string.match(p, '%-(%d+)$') or '-1')
+    if left < 0 or left > pos then
+      local f = math.max(joined, pos)
+      if not from or f < from then from = f end
+    end
+  end
+  if from then
+    topics[#topics + 1] = {{ARGV[8 + j], dropped(KEYS[6 + 3 * j]), after(KEYS[6 + 3 * j], from)}}
+  end
+end
+out[10] = topics
+return out
 ",
-    )
+        STRETCHES = crate::groups::STRETCHES
+    ))
 }
 
 /// The keys of one deployment, under a prefix.
@@ -179,5 +241,29 @@ impl Keys {
     }
     pub(crate) fn done(&self, mid: &str) -> String {
         format!("{}done:{mid}", self.prefix)
+    }
+    pub(crate) fn mem(&self, id: &str) -> String {
+        format!("{}mem:{id}", self.prefix)
+    }
+    pub(crate) fn tlog(&self, topic: &str) -> String {
+        format!("{}tlog:{topic}", self.prefix)
+    }
+    pub(crate) fn tn(&self, topic: &str) -> String {
+        format!("{}tn:{topic}", self.prefix)
+    }
+    pub(crate) fn tm(&self, topic: &str) -> String {
+        format!("{}tm:{topic}", self.prefix)
+    }
+    pub(crate) fn ulog(&self, user: &str) -> String {
+        format!("{}ulog:{user}", self.prefix)
+    }
+    pub(crate) fn us(&self, user: &str) -> String {
+        format!("{}us:{user}", self.prefix)
+    }
+    pub(crate) fn un(&self, user: &str) -> String {
+        format!("{}un:{user}", self.prefix)
+    }
+    pub(crate) fn alive(&self, node: &str) -> String {
+        format!("{}alive:{node}", self.prefix)
     }
 }

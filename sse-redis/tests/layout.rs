@@ -176,14 +176,12 @@ async fn presence_follows_attach_detach_and_end_and_expires_without_heartbeats()
     assert!(
         until(async || {
             let _ = n.hub.poll_timers(&mut cx, Instant::now());
-            !r.exists::<_, bool>(format!("sse:owner:{id}"))
-                .await
-                .unwrap()
+            let all: Vec<String> = r.zrange("sse:all", 0, -1).await.unwrap();
+            let owner: bool = r.exists(format!("sse:owner:{id}")).await.unwrap();
+            all.is_empty() && !owner
         })
         .await
     );
-    let all: Vec<String> = r.zrange("sse:all", 0, -1).await.unwrap();
-    assert!(all.is_empty());
     assert_eq!(
         n.engine.send_to(&id, frame("x")).await,
         Err(sse_proto::Error::NotConnected)

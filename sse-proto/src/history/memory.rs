@@ -123,9 +123,23 @@ impl MemoryHistory {
         }
     }
 
+    /// This store with its sequence at `head` at least (nothing logged): a copy of another
+    /// store's logs after a position starts there.
+    pub fn with_head(mut self, head: u64) -> MemoryHistory {
+        self.head = self.head.max(head);
+        self
+    }
+
     /// The bounds of each log.
     pub fn bounds(&self) -> LogBounds {
         self.bounds
+    }
+
+    /// Records that the log of `target` lost every entry numbered up to `through` (a store
+    /// that trimmed it said so): a replay from before it cannot be told exactly.
+    pub fn lose(&mut self, target: Target<'_>, through: u64) {
+        let log = self.log_mut(target);
+        log.evicted = log.evicted.max(through);
     }
 
     fn log_mut(&mut self, target: Target<'_>) -> &mut Log {

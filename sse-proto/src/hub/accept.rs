@@ -14,7 +14,7 @@ use super::{Hub, Outlet, Session};
 use crate::connection::{Connection, EndReason};
 use crate::frame::Frame;
 use crate::handshake::{
-    self, Answers, BadRequest, Claim, Lookup, NotEventStream, Offer, OfferParts,
+    self, Answers, BadRequest, Claim, Fetched, Lookup, NotEventStream, Offer, OfferParts,
 };
 use crate::history::{History, Logged, Scope, Target};
 use crate::id::{IdSource, RejectedId, SessionId};
@@ -22,7 +22,7 @@ use crate::lifecycle::{Continuity, GapReason, SessionEvent};
 use crate::position::{self, Claimed, Position};
 use crate::request::{Principal, Request, ResponseHead};
 use crate::store::Store;
-use crate::topic::TopicName;
+use crate::topic::{Membership, TopicName};
 
 /// What the adapter must do with a request.
 #[must_use]
@@ -291,45 +291,7 @@ impl Hub {
             _ => None,
         };
         let user = principal.as_deref().map(Principal::new);
-        let start = {
-            let mut st = existing.as_ref().map(|slot| (slot, slot.lock()));
-            if let Some((slot, st)) = &mut st {
-                // What the tab is entitled to now: its user's, and the topics the rule
-                // still grants (revoked ones are withheld, not replayed).
-                inner.refresh(
-                    &mut groups,
-                    slot,
-                    st,
-                    user.clone(),
-                    position,
-                    head,
-                    &mut changes,
-                );
-            }
-            match &mut history {
-                None => Start {
-                    continuity: match claim {
-                        None => Continuity::New,
-                        Some(_) => Continuity::Gap(GapReason::NotResumable),
-                    },
-                    from: None,
-                    replay: Vec::new(),
-                    epoch: 0,
-                    gaps: Vec::new(),
-                },
-                Some(history) => resume_start(
-                    &mut ***history,
-                    &log_id,
-                    claim.as_ref(),
-                    st.as_ref().map(|(_, st)| &**st),
-                    answers.history,
-                ),
-            }
-        };
-        let token = match start.from {
-            Some(seq) => position::token(&id, Position::new(start.epoch, seq)),
-            None => id.to_string(),
-        };
+        let existed = existing.is_some();
         let last = || handshake::id_block(&inner.fresh_id(principal.as_deref()));
         let mut renamed = None;
         let slot = match existing {
@@ -357,18 +319,51 @@ impl Hub {
             Some(slot) => slot,
             None => {
                 let slot = Arc::new(Slot::new(id.clone(), claim.is_none(), head));
-                inner.refresh(
-                    &mut groups,
-                    &slot,
-                    &mut slot.lock(),
-                    user,
-                    None,
-                    head,
-                    &mut changes,
-                );
                 sessions.insert(id.clone(), slot.clone());
                 slot
             }
+        };
+        let start = {
+            let mut st = slot.lock();
+            // Relay mode: what the shared store says the session is in replaces what this
+            // node had (a join or leave it numbered may not have come here yet).
+            if let Some(Ok(fetched)) = &answers.history {
+                inner.install(&mut groups, &slot, &mut st, fetched, &mut changes);
+            }
+            // What the tab is entitled to now: its user's, and the topics the rule still
+            // grants (revoked ones are withheld, not replayed).
+            inner.refresh(
+                &mut groups,
+                &slot,
+                &mut st,
+                user,
+                position,
+                head,
+                &mut changes,
+            );
+            match &mut history {
+                None => Start {
+                    continuity: match claim {
+                        None => Continuity::New,
+                        Some(_) => Continuity::Gap(GapReason::NotResumable),
+                    },
+                    from: None,
+                    replay: Vec::new(),
+                    epoch: 0,
+                    gaps: Vec::new(),
+                },
+                Some(history) => resume_start(
+                    &mut ***history,
+                    &id,
+                    claim.as_ref(),
+                    (&st, existed),
+                    answers.history,
+                ),
+            }
+        };
+        let token = match start.from {
+            Some(seq) => position::token(&id, Position::new(start.epoch, seq)),
+            None => id.to_string(),
         };
         let mut conn = Connection::with_preamble(
             inner.config,
@@ -396,7 +391,12 @@ impl Hub {
             let had_link = st.link.is_some();
             let last = had_link.then(last);
             let (link_no, replaced) = st.attach(conn, seen, last);
-            (link_no, replaced, had_link, st.current_topics())
+            // Relay mode: the topics granted now are joined once the relay numbers the joins.
+            let mut topics = st.current_topics();
+            topics.extend(changes.joining());
+            topics.sort();
+            topics.dedup();
+            (link_no, replaced, had_link, topics)
         };
         drop(sessions);
         changes.forget_unused(history.as_deref_mut());
@@ -442,45 +442,60 @@ impl Hub {
 }
 
 /// Resume mode: how the new connection continues the session, and what it replays.
-/// Called with the history and registry locked, so nothing is logged in between.
+/// Called with the history and registry locked, so nothing is logged in between. `session`
+/// is the session's state and whether it existed here before this connection.
 fn resume_start(
     history: &mut dyn History,
     id: &SessionId,
     claim: Option<&Claim>,
-    existing: Option<&SlotState>,
-    fetched: Option<Result<Vec<Logged>, GapReason>>,
+    session: (&SlotState, bool),
+    fetched: Option<Result<Fetched, GapReason>>,
 ) -> Start {
     let epoch = history.epoch();
     let head = history.head();
-    let scope = match existing {
-        Some(st) => Scope {
-            session: id,
-            user: st.user.as_ref().map(|(u, since)| (u, *since)),
-            topics: &st.topics,
-        },
-        None => Scope::session(id),
+    let (st, existed) = session;
+    let scope = Scope {
+        session: id,
+        user: st.user.as_ref().map(|(u, since)| (u, *since)),
+        topics: &st.topics,
     };
     let replay = match (claim, fetched) {
         (None, _) => Err(None),
         // A store answered ahead of time; what was logged since comes from ours.
-        (Some(claim), Some(fetched)) => fetched.map_err(Some).and_then(|mut entries| {
-            let after = match (entries.last(), claim.position) {
-                (Some(last), _) => last.seq,
-                (None, Claimed::At(p)) => p.seq,
-                (None, _) => head,
+        (Some(claim), Some(fetched)) => fetched.map_err(Some).and_then(|fetched| {
+            let from = match claim.position {
+                Claimed::At(p) => p.seq,
+                _ => head,
             };
+            let mut entries = Vec::new();
+            let mut gaps = fetched
+                .log
+                .replay(&scope, from, &mut entries)
+                .map_err(Some)?;
+            let after = entries.last().map_or(from, |e| e.seq).max(from);
             // What this hub logged since the store answered; nothing when the store is
             // ahead of what this hub has seen (the rest comes here live, and the connection
-            // does not queue again what it has).
+            // does not queue again what it has). A topic with a gap stays out.
             if after >= head {
-                return Ok((entries, Vec::new()));
+                return Ok((entries, gaps));
             }
-            history
-                .replay(&scope, after, &mut entries)
-                .map(|gaps| (entries, gaps))
-                .map_err(Some)
+            let topics: Vec<Membership> = st
+                .topics
+                .iter()
+                .filter(|m| !gaps.contains(&m.topic))
+                .cloned()
+                .collect();
+            let tail = Scope {
+                topics: &topics,
+                ..scope
+            };
+            let more = history.replay(&tail, after, &mut entries).map_err(Some)?;
+            gaps.extend(more);
+            gaps.sort();
+            gaps.dedup();
+            Ok((entries, gaps))
         }),
-        (Some(claim), None) => local_replay(history, &scope, claim.position, existing),
+        (Some(claim), None) => local_replay(history, &scope, claim.position, existed.then_some(st)),
     };
     match replay {
         Ok((replay, gaps)) => {

@@ -5,8 +5,8 @@
 //! its slot; the index from a group to its members is here. Both change together, under the
 //! hub's groups lock (taken after the history's, before the registry's and any slot's).
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::Inner;
@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::history::{History, Target};
 use crate::id::SessionId;
 use crate::lifecycle::SessionEvent;
+use crate::relay::Relayed;
 use crate::request::Principal;
 use crate::topic::{Membership, TopicName};
 
@@ -23,6 +24,19 @@ use crate::topic::{Membership, TopicName};
 pub(crate) struct Groups {
     pub(crate) topics: HashMap<TopicName, Group>,
     pub(crate) users: HashMap<Principal, Group>,
+    /// Relay mode: groups made for a delivery while this node had none, oldest first.
+    orphans: VecDeque<Unused>,
+}
+
+/// Most groups without members a node in relay mode keeps for deliveries (see
+/// [`Groups::delivered_to`]).
+const MAX_ORPHANS: usize = 1024;
+
+/// A group, by name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum GroupRef<'a> {
+    Topic(&'a TopicName),
+    User(&'a Principal),
 }
 
 /// One topic or user.
@@ -58,6 +72,8 @@ impl Unused {
 pub(crate) struct Changes {
     pub(crate) unused: Vec<Unused>,
     pub(crate) events: Vec<SessionEvent>,
+    /// Relay mode: joins and leaves for the relay to number.
+    pub(crate) relay: Vec<Relayed>,
 }
 
 impl Changes {
@@ -92,10 +108,22 @@ impl Changes {
         }
     }
 
-    /// Tells the observer, with every lock released.
+    /// The topics this change asks the relay to join.
+    pub(crate) fn joining(&self) -> impl Iterator<Item = TopicName> + '_ {
+        self.relay.iter().filter_map(|r| match r {
+            Relayed::Join { topic, .. } => Some(topic.clone()),
+            _ => None,
+        })
+    }
+
+    /// Tells the observer, and hands the relay what it must number, with every lock released.
     pub(crate) fn notify(self, inner: &Inner) {
         for event in self.events {
             inner.notify(event);
+        }
+        for item in self.relay {
+            // A join or leave the relay's full queue refuses is lost, as an event would be.
+            let _ = inner.relay(item);
         }
     }
 }
@@ -143,6 +171,20 @@ impl Groups {
         max: usize,
         unused: &mut Vec<Unused>,
     ) -> bool {
+        self.leave_at(id, st, topic, keep.then_some(None), max, unused)
+    }
+
+    /// [`leave`](Self::leave), with the stretch kept (`Some`) ending at the topic's last
+    /// event as this node knows it (`Some(None)`) or as the relay numbered it.
+    pub(crate) fn leave_at(
+        &mut self,
+        id: &SessionId,
+        st: &mut SlotState,
+        topic: &TopicName,
+        keep: Option<Option<u64>>,
+        max: usize,
+        unused: &mut Vec<Unused>,
+    ) -> bool {
         let Some(i) = st
             .topics
             .iter()
@@ -155,11 +197,15 @@ impl Groups {
             return true;
         };
         group.members.remove(id);
-        if keep && group.last > st.topics[i].joined {
-            st.topics[i].left = Some(group.last);
-            group.past += 1;
-        } else {
-            st.topics.swap_remove(i);
+        let last = keep.map(|last| last.unwrap_or(group.last));
+        match last {
+            Some(last) if last > st.topics[i].joined => {
+                st.topics[i].left = Some(last);
+                group.past += 1;
+            }
+            _ => {
+                st.topics.swap_remove(i);
+            }
         }
         self.drop_if_unused(topic, unused);
         self.prune(st, max, unused);
@@ -261,6 +307,120 @@ impl Groups {
         }
         left.sort();
         left
+    }
+
+    /// Relay mode: the session of `slot` is in what the shared store says, `topics` and
+    /// `user`, rather than what this node had. Returns the topics it joined and left here.
+    pub(crate) fn replace(
+        &mut self,
+        slot: &Arc<Slot>,
+        st: &mut SlotState,
+        topics: &[Membership],
+        user: Option<&(Principal, u64)>,
+        unused: &mut Vec<Unused>,
+    ) -> (Vec<TopicName>, Vec<TopicName>) {
+        let open =
+            |list: &[Membership], t: &TopicName| list.iter().any(|m| m.is_open() && &m.topic == t);
+        let joined: Vec<TopicName> = topics
+            .iter()
+            .filter(|m| m.is_open() && !open(&st.topics, &m.topic))
+            .map(|m| m.topic.clone())
+            .collect();
+        let left: Vec<TopicName> = st
+            .topics
+            .iter()
+            .filter(|m| m.is_open() && !open(topics, &m.topic))
+            .map(|m| m.topic.clone())
+            .collect();
+        // The new ones first, so that a group in both is never dropped in between.
+        for m in topics {
+            let group = self.topics.entry(m.topic.clone()).or_default();
+            match m.left {
+                None => {
+                    group.members.insert(slot.id.clone(), slot.clone());
+                }
+                Some(_) => group.past += 1,
+            }
+        }
+        for m in std::mem::replace(&mut st.topics, topics.to_vec()) {
+            if let Some(group) = self.topics.get_mut(&m.topic) {
+                match m.left {
+                    None if !open(topics, &m.topic) => {
+                        group.members.remove(&slot.id);
+                    }
+                    None => {}
+                    Some(_) => group.past -= 1,
+                }
+            }
+            self.drop_if_unused(&m.topic, unused);
+        }
+        if st.user.as_ref() != user {
+            if let Some((old, _)) = st.user.take() {
+                self.leave_user(&slot.id, &old, unused);
+            }
+            if let Some((user, since)) = user {
+                self.users
+                    .entry(user.clone())
+                    .or_default()
+                    .members
+                    .insert(slot.id.clone(), slot.clone());
+                st.user = Some((user.clone(), *since));
+            }
+        }
+        (joined, left)
+    }
+
+    /// Relay mode: the group that a delivery numbered by the relay is for, made when this
+    /// node has none (a session that moved here may claim it before the delivery's session
+    /// is accepted here). At most [`MAX_ORPHANS`] groups without members are kept so; the
+    /// oldest is dropped past it.
+    pub(crate) fn delivered_to(
+        &mut self,
+        to: GroupRef<'_>,
+        unused: &mut Vec<Unused>,
+    ) -> &mut Group {
+        let missing = match to {
+            GroupRef::Topic(t) => !self.topics.contains_key(t),
+            GroupRef::User(u) => !self.users.contains_key(u),
+        };
+        if missing {
+            let key = match to {
+                GroupRef::Topic(t) => Unused::Topic(t.clone()),
+                GroupRef::User(u) => Unused::User(u.clone()),
+            };
+            self.orphans.push_back(key);
+            while self.orphans.len() > MAX_ORPHANS {
+                if let Some(old) = self.orphans.pop_front() {
+                    self.drop_orphan(old, unused);
+                }
+            }
+        }
+        match to {
+            GroupRef::Topic(t) => self.topics.entry(t.clone()).or_default(),
+            GroupRef::User(u) => self.users.entry(u.clone()).or_default(),
+        }
+    }
+
+    fn drop_orphan(&mut self, key: Unused, unused: &mut Vec<Unused>) {
+        let gone = match &key {
+            Unused::Topic(t) => match self.topics.entry(t.clone()) {
+                Entry::Occupied(g) if g.get().members.is_empty() && g.get().past == 0 => {
+                    g.remove();
+                    true
+                }
+                _ => false,
+            },
+            Unused::User(u) => match self.users.entry(u.clone()) {
+                Entry::Occupied(g) if g.get().members.is_empty() => {
+                    g.remove();
+                    true
+                }
+                _ => false,
+            },
+        };
+        if gone {
+            unused.push(key);
+        }
     }
 
     /// The session continues as `slot` (its id re-signed), with the memberships in `st`,

@@ -4,43 +4,35 @@
 use std::sync::Arc;
 
 use super::Inner;
+pub(super) use super::groups::GroupRef;
 use super::groups::{Changes, Group, Groups};
 use super::slot::{Slot, SlotState, lock};
 use crate::error::Error;
 use crate::frame::Frame;
+use crate::handshake::Fetched;
 use crate::history::Target;
 use crate::id::SessionId;
 use crate::position::Position;
+use crate::relay::{Recipient, Relayed};
 use crate::request::Principal;
 use crate::topic::TopicName;
 
-/// Relay mode does not carry groups between nodes yet: what would reach only this node's
-/// members fails instead of silently missing the others.
-pub(super) const NOT_RELAYED: &str = "topics and users are not relayed between nodes yet: in relay mode, address sessions or everyone";
-
-/// A group, by name.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum GroupRef<'a> {
-    Topic(&'a TopicName),
-    User(&'a Principal),
-}
-
 impl GroupRef<'_> {
-    fn target(&self) -> Target<'_> {
+    pub(super) fn target(&self) -> Target<'_> {
         match *self {
             GroupRef::Topic(t) => Target::Topic(t),
             GroupRef::User(u) => Target::User(u),
         }
     }
 
-    fn find<'g>(&self, groups: &'g Groups) -> Option<&'g Group> {
+    pub(super) fn find<'g>(&self, groups: &'g Groups) -> Option<&'g Group> {
         match *self {
             GroupRef::Topic(t) => groups.topics.get(t),
             GroupRef::User(u) => groups.users.get(u),
         }
     }
 
-    fn find_mut<'g>(&self, groups: &'g mut Groups) -> Option<&'g mut Group> {
+    pub(super) fn find_mut<'g>(&self, groups: &'g mut Groups) -> Option<&'g mut Group> {
         match *self {
             GroupRef::Topic(t) => groups.topics.get_mut(t),
             GroupRef::User(u) => groups.users.get_mut(u),
@@ -84,16 +76,39 @@ impl Inner {
         }
         st.since = st.since.max(cut);
         for topic in &revoked {
-            groups.leave(
-                &slot.id,
-                st,
-                topic,
-                false,
-                self.topics.max,
-                &mut changes.unused,
-            );
+            let max = self.topics.max;
+            groups.leave(&slot.id, st, topic, false, max, &mut changes.unused);
+            if self.relay.is_some() {
+                changes.relay.push(Relayed::Leave {
+                    id: slot.id.clone(),
+                    topic: topic.clone(),
+                    keep: false,
+                });
+            }
         }
         changes.left(&slot.id, revoked);
+    }
+
+    /// Relay mode, at accept: the session is in what the shared store says it is in.
+    pub(super) fn install(
+        &self,
+        groups: &mut Groups,
+        slot: &Arc<Slot>,
+        st: &mut SlotState,
+        fetched: &Fetched,
+        changes: &mut Changes,
+    ) {
+        let (joined, left) = groups.replace(
+            slot,
+            st,
+            &fetched.topics,
+            fetched.user.as_ref(),
+            &mut changes.unused,
+        );
+        for topic in joined {
+            changes.joined(&slot.id, topic);
+        }
+        changes.left(&slot.id, left);
     }
 
     /// At accept: joins the topics of `requested` that the rule grants `user`, until the
@@ -110,6 +125,19 @@ impl Inner {
         changes: &mut Changes,
     ) {
         if self.relay.is_some() {
+            // The relay numbers the joins; the session is a member once they come back.
+            let mut open = st.topics.iter().filter(|m| m.is_open()).count();
+            for topic in requested {
+                let member = st.topics.iter().any(|m| m.is_open() && &m.topic == topic);
+                if member || open >= self.topics.max || !self.topics.grants(topic, user, false) {
+                    continue;
+                }
+                open += 1;
+                changes.relay.push(Relayed::Join {
+                    id: slot.id.clone(),
+                    topic: topic.clone(),
+                });
+            }
             return;
         }
         for topic in requested {
@@ -127,7 +155,7 @@ impl Inner {
     /// Makes the session of `slot` a member of `topic`, if the rule grants it.
     pub(super) fn join(&self, slot: &Arc<Slot>, topic: &TopicName) -> Result<bool, Error> {
         if self.relay.is_some() {
-            return Err(Error::Unsupported(NOT_RELAYED));
+            return self.join_relayed(slot, topic);
         }
         let history = self.resume.as_ref().map(|r| lock(&r.history));
         let head = history.as_ref().map_or(0, |h| h.head());
@@ -156,11 +184,53 @@ impl Inner {
         Ok(joined)
     }
 
+    /// Relay mode: checks the join here and hands it to the relay, which numbers it and
+    /// hands it back ([`RelayPort::joined`](crate::RelayPort::joined)).
+    fn join_relayed(&self, slot: &Arc<Slot>, topic: &TopicName) -> Result<bool, Error> {
+        {
+            let st = slot.lock();
+            if !st.is_live() {
+                return Err(Error::Closed);
+            }
+            if st.topics.iter().any(|m| m.is_open() && &m.topic == topic) {
+                return Ok(false);
+            }
+            let user = st.user.as_ref().map(|(u, _)| u.as_bytes());
+            if !self.topics.grants(topic, user, true) {
+                return Err(Error::TopicRefused);
+            }
+            let open = st.topics.iter().filter(|m| m.is_open()).count();
+            if open >= self.topics.max {
+                return Err(Error::TooManyTopics {
+                    limit: self.topics.max,
+                });
+            }
+        }
+        self.relay(Relayed::Join {
+            id: slot.id.clone(),
+            topic: topic.clone(),
+        })?;
+        Ok(true)
+    }
+
     /// Ends the membership of the session of `slot` in `topic`. In resume mode what the
     /// topic published while it was a member stays replayable to its tab.
     pub(super) fn leave(&self, slot: &Arc<Slot>, topic: &TopicName) -> Result<bool, Error> {
         if self.relay.is_some() {
-            return Err(Error::Unsupported(NOT_RELAYED));
+            if !slot.lock().is_live() {
+                return Err(Error::Closed);
+            }
+            let member = slot
+                .lock()
+                .topics
+                .iter()
+                .any(|m| m.is_open() && &m.topic == topic);
+            self.relay(Relayed::Leave {
+                id: slot.id.clone(),
+                topic: topic.clone(),
+                keep: self.resume.is_some(),
+            })?;
+            return Ok(member);
         }
         let mut history = self.resume.as_ref().map(|r| lock(&r.history));
         let mut changes = Changes::default();
@@ -194,7 +264,18 @@ impl Inner {
     /// nothing, for a group without members.
     pub(super) fn publish(&self, group: GroupRef<'_>, frame: &Frame) -> Result<usize, Error> {
         if self.relay.is_some() {
-            return Err(Error::Unsupported(NOT_RELAYED));
+            // The relay numbers it and delivers it on every node with a member; the count is
+            // this node's members.
+            let here = self.member_ids(group).len();
+            let to = match group {
+                GroupRef::Topic(t) => Recipient::Topic(t.clone()),
+                GroupRef::User(u) => Recipient::User(u.clone()),
+            };
+            self.relay(Relayed::Event {
+                to,
+                frame: frame.clone(),
+            })?;
+            return Ok(here);
         }
         let mut history = self.resume.as_ref().map(|r| lock(&r.history));
         let mut groups = lock(&self.groups);

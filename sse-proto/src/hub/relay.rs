@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::groups::{Changes, GroupRef};
 use super::slot::{Queued, Slot, lock};
 use super::{Follow, Hub, Inner, WeakHub};
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::id::SessionId;
+use crate::lifecycle::SessionEvent;
 use crate::position::{self, Position};
 use crate::relay::{Recipient, Relayed};
+use crate::topic::TopicName;
 
 /// The relay's side of a hub in relay mode: what only the [`Store`](crate::Store) that
 /// relays the hub's events to other nodes does with it. One port per hub, claimed by the
@@ -124,6 +127,9 @@ impl RelayPort {
             return 0;
         };
         let inner = &hub.inner;
+        if let Some(group) = group_of(to) {
+            return inner.deliver_to_group(group, None, frame, None);
+        }
         if let Some(resume) = &inner.resume {
             let mut history = lock(&resume.history);
             history.gap(to.target());
@@ -158,6 +164,72 @@ impl RelayPort {
                 }
             }
         }
+    }
+
+    /// The relay numbered `seq` the join of session `id` to `topic`
+    /// ([`Relayed::Join`](crate::Relayed::Join), from this node or another): if this hub
+    /// serves the session, it becomes a member, entitled to what the topic publishes after
+    /// `seq`. Returns whether it did.
+    pub fn joined(&self, seq: u64, id: &SessionId, topic: &TopicName) -> bool {
+        let Some(hub) = self.hub.upgrade() else {
+            return false;
+        };
+        let Some(slot) = hub.inner.sessions().get(id.as_str()).cloned() else {
+            return false;
+        };
+        let inner = &hub.inner;
+        let joined = {
+            let mut groups = lock(&inner.groups);
+            let mut st = slot.lock();
+            st.is_live()
+                && matches!(
+                    groups.join(&slot, &mut st, topic, seq, inner.topics.max),
+                    Ok(true)
+                )
+        };
+        if joined {
+            inner.notify(SessionEvent::Joined {
+                id: id.clone(),
+                topic: topic.clone(),
+            });
+        }
+        joined
+    }
+
+    /// The relay numbered the leave of session `id` from `topic`: if this hub serves the
+    /// session, it stops being a member. With `keep`, its stretch of membership, which ends
+    /// with the topic's event numbered `last` (as the relay saw it), stays replayable.
+    /// Returns whether it was a member here.
+    pub fn left(&self, id: &SessionId, topic: &TopicName, last: u64, keep: bool) -> bool {
+        let Some(hub) = self.hub.upgrade() else {
+            return false;
+        };
+        let Some(slot) = hub.inner.sessions().get(id.as_str()).cloned() else {
+            return false;
+        };
+        let inner = &hub.inner;
+        let mut history = inner.resume.as_ref().map(|r| lock(&r.history));
+        let mut changes = Changes::default();
+        let left = {
+            let mut groups = lock(&inner.groups);
+            let mut st = slot.lock();
+            let keep = (keep && inner.resume.is_some()).then_some(Some(last));
+            groups.leave_at(
+                id,
+                &mut st,
+                topic,
+                keep,
+                inner.topics.max,
+                &mut changes.unused,
+            )
+        };
+        changes.forget_unused(history.as_deref_mut());
+        drop(history);
+        if left {
+            changes.left(id, [topic.clone()]);
+        }
+        changes.notify(inner);
+        left
     }
 
     /// The epoch of the hub's log (resume mode).
@@ -197,6 +269,9 @@ impl Hub {
         frame: Frame,
         wire: Option<Frame>,
     ) -> usize {
+        if let Some(group) = group_of(to) {
+            return self.inner.deliver_to_group(group, Some(seq), frame, wire);
+        }
         let (count, follow) = match &self.inner.resume {
             Some(resume) => {
                 let mut history = lock(&resume.history);
@@ -217,7 +292,63 @@ impl Hub {
     }
 }
 
+/// The group a recipient names, if it names one.
+fn group_of(to: &Recipient) -> Option<GroupRef<'_>> {
+    match to {
+        Recipient::Topic(t) => Some(GroupRef::Topic(t)),
+        Recipient::User(u) => Some(GroupRef::User(u)),
+        _ => None,
+    }
+}
+
 impl Inner {
+    /// Relay mode: delivers `frame`, numbered `seq` by the relay (`None`: unsequenced, the
+    /// relay away), to this node's members of `group`, logging it at `seq` (resume mode) as
+    /// `deliver_numbered` does. The group is made here when this node has none, so that a
+    /// session that moved here finds in its log what came before it was accepted.
+    fn deliver_to_group(
+        &self,
+        group: GroupRef<'_>,
+        seq: Option<u64>,
+        frame: Frame,
+        wire: Option<Frame>,
+    ) -> usize {
+        let mut history = self.resume.as_ref().map(|r| lock(&r.history));
+        let mut groups = lock(&self.groups);
+        let mut changes = Changes::default();
+        let at = match (&mut history, seq) {
+            (Some(history), Some(seq)) => {
+                let members = groups.delivered_to(group, &mut changes.unused);
+                if !history.append_at(group.target(), seq, &frame) {
+                    drop(groups);
+                    changes.forget_unused(Some(history));
+                    return 0;
+                }
+                members.last = seq;
+                Some(Position::new(history.epoch(), seq))
+            }
+            (Some(history), None) => {
+                // Delivered without a position: whoever comes back from before it has a gap.
+                if group.find(&groups).is_some() {
+                    history.gap(group.target());
+                }
+                None
+            }
+            (None, _) => None,
+        };
+        let (count, follow) = match group.find(&groups) {
+            Some(members) => self.fan_out_to(members.members.values(), at, &wire.unwrap_or(frame)),
+            None => (0, Vec::new()),
+        };
+        drop(groups);
+        changes.forget_unused(history.as_deref_mut());
+        drop(history);
+        for (slot, next) in follow {
+            self.follow(&slot, next);
+        }
+        count
+    }
+
     /// Queues `item` for the relay.
     pub(super) fn relay(&self, item: Relayed) -> Result<(), Error> {
         let Some(outbound) = &self.relay else {
@@ -238,8 +369,10 @@ impl Inner {
         frame: Frame,
     ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
         let id = match to {
-            Recipient::All => return self.fan_out(at, &frame),
             Recipient::Session(id) => id,
+            Recipient::All => return self.fan_out(at, &frame),
+            // Groups go through `deliver_to_group`.
+            Recipient::Topic(_) | Recipient::User(_) => return (0, Vec::new()),
         };
         let Some(slot) = self.sessions().get(id.as_str()).cloned() else {
             return (0, Vec::new());

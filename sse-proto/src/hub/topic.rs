@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use super::membership::{GroupRef, NOT_RELAYED};
+use super::membership::GroupRef;
 use super::{Hub, Inner};
 use crate::error::Error;
 use crate::event::{Data, Event};
@@ -137,9 +137,11 @@ impl Topic {
     /// attached ones, and in resume mode detached ones too (it is logged for them). A topic
     /// without members logs nothing and returns 0.
     ///
-    /// Every member gets the topic's publishes in one order, whichever thread publishes. In
-    /// relay mode it fails with [`Error::Unsupported`]: topics are not relayed between nodes
-    /// yet.
+    /// Every member gets the topic's publishes in one order, whichever thread publishes.
+    ///
+    /// In relay mode the publish goes to the relay, which numbers it and delivers it on every
+    /// node with a member; the count is then this node's members, and it fails with
+    /// [`Error::Unavailable`] when the relay's queue is full.
     pub fn send_frame(&self, frame: &Frame) -> Result<usize, Error> {
         self.hub.publish(GroupRef::Topic(&self.name), frame)
     }
@@ -202,23 +204,27 @@ impl User {
     }
 
     /// Sends one shared frame to every session of the user, attached or (resume mode)
-    /// detached, and returns how many it was queued to. In relay mode it fails with
-    /// [`Error::Unsupported`].
+    /// detached, and returns how many it was queued to. In relay mode it goes to the relay,
+    /// as [`Topic::send_frame`] does.
     pub fn send_frame(&self, frame: &Frame) -> Result<usize, Error> {
         self.hub.publish(GroupRef::User(&self.principal), frame)
     }
 
     /// Closes every session of the user, as [`Session::close`](crate::Session::close) does
     /// (each id is marked, so each tab's reconnect is answered 204), and returns how many.
-    /// In relay mode it fails with [`Error::Unsupported`].
+    /// In relay mode the user's sessions on the other nodes are closed through the relay
+    /// too; the count is this node's.
     pub fn close(&self) -> Result<usize, Error> {
-        if self.hub.relay.is_some() {
-            return Err(Error::Unsupported(NOT_RELAYED));
-        }
         let now = self.hub.clock.now();
         let slots = self.hub.members(GroupRef::User(&self.principal));
         for slot in &slots {
             self.hub.close(slot, now, true);
+        }
+        if self.hub.relay.is_some() {
+            // The user's sessions on the other nodes.
+            self.hub.relay(crate::relay::Relayed::CloseUser {
+                user: self.principal.clone(),
+            })?;
         }
         Ok(slots.len())
     }

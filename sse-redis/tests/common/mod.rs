@@ -20,6 +20,13 @@ pub struct Tab {
     pub events: Vec<(String, String, String)>,
     pub continuity: Option<Continuity>,
     pub id: String,
+    /// The request target (`/events` unless a test asks for topics).
+    pub target: String,
+    /// The principal the application names for the tab's requests.
+    pub user: Option<String>,
+    /// What the last accept said: the session's topics, and those with a gap.
+    pub topics: Vec<String>,
+    pub gaps: Vec<String>,
 }
 
 impl Default for Tab {
@@ -30,6 +37,10 @@ impl Default for Tab {
             events: Vec::new(),
             continuity: None,
             id: String::new(),
+            target: "/events".to_owned(),
+            user: None,
+            topics: Vec::new(),
+            gaps: Vec::new(),
         }
     }
 }
@@ -43,8 +54,11 @@ impl Tab {
     /// decision when it is not accepted.
     pub async fn connect(&mut self, hub: &Hub, engine: &RedisEngine) -> Result<(), Decision> {
         let last = self.decoder.last_event_id().to_owned();
-        let mut req = Request::new(b"GET", b"/events", HttpVersion::Http11);
+        let mut req = Request::new(b"GET", self.target.as_bytes(), HttpVersion::Http11);
         req.header(b"accept", b"text/event-stream");
+        if let Some(user) = &self.user {
+            req.principal(user.as_bytes());
+        }
         if !last.is_empty() {
             req.header(b"last-event-id", last.as_bytes());
         }
@@ -53,8 +67,12 @@ impl Tab {
                 session,
                 outlet,
                 continuity,
+                topics,
+                topic_gaps,
                 ..
             }) => {
+                self.topics = topics.iter().map(|t| t.to_string()).collect();
+                self.gaps = topic_gaps.iter().map(|t| t.to_string()).collect();
                 self.id = session.id().to_string();
                 self.continuity = Some(continuity);
                 self.outlet = Some(outlet);

@@ -463,6 +463,14 @@ fn answers_fetched_ahead_of_time_are_merged_with_what_came_since() {
         )
         .expect("in the log");
     let mut answers = hub.answer(&offer.lookup(), t0);
+    let epoch = from.epoch;
+    let fetched = crate::Fetched::events(
+        fetched,
+        from.seq,
+        epoch,
+        LogBounds::default(),
+        &claim.session,
+    );
     answers.history = Some(Ok(fetched));
     // ...and "two" was sent before the hub accepted.
     a.session.send("two").expect("logged");

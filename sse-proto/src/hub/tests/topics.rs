@@ -4,8 +4,10 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::decode::{Decoder, Item};
-use crate::history::LogBounds;
+use crate::history::{History, LogBounds, MemoryHistory, Target};
 use crate::lifecycle::{Continuity, SessionEvent};
+use crate::relay::{Recipient, Relayed};
+use crate::topic::Membership;
 
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -486,30 +488,152 @@ fn concurrent_publishers_give_every_member_one_order() {
     assert_eq!(orders[0], orders[2]);
 }
 
-#[test]
-fn relay_mode_refuses_groups_rather_than_reaching_one_node() {
-    let t0 = Instant::now();
+/// A hub in relay and resume mode, its port, and what it queued for the relay.
+fn relayed() -> (Hub, RelayPort) {
     let hub = Hub::builder()
         .keep_alive(None)
+        .resume(ResumeConfig::new(GRACE))
         .relay(crate::relay::RelayConfig::default())
-        .topic_rule(|_, _| true)
+        .topic_rule(demo_rule)
         .build(Instant::now);
-    let tab = open(&hub, "/e?topic=red", Some("ann"), None, t0);
-    assert!(tab.topics.is_empty());
+    let port = RelayPort::claim(&hub).expect("relay mode");
+    (hub, port)
+}
+
+fn outbound(port: &RelayPort) -> Vec<Relayed> {
+    let mut out = Vec::new();
+    let _ = port.poll_outbound(&mut Context::from_waker(Waker::noop()), &mut out);
+    out
+}
+
+#[test]
+fn in_relay_mode_joins_and_publishes_go_through_the_relay() {
+    let t0 = Instant::now();
+    let (hub, port) = relayed();
+    let mut tab = open(&hub, "/e?topic=red&topic=staff-x", Some("ann"), None, t0);
+    tab.read(t0);
+    let id = tab.session.id().clone();
+    let red = TopicName::new("red").unwrap();
+    assert_eq!(tab.topics(), ["red"], "granted, joining once numbered");
+    assert!(
+        tab.session.topics().is_empty(),
+        "not a member until the relay numbers it"
+    );
+    let items = outbound(&port);
+    assert!(
+        matches!(&items[..], [Relayed::Join { id: i, topic }] if i == &id && topic == &red),
+        "{items:?}"
+    );
+    // The relay numbered the join 5: a member from then on.
+    assert!(port.joined(5, &id, &red));
+    assert!(!port.joined(5, &id, &red), "applied once");
+    assert_eq!(tab.session.topics(), std::slice::from_ref(&red));
+    // A publish goes to the relay, and comes back numbered, to the members here.
+    assert_eq!(
+        hub.topic("red").unwrap().send("r1"),
+        Ok(1),
+        "this node's members"
+    );
+    let items = outbound(&port);
+    let [
+        Relayed::Event {
+            to: Recipient::Topic(to),
+            frame,
+        },
+    ] = &items[..]
+    else {
+        panic!("{items:?}")
+    };
+    assert_eq!(to, &red);
+    assert_eq!(
+        port.deliver(7, &Recipient::Topic(red.clone()), frame.clone()),
+        1
+    );
+    assert_eq!(tab.read(t0), ["r1"]);
+    // A user send, the same way; a user close closes here and goes to the other nodes.
+    assert_eq!(hub.user("ann").send("u1"), Ok(1));
+    let items = outbound(&port);
     assert!(matches!(
-        tab.session.join("red"),
-        Err(Error::Unsupported(_))
+        &items[..],
+        [Relayed::Event {
+            to: Recipient::User(_),
+            ..
+        }]
     ));
-    assert!(matches!(
-        hub.topic("red").unwrap().send("x"),
-        Err(Error::Unsupported(_))
-    ));
-    assert!(matches!(
-        hub.user("ann").send("x"),
-        Err(Error::Unsupported(_))
-    ));
-    assert!(matches!(
-        hub.user("ann").close(),
-        Err(Error::Unsupported(_))
-    ));
+    // Left, numbered: the stretch (events after 5, up to 7) stays replayable.
+    assert_eq!(tab.session.leave("red"), Ok(true));
+    let items = outbound(&port);
+    assert!(
+        matches!(&items[..], [Relayed::Leave { keep: true, .. }]),
+        "{items:?}"
+    );
+    assert!(port.left(&id, &red, 7, true));
+    assert!(tab.session.topics().is_empty());
+    assert_eq!(hub.user("ann").close(), Ok(1));
+    let items = outbound(&port);
+    assert!(
+        items
+            .iter()
+            .any(|i| matches!(i, Relayed::CloseUser { user } if user.as_bytes() == b"ann")),
+        "{items:?}"
+    );
+}
+
+#[test]
+fn in_relay_mode_a_session_from_another_node_takes_the_stores_memberships() {
+    let t0 = Instant::now();
+    let (hub, port) = relayed();
+    let red = TopicName::new("red").unwrap();
+    // A delivery for red comes before the session that moved here is accepted.
+    let frame = Event::new().data("r2").encode();
+    assert_eq!(port.deliver(9, &Recipient::Topic(red.clone()), frame), 0);
+    assert_eq!(hub.stats().log.groups, 1, "kept for whoever claims it");
+    // The store answers: the session was in red since 4, and in blue from 2 to 6; its
+    // logs hold r1 (red, 5) and b1 (blue, 6), fetched up to 8.
+    let id = SessionId::parse(b"moved", 128).unwrap();
+    let epoch = port.log_epoch().unwrap();
+    let mut log = MemoryHistory::new(epoch, LogBounds::default(), usize::MAX);
+    let blue = TopicName::new("blue").unwrap();
+    log.append_at(Target::Topic(&red), 5, &Event::new().data("r1").encode());
+    log.append_at(Target::Topic(&blue), 6, &Event::new().data("b1").encode());
+    let fetched = crate::Fetched {
+        log,
+        topics: vec![
+            Membership {
+                topic: red.clone(),
+                joined: 4,
+                left: None,
+            },
+            Membership {
+                topic: blue.clone(),
+                joined: 2,
+                left: Some(6),
+            },
+        ],
+        user: None,
+    };
+    let last = crate::position::token(&id, crate::position::Position::new(epoch, 3));
+    let req = request("/e", None, Some(&last));
+    let offer = hub.offer(&req).unwrap();
+    let mut answers = hub.answer(&offer.lookup(), t0);
+    answers.history = Some(Ok(fetched));
+    let Decision::Accept(a) = hub.accept(offer, answers, t0) else {
+        panic!("accepted")
+    };
+    assert_eq!(a.continuity, Continuity::Resumed { replayed: 3 });
+    assert_eq!(a.topics, std::slice::from_ref(&red));
+    let mut tab = Tab {
+        session: a.session,
+        outlet: a.outlet,
+        decoder: Decoder::new(),
+        topics: a.topics,
+        gaps: a.topic_gaps,
+        continuity: a.continuity,
+    };
+    assert_eq!(
+        tab.read(t0),
+        ["r1", "b1", "r2"],
+        "fetched, then what came here first"
+    );
+    assert_eq!(hub.topic("red").unwrap().members(), [id]);
 }

@@ -1,0 +1,490 @@
+//! Topics and users across nodes: publishes and user sends handed only to the nodes that
+//! serve a member, joins and leaves numbered in the one sequence, the records a session
+//! moving to another node takes with it, and presence (who is in a topic, a user's sessions).
+
+mod scripts;
+
+use redis::Value;
+use sse_proto::{Error, Frame, Membership, Principal, TopicName};
+
+use crate::engine::{RedisEngine, lock, millis};
+use crate::once::{Attempt, DONE_TTL};
+use crate::reply;
+
+pub(crate) use scripts::{STRETCHES, gone, here, join, leave, publish};
+
+/// How often a command whose keys depend on what Redis holds is read and tried again when
+/// Redis changed in between.
+const TRIES: usize = 5;
+
+/// Most stretches of membership kept per topic and session; older ones move the session's
+/// exact start past them.
+const MAX_STRETCHES: usize = 8;
+
+/// A user's principal as it is spelled in keys: lowercase hex of its bytes.
+pub(crate) fn user_hex(user: &Principal) -> String {
+    user.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The principal spelled `hex` in keys.
+pub(crate) fn user_of(hex: &[u8]) -> Option<Principal> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16);
+    let bytes: Option<Vec<u8>> = hex
+        .chunks(2)
+        .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
+        .collect();
+    bytes.map(Principal::new)
+}
+
+/// Which group a publish is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Group<'a> {
+    Topic(&'a TopicName),
+    User(&'a Principal),
+}
+
+/// What `mem:<id>` says of a session: its memberships, its user and where its replay is
+/// exact from.
+#[derive(Debug, Default)]
+pub(crate) struct Mem {
+    /// The hash's fields, sorted: what a script checks it still holds.
+    pub(crate) fields: Vec<String>,
+    pub(crate) topics: Vec<Membership>,
+    pub(crate) user: Option<(Principal, u64)>,
+    /// The user's hex, as recorded.
+    pub(crate) user_hex: String,
+    pub(crate) since: u64,
+}
+
+impl Mem {
+    /// Reads `HGETALL`'s flat reply.
+    pub(crate) fn parse(v: &Value) -> Mem {
+        let items = reply::array(v);
+        let mut mem = Mem::default();
+        for pair in items.chunks(2) {
+            let [k, v] = pair else { continue };
+            let (Some(k), Some(v)) = (reply::text(k), reply::text(v)) else {
+                continue;
+            };
+            let key = String::from_utf8_lossy(k).into_owned();
+            match key.as_str() {
+                "~u" => {
+                    let text = String::from_utf8_lossy(v);
+                    if let Some((since, hex)) = text.split_once(':') {
+                        mem.user_hex = hex.to_owned();
+                        mem.user = user_of(hex.as_bytes()).zip(since.parse().ok());
+                    }
+                }
+                "~s" => mem.since = String::from_utf8_lossy(v).parse().unwrap_or(0),
+                _ => {
+                    if let Ok(topic) = TopicName::new(&key) {
+                        mem.topics.extend(stretches(&topic, v));
+                    }
+                }
+            }
+            mem.fields.push(key);
+        }
+        mem.fields.sort();
+        mem
+    }
+
+    /// The topics with a stretch, sorted.
+    pub(crate) fn topic_names(&self) -> Vec<TopicName> {
+        let mut names: Vec<TopicName> = self.topics.iter().map(|m| m.topic.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// The stretches `j` and `j-l` of one topic's field.
+fn stretches(topic: &TopicName, v: &[u8]) -> Vec<Membership> {
+    String::from_utf8_lossy(v)
+        .split(',')
+        .filter_map(|part| {
+            let (joined, left) = match part.split_once('-') {
+                Some((j, l)) => (j.parse().ok()?, Some(l.parse().ok()?)),
+                None => (part.parse().ok()?, None),
+            };
+            Some(Membership {
+                topic: topic.clone(),
+                joined,
+                left,
+            })
+        })
+        .collect()
+}
+
+/// Who is in a topic, across nodes (see [`RedisEngine::members`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members {
+    /// The member sessions' ids, sorted.
+    pub sessions: Vec<String>,
+    /// How many distinct users they belong to (sessions without a user count in none).
+    pub users: usize,
+}
+
+impl RedisEngine {
+    /// `HGETALL mem:<id>`.
+    pub(crate) async fn read_mem(&self, id: &str) -> redis::RedisResult<Mem> {
+        let mut conn = self.shared.conn.clone();
+        let v: Value = redis::cmd("HGETALL")
+            .arg(self.shared.keys.mem(id))
+            .query_async(&mut conn)
+            .await?;
+        Ok(Mem::parse(&v))
+    }
+
+    /// Publishes `frame` to the members of a topic on every node, or sends it to every session
+    /// of a user: logged once, and handed only to the nodes that serve one. Returns how many
+    /// sessions it was for (0 for a topic without members: nothing is logged). With Redis
+    /// away it fails with [`Error::Unavailable`]; this node's members get it when the hub
+    /// queued it ([`Topic::send`](sse_proto::Topic::send)), which delivers it here at once.
+    pub async fn publish(&self, topic: &str, frame: Frame) -> Result<usize, Error> {
+        let topic = TopicName::new(topic)?;
+        let attempt = self.shared.messages.attempt();
+        self.publish_group(Group::Topic(&topic), &frame, false, &attempt)
+            .await
+            .map_err(|()| Error::Unavailable)
+    }
+
+    /// Sends `frame` to every session of `user` on every node; returns how many (see
+    /// [`publish`](Self::publish)).
+    pub async fn send_user(&self, user: &Principal, frame: Frame) -> Result<usize, Error> {
+        let attempt = self.shared.messages.attempt();
+        self.publish_group(Group::User(user), &frame, false, &attempt)
+            .await
+            .map_err(|()| Error::Unavailable)
+    }
+
+    /// One attempt at a publish or a user send; `local_done` when this node delivered it to
+    /// its own members already.
+    pub(crate) async fn publish_group(
+        &self,
+        group: Group<'_>,
+        frame: &Frame,
+        local_done: bool,
+        attempt: &Attempt,
+    ) -> Result<usize, ()> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let (kind, name, log, nodes_key, members) = match group {
+            Group::Topic(t) => (
+                "p",
+                t.as_str().to_owned(),
+                keys.tlog(t.as_str()),
+                keys.tn(t.as_str()),
+                keys.tm(t.as_str()),
+            ),
+            Group::User(u) => {
+                let hex = user_hex(u);
+                (
+                    "u",
+                    hex.clone(),
+                    keys.ulog(&hex),
+                    keys.un(&hex),
+                    keys.us(&hex),
+                )
+            }
+        };
+        let bounds = *lock(&shared.bounds);
+        let log_ttl = millis(shared.owner_ttl(false));
+        for _ in 0..TRIES {
+            let mut conn = shared.conn.clone();
+            let nodes: Result<Vec<String>, _> = redis::cmd("HKEYS")
+                .arg(&nodes_key)
+                .query_async(&mut conn)
+                .await;
+            let Ok(mut nodes) = nodes else {
+                shared.set_up(false);
+                return Err(());
+            };
+            nodes.sort();
+            let mut invocation = shared.scripts.publish.prepare_invoke();
+            invocation
+                .key(keys.seq())
+                .key(&log)
+                .key(&nodes_key)
+                .key(&members)
+                .key(keys.done(&attempt.mid));
+            for node in &nodes {
+                invocation.key(keys.node(node)).key(keys.alive(node));
+            }
+            invocation
+                .arg(frame.to_bytes().as_ref())
+                .arg(bounds.max_events)
+                .arg(shared.config.stream_max)
+                .arg(log_ttl)
+                .arg(&attempt.mid)
+                .arg(if attempt.retry { "1" } else { "0" })
+                .arg(millis(DONE_TTL))
+                .arg(kind)
+                .arg(&name)
+                .arg(&shared.config.node)
+                .arg(if local_done { "1" } else { "0" })
+                .arg(nodes.join(","));
+            match invocation.invoke_async::<Value>(&mut conn).await {
+                Ok(v) => {
+                    shared.set_up(true);
+                    let items = reply::array(&v);
+                    match items.first().and_then(reply::int) {
+                        Some(-2) => continue,
+                        _ => {
+                            let count = items.get(1).and_then(reply::int).unwrap_or(0);
+                            return Ok(usize::try_from(count).unwrap_or(0));
+                        }
+                    }
+                }
+                Err(_) => {
+                    shared.set_up(false);
+                    return Err(());
+                }
+            }
+        }
+        Err(())
+    }
+
+    /// Makes session `id` (on whichever node serves it) a member of `topic`, numbered in the
+    /// one sequence. Returns `false` when it was a member already. It does not ask the topic
+    /// rule: check it first ([`Session::join`](sse_proto::Session::join) does).
+    pub async fn join(&self, id: &str, topic: &str) -> Result<bool, Error> {
+        let topic = TopicName::new(topic)?;
+        self.membership(id, &topic, None).await
+    }
+
+    /// Ends the membership of session `id` in `topic`; what the topic published while it was
+    /// a member stays replayable to its tab. Returns `false` when it was not a member.
+    pub async fn leave(&self, id: &str, topic: &str) -> Result<bool, Error> {
+        let topic = TopicName::new(topic)?;
+        self.membership(id, &topic, Some(true)).await
+    }
+
+    /// A join (`leave` `None`) or a leave (keeping the stretch or not).
+    pub(crate) async fn membership(
+        &self,
+        id: &str,
+        topic: &TopicName,
+        leave: Option<bool>,
+    ) -> Result<bool, Error> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let me = &shared.config.node;
+        for _ in 0..TRIES {
+            let mut conn = shared.conn.clone();
+            let owner: Result<Option<String>, _> = redis::cmd("GET")
+                .arg(keys.owner(id))
+                .query_async(&mut conn)
+                .await;
+            let Ok(owner) = owner else {
+                shared.set_up(false);
+                return Err(Error::Unavailable);
+            };
+            let result = match leave {
+                None => {
+                    // A session without an owner mark yet is this node's (the hub queued
+                    // the join for a stream it just accepted).
+                    let owner = owner.unwrap_or_else(|| me.clone());
+                    let mut invocation = shared.scripts.join.prepare_invoke();
+                    invocation
+                        .key(keys.owner(id))
+                        .key(keys.seq())
+                        .key(keys.mem(id))
+                        .key(keys.tn(topic.as_str()))
+                        .key(keys.tm(topic.as_str()))
+                        .key(keys.node(&owner))
+                        .arg(id)
+                        .arg(topic.as_str())
+                        .arg(&owner)
+                        .arg(me)
+                        .arg(shared.config.stream_max)
+                        .arg(millis(shared.owner_ttl(true)))
+                        .arg(MAX_STRETCHES);
+                    invocation.invoke_async::<i64>(&mut conn).await
+                }
+                Some(keep) => {
+                    let owner = owner.unwrap_or_default();
+                    let mut invocation = shared.scripts.leave.prepare_invoke();
+                    invocation
+                        .key(keys.owner(id))
+                        .key(keys.seq())
+                        .key(keys.mem(id))
+                        .key(keys.tn(topic.as_str()))
+                        .key(keys.tm(topic.as_str()))
+                        .key(keys.tlog(topic.as_str()))
+                        .key(keys.node(&owner))
+                        .arg(id)
+                        .arg(topic.as_str())
+                        .arg(&owner)
+                        .arg(shared.config.stream_max)
+                        .arg(if keep { "1" } else { "0" });
+                    invocation.invoke_async::<i64>(&mut conn).await
+                }
+            };
+            match result {
+                Ok(-2) => continue,
+                Ok(n) => {
+                    shared.set_up(true);
+                    return Ok(n > 0);
+                }
+                Err(_) => {
+                    shared.set_up(false);
+                    return Err(Error::Unavailable);
+                }
+            }
+        }
+        Err(Error::Unavailable)
+    }
+
+    /// The sessions in `topic` on every node, and how many distinct users they belong to.
+    /// A session whose node stopped without ending it is left out once its marks expire.
+    pub async fn members(&self, topic: &str) -> Result<Members, Error> {
+        let topic = TopicName::new(topic)?;
+        let keys = &self.shared.keys;
+        let ids = self.hash_keys(&keys.tm(topic.as_str())).await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("EXISTS").arg(keys.owner(id));
+            pipe.cmd("HGET").arg(keys.mem(id)).arg("~u");
+        }
+        let mut conn = self.shared.conn.clone();
+        let answers: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|_| self.away())?;
+        let mut members = Members::default();
+        let mut users = std::collections::HashSet::new();
+        for (id, pair) in ids.into_iter().zip(answers.chunks(2)) {
+            if pair.first().and_then(reply::int) != Some(1) {
+                continue;
+            }
+            if let Some(user) = pair.get(1).and_then(reply::text) {
+                let user = String::from_utf8_lossy(user);
+                if let Some((_, hex)) = user.split_once(':') {
+                    users.insert(hex.to_owned());
+                }
+            }
+            members.sessions.push(id);
+        }
+        members.sessions.sort();
+        members.users = users.len();
+        Ok(members)
+    }
+
+    /// The sessions of `user` on every node, sorted.
+    pub async fn user_sessions(&self, user: &Principal) -> Result<Vec<String>, Error> {
+        let key = self.shared.keys.us(&user_hex(user));
+        let mut ids = self.hash_keys(&key).await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Closes every session of `user` on every node, for good (each tab's reconnect gets
+    /// 204); returns how many.
+    pub async fn close_user(&self, user: &Principal) -> Result<usize, Error> {
+        let mut closed = 0;
+        for id in self.user_sessions(user).await? {
+            if self.close(&id).await? {
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+
+    async fn hash_keys(&self, key: &str) -> Result<Vec<String>, Error> {
+        let mut conn = self.shared.conn.clone();
+        redis::cmd("HKEYS")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|_| self.away())
+    }
+
+    fn away(&self) -> Error {
+        self.shared.set_up(false);
+        Error::Unavailable
+    }
+
+    /// Presence: the session `id` is served here, by `user` (none: no user).
+    pub(crate) async fn here(&self, id: &str, user: Option<&Principal>) -> redis::RedisResult<()> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let new = user.map(user_hex).unwrap_or_default();
+        for _ in 0..TRIES {
+            let mem = self.read_mem(id).await?;
+            let old = mem.user_hex;
+            let mut invocation = shared.scripts.here.prepare_invoke();
+            invocation
+                .key(keys.mem(id))
+                .key(keys.seq())
+                .key(keys.us(&new))
+                .key(keys.un(&new))
+                .key(keys.us(&old))
+                .key(keys.un(&old))
+                .arg(id)
+                .arg(&shared.config.node)
+                .arg(&new)
+                .arg(&old)
+                .arg(millis(shared.owner_ttl(true)));
+            let mut conn = shared.conn.clone();
+            if invocation.invoke_async::<i64>(&mut conn).await? != -2 {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Presence: the session `id` ended here; unless another node serves it now, every trace
+    /// of it goes.
+    pub(crate) async fn gone(&self, id: &str) -> redis::RedisResult<()> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        for _ in 0..TRIES {
+            let mem = self.read_mem(id).await?;
+            let mut invocation = shared.scripts.gone.prepare_invoke();
+            invocation
+                .key(keys.owner(id))
+                .key(keys.mem(id))
+                .key(keys.live())
+                .key(keys.all())
+                .key(keys.log(id))
+                .key(keys.us(&mem.user_hex))
+                .key(keys.un(&mem.user_hex));
+            for m in mem.topics.iter().filter(|m| m.is_open()) {
+                invocation
+                    .key(keys.tn(m.topic.as_str()))
+                    .key(keys.tm(m.topic.as_str()));
+            }
+            invocation
+                .arg(id)
+                .arg(&shared.config.node)
+                .arg(mem.fields.join(","))
+                .arg(&mem.user_hex);
+            let mut conn = shared.conn.clone();
+            if invocation.invoke_async::<i64>(&mut conn).await? != -2 {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_in_keys_and_stretches() {
+        let user = Principal::new("ann:{x}\n");
+        let hex = user_hex(&user);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(user_of(hex.as_bytes()), Some(user));
+        assert_eq!(user_of(b"abc"), None);
+        assert_eq!(user_of(b"zz"), None);
+        let red = TopicName::new("red").unwrap();
+        let got = stretches(&red, b"3-9,12");
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].joined, got[0].left), (3, Some(9)));
+        assert_eq!((got[1].joined, got[1].left), (12, None));
+        assert!(stretches(&red, b"x,-,1-").is_empty());
+    }
+}

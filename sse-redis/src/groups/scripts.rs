@@ -1,0 +1,246 @@
+//! The scripts of topics and users. Every key a script touches is declared: where a key
+//! depends on what Redis holds (the node that serves a session, the nodes with a member of a
+//! topic), the caller reads it first and passes what it read, and the script refuses (`-2`)
+//! when Redis holds something else by then, so that the caller reads again.
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `<p>mem:<id>` | hash | the session's memberships: topic → its stretches, `j` (a member since `j`) or `j-l` (from `j` to the topic's event `l`), comma-separated, oldest first; `~u` → `<since>:<user hex>`; `~s` → where its replay is exact from once old stretches were dropped. Expires with the session's owner mark |
+//! | `<p>tlog:<topic>` | stream, ids `<seq>-0` | a topic's publishes (`f`, `m`), trimmed by count, expiring a grace after its last entry |
+//! | `<p>ulog:<user hex>` | stream | a user's sends, likewise |
+//! | `<p>tm:<topic>` | hash | the topic's member sessions → the node that serves each |
+//! | `<p>tn:<topic>` | hash | node → how many of the topic's members it serves: where a publish goes |
+//! | `<p>us:<user hex>` | hash | the user's sessions → the node that serves each |
+//! | `<p>un:<user hex>` | hash | node → how many of the user's sessions it serves |
+//! | `<p>alive:<node>` | string with a TTL | the node renewed it within three heartbeats: a publish goes only to live nodes |
+
+use redis::Script;
+
+/// Lua helpers over a membership's stretches.
+pub(crate) const STRETCHES: &str = r"
+local function last_open(v)
+  if not v then return false end
+  local last = string.match(v, '[^,]+$')
+  return last ~= nil and string.find(last, '-', 1, true) == nil
+end
+-- Keeps the newest `max` stretches of `v`; returns them and the highest end dropped.
+local function trim(v, max)
+  local parts = {}
+  for p in string.gmatch(v, '[^,]+') do parts[#parts + 1] = p end
+  local dropped = 0
+  while #parts > max do
+    local l = tonumber(string.match(parts[1], '%-(%d+)$') or '0')
+    if l > dropped then dropped = l end
+    table.remove(parts, 1)
+  end
+  return table.concat(parts, ','), dropped
+end
+local function raise_since(mem, to)
+  if to > tonumber(redis.call('HGET', mem, '~s') or '0') then
+    redis.call('HSET', mem, '~s', to)
+  end
+end
+local function count_down(hash, field)
+  if tonumber(redis.call('HINCRBY', hash, field, -1)) <= 0 then
+    redis.call('HDEL', hash, field)
+  end
+end
+";
+
+/// A session joins a topic: numbered, recorded, and handed to the node that serves it.
+///
+/// KEYS: owner, seq, mem, tn, tm, the owner's node stream. ARGV: id, topic, the owner the
+/// caller read (or this node when none), this node, node stream max entries, mem TTL (ms),
+/// most stretches kept per topic.
+///
+/// Returns the join's sequence number, 0 when it was a member already, -2 when the owner
+/// changed since the caller read it.
+pub(crate) fn join() -> Script {
+    Script::new(&format!(
+        r"
+{STRETCHES}
+local owner = redis.call('GET', KEYS[1])
+if not owner then
+  if ARGV[3] ~= ARGV[4] then return -2 end
+  owner = ARGV[4]
+  redis.call('SET', KEYS[1], owner, 'PX', ARGV[6])
+elseif owner ~= ARGV[3] then
+  return -2
+end
+local cur = redis.call('HGET', KEYS[3], ARGV[2])
+if last_open(cur) then return 0 end
+local seq = redis.call('INCR', KEYS[2])
+local v = cur and (cur .. ',' .. seq) or tostring(seq)
+local kept, dropped = trim(v, tonumber(ARGV[7]))
+redis.call('HSET', KEYS[3], ARGV[2], kept)
+raise_since(KEYS[3], dropped)
+redis.call('PEXPIRE', KEYS[3], ARGV[6])
+redis.call('HINCRBY', KEYS[4], owner, 1)
+redis.call('HSET', KEYS[5], ARGV[1], owner)
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], seq .. '-0',
+  't', 'j', 's', ARGV[1], 'g', ARGV[2])
+return seq
+"
+    ))
+}
+
+/// A session leaves a topic: with `keep`, its stretch ends at the topic's last event and
+/// stays replayable; without, it is dropped (withheld).
+///
+/// KEYS: owner, seq, mem, tn, tm, tlog, the owner's node stream. ARGV: id, topic, the owner
+/// the caller read (empty: none), node stream max entries, `1` to keep.
+///
+/// Returns the leave's sequence number, 0 when it was not a member, -2 when the owner
+/// changed since the caller read it.
+pub(crate) fn leave() -> Script {
+    Script::new(&format!(
+        r"
+{STRETCHES}
+local owner = redis.call('GET', KEYS[1]) or ''
+if owner ~= ARGV[3] then return -2 end
+local cur = redis.call('HGET', KEYS[3], ARGV[2])
+if not last_open(cur) then return 0 end
+local last = 0
+local top = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
+if top[1] then last = tonumber(string.match(top[1][1], '^%d+')) end
+local joined = tonumber(string.match(cur, '([^,]+)$'))
+local before = string.match(cur, '^(.*),[^,]+$')
+local v = before
+if ARGV[5] == '1' and last > joined then v = cur .. '-' .. last end
+if v then redis.call('HSET', KEYS[3], ARGV[2], v) else redis.call('HDEL', KEYS[3], ARGV[2]) end
+if owner ~= '' then count_down(KEYS[4], owner) end
+redis.call('HDEL', KEYS[5], ARGV[1])
+local seq = redis.call('INCR', KEYS[2])
+if owner ~= '' then
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[4], seq .. '-0',
+    't', 'l', 's', ARGV[1], 'g', ARGV[2], 'a', last, 'k', ARGV[5])
+end
+return seq
+"
+    ))
+}
+
+/// Publishes to a topic's members (kind `p`) or sends to a user's sessions (kind `u`): logs
+/// the frame once and hands it to every live node that serves one of them, and only those.
+/// A group without members logs nothing. A message numbered before (a retry) is not numbered
+/// again.
+///
+/// KEYS: seq, log, nodes hash (tn/un), members hash (tm/us), done mark, then for each node
+/// the caller read (sorted): its stream and its alive mark. ARGV: frame, log max entries,
+/// node stream max entries, log TTL (ms), message id, `1` for a retry, done mark TTL (ms),
+/// kind, group name, origin node, `1` when the origin delivered it itself, the nodes read
+/// (sorted, comma-separated).
+///
+/// Returns `{seq, members}` (`{0, 0}` without members), or `{-2}` when the nodes changed.
+pub(crate) fn publish() -> Script {
+    Script::new(&format!(
+        r"
+{ONCE}
+local nodes = redis.call('HKEYS', KEYS[3])
+table.sort(nodes)
+if table.concat(nodes, ',') ~= ARGV[12] then return {{-2}} end
+local count = redis.call('HLEN', KEYS[4])
+if count == 0 then return {{0, 0}} end
+local seq = numbered_before(KEYS[5], KEYS[2], ARGV[5], ARGV[6], ARGV[7])
+if not seq then
+  seq = redis.call('INCR', KEYS[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'f', ARGV[1], 'm', ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  for i = 1, #nodes do
+    if redis.call('EXISTS', KEYS[5 + 2 * i]) == 1 then
+      redis.call('XADD', KEYS[4 + 2 * i], 'MAXLEN', '~', ARGV[3], seq .. '-0',
+        't', ARGV[8], 'g', ARGV[9], 'f', ARGV[1], 'm', ARGV[5], 'o', ARGV[10], 'd', ARGV[11])
+    end
+  end
+  if ARGV[6] == '1' then redis.call('SET', KEYS[5], seq, 'PX', ARGV[7]) end
+end
+return {{seq, count}}
+",
+        ONCE = crate::scripts::ONCE
+    ))
+}
+
+/// The session is served here: it belongs to the user this node says (none: no user), from
+/// the current sequence number on if that is a change.
+///
+/// KEYS: mem, seq, the new user's us and un, the old user's us and un (the same keys when
+/// there is no change). ARGV: id, this node, the new user's hex (empty: none), the old user's
+/// hex the caller read (empty: none), mem TTL (ms).
+///
+/// Returns 1 on a change, 0 without, -2 when the user changed since the caller read it.
+pub(crate) fn here() -> Script {
+    Script::new(&format!(
+        r"
+{STRETCHES}
+local cur = redis.call('HGET', KEYS[1], '~u')
+local old = cur and string.match(cur, ':(.*)$') or ''
+if old ~= ARGV[4] then return -2 end
+local function register(us, un)
+  local prev = redis.call('HGET', us, ARGV[1])
+  if prev ~= ARGV[2] then
+    redis.call('HSET', us, ARGV[1], ARGV[2])
+    redis.call('HINCRBY', un, ARGV[2], 1)
+    if prev then count_down(un, prev) end
+  end
+end
+if ARGV[3] == old then
+  if old ~= '' then register(KEYS[3], KEYS[4]) end
+  return 0
+end
+if old ~= '' then
+  local prev = redis.call('HGET', KEYS[5], ARGV[1])
+  if prev then
+    redis.call('HDEL', KEYS[5], ARGV[1])
+    count_down(KEYS[6], prev)
+  end
+end
+if ARGV[3] ~= '' then
+  register(KEYS[3], KEYS[4])
+  local seq = redis.call('GET', KEYS[2]) or '0'
+  redis.call('HSET', KEYS[1], '~u', seq .. ':' .. ARGV[3])
+else
+  redis.call('HDEL', KEYS[1], '~u')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"
+    ))
+}
+
+/// The session ended on this node: unless another node serves it now, every trace of it
+/// goes (marks, log, memberships, its user's record).
+///
+/// KEYS: owner, mem, live, all, log, the user's us and un (any keys when none), then for each
+/// topic the caller read as open: its tn and tm. ARGV: id, this node, the fields of mem the
+/// caller read (sorted, comma-separated), the user's hex (empty: none).
+///
+/// Returns 1 when cleaned, 0 when the session lives on elsewhere, -2 when mem changed since
+/// the caller read it.
+pub(crate) fn gone() -> Script {
+    Script::new(&format!(
+        r"
+{STRETCHES}
+local fields = redis.call('HKEYS', KEYS[2])
+table.sort(fields)
+if table.concat(fields, ',') ~= ARGV[3] then return -2 end
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('DEL', KEYS[5])
+for i = 8, #KEYS, 2 do
+  if redis.call('HGET', KEYS[i + 1], ARGV[1]) == ARGV[2] then
+    redis.call('HDEL', KEYS[i + 1], ARGV[1])
+    count_down(KEYS[i], ARGV[2])
+  end
+end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[6], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[6], ARGV[1])
+  count_down(KEYS[7], ARGV[2])
+end
+redis.call('DEL', KEYS[2])
+return 1
+"
+    ))
+}

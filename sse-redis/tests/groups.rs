@@ -1,0 +1,257 @@
+//! Topics and users across two nodes on one real redis-server: a publish, a user send and a
+//! user close reach every node with a member and only those; a tab resumes on the other node
+//! with its topics; joins and leaves made elsewhere while it was away; a killed node's tab.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{RedisServer, Tab};
+use sse_proto::{Continuity, Decision, Event, Hub, Principal, RelayPort, ResumeConfig, Store};
+use sse_redis::{RedisConfig, RedisEngine};
+
+const GRACE: Duration = Duration::from_secs(30);
+
+struct Node {
+    hub: Hub,
+    engine: RedisEngine,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn node(redis: &RedisServer, name: &str) -> Node {
+    let mut config = RedisConfig::new(redis.url());
+    config.node = name.to_owned();
+    config.heartbeat = Duration::from_millis(200);
+    config.timeout = Duration::from_millis(300);
+    let engine = RedisEngine::connect(config).await.unwrap();
+    let builder = Hub::builder()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(GRACE))
+        .topic_rule(|_, _| true);
+    let hub = engine.prepare(builder).build(Instant::now);
+    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
+    Node { hub, engine, task }
+}
+
+fn frame(text: &str) -> sse_proto::Frame {
+    Event::new().data(text.to_owned()).encode()
+}
+
+fn tab(target: &str, user: Option<&str>) -> Tab {
+    Tab {
+        target: target.to_owned(),
+        user: user.map(str::to_owned),
+        ..Tab::new()
+    }
+}
+
+async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done().await {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The entries of kind `kind` (`p` publish, `u` user send) in a node's delivery stream.
+async fn deliveries(redis: &RedisServer, node: &str, kind: &str) -> usize {
+    let mut r = raw(redis).await;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(format!("sse:node:{node}"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    entries
+        .iter()
+        .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "t" && v == kind))
+        .count()
+}
+
+/// Waits until every node's hub shows `tab` in `topic` (the relay numbered the join).
+async fn member(node: &Node, tab: &Tab, topic: &str) -> bool {
+    until(async || {
+        node.hub
+            .session(&tab.id)
+            .is_some_and(|s| s.topics().iter().any(|t| t.as_str() == topic))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_publish_reaches_the_members_on_every_node_and_no_other_node() {
+    let redis = RedisServer::start().unwrap();
+    let (a, b, c) = (
+        node(&redis, "a").await,
+        node(&redis, "b").await,
+        node(&redis, "c").await,
+    );
+    let mut on_a = tab("/events?topic=red", Some("ann"));
+    let mut on_b = tab("/events?topic=red&topic=blue", Some("bob"));
+    let mut outside = tab("/events?topic=blue", None);
+    on_a.connect(&a.hub, &a.engine).await.unwrap();
+    on_b.connect(&b.hub, &b.engine).await.unwrap();
+    outside.connect(&c.hub, &c.engine).await.unwrap();
+    assert_eq!(on_b.topics, ["blue", "red"]);
+    assert!(member(&a, &on_a, "red").await && member(&b, &on_b, "red").await);
+    assert!(member(&c, &outside, "blue").await);
+
+    // From the node without a member: both members get it; the count is across nodes.
+    assert_eq!(c.engine.publish("red", frame("r1")).await, Ok(2));
+    // Queued through a hub: the same way.
+    c.hub.topic("red").unwrap().send("r2").unwrap();
+    assert!(on_a.wait_for(2).await && on_b.wait_for(2).await);
+    assert_eq!(on_a.data(), ["r1", "r2"]);
+    assert_eq!(on_b.data(), ["r1", "r2"]);
+    let members = a.engine.members("red").await.unwrap();
+    assert_eq!(members.users, 2);
+    let mut both = vec![on_a.id.clone(), on_b.id.clone()];
+    both.sort();
+    assert_eq!(members.sessions, both);
+    // Node c has no member of red: none of red's traffic reached it (counted at Redis).
+    assert_eq!(deliveries(&redis, "c", "p").await, 0);
+    assert_eq!(deliveries(&redis, "a", "p").await, 2);
+    // And blue reaches b and c, not a.
+    assert_eq!(a.engine.publish("blue", frame("b1")).await, Ok(2));
+    assert!(outside.wait_for(1).await && on_b.wait_for(3).await);
+    assert_eq!(deliveries(&redis, "a", "p").await, 2);
+    outside.read();
+    on_a.read();
+    assert_eq!(outside.data(), ["b1"]);
+    assert_eq!(on_a.data(), ["r1", "r2"]);
+    assert_eq!(a.engine.publish("nobody-here", frame("x")).await, Ok(0));
+}
+
+#[tokio::test]
+async fn a_user_send_and_close_reach_every_tab_of_the_user_on_every_node() {
+    let redis = RedisServer::start().unwrap();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let mut ann_a = tab("/events", Some("ann"));
+    let mut ann_b = tab("/events", Some("ann"));
+    let mut bob = tab("/events", Some("bob"));
+    ann_a.connect(&a.hub, &a.engine).await.unwrap();
+    ann_b.connect(&b.hub, &b.engine).await.unwrap();
+    bob.connect(&b.hub, &b.engine).await.unwrap();
+    let ann = Principal::new("ann");
+    assert!(until(async || a.engine.user_sessions(&ann).await.unwrap().len() == 2).await);
+    assert_eq!(a.engine.send_user(&ann, frame("hi ann")).await, Ok(2));
+    a.hub.user("ann").send("again").unwrap();
+    assert!(ann_a.wait_for(2).await && ann_b.wait_for(2).await);
+    assert_eq!(ann_b.data(), ["hi ann", "again"]);
+    bob.read();
+    assert!(bob.data().is_empty());
+    assert_eq!(deliveries(&redis, "a", "u").await, 2);
+    assert_eq!(deliveries(&redis, "b", "u").await, 2);
+
+    // Logged out everywhere: both tabs' reconnects get 204, on either node.
+    assert_eq!(b.engine.close_user(&ann).await, Ok(2));
+    for (tab, node) in [(&mut ann_a, &b), (&mut ann_b, &a)] {
+        assert!(until(async || a.hub.session(&tab.id).is_none_or(|s| s.is_closed())).await);
+        tab.read();
+        tab.drop_connection();
+        assert!(matches!(
+            tab.connect(&node.hub, &node.engine).await,
+            Err(Decision::NoContent { .. })
+        ));
+    }
+    assert!(!b.hub.session(&bob.id).unwrap().is_closed());
+}
+
+#[tokio::test]
+async fn a_tab_resumes_on_the_other_node_across_its_topics_and_changes_made_while_away() {
+    let redis = RedisServer::start().unwrap();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let mut t = tab("/events?topic=red&topic=blue", Some("ann"));
+    t.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(member(&a, &t, "red").await && member(&a, &t, "blue").await);
+    let mut keeps = tab("/events?topic=red&topic=green", None);
+    keeps.connect(&b.hub, &b.engine).await.unwrap();
+    assert!(member(&b, &keeps, "green").await);
+    b.engine.publish("red", frame("seen")).await.unwrap();
+    assert!(t.wait_for(1).await);
+    t.drop_connection();
+
+    // While it is away: publishes, its own send, its user's, a leave and a join made on the
+    // other node.
+    b.engine.publish("red", frame("r1")).await.unwrap();
+    b.engine.send_to(&t.id, frame("own")).await.unwrap();
+    b.engine
+        .publish("green", frame("green before the join"))
+        .await
+        .unwrap();
+    assert_eq!(b.engine.join(&t.id, "green").await, Ok(true));
+    b.engine.publish("green", frame("g1")).await.unwrap();
+    b.engine.publish("blue", frame("b1")).await.unwrap();
+    assert_eq!(b.engine.leave(&t.id, "blue").await, Ok(true));
+    b.engine
+        .publish("blue", frame("blue after the leave"))
+        .await
+        .unwrap();
+    b.engine
+        .send_user(&Principal::new("ann"), frame("to ann"))
+        .await
+        .unwrap();
+
+    // Back, on b, from where it was.
+    t.target = "/events".to_owned();
+    t.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(t.continuity, Some(Continuity::Resumed { replayed: 5 }));
+    assert_eq!(t.topics, ["green", "red"]);
+    assert!(t.gaps.is_empty());
+    assert_eq!(t.data(), ["seen", "r1", "own", "g1", "b1", "to ann"]);
+    // Live on b now, in its topics.
+    assert_eq!(a.engine.publish("green", frame("live")).await, Ok(2));
+    assert!(t.wait_for(7).await);
+    assert_eq!(t.data()[6], "live");
+}
+
+#[tokio::test]
+async fn a_killed_nodes_tab_resumes_elsewhere_with_its_topics() {
+    let redis = RedisServer::start().unwrap();
+    let b = node(&redis, "b").await;
+    let mut t = tab("/events?topic=room", Some("ann"));
+    {
+        let a = node(&redis, "a").await;
+        t.connect(&a.hub, &a.engine).await.unwrap();
+        assert!(member(&a, &t, "room").await);
+        b.engine.publish("room", frame("seen")).await.unwrap();
+        assert!(t.wait_for(1).await);
+        // Killed: its task stops, nothing is told to Redis.
+        a.task.abort();
+        t.drop_connection();
+    }
+    assert_eq!(
+        b.engine.publish("room", frame("while a is dead")).await,
+        Ok(1)
+    );
+    t.target = "/events?topic=room".to_owned();
+    t.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(t.continuity, Some(Continuity::Resumed { replayed: 1 }));
+    assert_eq!(t.topics, ["room"]);
+    assert_eq!(t.data(), ["seen", "while a is dead"]);
+    // Served by b from now on: the next publish goes to b's stream.
+    assert_eq!(b.engine.publish("room", frame("on b")).await, Ok(1));
+    assert!(t.wait_for(3).await);
+    let members = b.engine.members("room").await.unwrap();
+    assert_eq!(members.sessions, [t.id.clone()]);
+}
