@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use sse_proto::{Error, Hub};
+use sse_proto::{Error, Hub, Principal, TopicName};
 use sse_redis::{RedisConfig, RedisEngine};
 
 use crate::routes::{Reply, event_from, session_id};
@@ -76,9 +76,94 @@ pub(crate) async fn route(
         (&Method::POST, ["sessions", id, "events"]) => send_to(engine, id, query, body).await,
         (&Method::POST, ["sessions", id, "close"]) => end_session(engine, hub, id, true).await,
         (&Method::POST, ["sessions", id, "drop"]) => end_session(engine, hub, id, false).await,
+        (&Method::POST | &Method::DELETE, ["sessions", id, "topics", topic]) => {
+            membership(engine, id, topic, method == Method::POST).await
+        }
+        (&Method::POST, ["topics", topic, "events"]) => match event_from(query, body) {
+            Ok(event) => counted(engine.publish(topic, event.encode()).await),
+            Err(reply) => reply,
+        },
+        (&Method::GET, ["topics", topic, "members"]) => match engine.members(topic).await {
+            Ok(m) => Reply::json(
+                serde_json::json!({ "sessions": m.sessions, "users": m.users })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            Err(e) => failed(&e),
+        },
+        (&Method::POST, ["users", user, "events"]) => match event_from(query, body) {
+            Ok(event) => counted(
+                engine
+                    .send_user(&Principal::new(user), event.encode())
+                    .await,
+            ),
+            Err(reply) => reply,
+        },
+        (&Method::POST, ["users", user, "close"]) => {
+            counted(engine.close_user(&Principal::new(user)).await)
+        }
+        (&Method::GET, ["users", user, "sessions"]) => {
+            match engine.user_sessions(&Principal::new(user)).await {
+                Ok(ids) => Reply::json(serde_json::json!(ids).to_string().into_bytes()),
+                Err(e) => failed(&e),
+            }
+        }
         _ => return None,
     };
     Some(reply)
+}
+
+/// Join or leave, on whichever node serves the session: 204; 400 for a bad name; 403 when the
+/// demo's rule does not grant the topic to the session's user; 404 for an unknown session.
+async fn membership(engine: &RedisEngine, raw_id: &str, topic: &str, join: bool) -> Reply {
+    let name = match TopicName::new(topic) {
+        Ok(name) => name,
+        Err(e) => return Reply::text(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let Some(id) = session_id(raw_id) else {
+        return Reply::text(StatusCode::NOT_FOUND, "no such session");
+    };
+    let info = match engine.session_info(id.as_str()).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return Reply::text(StatusCode::NOT_FOUND, "no such session"),
+        Err(e) => return failed(&e),
+    };
+    let user = info.user.as_ref().map(Principal::as_bytes);
+    if join && !crate::groups::grants(&name, user) {
+        return Reply::text(
+            StatusCode::FORBIDDEN,
+            "the topic is not granted to the session's user",
+        );
+    }
+    let done = if join {
+        engine.join(id.as_str(), topic).await
+    } else {
+        engine.leave(id.as_str(), topic).await
+    };
+    match done {
+        Ok(_) => Reply::text(StatusCode::NO_CONTENT, ""),
+        Err(e) => failed(&e),
+    }
+}
+
+/// A count across nodes, as a plain number.
+fn counted(sent: Result<usize, Error>) -> Reply {
+    match sent {
+        Ok(n) => Reply::text(StatusCode::OK, &n.to_string()),
+        Err(e) => failed(&e),
+    }
+}
+
+fn failed(e: &Error) -> Reply {
+    match e {
+        Error::InvalidTopic(_) | Error::InvalidField(_) => {
+            Reply::text(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Error::NotConnected | Error::Closed => {
+            Reply::text(StatusCode::NOT_FOUND, "no such session")
+        }
+        _ => away("what the route needs is on it"),
+    }
 }
 
 async fn send_to(engine: &RedisEngine, raw_id: &str, query: Option<&str>, body: &[u8]) -> Reply {

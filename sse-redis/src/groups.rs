@@ -118,6 +118,14 @@ fn stretches(topic: &TopicName, v: &[u8]) -> Vec<Membership> {
         .collect()
 }
 
+/// What Redis knows of a session (see [`RedisEngine::session_info`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// Its user: the principal of the request that attached it last.
+    pub user: Option<Principal>,
+}
+
 /// Who is in a topic, across nodes (see [`RedisEngine::members`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Members {
@@ -284,9 +292,13 @@ impl RedisEngine {
             };
             let result = match leave {
                 None => {
-                    // A session without an owner mark yet is this node's (the hub queued
-                    // the join for a stream it just accepted).
-                    let owner = owner.unwrap_or_else(|| me.clone());
+                    // A session without an owner mark yet is this node's when its hub
+                    // serves it (the hub queued the join for a stream it just accepted).
+                    let owner = match owner {
+                        Some(owner) => owner,
+                        None if self.serves(id) => me.clone(),
+                        None => return Err(Error::NotConnected),
+                    };
                     let mut invocation = shared.scripts.join.prepare_invoke();
                     invocation
                         .key(keys.owner(id))
@@ -338,12 +350,42 @@ impl RedisEngine {
         Err(Error::Unavailable)
     }
 
+    /// Whether this node's hub serves session `id`.
+    fn serves(&self, id: &str) -> bool {
+        self.port()
+            .and_then(|port| port.hub())
+            .is_some_and(|hub| hub.session(id).is_some())
+    }
+
+    /// What Redis knows of session `id` on any node: `None` when no node serves it (nor
+    /// keeps it for its tab), else its user.
+    pub async fn session_info(&self, id: &str) -> Result<Option<SessionInfo>, Error> {
+        let keys = &self.shared.keys;
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg(keys.owner(id));
+        pipe.cmd("HGET").arg(keys.mem(id)).arg("~u");
+        let mut conn = self.shared.conn.clone();
+        let answers: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|_| self.away())?;
+        if answers.first().and_then(reply::int) != Some(1) {
+            return Ok(None);
+        }
+        let user = answers.get(1).and_then(reply::text).and_then(|u| {
+            let u = String::from_utf8_lossy(u);
+            let (_, hex) = u.split_once(':')?;
+            user_of(hex.as_bytes())
+        });
+        Ok(Some(SessionInfo { user }))
+    }
+
     /// The sessions in `topic` on every node, and how many distinct users they belong to.
     /// A session whose node stopped without ending it is left out once its marks expire.
     pub async fn members(&self, topic: &str) -> Result<Members, Error> {
         let topic = TopicName::new(topic)?;
         let keys = &self.shared.keys;
         let ids = self.hash_keys(&keys.tm(topic.as_str())).await?;
+        if ids.is_empty() {
+            return Ok(Members::default());
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.cmd("EXISTS").arg(keys.owner(id));

@@ -62,4 +62,4 @@ mod reply;
 mod scripts;
 
 pub use engine::{RedisConfig, RedisEngine};
-pub use groups::Members;
+pub use groups::{Members, SessionInfo};

@@ -91,6 +91,22 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Runs one command through `redis-cli` (which comes with redis-server) and returns its
+    /// raw output: one line per value.
+    pub fn cli(&self, args: &[&str]) -> io::Result<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "redis-cli {args:?}: {}",
+                out.status
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Freezes it (SIGSTOP): connections stay open, nothing answers, nothing is lost.
     pub fn pause(&self) -> io::Result<()> {
         self.signal("STOP")

@@ -17,12 +17,15 @@ use sse_proto::MessageEvent;
 
 /// Redis frozen, Redis killed and restarted empty, a node started before Redis.
 mod faults;
+/// Topics and users across the nodes.
+mod groups;
 /// Reaching, broadcasting to, closing and listing the tabs of another node.
 mod reach;
 /// Resuming on another node: a tab dropped or hung up, a node killed.
 mod resume;
 
 pub(crate) use faults::*;
+pub(crate) use groups::*;
 pub(crate) use reach::*;
 pub(crate) use resume::*;
 
@@ -40,6 +43,10 @@ macro_rules! suite {
             redis_frozen_then_thawed_loses_nothing_acknowledged,
             redis_killed_and_restarted_empty_loses_nothing_acknowledged_or_reports_a_gap,
             a_node_started_before_redis_waits_for_it,
+            publish_user_send_and_user_close_reach_both_nodes,
+            a_tab_resumes_on_the_other_node_across_its_topics,
+            a_node_without_members_gets_none_of_a_topics_traffic,
+            a_killed_nodes_tab_resumes_on_b_with_its_topics,
         );
     };
     (@tests $bin:expr; $($rule:ident),* $(,)?) => {
