@@ -14,7 +14,10 @@
 //! - send-by-id latency p50/p99 (one tab at a time, sent from the node that does not serve it
 //!   when there are two);
 //! - Redis memory per idle resumable session (`used_memory` before and after N sessions that
-//!   attached then detached).
+//!   attached then detached);
+//! - topics: two nodes whose tabs are all in one topic and a third node whose tabs are not,
+//!   the publishes sent from the third: delivery latency p50/p99 and deliveries per second,
+//!   and how many of the publishes reached the third node's delivery stream (none should).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -101,6 +104,11 @@ struct Node {
 }
 
 async fn node(url: &str, name: &str, tabs: usize) -> Result<Node, String> {
+    node_with(url, name, tabs, "/events").await
+}
+
+/// A node whose `tabs` tabs open `target`.
+async fn node_with(url: &str, name: &str, tabs: usize, target: &str) -> Result<Node, String> {
     let mut config = RedisConfig::new(url);
     config.node = name.to_owned();
     let engine = RedisEngine::connect(config)
@@ -110,13 +118,18 @@ async fn node(url: &str, name: &str, tabs: usize) -> Result<Node, String> {
     // What an adapter's server does with a store, by hand: the hub prepared for it, its
     // task beside the hub, and its answers to every handshake.
     let hub = engine
-        .prepare(Hub::builder().keep_alive(None).resume(resume))
+        .prepare(
+            Hub::builder()
+                .keep_alive(None)
+                .resume(resume)
+                .topic_rule(|_, _| true),
+        )
         .build(Instant::now);
     tokio::spawn(engine.run(RelayPort::claim(&hub).ok_or("relay mode")?));
     let mut outlets = Vec::with_capacity(tabs);
     let mut ids = Vec::with_capacity(tabs);
     for _ in 0..tabs {
-        let mut req = Request::new(b"GET", b"/events", HttpVersion::Http11);
+        let mut req = Request::new(b"GET", target.as_bytes(), HttpVersion::Http11);
         req.header(b"accept", b"text/event-stream");
         let Decision::Accept(a) = hub.handshake(&req, Some(&engine)).await else {
             return Err("not accepted".into());
@@ -233,6 +246,54 @@ async fn sends(nodes: &mut [Node], count: usize) -> (Duration, Duration) {
     (percentile(&lat, 0.5), percentile(&lat, 0.99))
 }
 
+/// Publishes to `room` from `sender` (a node without members): latency of one at a time,
+/// then `count` back to back, delivered to the members' nodes.
+async fn publishes(
+    members: &mut [Node],
+    sender: &RedisEngine,
+    count: usize,
+) -> (Duration, Duration, f64) {
+    let frame = Event::named(sse_proto::event_name!("said"))
+        .data("x".repeat(64))
+        .encode();
+    let mut lat = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let _ = sender.publish("room", frame.clone()).await;
+        lat.extend(sweep(members, start, 1).await);
+    }
+    lat.sort();
+    let start = Instant::now();
+    for _ in 0..count {
+        let _ = sender.publish("room", frame.clone()).await;
+    }
+    let done = sweep(members, start, count).await;
+    let took = done.iter().max().copied().unwrap_or_default();
+    let tabs: usize = members.iter().map(|n| n.outlets.len()).sum();
+    let rate = (tabs * count) as f64 / took.as_secs_f64().max(1e-9);
+    (percentile(&lat, 0.5), percentile(&lat, 0.99), rate)
+}
+
+/// The publishes (`t` = `p`) in `node`'s delivery stream.
+async fn publishes_to(url: &str, node: &str) -> Result<usize, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(format!("sse:node:{node}"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(entries
+        .iter()
+        .filter(|(_, f)| f.iter().any(|(k, v)| k == "t" && v == "p"))
+        .count())
+}
+
 async fn used_memory(url: &str) -> Result<u64, String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let mut conn = client
@@ -275,6 +336,38 @@ async fn run(args: Args) -> Result<(), String> {
             s99.as_secs_f64() * 1e3,
         );
         drop(nodes);
+    }
+    // Topics: members on n0 and n1, none on n2, which publishes.
+    {
+        let redis = Redis::start()?;
+        let mut members = vec![
+            node_with(&redis.url, "n0", args.tabs, "/events?topic=room").await?,
+            node_with(&redis.url, "n1", args.tabs, "/events?topic=room").await?,
+        ];
+        let outside = node_with(&redis.url, "n2", args.tabs, "/events?topic=hall").await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while outside
+            .engine
+            .members("room")
+            .await
+            .map_or(0, |m| m.sessions.len())
+            < 2 * args.tabs
+        {
+            if Instant::now() > deadline {
+                return Err("the joins were not numbered within 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (p50, p99, rate) = publishes(&mut members, &outside.engine, args.broadcasts).await;
+        let idle = publishes_to(&redis.url, "n2").await?;
+        let reached = publishes_to(&redis.url, "n0").await?;
+        println!(
+            "topic of {} members on 2 nodes, published from a third: p50={:.2}ms p99={:.2}ms deliveries/s={:.0}; publishes in the delivery stream of the node without members: {idle} (of a member node: {reached})",
+            2 * args.tabs,
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            rate,
+        );
     }
     // Redis memory per idle resumable session.
     let redis = Redis::start()?;
