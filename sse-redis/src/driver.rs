@@ -30,6 +30,9 @@ use crate::groups::Group;
 use crate::once::Attempt;
 use crate::reply::{self, Entry};
 
+/// Most entries one read takes from each stream.
+const READ_COUNT: usize = 1000;
+
 /// Most items kept for Redis while it is away; past this the oldest are dropped.
 const MAX_PENDING: usize = 65_536;
 
@@ -103,7 +106,7 @@ impl RedisEngine {
                 let from = format!("{}-0", last.unwrap_or(0));
                 let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
                     .arg("COUNT")
-                    .arg(1000)
+                    .arg(READ_COUNT)
                     .arg("BLOCK")
                     .arg(1000)
                     .arg("STREAMS")
@@ -119,10 +122,18 @@ impl RedisEngine {
                 };
                 let Some(hub) = port.hub() else { return };
                 let mut batch: Vec<(bool, Entry)> = Vec::new();
+                // A stream that gave as many entries as asked for may hold more, numbered
+                // below what the other stream gave: only what comes before its last one is
+                // in order now; the rest is read again next time.
+                let mut limit = u64::MAX;
                 for (stream, entries) in reply::xread(&reply) {
                     let broadcast = stream == shared.keys.bcast().as_bytes();
+                    if entries.len() >= READ_COUNT {
+                        limit = limit.min(entries.last().map_or(u64::MAX, |e| e.seq));
+                    }
                     batch.extend(entries.into_iter().map(|e| (broadcast, e)));
                 }
+                batch.retain(|(_, e)| e.seq <= limit);
                 batch.sort_by_key(|(_, e)| e.seq);
                 for (broadcast, entry) in batch {
                     last = Some(last.unwrap_or(0).max(entry.seq));

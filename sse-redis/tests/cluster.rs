@@ -351,3 +351,43 @@ async fn delivered_once_through_a_freeze(freeze: Duration) {
     back.connect(&b.hub, &b.engine).await.unwrap();
     assert_eq!(back.continuity, Some(Continuity::Resumed { replayed: 0 }));
 }
+
+#[tokio::test]
+async fn a_backlog_longer_than_one_read_is_delivered_in_order() {
+    // B's reader starts behind: 1 500 broadcasts, then 1 500 sends to B's tab, all numbered
+    // before it reads. One read takes at most 1 000 entries of each stream: the first read
+    // holds broadcasts 1–1 000 and sends numbered after every broadcast; the sends must wait
+    // for the last 500 broadcasts.
+    let redis = RedisServer::start().unwrap();
+    let a = node(&redis, "a", true).await;
+    let mut config = RedisConfig::new(redis.url());
+    config.node = "b".to_owned();
+    let engine = RedisEngine::connect(config).await.unwrap();
+    let builder = Hub::builder()
+        .keep_alive(None)
+        .budget(16 << 20)
+        .resume(ResumeConfig::new(GRACE));
+    let hub = engine.prepare(builder).build(Instant::now);
+    let mut tab = Tab::new();
+    tab.target = "/events?id=tab-on-b".to_owned();
+    tab.connect(&hub, &engine).await.unwrap();
+    for i in 0..1500 {
+        a.engine
+            .broadcast(frame(&format!("b{i:04}")))
+            .await
+            .unwrap();
+    }
+    for i in 0..1500 {
+        a.engine
+            .send_to("tab-on-b", frame(&format!("s{i:04}")))
+            .await
+            .unwrap();
+    }
+    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
+    assert!(tab.wait_for(3000).await, "{}", tab.events.len());
+    let data = tab.data();
+    let mut sorted = data.clone();
+    sorted.sort_unstable();
+    assert_eq!(data, sorted, "in the order they were numbered");
+    task.abort();
+}
