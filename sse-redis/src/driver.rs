@@ -104,40 +104,61 @@ impl RedisEngine {
                     return;
                 }
                 let from = format!("{}-0", last.unwrap_or(0));
-                let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
-                    .arg("COUNT")
+                let presence = shared.presence_observer.get().is_some();
+                let mut read = redis::cmd("XREAD");
+                read.arg("COUNT")
                     .arg(READ_COUNT)
                     .arg("BLOCK")
                     .arg(1000)
                     .arg("STREAMS")
                     .arg(shared.keys.bcast())
-                    .arg(&me)
-                    .arg(&from)
-                    .arg(&from)
-                    .query_async(&mut conn)
-                    .await;
+                    .arg(&me);
+                if presence {
+                    read.arg(shared.keys.presence());
+                }
+                read.arg(&from).arg(&from);
+                if presence {
+                    read.arg(&from);
+                }
+                let reply: redis::RedisResult<Value> = read.query_async(&mut conn).await;
                 let Ok(reply) = reply else {
                     shared.set_up(false);
                     break;
                 };
                 let Some(hub) = port.hub() else { return };
-                let mut batch: Vec<(bool, Entry)> = Vec::new();
+                let mut batch: Vec<(Stream, Entry)> = Vec::new();
                 // A stream that gave as many entries as asked for may hold more, numbered
                 // below what the other stream gave: only what comes before its last one is
                 // in order now; the rest is read again next time.
                 let mut limit = u64::MAX;
                 for (stream, entries) in reply::xread(&reply) {
-                    let broadcast = stream == shared.keys.bcast().as_bytes();
+                    let kind = if stream == shared.keys.bcast().as_bytes() {
+                        Stream::Broadcasts
+                    } else if stream == shared.keys.presence().as_bytes() {
+                        Stream::Presence
+                    } else {
+                        Stream::Node
+                    };
                     if entries.len() >= READ_COUNT {
                         limit = limit.min(entries.last().map_or(u64::MAX, |e| e.seq));
                     }
-                    batch.extend(entries.into_iter().map(|e| (broadcast, e)));
+                    batch.extend(entries.into_iter().map(|e| (kind, e)));
                 }
                 batch.retain(|(_, e)| e.seq <= limit);
                 batch.sort_by_key(|(_, e)| e.seq);
-                for (broadcast, entry) in batch {
+                for (kind, entry) in batch {
                     last = Some(last.unwrap_or(0).max(entry.seq));
-                    self.apply(&port, &hub, broadcast, &entry);
+                    match kind {
+                        Stream::Presence => {
+                            let observer = shared.presence_observer.get();
+                            if let Some((observer, event)) =
+                                observer.zip(crate::PresenceEvent::from_entry(&entry))
+                            {
+                                observer(&event);
+                            }
+                        }
+                        _ => self.apply(&port, &hub, kind == Stream::Broadcasts, &entry),
+                    }
                 }
             }
         }
@@ -537,6 +558,14 @@ enum Item {
     DeliveredHere(Frame),
     /// A publish or user send this node already delivered to its own members.
     GroupDeliveredHere(Recipient, Frame),
+}
+
+/// Which stream a read entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Broadcasts,
+    Node,
+    Presence,
 }
 
 /// Whether an item was delivered here already.

@@ -98,7 +98,12 @@ pub(crate) struct Shared {
     pub(crate) delivered_here: Mutex<DeliveredHere>,
     /// The relay port of the hub this engine serves, once a server runs it.
     pub(crate) port: OnceLock<RelayPort>,
+    /// The application's observer of presence on every node, if it set one.
+    pub(crate) presence_observer: OnceLock<PresenceObserver>,
 }
+
+/// An observer of joins and leaves on every node.
+pub(crate) type PresenceObserver = Box<dyn Fn(&crate::PresenceEvent) + Send + Sync>;
 
 pub(crate) struct Scripts {
     pub(crate) send: redis::Script,
@@ -196,6 +201,7 @@ impl RedisEngine {
                 messages: MessageIds::new(random_u64()),
                 delivered_here: Mutex::new(DeliveredHere::default()),
                 port: OnceLock::new(),
+                presence_observer: OnceLock::new(),
             }),
         })
     }

@@ -5,7 +5,7 @@
 mod scripts;
 
 use redis::Value;
-use sse_proto::{Error, Frame, Membership, Principal, TopicName};
+use sse_proto::{Error, Frame, Membership, Principal, SessionId, TopicName};
 
 use crate::engine::{RedisEngine, lock, millis};
 use crate::once::{Attempt, DONE_TTL};
@@ -124,6 +124,43 @@ fn stretches(topic: &TopicName, v: &[u8]) -> Vec<Membership> {
 pub struct SessionInfo {
     /// Its user: the principal of the request that attached it last.
     pub user: Option<Principal>,
+}
+
+/// A session joined or left a topic, on any node (see [`RedisEngine::observe_presence`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PresenceEvent {
+    /// The topic.
+    pub topic: TopicName,
+    /// The session.
+    pub session: SessionId,
+    /// The session's user, if it has one.
+    pub user: Option<Principal>,
+    /// Whether it joined (else it left: by a leave, a revoked grant, or its end).
+    pub joined: bool,
+}
+
+impl PresenceEvent {
+    /// Reads a presence stream entry.
+    pub(crate) fn from_entry(entry: &crate::reply::Entry) -> Option<PresenceEvent> {
+        let joined = match entry.field(b"t")? {
+            b"J" => true,
+            b"L" => false,
+            _ => return None,
+        };
+        let session = SessionId::parse(entry.field(b"s")?, sse_proto::DEFAULT_MAX_ID_LEN).ok()?;
+        let topic = TopicName::parse(entry.field(b"g")?).ok()?;
+        let user = entry
+            .field(b"u")
+            .filter(|u| !u.is_empty())
+            .and_then(user_of);
+        Some(PresenceEvent {
+            topic,
+            session,
+            user,
+            joined,
+        })
+    }
 }
 
 /// Who is in a topic, across nodes (see [`RedisEngine::members`]).
@@ -307,13 +344,15 @@ impl RedisEngine {
                         .key(keys.tn(topic.as_str()))
                         .key(keys.tm(topic.as_str()))
                         .key(keys.node(&owner))
+                        .key(keys.presence())
                         .arg(id)
                         .arg(topic.as_str())
                         .arg(&owner)
                         .arg(me)
                         .arg(shared.config.stream_max)
                         .arg(millis(shared.owner_ttl(true)))
-                        .arg(MAX_STRETCHES);
+                        .arg(MAX_STRETCHES)
+                        .arg(self.user_here(id));
                     invocation.invoke_async::<i64>(&mut conn).await
                 }
                 Some(keep) => {
@@ -327,6 +366,7 @@ impl RedisEngine {
                         .key(keys.tm(topic.as_str()))
                         .key(keys.tlog(topic.as_str()))
                         .key(keys.node(&owner))
+                        .key(keys.presence())
                         .arg(id)
                         .arg(topic.as_str())
                         .arg(&owner)
@@ -348,6 +388,26 @@ impl RedisEngine {
             }
         }
         Err(Error::Unavailable)
+    }
+
+    /// Calls `observer` with every join and leave of a topic, on every node, in the order
+    /// Redis numbered them: presence across the nodes, without polling. A session that ends
+    /// leaves its topics (one event each); one whose node was killed leaves no event (it
+    /// drops out of [`members`](Self::members) once its marks expire). Set it before the
+    /// engine runs; it runs on the engine's reader, so keep it short.
+    pub fn observe_presence(&self, observer: impl Fn(&PresenceEvent) + Send + Sync + 'static) {
+        let _ = self.shared.presence_observer.set(Box::new(observer));
+    }
+
+    /// The user of session `id` as this node's hub knows it, in hex (empty: none, or not
+    /// served here).
+    fn user_here(&self, id: &str) -> String {
+        self.port()
+            .and_then(|port| port.hub())
+            .and_then(|hub| hub.session(id))
+            .and_then(|s| s.user())
+            .map(|u| user_hex(&u))
+            .unwrap_or_default()
     }
 
     /// Whether this node's hub serves session `id`.
@@ -490,17 +550,29 @@ impl RedisEngine {
                 .key(keys.all())
                 .key(keys.log(id))
                 .key(keys.us(&mem.user_hex))
-                .key(keys.un(&mem.user_hex));
-            for m in mem.topics.iter().filter(|m| m.is_open()) {
+                .key(keys.un(&mem.user_hex))
+                .key(keys.seq())
+                .key(keys.presence());
+            let open: Vec<&TopicName> = mem
+                .topics
+                .iter()
+                .filter(|m| m.is_open())
+                .map(|m| &m.topic)
+                .collect();
+            for topic in &open {
                 invocation
-                    .key(keys.tn(m.topic.as_str()))
-                    .key(keys.tm(m.topic.as_str()));
+                    .key(keys.tn(topic.as_str()))
+                    .key(keys.tm(topic.as_str()));
             }
             invocation
                 .arg(id)
                 .arg(&shared.config.node)
                 .arg(mem.fields.join(","))
-                .arg(&mem.user_hex);
+                .arg(&mem.user_hex)
+                .arg(shared.config.stream_max);
+            for topic in &open {
+                invocation.arg(topic.as_str());
+            }
             let mut conn = shared.conn.clone();
             if invocation.invoke_async::<i64>(&mut conn).await? != -2 {
                 return Ok(());

@@ -9,7 +9,11 @@
 //! - **delivery**: a send to a session is handed to the node that serves it, a broadcast to
 //!   every node, each node reading its deliveries and the broadcasts in one ordered stream;
 //! - **closed ids**: a session closed on one node gets 204 on every node;
-//! - **presence**: which sessions are attached (`GET /sessions` on any node lists them all).
+//! - **presence**: which sessions are attached (`GET /sessions` on any node lists them all);
+//! - **topics and users**: a publish to a topic, a send to a user and a user's close reach the
+//!   nodes that serve a member, and only those, in the one order; a session's memberships
+//!   and user go with it to whichever node it resumes on; [`RedisEngine::members`] and
+//!   [`RedisEngine::observe_presence`] tell who is in a topic, across nodes.
 //!
 //! The core stays sans-IO: the engine is a [`Store`](sse_proto::Store) that an adapter's
 //! server holds beside its hub, which runs in relay mode and asks for nothing it would have
@@ -62,4 +66,4 @@ mod reply;
 mod scripts;
 
 pub use engine::{RedisConfig, RedisEngine};
-pub use groups::{Members, SessionInfo};
+pub use groups::{Members, PresenceEvent, SessionInfo};

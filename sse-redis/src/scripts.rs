@@ -263,6 +263,9 @@ impl Keys {
     pub(crate) fn un(&self, user: &str) -> String {
         format!("{}un:{user}", self.prefix)
     }
+    pub(crate) fn presence(&self) -> String {
+        format!("{}presence", self.prefix)
+    }
     pub(crate) fn alive(&self, node: &str) -> String {
         format!("{}alive:{node}", self.prefix)
     }

@@ -255,3 +255,58 @@ async fn a_killed_nodes_tab_resumes_elsewhere_with_its_topics() {
     let members = b.engine.members("room").await.unwrap();
     assert_eq!(members.sessions, [t.id.clone()]);
 }
+
+#[tokio::test]
+async fn joins_and_leaves_on_one_node_are_observed_on_the_other() {
+    let redis = RedisServer::start().unwrap();
+    let a = node(&redis, "a").await;
+    // B observes presence from the start.
+    let mut config = RedisConfig::new(redis.url());
+    config.node = "b".to_owned();
+    config.heartbeat = Duration::from_millis(200);
+    let engine = RedisEngine::connect(config).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    engine.observe_presence(move |e| {
+        let user = e
+            .user
+            .as_ref()
+            .map(|u| String::from_utf8_lossy(u.as_bytes()).into_owned());
+        let what = if e.joined { "joined" } else { "left" };
+        log.lock()
+            .unwrap()
+            .push(format!("{} {what} {} ({user:?})", e.session, e.topic));
+    });
+    let hub = engine
+        .prepare(
+            Hub::builder()
+                .keep_alive(None)
+                .resume(ResumeConfig::new(GRACE)),
+        )
+        .build(Instant::now);
+    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
+
+    let mut t = tab("/events?topic=red&id=t1", Some("ann"));
+    t.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(member(&a, &t, "red").await);
+    a.engine.leave(&t.id, "red").await.unwrap();
+    a.hub.session(&t.id).unwrap().join("blue").unwrap();
+    assert!(member(&a, &t, "blue").await);
+    // The session ends: it leaves its topics.
+    a.hub.session(&t.id).unwrap().close();
+    t.read();
+    t.drop_connection();
+    let want = [
+        "t1 joined red (Some(\"ann\"))",
+        "t1 left red (Some(\"ann\"))",
+        "t1 joined blue (Some(\"ann\"))",
+        "t1 left blue (Some(\"ann\"))",
+    ];
+    assert!(
+        until(async || seen.lock().unwrap().len() >= want.len()).await,
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    assert_eq!(*seen.lock().unwrap(), want);
+    task.abort();
+}

@@ -13,6 +13,7 @@
 //! | `<p>us:<user hex>` | hash | the user's sessions → the node that serves each |
 //! | `<p>un:<user hex>` | hash | node → how many of the user's sessions it serves |
 //! | `<p>alive:<node>` | string with a TTL | the node renewed it within three heartbeats: a publish goes only to live nodes |
+//! | `<p>presence` | stream, ids `<seq>-0` | every join (`t` = `J`) and leave (`L`) on any node: `s` session, `g` topic, `u` user hex; read by the nodes that observe presence |
 
 use redis::Script;
 
@@ -49,9 +50,10 @@ end
 
 /// A session joins a topic: numbered, recorded, and handed to the node that serves it.
 ///
-/// KEYS: owner, seq, mem, tn, tm, the owner's node stream. ARGV: id, topic, the owner the
-/// caller read (or this node when none), this node, node stream max entries, mem TTL (ms),
-/// most stretches kept per topic.
+/// KEYS: owner, seq, mem, tn, tm, the owner's node stream, presence. ARGV: id, topic, the
+/// owner the caller read (or this node when none), this node, node stream max entries, mem
+/// TTL (ms), most stretches kept per topic, the user's hex as the caller knows it (for the
+/// presence entry, until presence records it).
 ///
 /// Returns the join's sequence number, 0 when it was a member already, -2 when the owner
 /// changed since the caller read it.
@@ -79,6 +81,10 @@ redis.call('HINCRBY', KEYS[4], owner, 1)
 redis.call('HSET', KEYS[5], ARGV[1], owner)
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], seq .. '-0',
   't', 'j', 's', ARGV[1], 'g', ARGV[2])
+local u = redis.call('HGET', KEYS[3], '~u')
+u = u and string.match(u, ':(.*)$') or ARGV[8]
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[5], seq .. '-0',
+  't', 'J', 's', ARGV[1], 'g', ARGV[2], 'u', u)
 return seq
 "
     ))
@@ -87,8 +93,8 @@ return seq
 /// A session leaves a topic: with `keep`, its stretch ends at the topic's last event and
 /// stays replayable; without, it is dropped (withheld).
 ///
-/// KEYS: owner, seq, mem, tn, tm, tlog, the owner's node stream. ARGV: id, topic, the owner
-/// the caller read (empty: none), node stream max entries, `1` to keep.
+/// KEYS: owner, seq, mem, tn, tm, tlog, the owner's node stream, presence. ARGV: id, topic,
+/// the owner the caller read (empty: none), node stream max entries, `1` to keep.
 ///
 /// Returns the leave's sequence number, 0 when it was not a member, -2 when the owner
 /// changed since the caller read it.
@@ -115,6 +121,9 @@ if owner ~= '' then
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[4], seq .. '-0',
     't', 'l', 's', ARGV[1], 'g', ARGV[2], 'a', last, 'k', ARGV[5])
 end
+local u = redis.call('HGET', KEYS[3], '~u') or ''
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[4], seq .. '-0',
+  't', 'L', 's', ARGV[1], 'g', ARGV[2], 'u', string.match(u, ':(.*)$') or '')
 return seq
 "
     ))
@@ -210,9 +219,10 @@ return 1
 /// The session ended on this node: unless another node serves it now, every trace of it
 /// goes (marks, log, memberships, its user's record).
 ///
-/// KEYS: owner, mem, live, all, log, the user's us and un (any keys when none), then for each
-/// topic the caller read as open: its tn and tm. ARGV: id, this node, the fields of mem the
-/// caller read (sorted, comma-separated), the user's hex (empty: none).
+/// KEYS: owner, mem, live, all, log, the user's us and un (any keys when none), seq,
+/// presence, then for each topic the caller read as open: its tn and tm. ARGV: id, this node,
+/// the fields of mem the caller read (sorted, comma-separated), the user's hex (empty: none),
+/// presence stream max entries, then the open topics.
 ///
 /// Returns 1 when cleaned, 0 when the session lives on elsewhere, -2 when mem changed since
 /// the caller read it.
@@ -229,10 +239,13 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('DEL', KEYS[5])
-for i = 8, #KEYS, 2 do
+for i = 10, #KEYS, 2 do
   if redis.call('HGET', KEYS[i + 1], ARGV[1]) == ARGV[2] then
     redis.call('HDEL', KEYS[i + 1], ARGV[1])
     count_down(KEYS[i], ARGV[2])
+    local seq = redis.call('INCR', KEYS[8])
+    redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[5], seq .. '-0',
+      't', 'L', 's', ARGV[1], 'g', ARGV[6 + (i - 10) / 2], 'u', ARGV[4])
   end
 end
 if ARGV[4] ~= '' and redis.call('HGET', KEYS[6], ARGV[1]) == ARGV[2] then
