@@ -299,21 +299,34 @@ impl Inner {
         Ok(count)
     }
 
-    /// The slots of the members of `group`, in no particular order.
+    /// The slots of the members of `group` that take events (not closing), in no
+    /// particular order.
     pub(super) fn members(&self, group: GroupRef<'_>) -> Vec<Arc<Slot>> {
         let groups = lock(&self.groups);
         group
             .find(&groups)
-            .map(|g| g.members.values().cloned().collect())
+            .map(|g| {
+                g.members
+                    .values()
+                    .filter(|slot| slot.lock().is_live())
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    /// The ids of the members of `group`, sorted.
+    /// The ids of the members of `group` that take events (not closing), sorted.
     pub(super) fn member_ids(&self, group: GroupRef<'_>) -> Vec<SessionId> {
         let groups = lock(&self.groups);
         let mut ids: Vec<SessionId> = group
             .find(&groups)
-            .map(|g| g.members.keys().cloned().collect())
+            .map(|g| {
+                g.members
+                    .values()
+                    .filter(|slot| slot.lock().is_live())
+                    .map(|slot| slot.id.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         ids.sort();
         ids
@@ -328,7 +341,12 @@ impl Inner {
             .map(|g| {
                 g.members
                     .values()
-                    .filter_map(|slot| slot.lock().user.as_ref().map(|(u, _)| u.clone()))
+                    .filter_map(|slot| {
+                        let st = slot.lock();
+                        st.is_live()
+                            .then(|| st.user.as_ref().map(|(u, _)| u.clone()))
+                            .flatten()
+                    })
                     .collect()
             })
             .unwrap_or_default();

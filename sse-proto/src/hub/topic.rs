@@ -146,7 +146,8 @@ impl Topic {
         self.hub.publish(GroupRef::Topic(&self.name), frame)
     }
 
-    /// The ids of the member sessions, attached or (resume mode) detached, sorted.
+    /// The ids of the member sessions, attached or (resume mode) detached, sorted. A session
+    /// being closed (its stream writing its last bytes) is no longer listed.
     pub fn members(&self) -> Vec<SessionId> {
         self.hub.member_ids(GroupRef::Topic(&self.name))
     }
