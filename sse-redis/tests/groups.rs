@@ -310,3 +310,52 @@ async fn joins_and_leaves_on_one_node_are_observed_on_the_other() {
     assert_eq!(*seen.lock().unwrap(), want);
     task.abort();
 }
+
+#[tokio::test]
+async fn a_session_that_moved_is_not_cleaned_up_by_the_node_it_left() {
+    let redis = RedisServer::start().unwrap();
+    let grace = Duration::from_millis(300);
+    let short = |name: &'static str| {
+        let url = redis.url();
+        async move {
+            let mut config = RedisConfig::new(url);
+            config.node = name.to_owned();
+            config.heartbeat = Duration::from_millis(100);
+            let engine = RedisEngine::connect(config).await.unwrap();
+            let builder = Hub::builder()
+                .keep_alive(None)
+                .resume(ResumeConfig::new(grace))
+                .topic_rule(|_, _| true);
+            let hub = engine.prepare(builder).build(Instant::now);
+            let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
+            Node { hub, engine, task }
+        }
+    };
+    let (a, b) = (short("a").await, short("b").await);
+    let mut t = tab("/events?topic=room", Some("ann"));
+    t.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(member(&a, &t, "room").await);
+    t.drop_connection();
+    t.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(t.continuity, Some(Continuity::Resumed { replayed: 0 }));
+    // A's copy of the session, detached, expires after the grace: A must not take the
+    // session's marks, log or memberships away from B.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(
+        until(async || {
+            let _ = a.hub.poll_timers(&mut cx, Instant::now());
+            a.hub.session(&t.id).is_none()
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.engine.send_to(&t.id, frame("still there")).await, Ok(()));
+    assert_eq!(a.engine.publish("room", frame("to the room")).await, Ok(1));
+    assert!(t.wait_for(2).await, "{:?}", t.events);
+    assert_eq!(t.data(), ["still there", "to the room"]);
+    // Its memberships are still recorded: a reconnect that asks for no topic is in room.
+    t.drop_connection();
+    t.target = "/events".to_owned();
+    t.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(t.topics, ["room"]);
+}
