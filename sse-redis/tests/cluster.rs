@@ -7,44 +7,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, Tab};
+use common::{Node, RedisServer, Tab, frame, start_node, until};
 use sse_proto::{Continuity, Decision, Event, GapReason, Hub, RelayPort, ResumeConfig, Store};
 use sse_redis::{RedisConfig, RedisEngine};
 
 const GRACE: Duration = Duration::from_secs(30);
 
-struct Node {
-    hub: Hub,
-    engine: RedisEngine,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 async fn node(redis: &RedisServer, name: &str, resume: bool) -> Node {
-    let mut config = RedisConfig::new(redis.url());
-    config.node = name.to_owned();
-    config.heartbeat = Duration::from_millis(200);
-    config.timeout = Duration::from_millis(300);
-    let engine = RedisEngine::connect(config).await.unwrap();
-    let resume = resume.then(|| ResumeConfig::new(GRACE));
     let mut builder = Hub::builder().keep_alive(None);
-    if let Some(resume) = resume {
-        builder = builder.resume(resume);
+    if resume {
+        builder = builder.resume(ResumeConfig::new(GRACE));
     }
-    // What an adapter's server does with a store: the hub prepared for it, its task beside
-    // the hub, and its answers to every handshake.
-    let hub = engine.prepare(builder).build(Instant::now);
-    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
-    Node { hub, engine, task }
-}
-
-fn frame(text: &str) -> sse_proto::Frame {
-    Event::new().data(text.to_owned()).encode()
+    start_node(redis, name, |_| {}, builder).await
 }
 
 /// How many events the store has numbered (its sequence).
@@ -60,18 +34,6 @@ async fn numbered(redis: &RedisServer) -> u64 {
         .await
         .unwrap();
     seq.unwrap_or(0)
-}
-
-/// Waits until `done` holds, for at most 5 s.
-async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !done().await {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
 }
 
 #[tokio::test]

@@ -8,41 +8,21 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, Tab};
-use sse_proto::{Continuity, Decision, Event, Hub, Principal, RelayPort, ResumeConfig, Store};
+use common::{Node, RedisServer, Tab, frame, raw, start_node, until};
+use sse_proto::{Continuity, Decision, Hub, Principal, RelayPort, ResumeConfig, Store};
 use sse_redis::{RedisConfig, RedisEngine};
 
 const GRACE: Duration = Duration::from_secs(30);
 
-struct Node {
-    hub: Hub,
-    engine: RedisEngine,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+fn builder(grace: Duration) -> sse_proto::HubBuilder {
+    Hub::builder()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(grace))
+        .topic_rule(|_, _| true)
 }
 
 async fn node(redis: &RedisServer, name: &str) -> Node {
-    let mut config = RedisConfig::new(redis.url());
-    config.node = name.to_owned();
-    config.heartbeat = Duration::from_millis(200);
-    config.timeout = Duration::from_millis(300);
-    let engine = RedisEngine::connect(config).await.unwrap();
-    let builder = Hub::builder()
-        .keep_alive(None)
-        .resume(ResumeConfig::new(GRACE))
-        .topic_rule(|_, _| true);
-    let hub = engine.prepare(builder).build(Instant::now);
-    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
-    Node { hub, engine, task }
-}
-
-fn frame(text: &str) -> sse_proto::Frame {
-    Event::new().data(text.to_owned()).encode()
+    start_node(redis, name, |_| {}, builder(GRACE)).await
 }
 
 fn tab(target: &str, user: Option<&str>) -> Tab {
@@ -51,25 +31,6 @@ fn tab(target: &str, user: Option<&str>) -> Tab {
         user: user.map(str::to_owned),
         ..Tab::new()
     }
-}
-
-async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !done().await {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
-}
-
-async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
 }
 
 /// The entries of kind `kind` (`p` publish, `u` user send) in a node's delivery stream.
@@ -315,21 +276,14 @@ async fn joins_and_leaves_on_one_node_are_observed_on_the_other() {
 async fn a_session_that_moved_is_not_cleaned_up_by_the_node_it_left() {
     let redis = RedisServer::start().unwrap();
     let grace = Duration::from_millis(300);
-    let short = |name: &'static str| {
-        let url = redis.url();
-        async move {
-            let mut config = RedisConfig::new(url);
-            config.node = name.to_owned();
-            config.heartbeat = Duration::from_millis(100);
-            let engine = RedisEngine::connect(config).await.unwrap();
-            let builder = Hub::builder()
-                .keep_alive(None)
-                .resume(ResumeConfig::new(grace))
-                .topic_rule(|_, _| true);
-            let hub = engine.prepare(builder).build(Instant::now);
-            let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
-            Node { hub, engine, task }
-        }
+    let short = async |name: &str| {
+        start_node(
+            &redis,
+            name,
+            |c| c.heartbeat = Duration::from_millis(100),
+            builder(grace),
+        )
+        .await
     };
     let (a, b) = (short("a").await, short("b").await);
     let mut t = tab("/events?topic=room", Some("ann"));

@@ -7,72 +7,30 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, Tab};
+use common::{Node, RedisServer, Tab, frame, raw, start_node, until};
 use redis::AsyncCommands;
-use sse_proto::{
-    ClosedPolicy, Continuity, Decision, Event, GapReason, Hub, LogBounds, RelayPort, ResumeConfig,
-    Store,
-};
-use sse_redis::{RedisConfig, RedisEngine};
-
-struct Node {
-    hub: Hub,
-    engine: RedisEngine,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use sse_proto::{ClosedPolicy, Continuity, Decision, GapReason, Hub, LogBounds, ResumeConfig};
+use sse_redis::RedisConfig;
 
 async fn node(
     redis: &RedisServer,
     configure: impl FnOnce(&mut RedisConfig),
     resume: Option<ResumeConfig>,
 ) -> Node {
-    let mut config = RedisConfig::new(redis.url());
-    config.node = "n1".to_owned();
-    config.heartbeat = Duration::from_millis(100);
-    configure(&mut config);
-    let engine = RedisEngine::connect(config).await.unwrap();
     let mut builder = Hub::builder().keep_alive(None);
     if let Some(resume) = resume {
         builder = builder.resume(resume);
     }
-    // What an adapter's server does with a store: the hub prepared for it, its task beside
-    // the hub, and its answers to every handshake.
-    let hub = engine.prepare(builder).build(Instant::now);
-    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
-    Node { hub, engine, task }
-}
-
-async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    let configure = |c: &mut RedisConfig| {
+        c.heartbeat = Duration::from_millis(100);
+        c.timeout = Duration::from_secs(2);
+        configure(c);
+    };
+    start_node(redis, "n1", configure, builder).await
 }
 
 /// Stream entries as `XRANGE` gives them: id and fields.
 type Entries<V> = Vec<(String, Vec<(String, V)>)>;
-
-fn frame(text: &str) -> sse_proto::Frame {
-    Event::new().data(text.to_owned()).encode()
-}
-
-async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !done().await {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
-}
 
 #[tokio::test]
 async fn sends_are_numbered_logged_and_routed_to_the_owner() {

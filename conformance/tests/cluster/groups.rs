@@ -5,84 +5,22 @@
 
 use std::time::{Duration, Instant};
 
-use sse_conformance::{Demo, EventStream, percent_encode};
+use sse_conformance::{Demo, percent_encode};
 
-use super::{Cluster, post, send};
+use super::{Cluster, Tab, post, send};
 
-/// A tab of the demo's stand-in login (`user` cookie) asking for topics.
-struct Member {
-    stream: EventStream,
-    id: String,
-    resumed: bool,
-    topics: Vec<String>,
-    gaps: Vec<String>,
-}
-
-impl Member {
-    fn open(demo: &Demo, target: &str, user: Option<&str>, last: Option<&str>) -> Member {
-        let cookie = user.map(|u| format!("user={u}"));
-        let mut headers: Vec<(&str, &[u8])> = Vec::new();
-        if let Some(c) = &cookie {
-            headers.push(("Cookie", c.as_bytes()));
-        }
-        if let Some(last) = last {
-            headers.push(("Last-Event-ID", last.as_bytes()));
-        }
-        let mut stream = demo.events(target, &headers).unwrap();
-        assert_eq!(stream.head.status, 200, "GET {target}");
-        let connect = stream.next_named("connect").unwrap();
-        let json: serde_json::Value = serde_json::from_str(&connect.data).unwrap();
-        let names = |key: &str| -> Vec<String> {
-            json[key]
-                .as_array()
-                .unwrap_or_else(|| panic!("no {key} in {}", connect.data))
-                .iter()
-                .map(|v| v.as_str().unwrap().to_owned())
-                .collect()
-        };
-        Member {
-            id: json["id"].as_str().unwrap().to_owned(),
-            resumed: json["resumed"].as_bool().unwrap(),
-            topics: names("topics"),
-            gaps: names("gaps"),
-            stream,
-        }
+/// A tab of the demo's stand-in login (`user` cookie) opening `target`, coming back from
+/// `last` when given.
+fn open_as(demo: &Demo, target: &str, user: Option<&str>, last: Option<&str>) -> Tab {
+    let cookie = user.map(|u| format!("user={u}"));
+    let mut headers: Vec<(&str, &[u8])> = Vec::new();
+    if let Some(c) = &cookie {
+        headers.push(("Cookie", c.as_bytes()));
     }
-
-    fn last_event_id(&self) -> String {
-        self.stream.last_event_id().to_owned()
+    if let Some(last) = last {
+        headers.push(("Last-Event-ID", last.as_bytes()));
     }
-
-    /// Waits for the event whose data is `data`.
-    fn wait_data(&mut self, data: &str) {
-        let got = self
-            .stream
-            .wait_for(|s| s.events().iter().any(|e| e.data == data))
-            .unwrap();
-        assert!(got, "no event {data:?} on {}", self.id);
-        assert!(
-            self.stream.events().iter().any(|e| e.data == data),
-            "no event {data:?} on {}: {:?}",
-            self.id,
-            self.data()
-        );
-    }
-
-    /// The data of the events before `connect` (a replay).
-    fn replayed(&self) -> Vec<String> {
-        let events = self.stream.events();
-        let connect = events.iter().position(|e| e.event == "connect").unwrap();
-        events[..connect].iter().map(|e| e.data.clone()).collect()
-    }
-
-    /// The data of every event but `connect`.
-    fn data(&self) -> Vec<String> {
-        let events = self.stream.events().into_iter();
-        events
-            .filter(|e| e.event != "connect")
-            .map(|e| e.data.clone())
-            .collect()
-    }
+    Tab::connect(demo, target, &headers)
 }
 
 fn json(demo: &Demo, target: &str) -> serde_json::Value {
@@ -123,9 +61,9 @@ fn publishes_per_node(c: &Cluster) -> Vec<usize> {
 /// A publish, a user send and a user close made on either node reach the tabs of both.
 pub(crate) fn publish_user_send_and_user_close_reach_both_nodes(bin: &str) {
     let c = Cluster::start(bin);
-    let mut ann_a = Member::open(&c.a, "/events?topic=red", Some("ann"), None);
-    let mut bob_b = Member::open(&c.b, "/events?topic=red", Some("bob"), None);
-    let mut ann_b = Member::open(&c.b, "/events", Some("ann"), None);
+    let mut ann_a = open_as(&c.a, "/events?topic=red", Some("ann"), None);
+    let mut bob_b = open_as(&c.b, "/events?topic=red", Some("bob"), None);
+    let mut ann_b = open_as(&c.b, "/events", Some("ann"), None);
     assert_eq!(ann_a.topics, ["red"]);
     let members = wait_members(&c.a, "red", 2);
     let mut both = vec![ann_a.id.clone(), bob_b.id.clone()];
@@ -173,8 +111,8 @@ pub(crate) fn publish_user_send_and_user_close_reach_both_nodes(bin: &str) {
 pub(crate) fn a_tab_resumes_on_the_other_node_across_its_topics(bin: &str) {
     let c = Cluster::start(bin);
     let target = "/events?topic=red&topic=blue";
-    let mut tab = Member::open(&c.a, target, None, None);
-    let _keeper = Member::open(&c.b, "/events?topic=red&topic=blue", None, None);
+    let mut tab = open_as(&c.a, target, None, None);
+    let _keeper = open_as(&c.b, "/events?topic=red&topic=blue", None, None);
     wait_members(&c.b, "blue", 2);
     assert_eq!(post(&c.b, "/topics/red/events", b"seen"), (200, "2".into()));
     tab.wait_data("seen");
@@ -195,7 +133,7 @@ pub(crate) fn a_tab_resumes_on_the_other_node_across_its_topics(bin: &str) {
 
     // Its EventSource reconnects with the same URL: blue is asked for (and granted) again,
     // from now on.
-    let back = Member::open(&c.b, target, None, Some(&last));
+    let back = open_as(&c.b, target, None, Some(&last));
     assert_eq!((back.id.as_str(), back.resumed), (id.as_str(), true));
     assert_eq!(back.topics, ["blue", "red"]);
     assert!(back.gaps.is_empty());
@@ -206,8 +144,8 @@ pub(crate) fn a_tab_resumes_on_the_other_node_across_its_topics(bin: &str) {
 /// delivery streams in Redis.
 pub(crate) fn a_node_without_members_gets_none_of_a_topics_traffic(bin: &str) {
     let c = Cluster::start(bin);
-    let mut member = Member::open(&c.a, "/events?topic=room", None, None);
-    let _elsewhere = Member::open(&c.b, "/events?topic=hall", None, None);
+    let mut member = open_as(&c.a, "/events?topic=room", None, None);
+    let _elsewhere = open_as(&c.b, "/events?topic=hall", None, None);
     wait_members(&c.a, "room", 1);
     wait_members(&c.a, "hall", 1);
     for i in 0..20 {
@@ -229,7 +167,7 @@ pub(crate) fn a_node_without_members_gets_none_of_a_topics_traffic(bin: &str) {
 pub(crate) fn a_killed_nodes_tab_resumes_on_b_with_its_topics(bin: &str) {
     let mut c = Cluster::start(bin);
     let target = "/events?topic=room";
-    let mut tab = Member::open(&c.a, target, Some("ann"), None);
+    let mut tab = open_as(&c.a, target, Some("ann"), None);
     wait_members(&c.b, "room", 1);
     assert_eq!(
         post(&c.b, "/topics/room/events", b"seen"),
@@ -248,7 +186,7 @@ pub(crate) fn a_killed_nodes_tab_resumes_on_b_with_its_topics(bin: &str) {
         (200, "1".into())
     );
 
-    let mut back = Member::open(&c.b, target, Some("ann"), Some(&last));
+    let mut back = open_as(&c.b, target, Some("ann"), Some(&last));
     assert_eq!((back.id.as_str(), back.resumed), (id.as_str(), true));
     assert_eq!(back.topics, ["room"]);
     assert_eq!(back.replayed(), ["while a is dead", "to ann"]);

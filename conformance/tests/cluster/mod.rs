@@ -116,28 +116,42 @@ struct Tab {
     id: String,
     /// Whether `connect` said the session was resumed.
     resumed: bool,
+    /// The session's topics, and those whose missed events could not be replayed, as
+    /// `connect` gave them.
+    topics: Vec<String>,
+    gaps: Vec<String>,
 }
 
 impl Tab {
     /// A new tab on `demo`.
     fn open(demo: &Demo) -> Tab {
-        Tab::connect(demo, &[])
+        Tab::connect(demo, "/events", &[])
     }
 
     /// The tab coming back to `demo` with the last event id it kept.
     fn reconnect(demo: &Demo, last_event_id: &str) -> Tab {
-        Tab::connect(demo, &[("Last-Event-ID", last_event_id.as_bytes())])
+        Tab::connect(
+            demo,
+            "/events",
+            &[("Last-Event-ID", last_event_id.as_bytes())],
+        )
     }
 
-    fn connect(demo: &Demo, headers: &[(&str, &[u8])]) -> Tab {
-        let mut stream = demo.events("/events", headers).unwrap();
-        assert_eq!(stream.head.status, 200, "GET /events {headers:?}");
+    fn connect(demo: &Demo, target: &str, headers: &[(&str, &[u8])]) -> Tab {
+        let mut stream = demo.events(target, headers).unwrap();
+        assert_eq!(stream.head.status, 200, "GET {target} {headers:?}");
         let connect = stream.next_named("connect").unwrap();
         let json: serde_json::Value = serde_json::from_str(&connect.data).unwrap();
+        let names = |key: &str| -> Vec<String> {
+            let names = json[key].as_array().into_iter().flatten();
+            names.map(|v| v.as_str().unwrap().to_owned()).collect()
+        };
         Tab {
-            stream,
             id: json["id"].as_str().unwrap().to_owned(),
             resumed: json["resumed"].as_bool().unwrap(),
+            topics: names("topics"),
+            gaps: names("gaps"),
+            stream,
         }
     }
 

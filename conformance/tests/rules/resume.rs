@@ -26,10 +26,10 @@ use tab::{
 };
 
 /// The grace period of the rules that do not wait for expiry: longer than any rule runs.
-const GRACE_MS: &str = "10000";
+pub(crate) const GRACE_MS: &str = "10000";
 
 /// A quiet demo in resume mode with a grace period of `grace_ms`.
-fn resumable(bin: &str, grace_ms: &str) -> Demo {
+pub(crate) fn resumable(bin: &str, grace_ms: &str) -> Demo {
     start(
         bin,
         &[

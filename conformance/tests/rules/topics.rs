@@ -12,23 +12,8 @@ use sse_conformance::{Demo, percent_encode};
 use sse_proto::MessageEvent;
 
 use super::resume::tab::{End, Offer, Tab, assert_positions_increase, detach, position_of};
-use super::{post, quiet, start};
-
-const GRACE_MS: &str = "10000";
-
-fn resumable(bin: &str) -> Demo {
-    start(
-        bin,
-        &[
-            "--tick-ms",
-            "0",
-            "--keep-alive-ms",
-            "0",
-            "--resume-ms",
-            GRACE_MS,
-        ],
-    )
-}
+use super::resume::{GRACE_MS, resumable};
+use super::{post, quiet};
 
 /// The `Cookie` header of the demo's stand-in login.
 fn cookie(user: &str) -> String {
@@ -163,7 +148,7 @@ pub(crate) fn join_and_leave_by_route(bin: &str) {
 /// The demo's rule: `staff-*` only for `staff`, at accept (left out, the stream still
 /// accepted), at join (403) and on resume (left, and what it published meanwhile withheld).
 pub(crate) fn the_topic_rule_decides_at_accept_at_join_and_on_resume(bin: &str) {
-    let demo = resumable(bin);
+    let demo = resumable(bin, GRACE_MS);
     let anon = open_as(&demo, "/events?topic=staff-room&topic=lobby", None, None);
     assert_eq!(topics_and_gaps(&anon).0, ["lobby"]);
     assert_eq!(membership(&demo, "POST", &anon.id, "staff-room"), 403);
@@ -196,7 +181,7 @@ pub(crate) fn the_topic_rule_decides_at_accept_at_join_and_on_resume(bin: &str) 
 /// A dropped tab in two topics gets, on its reconnect, exactly what both topics published,
 /// what was sent to it and what was broadcast, in the order sent, with increasing positions.
 pub(crate) fn resume_is_exact_across_topics_and_own_sends(bin: &str) {
-    let demo = resumable(bin);
+    let demo = resumable(bin, GRACE_MS);
     let mut a = open_as(&demo, "/events?topic=red&topic=blue", None, None);
     let _keeps_red = open_as(&demo, "/events?topic=red", None, None);
     assert_eq!(publish(&demo, "red", "seen").1, "2");
@@ -227,7 +212,7 @@ pub(crate) fn resume_is_exact_across_topics_and_own_sends(bin: &str) {
 /// Joins and leaves made while the tab was away decide what it gets back: a topic's events
 /// while it was a member, none from before it joined or after it left.
 pub(crate) fn membership_changed_while_away_is_honoured(bin: &str) {
-    let demo = resumable(bin);
+    let demo = resumable(bin, GRACE_MS);
     let a = open_as(&demo, "/events?topic=red", None, None);
     let _keeps = open_as(&demo, "/events?topic=red&topic=blue", None, None);
     let (id, last) = (a.id.clone(), a.last_event_id());
@@ -258,7 +243,7 @@ pub(crate) fn membership_changed_while_away_is_honoured(bin: &str) {
 /// A send to a user reaches its detached tab when it comes back, but not a tab of the user
 /// opened afterwards; the user's sessions are listed.
 pub(crate) fn a_user_send_reaches_a_detached_tab_not_a_later_one(bin: &str) {
-    let demo = resumable(bin);
+    let demo = resumable(bin, GRACE_MS);
     let a = open_as(&demo, "/events", Some("ann"), None);
     let (id, last) = (a.id.clone(), a.last_event_id());
     detach(&demo, a, End::HangUp);
@@ -317,7 +302,7 @@ pub(crate) fn a_user_close_gives_204_on_every_tab(bin: &str) {
 /// Members are listed with the number of distinct users among them (sessions without a user
 /// count in none); a detached member within its grace is still one.
 pub(crate) fn members_count_distinct_users(bin: &str) {
-    let demo = resumable(bin);
+    let demo = resumable(bin, GRACE_MS);
     let a1 = open_as(&demo, "/events?topic=room", Some("ann"), None);
     let a2 = open_as(&demo, "/events?topic=room", Some("ann"), None);
     let b = open_as(&demo, "/events?topic=room", Some("bob"), None);
@@ -349,7 +334,7 @@ pub(crate) fn members_count_distinct_users(bin: &str) {
 pub(crate) fn a_topic_gap_still_replays_the_rest_with_memory_bounded(bin: &str) {
     const EVENTS: usize = 128;
     const SIZE: usize = 128 * 1024; // 16 MiB in all, 16 times a log's 1 MiB
-    let demo = resumable(bin);
+    let demo = resumable(bin, GRACE_MS);
     let a = open_as(&demo, "/events?topic=busy&topic=calm", None, None);
     let (id, last) = (a.id.clone(), a.last_event_id());
     detach(&demo, a, End::HangUp);

@@ -96,42 +96,48 @@ impl Hub {
     }
 }
 
+/// The verbs of a group ([`Topic`], [`User`]) on top of its `send_frame`, as a session has
+/// them: one event built and encoded once, for every recipient.
+macro_rules! group_verbs {
+    ($whom:literal) => {
+        #[doc = concat!("Sends a plain message (`onmessage` in the browser) to ", $whom, "; returns how many it was queued to (see [`send_frame`](Self::send_frame)).")]
+        pub fn send(&self, data: impl Into<Data>) -> Result<usize, Error> {
+            self.send_frame(&Event::new().data(data).encode())
+        }
+
+        #[doc = concat!("Sends a named event to ", $whom, ". Fails when the name is empty or holds CR, LF or NUL.")]
+        pub fn emit(
+            &self,
+            name: impl Into<Cow<'static, str>>,
+            data: impl Into<Data>,
+        ) -> Result<usize, Error> {
+            self.send_frame(&Event::new().event(name)?.data(data).encode())
+        }
+
+        #[doc = concat!("Sends a named event whose data is `value` as JSON to ", $whom, " (feature `json`).")]
+        #[cfg(feature = "json")]
+        pub fn emit_json<T: serde::Serialize + ?Sized>(
+            &self,
+            name: impl Into<Cow<'static, str>>,
+            value: &T,
+        ) -> Result<usize, Error> {
+            self.send_frame(&Event::new().event(name)?.json(value)?.encode())
+        }
+
+        #[doc = concat!("Sends a built event to ", $whom, ".")]
+        pub fn send_event(&self, event: &Event) -> Result<usize, Error> {
+            self.send_frame(&event.encode())
+        }
+    };
+}
+
 impl Topic {
     /// The topic's name.
     pub fn name(&self) -> &TopicName {
         &self.name
     }
 
-    /// Publishes a plain message (`onmessage` in the browser) to the members; returns how
-    /// many it was queued to (see [`send_frame`](Self::send_frame)).
-    pub fn send(&self, data: impl Into<Data>) -> Result<usize, Error> {
-        self.send_frame(&Event::new().data(data).encode())
-    }
-
-    /// Publishes a named event to the members. Fails when the name is empty or holds CR,
-    /// LF or NUL.
-    pub fn emit(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        data: impl Into<Data>,
-    ) -> Result<usize, Error> {
-        self.send_frame(&Event::new().event(name)?.data(data).encode())
-    }
-
-    /// Publishes a named event whose data is `value` as JSON (feature `json`).
-    #[cfg(feature = "json")]
-    pub fn emit_json<T: serde::Serialize + ?Sized>(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        value: &T,
-    ) -> Result<usize, Error> {
-        self.send_frame(&Event::new().event(name)?.json(value)?.encode())
-    }
-
-    /// Publishes a built event to the members.
-    pub fn send_event(&self, event: &Event) -> Result<usize, Error> {
-        self.send_frame(&event.encode())
-    }
+    group_verbs!("the members");
 
     /// Publishes one shared frame to the members and returns how many it was queued to:
     /// attached ones, and in resume mode detached ones too (it is logged for them). A topic
@@ -174,35 +180,7 @@ impl User {
         &self.principal
     }
 
-    /// Sends a plain message to every session of the user; returns how many it was queued
-    /// to (see [`send_frame`](Self::send_frame)).
-    pub fn send(&self, data: impl Into<Data>) -> Result<usize, Error> {
-        self.send_frame(&Event::new().data(data).encode())
-    }
-
-    /// Sends a named event to every session of the user.
-    pub fn emit(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        data: impl Into<Data>,
-    ) -> Result<usize, Error> {
-        self.send_frame(&Event::new().event(name)?.data(data).encode())
-    }
-
-    /// Sends a named event whose data is `value` as JSON (feature `json`).
-    #[cfg(feature = "json")]
-    pub fn emit_json<T: serde::Serialize + ?Sized>(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        value: &T,
-    ) -> Result<usize, Error> {
-        self.send_frame(&Event::new().event(name)?.json(value)?.encode())
-    }
-
-    /// Sends a built event to every session of the user.
-    pub fn send_event(&self, event: &Event) -> Result<usize, Error> {
-        self.send_frame(&event.encode())
-    }
+    group_verbs!("every session of the user");
 
     /// Sends one shared frame to every session of the user, attached or (resume mode)
     /// detached, and returns how many it was queued to. In relay mode it goes to the relay,

@@ -8,10 +8,71 @@ use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use sse_proto::{
-    Accepted, Batch, Continuity, Decision, Decoder, HttpVersion, Hub, Item, Outlet, Request,
+    Accepted, Batch, Continuity, Decision, Decoder, Event, HttpVersion, Hub, HubBuilder, Item,
+    Outlet, RelayPort, Request, Store,
 };
-use sse_redis::RedisEngine;
+use sse_redis::{RedisConfig, RedisEngine};
 pub use sse_testkit::RedisServer;
+
+/// A node: a hub with its engine, and the engine's task beside it (stopped when dropped, as a
+/// killed node's would be).
+pub struct Node {
+    pub hub: Hub,
+    pub engine: RedisEngine,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts node `name` on `redis` with heartbeats every 200 ms, the settings `configure`
+/// changes, and the hub of `builder`: what an adapter's server does with a store (the hub
+/// prepared for it, its task beside the hub, its answers to every handshake).
+pub async fn start_node(
+    redis: &RedisServer,
+    name: &str,
+    configure: impl FnOnce(&mut RedisConfig),
+    builder: HubBuilder,
+) -> Node {
+    let mut config = RedisConfig::new(redis.url());
+    config.node = name.to_owned();
+    config.heartbeat = Duration::from_millis(200);
+    config.timeout = Duration::from_millis(300);
+    configure(&mut config);
+    let engine = RedisEngine::connect(config).await.unwrap();
+    let hub = engine.prepare(builder).build(Instant::now);
+    let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
+    Node { hub, engine, task }
+}
+
+/// A frame of plain `text`.
+pub fn frame(text: &str) -> sse_proto::Frame {
+    Event::new().data(text.to_owned()).encode()
+}
+
+/// Waits until `done` holds, for at most 5 s.
+pub async fn until(mut done: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done().await {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// A connection of the test's own, for reading Redis back.
+pub async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
 
 /// A simulated browser tab: a connection to a hub, and what it read.
 pub struct Tab {
