@@ -6,7 +6,8 @@
 //! hostile header, stop reading, or hang up mid-stream.
 //!
 //! The rules themselves are in `tests/rules/`, written once and run against every demo; the
-//! cluster rules (`tests/cluster/`) run two demos on a [`RedisServer`] of their own.
+//! cluster rules (`tests/cluster/`) run two demos on a [`RedisServer`] of their own, or on
+//! a [`RedisCluster`].
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ pub use demo::Demo;
 pub use http::{Client, Head, Response};
 pub use stream::EventStream;
 
-pub use sse_testkit::RedisServer;
+pub use sse_testkit::{RedisCluster, RedisServer};
 
 /// The README's Rust snippets, compiled as doctests (`cargo test -p sse-conformance --doc`):
 /// this crate depends on every adapter, so each snippet can use what a reader's would.

@@ -21,7 +21,7 @@ pub struct Options {
     pub coalesce: Duration,
     /// Signed ids: the key (`--secret`, 64 hex digits).
     pub secret: Option<Key>,
-    /// Several nodes on one Redis (`--redis URL`, with `--heartbeat-ms` and
+    /// Several nodes on one Redis or a Redis Cluster (`--redis URL`, with `--heartbeat-ms` and
     /// `--redis-timeout-ms`): the engine's settings.
     pub redis: Option<RedisConfig>,
     /// HTTPS with HTTP/2 (`--tls`, `--cert FILE --key FILE`): the hyper demo serves it, the
@@ -57,11 +57,12 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
                        closes and shutdowns never wait (default 0 = off)
   --secret HEX         signed ids: a 32-byte key as 64 hex digits; ids are bound to the
                        `user` cookie, which stands in for a login (default: unsigned ids)
-  --redis URL          several nodes on one Redis (redis://HOST:PORT): any node reaches,
-                       closes, lists and (with --resume-ms) resumes any node's sessions.
-                       The demo waits for Redis before it listens: it retries with a
-                       backoff, one line on stderr per failed attempt; a URL that is not
-                       redis://… is refused (exit code 2)
+  --redis URL          several nodes on one Redis (redis://HOST:PORT) or on a Redis
+                       Cluster (redis+cluster://HOST:PORT,HOST:PORT,…: any of its nodes):
+                       any node reaches, closes, lists and (with --resume-ms) resumes any
+                       node's sessions. The demo waits for Redis before it listens: it
+                       retries with a backoff, one line on stderr per failed attempt; a
+                       URL that is neither is refused (exit code 2)
   --heartbeat-ms N     with --redis: how often this node renews its sessions' marks; a
                        node killed loses them after three (default 2000)
   --redis-timeout-ms N with --redis: how long a command waits for Redis before it counts
@@ -144,8 +145,10 @@ impl Options {
                         Some(Key::from_hex("k1", &value).map_err(|e| format!("--secret: {e}"))?)
                 }
                 "--redis" => {
-                    if !value.starts_with("redis://") {
-                        return Err(format!("--redis: not a redis:// URL: {value}"));
+                    if !value.starts_with("redis://") && !value.starts_with("redis+cluster://") {
+                        return Err(format!(
+                            "--redis: not a redis:// or redis+cluster:// URL: {value}"
+                        ));
                     }
                     opts.redis = Some(RedisConfig::new(value));
                 }

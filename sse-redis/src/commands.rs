@@ -6,6 +6,7 @@ use redis::Value;
 use sse_proto::{Error, Frame, Recipient, SessionId};
 
 use crate::engine::{RedisEngine, lock, millis, now_ms};
+use crate::groups::TRIES;
 use crate::once::{Attempt, DONE_TTL};
 use crate::reply;
 
@@ -33,24 +34,54 @@ impl RedisEngine {
     ) -> Result<(), Error> {
         let shared = &self.shared;
         let keys = &shared.keys;
-        let mut invocation = shared.scripts.send.prepare_invoke();
-        invocation
-            .key(keys.owner(id))
-            .key(keys.seq())
-            .key(keys.log(id))
-            .key(keys.done(&attempt.mid))
-            .arg(&keys.prefix)
-            .arg(id)
-            .arg(frame.to_bytes().as_ref())
-            .arg(lock(&shared.bounds).max_events)
-            .arg(shared.config.stream_max)
-            .arg(millis(shared.owner_ttl(false)))
-            .arg(&attempt.mid)
-            .arg(if attempt.retry { "1" } else { "0" })
-            .arg(millis(DONE_TTL));
-        let mut conn = shared.conn.clone();
-        match invocation.invoke_async::<i64>(&mut conn).await {
+        let frame_bytes = frame.to_bytes();
+        let mut reply = Ok(-2);
+        for _ in 0..TRIES {
+            let mut conn = shared.conn.clone();
+            // The owner's stream is one of the script's keys: read who it is first.
+            let serves = self.serves(id);
+            let owner = match self.owner(id).await {
+                Ok(Some(owner)) => owner,
+                // Just accepted here: this node's, though its presence task may not have
+                // said so yet.
+                Ok(None) if serves => shared.config.node.clone(),
+                Ok(None) => return Err(Error::NotConnected),
+                Err(e) => {
+                    reply = Err(e);
+                    break;
+                }
+            };
+            let mut invocation = shared.scripts.send.prepare_invoke();
+            invocation
+                .key(keys.owner(id))
+                .key(keys.seq())
+                .key(keys.log(id))
+                .key(keys.done(&attempt.mid))
+                .key(keys.node(&owner))
+                .arg(&owner)
+                .arg(id)
+                .arg(frame_bytes.as_ref())
+                .arg(lock(&shared.bounds).max_events)
+                .arg(shared.config.stream_max)
+                .arg(millis(shared.owner_ttl(false)))
+                .arg(&attempt.mid)
+                .arg(if attempt.retry { "1" } else { "0" })
+                .arg(millis(DONE_TTL))
+                .arg(if serves {
+                    millis(shared.owner_ttl(true)).to_string()
+                } else {
+                    String::new()
+                });
+            reply = invocation.invoke_async::<i64>(&mut conn).await;
+            if !matches!(reply, Ok(-2)) {
+                break;
+            }
+        }
+        match reply {
             Ok(-1) => Err(Error::NotConnected),
+            // The owner changed on every try: a session moving between nodes that fast is
+            // not reachable now.
+            Ok(-2) => Err(Error::Unavailable),
             Ok(_) => {
                 shared.set_up(true);
                 Ok(())
@@ -150,27 +181,48 @@ impl RedisEngine {
     async fn end(&self, id: &str, kind: &str) -> Result<bool, Error> {
         let shared = &self.shared;
         let keys = &shared.keys;
-        let mut invocation = shared.scripts.end.prepare_invoke();
-        invocation
-            .key(keys.owner(id))
-            .key(keys.closed(id))
-            .key(keys.seq())
-            .arg(&keys.prefix)
-            .arg(id)
-            .arg(millis(shared.config.closed_ttl))
-            .arg(kind)
-            .arg(shared.config.stream_max);
-        let mut conn = shared.conn.clone();
-        match invocation.invoke_async::<i64>(&mut conn).await {
-            Ok(n) => {
-                shared.set_up(true);
-                Ok(n == 1)
-            }
-            Err(_) => {
-                shared.set_up(false);
-                Err(Error::Unavailable)
+        for _ in 0..TRIES {
+            let owner = match self.owner(id).await {
+                Ok(owner) => owner.unwrap_or_default(),
+                Err(_) => {
+                    shared.set_up(false);
+                    return Err(Error::Unavailable);
+                }
+            };
+            let mut invocation = shared.scripts.end.prepare_invoke();
+            invocation
+                .key(keys.owner(id))
+                .key(keys.closed(id))
+                .key(keys.seq())
+                .key(keys.node(&owner))
+                .arg(&owner)
+                .arg(id)
+                .arg(millis(shared.config.closed_ttl))
+                .arg(kind)
+                .arg(shared.config.stream_max);
+            let mut conn = shared.conn.clone();
+            match invocation.invoke_async::<i64>(&mut conn).await {
+                Ok(-2) => continue,
+                Ok(n) => {
+                    shared.set_up(true);
+                    return Ok(n == 1);
+                }
+                Err(_) => {
+                    shared.set_up(false);
+                    return Err(Error::Unavailable);
+                }
             }
         }
+        Err(Error::Unavailable)
+    }
+
+    /// The node that serves (or last served) session `id`, as Redis has it now.
+    pub(crate) async fn owner(&self, id: &str) -> redis::RedisResult<Option<String>> {
+        let mut conn = self.shared.conn.clone();
+        redis::cmd("GET")
+            .arg(self.shared.keys.owner(id))
+            .query_async(&mut conn)
+            .await
     }
 
     /// The ids with a live connection, on every node.

@@ -25,13 +25,16 @@ use futures_lite::future;
 use redis::Value;
 use sse_proto::{Frame, Recipient, RelayPort, Relayed, SessionId, TopicName};
 
-use crate::engine::{Change, RedisEngine, lock, millis, now_ms, reader_config};
+use crate::engine::{Change, RedisEngine, lock, millis, now_ms};
 use crate::groups::Group;
 use crate::once::Attempt;
 use crate::reply::{self, Entry};
 
 /// Most entries one read takes from each stream.
 const READ_COUNT: usize = 1000;
+
+/// How long one read waits for an entry.
+pub(crate) const BLOCK: Duration = Duration::from_secs(1);
 
 /// Most items kept for Redis while it is away; past this the oldest are dropped.
 const MAX_PENDING: usize = 65_536;
@@ -57,12 +60,7 @@ impl RedisEngine {
             if port.hub().is_none() {
                 return;
             }
-            let config = reader_config(shared.config.timeout);
-            let mut conn = match shared
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-            {
+            let mut conn = match shared.endpoint.reader(shared.config.timeout).await {
                 Ok(conn) => conn,
                 Err(_) => {
                     shared.set_up(false);
@@ -109,7 +107,7 @@ impl RedisEngine {
                 read.arg("COUNT")
                     .arg(READ_COUNT)
                     .arg("BLOCK")
-                    .arg(1000)
+                    .arg(millis(BLOCK))
                     .arg("STREAMS")
                     .arg(shared.keys.bcast())
                     .arg(&me);

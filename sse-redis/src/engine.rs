@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::Value;
 use sse_proto::{
     Answers, BoxFuture, Claimed, ClosedPolicy, GapReason, HubBuilder, IdGenerator, LogBounds,
     MemoryHistory, Offer, RelayConfig, RelayPort, SessionEvent, SessionId, Store,
 };
 
+use crate::conn::{Conn, Endpoint};
 use crate::once::{DeliveredHere, MessageIds};
 use crate::reply;
 use crate::scripts::{self, Keys};
@@ -22,9 +22,14 @@ use crate::scripts::{self, Keys};
 /// Settings of a [`RedisEngine`].
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// The Redis URL (`redis://127.0.0.1:6379`).
+    /// Where Redis is: one server (`redis://127.0.0.1:6379`), or a Redis Cluster named by
+    /// any of its nodes, comma-separated (`redis+cluster://10.0.0.1:7000,10.0.0.2:7000`;
+    /// the client learns the rest, and follows slots as they move and replicas as they are
+    /// promoted).
     pub url: String,
-    /// What every key starts with (default `sse:`), so deployments can share a Redis.
+    /// What every key starts with (default `sse:`), so deployments can share a Redis. Keys
+    /// are written `{<prefix>}<name>`: the prefix is a Redis Cluster hash tag, which puts all
+    /// of a deployment's keys in one slot, so it must not be empty or hold `{` or `}`.
     pub prefix: String,
     /// This node's name, unique among the nodes (default: random).
     pub node: String,
@@ -77,8 +82,8 @@ pub struct RedisEngine {
 }
 
 pub(crate) struct Shared {
-    pub(crate) client: Client,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) conn: Conn,
     pub(crate) config: RedisConfig,
     pub(crate) keys: Keys,
     pub(crate) epoch: AtomicU64,
@@ -160,16 +165,19 @@ pub(crate) fn millis(d: Duration) -> u64 {
 
 impl RedisEngine {
     /// Connects to Redis and reads (or, on an empty Redis, starts) the store's epoch.
+    ///
+    /// Fails when Redis cannot be reached, when the URL is not one redis-rs reads (or a
+    /// `redis+cluster://` URL without a node), and when the prefix is not a valid hash tag.
     pub async fn connect(config: RedisConfig) -> Result<RedisEngine, redis::RedisError> {
-        let client = Client::open(config.url.as_str())?;
-        let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1);
-        let mut conn = client.get_connection_manager_with_config(manager).await?;
-        let keys = Keys {
-            prefix: config.prefix.clone(),
-        };
+        let keys = Keys::new(&config.prefix).ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "the key prefix is a hash tag: not empty, without `{` or `}`",
+                config.prefix.clone(),
+            ))
+        })?;
+        let endpoint = Endpoint::open(&config.url, config.timeout, crate::driver::BLOCK)?;
+        let mut conn = endpoint.commands(config.timeout).await?;
         let epoch = epoch(&mut conn, &keys).await?;
         let seq: Option<u64> = redis::cmd("GET")
             .arg(keys.seq())
@@ -177,7 +185,7 @@ impl RedisEngine {
             .await?;
         Ok(RedisEngine {
             shared: Arc::new(Shared {
-                client,
+                endpoint,
                 conn,
                 config,
                 keys,
@@ -430,7 +438,7 @@ impl Shared {
 }
 
 /// Reads the store's epoch, starting one when Redis is empty.
-pub(crate) async fn epoch(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<u64> {
+pub(crate) async fn epoch(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64> {
     let fresh = random_u64() & ((1 << 40) - 1);
     let _: Value = redis::cmd("SET")
         .arg(keys.epoch())
@@ -443,11 +451,4 @@ pub(crate) async fn epoch(conn: &mut ConnectionManager, keys: &Keys) -> redis::R
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The connection settings for the blocking reader.
-pub(crate) fn reader_config(timeout: Duration) -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(None)
 }

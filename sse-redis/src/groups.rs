@@ -15,7 +15,7 @@ pub(crate) use scripts::{STRETCHES, gone, here, join, leave, publish};
 
 /// How often a command whose keys depend on what Redis holds is read and tried again when
 /// Redis changed in between.
-const TRIES: usize = 5;
+pub(crate) const TRIES: usize = 5;
 
 /// Most stretches of membership kept per topic and session; older ones move the session's
 /// exact start past them.
@@ -411,7 +411,7 @@ impl RedisEngine {
     }
 
     /// Whether this node's hub serves session `id`.
-    fn serves(&self, id: &str) -> bool {
+    pub(crate) fn serves(&self, id: &str) -> bool {
         self.port()
             .and_then(|port| port.hub())
             .is_some_and(|hub| hub.session(id).is_some())

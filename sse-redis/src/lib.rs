@@ -1,4 +1,5 @@
-//! Several sse-rs nodes on one Redis: any node reaches, closes and resumes any session.
+//! Several sse-rs nodes on one Redis (a server or a Redis Cluster): any node reaches,
+//! closes and resumes any session.
 //!
 //! Behind a load balancer a tab's reconnect lands on any node. With a [`RedisEngine`] every
 //! node's hub shares, through Redis:
@@ -33,6 +34,16 @@
 //! [`RedisEngine::broadcast`], [`RedisEngine::close`] and [`RedisEngine::sessions`] say what
 //! Redis answered.
 //!
+//! # Redis Cluster
+//!
+//! [`RedisConfig::url`] may name a Redis Cluster: `redis+cluster://` and any of its nodes,
+//! comma-separated. Every key is written `{<prefix>}<name>`, the prefix a hash tag, so all of
+//! a deployment's keys hash to one slot: each script runs whole, with no `CROSSSLOT` error,
+//! on the master that owns it, and the client follows the slot when it migrates or a
+//! replica is promoted. Every key a script touches is declared to it. One deployment is one
+//! slot, so a cluster brings it failover and room beside other data, not more throughput
+//! than one master gives.
+//!
 //! # When Redis is away
 //!
 //! A node keeps serving its own connections: what is sent to them is delivered at once,
@@ -57,6 +68,7 @@
 #![deny(missing_docs)]
 
 mod commands;
+mod conn;
 mod driver;
 mod engine;
 mod fetch;

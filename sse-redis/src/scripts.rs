@@ -1,5 +1,11 @@
 //! The key layout in Redis and the scripts that change it, each atomic.
 //!
+//! `<p>` is the configured prefix in braces (`{sse:}` by default): a Redis Cluster hash tag,
+//! so every key of a deployment hashes to one slot and a script may touch any of them
+//! together. Every key a script touches is passed to it in `KEYS`; where which key depends
+//! on what Redis holds (the owner's node stream), the caller reads it first and the script
+//! checks it, answering -2 (read again) when it changed.
+//!
 //! | key | type | what |
 //! |---|---|---|
 //! | `<p>epoch` | string | the store's epoch; a Redis restarted empty gets another |
@@ -26,13 +32,26 @@ use redis::Script;
 /// numbered (an earlier attempt of it, applied late) is not numbered again: its number is
 /// returned (see [`crate::once`]).
 ///
-/// KEYS: owner, seq, log, done mark. ARGV: prefix, id, frame, log max entries, node stream
-/// max entries, log TTL (ms), message id, `1` for a retry, done mark TTL (ms).
+/// The owner node's stream is a declared key, so the caller reads the owner first: when it
+/// changed in between, the script changes nothing and returns -2 (read it again).
+///
+/// A session the caller's node serves but has not marked as its own yet (just accepted) is
+/// marked now, so that a send to it is not lost to the race with the node's presence task.
+///
+/// KEYS: owner, seq, log, done mark, the owner's node stream. ARGV: the owner the caller
+/// read (or, having read none, its own node when it serves the session), id, frame, log max
+/// entries, node stream max entries, log TTL (ms), message id, `1` for a retry, done mark
+/// TTL (ms), and the owner mark's TTL (ms) when the caller serves the session (else empty).
 pub(crate) fn send() -> Script {
     Script::new(&format!(
         r"
 local owner = redis.call('GET', KEYS[1])
+if not owner and ARGV[10] ~= '' then
+  owner = ARGV[1]
+  redis.call('SET', KEYS[1], owner, 'PX', ARGV[10])
+end
 if not owner then return -1 end
+if owner ~= ARGV[1] then return -2 end
 {ONCE}
 local found = numbered_before(KEYS[4], KEYS[3], ARGV[7], ARGV[8], ARGV[9])
 if found then return found end
@@ -40,7 +59,7 @@ local seq = redis.call('INCR', KEYS[2])
 local id = seq .. '-0'
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'f', ARGV[3], 'm', ARGV[7])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
-redis.call('XADD', ARGV[1] .. 'node:' .. owner, 'MAXLEN', '~', ARGV[5], id,
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], id,
   't', 'e', 's', ARGV[2], 'f', ARGV[3], 'm', ARGV[7])
 if ARGV[8] == '1' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[9]) end
 return seq
@@ -93,18 +112,20 @@ end
 ";
 
 /// Closes (`c`, marking the id) or drops (`d`) a session: tells its owner node. Returns 1 when
-/// the session exists.
+/// the session exists, -2 (changing nothing) when its owner is not the one the caller read.
 ///
-/// KEYS: owner, closed, seq. ARGV: prefix, id, closed TTL (ms), `c` or `d`, node stream max
+/// KEYS: owner, closed, seq, the owner's node stream (any key without an owner). ARGV: the
+/// owner the caller read (empty: none), id, closed TTL (ms), `c` or `d`, node stream max
 /// entries.
 pub(crate) fn end() -> Script {
     Script::new(
         r"
 local owner = redis.call('GET', KEYS[1])
+if (owner or '') ~= ARGV[1] then return -2 end
 if ARGV[4] == 'c' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
 if not owner then return 0 end
 local seq = redis.call('INCR', KEYS[3])
-redis.call('XADD', ARGV[1] .. 'node:' .. owner, 'MAXLEN', '~', ARGV[5], seq .. '-0',
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], seq .. '-0',
   't', ARGV[4], 's', ARGV[2])
 return 1
 ",
@@ -205,13 +226,25 @@ return out
     ))
 }
 
-/// The keys of one deployment, under a prefix.
+/// The keys of one deployment: each starts with the prefix in braces, a Redis Cluster hash
+/// tag, so that all of them hash to one slot and every script may touch any of them.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
+    /// `{<prefix>}`.
     pub(crate) prefix: String,
 }
 
 impl Keys {
+    /// The keys under `prefix`, which must be a valid hash tag: not empty, without braces.
+    pub(crate) fn new(prefix: &str) -> Option<Keys> {
+        if prefix.is_empty() || prefix.contains(['{', '}']) {
+            return None;
+        }
+        Some(Keys {
+            prefix: format!("{{{prefix}}}"),
+        })
+    }
+
     pub(crate) fn epoch(&self) -> String {
         format!("{}epoch", self.prefix)
     }

@@ -29,7 +29,7 @@ async fn numbered(redis: &RedisServer) -> u64 {
         .await
         .unwrap();
     let seq: Option<u64> = redis::cmd("GET")
-        .arg("sse:seq")
+        .arg("{sse:}seq")
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -146,6 +146,8 @@ async fn after_an_empty_restart_a_send_before_the_reader_is_back_arrives() {
     let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
     let mut tab = Tab::new();
     tab.connect(&a.hub, &a.engine).await.unwrap();
+    // Once A has said it serves the tab, B can reach it.
+    assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
     // The tab has events numbered up to 3 in the old store.
     for text in ["1", "2", "3"] {
         b.engine.send_to(&tab.id, frame(text)).await.unwrap();
@@ -163,7 +165,7 @@ async fn after_an_empty_restart_a_send_before_the_reader_is_back_arrives() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let owner = format!("sse:owner:{}", tab.id);
+    let owner = format!("{{sse:}}owner:{}", tab.id);
     let () = redis::cmd("SET")
         .arg(&owner)
         .arg("a")

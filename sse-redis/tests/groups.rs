@@ -37,7 +37,7 @@ fn tab(target: &str, user: Option<&str>) -> Tab {
 async fn deliveries(redis: &RedisServer, node: &str, kind: &str) -> usize {
     let mut r = raw(redis).await;
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(format!("sse:node:{node}"))
+        .arg(format!("{{sse:}}node:{node}"))
         .arg("-")
         .arg("+")
         .query_async(&mut r)

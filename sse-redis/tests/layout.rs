@@ -42,14 +42,14 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     )
     .await;
     let mut r = raw(&redis).await;
-    let epoch: u64 = r.get("sse:epoch").await.unwrap();
+    let epoch: u64 = r.get("{sse:}epoch").await.unwrap();
     assert_eq!(epoch, n.engine.epoch());
     assert!(epoch < 1 << 40);
 
     let mut tab = Tab::new();
     tab.connect(&n.hub, &n.engine).await.unwrap();
     // A new session is announced by the presence task, right after it is attached.
-    let key = format!("sse:owner:{}", tab.id);
+    let key = format!("{{sse:}}owner:{}", tab.id);
     assert!(until(async || r.exists::<_, bool>(&key).await.unwrap()).await);
     let owner: String = r.get(&key).await.unwrap();
     assert_eq!(owner, "n1");
@@ -57,9 +57,9 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     assert!(ttl > 0 && ttl <= 60_300, "owner TTL while attached: {ttl}");
 
     n.engine.send_to(&tab.id, frame("one")).await.unwrap();
-    let seq: u64 = r.get("sse:seq").await.unwrap();
+    let seq: u64 = r.get("{sse:}seq").await.unwrap();
     let log: Entries<Vec<u8>> = redis::cmd("XRANGE")
-        .arg(format!("sse:log:{}", tab.id))
+        .arg(format!("{{sse:}}log:{}", tab.id))
         .arg("-")
         .arg("+")
         .query_async(&mut r)
@@ -73,10 +73,10 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     );
     assert_eq!(log[0].1[0], ("f".to_owned(), b"data: one\n\n".to_vec()));
     assert_eq!(log[0].1[1].0, "m", "the message id, for retries");
-    let log_ttl: i64 = r.pttl(format!("sse:log:{}", tab.id)).await.unwrap();
+    let log_ttl: i64 = r.pttl(format!("{{sse:}}log:{}", tab.id)).await.unwrap();
     assert!(log_ttl > 0, "a log expires a grace after its last entry");
     let routed: Entries<Vec<u8>> = redis::cmd("XRANGE")
-        .arg("sse:node:n1")
+        .arg("{sse:}node:n1")
         .arg("-")
         .arg("+")
         .query_async(&mut r)
@@ -92,7 +92,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     // A broadcast: one entry, with its origin; the count is every session.
     assert_eq!(n.engine.broadcast(frame("all")).await.unwrap(), 1);
     let b: Entries<String> = redis::cmd("XRANGE")
-        .arg("sse:bcast")
+        .arg("{sse:}bcast")
         .arg("-")
         .arg("+")
         .query_async(&mut r)
@@ -104,7 +104,7 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     assert_eq!(b[0].1[3].0, "m");
     assert!(tab.wait_for(2).await);
     // A first attempt leaves no mark behind (only retries do, for a while).
-    let marks: Vec<String> = r.keys("sse:done:*").await.unwrap();
+    let marks: Vec<String> = r.keys("{sse:}done:*").await.unwrap();
     assert!(marks.is_empty(), "{marks:?}");
 }
 
@@ -118,15 +118,15 @@ async fn presence_follows_attach_detach_and_end_and_expires_without_heartbeats()
     tab.connect(&n.hub, &n.engine).await.unwrap();
     let id = tab.id.clone();
     assert!(until(async || n.engine.sessions().await.unwrap() == [id.clone()]).await);
-    let all: Vec<String> = r.zrange("sse:all", 0, -1).await.unwrap();
+    let all: Vec<String> = r.zrange("{sse:}all", 0, -1).await.unwrap();
     assert_eq!(all, std::slice::from_ref(&id));
 
     // Detached: out of the live set, still counted, the owner mark lasts the grace.
     tab.drop_connection();
     assert!(until(async || n.engine.sessions().await.unwrap().is_empty()).await);
-    let all: Vec<String> = r.zrange("sse:all", 0, -1).await.unwrap();
+    let all: Vec<String> = r.zrange("{sse:}all", 0, -1).await.unwrap();
     assert_eq!(all, std::slice::from_ref(&id));
-    let ttl: i64 = r.pttl(format!("sse:owner:{id}")).await.unwrap();
+    let ttl: i64 = r.pttl(format!("{{sse:}}owner:{id}")).await.unwrap();
     assert!(ttl > 0 && ttl <= 500, "owner TTL once detached: {ttl}");
 
     // Expired after the grace (the hub's timer), then gone from Redis.
@@ -134,8 +134,8 @@ async fn presence_follows_attach_detach_and_end_and_expires_without_heartbeats()
     assert!(
         until(async || {
             let _ = n.hub.poll_timers(&mut cx, Instant::now());
-            let all: Vec<String> = r.zrange("sse:all", 0, -1).await.unwrap();
-            let owner: bool = r.exists(format!("sse:owner:{id}")).await.unwrap();
+            let all: Vec<String> = r.zrange("{sse:}all", 0, -1).await.unwrap();
+            let owner: bool = r.exists(format!("{{sse:}}owner:{id}")).await.unwrap();
             all.is_empty() && !owner
         })
         .await
@@ -162,7 +162,7 @@ async fn closed_marks_have_a_ttl_and_a_policy() {
     let mut tab = Tab::new();
     tab.connect(&n.hub, &n.engine).await.unwrap();
     assert!(n.engine.close(&tab.id).await.unwrap());
-    let ttl: i64 = r.pttl(format!("sse:closed:{}", tab.id)).await.unwrap();
+    let ttl: i64 = r.pttl(format!("{{sse:}}closed:{}", tab.id)).await.unwrap();
     assert!(ttl > 0 && ttl <= 500);
     // Kept: every return gets 204 until it expires.
     for _ in 0..2 {
@@ -179,7 +179,7 @@ async fn closed_marks_have_a_ttl_and_a_policy() {
     );
     // Closing an id nobody knows still marks it.
     assert!(!n.engine.close("ghost").await.unwrap());
-    assert!(r.exists::<_, bool>("sse:closed:ghost").await.unwrap());
+    assert!(r.exists::<_, bool>("{sse:}closed:ghost").await.unwrap());
 }
 
 #[tokio::test]

@@ -38,8 +38,14 @@ impl RedisServer {
     /// Starts one on `port` (to bring a stopped one back where the nodes expect it) and waits
     /// until it answers.
     pub fn start_on(port: u16) -> io::Result<RedisServer> {
+        RedisServer::start_with(port, &[])
+    }
+
+    /// Starts one on `port` with more arguments for redis-server, and waits until it answers.
+    pub(crate) fn start_with(port: u16, extra: &[&str]) -> io::Result<RedisServer> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(extra)
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -105,6 +111,11 @@ impl RedisServer {
             )));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Whether it runs (was not stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Freezes it (SIGSTOP): connections stay open, nothing answers, nothing is lost.

@@ -282,7 +282,7 @@ async fn publishes_to(url: &str, node: &str) -> Result<usize, String> {
         .await
         .map_err(|e| e.to_string())?;
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(format!("sse:node:{node}"))
+        .arg(format!("{{sse:}}node:{node}"))
         .arg("-")
         .arg("+")
         .query_async(&mut conn)

@@ -12,7 +12,7 @@ use sse_conformance::{Demo, RedisServer};
 use sse_testkit::free_port;
 
 use super::{
-    BACK_WITHIN, Cluster, Tab, node, node_flags, post, send, sessions_status, wait_listed,
+    BACK_WITHIN, Cluster, Redis, Tab, node, node_flags, post, send, sessions_status, wait_listed,
     wait_until,
 };
 
@@ -93,15 +93,15 @@ fn resume_or_gap(c: &Cluster, tab: Tab) -> Tab {
 
 /// Redis frozen (SIGSTOP) mid-run, then thawed (SIGCONT).
 pub(crate) fn redis_frozen_then_thawed_loses_nothing_acknowledged(bin: &str) {
-    let c = Cluster::start(bin);
+    let mut c = Cluster::start(bin);
     let mut tab = Tab::open(&c.a);
     wait_listed(&c.b, &tab.id, true);
     assert_eq!(send(&c.b, &tab.id, "before"), 202);
     tab.wait_data("before");
 
-    c.redis.pause().unwrap();
+    c.redis.one().pause().unwrap();
     away(&c, &mut tab, "frozen");
-    c.redis.resume().unwrap();
+    c.redis.one().resume().unwrap();
 
     let acked = back(&c, &mut tab);
     // A command Redis applied when it woke (A's send, delivered here at once; B's refused
@@ -137,10 +137,10 @@ pub(crate) fn redis_killed_and_restarted_empty_loses_nothing_acknowledged_or_rep
     assert_eq!(send(&c.b, &tab.id, "before"), 202);
     tab.wait_data("before");
 
-    let port = c.redis.port;
-    c.redis.stop();
+    let port = c.redis.one().port;
+    c.redis.one().stop();
     away(&c, &mut tab, "down");
-    c.redis = RedisServer::start_on(port).unwrap();
+    c.redis = Redis::One(RedisServer::start_on(port).unwrap());
 
     back(&c, &mut tab);
     // The tab that left comes back: its position belongs to a store that is gone, a gap.

@@ -44,12 +44,11 @@ fn wait_members(demo: &Demo, topic: &str, n: usize) -> serde_json::Value {
 
 /// The publishes (`t` = `p`) in each node's delivery stream, counted at Redis.
 fn publishes_per_node(c: &Cluster) -> Vec<usize> {
-    let keys = c.redis.cli(&["KEYS", "sse:node:*"]).unwrap();
+    let keys = c.redis.keys("{sse:}node:*");
     let mut counts: Vec<usize> = keys
-        .lines()
-        .filter(|k| !k.is_empty())
+        .iter()
         .map(|key| {
-            let raw = c.redis.cli(&["XRANGE", key, "-", "+"]).unwrap();
+            let raw = c.redis.cli(&["XRANGE", key, "-", "+"]);
             let lines: Vec<&str> = raw.lines().collect();
             lines.windows(2).filter(|w| w == &["t", "p"]).count()
         })

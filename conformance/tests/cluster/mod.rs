@@ -7,12 +7,13 @@
 //! [`suite!`] turns every rule into a `#[test]` for one demo binary
 //! (`tests/cluster_hyper.rs`, `tests/cluster_tokio.rs`, `tests/cluster_async_std.rs`).
 
-#![allow(clippy::panic, clippy::unwrap_used, dead_code)] // a test reports failure by panicking
+#![allow(clippy::panic, clippy::unwrap_used, dead_code, unused_imports)] // a test reports failure by panicking
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sse_conformance::{Demo, EventStream, RedisServer, percent_encode};
+use sse_conformance::{Demo, EventStream, RedisCluster, RedisServer, percent_encode};
 use sse_proto::MessageEvent;
 
 /// Redis frozen, Redis killed and restarted empty, a node started before Redis.
@@ -48,6 +49,30 @@ macro_rules! suite {
             a_node_without_members_gets_none_of_a_topics_traffic,
             a_killed_nodes_tab_resumes_on_b_with_its_topics,
         );
+    };
+    (@on_redis_cluster $bin:expr) => {
+        cluster::suite!(@cluster_tests $bin;
+            a_tab_on_a_is_reached_from_b,
+            a_broadcast_on_b_reaches_the_tabs_of_both_and_counts_them,
+            a_close_on_b_ends_the_stream_on_a_and_b_answers_the_reconnect_with_204,
+            sessions_on_either_node_list_the_tabs_of_both_until_they_leave,
+            a_tab_hung_up_on_a_resumes_on_b_with_what_it_missed,
+            a_tab_dropped_from_b_resumes_on_b_with_what_it_missed,
+            a_tab_of_a_killed_node_resumes_on_b_from_the_logs,
+            publish_user_send_and_user_close_reach_both_nodes,
+            a_tab_resumes_on_the_other_node_across_its_topics,
+            a_node_without_members_gets_none_of_a_topics_traffic,
+            a_killed_nodes_tab_resumes_on_b_with_its_topics,
+        );
+    };
+    (@cluster_tests $bin:expr; $($rule:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $rule() {
+                cluster::ON_REDIS_CLUSTER.store(true, std::sync::atomic::Ordering::Relaxed);
+                cluster::$rule($bin);
+            }
+        )*
     };
     (@tests $bin:expr; $($rule:ident),* $(,)?) => {
         $(
@@ -92,20 +117,75 @@ fn node_flags(redis_url: &str) -> Vec<&str> {
     ]
 }
 
-/// Two nodes of one adapter on a redis-server of the rule's own (dropped in this order: the
-/// nodes, then Redis).
+/// Two nodes of one adapter on a Redis of the rule's own (dropped in this order: the nodes,
+/// then Redis).
 struct Cluster {
     a: Demo,
     b: Demo,
-    redis: RedisServer,
+    redis: Redis,
 }
 
 impl Cluster {
+    /// Two nodes on a redis-server, or on a Redis Cluster of 3 masters and 3 replicas when
+    /// the test binary asked for one ([`ON_REDIS_CLUSTER`]).
     fn start(bin: &str) -> Cluster {
-        let redis = RedisServer::start().unwrap();
+        let redis = if ON_REDIS_CLUSTER.load(Ordering::Relaxed) {
+            Redis::Cluster(RedisCluster::start(3, 1).unwrap())
+        } else {
+            Redis::One(RedisServer::start().unwrap())
+        };
         let url = redis.url();
         let (a, b) = (node(bin, &url), node(bin, &url));
         Cluster { a, b, redis }
+    }
+}
+
+/// Whether the rules of this test binary run on a Redis Cluster.
+pub(crate) static ON_REDIS_CLUSTER: AtomicBool = AtomicBool::new(false);
+
+/// The Redis a rule's nodes share.
+enum Redis {
+    One(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    fn url(&self) -> String {
+        match self {
+            Redis::One(r) => r.url(),
+            Redis::Cluster(c) => c.url(),
+        }
+    }
+
+    /// The one redis-server, for the rules that freeze, kill or restart it (they are not run
+    /// on a cluster, whose faults are failovers).
+    fn one(&mut self) -> &mut RedisServer {
+        match self {
+            Redis::One(r) => r,
+            Redis::Cluster(_) => panic!("a rule for one redis-server ran on a Redis Cluster"),
+        }
+    }
+
+    /// Every key matching `pattern`, on every master.
+    fn keys(&self, pattern: &str) -> Vec<String> {
+        match self {
+            Redis::One(r) => {
+                let out = r.cli(&["KEYS", pattern]).unwrap();
+                out.lines()
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            Redis::Cluster(c) => c.keys(pattern).unwrap(),
+        }
+    }
+
+    /// One command through `redis-cli` (following redirects on a cluster).
+    fn cli(&self, args: &[&str]) -> String {
+        match self {
+            Redis::One(r) => r.cli(args).unwrap(),
+            Redis::Cluster(c) => c.cli(args).unwrap(),
+        }
     }
 }
 

@@ -12,7 +12,24 @@ use sse_proto::{
     Outlet, RelayPort, Request, Store,
 };
 use sse_redis::{RedisConfig, RedisEngine};
-pub use sse_testkit::RedisServer;
+pub use sse_testkit::{RedisCluster, RedisServer};
+
+/// A Redis of the test's own: one server or a cluster.
+pub trait Redis {
+    fn url(&self) -> String;
+}
+
+impl Redis for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+}
+
+impl Redis for RedisCluster {
+    fn url(&self) -> String {
+        RedisCluster::url(self)
+    }
+}
 
 /// A node: a hub with its engine, and the engine's task beside it (stopped when dropped, as a
 /// killed node's would be).
@@ -32,7 +49,7 @@ impl Drop for Node {
 /// changes, and the hub of `builder`: what an adapter's server does with a store (the hub
 /// prepared for it, its task beside the hub, its answers to every handshake).
 pub async fn start_node(
-    redis: &RedisServer,
+    redis: &impl Redis,
     name: &str,
     configure: impl FnOnce(&mut RedisConfig),
     builder: HubBuilder,

@@ -1,0 +1,173 @@
+//! Two nodes on a real Redis Cluster (3 masters, 3 replicas, started by the test): every
+//! script runs (a key outside the script's slot would be a `CROSSSLOT` error, and the test
+//! would fail), what the nodes do is what they do on one Redis, and every key written hashes
+//! to the deployment's one slot, as `CLUSTER KEYSLOT` computes it.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Node, RedisCluster, Tab, frame, start_node, until};
+use sse_proto::{Decision, Event, Hub, Principal, ResumeConfig};
+use sse_redis::{RedisConfig, RedisEngine};
+
+async fn node(cluster: &RedisCluster, name: &str) -> Node {
+    let builder = Hub::builder()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(Duration::from_secs(30)))
+        .topic_rule(|_, _| true);
+    start_node(
+        cluster,
+        name,
+        |c| c.timeout = Duration::from_secs(2),
+        builder,
+    )
+    .await
+}
+
+fn tab(target: &str, user: &str) -> Tab {
+    Tab {
+        target: target.to_owned(),
+        user: Some(user.to_owned()),
+        ..Tab::new()
+    }
+}
+
+/// Waits until `node`'s hub shows `tab` in `topic` (the relay numbered the join).
+async fn member(node: &Node, tab: &Tab, topic: &str) -> bool {
+    until(async || {
+        node.hub
+            .session(&tab.id)
+            .is_some_and(|s| s.topics().iter().any(|t| t.as_str() == topic))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_script_runs_on_a_redis_cluster_and_its_keys_share_one_slot() {
+    let cluster = RedisCluster::start(3, 1).unwrap();
+    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
+    let mut ann = tab("/events?topic=red", "ann");
+    let mut bob = tab("/events?topic=red", "bob");
+    ann.connect(&a.hub, &a.engine).await.unwrap();
+    bob.connect(&b.hub, &b.engine).await.unwrap();
+    assert!(member(&a, &ann, "red").await && member(&b, &bob, "red").await);
+    assert!(until(async || a.engine.sessions().await.unwrap().len() == 2).await);
+
+    // Each kind of send, from the node that does not serve the tab, and through a hub.
+    b.engine.send_to(&ann.id, frame("to ann")).await.unwrap();
+    assert_eq!(a.engine.broadcast(frame("to all")).await, Ok(2));
+    assert_eq!(b.engine.publish("red", frame("to red")).await, Ok(2));
+    assert_eq!(
+        b.engine
+            .send_user(&Principal::new("ann"), frame("to ann's tabs"))
+            .await,
+        Ok(1)
+    );
+    a.hub.topic("red").unwrap().send("red via a hub").unwrap();
+    assert!(ann.wait_for(5).await);
+    assert_eq!(
+        ann.data(),
+        [
+            "to ann",
+            "to all",
+            "to red",
+            "to ann's tabs",
+            "red via a hub"
+        ]
+    );
+    assert!(bob.wait_for(3).await);
+    assert_eq!(bob.data(), ["to all", "to red", "red via a hub"]);
+
+    // Memberships changed from the other node, and read back.
+    assert!(a.engine.join(&bob.id, "blue").await.unwrap());
+    assert!(member(&b, &bob, "blue").await);
+    assert_eq!(
+        a.engine.members("blue").await.unwrap().sessions,
+        [bob.id.clone()]
+    );
+    assert!(a.engine.leave(&bob.id, "blue").await.unwrap());
+    assert!(until(async || b.hub.session(&bob.id).unwrap().topics().len() == 1).await);
+
+    // Ann's tab drops, misses a send, a publish and a broadcast, and resumes on the other
+    // node with exactly those (the claim reads her log, red's, her user's and the
+    // broadcasts together).
+    ann.drop_connection();
+    assert!(until(async || a.engine.sessions().await.unwrap().len() == 1).await);
+    a.engine.send_to(&ann.id, frame("m1")).await.unwrap();
+    a.engine.publish("red", frame("m2")).await.unwrap();
+    b.hub.broadcast(&Event::new().data("m3"));
+    assert!(bob.wait_for(5).await);
+    ann.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(ann.topics, ["red"]);
+    assert!(ann.wait_for(8).await);
+    assert_eq!(ann.data()[5..], ["m1", "m2", "m3"]);
+
+    // Every kind of key is there now; at the end, all are checked for their slot.
+    let keys = cluster.keys("*").unwrap();
+    for kind in [
+        "seq", "epoch", "bcast", "log:", "owner:", "mem:", "tlog:", "ulog:", "node:", "presence",
+    ] {
+        assert!(
+            keys.iter()
+                .any(|k| k.starts_with(&format!("{{sse:}}{kind}"))),
+            "no {kind} key in {keys:?}"
+        );
+    }
+
+    // A drop, then a close from the node that does not serve the tab: 204 on either node.
+    assert!(a.engine.drop_stream(&bob.id).await.unwrap());
+    assert!(
+        until(async || {
+            bob.read();
+            b.hub.session(&bob.id).is_none_or(|s| !s.is_attached())
+        })
+        .await
+    );
+    assert!(a.engine.close(&bob.id).await.unwrap());
+    bob.read();
+    bob.drop_connection();
+    assert!(matches!(
+        bob.connect(&a.hub, &a.engine).await,
+        Err(Decision::NoContent { .. })
+    ));
+    // A session that ends leaves its topic: the presence scripts ran.
+    b.hub.session(&ann.id).unwrap().close();
+    assert!(
+        until(async || {
+            ann.read();
+            a.engine.members("red").await.unwrap().sessions.is_empty()
+        })
+        .await
+    );
+
+    // Every key written is in the slot of the deployment's hash tag.
+    let slot = cluster.keyslot("{sse:}").unwrap();
+    let keys = cluster.keys("*").unwrap();
+    assert!(
+        keys.iter().any(|k| k.starts_with("{sse:}closed:")),
+        "{keys:?}"
+    );
+    for key in &keys {
+        assert!(key.starts_with("{sse:}"), "{key}");
+        assert_eq!(cluster.keyslot(key).unwrap(), slot, "{key}");
+    }
+}
+
+#[tokio::test]
+async fn a_prefix_that_is_not_a_hash_tag_is_refused() {
+    for prefix in ["", "a{b", "a}"] {
+        let mut config = RedisConfig::new("redis://127.0.0.1:1");
+        config.prefix = prefix.to_owned();
+        let error = RedisEngine::connect(config).await.unwrap_err();
+        assert!(error.to_string().contains("hash tag"), "{prefix}: {error}");
+    }
+    let config = RedisConfig::new("redis+cluster://");
+    let error = RedisEngine::connect(config).await.unwrap_err();
+    assert!(
+        error.to_string().contains("redis+cluster://host:port"),
+        "{error}"
+    );
+}

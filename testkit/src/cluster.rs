@@ -1,0 +1,177 @@
+//! A Redis Cluster of the test's own: masters and replicas on loopback ports, made with
+//! `redis-cli --cluster create`, every node killed and its files removed when dropped.
+//!
+//! Each node runs with `--cluster-enabled yes`, its own directory (for `nodes.conf`), no
+//! persistence, and a node timeout of 1 s, so a killed master's replica is promoted within a
+//! few seconds.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::redis::RedisServer;
+
+/// How long the cluster may take to agree on its slots once created.
+const READY_LIMIT: Duration = Duration::from_secs(30);
+
+/// A Redis Cluster started for one test.
+#[derive(Debug)]
+pub struct RedisCluster {
+    /// Its nodes, masters first (as `--cluster create` was given them; a failover may have
+    /// changed who is master since).
+    pub nodes: Vec<RedisServer>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts `masters` masters with `replicas` replicas each and waits until every node
+    /// says the cluster is up and every slot is served.
+    pub fn start(masters: usize, replicas: usize) -> io::Result<RedisCluster> {
+        let count = masters * (1 + replicas);
+        let ports = cluster_ports(count)?;
+        let dir = std::env::temp_dir().join(format!(
+            "sse-testkit-cluster-{}-{}",
+            std::process::id(),
+            ports[0]
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut cluster = RedisCluster {
+            nodes: Vec::with_capacity(count),
+            dir,
+        };
+        for &port in &ports {
+            let node_dir = cluster.dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir)?;
+            let node_dir = node_dir.to_string_lossy().into_owned();
+            let server = RedisServer::start_with(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--dir",
+                    &node_dir,
+                ],
+            )?;
+            cluster.nodes.push(server);
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for port in &ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "redis-cli --cluster create: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            )));
+        }
+        cluster.wait_ready()?;
+        Ok(cluster)
+    }
+
+    /// Waits until every running node says `cluster_state:ok` with all 16 384 slots served
+    /// and agrees on the masters.
+    pub fn wait_ready(&self) -> io::Result<()> {
+        let deadline = Instant::now() + READY_LIMIT;
+        loop {
+            let ready = self.running().all(|node| {
+                node.cli(&["CLUSTER", "INFO"]).is_ok_and(|info| {
+                    info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                })
+            });
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::other("the Redis Cluster did not come up"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The nodes that are running.
+    fn running(&self) -> impl Iterator<Item = &RedisServer> {
+        self.nodes.iter().filter(|n| n.is_running())
+    }
+
+    /// Its URL for sse-redis and the demos: `redis+cluster://` and every node.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// Runs one command through `redis-cli -c` on a running node (following redirects to the
+    /// node that owns a key) and returns its raw output.
+    pub fn cli(&self, args: &[&str]) -> io::Result<String> {
+        let node = self
+            .running()
+            .next()
+            .ok_or_else(|| io::Error::other("no node of the cluster runs"))?;
+        let mut all = vec!["-c"];
+        all.extend_from_slice(args);
+        node.cli(&all)
+    }
+
+    /// The slot a key hashes to, as the cluster computes it (`CLUSTER KEYSLOT`).
+    pub fn keyslot(&self, key: &str) -> io::Result<u16> {
+        let out = self.cli(&["CLUSTER", "KEYSLOT", key])?;
+        out.trim()
+            .parse()
+            .map_err(|_| io::Error::other(format!("CLUSTER KEYSLOT {key}: {out}")))
+    }
+
+    /// Every key on every running master matching `pattern` (`KEYS` on each).
+    pub fn keys(&self, pattern: &str) -> io::Result<Vec<String>> {
+        let mut all = Vec::new();
+        for node in self.running() {
+            let role = node.cli(&["ROLE"])?;
+            if !role.starts_with("master") {
+                continue;
+            }
+            let out = node.cli(&["KEYS", pattern])?;
+            all.extend(out.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+        }
+        Ok(all)
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `count` ports such that each and its cluster bus port (the port + 10 000) are free now.
+fn cluster_ports(count: usize) -> io::Result<Vec<u16>> {
+    static TAKEN: AtomicU32 = AtomicU32::new(0);
+    let mut ports = Vec::with_capacity(count);
+    // Start where another cluster (of this process, or another's) is unlikely to look.
+    let offset = (std::process::id() % 500) * 16 + TAKEN.fetch_add(count as u32, Ordering::Relaxed);
+    let mut candidate = 20_000 + (offset % 9_000) as u16;
+    while ports.len() < count {
+        if candidate > 29_999 {
+            return Err(io::Error::other("no free ports for a Redis Cluster"));
+        }
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(candidate) && free(candidate + 10_000) {
+            ports.push(candidate);
+        }
+        candidate += 1;
+    }
+    Ok(ports)
+}
