@@ -44,6 +44,14 @@
 //! slot, so a cluster brings it failover and room beside other data, not more throughput
 //! than one master gives.
 //!
+//! When the master that serves the slot dies, its replica is promoted and the nodes carry
+//! on: commands fail with [`Error::Unavailable`](sse_proto::Error::Unavailable) until the
+//! cluster has failed over, the relay's queue waits, and the reader goes on from the last
+//! entry it saw. Redis replicates asynchronously, though: writes the dead master had not yet
+//! passed to its replica are lost, acknowledged or not, and the engine does not yet detect
+//! that a promoted replica is behind what a tab has seen (so a resume across such a
+//! failover may miss those events rather than report a gap).
+//!
 //! # When Redis is away
 //!
 //! A node keeps serving its own connections: what is sent to them is delivered at once,

@@ -171,3 +171,88 @@ async fn a_prefix_that_is_not_a_hash_tag_is_refused() {
         "{error}"
     );
 }
+
+/// The master that serves the deployment's slot is killed mid-run; the cluster promotes its
+/// replica. The nodes carry on: sends acknowledged before the kill (replicated: the test
+/// waits for that, as Redis replicates asynchronously) and after the failover all reach the
+/// tab, each once and in order, and the tab resumes on the other node exactly.
+#[tokio::test]
+async fn a_master_killed_fails_over_to_its_replica_and_nothing_acknowledged_is_lost() {
+    let mut cluster = RedisCluster::start(3, 1).unwrap();
+    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
+    let mut tab = tab("/events", "ann");
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
+    let mut acked = Vec::new();
+    for i in 0..10 {
+        let text = format!("before {i}");
+        b.engine.send_to(&tab.id, frame(&text)).await.unwrap();
+        acked.push(text);
+    }
+    assert!(tab.wait_for(10).await);
+
+    let master = cluster.master_of("{sse:}").unwrap();
+    cluster.wait_replicated(master).unwrap();
+    cluster.nodes[master].stop();
+    // Until the replica is promoted, sends fail (Unavailable) or may have been applied;
+    // every one acknowledged counts.
+    let mut tried = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut after = 0;
+    while after < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failover: {tried:?}"
+        );
+        let text = format!("send {}", tried.len());
+        tried.push(text.clone());
+        match b.engine.send_to(&tab.id, frame(&text)).await {
+            Ok(()) => {
+                acked.push(text);
+                after += 1;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_ne!(cluster.master_of("{sse:}").unwrap(), master);
+    let last = acked.last().unwrap().clone();
+    assert!(
+        until(async || {
+            tab.read();
+            tab.data().contains(&last.as_str())
+        })
+        .await,
+        "acknowledged {acked:?}, got {:?}",
+        tab.data()
+    );
+    // Each acknowledged send once, in order; an unacknowledged one at most once, in order.
+    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
+    let want: Vec<&String> = got.iter().filter(|d| acked.contains(d)).collect();
+    assert_eq!(want, acked.iter().collect::<Vec<_>>(), "got {got:?}");
+    let mut seen = got.clone();
+    seen.dedup();
+    assert_eq!(seen.len(), got.len(), "twice: {got:?}");
+
+    // And the tab resumes on the other node from its last position, missing nothing.
+    tab.drop_connection();
+    b.engine
+        .send_to(&tab.id, frame("while away"))
+        .await
+        .unwrap();
+    tab.connect(&b.hub, &b.engine).await.unwrap();
+    assert!(
+        matches!(
+            tab.continuity,
+            Some(sse_proto::Continuity::Resumed { replayed: 1 })
+        ),
+        "{:?}",
+        tab.continuity
+    );
+    assert!(
+        until(async || {
+            tab.read();
+            tab.data().last() == Some(&"while away")
+        })
+        .await
+    );
+}

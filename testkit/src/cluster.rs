@@ -147,6 +147,60 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// The index in [`nodes`](Self::nodes) of the master that serves `key`'s slot now.
+    pub fn master_of(&self, key: &str) -> io::Result<usize> {
+        let slot = self.keyslot(key)?;
+        let table = self.cli(&["CLUSTER", "NODES"])?;
+        for line in table.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= slot && slot <= hi)
+            });
+            let port = fields[1]
+                .split(['@', ':'])
+                .nth(1)
+                .and_then(|p| p.parse::<u16>().ok());
+            if let (true, Some(port)) = (serves, port) {
+                if let Some(i) = self.nodes.iter().position(|n| n.port == port) {
+                    return Ok(i);
+                }
+            }
+        }
+        Err(io::Error::other(format!("no master serves slot {slot}")))
+    }
+
+    /// Waits until every replica of master `index` has everything it wrote (their
+    /// replication offsets equal its own), for at most 10 s.
+    pub fn wait_replicated(&self, index: usize) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = self.nodes[index].cli(&["INFO", "replication"])?;
+            let value = |line: &str, name: &str| {
+                line.split(',')
+                    .find_map(|kv| kv.trim().strip_prefix(name)?.parse::<u64>().ok())
+            };
+            let own = info.lines().find_map(|l| value(l, "master_repl_offset:"));
+            let replicas: Vec<u64> = info
+                .lines()
+                .filter(|l| l.starts_with("slave"))
+                .filter_map(|l| value(l.split_once(':').map_or(l, |(_, v)| v), "offset="))
+                .collect();
+            if own.is_some() && !replicas.is_empty() && replicas.iter().all(|&r| Some(r) == own) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::other(format!("replicas behind: {info}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for RedisCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
