@@ -256,3 +256,75 @@ async fn a_master_killed_fails_over_to_its_replica_and_nothing_acknowledged_is_l
         .await
     );
 }
+
+/// The deployment's slot migrates to another master while both nodes send: every send
+/// acknowledged reaches the tab once, in order, through the `ASK` and `TRYAGAIN` answers of
+/// the migration and the `MOVED` after it.
+#[tokio::test]
+async fn the_slot_migrating_to_another_master_under_load_loses_nothing_acknowledged() {
+    let cluster = RedisCluster::start(3, 1).unwrap();
+    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
+    let mut tab = tab("/events?topic=red", "ann");
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(member(&a, &tab, "red").await);
+    assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
+    let from = cluster.master_of("{sse:}").unwrap();
+    let to = (0..3).find(|&i| i != from).unwrap();
+
+    let load = async {
+        let mut acked = Vec::new();
+        for i in 0..300 {
+            let text = format!("m{i}");
+            let sent = if i % 2 == 0 {
+                b.engine.send_to(&tab.id, frame(&text)).await
+            } else {
+                a.engine.publish("red", frame(&text)).await.map(|_| ())
+            };
+            if sent.is_ok() {
+                acked.push(text);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        acked
+    };
+    let migrate = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        cluster.migrate_slot("{sse:}", to).unwrap();
+        (cluster, started, std::time::Instant::now())
+    });
+    let acked = load.await;
+    let load_ended = std::time::Instant::now();
+    let (cluster, started, ended) = migrate.await.unwrap();
+    // The migration ran while the load did.
+    assert!(
+        ended < load_ended,
+        "the load ended before the migration did"
+    );
+    eprintln!(
+        "migration took {:?}; {} of 300 acknowledged",
+        ended - started,
+        acked.len()
+    );
+    assert_eq!(cluster.master_of("{sse:}").unwrap(), to);
+    assert!(
+        acked.len() > 250,
+        "only {} of 300 acknowledged",
+        acked.len()
+    );
+    let last = acked.last().unwrap().clone();
+    assert!(
+        until(async || {
+            tab.read();
+            tab.data().contains(&last.as_str())
+        })
+        .await
+    );
+    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
+    let want: Vec<&String> = got.iter().filter(|d| acked.contains(d)).collect();
+    assert_eq!(want, acked.iter().collect::<Vec<_>>(), "got {got:?}");
+    let mut seen = got.clone();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), got.len(), "twice: {got:?}");
+}

@@ -174,6 +174,45 @@ impl RedisCluster {
         Err(io::Error::other(format!("no master serves slot {slot}")))
     }
 
+    /// Moves `key`'s slot, with its keys, to master `to`, as `redis-cli --cluster reshard`
+    /// does for each slot it moves: the target importing, the source migrating, the keys
+    /// `MIGRATE`d in batches, then every master told the slot's new owner. Clients see `ASK`
+    /// and `TRYAGAIN` while it runs, and `MOVED` after.
+    pub fn migrate_slot(&self, key: &str, to: usize) -> io::Result<()> {
+        let slot = self.keyslot(key)?.to_string();
+        let from = self.master_of(key)?;
+        if from == to {
+            return Ok(());
+        }
+        let id = |i: usize| -> io::Result<String> {
+            Ok(self.nodes[i].cli(&["CLUSTER", "MYID"])?.trim().to_owned())
+        };
+        let (from_id, to_id) = (id(from)?, id(to)?);
+        let (source, target) = (&self.nodes[from], &self.nodes[to]);
+        expect_ok(target.cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])?)?;
+        expect_ok(source.cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])?)?;
+        let port = target.port.to_string();
+        loop {
+            let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "10"])?;
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            let out = source.cli(&args)?;
+            if !out.trim().starts_with("OK") && !out.trim().starts_with("NOKEY") {
+                return Err(io::Error::other(format!("MIGRATE: {out}")));
+            }
+        }
+        for node in self.running() {
+            if node.cli(&["ROLE"])?.starts_with("master") {
+                expect_ok(node.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])?)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until every replica of master `index` has everything it wrote (their
     /// replication offsets equal its own), for at most 10 s.
     pub fn wait_replicated(&self, index: usize) -> io::Result<()> {
@@ -207,6 +246,14 @@ impl Drop for RedisCluster {
             node.stop();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn expect_ok(out: String) -> io::Result<()> {
+    if out.trim() == "OK" {
+        Ok(())
+    } else {
+        Err(io::Error::other(out))
     }
 }
 
