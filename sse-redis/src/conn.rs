@@ -100,18 +100,15 @@ fn cluster_seeds(url: &str) -> RedisResult<Option<Vec<String>>> {
         Some((auth, hosts)) => (format!("{auth}@"), hosts),
         None => (String::new(), hosts),
     };
-    let seeds: Vec<String> = hosts
-        .split(',')
-        .map(|host| format!("redis://{auth}{host}/"))
-        .collect();
-    if hosts.is_empty() || hosts.split(',').any(|h| h.is_empty() || h.contains('/')) {
+    if hosts.split(',').any(|h| h.is_empty() || h.contains('/')) {
         return Err(RedisError::from((
             ErrorKind::InvalidClientConfig,
             "a cluster URL is redis+cluster://host:port[,host:port…]",
             url.to_owned(),
         )));
     }
-    Ok(Some(seeds))
+    let seeds = hosts.split(',').map(|host| format!("redis://{auth}{host}/"));
+    Ok(Some(seeds.collect()))
 }
 
 /// A connection to Redis, whichever kind.

@@ -319,11 +319,7 @@ impl RedisEngine {
         let me = &shared.config.node;
         for _ in 0..TRIES {
             let mut conn = shared.conn.clone();
-            let owner: Result<Option<String>, _> = redis::cmd("GET")
-                .arg(keys.owner(id))
-                .query_async(&mut conn)
-                .await;
-            let Ok(owner) = owner else {
+            let Ok(owner) = self.owner(id).await else {
                 shared.set_up(false);
                 return Err(Error::Unavailable);
             };
