@@ -2,13 +2,15 @@
 //!
 //! [`Endpoint`] is what [`RedisConfig::url`](crate::RedisConfig::url) names, and makes the
 //! engine's two kinds of connection: the shared one every command goes through ([`Conn`],
-//! reconnecting by itself), and the reader's own, which blocks in `XREAD`. On a cluster both
+//! replaced when it fails or times out), and the reader's own, which blocks in `XREAD`. On a cluster both
 //! follow the slots as they move (`MOVED`, `ASK`, a replica promoted); every script's keys
 //! share one hash slot (see `scripts.rs`), so each runs whole on the master that owns it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
@@ -20,7 +22,13 @@ pub(crate) const CLUSTER_SCHEME: &str = "redis+cluster://";
 #[derive(Clone)]
 pub(crate) enum Endpoint {
     /// One server (`redis://`, `rediss://`, `unix://`).
-    One(Client),
+    One {
+        client: Client,
+        /// How long the reader waits for the answer to a blocking read: its block time and
+        /// the command timeout. A connection that died silently (a partition whose close
+        /// was lost) fails it, and the reader connects again.
+        read_timeout: Duration,
+    },
     /// A Redis Cluster, found from its seed nodes.
     Cluster {
         /// For commands: each waits at most the configured timeout.
@@ -36,7 +44,10 @@ impl Endpoint {
     /// reads it.
     pub(crate) fn open(url: &str, timeout: Duration, block: Duration) -> RedisResult<Endpoint> {
         let Some(seeds) = cluster_seeds(url)? else {
-            return Ok(Endpoint::One(Client::open(url)?));
+            return Ok(Endpoint::One {
+                client: Client::open(url)?,
+                read_timeout: block + timeout,
+            });
         };
         let client = |response: Duration| {
             ClusterClient::builder(seeds.clone())
@@ -54,13 +65,19 @@ impl Endpoint {
     /// The connection every command shares.
     pub(crate) async fn commands(&self, timeout: Duration) -> RedisResult<Conn> {
         match self {
-            Endpoint::One(client) => {
-                let config = redis::aio::ConnectionManagerConfig::new()
+            Endpoint::One { client, .. } => {
+                let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_number_of_retries(1);
-                let manager = client.get_connection_manager_with_config(config).await?;
-                Ok(Conn::Manager(manager))
+                    .set_response_timeout(Some(timeout));
+                let healing = Healing {
+                    client: client.clone(),
+                    config,
+                    current: Mutex::new(None),
+                    made: AtomicU64::new(0),
+                };
+                // Connect now, so that a Redis that cannot be reached fails `connect`.
+                healing.connection().await?;
+                Ok(Conn::Healing(Arc::new(healing)))
             }
             Endpoint::Cluster { commands, .. } => {
                 Ok(Conn::Cluster(commands.get_async_connection().await?))
@@ -71,10 +88,13 @@ impl Endpoint {
     /// A connection of the reader's own, where a blocking read holds up nothing else.
     pub(crate) async fn reader(&self, timeout: Duration) -> RedisResult<Conn> {
         match self {
-            Endpoint::One(client) => {
+            Endpoint::One {
+                client,
+                read_timeout,
+            } => {
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(None);
+                    .set_response_timeout(Some(*read_timeout));
                 let conn = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
@@ -107,16 +127,61 @@ fn cluster_seeds(url: &str) -> RedisResult<Option<Vec<String>>> {
             url.to_owned(),
         )));
     }
-    let seeds = hosts.split(',').map(|host| format!("redis://{auth}{host}/"));
+    let seeds = hosts
+        .split(',')
+        .map(|host| format!("redis://{auth}{host}/"));
     Ok(Some(seeds.collect()))
+}
+
+/// One server's shared connection, replaced when it fails: dropped, and also timed out. A
+/// connection that died silently (a partition whose close was lost) answers nothing, ever;
+/// redis-rs's `ConnectionManager` reconnects only when the connection reports itself
+/// dropped, so it would time out every command from then on.
+pub(crate) struct Healing {
+    client: Client,
+    config: redis::AsyncConnectionConfig,
+    /// The connection in use and its number; `None` until one is made, or after it failed.
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// The number of the next connection made.
+    made: AtomicU64,
+}
+
+impl Healing {
+    /// The connection in use, connecting when there is none.
+    async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+        if let Some(current) = lock(&self.current).clone() {
+            return Ok(current);
+        }
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let n = self.made.fetch_add(1, Ordering::Relaxed);
+        // Another command may have connected meanwhile: all use one connection.
+        Ok(lock(&self.current).get_or_insert((n, conn)).clone())
+    }
+
+    /// Drops connection `n` after `error`, when the error says it may be dead.
+    fn failed(&self, n: u64, error: &RedisError) {
+        if error.is_timeout() || error.is_connection_dropped() || error.is_unrecoverable_error() {
+            let mut current = lock(&self.current);
+            if current.as_ref().is_some_and(|(m, _)| *m == n) {
+                *current = None;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A connection to Redis, whichever kind.
 #[derive(Clone)]
 pub(crate) enum Conn {
-    /// One server, reconnecting by itself.
-    Manager(ConnectionManager),
-    /// One server, the reader's own connection.
+    /// One server, shared by every command, replaced when it fails.
+    Healing(Arc<Healing>),
+    /// One server, the reader's own connection (the reader replaces it when it fails).
     Multiplexed(MultiplexedConnection),
     /// A cluster: a connection to each master, routed by slot.
     Cluster(ClusterConnection),
@@ -125,7 +190,14 @@ pub(crate) enum Conn {
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Healing(h) => Box::pin(async move {
+                let (n, mut conn) = h.connection().await?;
+                let reply = conn.req_packed_command(cmd).await;
+                if let Err(e) = &reply {
+                    h.failed(n, e);
+                }
+                reply
+            }),
             Conn::Multiplexed(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
@@ -138,7 +210,14 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Manager(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Healing(h) => Box::pin(async move {
+                let (n, mut conn) = h.connection().await?;
+                let reply = conn.req_packed_commands(cmd, offset, count).await;
+                if let Err(e) = &reply {
+                    h.failed(n, e);
+                }
+                reply
+            }),
             Conn::Multiplexed(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
@@ -146,7 +225,7 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Manager(c) => c.get_db(),
+            Conn::Healing(h) => h.client.get_connection_info().redis_settings().db(),
             Conn::Multiplexed(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }

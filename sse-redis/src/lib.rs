@@ -63,6 +63,10 @@
 //! acknowledged is lost. A Redis restarted empty starts a new epoch: positions of the old one
 //! are gaps.
 //!
+//! A connection that dies silently (a partition whose close never arrives) is given up
+//! after the command timeout, the reader's after its block time and that timeout, and a new
+//! one is made: a node cut off from Redis catches up once the network heals.
+//!
 //! A command that timed out may still be applied: a frozen Redis applies it when it wakes.
 //! It is applied once all the same. Every send and broadcast carries a message id; a retry
 //! finds an earlier attempt among the newest 1 000 entries of its stream, and what this

@@ -6,6 +6,8 @@
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+pub mod proxy;
+
 use bytes::Buf;
 use sse_proto::{
     Accepted, Batch, Continuity, Decision, Decoder, Event, HttpVersion, Hub, HubBuilder, Item,
@@ -22,6 +24,12 @@ pub trait Redis {
 impl Redis for RedisServer {
     fn url(&self) -> String {
         RedisServer::url(self)
+    }
+}
+
+impl Redis for proxy::Proxy {
+    fn url(&self) -> String {
+        proxy::Proxy::url(self)
     }
 }
 
