@@ -58,6 +58,7 @@ impl RedisEngine {
                 .key(keys.log(id))
                 .key(keys.done(&attempt.mid))
                 .key(keys.node(&owner))
+                .key(keys.closed(id))
                 .arg(&owner)
                 .arg(id)
                 .arg(frame_bytes.as_ref())

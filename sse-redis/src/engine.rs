@@ -279,6 +279,7 @@ impl RedisEngine {
                     .key(keys.tm(t.as_str()));
             }
             invocation
+                .key(keys.seq())
                 .arg(if consume { "1" } else { "0" })
                 .arg(&shared.config.node)
                 .arg(millis(ttl))
@@ -316,6 +317,9 @@ impl RedisEngine {
             });
         }
         let existed = items.get(1).and_then(reply::int) == Some(1);
+        // The sequence number now: no position past it was issued.
+        let issued = items.get(10).and_then(reply::int);
+        let issued = issued.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
         let history = match position {
             // Without resume mode nothing is logged.
             None => None,
@@ -324,6 +328,9 @@ impl RedisEngine {
             Some(Claimed::Invalid) => Some(Err(GapReason::InvalidPosition)),
             Some(Claimed::At(_)) if after.is_none() => Some(Err(GapReason::UnknownEpoch)),
             Some(Claimed::At(_)) if !existed => Some(Err(GapReason::Expired)),
+            // A position the store never issued: forged, or from a store that lost what it
+            // had issued. Nothing after it can be told apart from what the tab saw.
+            Some(Claimed::At(p)) if p.seq > issued => Some(Err(GapReason::InvalidPosition)),
             Some(Claimed::At(p)) => Some(crate::fetch::fetched(
                 &items,
                 id,

@@ -413,8 +413,9 @@ impl RedisEngine {
             .is_some_and(|hub| hub.session(id).is_some())
     }
 
-    /// What Redis knows of session `id` on any node: `None` when no node serves it (nor
-    /// keeps it for its tab), else its user.
+    /// What Redis knows of session `id` on any node (or, for a session this node has just
+    /// accepted, what its hub knows): `None` when no node serves it (nor keeps it for its
+    /// tab), else its user.
     pub async fn session_info(&self, id: &str) -> Result<Option<SessionInfo>, Error> {
         let keys = &self.shared.keys;
         let mut pipe = redis::pipe();
@@ -423,7 +424,11 @@ impl RedisEngine {
         let mut conn = self.shared.conn.clone();
         let answers: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|_| self.away())?;
         if answers.first().and_then(reply::int) != Some(1) {
-            return Ok(None);
+            // Just accepted here, before this node's presence task has written it: this
+            // node's hub knows it.
+            let here = self.port().and_then(|port| port.hub());
+            let session = here.as_ref().and_then(|hub| hub.session(id));
+            return Ok(session.map(|s| SessionInfo { user: s.user() }));
         }
         let user = answers.get(1).and_then(reply::text).and_then(|u| {
             let u = String::from_utf8_lossy(u);

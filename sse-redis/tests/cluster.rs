@@ -355,3 +355,42 @@ async fn a_backlog_longer_than_one_read_is_delivered_in_order() {
     assert_eq!(data, sorted, "in the order they were numbered");
     task.abort();
 }
+
+/// A position past anything the store has issued (forged, or from a store that lost what it
+/// had issued) is a gap, on either node: nothing after it can be told from what the tab saw,
+/// so an event sent since is not silently skipped.
+#[tokio::test]
+async fn a_position_the_store_never_issued_is_a_gap() {
+    let redis = RedisServer::start().unwrap();
+    let (a, b) = (node(&redis, "a", true).await, node(&redis, "b", true).await);
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    a.engine.send_to(&tab.id, frame("seen")).await.unwrap();
+    assert!(tab.wait_for(1).await);
+    let last = tab.events[0].2.clone();
+    let (id, position) = last.rsplit_once('~').unwrap();
+    let (epoch, seq) = position.split_once('.').unwrap();
+    let seq = u64::from_str_radix(seq, 36).unwrap();
+    tab.drop_connection();
+    a.engine.send_to(&tab.id, frame("missed")).await.unwrap();
+    for node in [&a, &b] {
+        let mut forged = Tab::new();
+        let ahead = sse_proto::Position::new(u64::from_str_radix(epoch, 36).unwrap(), seq + 1000);
+        let line = format!("id: {id}~{ahead}\ndata: x\n\n");
+        forged.decoder.feed(line.as_bytes()).unwrap();
+        while forged.decoder.poll_item().is_some() {}
+        forged.connect(&node.hub, &node.engine).await.unwrap();
+        assert_eq!(forged.id, id);
+        assert_eq!(
+            forged.continuity,
+            Some(Continuity::Gap(GapReason::InvalidPosition))
+        );
+        forged.drop_connection();
+    }
+    // Its real position resumes, with what it missed.
+    tab.connect(&b.hub, &b.engine).await.unwrap();
+    assert!(matches!(
+        tab.continuity,
+        Some(Continuity::Resumed { replayed: 1 })
+    ));
+}
