@@ -11,6 +11,11 @@ use crate::http::{Client, Conn, Response, request_bytes};
 use crate::stream::EventStream;
 use crate::{PATIENCE, Result};
 
+thread_local! {
+    /// Flags every demo this thread starts gets after its own ([`Demo::with_flags`]).
+    static ADDED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A running demo server, killed when dropped.
 #[derive(Debug)]
 pub struct Demo {
@@ -25,12 +30,28 @@ impl Demo {
         Demo::start_with_env(bin, flags, &[])
     }
 
+    /// Runs `f` with `flags` added to every demo this thread starts: a rule written for one
+    /// demo, run against demos on Redis (`--redis URL`), say.
+    pub fn with_flags<T>(flags: &[&str], f: impl FnOnce() -> T) -> T {
+        let before = ADDED.with(|a| {
+            std::mem::replace(
+                &mut *a.borrow_mut(),
+                flags.iter().map(|f| (*f).to_owned()).collect(),
+            )
+        });
+        let out = f();
+        ADDED.with(|a| *a.borrow_mut() = before);
+        out
+    }
+
     /// [`Demo::start`] with environment variables set for the demo (the server limits of
     /// `demo/limits.rs`, `SSE_DEMO_*`).
     pub fn start_with_env(bin: &str, flags: &[&str], env: &[(&str, &str)]) -> Result<Demo> {
+        let added = ADDED.with(|a| a.borrow().clone());
         let mut child = Command::new(bin)
             .args(["--addr", "127.0.0.1:0"])
             .args(flags)
+            .args(&added)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -13,7 +13,7 @@ use sse_proto::MessageEvent;
 
 use super::resume::tab::{End, Offer, Tab, assert_positions_increase, detach, position_of};
 use super::resume::{GRACE_MS, resumable};
-use super::{post, quiet};
+use super::{post, quiet, settled};
 
 /// The `Cookie` header of the demo's stand-in login.
 fn cookie(user: &str) -> String {
@@ -79,6 +79,11 @@ fn strings(value: &serde_json::Value) -> Vec<String> {
 }
 
 /// The data of the tab's live events (after `connect`), once there are `n`.
+/// The sessions in `topic`, sorted.
+fn members_of(demo: &Demo, topic: &str) -> Vec<String> {
+    strings(&get_json(demo, &format!("/topics/{topic}/members"))["sessions"])
+}
+
 fn live_data(tab: &mut Tab, n: usize) -> Vec<String> {
     tab.stream
         .wait_for(|s| {
@@ -106,6 +111,9 @@ pub(crate) fn topics_route_publishes_to_members_only(bin: &str) {
     );
     assert_eq!(topics_and_gaps(&b).0, ["red"]);
     assert!(topics_and_gaps(&c).0.is_empty());
+    assert!(settled(|| members_of(&demo, "red").len() == 2));
+    assert!(settled(|| members_of(&demo, "blue").len() == 1));
+    assert!(settled(|| demo.sessions().unwrap().len() == 3));
     assert_eq!(publish(&demo, "red", "r1"), (200, "2".into()));
     assert_eq!(publish(&demo, "blue", "b1"), (200, "1".into()));
     assert_eq!(publish(&demo, "green", "g1"), (200, "0".into()));
@@ -133,6 +141,7 @@ pub(crate) fn join_and_leave_by_route(bin: &str) {
         204,
         "joining twice is fine"
     );
+    assert!(settled(|| members_of(&demo, "red").contains(&a.id)));
     assert_eq!(membership(&demo, "DELETE", &a.id, "red"), 204);
     assert_eq!(publish(&demo, "red", "after").1, "1");
     assert_eq!(live_data(&mut c, 1), ["after"]);
@@ -162,6 +171,7 @@ pub(crate) fn the_topic_rule_decides_at_accept_at_join_and_on_resume(bin: &str) 
     let id = staff.id.clone();
     let last = staff.last_event_id();
     detach(&demo, staff, End::HangUp);
+    assert!(settled(|| members_of(&demo, "lobby").len() == 2));
     assert_eq!(publish(&demo, "staff-room", "secret").1, "1");
     assert_eq!(publish(&demo, "lobby", "hello").1, "2");
     // The tab comes back under another user: staff-room is not granted any more.
@@ -174,8 +184,7 @@ pub(crate) fn the_topic_rule_decides_at_accept_at_join_and_on_resume(bin: &str) 
     assert_eq!((back.id.as_str(), back.resumed), (id.as_str(), true));
     assert_eq!(topics_and_gaps(&back), (vec!["lobby".into()], vec![]));
     assert_eq!(data(&back.replayed()), ["hello"], "the secret is withheld");
-    let members = get_json(&demo, "/topics/staff-room/members");
-    assert!(strings(&members["sessions"]).is_empty());
+    assert!(settled(|| members_of(&demo, "staff-room").is_empty()));
 }
 
 /// A dropped tab in two topics gets, on its reconnect, exactly what both topics published,
@@ -184,6 +193,7 @@ pub(crate) fn resume_is_exact_across_topics_and_own_sends(bin: &str) {
     let demo = resumable(bin, GRACE_MS);
     let mut a = open_as(&demo, "/events?topic=red&topic=blue", None, None);
     let _keeps_red = open_as(&demo, "/events?topic=red", None, None);
+    assert!(settled(|| members_of(&demo, "red").len() == 2));
     assert_eq!(publish(&demo, "red", "seen").1, "2");
     let seen = a.wait_data("seen");
     let id = a.id.clone();
@@ -217,6 +227,8 @@ pub(crate) fn membership_changed_while_away_is_honoured(bin: &str) {
     let _keeps = open_as(&demo, "/events?topic=red&topic=blue", None, None);
     let (id, last) = (a.id.clone(), a.last_event_id());
     detach(&demo, a, End::HangUp);
+    assert!(settled(|| members_of(&demo, "red").len() == 2));
+    assert!(settled(|| members_of(&demo, "blue").len() == 1));
     assert_eq!(publish(&demo, "blue", "blue before the join").1, "1");
     assert_eq!(publish(&demo, "red", "red while a member").1, "2");
     assert_eq!(
@@ -278,6 +290,9 @@ pub(crate) fn a_user_close_gives_204_on_every_tab(bin: &str) {
     let mut a1 = open_as(&demo, "/events", Some("ann"), None);
     let mut a2 = open_as(&demo, "/events", Some("ann"), None);
     let b = open_as(&demo, "/events", Some("bob"), None);
+    assert!(settled(|| strings(&get_json(&demo, "/users/ann/sessions"))
+        .len()
+        == 2));
     assert_eq!(post(&demo, "/users/ann/close", b""), (200, "2".into()));
     for tab in [&mut a1, &mut a2] {
         assert!(
@@ -294,9 +309,12 @@ pub(crate) fn a_user_close_gives_204_on_every_tab(bin: &str) {
             .unwrap();
         assert_eq!(again.head.status, 204, "{last}");
     }
-    let ids = demo.sessions().unwrap();
-    assert_eq!(ids, std::slice::from_ref(&b.id));
-    assert!(strings(&get_json(&demo, "/users/ann/sessions")).is_empty());
+    assert!(settled(
+        || demo.sessions().unwrap() == std::slice::from_ref(&b.id)
+    ));
+    assert!(settled(
+        || strings(&get_json(&demo, "/users/ann/sessions")).is_empty()
+    ));
 }
 
 /// Members are listed with the number of distinct users among them (sessions without a user
@@ -314,6 +332,7 @@ pub(crate) fn members_count_distinct_users(bin: &str) {
         b.id.clone(),
         c.id.clone(),
     ]);
+    assert!(settled(|| members_of(&demo, "room") == all));
     let members = get_json(&demo, "/topics/room/members");
     assert_eq!(strings(&members["sessions"]), all);
     assert_eq!(members["users"], 2);
@@ -338,6 +357,7 @@ pub(crate) fn a_topic_gap_still_replays_the_rest_with_memory_bounded(bin: &str) 
     let a = open_as(&demo, "/events?topic=busy&topic=calm", None, None);
     let (id, last) = (a.id.clone(), a.last_event_id());
     detach(&demo, a, End::HangUp);
+    assert!(settled(|| members_of(&demo, "calm").len() == 1));
     assert_eq!(publish(&demo, "calm", "calm 1").1, "1");
     let before = demo.rss_kib();
     let mut peak = 0;
@@ -373,6 +393,7 @@ pub(crate) fn concurrent_publishers_give_every_member_one_order(bin: &str) {
     let mut tabs: Vec<Tab> = (0..3)
         .map(|_| open_as(&demo, "/events?topic=room", None, None))
         .collect();
+    assert!(settled(|| members_of(&demo, "room").len() == 3));
     thread::scope(|scope| {
         for p in 0..2 {
             let demo = &demo;
