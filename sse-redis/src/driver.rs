@@ -6,7 +6,8 @@
 //!   is merged by sequence number and delivered to the hub in that order. After Redis comes
 //!   back it goes on from where it was, so nothing acknowledged is lost; when Redis lost its
 //!   contents (a new epoch) the hub's logs restart in the new epoch, so old positions are gaps,
-//!   and it reads the new epoch from its start.
+//!   and it reads the new epoch from its start. When Redis lost only its last entries, see
+//!   `lineage.rs`: it checks once per read interval.
 //! - **relay**: takes what the hub queues for Redis (sends, broadcasts, closes) and runs the
 //!   scripts; with Redis away it delivers to this node's own connections without a position
 //!   (their logs record a gap) and keeps the rest, bounded, until Redis is back.
@@ -27,6 +28,7 @@ use sse_proto::{Frame, Recipient, RelayPort, Relayed, SessionId, TopicName};
 
 use crate::engine::{Change, RedisEngine, lock, millis, now_ms};
 use crate::groups::Group;
+use crate::lineage::{self, Line, Mark};
 use crate::once::Attempt;
 use crate::reply::{self, Entry};
 
@@ -56,6 +58,8 @@ impl RedisEngine {
         // Where reading starts: when the engine connected (what came before is in the logs,
         // for resumes).
         let mut last = lock(&shared.read_from).take();
+        // The entry numbered `last`, when this reader delivered it.
+        let mut mark: Option<Mark> = None;
         loop {
             if port.hub().is_none() {
                 return;
@@ -69,21 +73,16 @@ impl RedisEngine {
                     continue;
                 }
             };
-            // (Re)connected: is it the same store?
-            let mut manager = shared.conn.clone();
-            let Ok(epoch) = crate::engine::epoch(&mut manager, &shared.keys).await else {
+            // (Re)connected: is it the same store, holding what this node read?
+            let Ok(line) = self.line(last, mark.as_ref()).await else {
                 Timer::after(backoff).await;
                 continue;
             };
-            if epoch != self.epoch() {
-                shared.epoch.store(epoch, Ordering::Release);
-                port.restart_log(epoch);
-                // Every entry of a new epoch was written after the store came back empty,
-                // and this node has read none of them: read them all. (The sequence now
-                // would skip what other nodes sent here before this reader was back, once
-                // this node's heartbeat had marked its sessions again.)
-                last = Some(0);
+            last = self.follow(&port, line, last);
+            if line != Line::Same {
+                mark = None;
             }
+            let mut checked = Instant::now();
             if last.is_none() {
                 let seq: Result<Option<u64>, _> = redis::cmd("GET")
                     .arg(shared.keys.seq())
@@ -100,6 +99,23 @@ impl RedisEngine {
             loop {
                 if port.hub().is_none() {
                     return;
+                }
+                // Once per read interval, whether Redis still holds what this node read
+                // (another node may have found it restarted or short of entries).
+                if checked.elapsed() >= BLOCK {
+                    checked = Instant::now();
+                    match self.line(last, mark.as_ref()).await {
+                        Ok(line) => {
+                            last = self.follow(&port, line, last);
+                            if line != Line::Same {
+                                mark = None;
+                            }
+                        }
+                        Err(_) => {
+                            shared.set_up(false);
+                            break;
+                        }
+                    }
                 }
                 let from = format!("{}-0", last.unwrap_or(0));
                 let presence = shared.presence_observer.get().is_some();
@@ -144,6 +160,17 @@ impl RedisEngine {
                 }
                 batch.retain(|(_, e)| e.seq <= limit);
                 batch.sort_by_key(|(_, e)| e.seq);
+                // The newest entry read, to check later that Redis still has it.
+                if let Some((kind, entry)) = batch.last() {
+                    if last.is_none_or(|l| entry.seq > l) {
+                        let stream = match kind {
+                            Stream::Broadcasts => shared.keys.bcast(),
+                            Stream::Presence => shared.keys.presence(),
+                            Stream::Node => me.clone(),
+                        };
+                        mark = Mark::of(stream, entry);
+                    }
+                }
                 for (kind, entry) in batch {
                     last = Some(last.unwrap_or(0).max(entry.seq));
                     match kind {
@@ -160,6 +187,53 @@ impl RedisEngine {
                 }
             }
         }
+    }
+
+    /// Asks Redis whether it still holds what this node read, up to `last` (the entry
+    /// `mark` had that number, if it is known).
+    async fn line(&self, last: Option<u64>, mark: Option<&Mark>) -> redis::RedisResult<Line> {
+        let shared = &self.shared;
+        let mut conn = shared.conn.clone();
+        let fresh = crate::engine::fresh_epoch();
+        let read = last.map(|n| (n, mark));
+        lineage::line(&mut conn, &shared.keys, self.epoch(), read, fresh).await
+    }
+
+    /// Follows the store into a new epoch, if it started one; returns where reading goes on.
+    fn follow(&self, port: &RelayPort, line: Line, last: Option<u64>) -> Option<u64> {
+        let (epoch, from) = match line {
+            Line::Same => return last,
+            Line::Emptied { epoch } => (epoch, None),
+            Line::Lost { epoch, from } => (epoch, Some(from)),
+        };
+        self.shared.epoch.store(epoch, Ordering::Release);
+        port.restart_log(epoch);
+        let Some(from) = from else {
+            // Every entry of an epoch started on an empty Redis is new, and this node has
+            // read none of them: read them all. (The sequence now would skip what other
+            // nodes sent here before this reader was back, once this node's heartbeat had
+            // marked its sessions again.)
+            return Some(0);
+        };
+        // Redis lost entries some node had read, and gave their numbers again: no node can
+        // tell which entries numbered up to `from` its tabs had, or missed. Every node ends
+        // its streams and reads on from `from`; the tabs come back with positions of the
+        // old epoch, a gap that they report, never a wrong replay or a silent loss.
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            target: "sse",
+            node = %self.shared.config.node,
+            from,
+            "Redis lost entries a node had read: a new epoch; ending this node's streams (their tabs get a gap)"
+        );
+        if let Some(hub) = port.hub() {
+            for id in hub.ids() {
+                if let Some(session) = hub.session(id.as_str()) {
+                    session.drop_stream();
+                }
+            }
+        }
+        Some(from)
     }
 
     /// Delivers one entry read from Redis to the hub.

@@ -446,7 +446,7 @@ impl Shared {
 
 /// Reads the store's epoch, starting one when Redis is empty.
 pub(crate) async fn epoch(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64> {
-    let fresh = random_u64() & ((1 << 40) - 1);
+    let fresh = fresh_epoch();
     let _: Value = redis::cmd("SET")
         .arg(keys.epoch())
         .arg(fresh)
@@ -454,6 +454,11 @@ pub(crate) async fn epoch(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u6
         .query_async(conn)
         .await?;
     redis::cmd("GET").arg(keys.epoch()).query_async(conn).await
+}
+
+/// A new epoch: 40 random bits (8 base-36 digits in an id).
+pub(crate) fn fresh_epoch() -> u64 {
+    random_u64() & ((1 << 40) - 1)
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

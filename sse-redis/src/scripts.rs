@@ -9,6 +9,7 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `<p>epoch` | string | the store's epoch; a Redis restarted empty gets another |
+//! | `<p>from` | string | the sequence number the epoch started from, when it started because Redis lost entries a node had read (see `lineage.rs`); absent for an epoch started on an empty Redis |
 //! | `<p>seq` | string (counter) | the one sequence every logged event, delivery and close is numbered in |
 //! | `<p>bcast` | stream, ids `<seq>-0` | broadcasts (field `f`: the frame; `o`: origin node; `d`: `1` when the origin delivered it itself; `m`: message id) |
 //! | `<p>log:<id>` | stream, ids `<seq>-0` | what was sent to one session (`f`, and `m`), for replay; trimmed by count (`MAXLEN ~`), never by time, and expiring a grace after its last entry |
@@ -252,6 +253,9 @@ impl Keys {
 
     pub(crate) fn epoch(&self) -> String {
         format!("{}epoch", self.prefix)
+    }
+    pub(crate) fn from(&self) -> String {
+        format!("{}from", self.prefix)
     }
     pub(crate) fn seq(&self) -> String {
         format!("{}seq", self.prefix)

@@ -64,7 +64,16 @@ pub(crate) fn publish_user_send_and_user_close_reach_both_nodes(bin: &str) {
     let mut bob_b = open_as(&c.b, "/events?topic=red", Some("bob"), None);
     let mut ann_b = open_as(&c.b, "/events", Some("ann"), None);
     assert_eq!(ann_a.topics, ["red"]);
-    let members = wait_members(&c.a, "red", 2);
+    wait_members(&c.a, "red", 2);
+    // Each session's user reaches Redis with its node's presence, after the join.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let members = loop {
+        let members = json(&c.a, "/topics/red/members");
+        if members["users"] == 2 || Instant::now() > deadline {
+            break members;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let mut both = vec![ann_a.id.clone(), bob_b.id.clone()];
     both.sort();
     assert_eq!(members["sessions"], serde_json::json!(both));

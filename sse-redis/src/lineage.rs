@@ -1,0 +1,156 @@
+//! Whether Redis still holds what this node read from it.
+//!
+//! Two things break the line between what a node read and what Redis holds now:
+//!
+//! - **Redis restarted empty.** It has another epoch; every entry in it is new, and numbered
+//!   from 1 again. The reader reads it all; the hub's logs restart in the new epoch, so that
+//!   positions of the old one are gaps.
+//! - **Redis lost its last writes**: a replica promoted before it had them (Redis replicates
+//!   asynchronously), or a restart from an old snapshot. The sequence is then below what
+//!   this node read, and the numbers it had read will be given again to other events. A
+//!   node that sees this (the sequence below what it read, or the entry it read last gone or
+//!   another) starts a new epoch, noting the sequence it starts from (`<p>from`). No node can
+//!   tell which entries numbered up to there its tabs had, or missed: every node restarts
+//!   its logs in the new epoch, ends its streams and reads on from there, and every tab
+//!   comes back with a position of the old epoch, a gap that it reports. Never a wrong
+//!   replay, never a silent loss; and Redis lost what it lost.
+//!
+//! Each node checks when its reader connects and once per read interval after that.
+
+use redis::{Script, Value};
+
+use crate::conn::Conn;
+use crate::reply;
+use crate::scripts::Keys;
+
+/// Checks the epoch, the sequence and the last entry the caller read against what Redis
+/// holds; starts a new epoch when Redis lost entries the caller read (the sequence is below
+/// it, or the entry is gone or another), and one when Redis is empty.
+///
+/// KEYS: epoch, from, seq, the stream of the caller's last entry. ARGV: the caller's epoch, a
+/// fresh epoch, the highest sequence number the caller read (or -1), the name of a field that
+/// tells the entry apart and its value (empty: no entry to check).
+///
+/// Returns `{epoch, from}`: `from` is the sequence number the epoch started from after a
+/// loss, -1 for an epoch that started on an empty Redis.
+pub(crate) fn check() -> Script {
+    Script::new(
+        r"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('DEL', KEYS[2])
+  return {ARGV[2], -1}
+end
+if epoch == ARGV[1] then
+  local read = tonumber(ARGV[3])
+  local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+  local lost = seq < read
+  if not lost and ARGV[5] ~= '' then
+    local e = redis.call('XRANGE', KEYS[4], read .. '-0', read .. '-0')
+    if #e == 0 then
+      -- Gone: lost, unless trimmed (the stream's first entry is past it).
+      local first = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', 1)
+      lost = #first == 0 or tonumber(string.match(first[1][1], '^%d+')) < read
+    else
+      local value = nil
+      local f = e[1][2]
+      for i = 1, #f - 1, 2 do
+        if f[i] == ARGV[4] then value = f[i + 1] end
+      end
+      lost = value ~= ARGV[5]
+    end
+  end
+  if lost then
+    redis.call('SET', KEYS[1], ARGV[2])
+    redis.call('SET', KEYS[2], seq)
+    return {ARGV[2], seq}
+  end
+end
+return {epoch, tonumber(redis.call('GET', KEYS[2]) or '-1')}
+",
+    )
+}
+
+/// The last entry a reader delivered: where it is, and what tells it apart from another
+/// entry given its number after a loss.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mark {
+    /// The stream's key.
+    pub(crate) stream: String,
+    /// The field that tells it apart (`m`, the message id, where it has one) and its value.
+    pub(crate) field: &'static str,
+    pub(crate) value: Vec<u8>,
+}
+
+impl Mark {
+    /// The mark of `entry`, read from `stream`: its message id, else its session and kind.
+    pub(crate) fn of(stream: String, entry: &crate::reply::Entry) -> Option<Mark> {
+        ["m", "s", "g"].into_iter().find_map(|field| {
+            let value = entry.field(field.as_bytes())?.to_vec();
+            Some(Mark {
+                stream: stream.clone(),
+                field,
+                value,
+            })
+        })
+    }
+}
+
+/// What the store says of the caller's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// The same epoch, nothing lost.
+    Same,
+    /// Another epoch, started on an empty Redis: read it from its start.
+    Emptied { epoch: u64 },
+    /// Another epoch, started after Redis lost entries, from sequence number `from`.
+    Lost { epoch: u64, from: u64 },
+}
+
+/// Asks Redis whether the line from `epoch`, read up to `read` (the highest number read,
+/// and the mark of the entry that had it, if the reader delivered one), still holds.
+pub(crate) async fn line(
+    conn: &mut Conn,
+    keys: &Keys,
+    epoch: u64,
+    read: Option<(u64, Option<&Mark>)>,
+    fresh: u64,
+) -> redis::RedisResult<Line> {
+    let mark = read.and_then(|(_, mark)| mark);
+    let reply: Value = check()
+        .key(keys.epoch())
+        .key(keys.from())
+        .key(keys.seq())
+        .key(mark.map_or_else(|| keys.bcast(), |m| m.stream.clone()))
+        .arg(epoch)
+        .arg(fresh)
+        .arg(read.map_or(-1, |(n, _)| i64::try_from(n).unwrap_or(i64::MAX)))
+        .arg(mark.map_or("", |m| m.field))
+        .arg(mark.map_or(&[][..], |m| m.value.as_slice()))
+        .invoke_async(conn)
+        .await?;
+    let items = reply::array(&reply);
+    let now = items
+        .first()
+        .and_then(reply::text)
+        .and_then(|t| std::str::from_utf8(t).ok()?.parse::<u64>().ok())
+        .or_else(|| {
+            items
+                .first()
+                .and_then(reply::int)
+                .and_then(|n| u64::try_from(n).ok())
+        });
+    let from = items.get(1).and_then(reply::int).unwrap_or(-1);
+    let Some(now) = now else {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "the epoch check answered no epoch",
+        )));
+    };
+    Ok(match (now == epoch, u64::try_from(from)) {
+        (true, _) => Line::Same,
+        (false, Ok(from)) => Line::Lost { epoch: now, from },
+        (false, Err(_)) => Line::Emptied { epoch: now },
+    })
+}
