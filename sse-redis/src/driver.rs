@@ -16,7 +16,6 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use sse_proto::{Frame, Recipient, RelayPort, Relayed, SessionId, TopicName};
 
 use crate::engine::{Change, RedisEngine, lock, millis, now_ms};
 use crate::groups::Group;
-use crate::lineage::{self, Line, Mark};
+use crate::lineage::{Line, Mark};
 use crate::once::Attempt;
 use crate::reply::{self, Entry};
 
@@ -187,53 +186,6 @@ impl RedisEngine {
                 }
             }
         }
-    }
-
-    /// Asks Redis whether it still holds what this node read, up to `last` (the entry
-    /// `mark` had that number, if it is known).
-    async fn line(&self, last: Option<u64>, mark: Option<&Mark>) -> redis::RedisResult<Line> {
-        let shared = &self.shared;
-        let mut conn = shared.conn.clone();
-        let fresh = crate::engine::fresh_epoch();
-        let read = last.map(|n| (n, mark));
-        lineage::line(&mut conn, &shared.keys, self.epoch(), read, fresh).await
-    }
-
-    /// Follows the store into a new epoch, if it started one; returns where reading goes on.
-    fn follow(&self, port: &RelayPort, line: Line, last: Option<u64>) -> Option<u64> {
-        let (epoch, from) = match line {
-            Line::Same => return last,
-            Line::Emptied { epoch } => (epoch, None),
-            Line::Lost { epoch, from } => (epoch, Some(from)),
-        };
-        self.shared.epoch.store(epoch, Ordering::Release);
-        port.restart_log(epoch);
-        let Some(from) = from else {
-            // Every entry of an epoch started on an empty Redis is new, and this node has
-            // read none of them: read them all. (The sequence now would skip what other
-            // nodes sent here before this reader was back, once this node's heartbeat had
-            // marked its sessions again.)
-            return Some(0);
-        };
-        // Redis lost entries some node had read, and gave their numbers again: no node can
-        // tell which entries numbered up to `from` its tabs had, or missed. Every node ends
-        // its streams and reads on from `from`; the tabs come back with positions of the
-        // old epoch, a gap that they report, never a wrong replay or a silent loss.
-        #[cfg(feature = "tracing")]
-        tracing::warn!(
-            target: "sse",
-            node = %self.shared.config.node,
-            from,
-            "Redis lost entries a node had read: a new epoch; ending this node's streams (their tabs get a gap)"
-        );
-        if let Some(hub) = port.hub() {
-            for id in hub.ids() {
-                if let Some(session) = hub.session(id.as_str()) {
-                    session.drop_stream();
-                }
-            }
-        }
-        Some(from)
     }
 
     /// Delivers one entry read from Redis to the hub.
