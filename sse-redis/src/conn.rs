@@ -62,8 +62,21 @@ impl Endpoint {
         })
     }
 
-    /// The connection every command shares.
-    pub(crate) async fn commands(&self, timeout: Duration) -> RedisResult<Conn> {
+    /// The connection every command shares. With `replicas`, a script (every write) counts
+    /// as done only once that many replicas have it (`WAIT`).
+    pub(crate) async fn commands(&self, timeout: Duration, replicas: usize) -> RedisResult<Conn> {
+        // Half the command timeout, so that Redis answers before the client gives up.
+        let wait = (replicas > 0).then(|| Wait {
+            replicas,
+            timeout_ms: u64::try_from(timeout.as_millis() / 2)
+                .unwrap_or(u64::MAX)
+                .max(1),
+        });
+        let link = self.command_link(timeout).await?;
+        Ok(Conn { link, wait })
+    }
+
+    async fn command_link(&self, timeout: Duration) -> RedisResult<Link> {
         match self {
             Endpoint::One { client, .. } => {
                 let config = redis::AsyncConnectionConfig::new()
@@ -77,10 +90,10 @@ impl Endpoint {
                 };
                 // Connect now, so that a Redis that cannot be reached fails `connect`.
                 healing.connection().await?;
-                Ok(Conn::Healing(Arc::new(healing)))
+                Ok(Link::Healing(Arc::new(healing)))
             }
             Endpoint::Cluster { commands, .. } => {
-                Ok(Conn::Cluster(commands.get_async_connection().await?))
+                Ok(Link::Cluster(commands.get_async_connection().await?))
             }
         }
     }
@@ -98,11 +111,11 @@ impl Endpoint {
                 let conn = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
-                Ok(Conn::Multiplexed(conn))
+                Ok(Conn::from(Link::Multiplexed(conn)))
             }
-            Endpoint::Cluster { reader, .. } => {
-                Ok(Conn::Cluster(reader.get_async_connection().await?))
-            }
+            Endpoint::Cluster { reader, .. } => Ok(Conn::from(Link::Cluster(
+                reader.get_async_connection().await?,
+            ))),
         }
     }
 }
@@ -176,9 +189,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A connection to Redis, whichever kind.
+/// A connection to Redis, whichever kind, and what a write waits for.
 #[derive(Clone)]
-pub(crate) enum Conn {
+pub(crate) struct Conn {
+    link: Link,
+    wait: Option<Wait>,
+}
+
+/// How a write waits for replicas: `WAIT replicas timeout` after each script.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    replicas: usize,
+    timeout_ms: u64,
+}
+
+impl From<Link> for Conn {
+    fn from(link: Link) -> Conn {
+        Conn { link, wait: None }
+    }
+}
+
+/// The connection itself.
+#[derive(Clone)]
+enum Link {
     /// One server, shared by every command, replaced when it fails.
     Healing(Arc<Healing>),
     /// One server, the reader's own connection (the reader replaces it when it fails).
@@ -187,20 +220,52 @@ pub(crate) enum Conn {
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+impl Link {
+    async fn send(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Conn::Healing(h) => Box::pin(async move {
+            Link::Healing(h) => {
                 let (n, mut conn) = h.connection().await?;
                 let reply = conn.req_packed_command(cmd).await;
                 if let Err(e) = &reply {
                     h.failed(n, e);
                 }
                 reply
-            }),
-            Conn::Multiplexed(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            }
+            Link::Multiplexed(c) => c.req_packed_command(cmd).await,
+            Link::Cluster(c) => c.req_packed_command(cmd).await,
         }
+    }
+}
+
+/// Whether `cmd` runs a script: every write the engine makes is one.
+fn is_script(cmd: &Cmd) -> bool {
+    matches!(
+        cmd.args_iter().next(),
+        Some(redis::Arg::Simple(b"EVALSHA" | b"EVAL"))
+    )
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let reply = self.link.send(cmd).await?;
+            if let Some(wait) = self.wait.filter(|_| is_script(cmd)) {
+                // On a cluster, WAIT goes to every master; each counts the replicas that
+                // have this connection's writes to it, and the least is the answer.
+                let mut ask = redis::cmd("WAIT");
+                ask.arg(wait.replicas).arg(wait.timeout_ms);
+                let got = self.link.send(&ask).await?;
+                let got = crate::reply::int(&got).unwrap_or(0);
+                if usize::try_from(got).unwrap_or(0) < wait.replicas {
+                    return Err(RedisError::from((
+                        ErrorKind::Io,
+                        "a write did not reach enough replicas in time",
+                        format!("{got} of {}", wait.replicas),
+                    )));
+                }
+            }
+            Ok(reply)
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -209,8 +274,8 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Healing(h) => Box::pin(async move {
+        match &mut self.link {
+            Link::Healing(h) => Box::pin(async move {
                 let (n, mut conn) = h.connection().await?;
                 let reply = conn.req_packed_commands(cmd, offset, count).await;
                 if let Err(e) = &reply {
@@ -218,16 +283,16 @@ impl ConnectionLike for Conn {
                 }
                 reply
             }),
-            Conn::Multiplexed(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Multiplexed(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Conn::Healing(h) => h.client.get_connection_info().redis_settings().db(),
-            Conn::Multiplexed(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+        match &self.link {
+            Link::Healing(h) => h.client.get_connection_info().redis_settings().db(),
+            Link::Multiplexed(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
         }
     }
 }

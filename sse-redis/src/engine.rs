@@ -44,6 +44,14 @@ pub struct RedisConfig {
     pub stream_max: usize,
     /// How long a command may wait for Redis before it counts as unavailable (default 2 s).
     pub timeout: Duration,
+    /// How many replicas must have a write before it counts as done (default 0: the master's
+    /// answer). Redis replicates asynchronously, so a master that dies loses what it had not
+    /// yet passed on; with 1 or more, each send, broadcast, publish, close, join and leave
+    /// waits (`WAIT`, up to `timeout`) until that many replicas have it, and one that no
+    /// replica took in time fails with [`Error::Unavailable`](sse_proto::Error::Unavailable)
+    /// (it may still take effect, once, as after any timeout). What was acknowledged then
+    /// survives a failover. Each write costs a round trip to the replicas more.
+    pub replicas: usize,
 }
 
 impl RedisConfig {
@@ -58,6 +66,7 @@ impl RedisConfig {
             closed_policy: ClosedPolicy::ConsumeOnFirst,
             stream_max: 100_000,
             timeout: Duration::from_secs(2),
+            replicas: 0,
         }
     }
 }
@@ -177,7 +186,7 @@ impl RedisEngine {
             ))
         })?;
         let endpoint = Endpoint::open(&config.url, config.timeout, crate::driver::BLOCK)?;
-        let mut conn = endpoint.commands(config.timeout).await?;
+        let mut conn = endpoint.commands(config.timeout, config.replicas).await?;
         let epoch = epoch(&mut conn, &keys).await?;
         let seq: Option<u64> = redis::cmd("GET")
             .arg(keys.seq())

@@ -48,7 +48,8 @@
 //! on: commands fail with [`Error::Unavailable`](sse_proto::Error::Unavailable) until the
 //! cluster has failed over, the relay's queue waits, and the reader goes on from the last
 //! entry it saw. Redis replicates asynchronously, though: writes the dead master had not yet
-//! passed to its replica are lost, acknowledged or not, and their numbers are given again.
+//! passed to its replica are lost (acknowledged too, unless [`RedisConfig::replicas`] has
+//! each write wait for replicas), and their numbers are given again.
 //! The nodes notice (the sequence is below what one read, or the entry it read last is gone
 //! or another), start a new epoch and end their streams: every tab comes back to a gap it
 //! can report, never to a wrong replay or a silent loss.

@@ -328,3 +328,70 @@ async fn the_slot_migrating_to_another_master_under_load_loses_nothing_acknowled
     seen.dedup();
     assert_eq!(seen.len(), got.len(), "twice: {got:?}");
 }
+
+/// With `replicas: 1` a write counts as done once a replica has it: while the replica is
+/// frozen nothing is acknowledged, and what was acknowledged survives its master killed at
+/// once (no time given to replicate), the replica promoted: each arrives, once, in order.
+#[tokio::test]
+async fn acknowledged_with_a_replica_survives_the_master_killed_at_once() {
+    let mut cluster = RedisCluster::start(3, 1).unwrap();
+    let builder = || {
+        Hub::builder()
+            .keep_alive(None)
+            .resume(ResumeConfig::new(Duration::from_secs(30)))
+    };
+    let configure = |c: &mut RedisConfig| {
+        c.timeout = Duration::from_millis(500);
+        c.replicas = 1;
+    };
+    let a = start_node(&cluster, "a", configure, builder()).await;
+    let b = start_node(&cluster, "b", configure, builder()).await;
+    let mut tab = tab("/events", "ann");
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
+    let master = cluster.master_of("{sse:}").unwrap();
+    let replica = cluster.replicas_of(master).unwrap()[0];
+
+    // The replica frozen: a send is applied by the master but not acknowledged.
+    cluster.nodes[replica].pause().unwrap();
+    assert_eq!(
+        b.engine.send_to(&tab.id, frame("unreplicated")).await,
+        Err(sse_proto::Error::Unavailable)
+    );
+    cluster.nodes[replica].resume().unwrap();
+
+    // Each attempt its own text: one not acknowledged may arrive all the same, once.
+    let mut acked = Vec::new();
+    let mut tries = 0;
+    while acked.len() < 20 {
+        tries += 1;
+        assert!(tries < 100, "acknowledged {acked:?}");
+        let text = format!("try {tries}");
+        if b.engine.send_to(&tab.id, frame(&text)).await.is_ok() {
+            acked.push(text);
+        }
+    }
+    // Killed the moment the last send was acknowledged.
+    cluster.nodes[master].stop();
+    // Once the replica is promoted, the reader gets there everything acknowledged. (The
+    // promoted replica has no replica of its own, so new writes wait for none to be
+    // acknowledged: with one replica per master, a second failover needs a second replica.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cluster.master_of("{sse:}").ok() == Some(master) || cluster.wait_ready().is_err() {
+        assert!(std::time::Instant::now() < deadline, "no failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last = acked.last().unwrap().clone();
+    assert!(
+        until(async || {
+            tab.read();
+            tab.data().contains(&last.as_str())
+        })
+        .await,
+        "got {:?}",
+        tab.data()
+    );
+    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
+    let want: Vec<&String> = got.iter().filter(|d| acked.contains(d)).collect();
+    assert_eq!(want, acked.iter().collect::<Vec<_>>(), "got {got:?}");
+}

@@ -174,6 +174,30 @@ impl RedisCluster {
         Err(io::Error::other(format!("no master serves slot {slot}")))
     }
 
+    /// The indexes in [`nodes`](Self::nodes) of the replicas of master `index`.
+    pub fn replicas_of(&self, index: usize) -> io::Result<Vec<usize>> {
+        let id = self.nodes[index]
+            .cli(&["CLUSTER", "MYID"])?
+            .trim()
+            .to_owned();
+        let table = self.cli(&["CLUSTER", "NODES"])?;
+        let mut out = Vec::new();
+        for line in table.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 4 || !fields[2].contains("slave") || fields[3] != id {
+                continue;
+            }
+            let port = fields[1]
+                .split(['@', ':'])
+                .nth(1)
+                .and_then(|p| p.parse::<u16>().ok());
+            if let Some(i) = port.and_then(|p| self.nodes.iter().position(|n| n.port == p)) {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
     /// Moves `key`'s slot, with its keys, to master `to`, as `redis-cli --cluster reshard`
     /// does for each slot it moves: the target importing, the source migrating, the keys
     /// `MIGRATE`d in batches, then every master told the slot's new owner. Clients see `ASK`
