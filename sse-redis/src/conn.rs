@@ -2,9 +2,10 @@
 //!
 //! [`Endpoint`] is what [`RedisConfig::url`](crate::RedisConfig::url) names, and makes the
 //! engine's two kinds of connection: the shared one every command goes through ([`Conn`],
-//! replaced when it fails or times out), and the reader's own, which blocks in `XREAD`. On a cluster both
-//! follow the slots as they move (`MOVED`, `ASK`, a replica promoted); every script's keys
-//! share one hash slot (see `scripts.rs`), so each runs whole on the master that owns it.
+//! replaced when it fails or times out, and waiting for replicas after a write when asked
+//! to), and the reader's own, which blocks in `XREAD`. On a cluster both follow the slots as
+//! they move (`MOVED`, `ASK`, a replica promoted); every script's keys share one hash slot
+//! (see `scripts.rs`), so each runs whole on the master that owns it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

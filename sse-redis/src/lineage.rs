@@ -200,7 +200,8 @@ impl RedisEngine {
             target: "sse",
             node = %self.shared.config.node,
             from,
-            "Redis lost entries a node had read: a new epoch; ending this node's streams (their tabs get a gap)"
+            "Redis lost entries a node had read: a new epoch, and this node's streams end \
+             (their tabs get a gap)"
         );
         if let Some(hub) = port.hub() {
             for id in hub.ids() {

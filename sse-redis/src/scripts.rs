@@ -41,10 +41,11 @@ use redis::Script;
 ///
 /// A closed session takes nothing more (-1), though its node may not have ended it yet.
 ///
-/// KEYS: owner, seq, log, done mark, the owner's node stream, closed. ARGV: the owner the caller
-/// read (or, having read none, its own node when it serves the session), id, frame, log max
-/// entries, node stream max entries, log TTL (ms), message id, `1` for a retry, done mark
-/// TTL (ms), and the owner mark's TTL (ms) when the caller serves the session (else empty).
+/// KEYS: owner, seq, log, done mark, the owner's node stream, closed. ARGV: the owner the
+/// caller read (or, having read none, its own node when it serves the session), id, frame,
+/// log max entries, node stream max entries, log TTL (ms), message id, `1` for a retry, done
+/// mark TTL (ms), and the owner mark's TTL (ms) when the caller serves the session (else
+/// empty).
 pub(crate) fn send() -> Script {
     Script::new(&format!(
         r"
@@ -142,10 +143,10 @@ return 1
 /// (`max-deleted-entry-id`, Redis 7).
 ///
 /// KEYS: closed, owner, log, bcast, mem, the user's ulog, us and un (any keys without a user),
-/// then for each topic of mem: its tlog, tn and tm, and last the sequence. ARGV: `1` to consume the mark, this node,
-/// owner TTL (ms), the position's sequence number or `-1`, most entries to read from each
-/// log, the fields of mem the caller read (sorted, comma-separated), the user's hex (empty:
-/// none), the session id, then the topics.
+/// then for each topic of mem: its tlog, tn and tm, and last the sequence. ARGV: `1` to
+/// consume the mark, this node, owner TTL (ms), the position's sequence number or `-1`, most
+/// entries to read from each log, the fields of mem the caller read (sorted,
+/// comma-separated), the user's hex (empty: none), the session id, then the topics.
 ///
 /// Returns `{1}` when closed, `{2}` when mem changed since the caller read it, else `{0,
 /// existed, mem}` or `{0, existed, log dropped, bcast dropped, log entries, bcast entries,
