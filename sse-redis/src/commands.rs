@@ -36,11 +36,18 @@ impl RedisEngine {
         let keys = &shared.keys;
         let frame_bytes = frame.to_bytes();
         let mut reply = Ok(-2);
-        for _ in 0..TRIES {
+        for try_no in 0..TRIES {
             let mut conn = shared.conn.clone();
-            // The owner's stream is one of the script's keys: read who it is first.
+            // The owner's stream is one of the script's keys: read who it is first, unless
+            // this node serves the session, which then is most likely its owner (the script
+            // checks, and a wrong guess is read the next time round).
             let serves = self.serves(id);
-            let owner = match self.owner(id).await {
+            let guess = (try_no == 0 && serves).then(|| Ok(Some(shared.config.node.clone())));
+            let read = match guess {
+                Some(guess) => guess,
+                None => self.owner(id).await,
+            };
+            let owner = match read {
                 Ok(Some(owner)) => owner,
                 // Just accepted here: this node's, though its presence task may not have
                 // said so yet.
