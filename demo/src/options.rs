@@ -21,8 +21,8 @@ pub struct Options {
     pub coalesce: Duration,
     /// Signed ids: the key (`--secret`, 64 hex digits).
     pub secret: Option<Key>,
-    /// Several nodes on one Redis or a Redis Cluster (`--redis URL`, with `--heartbeat-ms` and
-    /// `--redis-timeout-ms`): the engine's settings.
+    /// Several nodes on one Redis or a Redis Cluster (`--redis URL`, with `--heartbeat-ms`,
+    /// `--redis-timeout-ms` and `--redis-replicas`): the engine's settings.
     pub redis: Option<RedisConfig>,
     /// HTTPS with HTTP/2 (`--tls`, `--cert FILE --key FILE`): the hyper demo serves it, the
     /// HTTP/1.1-only demos refuse it.
@@ -44,7 +44,8 @@ pub enum Tls {
 
 /// How to use the demo, for `--help` and for a bad flag.
 const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N] [--coalesce-ms N]
-            [--secret HEX] [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N]] [--tls [--cert FILE --key FILE]]
+            [--secret HEX] [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N] [--redis-replicas N]]
+            [--tls [--cert FILE --key FILE]]
 
   --addr HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --keep-alive-ms N    keep-alive comment interval on idle streams (default 15000; 0 = off)
@@ -67,6 +68,9 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
                        node killed loses them after three (default 2000)
   --redis-timeout-ms N with --redis: how long a command waits for Redis before it counts
                        as away (default 2000)
+  --redis-replicas N   with --redis: how many replicas must have a write before it counts
+                       as done (WAIT), so that what was acknowledged survives a failover
+                       (default 0)
   --tls                HTTPS, with HTTP/2 offered through ALPN, so that every tab of a
                        browser shares one connection (over HTTP/1.1 a browser opens six
                        per origin, one per tab's stream, and a seventh tab cannot load).
@@ -115,7 +119,7 @@ impl Options {
             redis: None,
             tls: None,
         };
-        let (mut heartbeat, mut timeout) = (None, None);
+        let (mut heartbeat, mut timeout, mut replicas) = (None, None, None);
         let (mut tls, mut cert, mut key) = (false, None, None);
         while let Some(flag) = args.next() {
             if flag == "--tls" {
@@ -154,6 +158,11 @@ impl Options {
                 }
                 "--heartbeat-ms" => heartbeat = Some(ms()?).filter(|d| !d.is_zero()),
                 "--redis-timeout-ms" => timeout = Some(ms()?).filter(|d| !d.is_zero()),
+                "--redis-replicas" => {
+                    replicas = Some(value.parse::<usize>().map_err(|_| {
+                        format!("--redis-replicas: not a number of replicas: {value}")
+                    })?)
+                }
                 "--cert" => cert = Some(std::path::PathBuf::from(value)),
                 "--key" => key = Some(std::path::PathBuf::from(value)),
                 _ => return Err(format!("unknown flag {flag}")),
@@ -163,9 +172,13 @@ impl Options {
             Some(config) => {
                 config.heartbeat = heartbeat.unwrap_or(config.heartbeat);
                 config.timeout = timeout.unwrap_or(config.timeout);
+                config.replicas = replicas.unwrap_or(config.replicas);
             }
-            None if heartbeat.is_some() || timeout.is_some() => {
-                return Err("--heartbeat-ms and --redis-timeout-ms need --redis".to_owned());
+            None if heartbeat.is_some() || timeout.is_some() || replicas.is_some() => {
+                return Err(
+                    "--heartbeat-ms, --redis-timeout-ms and --redis-replicas need --redis"
+                        .to_owned(),
+                );
             }
             None => {}
         }
