@@ -516,7 +516,7 @@ impl RedisEngine {
                     .arg(keys.alive(node))
                     .arg(1)
                     .arg("PX")
-                    .arg(millis(live_ttl))
+                    .arg(millis(shared.alive_ttl()))
                     .ignore();
                 for id in hub.ids() {
                     mark_attached(&mut pipe, id.as_str());

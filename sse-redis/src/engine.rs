@@ -451,6 +451,16 @@ impl Shared {
     pub(crate) fn live_ttl(&self) -> Duration {
         self.config.heartbeat * 3
     }
+
+    /// How long a node's alive mark lasts without being renewed: three heartbeats, and at
+    /// least 30 s. A publish skips a node without the mark, so the mark must outlast a node
+    /// that is alive but slow to renew it (a heartbeat that waits behind a loaded Redis):
+    /// with three heartbeats alone, 100 000 sessions on the 2 s default let one lapse and a
+    /// publish miss a live node's members (BENCHMARKS.md, section 9). A dead node's stream
+    /// gets the topics' publishes for that long, trimmed like any node stream.
+    pub(crate) fn alive_ttl(&self) -> Duration {
+        self.live_ttl().max(Duration::from_secs(30))
+    }
 }
 
 /// Reads the store's epoch, starting one when Redis is empty.

@@ -55,6 +55,10 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     assert_eq!(owner, "n1");
     let ttl: i64 = r.pttl(&key).await.unwrap();
     assert!(ttl > 0 && ttl <= 60_300, "owner TTL while attached: {ttl}");
+    // The node's alive mark outlasts a slow heartbeat: 30 s at least, with beats of 100 ms
+    // (a publish skips a node without it).
+    let alive: i64 = r.pttl("{sse:}alive:n1").await.unwrap();
+    assert!(alive > 25_000 && alive <= 30_000, "alive TTL: {alive}");
 
     n.engine.send_to(&tab.id, frame("one")).await.unwrap();
     let seq: u64 = r.get("{sse:}seq").await.unwrap();

@@ -12,7 +12,7 @@
 //! | `<p>tn:<topic>` | hash | node → how many of the topic's members it serves: where a publish goes |
 //! | `<p>us:<user hex>` | hash | the user's sessions → the node that serves each |
 //! | `<p>un:<user hex>` | hash | node → how many of the user's sessions it serves |
-//! | `<p>alive:<node>` | string with a TTL | the node renewed it within three heartbeats: a publish goes only to live nodes |
+//! | `<p>alive:<node>` | string with a TTL | the node renewed it within three heartbeats or 30 s, whichever is longer: a publish goes only to live nodes |
 //! | `<p>presence` | stream, ids `<seq>-0` | every join (`t` = `J`) and leave (`L`) on any node: `s` session, `g` topic, `u` user hex; read by the nodes that observe presence |
 
 use redis::Script;
