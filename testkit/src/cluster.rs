@@ -27,8 +27,20 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     /// Starts `masters` masters with `replicas` replicas each and waits until every node
-    /// says the cluster is up and every slot is served.
+    /// says the cluster is up and every slot is served. A start that fails (a port taken
+    /// between choosing it and the server's bind, say) is tried again on other ports.
     pub fn start(masters: usize, replicas: usize) -> io::Result<RedisCluster> {
+        let mut last = None;
+        for _ in 0..3 {
+            match RedisCluster::start_once(masters, replicas) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("the Redis Cluster did not start")))
+    }
+
+    fn start_once(masters: usize, replicas: usize) -> io::Result<RedisCluster> {
         let count = masters * (1 + replicas);
         let ports = cluster_ports(count)?;
         let dir = std::env::temp_dir().join(format!(
@@ -63,14 +75,30 @@ impl RedisCluster {
         for port in &ports {
             create.arg(format!("127.0.0.1:{port}"));
         }
-        let out = create
+        // redis-cli waits for the nodes to join for as long as it takes: a node that died
+        // (its port taken) would hold it for good.
+        let mut child = create
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
-            .output()?;
-        if !out.status.success() {
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let deadline = Instant::now() + READY_LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::other(
+                    "redis-cli --cluster create did not finish",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if !status.success() {
             return Err(io::Error::other(format!(
-                "redis-cli --cluster create: {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout)
+                "redis-cli --cluster create: {status}"
             )));
         }
         cluster.wait_ready()?;
@@ -282,15 +310,24 @@ fn expect_ok(out: String) -> io::Result<()> {
 }
 
 /// `count` ports such that each and its cluster bus port (the port + 10 000) are free now.
+/// Both stay below 32 768, where Linux's ephemeral ports begin, so that no outgoing
+/// connection of another test takes one between the choice and the server's bind.
 fn cluster_ports(count: usize) -> io::Result<Vec<u16>> {
+    const FIRST: u16 = 20_000;
+    const LAST: u16 = 32_767 - 10_000;
     static TAKEN: AtomicU32 = AtomicU32::new(0);
     let mut ports = Vec::with_capacity(count);
     // Start where another cluster (of this process, or another's) is unlikely to look.
     let offset = (std::process::id() % 500) * 16 + TAKEN.fetch_add(count as u32, Ordering::Relaxed);
-    let mut candidate = 20_000 + (offset % 9_000) as u16;
+    let mut candidate = FIRST + (offset % u32::from(LAST - FIRST)) as u16;
+    let mut wrapped = false;
     while ports.len() < count {
-        if candidate > 29_999 {
-            return Err(io::Error::other("no free ports for a Redis Cluster"));
+        if candidate > LAST {
+            if wrapped {
+                return Err(io::Error::other("no free ports for a Redis Cluster"));
+            }
+            wrapped = true;
+            candidate = FIRST;
         }
         let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
         if free(candidate) && free(candidate + 10_000) {
