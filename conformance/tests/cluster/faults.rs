@@ -126,6 +126,7 @@ pub(crate) fn redis_killed_and_restarted_empty_loses_nothing_acknowledged_or_rep
     let mut c = Cluster::start(bin);
     // A tab that leaves before the restart, with a position in the old store.
     let mut left = Tab::open(&c.a);
+    wait_listed(&c.b, &left.id, true);
     assert_eq!(send(&c.b, &left.id, "seen"), 202);
     left.wait_data("seen");
     let (left_id, left_last) = (left.id.clone(), left.last_event_id());

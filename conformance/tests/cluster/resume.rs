@@ -92,10 +92,11 @@ pub(crate) fn a_tab_of_a_killed_node_resumes_on_b_from_the_logs(bin: &str) {
     let mut c = Cluster::start(bin);
     let mut tab = Tab::open(&c.a);
     let id = tab.id.clone();
+    // B reaches the tab once A's presence has recorded it.
+    wait_listed(&c.b, &id, true);
     assert_eq!(send(&c.b, &id, "seen"), 202);
     tab.wait_data("seen");
     let last = tab.last_event_id();
-    wait_listed(&c.b, &id, true);
 
     c.a.signal("KILL").unwrap();
     assert!(c.a.wait_exit(Duration::from_secs(5)).unwrap().is_some());
