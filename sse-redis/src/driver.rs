@@ -490,6 +490,12 @@ impl RedisEngine {
                         attached.push((id.to_owned(), user));
                     }
                     (Change::Detached, Some(_)) => {
+                        // Attached and detached again since the last round: its user is
+                        // recorded all the same, or a send to the user would miss the tab
+                        // that comes back.
+                        if let Some(user) = hub.session(id).and_then(|s| s.user()) {
+                            attached.push((id.to_owned(), Some(user)));
+                        }
                         pipe.cmd("SET")
                             .arg(keys.owner(id))
                             .arg(node)

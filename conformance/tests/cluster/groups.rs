@@ -183,6 +183,15 @@ pub(crate) fn a_killed_nodes_tab_resumes_on_b_with_its_topics(bin: &str) {
     );
     tab.wait_data("seen");
     let (id, last) = (tab.id.clone(), tab.last_event_id());
+    // The session's user reaches Redis with A's presence, after the connect.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while json(&c.b, "/users/ann/sessions")
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(Instant::now() < deadline, "ann's tab is not listed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     c.a.signal("KILL").unwrap();
     assert!(c.a.wait_exit(Duration::from_secs(5)).unwrap().is_some());
     assert_eq!(
