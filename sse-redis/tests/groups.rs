@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, RedisServer, Tab, frame, raw, start_node, until};
+use common::{Node, RedisServer, Tab, frame, member, raw, start_node, until};
 use sse_proto::{Continuity, Decision, Hub, Principal, RelayPort, ResumeConfig, Store};
 use sse_redis::{RedisConfig, RedisEngine};
 
@@ -47,16 +47,6 @@ async fn deliveries(redis: &RedisServer, node: &str, kind: &str) -> usize {
         .iter()
         .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "t" && v == kind))
         .count()
-}
-
-/// Waits until every node's hub shows `tab` in `topic` (the relay numbered the join).
-async fn member(node: &Node, tab: &Tab, topic: &str) -> bool {
-    until(async || {
-        node.hub
-            .session(&tab.id)
-            .is_some_and(|s| s.topics().iter().any(|t| t.as_str() == topic))
-    })
-    .await
 }
 
 #[tokio::test]

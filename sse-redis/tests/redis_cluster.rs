@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Node, RedisCluster, Tab, frame, start_node, until};
+use common::{Node, RedisCluster, Tab, frame, member, start_node, until};
 use sse_proto::{Decision, Event, Hub, Principal, ResumeConfig};
 use sse_redis::{RedisConfig, RedisEngine};
 
@@ -35,14 +35,23 @@ fn tab(target: &str, user: &str) -> Tab {
     }
 }
 
-/// Waits until `node`'s hub shows `tab` in `topic` (the relay numbered the join).
-async fn member(node: &Node, tab: &Tab, topic: &str) -> bool {
-    until(async || {
-        node.hub
-            .session(&tab.id)
-            .is_some_and(|s| s.topics().iter().any(|t| t.as_str() == topic))
-    })
-    .await
+/// Waits until the tab has the last of `acked`, checks that every acknowledged send arrived
+/// once and in order (an unacknowledged one may be among them), and returns what it got.
+async fn arrived(tab: &mut Tab, acked: &[String]) -> Vec<String> {
+    let last = acked.last().unwrap().clone();
+    assert!(
+        until(async || {
+            tab.read();
+            tab.data().contains(&last.as_str())
+        })
+        .await,
+        "acknowledged {acked:?}, got {:?}",
+        tab.data()
+    );
+    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
+    let want: Vec<&String> = got.iter().filter(|d| acked.contains(d)).collect();
+    assert_eq!(want, acked.iter().collect::<Vec<_>>(), "got {got:?}");
+    got
 }
 
 #[tokio::test]
@@ -215,20 +224,8 @@ async fn a_master_killed_fails_over_to_its_replica_and_nothing_acknowledged_is_l
         }
     }
     assert_ne!(cluster.master_of("{sse:}").unwrap(), master);
-    let last = acked.last().unwrap().clone();
-    assert!(
-        until(async || {
-            tab.read();
-            tab.data().contains(&last.as_str())
-        })
-        .await,
-        "acknowledged {acked:?}, got {:?}",
-        tab.data()
-    );
     // Each acknowledged send once, in order; an unacknowledged one at most once, in order.
-    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
-    let want: Vec<&String> = got.iter().filter(|d| acked.contains(d)).collect();
-    assert_eq!(want, acked.iter().collect::<Vec<_>>(), "got {got:?}");
+    let got = arrived(&mut tab, &acked).await;
     let mut seen = got.clone();
     seen.dedup();
     assert_eq!(seen.len(), got.len(), "twice: {got:?}");
@@ -312,17 +309,7 @@ async fn the_slot_migrating_to_another_master_under_load_loses_nothing_acknowled
         "only {} of 300 acknowledged",
         acked.len()
     );
-    let last = acked.last().unwrap().clone();
-    assert!(
-        until(async || {
-            tab.read();
-            tab.data().contains(&last.as_str())
-        })
-        .await
-    );
-    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
-    let want: Vec<&String> = got.iter().filter(|d| acked.contains(d)).collect();
-    assert_eq!(want, acked.iter().collect::<Vec<_>>(), "got {got:?}");
+    let got = arrived(&mut tab, &acked).await;
     let mut seen = got.clone();
     seen.sort();
     seen.dedup();
@@ -381,17 +368,5 @@ async fn acknowledged_with_a_replica_survives_the_master_killed_at_once() {
         assert!(std::time::Instant::now() < deadline, "no failover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let last = acked.last().unwrap().clone();
-    assert!(
-        until(async || {
-            tab.read();
-            tab.data().contains(&last.as_str())
-        })
-        .await,
-        "got {:?}",
-        tab.data()
-    );
-    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
-    let want: Vec<&String> = got.iter().filter(|d| acked.contains(d)).collect();
-    assert_eq!(want, acked.iter().collect::<Vec<_>>(), "got {got:?}");
+    arrived(&mut tab, &acked).await;
 }

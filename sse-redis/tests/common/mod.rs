@@ -73,6 +73,16 @@ pub async fn start_node(
     Node { hub, engine, task }
 }
 
+/// Waits until `node`'s hub shows `tab` in `topic` (the relay numbered the join).
+pub async fn member(node: &Node, tab: &Tab, topic: &str) -> bool {
+    until(async || {
+        node.hub
+            .session(&tab.id)
+            .is_some_and(|s| s.topics().iter().any(|t| t.as_str() == topic))
+    })
+    .await
+}
+
 /// A frame of plain `text`.
 pub fn frame(text: &str) -> sse_proto::Frame {
     Event::new().data(text.to_owned()).encode()
