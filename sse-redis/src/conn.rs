@@ -204,6 +204,40 @@ struct Wait {
     timeout_ms: u64,
 }
 
+impl Conn {
+    /// The same connection, its scripts waiting for no replica; [`confirm`](Self::confirm)
+    /// then waits for those that wrote something.
+    pub(crate) fn unwaited(&self) -> Conn {
+        Conn {
+            link: self.link.clone(),
+            wait: None,
+        }
+    }
+
+    /// Waits until as many replicas as this connection asks for have every write made on
+    /// it, or on a connection [`unwaited`](Self::unwaited) from it (`WAIT`); an error if
+    /// they do not within the timeout.
+    pub(crate) async fn confirm(&mut self) -> RedisResult<()> {
+        let Some(wait) = self.wait else {
+            return Ok(());
+        };
+        // On a cluster, WAIT goes to every master; each counts the replicas that have this
+        // connection's writes to it, and the least is the answer.
+        let mut ask = redis::cmd("WAIT");
+        ask.arg(wait.replicas).arg(wait.timeout_ms);
+        let got = self.link.send(&ask).await?;
+        let got = crate::reply::int(&got).unwrap_or(0);
+        if usize::try_from(got).unwrap_or(0) < wait.replicas {
+            return Err(RedisError::from((
+                ErrorKind::Io,
+                "a write did not reach enough replicas in time",
+                format!("{got} of {}", wait.replicas),
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl From<Link> for Conn {
     fn from(link: Link) -> Conn {
         Conn { link, wait: None }
@@ -250,20 +284,8 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let reply = self.link.send(cmd).await?;
-            if let Some(wait) = self.wait.filter(|_| is_script(cmd)) {
-                // On a cluster, WAIT goes to every master; each counts the replicas that
-                // have this connection's writes to it, and the least is the answer.
-                let mut ask = redis::cmd("WAIT");
-                ask.arg(wait.replicas).arg(wait.timeout_ms);
-                let got = self.link.send(&ask).await?;
-                let got = crate::reply::int(&got).unwrap_or(0);
-                if usize::try_from(got).unwrap_or(0) < wait.replicas {
-                    return Err(RedisError::from((
-                        ErrorKind::Io,
-                        "a write did not reach enough replicas in time",
-                        format!("{got} of {}", wait.replicas),
-                    )));
-                }
+            if is_script(cmd) {
+                self.confirm().await?;
             }
             Ok(reply)
         })

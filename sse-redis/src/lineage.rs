@@ -169,10 +169,17 @@ impl RedisEngine {
         mark: Option<&Mark>,
     ) -> redis::RedisResult<Line> {
         let shared = &self.shared;
-        let mut conn = shared.conn.clone();
         let fresh = crate::engine::fresh_epoch();
         let read = last.map(|n| (n, mark));
-        line(&mut conn, &shared.keys, self.epoch(), read, fresh).await
+        // A check that writes nothing waits for no replica: while too few answer, writes
+        // fail, but this node goes on reading what its master holds. One that started an
+        // epoch waits, as every write does.
+        let mut conn = shared.conn.unwaited();
+        let line = line(&mut conn, &shared.keys, self.epoch(), read, fresh).await?;
+        if line != Line::Same {
+            shared.conn.clone().confirm().await?;
+        }
+        Ok(line)
     }
 
     /// Follows the store into a new epoch, if it started one; returns where reading goes on.

@@ -316,12 +316,13 @@ async fn the_slot_migrating_to_another_master_under_load_loses_nothing_acknowled
     assert_eq!(seen.len(), got.len(), "twice: {got:?}");
 }
 
-/// With `replicas: 1` a write counts as done once a replica has it: while the replica is
+/// With `replicas: 1` a write counts as done once a replica has it: while the replicas are
 /// frozen nothing is acknowledged, and what was acknowledged survives its master killed at
-/// once (no time given to replicate), the replica promoted: each arrives, once, in order.
+/// once (no time given to replicate), a replica promoted: each arrives, once, in order, and
+/// so do the sends made after the failover (the other replica now follows the new master).
 #[tokio::test]
 async fn acknowledged_with_a_replica_survives_the_master_killed_at_once() {
-    let mut cluster = RedisCluster::start(3, 1).unwrap();
+    let mut cluster = RedisCluster::start(3, 2).unwrap();
     let builder = || {
         Hub::builder()
             .keep_alive(None)
@@ -337,36 +338,45 @@ async fn acknowledged_with_a_replica_survives_the_master_killed_at_once() {
     tab.connect(&a.hub, &a.engine).await.unwrap();
     assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
     let master = cluster.master_of("{sse:}").unwrap();
-    let replica = cluster.replicas_of(master).unwrap()[0];
+    let replicas = cluster.replicas_of(master).unwrap();
+    assert_eq!(replicas.len(), 2);
 
-    // The replica frozen: a send is applied by the master but not acknowledged.
-    cluster.nodes[replica].pause().unwrap();
+    // The replicas frozen: a send is applied by the master but not acknowledged.
+    for &r in &replicas {
+        cluster.nodes[r].pause().unwrap();
+    }
     assert_eq!(
         b.engine.send_to(&tab.id, frame("unreplicated")).await,
         Err(sse_proto::Error::Unavailable)
     );
-    cluster.nodes[replica].resume().unwrap();
+    for &r in &replicas {
+        cluster.nodes[r].resume().unwrap();
+    }
 
     // Each attempt its own text: one not acknowledged may arrive all the same, once.
     let mut acked = Vec::new();
     let mut tries = 0;
-    while acked.len() < 20 {
-        tries += 1;
-        assert!(tries < 100, "acknowledged {acked:?}");
-        let text = format!("try {tries}");
-        if b.engine.send_to(&tab.id, frame(&text)).await.is_ok() {
-            acked.push(text);
+    let mut send = async |acked: &mut Vec<String>, want: usize| {
+        while acked.len() < want {
+            tries += 1;
+            assert!(tries < 200, "acknowledged {acked:?}");
+            let text = format!("try {tries}");
+            if b.engine.send_to(&tab.id, frame(&text)).await.is_ok() {
+                acked.push(text);
+            } else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-    }
+    };
+    send(&mut acked, 20).await;
     // Killed the moment the last send was acknowledged.
     cluster.nodes[master].stop();
-    // Once the replica is promoted, the reader gets there everything acknowledged. (The
-    // promoted replica has no replica of its own, so new writes wait for none to be
-    // acknowledged: with one replica per master, a second failover needs a second replica.)
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while cluster.master_of("{sse:}").ok() == Some(master) || cluster.wait_ready().is_err() {
         assert!(std::time::Instant::now() < deadline, "no failover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The new master has the other replica: writes are acknowledged again.
+    send(&mut acked, 25).await;
     arrived(&mut tab, &acked).await;
 }

@@ -64,6 +64,10 @@ impl RedisCluster {
                     "yes",
                     "--cluster-node-timeout",
                     "1000",
+                    // A replica syncs at once, not after the default 5 s (the time the
+                    // master waits for more replicas to serve them with one transfer).
+                    "--repl-diskless-sync-delay",
+                    "0",
                     "--dir",
                     &node_dir,
                 ],
@@ -105,14 +109,18 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// Waits until every running node says `cluster_state:ok` with all 16 384 slots served
-    /// and agrees on the masters.
+    /// Waits until every running node says `cluster_state:ok` with all 16 384 slots served,
+    /// and every running replica has synced with its master (`master_link_status:up`), so
+    /// that a write can be acknowledged by a replica (`WAIT`).
     pub fn wait_ready(&self) -> io::Result<()> {
         let deadline = Instant::now() + READY_LIMIT;
         loop {
             let ready = self.running().all(|node| {
-                node.cli(&["CLUSTER", "INFO"]).is_ok_and(|info| {
+                let up = node.cli(&["CLUSTER", "INFO"]).is_ok_and(|info| {
                     info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                });
+                up && node.cli(&["INFO", "replication"]).is_ok_and(|info| {
+                    !info.contains("role:slave") || info.contains("master_link_status:up")
                 })
             });
             if ready {
