@@ -235,14 +235,7 @@ impl RedisEngine {
 
     /// The ids with a live connection, on every node.
     pub async fn sessions(&self) -> Result<Vec<String>, Error> {
-        let mut conn = self.shared.conn.clone();
-        let reply: Result<Vec<String>, _> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.shared.keys.live())
-            .arg(now_ms())
-            .arg("+inf")
-            .query_async(&mut conn)
-            .await;
-        reply.map_err(|_| {
+        self.live_sessions().await.map_err(|_| {
             self.shared.set_up(false);
             Error::Unavailable
         })

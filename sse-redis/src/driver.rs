@@ -12,7 +12,7 @@
 //!   scripts; with Redis away it delivers to this node's own connections without a position
 //!   (their logs record a gap) and keeps the rest, bounded, until Redis is back.
 //! - **presence**: writes which sessions this node serves (attached, detached, gone), and
-//!   renews the marks every heartbeat, so that a node that dies leaves no live session behind.
+//!   that the node is alive; see `presence.rs`.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -25,7 +25,7 @@ use futures_lite::future;
 use redis::Value;
 use sse_proto::{Frame, Recipient, RelayPort, Relayed, SessionId, TopicName};
 
-use crate::engine::{Change, RedisEngine, lock, millis, now_ms};
+use crate::engine::{RedisEngine, lock, millis};
 use crate::groups::Group;
 use crate::lineage::{Line, Mark};
 use crate::once::Attempt;
@@ -41,7 +41,8 @@ pub(crate) const BLOCK: Duration = Duration::from_secs(1);
 const MAX_PENDING: usize = 65_536;
 
 /// Backoff between attempts while Redis is away.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
+pub(crate) const BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(50), Duration::from_secs(2));
 
 impl RedisEngine {
     /// This node's side of the engine, until the hub behind `port` is dropped.
@@ -418,160 +419,6 @@ impl RedisEngine {
                 Ok(_) => Ok(()),
                 Err(_) => Err(again(Item::Relayed(Relayed::CloseUser { user }))),
             },
-        }
-    }
-
-    async fn presence(self, port: RelayPort) {
-        let shared = &self.shared;
-        let mut next_beat = Instant::now();
-        let mut backoff = BACKOFF.0;
-        loop {
-            let Some(hub) = port.hub() else { return };
-            let beat = Instant::now() >= next_beat;
-            let changes = std::mem::take(&mut lock(&shared.presence).changes);
-            if changes.is_empty() && !beat {
-                drop(hub);
-                let wait = poll_fn(|cx| {
-                    let mut presence = lock(&shared.presence);
-                    if presence.changes.is_empty() {
-                        presence.waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    } else {
-                        Poll::Ready(())
-                    }
-                });
-                future::or(wait, async {
-                    Timer::at(next_beat).await;
-                })
-                .await;
-                continue;
-            }
-            let now = now_ms();
-            let attached_ttl = shared.owner_ttl(true);
-            let detached_ttl = shared.owner_ttl(false);
-            let live_ttl = shared.live_ttl();
-            let grace = *lock(&shared.grace);
-            let keys = &shared.keys;
-            let node = &shared.config.node;
-            let mut pipe = redis::pipe();
-            // An attached session: owned by this node, live, and known, each mark until
-            // its time to live (renewed by every heartbeat).
-            let mark_attached = |pipe: &mut redis::Pipeline, id: &str| {
-                pipe.cmd("SET")
-                    .arg(keys.owner(id))
-                    .arg(node)
-                    .arg("PX")
-                    .arg(millis(attached_ttl))
-                    .ignore();
-                pipe.cmd("ZADD")
-                    .arg(keys.live())
-                    .arg(now + millis(live_ttl))
-                    .arg(id)
-                    .ignore();
-                pipe.cmd("ZADD")
-                    .arg(keys.all())
-                    .arg(now + millis(attached_ttl))
-                    .arg(id)
-                    .ignore();
-                pipe.cmd("PEXPIRE")
-                    .arg(keys.mem(id))
-                    .arg(millis(attached_ttl))
-                    .ignore();
-            };
-            // Sessions attached here, with their users; sessions over.
-            let mut attached = Vec::new();
-            let mut gone = Vec::new();
-            for (id, change) in &changes {
-                let id = id.as_str();
-                match (change, grace) {
-                    (Change::Attached, _) => {
-                        mark_attached(&mut pipe, id);
-                        let user = hub.session(id).and_then(|s| s.user());
-                        attached.push((id.to_owned(), user));
-                    }
-                    (Change::Detached, Some(_)) => {
-                        // Attached and detached again since the last round: its user is
-                        // recorded all the same, or a send to the user would miss the tab
-                        // that comes back.
-                        if let Some(user) = hub.session(id).and_then(|s| s.user()) {
-                            attached.push((id.to_owned(), Some(user)));
-                        }
-                        pipe.cmd("SET")
-                            .arg(keys.owner(id))
-                            .arg(node)
-                            .arg("PX")
-                            .arg(millis(detached_ttl))
-                            .ignore();
-                        pipe.cmd("ZREM").arg(keys.live()).arg(id).ignore();
-                        pipe.cmd("ZADD")
-                            .arg(keys.all())
-                            .arg(now + millis(detached_ttl))
-                            .arg(id)
-                            .ignore();
-                        pipe.cmd("PEXPIRE")
-                            .arg(keys.mem(id))
-                            .arg(millis(detached_ttl))
-                            .ignore();
-                    }
-                    // Over here: every trace goes, unless another node serves it now.
-                    (Change::Detached, None) | (Change::Gone, _) => gone.push(id.to_owned()),
-                }
-            }
-            if beat {
-                pipe.cmd("SET")
-                    .arg(keys.alive(node))
-                    .arg(1)
-                    .arg("PX")
-                    .arg(millis(shared.alive_ttl()))
-                    .ignore();
-                for id in hub.ids() {
-                    mark_attached(&mut pipe, id.as_str());
-                }
-                pipe.cmd("ZREMRANGEBYSCORE")
-                    .arg(keys.live())
-                    .arg("-inf")
-                    .arg(now)
-                    .ignore();
-                pipe.cmd("ZREMRANGEBYSCORE")
-                    .arg(keys.all())
-                    .arg("-inf")
-                    .arg(now)
-                    .ignore();
-            }
-            drop(hub);
-            let mut conn = shared.conn.clone();
-            let mut done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
-            for (id, user) in &attached {
-                if done.is_ok() {
-                    done = self.here(id, user.as_ref()).await;
-                }
-            }
-            for id in &gone {
-                if done.is_ok() {
-                    done = self.gone(id).await;
-                }
-            }
-            match done {
-                Ok(()) => {
-                    shared.set_up(true);
-                    backoff = BACKOFF.0;
-                    if beat {
-                        next_beat = Instant::now() + shared.config.heartbeat;
-                    }
-                }
-                Err(_) => {
-                    shared.set_up(false);
-                    // Put the changes back, unless newer ones came meanwhile.
-                    {
-                        let mut presence = lock(&shared.presence);
-                        for (id, change) in changes {
-                            presence.changes.entry(id).or_insert(change);
-                        }
-                    }
-                    Timer::after(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF.1);
-                }
-            }
         }
     }
 }

@@ -33,8 +33,10 @@ pub struct RedisConfig {
     pub prefix: String,
     /// This node's name, unique among the nodes (default: random).
     pub node: String,
-    /// How often this node renews the marks of the sessions it serves (default 2 s); a node
-    /// that stops (killed) loses them after three of these.
+    /// How often this node tells Redis it is alive (default 2 s), one write whatever its
+    /// number of sessions. A node silent for three of these is found dead by the others,
+    /// and its sessions detached: each then has the resume grace to come back on another
+    /// node.
     pub heartbeat: Duration,
     /// How long a closed id stays marked (default one hour).
     pub closed_ttl: Duration,
@@ -129,6 +131,7 @@ pub(crate) struct Scripts {
     pub(crate) leave: redis::Script,
     pub(crate) here: redis::Script,
     pub(crate) gone: redis::Script,
+    pub(crate) sweep: redis::Script,
 }
 
 /// What the presence task has to tell Redis.
@@ -213,6 +216,7 @@ impl RedisEngine {
                     leave: crate::groups::leave(),
                     here: crate::groups::here(),
                     gone: crate::groups::gone(),
+                    sweep: scripts::sweep(),
                 },
                 read_from: Mutex::new(Some(seq.unwrap_or(0))),
                 messages: MessageIds::new(random_u64()),
@@ -447,7 +451,7 @@ impl Shared {
         }
     }
 
-    /// How long a live mark lasts without being renewed: three heartbeats.
+    /// How long a node's `nodes` entry lasts without being renewed: three heartbeats.
     pub(crate) fn live_ttl(&self) -> Duration {
         self.config.heartbeat * 3
     }

@@ -507,8 +507,14 @@ impl RedisEngine {
         Error::Unavailable
     }
 
-    /// Presence: the session `id` is served here, by `user` (none: no user).
-    pub(crate) async fn here(&self, id: &str, user: Option<&Principal>) -> redis::RedisResult<()> {
+    /// Presence: the session `id` is served here, by `user` (none: no user); `attached`
+    /// when it is attached now (its memberships then keep no TTL), else detached.
+    pub(crate) async fn here(
+        &self,
+        id: &str,
+        user: Option<&Principal>,
+        attached: bool,
+    ) -> redis::RedisResult<()> {
         let shared = &self.shared;
         let keys = &shared.keys;
         let new = user.map(user_hex).unwrap_or_default();
@@ -527,7 +533,11 @@ impl RedisEngine {
                 .arg(&shared.config.node)
                 .arg(&new)
                 .arg(&old)
-                .arg(millis(shared.owner_ttl(true)));
+                .arg(if attached {
+                    0
+                } else {
+                    millis(shared.owner_ttl(false))
+                });
             let mut conn = shared.conn.clone();
             if invocation.invoke_async::<i64>(&mut conn).await? != -2 {
                 return Ok(());
@@ -547,7 +557,7 @@ impl RedisEngine {
             invocation
                 .key(keys.owner(id))
                 .key(keys.mem(id))
-                .key(keys.live())
+                .key(keys.live(&shared.config.node))
                 .key(keys.all())
                 .key(keys.log(id))
                 .key(keys.us(&mem.user_hex))

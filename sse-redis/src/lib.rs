@@ -89,6 +89,7 @@ mod fetch;
 mod groups;
 mod lineage;
 mod once;
+mod presence;
 mod reply;
 mod scripts;
 

@@ -15,10 +15,17 @@
 //! | `<p>log:<id>` | stream, ids `<seq>-0` | what was sent to one session (`f`, and `m`), for replay; trimmed by count (`MAXLEN ~`), never by time, and expiring a grace after its last entry |
 //! | `<p>node:<node>` | stream, ids `<seq>-0` | deliveries to the sessions a node serves: `t` = `e` (event, `s` id, `f` frame, `m` message id), `c` (close) or `d` (drop) |
 //! | `<p>done:<mid>` | string with a TTL | a send or broadcast tried again was numbered this (see [`crate::once`]) |
-//! | `<p>owner:<id>` | string with a TTL | the node serving (or last serving) the session; refreshed while attached, a grace once detached |
+//! | `<p>owner:<id>` | string | the node serving (or last serving) the session: without a TTL while attached there (the node's `nodes` entry stands for it), a grace once detached or once its node is found dead |
 //! | `<p>closed:<id>` | string with a TTL | the id was closed: its reconnect gets 204 |
-//! | `<p>live` | sorted set | ids with a live connection, scored by when the mark expires (ms since the Unix epoch) |
-//! | `<p>all` | sorted set | ids of every session, detached ones included, scored the same way |
+//! | `<p>nodes` | sorted set | the nodes, each scored by when it is dead unless it renews its entry (ms since the Unix epoch; every heartbeat renews it, three heartbeats of slack) |
+//! | `<p>live:<node>` | set | ids with a live connection on the node |
+//! | `<p>all` | sorted set | ids of every session, detached ones included, scored by when their marks expire (`+inf` while attached) |
+//!
+//! Presence costs a node one write per heartbeat whatever its number of sessions, and one
+//! per session that attaches, detaches or ends. A node that finds another's `nodes` entry
+//! out of date sweeps that node's `live:` set: each of its sessions gets the grace of a
+//! detached one. A node sweeps its own set when it starts (what a previous run with its
+//! name left), and registers every session again when it finds itself swept.
 //!
 //! Topics and users add the keys listed in `groups/scripts.rs`.
 //!
@@ -133,6 +140,37 @@ local seq = redis.call('INCR', KEYS[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], seq .. '-0',
   't', ARGV[4], 's', ARGV[2])
 return 1
+",
+    )
+}
+
+/// Sweeps a node found dead (its `nodes` entry out of date): each session of its live set
+/// that it still owns gets the marks of a detached one (the grace), as if it had detached
+/// when its node died. Does nothing once the node renewed its entry.
+///
+/// KEYS: nodes, the dead node's live set, all, then each session's owner and mem. ARGV: the
+/// node, now (ms), the detached TTL (ms), then the ids.
+///
+/// Returns how many ids the live set still holds, -1 when the node is alive again.
+pub(crate) fn sweep() -> Script {
+    Script::new(
+        r"
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) >= tonumber(ARGV[2]) then return -1 end
+local expires = tonumber(ARGV[2]) + tonumber(ARGV[3])
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local owner, mem = KEYS[2 * i - 4], KEYS[2 * i - 3]
+  redis.call('SREM', KEYS[2], id)
+  if redis.call('GET', owner) == ARGV[1] then
+    redis.call('PEXPIRE', owner, ARGV[3])
+    redis.call('PEXPIRE', mem, ARGV[3])
+    redis.call('ZADD', KEYS[3], 'XX', expires, id)
+  end
+end
+local left = redis.call('SCARD', KEYS[2])
+if left == 0 then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return left
 ",
     )
 }
@@ -264,8 +302,11 @@ impl Keys {
     pub(crate) fn bcast(&self) -> String {
         format!("{}bcast", self.prefix)
     }
-    pub(crate) fn live(&self) -> String {
-        format!("{}live", self.prefix)
+    pub(crate) fn live(&self, node: &str) -> String {
+        format!("{}live:{node}", self.prefix)
+    }
+    pub(crate) fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
     }
     pub(crate) fn all(&self) -> String {
         format!("{}all", self.prefix)

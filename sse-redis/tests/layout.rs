@@ -53,8 +53,23 @@ async fn sends_are_numbered_logged_and_routed_to_the_owner() {
     assert!(until(async || r.exists::<_, bool>(&key).await.unwrap()).await);
     let owner: String = r.get(&key).await.unwrap();
     assert_eq!(owner, "n1");
-    let ttl: i64 = r.pttl(&key).await.unwrap();
-    assert!(ttl > 0 && ttl <= 60_300, "owner TTL while attached: {ttl}");
+    // Attached: its mark keeps no TTL once the node registered it, and the node's entry in
+    // `nodes` (renewed every beat, three beats ahead) stands for it.
+    assert!(
+        until(async || r.pttl::<_, i64>(&key).await.unwrap() == -1).await,
+        "owner TTL while attached"
+    );
+    let live: Vec<String> = r.smembers("{sse:}live:n1").await.unwrap();
+    assert_eq!(live, std::slice::from_ref(&tab.id));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    let entry: f64 = r.zscore("{sse:}nodes", "n1").await.unwrap();
+    assert!(
+        entry > now_ms && entry <= now_ms + 300.0,
+        "nodes entry: {entry} at {now_ms}"
+    );
     // The node's alive mark outlasts a slow heartbeat: 30 s at least, with beats of 100 ms
     // (a publish skips a node without it).
     let alive: i64 = r.pttl("{sse:}alive:n1").await.unwrap();
@@ -128,6 +143,8 @@ async fn presence_follows_attach_detach_and_end_and_expires_without_heartbeats()
     // Detached: out of the live set, still counted, the owner mark lasts the grace.
     tab.drop_connection();
     assert!(until(async || n.engine.sessions().await.unwrap().is_empty()).await);
+    let live: Vec<String> = r.smembers("{sse:}live:n1").await.unwrap();
+    assert!(live.is_empty(), "{live:?}");
     let all: Vec<String> = r.zrange("{sse:}all", 0, -1).await.unwrap();
     assert_eq!(all, std::slice::from_ref(&id));
     let ttl: i64 = r.pttl(format!("{{sse:}}owner:{id}")).await.unwrap();
@@ -212,4 +229,44 @@ async fn a_trimmed_log_is_an_overflow_gap() {
     again.connect(&n.hub, &n.engine).await.unwrap();
     assert_eq!(again.continuity, Some(Continuity::Gap(GapReason::Overflow)));
     assert_eq!(again.id, tab.id, "the id survives the gap");
+}
+
+/// A node's heartbeat is one write whatever its number of sessions: with 40 idle sessions
+/// and a beat every 100 ms, Redis runs a handful of commands a beat (the beat, the reader's
+/// read and its check), where marking each session would be 40 or more.
+#[tokio::test]
+async fn an_idle_nodes_heartbeat_costs_the_same_whatever_its_sessions() {
+    let redis = RedisServer::start().unwrap();
+    let n = node(
+        &redis,
+        |_| {},
+        Some(ResumeConfig::new(Duration::from_secs(60))),
+    )
+    .await;
+    let mut r = raw(&redis).await;
+    let mut tabs: Vec<Tab> = (0..40).map(|_| Tab::new()).collect();
+    for tab in &mut tabs {
+        tab.connect(&n.hub, &n.engine).await.unwrap();
+    }
+    assert!(until(async || n.engine.sessions().await.unwrap().len() == 40).await);
+    let processed = async |r: &mut redis::aio::MultiplexedConnection| -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(r)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = processed(&mut r).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = processed(&mut r).await;
+    // About ten beats of four commands, a read or two and their checks, and the INFO.
+    assert!(after - before < 100, "{} commands in 1 s", after - before);
+    // The sessions are still marked live all along.
+    assert_eq!(n.engine.sessions().await.unwrap().len(), 40);
 }

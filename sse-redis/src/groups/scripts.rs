@@ -71,12 +71,14 @@ elseif owner ~= ARGV[3] then
 end
 local cur = redis.call('HGET', KEYS[3], ARGV[2])
 if last_open(cur) then return 0 end
+-- Without a TTL, the session is attached on its node, and keeps none.
+local kept_for_good = redis.call('PTTL', KEYS[3]) == -1
 local seq = redis.call('INCR', KEYS[2])
 local v = cur and (cur .. ',' .. seq) or tostring(seq)
 local kept, dropped = trim(v, tonumber(ARGV[7]))
 redis.call('HSET', KEYS[3], ARGV[2], kept)
 raise_since(KEYS[3], dropped)
-redis.call('PEXPIRE', KEYS[3], ARGV[6])
+if not kept_for_good then redis.call('PEXPIRE', KEYS[3], ARGV[6]) end
 redis.call('HINCRBY', KEYS[4], owner, 1)
 redis.call('HSET', KEYS[5], ARGV[1], owner)
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], seq .. '-0',
@@ -174,7 +176,7 @@ return {{seq, count}}
 ///
 /// KEYS: mem, seq, the new user's us and un, the old user's us and un (the same keys when
 /// there is no change). ARGV: id, this node, the new user's hex (empty: none), the old user's
-/// hex the caller read (empty: none), mem TTL (ms).
+/// hex the caller read (empty: none), mem TTL (ms; `0` while attached here: none).
 ///
 /// Returns 1 on a change, 0 without, -2 when the user changed since the caller read it.
 pub(crate) fn here() -> Script {
@@ -210,7 +212,11 @@ if ARGV[3] ~= '' then
 else
   redis.call('HDEL', KEYS[1], '~u')
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if ARGV[5] == '0' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
 return 1
 "
     ))
@@ -219,7 +225,7 @@ return 1
 /// The session ended on this node: unless another node serves it now, every trace of it
 /// goes (marks, log, memberships, its user's record).
 ///
-/// KEYS: owner, mem, live, all, log, the user's us and un (any keys when none), seq,
+/// KEYS: owner, mem, this node's live set, all, log, the user's us and un (any keys when none), seq,
 /// presence, then for each topic the caller read as open: its tn and tm. ARGV: id, this node,
 /// the fields of mem the caller read (sorted, comma-separated), the user's hex (empty: none),
 /// presence stream max entries, then the open topics.
@@ -236,7 +242,7 @@ if table.concat(fields, ',') ~= ARGV[3] then return -2 end
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('DEL', KEYS[5])
 for i = 10, #KEYS, 2 do

@@ -1,0 +1,316 @@
+//! Presence: which node serves which session, as Redis has it.
+//!
+//! A node writes to Redis when one of its sessions attaches, detaches or ends (batched: one
+//! round takes every change queued since the last), and once per heartbeat that it is
+//! alive: its `nodes` entry and its `alive` mark, one write whatever its number of sessions.
+//! An attached session's marks carry no TTL; the node's entry stands for them. Each beat,
+//! the node also looks for nodes whose entry is out of date (dead, or cut off from Redis for
+//! three heartbeats) and sweeps them: their sessions are detached, each with the grace to
+//! resume elsewhere. A node that finds itself swept, and a node that starts, registers each
+//! of its sessions again.
+
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::Instant;
+
+use async_io::Timer;
+use futures_lite::future;
+use futures_util::stream::{self, StreamExt};
+use redis::Value;
+use sse_proto::{Principal, RelayPort, SessionId};
+
+use crate::driver::BACKOFF;
+use crate::engine::{Change, RedisEngine, lock, millis, now_ms};
+use crate::reply;
+
+/// Most registrations (`here`) and clean-ups (`gone`) in flight at once, each a few round
+/// trips: they are pipelined on the one connection.
+const IN_FLIGHT: usize = 32;
+
+/// Most sessions one sweep script takes.
+const SWEEP_BATCH: usize = 256;
+
+/// Marks one session attached here (`ARGV[3]` = `0`) or detached here (`ARGV[3]` = the
+/// detached TTL), unless another node owns it now (a tab that moved on).
+///
+/// KEYS: owner, mem, all, this node's live set. ARGV: this node, the id, the TTL (ms), now
+/// (ms). Returns 1, or 0 when another node owns the session.
+const MARK: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('PERSIST', KEYS[2])
+  redis.call('ZADD', KEYS[3], '+inf', ARGV[2])
+  redis.call('SADD', KEYS[4], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[2])
+  redis.call('SREM', KEYS[4], ARGV[2])
+end
+return 1
+";
+
+impl RedisEngine {
+    /// The presence task: a round whenever sessions changed, and every heartbeat.
+    pub(crate) async fn presence(self, port: RelayPort) {
+        let shared = &self.shared;
+        let mut next_beat = Instant::now();
+        let mut backoff = BACKOFF.0;
+        // Whether what a previous run with this node's name left has been swept.
+        let mut started = false;
+        loop {
+            let Some(hub) = port.hub() else { return };
+            let beat = Instant::now() >= next_beat;
+            let changes = std::mem::take(&mut lock(&shared.presence).changes);
+            if changes.is_empty() && !beat {
+                drop(hub);
+                let wait = poll_fn(|cx| {
+                    let mut presence = lock(&shared.presence);
+                    if presence.changes.is_empty() {
+                        presence.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(())
+                    }
+                });
+                future::or(wait, async {
+                    Timer::at(next_beat).await;
+                })
+                .await;
+                continue;
+            }
+            // What the round needs of the hub, taken now: it is not held across Redis.
+            let grace = lock(&shared.grace).is_some();
+            let mut attached = Vec::new();
+            let mut detached = Vec::new();
+            let mut gone = Vec::new();
+            for (id, change) in &changes {
+                let user = hub.session(id.as_str()).and_then(|s| s.user());
+                match (change, grace) {
+                    (Change::Attached, _) => attached.push((id.clone(), user)),
+                    // Attached and detached again since the last round: its user is recorded
+                    // all the same, or a send to the user would miss the tab that comes back.
+                    (Change::Detached, true) => detached.push((id.clone(), user)),
+                    // Over here: every trace goes, unless another node serves it now.
+                    (Change::Detached, false) | (Change::Gone, _) => gone.push(id.clone()),
+                }
+            }
+            let all_here = beat.then(|| hub.ids());
+            drop(hub);
+            let done = self
+                .round(&attached, &detached, &gone, all_here, &mut started)
+                .await;
+            match done {
+                Ok(()) => {
+                    shared.set_up(true);
+                    backoff = BACKOFF.0;
+                    if beat {
+                        next_beat = Instant::now() + shared.config.heartbeat;
+                    }
+                }
+                Err(_) => {
+                    shared.set_up(false);
+                    // Put the changes back, unless newer ones came meanwhile.
+                    {
+                        let mut presence = lock(&shared.presence);
+                        for (id, change) in changes {
+                            presence.changes.entry(id).or_insert(change);
+                        }
+                    }
+                    Timer::after(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF.1);
+                }
+            }
+        }
+    }
+
+    /// One round: the changes, then (with `all_here`, the sessions attached here, on a
+    /// heartbeat) this node's entry, and the sweep of dead nodes.
+    async fn round(
+        &self,
+        attached: &[(SessionId, Option<Principal>)],
+        detached: &[(SessionId, Option<Principal>)],
+        gone: &[SessionId],
+        all_here: Option<Vec<SessionId>>,
+        started: &mut bool,
+    ) -> redis::RedisResult<()> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let node = &shared.config.node;
+        if !*started {
+            // A previous run with this name may have left sessions: none is attached here.
+            let mut conn = shared.conn.clone();
+            redis::cmd("ZREM")
+                .arg(keys.nodes())
+                .arg(node)
+                .query_async::<()>(&mut conn)
+                .await?;
+            self.sweep(node).await?;
+            *started = true;
+        }
+        let attached_ids: Vec<&SessionId> = attached.iter().map(|(id, _)| id).collect();
+        let detached_ids: Vec<&SessionId> = detached.iter().map(|(id, _)| id).collect();
+        self.mark(&attached_ids, true).await?;
+        self.mark(&detached_ids, false).await?;
+        // Owned, each future with its own handle on the engine: borrowed, the task would
+        // not be `Send` (the compiler cannot prove it for futures over borrowed items).
+        let mut users: Vec<(String, Option<Principal>, bool)> = attached
+            .iter()
+            .map(|(id, user)| (id.as_str().to_owned(), user.clone(), true))
+            .collect();
+        users.extend(
+            detached
+                .iter()
+                .filter(|(_, user)| user.is_some())
+                .map(|(id, user)| (id.as_str().to_owned(), user.clone(), false)),
+        );
+        let registered = stream::iter(users)
+            .map(|(id, user, attached)| {
+                let engine = self.clone();
+                async move { engine.here(&id, user.as_ref(), attached).await }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+        registered.into_iter().collect::<redis::RedisResult<()>>()?;
+        let gone: Vec<String> = gone.iter().map(|id| id.as_str().to_owned()).collect();
+        let cleaned = stream::iter(gone)
+            .map(|id| {
+                let engine = self.clone();
+                async move { engine.gone(&id).await }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+        cleaned.into_iter().collect::<redis::RedisResult<()>>()?;
+        let Some(all_here) = all_here else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(keys.alive(node))
+            .arg(1)
+            .arg("PX")
+            .arg(millis(shared.alive_ttl()))
+            .ignore();
+        pipe.cmd("ZADD")
+            .arg(keys.nodes())
+            .arg(now + millis(shared.live_ttl()))
+            .arg(node);
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(keys.all())
+            .arg("-inf")
+            .arg(now)
+            .ignore();
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(keys.nodes())
+            .arg("-inf")
+            .arg(format!("({now}"));
+        let mut conn = shared.conn.clone();
+        let (added, dead): (i64, Vec<String>) = pipe.query_async(&mut conn).await?;
+        if added == 1 {
+            // Swept as dead (cut off from Redis, say), or new: every session again.
+            let ids: Vec<&SessionId> = all_here.iter().collect();
+            self.mark(&ids, true).await?;
+        }
+        for other in dead.iter().filter(|n| *n != node) {
+            self.sweep(other).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks `ids` attached here (or detached here), in one pipeline.
+    async fn mark(&self, ids: &[&SessionId], attached: bool) -> redis::RedisResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let node = &shared.config.node;
+        let ttl = if attached {
+            0
+        } else {
+            millis(shared.owner_ttl(false))
+        };
+        let now = now_ms();
+        for chunk in ids.chunks(1024) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                let id = id.as_str();
+                pipe.cmd("EVAL")
+                    .arg(MARK)
+                    .arg(4)
+                    .arg(keys.owner(id))
+                    .arg(keys.mem(id))
+                    .arg(keys.all())
+                    .arg(keys.live(node))
+                    .arg(node)
+                    .arg(id)
+                    .arg(ttl)
+                    .arg(now)
+                    .ignore();
+            }
+            let mut conn = shared.conn.clone();
+            pipe.query_async::<()>(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Sweeps `node`'s live set (see [`sweep`](crate::scripts::sweep)), a batch at a time.
+    async fn sweep(&self, node: &str) -> redis::RedisResult<()> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let live = keys.live(node);
+        let ttl = millis(shared.owner_ttl(false));
+        loop {
+            let mut conn = shared.conn.clone();
+            let ids: Vec<String> = redis::cmd("SRANDMEMBER")
+                .arg(&live)
+                .arg(SWEEP_BATCH)
+                .query_async(&mut conn)
+                .await?;
+            let mut invocation = shared.scripts.sweep.prepare_invoke();
+            invocation.key(keys.nodes()).key(&live).key(keys.all());
+            for id in &ids {
+                invocation.key(keys.owner(id)).key(keys.mem(id));
+            }
+            invocation.arg(node).arg(now_ms()).arg(ttl);
+            for id in &ids {
+                invocation.arg(id);
+            }
+            let left: i64 = invocation.invoke_async(&mut conn).await?;
+            if left <= 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The ids with a live connection, on every node whose entry is up to date.
+    pub(crate) async fn live_sessions(&self) -> redis::RedisResult<Vec<String>> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let mut conn = shared.conn.clone();
+        let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(keys.nodes())
+            .arg(now_ms())
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await?;
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut union = redis::cmd("SUNION");
+        for node in &nodes {
+            union.arg(keys.live(node));
+        }
+        let reply: Value = union.query_async(&mut conn).await?;
+        Ok(reply::array(&reply)
+            .iter()
+            .filter_map(reply::text)
+            .filter_map(|t| String::from_utf8(t.to_vec()).ok())
+            .collect())
+    }
+}
