@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sse_proto::{Hub, HubBuilder, Key, KeyRing, ResumeConfig};
+use sse_proto::{Hub, HubBuilder, Key, KeyRing, ResumeConfig, WriteWindow};
 use sse_redis::RedisConfig;
 
 /// Command-line options shared by every demo.
@@ -17,8 +17,9 @@ pub struct Options {
     pub tick: Duration,
     /// Resume mode's grace period; `None` (the default, `--resume-ms 0`) keeps it off.
     pub resume: Option<Duration>,
-    /// The write-coalescing window (`--coalesce-ms`); zero (the default) keeps it off.
-    pub coalesce: Duration,
+    /// How writers batch frames (`--write-window`, or `--coalesce-ms N` for a fixed one);
+    /// the library's default unless asked.
+    pub window: WriteWindow,
     /// Signed ids: the key (`--secret`, 64 hex digits).
     pub secret: Option<Key>,
     /// Several nodes on one Redis or a Redis Cluster (`--redis URL`, with `--heartbeat-ms`,
@@ -43,7 +44,8 @@ pub enum Tls {
 }
 
 /// How to use the demo, for `--help` and for a bad flag.
-const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N] [--coalesce-ms N]
+const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N]
+            [--write-window off|adaptive:N|fixed:N] [--coalesce-ms N]
             [--secret HEX] [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N] [--redis-replicas N]]
             [--tls [--cert FILE --key FILE]]
 
@@ -53,9 +55,12 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
   --tick-ms N          sync-time tick interval (default 1000; 0 = no ticks)
   --resume-ms N        resume mode: sessions outlive their connection for N ms and a
                        reconnect gets exactly what it missed (default 0 = off)
-  --coalesce-ms N      write coalescing: a stream's writer, woken by an event, waits up
-                       to N ms for more and writes them all at once (one vectored write);
-                       closes and shutdowns never wait (default 0 = off)
+  --write-window W     how a stream's writer batches events into one vectored write;
+                       closes and shutdowns never wait. adaptive:N (the default, N = 5):
+                       a writer that wrote less than N ms ago waits until N ms after that
+                       write, one quiet for N ms writes at once; fixed:N: each event waits
+                       up to N ms for more; off: every event is written at once
+  --coalesce-ms N      the same as --write-window fixed:N (0 = off)
   --secret HEX         signed ids: a 32-byte key as 64 hex digits; ids are bound to the
                        `user` cookie, which stands in for a login (default: unsigned ids)
   --redis URL          several nodes on one Redis (redis://HOST:PORT) or on a Redis
@@ -64,8 +69,9 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
                        node's sessions. The demo waits for Redis before it listens: it
                        retries with a backoff, one line on stderr per failed attempt; a
                        URL that is neither is refused (exit code 2)
-  --heartbeat-ms N     with --redis: how often this node renews its sessions' marks; a
-                       node killed loses them after three (default 2000)
+  --heartbeat-ms N     with --redis: how often this node tells Redis it is alive (one
+                       write); a node silent for three is found dead, and its sessions
+                       detached (default 2000)
   --redis-timeout-ms N with --redis: how long a command waits for Redis before it counts
                        as away (default 2000)
   --redis-replicas N   with --redis: how many replicas must have a write before it counts
@@ -114,7 +120,7 @@ impl Options {
             retry: Duration::from_secs(3),
             tick: Duration::from_secs(1),
             resume: None,
-            coalesce: Duration::ZERO,
+            window: WriteWindow::DEFAULT,
             secret: None,
             redis: None,
             tls: None,
@@ -143,7 +149,8 @@ impl Options {
                 "--retry-ms" => opts.retry = ms()?,
                 "--tick-ms" => opts.tick = ms()?,
                 "--resume-ms" => opts.resume = Some(ms()?).filter(|d| !d.is_zero()),
-                "--coalesce-ms" => opts.coalesce = ms()?,
+                "--coalesce-ms" => opts.window = WriteWindow::Fixed(ms()?),
+                "--write-window" => opts.window = write_window(&value)?,
                 "--secret" => {
                     opts.secret =
                         Some(Key::from_hex("k1", &value).map_err(|e| format!("--secret: {e}"))?)
@@ -201,7 +208,7 @@ impl Options {
         let mut builder = Hub::builder()
             .retry(opts.retry)
             .keep_alive(opts.keep_alive)
-            .coalesce(opts.coalesce)
+            .write_window(opts.window)
             .topic_rule(crate::groups::grants);
         if let Some(resume) = opts.resume {
             builder = builder.resume(ResumeConfig::new(resume));
@@ -210,5 +217,20 @@ impl Options {
             builder = builder.signing(KeyRing::new(key.clone()));
         }
         builder
+    }
+}
+
+/// `--write-window`: `off`, `adaptive:N` or `fixed:N`, N in milliseconds.
+fn write_window(value: &str) -> Result<WriteWindow, String> {
+    let bad = || format!("--write-window: expected off, adaptive:N or fixed:N (ms), got {value}");
+    if value == "off" {
+        return Ok(WriteWindow::Off);
+    }
+    let (kind, n) = value.split_once(':').ok_or_else(bad)?;
+    let n = Duration::from_millis(n.parse().map_err(|_| bad())?);
+    match kind {
+        "adaptive" => Ok(WriteWindow::Adaptive(n)),
+        "fixed" => Ok(WriteWindow::Fixed(n)),
+        _ => Err(bad()),
     }
 }

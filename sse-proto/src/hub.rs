@@ -13,6 +13,7 @@ mod session;
 mod slot;
 mod timers;
 mod topic;
+mod window;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,6 +41,7 @@ pub use outlet::{Cutoff, Outlet};
 pub use relay::RelayPort;
 pub use session::{Ended, Session};
 pub use topic::{Topic, User};
+pub use window::WriteWindow;
 
 use groups::Groups;
 use slot::{Life, Slot, lock};
@@ -99,8 +101,8 @@ pub struct HubSettings {
     pub budget: usize,
     /// Resume mode's grace period; `None` when sessions end with their connection.
     pub resume_grace: Option<Duration>,
-    /// The coalescing window; `None` when writers are woken at once.
-    pub coalesce: Option<Duration>,
+    /// How writers batch frames.
+    pub write_window: WriteWindow,
     /// How long a shutdown lets streams drain before they are cut.
     pub shutdown_grace: Duration,
 }
@@ -136,8 +138,8 @@ pub(crate) struct Inner {
     policy: Option<Policy>,
     /// Relay mode: what waits for the relay to the other nodes.
     relay: Option<Mutex<Outbound>>,
-    /// The coalescing window; `None` when off.
-    coalesce: Option<Duration>,
+    /// How writers batch frames (never a zero length).
+    window: WriteWindow,
     /// The streams whose writer holds an outlet.
     streams: Streams,
     /// Topics and users, and their members. Lock order: after `history`, before `sessions`.
@@ -240,7 +242,7 @@ impl Hub {
             keep_alive: self.inner.config.keep_alive,
             budget: self.inner.config.budget,
             resume_grace: self.inner.resume.as_ref().map(|r| r.grace),
-            coalesce: self.inner.coalesce,
+            write_window: self.inner.window,
             shutdown_grace: self.inner.shutdown_grace,
         }
     }

@@ -17,8 +17,8 @@
 //! - dating a shutdown's deadline in [`Hub::shutdown`];
 //! - dating a session's detachment in resume mode, when its writer drops the [`Outlet`] or
 //!   the connection is cut off for being slow;
-//! - dating the end of a coalescing window when a send opens one
-//!   ([`HubBuilder::coalesce`]);
+//! - dating a write window when a send opens one, and a writer's last write
+//!   ([`HubBuilder::write_window`]);
 //! - driving the timers in [`WeakHub::drive_timers`].
 //!
 //! Randomness enters through the [`IdGenerator`] the hub was given (by default [`UuidV4`],
@@ -72,7 +72,7 @@ pub use handshake::{
 pub use history::{History, LogBounds, LogUsage, Logged, MemoryHistory, Scope, Target};
 pub use hub::{
     Accepted, Cutoff, Decision, Ended, Hub, HubBuilder, HubSettings, HubStats, Outlet, RelayPort,
-    ResumeConfig, Session, Topic, User, WeakHub,
+    ResumeConfig, Session, Topic, User, WeakHub, WriteWindow,
 };
 pub use id::{
     DEFAULT_MAX_ID_LEN, IdGenerator, IdRejection, IdSource, IdVerdict, RejectedId, SessionId,
@@ -107,6 +107,6 @@ pub mod prelude {
         HandshakeConfig, Hub, HubBuilder, HubSettings, HubStats, IdGenerator, IdRejection,
         IdSource, IdVerdict, LogBounds, ManualClock, MemoryClosedSet, MessageEvent, NotEventStream,
         Principal, RejectedId, ResumeConfig, Session, SessionEvent, SessionId, Store, Topic,
-        TopicError, TopicName, User, UuidV4, event_name,
+        TopicError, TopicName, User, UuidV4, WriteWindow, event_name,
     };
 }

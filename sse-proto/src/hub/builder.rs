@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::timers::Timers;
-use super::{Hub, Inner, Observer, Policy, Resume, Topics};
+use super::{Hub, Inner, Observer, Policy, Resume, Topics, WriteWindow};
 use crate::clock::Clock;
 use crate::closed::{ClosedSet, MemoryClosedSet};
 use crate::connection::ConnectionConfig;
@@ -80,7 +80,7 @@ pub struct HubBuilder {
     signing: Option<crate::signing::KeyRing>,
     policy: Option<Policy>,
     relay: Option<RelayConfig>,
-    coalesce: Duration,
+    window: WriteWindow,
     topics: Topics,
 }
 
@@ -90,7 +90,7 @@ impl fmt::Debug for HubBuilder {
             .field("handshake", &self.handshake)
             .field("config", &self.config)
             .field("resume", &self.resume)
-            .field("coalesce", &self.coalesce)
+            .field("window", &self.window)
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +110,7 @@ impl HubBuilder {
             signing: None,
             policy: None,
             relay: None,
-            coalesce: Duration::ZERO,
+            window: WriteWindow::DEFAULT,
             topics: Topics {
                 rule: None,
                 max: Topics::DEFAULT_MAX,
@@ -236,36 +236,51 @@ impl HubBuilder {
         self
     }
 
-    /// Sets the coalescing window (default [`Duration::ZERO`]: off).
+    /// Sets how each connection's writer batches frames (default [`WriteWindow::DEFAULT`]).
     ///
-    /// With a window, a frame queued on a connection does not wake its writer at once: it
-    /// opens a window of `window`, and the hub's timers ([`Hub::poll_timers`], which the
-    /// adapters drive) wake the writer when it ends; everything queued meanwhile goes out in
-    /// the same batch, as one vectored write, and wakes nobody. A writer busy writing when
-    /// the window opens waits for it too, so a connection gets at most one batch per window.
+    /// Without a window every frame wakes its writer at once, and a connection costs a write
+    /// (a system call) per frame. With one, frames queued close together leave in one batch,
+    /// as one vectored write:
+    ///
+    /// - [`WriteWindow::Adaptive`]: a writer that has not written for the window's length
+    ///   writes at once; one that wrote more recently waits until that long after its last
+    ///   write, then writes everything queued meanwhile. A quiet stream pays no latency; a
+    ///   busy one writes at most once per window.
+    /// - [`WriteWindow::Fixed`]: each frame queued on an idle writer opens a window of the
+    ///   length; everything until it ends goes together. Every frame waits up to the length.
+    ///
     /// A connection's first batch (the preamble, and what was queued with it, such as the
     /// application's first event) is never held, and a close, a cut-off, a shutdown or a
     /// replaced stream wakes the writer at once: it writes what is queued and ends without
-    /// waiting for the window.
-    ///
-    /// It trades up to `window` of latency for fewer system calls: for high-rate streams
-    /// and large fan-outs, where every event otherwise costs a write per connection. A few
-    /// milliseconds are enough to merge bursts. Without a task driving the hub's timers, a
-    /// window never ends: an adapter that does not start one must drive
-    /// [`Hub::poll_timers`] itself.
+    /// waiting for the window. The hub's timers ([`Hub::poll_timers`], which the adapters
+    /// drive) end the windows: an adapter that starts no timer task must drive them itself.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use sse_proto::Hub;
+    /// use sse_proto::{Hub, WriteWindow};
     ///
-    /// // Writers wait up to 5 ms for more events, then write them all at once.
-    /// let hub = Hub::builder().coalesce(Duration::from_millis(5)).build(std::time::Instant::now);
-    /// assert_eq!(hub.settings().coalesce, Some(Duration::from_millis(5)));
-    /// assert_eq!(Hub::builder().build(std::time::Instant::now).settings().coalesce, None);
+    /// let window = WriteWindow::Adaptive(Duration::from_millis(5));
+    /// let hub = Hub::builder().write_window(window).build(std::time::Instant::now);
+    /// assert_eq!(hub.settings().write_window, window);
     /// ```
-    pub fn coalesce(mut self, window: Duration) -> Self {
-        self.coalesce = window;
+    pub fn write_window(mut self, window: WriteWindow) -> Self {
+        self.window = window;
         self
+    }
+
+    /// A fixed window of `window` ([`WriteWindow::Fixed`]); zero turns windows off.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sse_proto::{Hub, WriteWindow};
+    ///
+    /// let hub = Hub::builder().coalesce(Duration::from_millis(5)).build(std::time::Instant::now);
+    /// assert_eq!(hub.settings().write_window, WriteWindow::Fixed(Duration::from_millis(5)));
+    /// let off = Hub::builder().coalesce(Duration::ZERO).build(std::time::Instant::now);
+    /// assert_eq!(off.settings().write_window, WriteWindow::Off);
+    /// ```
+    pub fn coalesce(self, window: Duration) -> Self {
+        self.write_window(WriteWindow::Fixed(window))
     }
 
     /// Sets the rule that grants topics (default: none, and a tab's `?topic=` grants nothing).
@@ -362,7 +377,7 @@ impl HubBuilder {
                 signing: self.signing.map(RwLock::new),
                 policy: self.policy,
                 relay: self.relay.map(|config| Mutex::new(Outbound::new(config))),
-                coalesce: Some(self.coalesce).filter(|w| !w.is_zero()),
+                window: self.window.normalized(),
                 groups: Mutex::new(super::groups::Groups::default()),
                 topics: self.topics,
                 streams: super::Streams::default(),

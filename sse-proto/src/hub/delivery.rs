@@ -83,7 +83,7 @@ impl Inner {
             });
         }
         let resumable = self.resume.is_some();
-        let window_end = self.window_end();
+        let pacing = self.pacing();
         let (queued, follow) = match &self.resume {
             Some(resume) if logged => {
                 let mut history = lock(&resume.history);
@@ -93,7 +93,7 @@ impl Inner {
                 }
                 let seq = history.append(Target::Session(&slot.id), &frame);
                 let line = position::id_line(&slot.id, Position::new(history.epoch(), seq));
-                let queued = st.queue(Some((seq, line)), frame, window_end);
+                let queued = st.queue(Some((seq, line)), frame, pacing);
                 let follow = self.after_queue(&mut st, &queued);
                 (queued, follow)
             }
@@ -102,7 +102,7 @@ impl Inner {
                 if !st.is_live() {
                     return Err(Error::Closed);
                 }
-                let queued = st.queue(None, frame, window_end);
+                let queued = st.queue(None, frame, pacing);
                 let follow = self.after_queue(&mut st, &queued);
                 (queued, follow)
             }
@@ -163,7 +163,7 @@ impl Inner {
     ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
         let logged = at.is_some();
         let suffix = at.map(Suffix::new);
-        let window_end = self.window_end();
+        let pacing = self.pacing();
         let mut count = 0;
         let mut follow = Vec::new();
         // Coalescing windows opened: handed to the timers together once the loop is done.
@@ -177,7 +177,7 @@ impl Inner {
                 .as_ref()
                 .zip(at)
                 .map(|(s, at)| (at.seq, s.line(&slot.id)));
-            let queued = st.queue(line, frame.clone(), window_end);
+            let queued = st.queue(line, frame.clone(), pacing);
             let next = self.after_queue(&mut st, &queued);
             drop(st);
             match queued {

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::Inner;
 use super::slot::{Gathering, Slot};
+use super::timers::Held;
 use crate::connection::EndReason;
 use crate::frame::Batch;
 use crate::id::SessionId;
@@ -49,9 +50,11 @@ impl Outlet {
     /// session), and `Pending` when nothing is queued: the task is woken when something is.
     /// Also wake at [`poll_timeout`](Self::poll_timeout) for keep-alive.
     ///
-    /// With a coalescing window ([`HubBuilder::coalesce`](crate::HubBuilder::coalesce)), a
-    /// frame queued after the first batch opens a window: until the hub's timers close it,
-    /// this returns `Pending` and what comes meanwhile waits, then it is taken in one batch.
+    /// With a write window ([`HubBuilder::write_window`](crate::HubBuilder::write_window)),
+    /// a frame queued after the first batch may open a window (adaptive: only when the last
+    /// batch was taken less than the window's length before): until the hub's timers close
+    /// it, this returns `Pending` and what comes meanwhile waits, then it is taken in one
+    /// batch.
     /// A close, a cut-off, a shutdown or a replacement wakes the writer at once, and it then
     /// drains without waiting.
     pub fn poll_drain(
@@ -63,12 +66,25 @@ impl Outlet {
         if self.ended.is_some() {
             return Poll::Ready(None);
         }
+        let mut opened = None;
         {
             let mut st = self.slot.lock();
             if let Some(link) = st.link_mut(self.link_no) {
                 link.conn.handle_timeout(now);
-                // An open coalescing window holds the queue until the hub's timers close it,
-                // unless the connection is ending (a close, a shutdown, a replacement) or cut.
+                // Adaptive window: a writer that wrote recently and finds frames queued (they
+                // came while it wrote) holds them until a window's length after that write.
+                if link.window == Gathering::Idle
+                    && link.primed
+                    && link.conn.is_open()
+                    && link.conn.queued_bytes() > 0
+                {
+                    if let Some(at) = self.hub.window.hold_until(&link.cadence, now) {
+                        link.window = Gathering::Open(at);
+                        opened = Some(at);
+                    }
+                }
+                // An open window holds the queue until the hub's timers close it, unless the
+                // connection is ending (a close, a shutdown, a replacement) or cut.
                 let held = matches!(link.window, Gathering::Open(_)) && link.conn.is_open();
                 let n = if held {
                     0
@@ -81,6 +97,7 @@ impl Outlet {
                     // Busy until it asks again: what is queued meanwhile wakes nobody.
                     link.writer = None;
                     link.primed = true;
+                    link.cadence.wrote(now);
                     link.room_waiters.drain(..).for_each(std::task::Waker::wake);
                     return Poll::Ready(Some(n));
                 }
@@ -88,6 +105,14 @@ impl Outlet {
                     match &link.writer {
                         Some(w) if w.will_wake(cx.waker()) => {}
                         _ => link.writer = Some(cx.waker().clone()),
+                    }
+                    drop(st);
+                    if let Some(at) = opened {
+                        self.hub.hold([Held {
+                            at,
+                            slot: Arc::downgrade(&self.slot),
+                            link_no: self.link_no,
+                        }]);
                     }
                     return Poll::Pending;
                 }

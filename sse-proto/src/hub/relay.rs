@@ -382,7 +382,7 @@ impl Inner {
             return (0, Vec::new());
         }
         let line = at.map(|at| (at.seq, position::id_line(id, at)));
-        let queued = st.queue(line, frame, self.window_end());
+        let queued = st.queue(line, frame, self.pacing());
         let next = self.after_queue(&mut st, &queued);
         drop(st);
         let count = match queued {

@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use super::window::{Cadence, Pacing};
 use crate::connection::{Connection, EndReason};
 use crate::error::Error;
 use crate::frame::Frame;
@@ -68,11 +69,13 @@ pub(crate) struct Link {
     /// [`poll_drain`](crate::Outlet::poll_drain) that found nothing and the wake-up that ends
     /// the wait, so `Some` also says that the writer has nothing in flight.
     pub(crate) writer: Option<Waker>,
-    /// Coalescing window: where this connection's stands.
+    /// Write window: where this connection's stands.
     pub(crate) window: Gathering,
     /// Whether the writer has taken its first batch (the preamble, and what was queued
     /// with it): the window never holds what precedes it.
     pub(crate) primed: bool,
+    /// The writer's recent writes (adaptive window).
+    pub(crate) cadence: Cadence,
     /// Tasks (transport guards) waiting for a cut-off (the connection is aborted).
     pub(crate) abort_waiters: Vec<Waker>,
     /// The highest sequence number this connection has (replayed or queued): a logged event
@@ -98,15 +101,16 @@ pub(crate) enum Wake {
     Nothing,
     /// Wake it now.
     Now(Waker),
-    /// Coalescing window: a window opened on link `link_no`; the hub's timers close it at
+    /// Write window: a window opened on link `link_no`; the hub's timers close it at
     /// `at` and wake the writer then (see [`Inner::hold`](super::Inner::hold)).
     Later { at: Instant, link_no: u64 },
 }
 
-/// Where a connection's coalescing window stands.
+/// Where a connection's write window stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gathering {
-    /// No window: the next frame queued opens one (once the writer is primed).
+    /// No window: the next frame queued may open one (once the writer is primed; adaptive:
+    /// only within the window's length of the last write).
     Idle,
     /// A window is open until this instant: what is queued wakes nobody and the writer takes
     /// nothing, unless the connection stops being open (a close, a cut-off, a shutdown or a
@@ -201,6 +205,7 @@ impl SlotState {
             conn,
             writer: None,
             window: Gathering::Idle,
+            cadence: Cadence::default(),
             primed: false,
             abort_waiters: Vec::new(),
             seen,
@@ -218,15 +223,14 @@ impl SlotState {
     }
 
     /// Queues `frame` on the attached connection: after its `id:` line for a logged event
-    /// (numbered `seq`), unless the connection has that event already. With a coalescing
-    /// window (`window_end`: when a window opened now ends), the writer's wake-up may wait
-    /// for it.
+    /// (numbered `seq`), unless the connection has that event already. With a write window
+    /// (`pacing`: the window as of now), the writer's wake-up may wait for it.
     #[inline]
     pub(crate) fn queue(
         &mut self,
         logged: Option<(u64, Frame)>,
         frame: Frame,
-        window_end: Option<Instant>,
+        pacing: Option<Pacing>,
     ) -> Queued {
         let Some(link) = &mut self.link else {
             return Queued::Detached;
@@ -240,7 +244,7 @@ impl SlotState {
             None => link.conn.send(frame),
         };
         match result {
-            Ok(()) => Queued::Sent(link.wake(window_end)),
+            Ok(()) => Queued::Sent(link.wake(pacing)),
             Err(err @ Error::Backpressure { .. }) => Queued::Cut(self.retire_link(), err),
             Err(_) => Queued::Ending,
         }
@@ -281,25 +285,35 @@ impl SlotState {
 }
 
 impl Link {
-    /// How the writer learns of a frame just queued: at once, or, with a coalescing window,
-    /// at `window_end` when a window opens now. Nothing when a window is open or has just ended (it
+    /// How the writer learns of a frame just queued: at once, or, with a write window, when
+    /// the window the frame opens ends. Nothing when a window is open or has just ended (it
     /// takes the frame with the others) or the writer is busy (it takes the frame when it
-    /// asks next).
-    /// The first batch is never held.
+    /// asks next). The first batch is never held.
     #[inline]
-    fn wake(&mut self, window_end: Option<Instant>) -> Wake {
+    fn wake(&mut self, pacing: Option<Pacing>) -> Wake {
         if self.window != Gathering::Idle {
             return Wake::Nothing;
         }
-        match window_end {
-            Some(at) if self.primed => {
+        let end = pacing
+            .filter(|_| self.primed)
+            .and_then(|p| p.window_end(&self.cadence, self.writer.is_some()));
+        match end {
+            Some(at) => {
                 self.window = Gathering::Open(at);
                 Wake::Later {
                     at,
                     link_no: self.link_no,
                 }
             }
-            _ => self.writer.take().map_or(Wake::Nothing, Wake::Now),
+            None => match self.writer.take() {
+                Some(writer) => {
+                    if let Some(p) = pacing {
+                        self.cadence.woken(p.now);
+                    }
+                    Wake::Now(writer)
+                }
+                None => Wake::Nothing,
+            },
         }
     }
 

@@ -10,6 +10,7 @@ use crate::clock::ManualClock;
 use crate::frame::Batch;
 use crate::request::{HttpVersion, Principal, Request};
 
+mod adaptive;
 mod coalesce;
 mod relay;
 mod resume;

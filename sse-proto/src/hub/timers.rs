@@ -1,9 +1,9 @@
 //! The hub's timers: in resume mode a detached session expires when its grace period passes,
-//! after a shutdown the streams that did not drain in time are cut, and with a coalescing
-//! window each connection's open window is closed when it ends and its writer woken.
+//! after a shutdown the streams that did not drain in time are cut, and with a write window
+//! each connection's open window is closed when it ends and its writer woken.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use super::slot::{Gathering, Slot, Wake, lock};
+use super::window::{Pacing, WriteWindow};
 use super::{Hub, Inner, WeakHub};
 use crate::connection::EndReason;
 
@@ -26,16 +27,38 @@ pub(crate) struct Timers {
     order: u64,
     /// After a shutdown: when the streams still writing are cut.
     pub(crate) cut_at: Option<Instant>,
-    /// Coalescing windows open on connections, in the order they opened (one length for
-    /// all, so also by the instant they end). Its room is kept from one window to the next.
-    windows: VecDeque<Held>,
+    /// Write windows open on connections, by the instant they end (an adaptive window ends
+    /// a length after its writer's last write, so not in the order they opened). Its room
+    /// is kept from one window to the next.
+    windows: BinaryHeap<Reverse<Held>>,
 }
 
-/// A coalescing window open on one connection (link `link_no` of `slot`) until `at`.
+/// A write window open on one connection (link `link_no` of `slot`) until `at`.
 pub(crate) struct Held {
     pub(crate) at: Instant,
     pub(crate) slot: Weak<Slot>,
     pub(crate) link_no: u64,
+}
+
+// Ordered by the instant the window ends, for the timers' heap.
+impl PartialEq for Held {
+    fn eq(&self, other: &Held) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Held) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    fn cmp(&self, other: &Held) -> CmpOrdering {
+        self.at.cmp(&other.at)
+    }
 }
 
 struct Due {
@@ -79,27 +102,31 @@ impl Timers {
     /// When the driver next has work.
     fn next(&self) -> Option<Instant> {
         let expiry = self.heap.peek().map(|Reverse(due)| due.at);
-        let window = self.windows.front().map(|w| w.at);
+        let window = self.windows.peek().map(|Reverse(w)| w.at);
         [expiry, self.cut_at, window].into_iter().flatten().min()
     }
 
-    /// Adds open windows (all ending at one instant); returns the driver to wake if it
-    /// sleeps past their end.
+    /// Adds open windows; returns the driver to wake if it sleeps past the end of one.
     fn hold(&mut self, windows: impl IntoIterator<Item = Held>) -> Option<Waker> {
         let next = self.next();
-        let before = self.windows.len();
-        self.windows.extend(windows);
-        let earlier = self
-            .windows
-            .get(before)
-            .is_some_and(|w| next.is_none_or(|next| w.at < next));
+        let mut earliest: Option<Instant> = None;
+        for held in windows {
+            earliest = Some(earliest.map_or(held.at, |e| e.min(held.at)));
+            self.windows.push(Reverse(held));
+        }
+        let earlier = earliest.is_some_and(|at| next.is_none_or(|next| at < next));
         if earlier { self.waker.take() } else { None }
     }
 
     /// Takes the windows that have ended as of `now`.
     fn ended_windows(&mut self, now: Instant) -> Vec<Held> {
-        let n = self.windows.partition_point(|w| w.at <= now);
-        self.windows.drain(..n).collect()
+        let mut ended = Vec::new();
+        while self.windows.peek().is_some_and(|Reverse(w)| w.at <= now) {
+            if let Some(Reverse(w)) = self.windows.pop() {
+                ended.push(w);
+            }
+        }
+        ended
     }
 }
 
@@ -119,9 +146,9 @@ impl Hub {
     /// reported to the observer as [`SessionEvent::Expired`](crate::SessionEvent::Expired)).
     /// After [`shutdown`](Self::shutdown) it cuts, at the deadline, the streams that have not
     /// drained, waking their writers and transport guards, so that a server whose readers
-    /// stopped reading still stops on time. With a coalescing window
-    /// ([`HubBuilder::coalesce`](crate::HubBuilder::coalesce)) it closes the windows that
-    /// have ended and wakes their writers, all those of one instant together.
+    /// stopped reading still stops on time. With a write window
+    /// ([`HubBuilder::write_window`](crate::HubBuilder::write_window)) it closes the windows
+    /// that have ended and wakes their writers.
     ///
     /// Registers `cx` to be woken when an earlier deadline appears (a session detaches, the
     /// hub shuts down, a window opens) and when the hub is dropped. A driver task sleeps
@@ -131,7 +158,7 @@ impl Hub {
         loop {
             let due = {
                 let mut timers = lock(&self.inner.timers);
-                if timers.windows.front().is_some_and(|w| w.at <= now) {
+                if timers.windows.peek().is_some_and(|Reverse(w)| w.at <= now) {
                     let ended = timers.ended_windows(now);
                     drop(timers);
                     ended.into_iter().for_each(end_window);
@@ -259,10 +286,16 @@ impl Inner {
         }
     }
 
-    /// When a coalescing window opened now ends; `None` when the hub has none. Read once
-    /// per delivery, so a broadcast reads the clock once and its windows end together.
-    pub(super) fn window_end(&self) -> Option<Instant> {
-        self.coalesce.map(|length| self.clock.now() + length)
+    /// The write window as of now; `None` when off. Read once per delivery, so a broadcast
+    /// reads the clock once (and its fixed windows end together).
+    pub(super) fn pacing(&self) -> Option<Pacing> {
+        match self.window {
+            WriteWindow::Off => None,
+            window => Some(Pacing {
+                now: self.clock.now(),
+                window,
+            }),
+        }
     }
 
     /// Puts a detached session in the expiry queue, unless it is there already.
@@ -300,6 +333,7 @@ fn end_window(held: Held) {
         match st.link_mut(held.link_no) {
             Some(link) if link.window == Gathering::Open(held.at) => {
                 link.window = Gathering::Ended;
+                link.cadence.woken(held.at);
                 link.writer.take()
             }
             _ => None,

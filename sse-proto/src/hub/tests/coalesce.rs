@@ -1,4 +1,4 @@
-//! The coalescing window: a frame queued after a connection's first batch opens a window
+//! The fixed write window: a frame queued after a connection's first batch opens a window
 //! that the hub's timers close, what is queued meanwhile leaves in one batch, and the end of
 //! a stream never waits.
 
@@ -14,20 +14,20 @@ fn windowed_hub(t0: Instant) -> (HubBuilder, ManualClock) {
 }
 
 /// A connection's writer: its outlet and the waker it registers.
-struct Writer {
-    outlet: Outlet,
+pub(super) struct Writer {
+    pub(super) outlet: Outlet,
     woken: Arc<Counter>,
 }
 
 impl Writer {
-    fn new(outlet: Outlet) -> Writer {
+    pub(super) fn new(outlet: Outlet) -> Writer {
         Writer {
             outlet,
             woken: Arc::new(Counter::default()),
         }
     }
 
-    fn drain(&mut self, now: Instant) -> (Poll<Option<usize>>, Vec<u8>) {
+    pub(super) fn drain(&mut self, now: Instant) -> (Poll<Option<usize>>, Vec<u8>) {
         let waker = Waker::from(self.woken.clone());
         let mut cx = Context::from_waker(&waker);
         let mut batch = Batch::new();
@@ -37,30 +37,30 @@ impl Writer {
 
     /// As the demos do: a first event on accept, which goes out with the preamble (and
     /// repeats the id). Then the writer waits: it is primed and idle.
-    fn prime(&mut self, session: &Session, now: Instant) {
+    pub(super) fn prime(&mut self, session: &Session, now: Instant) {
         session.emit("connect", "{}").expect("valid");
         assert_eq!(self.drain(now).0, Poll::Ready(Some(3)), "the first batch");
         assert_eq!(self.drain(now).0, Poll::Pending);
     }
 
-    fn woken(&self) -> usize {
+    pub(super) fn woken(&self) -> usize {
         self.woken.count()
     }
 }
 
 /// What drives the hub's timers, with the waker it registers.
-struct Driver {
-    woken: Arc<Counter>,
+pub(super) struct Driver {
+    pub(super) woken: Arc<Counter>,
 }
 
 impl Driver {
-    fn new() -> Driver {
+    pub(super) fn new() -> Driver {
         Driver {
             woken: Arc::new(Counter::default()),
         }
     }
 
-    fn poll(&self, hub: &Hub, now: Instant) -> Option<Instant> {
+    pub(super) fn poll(&self, hub: &Hub, now: Instant) -> Option<Instant> {
         let waker = Waker::from(self.woken.clone());
         hub.poll_timers(&mut Context::from_waker(&waker), now)
     }
@@ -298,13 +298,20 @@ fn without_a_window_every_send_wakes_the_writer_at_once() {
     let t0 = Instant::now();
     let clock = ManualClock::starting_at(t0);
     for hub in [
-        Hub::builder().keep_alive(None).build(clock.clone()),
+        Hub::builder()
+            .keep_alive(None)
+            .write_window(WriteWindow::Off)
+            .build(clock.clone()),
         Hub::builder()
             .keep_alive(None)
             .coalesce(Duration::ZERO)
             .build(clock.clone()),
+        Hub::builder()
+            .keep_alive(None)
+            .write_window(WriteWindow::Adaptive(Duration::ZERO))
+            .build(clock.clone()),
     ] {
-        assert_eq!(hub.settings().coalesce, None);
+        assert_eq!(hub.settings().write_window, WriteWindow::Off);
         let driver = Driver::new();
         let (s, outlet) = connect(&hub, "/e?id=a", t0);
         let mut w = Writer::new(outlet);

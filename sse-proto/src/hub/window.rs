@@ -1,0 +1,200 @@
+//! The write window: how a connection's writer batches what is queued on it.
+//!
+//! Every write is a system call (and on HTTP/1.1 a chunk): a writer woken for each frame
+//! writes once per frame, which is what a fan-out to many connections spends most of its
+//! time on. A window lets frames queued close together leave in one vectored write. The
+//! fixed window charges every frame its length; the adaptive one, like Nagle's algorithm,
+//! delays only what comes while the previous write is recent, so a quiet stream writes at
+//! once and a busy one at most once per window.
+
+use std::time::{Duration, Instant};
+
+/// How a connection's writer batches frames ([`HubBuilder::write_window`]).
+///
+/// [`HubBuilder::write_window`]: crate::HubBuilder::write_window
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteWindow {
+    /// Each frame wakes the writer at once: one write per frame unless the writer is busy
+    /// (what is queued while it writes goes in its next write).
+    Off,
+    /// Each frame queued on an idle writer opens a window of this length; what is queued
+    /// until it ends goes in one write. Every frame waits up to the length.
+    Fixed(Duration),
+    /// A writer that last wrote longer ago than this length writes at once; one that wrote
+    /// more recently waits until this long after its last write, then writes everything
+    /// queued meanwhile in one write. A quiet stream pays no latency; a busy one writes at
+    /// most once per length.
+    Adaptive(Duration),
+}
+
+impl WriteWindow {
+    /// The default: off.
+    pub const DEFAULT: WriteWindow = WriteWindow::Off;
+
+    /// The window's length; `None` when off (or of length zero).
+    #[must_use]
+    pub fn length(self) -> Option<Duration> {
+        match self {
+            WriteWindow::Off => None,
+            WriteWindow::Fixed(d) | WriteWindow::Adaptive(d) => Some(d).filter(|d| !d.is_zero()),
+        }
+    }
+
+    /// The window as the hub applies it: a zero length is off.
+    pub(crate) fn normalized(self) -> WriteWindow {
+        if self.length().is_none() {
+            WriteWindow::Off
+        } else {
+            self
+        }
+    }
+}
+
+impl Default for WriteWindow {
+    fn default() -> WriteWindow {
+        WriteWindow::DEFAULT
+    }
+}
+
+/// A writer's recent writes, as the adaptive window reads them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Cadence {
+    /// When the writer last took a batch.
+    last_write: Option<Instant>,
+    /// When the writer was last woken for a batch (or its window ended), until it takes it.
+    woken_at: Option<Instant>,
+    /// How long the writer took, the last time it was woken, to take its batch: how far
+    /// behind the runtime runs (µs).
+    lag_us: u32,
+}
+
+impl Cadence {
+    /// The writer was woken, or its window ended, at `at`.
+    pub(crate) fn woken(&mut self, at: Instant) {
+        self.woken_at = Some(at);
+    }
+
+    /// The writer took a batch at `now`.
+    pub(crate) fn wrote(&mut self, now: Instant) {
+        self.last_write = Some(now);
+        if let Some(at) = self.woken_at.take() {
+            let lag = now.saturating_duration_since(at).as_micros();
+            self.lag_us = u32::try_from(lag).unwrap_or(u32::MAX);
+        }
+    }
+
+    /// How long after its last write a writer holds what comes: the window's length, or,
+    /// when the writer woke late last time (the server is busy writing to many streams),
+    /// [`LAG_FACTOR`] times that lag, up to [`MAX_STRETCH`] times the length. A server that
+    /// runs late batches more, which is what lets it catch up: back to back at 1 000
+    /// streams, the lag alone (a factor of 1) saved a quarter of the writes, a factor of 4
+    /// four fifths (BENCHMARKS.md, section 5).
+    fn span(&self, length: Duration) -> Duration {
+        let lag = Duration::from_micros(u64::from(self.lag_us));
+        (lag * LAG_FACTOR).clamp(length, length * MAX_STRETCH)
+    }
+}
+
+/// How many times a writer's lag an adaptive window stretches to.
+const LAG_FACTOR: u32 = 4;
+
+/// How many times its length an adaptive window stretches at most: the latency it may add
+/// under load (20 ms at the default 5 ms).
+const MAX_STRETCH: u32 = 4;
+
+/// The window as of one delivery: the clock is read once, so that the windows a broadcast
+/// opens on a fixed length end together.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pacing {
+    pub(crate) now: Instant,
+    pub(crate) window: WriteWindow,
+}
+
+impl Pacing {
+    /// When the window a frame queued now opens ends; `None` when the writer is to be woken
+    /// now (or, busy, takes the frame when it asks next). `idle`: whether the writer waits
+    /// for frames now.
+    pub(crate) fn window_end(&self, cadence: &Cadence, idle: bool) -> Option<Instant> {
+        match self.window {
+            WriteWindow::Off => None,
+            WriteWindow::Fixed(length) => Some(self.now + length),
+            // A busy writer decides when it asks (see `hold_until`).
+            WriteWindow::Adaptive(_) if !idle => None,
+            WriteWindow::Adaptive(_) => self.window.hold_until(cadence, self.now),
+        }
+    }
+}
+
+impl WriteWindow {
+    /// Adaptive: until when a writer with this cadence, finding frames queued at `now`,
+    /// holds them; `None` to write now.
+    pub(crate) fn hold_until(self, cadence: &Cadence, now: Instant) -> Option<Instant> {
+        let WriteWindow::Adaptive(length) = self else {
+            return None;
+        };
+        let end = cadence.last_write? + cadence.span(length);
+        (end > now).then_some(end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adaptive_holds_only_after_a_recent_write() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let w = WriteWindow::Adaptive(ms(5));
+        let mut c = Cadence::default();
+        // Never wrote: at once.
+        assert_eq!(w.hold_until(&c, t0), None);
+        c.wrote(t0);
+        // Wrote 5 ms ago or more: at once.
+        assert_eq!(w.hold_until(&c, t0 + ms(5)), None);
+        assert_eq!(w.hold_until(&c, t0 + ms(9)), None);
+        // Wrote 1 ms ago: until 5 ms after that write.
+        assert_eq!(w.hold_until(&c, t0 + ms(1)), Some(t0 + ms(5)));
+        let pacing = Pacing {
+            now: t0 + ms(1),
+            window: w,
+        };
+        assert_eq!(pacing.window_end(&c, true), Some(t0 + ms(5)));
+        // A busy writer is not woken; it looks when it asks.
+        assert_eq!(pacing.window_end(&c, false), None);
+        // Fixed: the length from now, whatever the last write.
+        let fixed = Pacing {
+            now: t0 + ms(1),
+            window: WriteWindow::Fixed(ms(5)),
+        };
+        assert_eq!(fixed.window_end(&c, true), Some(t0 + ms(6)));
+        assert_eq!(WriteWindow::Fixed(ms(0)).normalized(), WriteWindow::Off);
+        assert_eq!(WriteWindow::Off.length(), None);
+    }
+
+    #[test]
+    fn a_writer_that_woke_late_holds_four_times_its_lag_up_to_four_windows() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let w = WriteWindow::Adaptive(ms(5));
+        let mut c = Cadence::default();
+        // Woken at t0, it ran 3 ms later: it holds what comes for 4 × 3 ms after that write.
+        c.woken(t0);
+        c.wrote(t0 + ms(3));
+        assert_eq!(w.hold_until(&c, t0 + ms(10)), Some(t0 + ms(15)));
+        // 50 ms late: four windows at most.
+        c.woken(t0 + ms(20));
+        c.wrote(t0 + ms(70));
+        assert_eq!(w.hold_until(&c, t0 + ms(71)), Some(t0 + ms(90)));
+        // On time again: one window.
+        c.woken(t0 + ms(100));
+        c.wrote(t0 + ms(100));
+        assert_eq!(w.hold_until(&c, t0 + ms(101)), Some(t0 + ms(105)));
+        // A batch taken without a wake-up (the writer was busy) keeps the last lag.
+        c.woken(t0 + ms(200));
+        c.wrote(t0 + ms(202));
+        c.wrote(t0 + ms(210));
+        assert_eq!(w.hold_until(&c, t0 + ms(211)), Some(t0 + ms(218)));
+    }
+}
