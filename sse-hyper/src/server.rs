@@ -15,7 +15,7 @@ use crate::handshake::{Outcome, now, outcome};
 /// or without the store. Cloning is cheap and shares everything.
 ///
 /// Create it inside a tokio runtime: it spawns the hub's timer task (resume mode's expiry,
-/// the shutdown's deadline, the ends of coalescing windows) and the store's task, which end
+/// the shutdown's deadline, the ends of write windows) and the store's task, which end
 /// when the last clone is dropped.
 ///
 /// ```no_run

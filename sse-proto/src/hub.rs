@@ -64,7 +64,7 @@ use timers::Timers;
 ///    the session ends, or in resume mode waits for its tab to come back.
 /// 4. One task drives [`poll_timers`](Self::poll_timers): in resume mode it ends the
 ///    sessions whose grace period passed, after a shutdown it cuts the streams that did
-///    not drain in time, and with a coalescing window it wakes the writers whose window
+///    not drain in time, and with a write window it wakes the writers whose window
 ///    ended.
 ///
 /// ```

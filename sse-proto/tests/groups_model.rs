@@ -33,7 +33,7 @@ use bytes::Buf;
 use proptest::prelude::*;
 use sse_proto::{
     Batch, Continuity, Decision, Decoder, Event, GapReason, HttpVersion, Hub, Item, LogBounds,
-    ManualClock, Outlet, Request, ResumeConfig,
+    ManualClock, Outlet, Request, ResumeConfig, WriteWindow,
 };
 
 const GRACE_MS: u64 = 10_000;
@@ -176,8 +176,10 @@ fn seq_of(position: &str) -> u64 {
 impl Sim {
     fn new(max_events: usize) -> Sim {
         let clock = ManualClock::starting_at(instant(0));
+        // What each tab gets, not when: writers are woken at once (no write window).
         let hub = Hub::builder()
             .keep_alive(None)
+            .write_window(WriteWindow::Off)
             .resume(
                 ResumeConfig::new(Duration::from_millis(GRACE_MS)).bounds(LogBounds {
                     max_events,

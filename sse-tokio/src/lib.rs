@@ -82,7 +82,7 @@ pub use sse_proto::prelude::*;
 /// or without the store. Cloning is cheap and shares everything.
 ///
 /// Create it inside a tokio runtime: it spawns the hub's timer task (resume mode's expiry,
-/// the shutdown's deadline, the ends of coalescing windows) and the store's task, which end
+/// the shutdown's deadline, the ends of write windows) and the store's task, which end
 /// when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Server(sse_http1::Server);

@@ -34,6 +34,12 @@ impl Counter {
     }
 }
 
+/// A hub builder whose writers are woken at once (no write window): these tests drain at
+/// one instant and are about what is written, not when (`adaptive.rs` and `coalesce.rs` are).
+fn unwindowed() -> HubBuilder {
+    Hub::builder().write_window(WriteWindow::Off)
+}
+
 fn connect(hub: &Hub, target: &str, now: Instant) -> (Session, Outlet) {
     let mut req = Request::new(b"GET", target.as_bytes(), HttpVersion::Http11);
     req.header(b"accept", b"text/event-stream");
@@ -54,7 +60,7 @@ fn drain(outlet: &mut Outlet, now: Instant) -> (Poll<Option<usize>>, Vec<u8>) {
 #[test]
 fn preamble_then_events_to_one_session() {
     let now = Instant::now();
-    let hub = Hub::builder().build(Instant::now);
+    let hub = unwindowed().build(Instant::now);
     let (a, mut oa) = connect(&hub, "/e?id=a", now);
     let (_b, mut ob) = connect(&hub, "/e?id=b", now);
     assert_eq!(hub.len(), 2);
@@ -84,7 +90,7 @@ fn preamble_then_events_to_one_session() {
 #[test]
 fn writer_is_woken_by_send_and_broadcast_shares_one_frame() {
     let now = Instant::now();
-    let hub = Hub::builder().build(Instant::now);
+    let hub = unwindowed().build(Instant::now);
     let mut outlets: Vec<Outlet> = (0..3)
         .map(|i| connect(&hub, &format!("/e?id={i}"), now).1)
         .collect();
@@ -120,7 +126,7 @@ fn writer_is_woken_by_send_and_broadcast_shares_one_frame() {
 #[test]
 fn close_drains_marks_and_reconnect_gets_204() {
     let now = Instant::now();
-    let hub = Hub::builder().build(Instant::now);
+    let hub = unwindowed().build(Instant::now);
     let (s, mut o) = connect(&hub, "/e?id=tab", now);
     assert!(drain(&mut o, now).0.is_ready());
     s.send("last words").expect("open");
@@ -156,7 +162,7 @@ fn close_drains_marks_and_reconnect_gets_204() {
 #[test]
 fn dropping_the_outlet_removes_the_session_and_wakes_end_waiters() {
     let now = Instant::now();
-    let hub = Hub::builder().build(Instant::now);
+    let hub = unwindowed().build(Instant::now);
     let (s, o) = connect(&hub, "/e", now);
     assert!(s.is_new());
     let counter = Arc::new(Counter::default());
@@ -180,7 +186,7 @@ fn dropping_the_outlet_removes_the_session_and_wakes_end_waiters() {
 #[test]
 fn duplicate_id_replaces_the_old_connection_and_renames_its_tab() {
     let now = Instant::now();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .id_generator(|| SessionId::parse(b"fresh", 128).expect("valid"))
         .build(Instant::now);
     let (old, mut old_out) = connect(&hub, "/e?id=dup", now);
@@ -210,7 +216,7 @@ fn duplicate_id_replaces_the_old_connection_and_renames_its_tab() {
 #[test]
 fn slow_reader_is_cut_off_and_others_are_not() {
     let now = Instant::now();
-    let hub = Hub::builder().budget(1000).build(Instant::now);
+    let hub = unwindowed().budget(1000).build(Instant::now);
     let (slow, mut slow_out) = connect(&hub, "/e?id=slow", now);
     let (_fast, mut fast_out) = connect(&hub, "/e?id=fast", now);
     let ev = Event::new().data(vec![b'x'; 300]);
@@ -253,7 +259,7 @@ fn slow_reader_is_cut_off_and_others_are_not() {
 #[test]
 fn keep_alive_through_the_outlet() {
     let t0 = Instant::now();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(Some(Duration::from_secs(5)))
         .build(Instant::now);
     let (_s, mut o) = connect(&hub, "/e", t0);
@@ -271,7 +277,7 @@ fn poll_timeout_follows_writes_and_the_end() {
     let t0 = Instant::now();
     let s = Duration::from_secs(1);
     let clock = ManualClock::starting_at(t0);
-    let hub = Hub::builder().keep_alive(Some(5 * s)).build(clock.clone());
+    let hub = unwindowed().keep_alive(Some(5 * s)).build(clock.clone());
     let (session, mut o) = connect(&hub, "/e?id=a", t0);
     assert_eq!(
         o.poll_timeout(),
@@ -302,7 +308,7 @@ fn poll_timeout_follows_writes_and_the_end() {
 #[test]
 fn shutdown_ends_every_stream_without_marking() {
     let now = Instant::now();
-    let hub = Hub::builder().build(Instant::now);
+    let hub = unwindowed().build(Instant::now);
     let (s, mut o) = connect(&hub, "/e?id=x", now);
     assert_eq!(hub.shutdown(), 1);
     assert!(hub.is_shutting_down());
@@ -326,7 +332,7 @@ fn shutdown_ends_every_stream_without_marking() {
 #[test]
 fn a_shutdown_cuts_what_does_not_drain_in_time() {
     let t0 = Instant::now();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .shutdown_grace(Duration::from_secs(1))
         .build(ManualClock::starting_at(t0));
@@ -370,7 +376,7 @@ fn a_shutdown_cuts_what_does_not_drain_in_time() {
 #[test]
 fn dropping_the_stream_ends_without_marking() {
     let now = Instant::now();
-    let hub = Hub::builder().build(Instant::now);
+    let hub = unwindowed().build(Instant::now);
     let (s, mut o) = connect(&hub, "/e?id=d", now);
     assert!(s.drop_stream());
     assert!(!s.drop_stream());
@@ -386,7 +392,7 @@ fn dropping_the_stream_ends_without_marking() {
 #[test]
 fn drained_once_every_writer_dropped_its_outlet() {
     let now = Instant::now();
-    let hub = Hub::builder().keep_alive(None).build(Instant::now);
+    let hub = unwindowed().keep_alive(None).build(Instant::now);
     let waiter = Arc::new(Counter::default());
     let waker = Waker::from(waiter.clone());
     let mut cx = Context::from_waker(&waker);

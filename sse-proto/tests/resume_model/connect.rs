@@ -11,8 +11,10 @@ impl Sim {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             SessionId::parse(format!("s{n}").as_bytes(), 128).unwrap()
         };
+        // What each tab gets, not when: writers are woken at once (no write window).
         let hub = Hub::builder()
             .keep_alive(None)
+            .write_window(sse_proto::WriteWindow::Off)
             .retry(Duration::from_millis(RETRY_MS))
             .budget(budget)
             .id_generator(ids)

@@ -6,7 +6,7 @@ use super::*;
 
 const WINDOW: Duration = Duration::from_millis(10);
 
-/// Settings with the coalescing window, and the fake clock (at `t0`) the hub will read to
+/// Settings with the fixed window, and the fake clock (at `t0`) the hub will read to
 /// date a window.
 fn windowed_hub(t0: Instant) -> (HubBuilder, ManualClock) {
     let builder = Hub::builder().keep_alive(None).coalesce(WINDOW);

@@ -8,7 +8,7 @@ use crate::relay::{Recipient, RelayConfig, Relayed};
 
 /// A hub in relay and resume mode, and the port its relay holds.
 fn relayed(config: RelayConfig) -> (Hub, RelayPort) {
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .resume(ResumeConfig::new(Duration::from_secs(60)))
         .relay(config)
@@ -164,7 +164,7 @@ fn an_event_numbered_after_its_unsequenced_delivery_only_moves_the_position() {
 
 #[test]
 fn without_resume_mode_a_known_event_is_left_alone() {
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .relay(RelayConfig::default())
         .build(Instant::now);

@@ -16,7 +16,7 @@ fn resumable() -> Hub {
 }
 
 fn resumable_with(config: ResumeConfig) -> Hub {
-    Hub::builder()
+    unwindowed()
         .keep_alive(None)
         .resume(config)
         .build(Instant::now)
@@ -199,7 +199,7 @@ fn detached_sessions_expire_after_the_grace_period() {
     let t0 = Instant::now();
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .resume(ResumeConfig::new(GRACE))
         .observe(move |e| seen.lock().expect("not poisoned").push(e.clone()))
@@ -349,7 +349,7 @@ fn a_duplicated_tab_gets_its_own_id_and_neither_loops() {
 #[test]
 fn a_slow_tab_is_cut_off_and_resumes_what_it_missed() {
     let t0 = Instant::now();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .budget(400)
         .resume(ResumeConfig::new(GRACE))
@@ -488,7 +488,7 @@ fn an_older_session_ends_before_its_id_is_attached_again() {
     let t0 = Instant::now();
     let log = Arc::new(Mutex::new(Vec::new()));
     let seen = log.clone();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .resume(ResumeConfig::new(GRACE))
         .observe(move |e| seen.lock().expect("not poisoned").push(e.clone()))
         .build(Instant::now);
@@ -566,7 +566,7 @@ fn a_tabs_last_event_id_names_its_session_everywhere() {
     hub.close(&last).expect("closed by its last event id");
     assert!(a.session.is_closed());
     // Without resume mode an id is only ever itself (a `~` is a plain byte of it).
-    let plain = Hub::builder().keep_alive(None).build(Instant::now);
+    let plain = unwindowed().keep_alive(None).build(Instant::now);
     let b = attach(&plain, Some("x~1.1"), None, t0);
     assert!(plain.session("x~1.1").is_some() && plain.session("x").is_none());
     drop(b);
@@ -578,7 +578,7 @@ fn a_replaced_stream_ends_no_session() {
     for resume in [false, true] {
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = events.clone();
-        let mut builder = Hub::builder()
+        let mut builder = unwindowed()
             .keep_alive(None)
             .observe(move |e| seen.lock().expect("not poisoned").push(e.clone()));
         if resume {

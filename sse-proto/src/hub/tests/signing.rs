@@ -15,7 +15,7 @@ fn ring(id: &str, byte: u8) -> KeyRing {
 }
 
 fn signed(resume: bool) -> Hub {
-    let builder = Hub::builder().keep_alive(None).signing(ring("k1", 7));
+    let builder = unwindowed().keep_alive(None).signing(ring("k1", 7));
     match resume {
         true => builder
             .resume(ResumeConfig::new(Duration::from_secs(60)))
@@ -157,7 +157,7 @@ fn signed_ids_carry_positions_and_closed_ones_get_204() {
 fn a_rotation_re_signs_a_returning_session_and_it_goes_on() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .signing(ring("k1", 7))
         .resume(ResumeConfig::new(Duration::from_secs(60)))
@@ -220,7 +220,7 @@ fn a_rotation_re_signs_a_returning_session_and_it_goes_on() {
 
 #[test]
 fn the_id_policy_accepts_refuses_or_reissues() {
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .id_policy(|id, principal, _| match (id.as_str(), principal) {
             ("banned", _) => IdVerdict::Refuse,

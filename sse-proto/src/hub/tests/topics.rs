@@ -81,14 +81,14 @@ fn demo_rule(topic: &TopicName, user: Option<&[u8]>) -> bool {
 }
 
 fn plain() -> Hub {
-    Hub::builder()
+    unwindowed()
         .keep_alive(None)
         .topic_rule(demo_rule)
         .build(Instant::now)
 }
 
 fn resumable(bounds: LogBounds) -> Hub {
-    Hub::builder()
+    unwindowed()
         .keep_alive(None)
         .resume(ResumeConfig::new(GRACE).bounds(bounds))
         .topic_rule(demo_rule)
@@ -175,7 +175,7 @@ fn a_user_is_every_session_of_its_principal() {
 #[test]
 fn bad_topics_are_refused_with_a_reason() {
     let t0 = Instant::now();
-    let hub = Hub::builder().max_topics(2).build(Instant::now);
+    let hub = unwindowed().max_topics(2).build(Instant::now);
     for target in [
         "/e?topic=a%20b",
         "/e?topic=",
@@ -369,7 +369,7 @@ fn a_user_send_reaches_a_detached_tab_but_not_a_later_one() {
 fn groups_and_their_logs_go_with_their_last_member() {
     let t0 = Instant::now();
     let clock = ManualClock::starting_at(t0);
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .resume(ResumeConfig::new(GRACE))
         .topic_rule(demo_rule)
@@ -396,7 +396,7 @@ fn groups_and_their_logs_go_with_their_last_member() {
 #[test]
 fn a_session_keeps_a_bounded_past() {
     let t0 = Instant::now();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .resume(ResumeConfig::new(GRACE))
         .max_topics(2)
@@ -427,7 +427,7 @@ fn the_observer_hears_joins_and_leaves() {
     let t0 = Instant::now();
     let heard = Arc::new(Mutex::new(Vec::new()));
     let log = heard.clone();
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .topic_rule(demo_rule)
         .observe(move |e| {
@@ -490,7 +490,7 @@ fn concurrent_publishers_give_every_member_one_order() {
 
 /// A hub in relay and resume mode, its port, and what it queued for the relay.
 fn relayed() -> (Hub, RelayPort) {
-    let hub = Hub::builder()
+    let hub = unwindowed()
         .keep_alive(None)
         .resume(ResumeConfig::new(GRACE))
         .relay(crate::relay::RelayConfig::default())
