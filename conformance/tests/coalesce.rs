@@ -60,7 +60,8 @@ fn start(bin: &str, window_ms: &str) -> Demo {
     .unwrap()
 }
 
-/// `--help` lists `--coalesce-ms`, and a value that is not a number is refused (exit 2).
+/// `--help` lists `--coalesce-ms` and `--write-window`, and a value that is neither a
+/// number nor a window is refused (exit 2).
 fn help_lists_the_flag(bin: &str) {
     let help = std::process::Command::new(bin)
         .arg("--help")
@@ -69,11 +70,20 @@ fn help_lists_the_flag(bin: &str) {
     assert!(help.status.success());
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--coalesce-ms N"), "{help}");
-    let bad = std::process::Command::new(bin)
-        .args(["--addr", "127.0.0.1:0", "--coalesce-ms", "soon"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    assert!(help.contains("--write-window W"), "{help}");
+    for bad in [
+        ["--coalesce-ms", "soon"],
+        ["--write-window", "soon"],
+        ["--write-window", "adaptive:x"],
+        ["--write-window", "sliding:5"],
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
 }
 
 /// `POST target` on `client` with `body`: the status.
