@@ -11,6 +11,12 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// A connection of session `id` and its writer.
+fn open(hub: &Hub, id: &str, t0: Instant) -> (Session, Writer) {
+    let (session, outlet) = connect(hub, &format!("/e?id={id}"), t0);
+    (session, Writer::new(outlet))
+}
+
 fn adaptive_hub(t0: Instant) -> (Hub, ManualClock) {
     let clock = ManualClock::starting_at(t0);
     let hub = Hub::builder()
@@ -25,8 +31,7 @@ fn a_quiet_writer_writes_at_once() {
     let t0 = Instant::now();
     let (hub, clock) = adaptive_hub(t0);
     let driver = Driver::new();
-    let (s, outlet) = connect(&hub, "/e?id=a", t0);
-    let mut w = Writer::new(outlet);
+    let (s, mut w) = open(&hub, "a", t0);
     // Primed at t0: its last write.
     w.prime(&s, t0);
     // A window's length later (and long after): each send wakes the writer at once.
@@ -49,8 +54,7 @@ fn a_busy_writer_batches_until_a_window_after_its_last_write() {
     let t0 = Instant::now();
     let (hub, clock) = adaptive_hub(t0);
     let driver = Driver::new();
-    let (s, outlet) = connect(&hub, "/e?id=a", t0);
-    let mut w = Writer::new(outlet);
+    let (s, mut w) = open(&hub, "a", t0);
     w.prime(&s, t0);
 
     // Quiet: the first event goes at once, at t1.
@@ -111,10 +115,8 @@ fn windows_of_writers_that_wrote_at_different_times_end_in_their_order() {
     let t0 = Instant::now();
     let (hub, clock) = adaptive_hub(t0);
     let driver = Driver::new();
-    let (a, outlet_a) = connect(&hub, "/e?id=a", t0);
-    let (b, outlet_b) = connect(&hub, "/e?id=b", t0);
-    let mut wa = Writer::new(outlet_a);
-    let mut wb = Writer::new(outlet_b);
+    let (a, mut wa) = open(&hub, "a", t0);
+    let (b, mut wb) = open(&hub, "b", t0);
     // `b` last wrote after `a`: a broadcast to both is held longer for `b`.
     wa.prime(&a, t0);
     wb.prime(&b, t0 + ms(6));
@@ -146,10 +148,8 @@ fn close_and_shutdown_never_wait_for_the_window() {
     let t0 = Instant::now();
     let (hub, clock) = adaptive_hub(t0);
     let driver = Driver::new();
-    let (s, outlet) = connect(&hub, "/e?id=a", t0);
-    let (other, outlet_other) = connect(&hub, "/e?id=b", t0);
-    let mut w = Writer::new(outlet);
-    let mut wo = Writer::new(outlet_other);
+    let (s, mut w) = open(&hub, "a", t0);
+    let (other, mut wo) = open(&hub, "b", t0);
     w.prime(&s, t0);
     wo.prime(&other, t0);
     clock.set(t0 + ms(1));
@@ -185,8 +185,7 @@ fn close_and_shutdown_never_wait_for_the_window() {
 fn a_busy_writer_back_with_a_close_queued_does_not_wait() {
     let t0 = Instant::now();
     let (hub, clock) = adaptive_hub(t0);
-    let (s, outlet) = connect(&hub, "/e?id=a", t0);
-    let mut w = Writer::new(outlet);
+    let (s, mut w) = open(&hub, "a", t0);
     w.prime(&s, t0);
     clock.set(t0 + ms(2));
     // Sent and closed while the writer was busy with its first batch.
