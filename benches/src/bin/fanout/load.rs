@@ -1,5 +1,6 @@
 //! One measurement: a server in its own process, N idle streams from this (one-thread)
 //! client, M broadcasts through `POST /broadcast`, and the figures read from `/proc`.
+//! Streams and broadcasts are HTTP/1.1, or HTTP/2 over TLS for `h2:` servers ([`crate::h2`]).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -27,6 +29,9 @@ pub(crate) struct Spec {
     /// A demo whose streams join this topic (`/events?topic=T`) and whose events are
     /// published to it (`POST /topics/T/events`) instead of broadcast.
     pub(crate) topic: Option<String>,
+    /// A demo served over TLS (with a certificate made for it), to which the streams and
+    /// the broadcasts go over HTTP/2.
+    pub(crate) h2: bool,
 }
 
 /// The topic of `topic:` servers.
@@ -34,9 +39,17 @@ const TOPIC: &str = "bench";
 
 impl Spec {
     /// `floor`, `axum`, or `PATH [FLAGS…]` (a demo binary and flags of its own), which
-    /// `topic:` before the path turns into a topic's publishes; `common` are flags for every
-    /// demo (`--server-args`).
+    /// `topic:` before the path turns into a topic's publishes and `h2:` into HTTP/2 over
+    /// TLS (the two in either order); `common` are flags for every demo (`--server-args`).
     pub(crate) fn parse(spec: &str, common: &[String]) -> Result<Spec, Error> {
+        if let Some(demo) = spec.strip_prefix("h2:") {
+            let mut spec = Spec::parse(demo, common)?;
+            if !spec.demo {
+                return Err(format!("h2: needs a demo that serves TLS, not {demo}").into());
+            }
+            spec.h2 = true;
+            return Ok(spec);
+        }
         if let Some(demo) = spec.strip_prefix("topic:") {
             let mut spec = Spec::parse(demo, common)?;
             if !spec.demo {
@@ -57,6 +70,7 @@ impl Spec {
                 program: me,
                 demo: false,
                 topic: None,
+                h2: false,
             },
             _ => {
                 let name = std::path::Path::new(&program)
@@ -73,6 +87,7 @@ impl Spec {
                     args,
                     demo: true,
                     topic: None,
+                    h2: false,
                 }
             }
         })
@@ -100,6 +115,8 @@ pub(crate) struct Figures {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// `h2:` servers: their certificate, and a client that trusts it.
+    tls: Option<crate::h2::Tls>,
 }
 
 impl Drop for Server {
@@ -133,16 +150,27 @@ impl Server {
             ]);
         }
         cmd.args(&spec.args);
+        let tls = if spec.h2 {
+            let tls = crate::h2::Tls::new()?;
+            cmd.args(tls.flags());
+            Some(tls)
+        } else {
+            None
+        };
         let mut child = cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+        let scheme = if spec.h2 { "https" } else { "http" };
         let addr = line
             .trim()
-            .strip_prefix("listening on http://")
-            .ok_or(format!("{} printed {line:?}", spec.label))?
+            .strip_prefix(&format!("listening on {scheme}://"))
+            .ok_or(format!(
+                "{} printed {line:?} (a demo served over TLS needs h2: before its path)",
+                spec.label
+            ))?
             .parse()?;
-        Ok(Server { child, addr })
+        Ok(Server { child, addr, tls })
     }
 
     /// CPU time the server has used, user and system apart, from `/proc/<pid>/stat`.
@@ -182,9 +210,62 @@ impl Server {
     }
 }
 
-/// What one client saw: the receive time of each broadcast sequence number.
-struct Seen {
+/// What one stream saw: the receive time of each broadcast sequence number.
+pub(crate) struct Seen {
     received: Vec<Option<Instant>>,
+}
+
+/// Finds the broadcasts' marks in a stream's bytes, whatever the pieces it comes in.
+pub(crate) struct Marks {
+    seen: Seen,
+    /// A tail of what came that may hold the start of a mark.
+    carry: Vec<u8>,
+    got: usize,
+}
+
+impl Marks {
+    pub(crate) fn new(broadcasts: usize) -> Marks {
+        Marks {
+            seen: Seen {
+                received: vec![None; broadcasts],
+            },
+            carry: Vec::new(),
+            got: 0,
+        }
+    }
+
+    /// Every broadcast has come.
+    pub(crate) fn done(&self) -> bool {
+        self.got >= self.seen.received.len()
+    }
+
+    /// Records the broadcasts whose marks `bytes` completes as received at `now`.
+    pub(crate) fn feed(&mut self, bytes: &[u8], now: Instant) -> Result<(), Error> {
+        let carry = &mut self.carry;
+        carry.extend_from_slice(bytes);
+        // Each broadcast's data starts with `#<seq>.`.
+        let mut last_end = 0;
+        for at in memchr::memmem::find_iter(carry, b"data: #") {
+            let digits = &carry[at + 7..];
+            let Some(dot) = memchr::memchr(b'.', digits) else {
+                break;
+            };
+            let seq: usize = std::str::from_utf8(&digits[..dot])?.parse()?;
+            if let Some(slot @ None) = self.seen.received.get_mut(seq) {
+                *slot = Some(now);
+                self.got += 1;
+            }
+            last_end = at + 7 + dot;
+        }
+        // Keep a tail that may hold the start of a marker.
+        let keep_from = last_end.max(carry.len().saturating_sub(32));
+        carry.drain(..keep_from);
+        Ok(())
+    }
+
+    pub(crate) fn into_seen(self) -> Seen {
+        self.seen
+    }
 }
 
 /// One idle stream: connects, then records when each broadcast arrives. `connecting` is
@@ -201,48 +282,29 @@ async fn client(
     sock.set_nodelay(true)?;
     let head = format!("GET {target} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n");
     sock.write_all(head.as_bytes()).await?;
-    let mut seen = Seen {
-        received: vec![None; broadcasts],
-    };
+    let mut marks = Marks::new(broadcasts);
     let mut buf = vec![0u8; 16 * 1024];
-    let mut carry: Vec<u8> = Vec::new();
+    let mut answer: Vec<u8> = Vec::new();
     let mut headed = false;
-    let mut got = 0;
-    while got < broadcasts {
+    while !marks.done() {
         let n = sock.read(&mut buf).await?;
         if n == 0 {
             return Err("server closed a stream".into());
         }
         let now = Instant::now();
-        carry.extend_from_slice(&buf[..n]);
-        if !headed {
-            if memchr::memmem::find(&carry, b"\r\n\r\n").is_some() {
-                headed = true;
-                connecting.take();
-                ready.add_permits(1);
-            } else {
-                continue;
-            }
+        if headed {
+            marks.feed(&buf[..n], now)?;
+            continue;
         }
-        // Each broadcast's data starts with `#<seq>.`.
-        let mut last_end = 0;
-        for at in memchr::memmem::find_iter(&carry, b"data: #") {
-            let digits = &carry[at + 7..];
-            let Some(dot) = memchr::memchr(b'.', digits) else {
-                break;
-            };
-            let seq: usize = std::str::from_utf8(&digits[..dot])?.parse()?;
-            if let Some(slot @ None) = seen.received.get_mut(seq) {
-                *slot = Some(now);
-                got += 1;
-            }
-            last_end = at + 7 + dot;
+        answer.extend_from_slice(&buf[..n]);
+        if let Some(at) = memchr::memmem::find(&answer, b"\r\n\r\n") {
+            headed = true;
+            connecting.take();
+            ready.add_permits(1);
+            marks.feed(&answer[at + 4..], now)?;
         }
-        // Keep a tail that may hold the start of a marker.
-        let keep_from = last_end.max(carry.len().saturating_sub(32));
-        carry.drain(..keep_from);
     }
-    Ok(seen)
+    Ok(marks.into_seen())
 }
 
 async fn post_broadcast(addr: SocketAddr, path: &str, body: &[u8]) -> Result<usize, Error> {
@@ -267,12 +329,29 @@ async fn post_broadcast(addr: SocketAddr, path: &str, body: &[u8]) -> Result<usi
     Ok(count.unwrap_or(0))
 }
 
-/// Starts the server of `spec`, opens `conns` streams, sends `broadcasts` events of `size`
-/// bytes one after the other (the next one `pace` after the previous one started, or as
-/// soon as it is answered when `pace` is zero), and waits until every stream has every one.
+/// Where the broadcasts go: a new HTTP/1.1 connection each, or one HTTP/2 connection.
+enum Broadcaster {
+    Http1(SocketAddr),
+    H2(crate::h2::Poster),
+}
+
+impl Broadcaster {
+    async fn post(&mut self, path: &str, body: &[u8]) -> Result<usize, Error> {
+        match self {
+            Broadcaster::Http1(addr) => post_broadcast(*addr, path, body).await,
+            Broadcaster::H2(poster) => poster.post(path, body).await,
+        }
+    }
+}
+
+/// Starts the server of `spec`, opens `conns` streams (over `h2_conns` connections for an
+/// `h2:` server), sends `broadcasts` events of `size` bytes one after the other (the next
+/// one `pace` after the previous one started, or as soon as it is answered when `pace` is
+/// zero), and waits until every stream has every one.
 pub(crate) async fn measure(
     spec: &Spec,
     conns: usize,
+    h2_conns: usize,
     broadcasts: usize,
     size: usize,
     pace: Duration,
@@ -291,27 +370,58 @@ pub(crate) async fn measure(
     };
     let ready = Arc::new(Semaphore::new(0));
     let connecting = Arc::new(Semaphore::new(256));
-    let mut tasks = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        let permit = connecting.clone().acquire_owned().await?;
-        let ready = ready.clone();
-        let target = target.clone();
-        tasks.push(tokio::spawn(client(
-            server.addr,
-            target,
-            broadcasts,
-            permit,
-            ready,
-        )));
+    let mut tasks: Vec<JoinHandle<Result<Vec<Seen>, Error>>> = Vec::with_capacity(conns);
+    match &server.tls {
+        None => {
+            for _ in 0..conns {
+                let permit = connecting.clone().acquire_owned().await?;
+                let stream = client(
+                    server.addr,
+                    target.clone(),
+                    broadcasts,
+                    permit,
+                    ready.clone(),
+                );
+                tasks.push(tokio::spawn(async move { Ok(vec![stream.await?]) }));
+            }
+        }
+        Some(tls) => {
+            // The streams spread evenly: the first N mod C connections get one more.
+            let h2_conns = h2_conns.clamp(1, conns.max(1));
+            for i in 0..h2_conns {
+                let streams = conns / h2_conns + usize::from(i < conns % h2_conns);
+                let permit = connecting.clone().acquire_owned().await?;
+                tasks.push(tokio::spawn(crate::h2::connection(
+                    tls.connector(),
+                    server.addr,
+                    target.clone(),
+                    streams,
+                    broadcasts,
+                    permit,
+                    ready.clone(),
+                )));
+            }
+        }
     }
     let all = u32::try_from(conns)?;
-    let _ = tokio::time::timeout(Duration::from_secs(60), ready.acquire_many(all))
-        .await
-        .map_err(|_| "not every stream was accepted within 60 s")??;
+    let accepted = tokio::time::timeout(Duration::from_secs(60), ready.acquire_many(all));
+    tokio::select! {
+        accepted = accepted => {
+            let _ = accepted.map_err(|_| "not every stream was accepted within 60 s")??;
+        }
+        // A connection that failed before its streams were in: its error, not a timeout.
+        failed = first_failure(&mut tasks) => return Err(failed),
+    }
     // Let the server settle, then read its memory with every stream idle.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = server.rss_kib();
     let rss_per_conn = (rss_idle.saturating_sub(rss_before) as f64 * 1024.0) / conns as f64;
+    let mut broadcaster = match &server.tls {
+        None => Broadcaster::Http1(server.addr),
+        Some(tls) => {
+            Broadcaster::H2(crate::h2::Poster::connect(&tls.connector(), server.addr).await?)
+        }
+    };
 
     let (user_before, sys_before) = server.cpu();
     let writes_before = server.write_calls();
@@ -326,7 +436,7 @@ pub(crate) async fn measure(
             tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         }
         sent_at.push(Instant::now());
-        let count = post_broadcast(server.addr, &path, &body).await?;
+        let count = broadcaster.post(&path, &body).await?;
         if count != conns {
             return Err(format!("broadcast {seq} reached {count} of {conns}").into());
         }
@@ -335,11 +445,12 @@ pub(crate) async fn measure(
     let mut last = start;
     let collect = async {
         for task in tasks {
-            let seen = task.await??;
-            for (seq, at) in seen.received.iter().enumerate() {
-                let at = at.ok_or("missed a broadcast")?;
-                last = last.max(at);
-                latencies.push(at.duration_since(sent_at[seq]));
+            for seen in task.await?? {
+                for (seq, at) in seen.received.iter().enumerate() {
+                    let at = at.ok_or("missed a broadcast")?;
+                    last = last.max(at);
+                    latencies.push(at.duration_since(sent_at[seq]));
+                }
             }
         }
         Ok::<(), Error>(())
@@ -366,6 +477,22 @@ pub(crate) async fn measure(
         p99_ms: pct(0.99).as_secs_f64() * 1e3,
         rss_per_conn,
     })
+}
+
+/// The error of the first task to fail; pending while none has failed.
+async fn first_failure(tasks: &mut [JoinHandle<Result<Vec<Seen>, Error>>]) -> Error {
+    loop {
+        for task in tasks.iter_mut() {
+            if task.is_finished() {
+                return match task.await {
+                    Err(e) => e.into(),
+                    Ok(Err(e)) => e,
+                    Ok(Ok(_)) => "a stream ended before the broadcasts".into(),
+                };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Voluntary context switches of this thread (the load client runs on one), from

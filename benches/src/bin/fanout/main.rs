@@ -7,13 +7,26 @@
 //! target/release/fanout --conns 1000,10000 --size 64,4096 --runs 3 \
 //!     --server target/release/demo-tokio \
 //!     --server "target/release/demo-tokio --coalesce-ms 5" \
-//!     --server target/release/demo-hyper --server axum
+//!     --server target/release/demo-hyper --server axum \
+//!     --server "h2:target/release/demo-hyper --tls"
 //! ```
 //!
 //! Servers (`--server`, repeated): `floor`, `axum`, or a demo binary with flags of its own in
 //! the same argument (`--server-args` gives flags to every demo); `topic:` before a demo's
 //! path makes every stream join one topic (`/events?topic=bench`) and sends each event as a
-//! publish to it (`POST /topics/bench/events`) instead of a broadcast. The floor
+//! publish to it (`POST /topics/bench/events`) instead of a broadcast.
+//!
+//! `h2:` before a demo's path (also as `topic:h2:`) serves it over TLS and measures it over
+//! HTTP/2 ([`h2`]): the demo gets `--cert`/`--key` for a certificate made for the run (which
+//! imply its `--tls`; giving `--tls` too changes nothing), which the client trusts, offering
+//! only `h2` through ALPN. The N streams are multiplexed on C connections as a browser's tabs
+//! share one (`--h2-conns C`, default N / 100 rounded up: 100 streams per connection, half
+//! of the 200 that hyper's HTTP/2 server takes by default, which the demo keeps); a run that
+//! would put more on a connection than the server's SETTINGS allow fails. The broadcasts go
+//! as HTTP/2 `POST`s on one more connection, opened once the streams are idle and kept (an
+//! HTTP/1.1 server gets a new connection per broadcast). The server's CPU then includes TLS
+//! and HTTP/2 framing, and its RSS per idle stream the TLS and HTTP/2 state of a connection
+//! spread over its streams. The floor
 //! ([`floor`]: std only, one thread, one `write` of one shared buffer per stream) runs first
 //! in every configuration unless `--no-floor`; `axum` is this same binary serving axum's
 //! `Sse` over a `tokio::sync::broadcast` channel ([`axum`]). Every server runs in its own
@@ -37,6 +50,7 @@
 
 mod axum;
 mod floor;
+mod h2;
 mod load;
 
 use load::{Error, Figures, Spec};
@@ -46,6 +60,8 @@ struct Args {
     /// Extra flags for every demo server (`--server-args "--resume-ms 60000"`).
     server_args: Vec<String>,
     conns: Vec<usize>,
+    /// Connections of an `h2:` server's streams; `None`: one per 100 streams.
+    h2_conns: Option<usize>,
     broadcasts: Option<usize>,
     sizes: Vec<usize>,
     runs: usize,
@@ -67,6 +83,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         servers: Vec::new(),
         server_args: Vec::new(),
         conns: vec![1000],
+        h2_conns: None,
         broadcasts: None,
         sizes: vec![64],
         runs: 1,
@@ -95,6 +112,10 @@ fn parse_args() -> Result<Option<Args>, String> {
                 out.server_args = value()?.split_whitespace().map(str::to_owned).collect()
             }
             "--conns" => out.conns = list(&value()?, "--conns")?,
+            "--h2-conns" => {
+                let c: usize = value()?.parse().map_err(|e| format!("--h2-conns: {e}"))?;
+                out.h2_conns = Some(c.max(1));
+            }
             "--size" => out.sizes = list(&value()?, "--size")?,
             "--broadcasts" => {
                 out.broadcasts = Some(value()?.parse().map_err(|e| format!("--broadcasts: {e}"))?)
@@ -174,14 +195,19 @@ async fn run(args: Args) -> Result<(), Error> {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for &conns in &args.conns {
         let broadcasts = args.broadcasts.unwrap_or((200_000 / conns.max(1)).max(1));
+        let h2_conns = args
+            .h2_conns
+            .unwrap_or(conns.div_ceil(100))
+            .clamp(1, conns.max(1));
         for &size in &args.sizes {
             let mut all: Vec<Vec<Figures>> = vec![Vec::new(); specs.len()];
             for run in 0..args.runs {
                 for (spec, figures) in specs.iter().zip(&mut all) {
-                    let f = load::measure(spec, conns, broadcasts, size, args.pace).await?;
+                    let f =
+                        load::measure(spec, conns, h2_conns, broadcasts, size, args.pace).await?;
                     eprintln!(
                         "run {run}: {}: conns={conns} broadcasts={broadcasts} size={size}B deliveries/s={:.0} server_cpu/delivery={:.2}us (user {:.2}us) writes/delivery={:.2} client_sleeps/1k={:.1} p50={:.2}ms p99={:.2}ms rss/conn={:.0}B",
-                        spec.label,
+                        label(spec, h2_conns),
                         f.deliveries_per_s,
                         f.cpu_us,
                         f.user_us,
@@ -202,7 +228,7 @@ async fn run(args: Args) -> Result<(), Error> {
                     "| {} | {} | {} | {:.0} | {:.2} µs | {:.2} µs | {ratio} | {:.2} | {:.1} ms | {:.1} ms | {:.0} B |",
                     thousands(conns),
                     human_size(size),
-                    spec.label,
+                    label(spec, h2_conns),
                     m.deliveries_per_s,
                     m.cpu_us,
                     m.user_us,
@@ -215,6 +241,16 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A server's name in the report; an `h2:` server's says so, with its connections.
+fn label(spec: &Spec, h2_conns: usize) -> String {
+    if spec.h2 {
+        let s = if h2_conns == 1 { "" } else { "s" };
+        format!("{} (h2 over TLS, {h2_conns} connection{s})", spec.label)
+    } else {
+        spec.label.clone()
+    }
 }
 
 fn thousands(n: usize) -> String {
