@@ -76,12 +76,41 @@ enum Wake {
     Closed,
 }
 
+/// A stream a request opened: its response head, its outlet, and whether it is chunked.
+type Opened = (Bytes, sse_proto::Outlet, bool);
+
 pub(crate) async fn connection<R, T, H, F>(
+    io: &mut T,
+    config: &ServeConfig,
+    handler: H,
+    drain: Option<&DrainSignal>,
+) -> io::Result<()>
+where
+    R: Runtime,
+    T: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    H: FnMut(http::Request<Bytes>) -> F,
+    F: Future<Output = Reply>,
+{
+    // Boxed: the request loop's state (the reader, a request, its answer, the handler) is
+    // over a kilobyte, and a task is as large as its largest state, so an idle stream's task
+    // would keep room for it as long as the stream lives. Boxed, it is freed when the loop
+    // hands the connection to a stream (one allocation per connection).
+    let opened = Box::pin(requests::<R, _, _, _>(io, config, handler, drain)).await?;
+    let Some((head, outlet, chunked)) = opened else {
+        return Ok(());
+    };
+    crate::stream::run::<R, _>(io, head, outlet, chunked).await?;
+    close::<R, _>(io, config).await
+}
+
+/// Reads and answers requests until one opens a stream, which it returns, or until the
+/// connection is over (closed, refused or idle): `None`.
+async fn requests<R, T, H, F>(
     io: &mut T,
     config: &ServeConfig,
     mut handler: H,
     drain: Option<&DrainSignal>,
-) -> io::Result<()>
+) -> io::Result<Option<Opened>>
 where
     R: Runtime,
     T: AsyncRead + AsyncWrite + Unpin + ?Sized,
@@ -99,13 +128,14 @@ where
             match reader.poll_request() {
                 Ok(Some(req)) => break req,
                 Ok(None) => {}
-                Err(HeadError::Idle) => return close::<R, _>(io, config).await,
+                Err(HeadError::Idle) => return close::<R, _>(io, config).await.map(|()| None),
                 Err(e) => {
                     let status =
                         StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
                     #[cfg(feature = "tracing")]
                     tracing::debug!(target: "sse", %status, error = %e, "request refused");
-                    return refuse::<R, _>(io, config, status, &e.to_string()).await;
+                    refuse::<R, _>(io, config, status, &e.to_string()).await?;
+                    return Ok(None);
                 }
             }
             // Only a head that is still coming holds one of the server's slots.
@@ -124,10 +154,13 @@ where
             match wake {
                 Wake::Read => {}
                 Wake::Timeout => reader.handle_timeout(R::now()),
-                Wake::Drain | Wake::Closed => return close::<R, _>(io, config).await,
+                Wake::Drain | Wake::Closed => {
+                    return close::<R, _>(io, config).await.map(|()| None);
+                }
                 Wake::Evicted => {
                     let text = "too many unfinished requests: try again";
-                    return refuse::<R, _>(io, config, StatusCode::SERVICE_UNAVAILABLE, text).await;
+                    refuse::<R, _>(io, config, StatusCode::SERVICE_UNAVAILABLE, text).await?;
+                    return Ok(None);
                 }
             }
         };
@@ -138,14 +171,9 @@ where
         // keep room for the largest state of the application's handler (one allocation per
         // request; an async handler with a store's round trip in it is kilobytes).
         match Box::pin(handler(req)).await {
-            Reply::Stream(accepted) => {
-                // The stream never reads another request: free the head buffer now, so an
-                // idle stream holds only what it needs.
-                drop(reader);
-                let (head, outlet, chunked) = accepted.into_stream();
-                crate::stream::run::<R, _>(io, head, outlet, chunked).await?;
-                return close::<R, _>(io, config).await;
-            }
+            // The stream never reads another request: the reader, its buffer and its
+            // deadline go with this loop's state.
+            Reply::Stream(accepted) => return Ok(Some(accepted.into_stream())),
             Reply::Response(res) => {
                 let (parts, body) = res.into_parts();
                 let says_close = has_close(&parts.headers);
@@ -161,7 +189,7 @@ where
                 );
                 write_all::<R, _>(io, &buf, config.write_timeout).await?;
                 if close_after {
-                    return close::<R, _>(io, config).await;
+                    return close::<R, _>(io, config).await.map(|()| None);
                 }
                 reader.handle_ready(R::now());
             }

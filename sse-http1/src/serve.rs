@@ -61,6 +61,9 @@ where
     G: Future<Output = ()>,
 {
     let drain = Drain::new();
+    // Shared, not cloned into each connection's task: the task then holds a pointer, not
+    // the whole config, for as long as its stream lives.
+    let config = std::sync::Arc::new(config);
     let mut signal = pin!(stop);
     let mut backoff = Deadline::<R>::new();
     loop {
