@@ -183,7 +183,7 @@ impl Server {
         B::Error: Into<BoxError>,
     {
         let config = Arc::new(config);
-        let http = hyper_builder(&config);
+        let http = Arc::new(connection::Builders::new(hyper_builder(&config)));
         // Dropped on shutdown, and again once its bound has passed: every connection's task
         // watches both.
         let (stopping, _) = watch::channel(());

@@ -30,7 +30,9 @@ pub(super) struct Connection {
     /// the TLS handshake included.
     pub(super) accepted: Instant,
     pub(super) peer: PeerAddr,
-    pub(super) http: auto::Builder<TokioExecutor>,
+    /// Shared by every connection: a task keeps a pointer, not two builders, for as long as
+    /// its stream lives.
+    pub(super) http: Arc<Builders>,
     pub(super) config: Arc<ServeConfig>,
     /// Changes (its sender is dropped) when the server shuts down.
     pub(super) stopping: watch::Receiver<()>,
@@ -39,6 +41,30 @@ pub(super) struct Connection {
     /// Held until the connection is over: the shutdown waits for every one.
     pub(super) _open: mpsc::Sender<()>,
 }
+
+/// hyper's server, set up as [`Server::serve`](crate::Server::serve) describes: for any
+/// connection, and for one that cannot be HTTP/2.
+pub(super) struct Builders {
+    /// Tells HTTP/1.1 from HTTP/2 by the first bytes it reads.
+    any: auto::Builder<TokioExecutor>,
+    /// HTTP/1.1 only: hyper's reader starts empty. (The version check of `any` hands hyper
+    /// the bytes it read as a prefix, and hyper then grows its read buffer from 8 KiB to
+    /// 16 KiB to read past them: a buffer every HTTP/1.1 stream keeps as long as it lives.)
+    http1: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    pub(super) fn new(any: auto::Builder<TokioExecutor>) -> Builders {
+        Builders {
+            http1: any.clone().http1_only(),
+            any,
+        }
+    }
+}
+
+/// The client preface of HTTP/2 (RFC 9113 §3.4), which a connection with prior knowledge
+/// begins with.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What a connection is doing, for closing it when idle.
 #[derive(Debug)]
@@ -104,7 +130,34 @@ impl Connection {
             tokio::spawn(self.serve_tls(acceptor, tcp, service));
             return;
         }
-        tokio::spawn(self.serve(tcp, service));
+        tokio::spawn(self.serve_plain(tcp, service));
+    }
+
+    /// Waits for the first bytes of a plain connection (within the head deadline, or until
+    /// the server shuts down), then [`serve`](Self::serve)s it: as HTTP/1.1 only when they
+    /// cannot begin the HTTP/2 preface, otherwise letting hyper tell. The bytes are peeked,
+    /// not read: hyper reads them.
+    async fn serve_plain<S, F, B>(mut self, tcp: TcpStream, service: S)
+    where
+        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<B>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: From<Bytes> + Send,
+        B::Error: Into<BoxError>,
+    {
+        let deadline = self.accepted + self.config.head_timeout.min(self.config.idle_timeout);
+        let mut first = [0u8; H2_PREFACE.len()];
+        let peeked = tokio::select! {
+            peeked = tcp.peek(&mut first) => peeked,
+            () = tokio::time::sleep_until(deadline) => return,
+            _ = self.stopping.changed() => return,
+            _ = self.forced.changed() => return,
+        };
+        let http1_only = match peeked {
+            Ok(0) | Err(_) => return,
+            Ok(n) => !H2_PREFACE.starts_with(first.get(..n).unwrap_or_default()),
+        };
+        self.serve(tcp, service, http1_only).await;
     }
 
     /// The TLS handshake within the head deadline (hyper's timers start after it), or until
@@ -130,13 +183,13 @@ impl Connection {
             _ = self.forced.changed() => return,
         };
         if let Ok(Ok(tls)) = tls {
-            self.serve(tls, service).await;
+            self.serve(tls, service, false).await;
         }
     }
 
-    /// Serves the connection on `io` until it ends, the server shuts down, or the
-    /// shutdown's bound passes.
-    async fn serve<T, S, F, B>(mut self, io: T, service: S)
+    /// Serves the connection on `io` (HTTP/1.1 only when `http1_only`) until it ends, the
+    /// server shuts down, or the shutdown's bound passes.
+    async fn serve<T, S, F, B>(mut self, io: T, service: S, http1_only: bool)
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
@@ -147,13 +200,13 @@ impl Connection {
     {
         let mut forced = self.forced.clone();
         tokio::select! {
-            () = self.run(io, service) => {}
+            () = self.run(io, service, http1_only) => {}
             _ = forced.changed() => {}
         }
     }
 
     /// Serves HTTP/1.1 or HTTP/2 on `io` (a TCP socket, or the TLS stream over one).
-    async fn run<T, S, F, B>(&mut self, io: T, service: S)
+    async fn run<T, S, F, B>(&mut self, io: T, service: S, http1_only: bool)
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
@@ -187,7 +240,12 @@ impl Connection {
                 })
             })
         };
-        let conn = self.http.serve_connection(io, service).into_owned();
+        let http = if http1_only {
+            &self.http.http1
+        } else {
+            &self.http.any
+        };
+        let conn = http.serve_connection(io, service).into_owned();
         let mut conn = std::pin::pin!(conn);
         let limit = self.config.head_timeout.min(self.config.idle_timeout);
         // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
