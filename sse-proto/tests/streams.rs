@@ -100,7 +100,9 @@ impl std::task::Wake for Count {
 
 #[test]
 fn a_stream_forwarded_into_a_session_waits_for_room_and_ends_with_it() {
+    // No write window: nothing here drives the hub's timers, which end one.
     let hub = Hub::builder()
+        .write_window(sse_proto::WriteWindow::Off)
         .keep_alive(None)
         .budget(1000)
         .build(Instant::now);
@@ -159,7 +161,11 @@ fn a_stream_forwarded_into_a_session_waits_for_room_and_ends_with_it() {
 
 #[test]
 fn forwarding_stops_when_the_session_ends() {
-    let hub = Hub::builder().keep_alive(None).build(Instant::now);
+    // No write window: nothing here drives the hub's timers, which end one.
+    let hub = Hub::builder()
+        .write_window(sse_proto::WriteWindow::Off)
+        .keep_alive(None)
+        .build(Instant::now);
     let accepted = accept(&hub);
     let session = accepted.session.clone();
     let endless = stream::repeat_with(|| Event::new().data("tick"));
