@@ -52,9 +52,9 @@ impl Outlet {
     ///
     /// With a write window ([`HubBuilder::write_window`](crate::HubBuilder::write_window)),
     /// a frame queued after the first batch may open a window (adaptive: only when the last
-    /// batch was taken less than the window's length before): until the hub's timers close
-    /// it, this returns `Pending` and what comes meanwhile waits, then it is taken in one
-    /// batch.
+    /// batch was taken recently, or the writer woke late last time): until the hub's timers
+    /// close it, this returns `Pending` and what comes meanwhile waits, then it is taken in
+    /// one batch.
     /// A close, a cut-off, a shutdown or a replacement wakes the writer at once, and it then
     /// drains without waiting.
     pub fn poll_drain(

@@ -24,7 +24,9 @@ pub enum WriteWindow {
     /// A writer that last wrote longer ago than this length writes at once; one that wrote
     /// more recently waits until this long after its last write, then writes everything
     /// queued meanwhile in one write. A quiet stream pays no latency; a busy one writes at
-    /// most once per length.
+    /// most once per length. Under load (a writer that woke late last time, because the
+    /// runtime is busy writing to many streams) the window stretches with that lag, and
+    /// what comes waits a length even after a pause, as with a fixed window.
     Adaptive(Duration),
 }
 
@@ -96,6 +98,11 @@ impl Cadence {
         let lag = Duration::from_micros(u64::from(self.lag_us));
         (lag * LAG_FACTOR).clamp(length, length * MAX_STRETCH)
     }
+
+    /// Whether the writer woke a window's length or more late last time.
+    fn is_late(&self, length: Duration) -> bool {
+        Duration::from_micros(u64::from(self.lag_us)) >= length
+    }
 }
 
 /// How many times a writer's lag an adaptive window stretches to.
@@ -135,8 +142,20 @@ impl WriteWindow {
         let WriteWindow::Adaptive(length) = self else {
             return None;
         };
-        let end = cadence.last_write? + cadence.span(length);
-        (end > now).then_some(end)
+        // Within the span of the last write: until its end.
+        let recent = cadence
+            .last_write
+            .map(|at| at + cadence.span(length))
+            .filter(|&end| end > now);
+        // Woken late last time (the server runs behind, writing to many streams): a window
+        // from now, as the fixed window does, even after a long pause since the last write.
+        // Not waking this writer now is what lets the server catch up and the next events
+        // join this one.
+        let late = cadence.is_late(length).then(|| now + length);
+        match (recent, late) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -176,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_that_woke_late_holds_four_times_its_lag_up_to_four_windows() {
+    fn a_writer_that_woke_late_holds_four_times_its_lag_and_a_window_after_a_pause() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let w = WriteWindow::Adaptive(ms(5));
@@ -189,10 +208,13 @@ mod tests {
         c.woken(t0 + ms(20));
         c.wrote(t0 + ms(70));
         assert_eq!(w.hold_until(&c, t0 + ms(71)), Some(t0 + ms(90)));
-        // On time again: one window.
+        // Late, and quiet since: what comes is held a window from when it comes.
+        assert_eq!(w.hold_until(&c, t0 + ms(95)), Some(t0 + ms(100)));
+        // On time again: one window after the last write, and nothing after a pause.
         c.woken(t0 + ms(100));
         c.wrote(t0 + ms(100));
         assert_eq!(w.hold_until(&c, t0 + ms(101)), Some(t0 + ms(105)));
+        assert_eq!(w.hold_until(&c, t0 + ms(150)), None);
         // A batch taken without a wake-up (the writer was busy) keeps the last lag.
         c.woken(t0 + ms(200));
         c.wrote(t0 + ms(202));
