@@ -23,7 +23,9 @@ use sse_proto::{
 };
 
 fn hub(resume: bool) -> Hub {
+    // No write window: these hubs are drained without their timers (fanout measures it).
     let mut builder = Hub::builder()
+        .write_window(sse_proto::WriteWindow::Off)
         .keep_alive(None)
         .budget(64 << 20)
         .topic_rule(|_, _| true);
@@ -163,6 +165,7 @@ fn replay_4096(c: &mut Criterion) {
         .data("x".repeat(64));
     // In 8 topics: 512 publishes each, interleaved.
     let topics = Hub::builder()
+        .write_window(sse_proto::WriteWindow::Off)
         .keep_alive(None)
         .budget(64 << 20)
         .resume(ResumeConfig::new(Duration::from_secs(600)).bounds(bounds))
@@ -177,6 +180,7 @@ fn replay_4096(c: &mut Criterion) {
     }
     // Its own: 4 096 sends.
     let own = Hub::builder()
+        .write_window(sse_proto::WriteWindow::Off)
         .keep_alive(None)
         .budget(64 << 20)
         .resume(ResumeConfig::new(Duration::from_secs(600)).bounds(bounds))

@@ -327,7 +327,9 @@ async fn a_backlog_longer_than_one_read_is_delivered_in_order() {
     let mut config = RedisConfig::new(redis.url());
     config.node = "b".to_owned();
     let engine = RedisEngine::connect(config).await.unwrap();
+    // No write window: the tab drains without the hub's timers.
     let builder = Hub::builder()
+        .write_window(sse_proto::WriteWindow::Off)
         .keep_alive(None)
         .budget(16 << 20)
         .resume(ResumeConfig::new(GRACE));

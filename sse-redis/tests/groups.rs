@@ -231,6 +231,7 @@ async fn joins_and_leaves_on_one_node_are_observed_on_the_other() {
     let hub = engine
         .prepare(
             Hub::builder()
+                .write_window(sse_proto::WriteWindow::Off)
                 .keep_alive(None)
                 .resume(ResumeConfig::new(GRACE)),
         )

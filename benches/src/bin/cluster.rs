@@ -119,7 +119,9 @@ async fn node_with(url: &str, name: &str, tabs: usize, target: &str) -> Result<N
     // task beside the hub, and its answers to every handshake.
     let hub = engine
         .prepare(
+            // No write window: these hubs are drained without their timers (fanout measures it).
             Hub::builder()
+                .write_window(sse_proto::WriteWindow::Off)
                 .keep_alive(None)
                 .resume(resume)
                 .topic_rule(|_, _| true),

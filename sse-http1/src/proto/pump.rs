@@ -133,7 +133,11 @@ mod tests {
 
     #[test]
     fn head_events_last_chunk_flush_done() {
-        let hub = Hub::builder().keep_alive(None).build(Instant::now);
+        // No write window: the test drains without the hub's timers.
+        let hub = Hub::builder()
+            .write_window(sse_proto::WriteWindow::Off)
+            .keep_alive(None)
+            .build(Instant::now);
         let (session, mut outlet) = outlet(&hub);
         let mut cx = Context::from_waker(Waker::noop());
         let now = Instant::now();
@@ -175,6 +179,7 @@ mod tests {
     #[test]
     fn a_stream_cut_off_while_its_writer_waits_ends_without_the_last_chunk() {
         let hub = Hub::builder()
+            .write_window(sse_proto::WriteWindow::Off)
             .keep_alive(None)
             .budget(1024)
             .build(Instant::now);

@@ -83,9 +83,12 @@ impl Outlet {
                         opened = Some(at);
                     }
                 }
-                // An open window holds the queue until the hub's timers close it, unless the
-                // connection is ending (a close, a shutdown, a replacement) or cut.
-                let held = matches!(link.window, Gathering::Open(_)) && link.conn.is_open();
+                // An open window holds the queue until it ends (the hub's timers close it and
+                // wake the writer; a writer that asks after the end, without them, takes the
+                // batch all the same), unless the connection is ending (a close, a shutdown, a
+                // replacement) or cut.
+                let held =
+                    matches!(link.window, Gathering::Open(end) if end > now) && link.conn.is_open();
                 let n = if held {
                     0
                 } else {

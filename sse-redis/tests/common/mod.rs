@@ -68,6 +68,9 @@ pub async fn start_node(
     config.timeout = Duration::from_millis(300);
     configure(&mut config);
     let engine = RedisEngine::connect(config).await.unwrap();
+    // No write window: a tab here drains without the hub's timers, which end one (the
+    // adapters drive them).
+    let builder = builder.write_window(sse_proto::WriteWindow::Off);
     let hub = engine.prepare(builder).build(Instant::now);
     let task = tokio::spawn(engine.run(RelayPort::claim(&hub).unwrap()));
     Node { hub, engine, task }

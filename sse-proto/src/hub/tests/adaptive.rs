@@ -197,3 +197,27 @@ fn a_busy_writer_back_with_a_close_queued_does_not_wait() {
     );
     assert_eq!(w.drain(t0 + ms(2)).0, Poll::Ready(None));
 }
+
+#[test]
+fn a_writer_that_asks_after_its_window_ended_takes_the_batch_without_the_timers() {
+    let t0 = Instant::now();
+    let (hub, clock) = adaptive_hub(t0);
+    let (s, mut w) = open(&hub, "a", t0);
+    w.prime(&s, t0);
+    clock.set(t0 + ms(1));
+    s.send("held").expect("open");
+    assert_eq!(
+        w.drain(t0 + ms(2)),
+        (Poll::Pending, vec![]),
+        "the window is open"
+    );
+    // Nothing drove the hub's timers; the writer asks again after the window's end (its
+    // keep-alive timer, say): it takes what was held.
+    assert_eq!(
+        w.drain(t0 + WINDOW),
+        (Poll::Ready(Some(1)), b"data: held\n\n".to_vec())
+    );
+    // The timers, driven late, find the window gone and wake nobody.
+    assert_eq!(Driver::new().poll(&hub, t0 + WINDOW), None);
+    assert_eq!(w.woken(), 0);
+}
