@@ -197,17 +197,26 @@ impl RedisEngine {
                     return Err(Error::Unavailable);
                 }
             };
+            // A session this node has just accepted may have no owner mark yet (presence
+            // writes it after the fact): it is this node's.
+            let serving = if owner.is_empty() && self.serves(id) {
+                shared.config.node.as_str()
+            } else {
+                ""
+            };
+            let stream = if serving.is_empty() { &owner } else { serving };
             let mut invocation = shared.scripts.end.prepare_invoke();
             invocation
                 .key(keys.owner(id))
                 .key(keys.closed(id))
                 .key(keys.seq())
-                .key(keys.node(&owner))
+                .key(keys.node(stream))
                 .arg(&owner)
                 .arg(id)
                 .arg(millis(shared.config.closed_ttl))
                 .arg(kind)
-                .arg(shared.config.stream_max);
+                .arg(shared.config.stream_max)
+                .arg(serving);
             let mut conn = shared.conn.clone();
             match invocation.invoke_async::<i64>(&mut conn).await {
                 Ok(-2) => continue,

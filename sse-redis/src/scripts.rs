@@ -126,15 +126,17 @@ end
 /// Closes (`c`, marking the id) or drops (`d`) a session: tells its owner node. Returns 1 when
 /// the session exists, -2 (changing nothing) when its owner is not the one the caller read.
 ///
-/// KEYS: owner, closed, seq, the owner's node stream (any key without an owner). ARGV: the
-/// owner the caller read (empty: none), id, closed TTL (ms), `c` or `d`, node stream max
-/// entries.
+/// KEYS: owner, closed, seq, the owner's node stream (without an owner: the caller's, when it
+/// serves the session, else any key). ARGV: the owner the caller read (empty: none), id,
+/// closed TTL (ms), `c` or `d`, node stream max entries, the caller's node when it serves
+/// the session (a session it has just accepted has no owner mark yet; else empty).
 pub(crate) fn end() -> Script {
     Script::new(
         r"
 local owner = redis.call('GET', KEYS[1])
 if (owner or '') ~= ARGV[1] then return -2 end
 if ARGV[4] == 'c' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
+if not owner and ARGV[6] ~= '' then owner = ARGV[6] end
 if not owner then return 0 end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], seq .. '-0',
