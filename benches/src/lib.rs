@@ -1,4 +1,5 @@
-//! Benchmark support for sse-rs: the inputs shared by the criterion benches (`benches/`) and
-//! the report that turns criterion's estimates into side-by-side ratios (`src/bin/report.rs`).
+//! Benchmark support for sse-rs: the inputs shared by the criterion benches (`benches/`), and
+//! what the benchmark binaries read of a process (`process`).
 
 pub mod inputs;
+pub mod process;

@@ -19,14 +19,7 @@ use std::time::{Duration, Instant};
 use sse_proto::{Decision, Event, HttpVersion, Hub, Request, ResumeConfig};
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    sse_benches::process::rss_kib(std::process::id())
 }
 
 fn accept(hub: &Hub) -> sse_proto::Accepted {

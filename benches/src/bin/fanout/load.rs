@@ -173,21 +173,9 @@ impl Server {
         Ok(Server { child, addr, tls })
     }
 
-    /// CPU time the server has used, user and system apart, from `/proc/<pid>/stat`.
+    /// CPU time the server has used, user and system apart.
     fn cpu(&self) -> (Duration, Duration) {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 12th.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<u64> = after
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        // Clock ticks are 1/100 s on Linux.
-        let tick = |i: usize| Duration::from_millis(fields.get(i).copied().unwrap_or(0) * 10);
-        (tick(0), tick(1))
+        sse_benches::process::cpu_times(self.child.id())
     }
 
     /// Write-type system calls the server has made (`syscw` of `/proc/<pid>/io`).
@@ -200,13 +188,7 @@ impl Server {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
+        sse_benches::process::rss_kib(self.child.id())
     }
 }
 

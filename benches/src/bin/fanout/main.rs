@@ -226,7 +226,7 @@ async fn run(args: Args) -> Result<(), Error> {
                 let ratio = floor.map_or("-".to_owned(), |f| format!("{:.2}×", m.cpu_us / f));
                 println!(
                     "| {} | {} | {} | {:.0} | {:.2} µs | {:.2} µs | {ratio} | {:.2} | {:.1} ms | {:.1} ms | {:.0} B |",
-                    thousands(conns),
+                    sse_benches::process::thousands(conns as u64),
                     human_size(size),
                     label(spec, h2_conns),
                     m.deliveries_per_s,
@@ -251,18 +251,6 @@ fn label(spec: &Spec, h2_conns: usize) -> String {
     } else {
         spec.label.clone()
     }
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn human_size(bytes: usize) -> String {

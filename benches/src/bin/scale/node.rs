@@ -153,27 +153,13 @@ impl Node {
 
 /// `VmRSS` of process `pid`, in bytes (0 when it cannot be read).
 pub(crate) fn rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    sse_benches::process::rss_kib(pid) * 1024
 }
 
-/// CPU time (user + system) process `pid` has used, from `/proc/<pid>/stat`.
+/// CPU time (user + system) process `pid` has used.
 pub(crate) fn cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (in parentheses): utime is the 12th, stime the 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    // Clock ticks are 1/100 s on Linux.
-    Duration::from_millis(ticks * 10)
+    let (user, system) = sse_benches::process::cpu_times(pid);
+    user + system
 }
 
 /// The soft limit on open files of this process (its children inherit it).

@@ -2,21 +2,10 @@
 
 use std::time::Duration;
 
+use sse_benches::process::thousands;
+
 use crate::Args;
 use crate::measure::{Figures, Series};
-
-/// `n` with a space between each group of three digits: `100 000`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// Bytes as MiB with one decimal.
 fn mib(bytes: u64) -> String {
