@@ -87,12 +87,12 @@ impl RedisEngine {
             let mut detached = Vec::new();
             let mut gone = Vec::new();
             for (id, change) in &changes {
-                let user = hub.session(id.as_str()).and_then(|s| s.user());
+                let user = || hub.session(id.as_str()).and_then(|s| s.user());
                 match (change, grace) {
-                    (Change::Attached, _) => attached.push((id.clone(), user)),
+                    (Change::Attached, _) => attached.push((id.clone(), user())),
                     // Attached and detached again since the last round: its user is recorded
                     // all the same, or a send to the user would miss the tab that comes back.
-                    (Change::Detached, true) => detached.push((id.clone(), user)),
+                    (Change::Detached, true) => detached.push((id.clone(), user())),
                     // Over here: every trace goes, unless another node serves it now.
                     (Change::Detached, false) | (Change::Gone, _) => gone.push(id.clone()),
                 }
@@ -100,7 +100,7 @@ impl RedisEngine {
             let all_here = beat.then(|| hub.ids());
             drop(hub);
             let done = self
-                .round(&attached, &detached, &gone, all_here, &mut started)
+                .round(attached, detached, gone, all_here, &mut started)
                 .await;
             match done {
                 Ok(()) => {
@@ -130,9 +130,9 @@ impl RedisEngine {
     /// heartbeat) this node's entry, and the sweep of dead nodes.
     async fn round(
         &self,
-        attached: &[(SessionId, Option<Principal>)],
-        detached: &[(SessionId, Option<Principal>)],
-        gone: &[SessionId],
+        attached: Vec<(SessionId, Option<Principal>)>,
+        detached: Vec<(SessionId, Option<Principal>)>,
+        gone: Vec<SessionId>,
         all_here: Option<Vec<SessionId>>,
         started: &mut bool,
     ) -> redis::RedisResult<()> {
@@ -156,30 +156,25 @@ impl RedisEngine {
         self.mark(&detached_ids, false).await?;
         // Owned, each future with its own handle on the engine: borrowed, the task would
         // not be `Send` (the compiler cannot prove it for futures over borrowed items).
-        let mut users: Vec<(String, Option<Principal>, bool)> = attached
-            .iter()
-            .map(|(id, user)| (id.as_str().to_owned(), user.clone(), true))
-            .collect();
-        users.extend(
+        let users = (attached.into_iter().map(|(id, user)| (id, user, true))).chain(
             detached
-                .iter()
+                .into_iter()
                 .filter(|(_, user)| user.is_some())
-                .map(|(id, user)| (id.as_str().to_owned(), user.clone(), false)),
+                .map(|(id, user)| (id, user, false)),
         );
         let registered = stream::iter(users)
             .map(|(id, user, attached)| {
                 let engine = self.clone();
-                async move { engine.here(&id, user.as_ref(), attached).await }
+                async move { engine.here(id.as_str(), user.as_ref(), attached).await }
             })
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<_>>()
             .await;
         registered.into_iter().collect::<redis::RedisResult<()>>()?;
-        let gone: Vec<String> = gone.iter().map(|id| id.as_str().to_owned()).collect();
         let cleaned = stream::iter(gone)
             .map(|id| {
                 let engine = self.clone();
-                async move { engine.gone(&id).await }
+                async move { engine.gone(id.as_str()).await }
             })
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<_>>()
