@@ -42,8 +42,9 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use sse_proto::{Cutoff, EndReason};
@@ -69,6 +70,10 @@ const STALL: Duration = Duration::from_secs(1);
 /// has waited for a second since before the cut); a stream stalled by its own flow-control
 /// window just ends, and the other streams on the connection go on.
 ///
+/// A waiting read or write costs the same whatever the number of streams: each stream's
+/// cut-off raises one flag of the watch, and the streams are looked at only once it is
+/// raised.
+///
 /// ```no_run
 /// # async fn demo(listener: tokio::net::TcpListener) -> std::io::Result<()> {
 /// let (tcp, _) = listener.accept().await?;
@@ -80,7 +85,77 @@ const STALL: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Watch {
-    streams: Arc<Mutex<Vec<Watched>>>,
+    shared: Arc<Shared>,
+}
+
+/// What the clones of a [`Watch`] share.
+#[derive(Debug)]
+struct Shared {
+    streams: Mutex<Streams>,
+    /// Raised by any stream's cut-off.
+    flag: Arc<Flag>,
+    /// Wakes `flag`: the one waker every stream's cut-off holds.
+    waker: Waker,
+    /// How many of `streams` are HTTP/1.x streams: a read asks without the lock.
+    exclusive: AtomicUsize,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        let flag = Arc::new(Flag::default());
+        Shared {
+            streams: Mutex::default(),
+            waker: Waker::from(flag.clone()),
+            flag,
+            exclusive: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// The watched streams.
+#[derive(Debug, Default)]
+struct Streams {
+    list: Vec<Watched>,
+    /// The last look kept a stream that was cut off (its verdict stands until the
+    /// connection is dropped or the stall ends): look again each time.
+    held: bool,
+}
+
+/// Raised when a watched stream may have been cut off; wakes the connection's task.
+#[derive(Debug, Default)]
+struct Flag {
+    raised: AtomicBool,
+    /// The connection's task, as of its last read or write that had to wait.
+    task: Mutex<Option<Waker>>,
+}
+
+impl Flag {
+    /// Remembers `waker` as the task to wake.
+    fn wake_on(&self, waker: &Waker) {
+        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if !task.as_ref().is_some_and(|t| t.will_wake(waker)) {
+            *task = Some(waker.clone());
+        }
+    }
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.raised.store(true, Ordering::Release);
+        // Woken outside the lock: the task may run at once on another thread.
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
 }
 
 /// One stream of a [`Watch`].
@@ -135,11 +210,15 @@ impl Watch {
     }
 
     fn push(&self, cutoff: Cutoff, exclusive: bool) {
-        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let shared = &*self.shared;
+        // From now on its cut-off raises the flag (at once if it already happened).
+        let _ = cutoff.poll(&mut Context::from_waker(&shared.waker));
+        let mut streams = shared.lock();
         // Streams that ended normally need no watching; this keeps the list to the streams
         // still open on a keep-alive connection.
-        streams.retain(|s| !s.cutoff.is_done());
-        streams.push(Watched { cutoff, exclusive });
+        streams.list.retain(|s| !s.cutoff.is_done());
+        streams.list.push(Watched { cutoff, exclusive });
+        shared.count_exclusive(&streams);
     }
 
     /// Whether an event stream registered with this watch is still open on the connection.
@@ -152,17 +231,24 @@ impl Watch {
     /// assert!(!watch.is_streaming());
     /// ```
     pub fn is_streaming(&self) -> bool {
-        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        streams.iter().any(|s| !s.cutoff.is_done())
+        let streams = self.shared.lock();
+        streams.list.iter().any(|s| !s.cutoff.is_done())
     }
 
     /// Whether an HTTP/1.x stream is open on the connection.
     fn is_streaming_http1(&self) -> bool {
-        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        streams.iter().any(|s| s.exclusive && !s.cutoff.is_done())
+        if self.shared.exclusive.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let streams = self.shared.lock();
+        streams
+            .list
+            .iter()
+            .any(|s| s.exclusive && !s.cutoff.is_done())
     }
 
-    /// Looks at every stream, registering `cx` to be woken when one is cut off.
+    /// Looks at the streams if one may have been cut off since the last look, registering
+    /// `cx` to be woken when one is.
     ///
     /// An exclusive stream cut off, or any stream cut off for another reason than being too
     /// slow (a shutdown past its grace), drops the connection. A shared stream cut off as
@@ -170,30 +256,56 @@ impl Watch {
     /// look); otherwise it was cut while the connection took bytes, by its own flow-control
     /// window, and it is forgotten.
     fn poll_streams(&self, cx: &mut Context<'_>, stalled: bool) -> Verdict {
+        let shared = &*self.shared;
+        // The task first, then the flag: a cut-off in between wakes this task.
+        shared.flag.wake_on(cx.waker());
+        let raised = shared.flag.raised.swap(false, Ordering::AcqRel);
+        let mut streams = shared.lock();
+        if !raised && !streams.held {
+            return Verdict::Keep;
+        }
         let mut verdict = Verdict::Keep;
-        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        streams.retain(|stream| match stream.cutoff.poll(cx) {
-            Poll::Pending => true,
-            Poll::Ready(reason) if stream.exclusive || reason != EndReason::TooSlow => {
-                verdict = Verdict::Drop(reason);
-                true
-            }
-            Poll::Ready(_) if stalled => {
-                if verdict == Verdict::Keep {
-                    verdict = Verdict::Stalled;
+        let mut held = false;
+        let mut flag_cx = Context::from_waker(&shared.waker);
+        streams
+            .list
+            .retain(|stream| match stream.cutoff.poll(&mut flag_cx) {
+                Poll::Pending => true,
+                Poll::Ready(reason) if stream.exclusive || reason != EndReason::TooSlow => {
+                    verdict = Verdict::Drop(reason);
+                    held = true;
+                    true
                 }
-                true
-            }
-            Poll::Ready(_) => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(
-                    target: "sse",
-                    "HTTP/2 stream cut off while its connection took bytes: connection kept"
-                );
-                false
-            }
-        });
+                Poll::Ready(_) if stalled => {
+                    if verdict == Verdict::Keep {
+                        verdict = Verdict::Stalled;
+                    }
+                    held = true;
+                    true
+                }
+                Poll::Ready(_) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(
+                        target: "sse",
+                        "HTTP/2 stream cut off while its connection took bytes: connection kept"
+                    );
+                    false
+                }
+            });
+        streams.held = held;
+        shared.count_exclusive(&streams);
         verdict
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count_exclusive(&self, streams: &Streams) {
+        let n = streams.list.iter().filter(|s| s.exclusive).count();
+        self.exclusive.store(n, Ordering::Release);
     }
 }
 
@@ -379,8 +491,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     use super::*;
     use crate::{EventStream, Hub, Outcome, Server, Session};
 
@@ -489,6 +599,44 @@ mod tests {
         assert!(is_cut_off(write(&mut io, false)));
     }
 
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_off_wakes_the_waiting_connection_and_only_then_are_the_streams_looked_at() {
+        let server = server();
+        let mut io = Watch::new().guard(Fake::default());
+        let (_other, _other_body) = accept(&server, &io, http::Version::HTTP_2).await;
+        let woken = Arc::new(Count::default());
+        let waker = Waker::from(woken.clone());
+        let mut buf = [0u8; 16];
+        let mut read = |io: &mut Guarded<Fake>| {
+            let mut cx = Context::from_waker(&waker);
+            Pin::new(io).poll_read(&mut cx, &mut ReadBuf::new(&mut buf))
+        };
+        assert!(read(&mut io).is_pending());
+        // Registered while the connection waits, as an HTTP/2 stream's handler does on a
+        // task of its own: its cut-off still wakes the connection.
+        let (session, _body) = accept(&server, &io, http::Version::HTTP_2).await;
+        assert!(read(&mut io).is_pending());
+        assert_eq!(woken.0.load(Ordering::Relaxed), 0);
+        assert!(!io.watch().shared.flag.raised.load(Ordering::Relaxed));
+        overflow(&session);
+        assert_eq!(woken.0.load(Ordering::Relaxed), 1);
+        assert!(io.watch().shared.flag.raised.load(Ordering::Relaxed));
+        // Looked at: cut by its own window while the connection took bytes, forgotten.
+        assert!(read(&mut io).is_pending());
+        assert!(!io.watch().shared.flag.raised.load(Ordering::Relaxed));
+        assert_eq!(io.watch().shared.lock().list.len(), 1, "forgotten");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_next_request_is_read_once_an_http1_stream_is_over() {
         let server = server();
@@ -531,7 +679,7 @@ mod tests {
         tokio::time::advance(3 * STALL).await;
         assert!(write(&mut io, false).is_pending());
         assert!(read(&mut io).is_pending());
-        assert_eq!(io.watch().streams.lock().unwrap().len(), 1, "forgotten");
+        assert_eq!(io.watch().shared.lock().list.len(), 1, "forgotten");
     }
 
     #[tokio::test(start_paused = true)]
