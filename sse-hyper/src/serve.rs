@@ -183,7 +183,7 @@ impl Server {
         B::Error: Into<BoxError>,
     {
         let config = Arc::new(config);
-        let http = Arc::new(connection::Builders::new(hyper_builder(&config)));
+        let http = Arc::new(hyper_builders(&config));
         // Dropped on shutdown, and again once its bound has passed: every connection's task
         // watches both.
         let (stopping, _) = watch::channel(());
@@ -224,21 +224,25 @@ impl Server {
     }
 }
 
-/// hyper's server, set up as [`Server::serve`] describes.
-fn hyper_builder(config: &ServeConfig) -> auto::Builder<TokioExecutor> {
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
+/// hyper's server, set up as [`Server::serve`] describes: for any connection, and for one
+/// that cannot be HTTP/2.
+fn hyper_builders(config: &ServeConfig) -> connection::Builders {
+    // hyper starts this timer whenever it waits for a request head: on a new connection and
+    // after each response, so it bounds idle keep-alive connections as well as slow heads
+    // (whichever limit is shorter wins).
+    let head = config.head_timeout.min(config.idle_timeout);
+    let mut any = auto::Builder::new(TokioExecutor::new());
+    any.http1()
         .timer(TokioTimer::new())
-        // hyper starts this timer whenever it waits for a request head: on a new connection
-        // and after each response, so it bounds idle keep-alive connections as well as slow
-        // heads (whichever limit is shorter wins).
-        .header_read_timeout(config.head_timeout.min(config.idle_timeout));
+        .header_read_timeout(head);
     // hyper buffers what an HTTP/2 client sends up to the flow-control windows, before any
     // handler reads it (1 MiB per connection by default): bodies in flight on one
     // connection, outside the body budget. Small windows bound that.
-    http.http2()
+    any.http2()
         .timer(TokioTimer::new())
         .initial_stream_window_size(H2_STREAM_WINDOW)
         .initial_connection_window_size(H2_CONNECTION_WINDOW);
-    http
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(TokioTimer::new()).header_read_timeout(head);
+    connection::Builders { any, http1 }
 }

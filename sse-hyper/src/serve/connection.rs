@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -12,9 +13,11 @@ use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -46,25 +49,25 @@ pub(super) struct Connection {
 /// connection, and for one that cannot be HTTP/2.
 pub(super) struct Builders {
     /// Tells HTTP/1.1 from HTTP/2 by the first bytes it reads.
-    any: auto::Builder<TokioExecutor>,
-    /// HTTP/1.1 only: hyper's reader starts empty. (The version check of `any` hands hyper
-    /// the bytes it read as a prefix, and hyper then grows its read buffer from 8 KiB to
-    /// 16 KiB to read past them: a buffer every HTTP/1.1 stream keeps as long as it lives.)
-    http1: auto::Builder<TokioExecutor>,
-}
-
-impl Builders {
-    pub(super) fn new(any: auto::Builder<TokioExecutor>) -> Builders {
-        Builders {
-            http1: any.clone().http1_only(),
-            any,
-        }
-    }
+    pub(super) any: auto::Builder<TokioExecutor>,
+    /// hyper's HTTP/1.1 server itself. Its reader starts empty (the version check of `any`
+    /// hands hyper the bytes it read as a prefix, and hyper then grows its read buffer from
+    /// 8 KiB to 16 KiB to read past them: a buffer every HTTP/1.1 stream keeps as long as it
+    /// lives), and its connection is smaller than `any`'s, which has room for HTTP/2's.
+    pub(super) http1: http1::Builder,
 }
 
 /// The client preface of HTTP/2 (RFC 9113 §3.4), which a connection with prior knowledge
 /// begins with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What the service of a connection tells the loop that drives it.
+struct Lifecycle {
+    /// Set once a first request has begun.
+    started: Arc<AtomicBool>,
+    activity: Arc<Activity>,
+    watch: Watch,
+}
 
 /// What a connection is doing, for closing it when idle.
 #[derive(Debug)]
@@ -240,13 +243,32 @@ impl Connection {
                 })
             })
         };
-        let http = if http1_only {
-            &self.http.http1
-        } else {
-            &self.http.any
+        let lifecycle = Lifecycle {
+            started,
+            activity,
+            watch,
         };
-        let conn = http.serve_connection(io, service).into_owned();
-        let mut conn = std::pin::pin!(conn);
+        // The connection is pinned here and driven by reference: passed by value it would
+        // take its room twice in the task.
+        if http1_only {
+            let conn = std::pin::pin!(self.http.http1.serve_connection(io, service));
+            self.drive(conn, &lifecycle).await;
+        } else {
+            // Boxed: a plain connection's task, which an HTTP/1.1 stream keeps as long as it
+            // lives, has no room for the connection that can be HTTP/2.
+            let mut conn = Box::pin(self.http.any.serve_connection(io, service).into_owned());
+            self.drive(conn.as_mut(), &lifecycle).await;
+        }
+    }
+
+    /// Runs `conn` until it ends, the server stops, or it is idle for the idle limit; a
+    /// first request must have arrived within the head deadline.
+    async fn drive<C: GracefulConnection>(&mut self, mut conn: Pin<&mut C>, lifecycle: &Lifecycle) {
+        let Lifecycle {
+            started,
+            activity,
+            watch,
+        } = lifecycle;
         let limit = self.config.head_timeout.min(self.config.idle_timeout);
         // hyper-util's auto builder reads the first bytes (to tell HTTP/1.1 from HTTP/2)
         // before hyper's header timer runs, with no deadline of its own: a connection that
