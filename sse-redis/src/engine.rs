@@ -131,6 +131,7 @@ pub(crate) struct Scripts {
     pub(crate) leave: redis::Script,
     pub(crate) here: redis::Script,
     pub(crate) gone: redis::Script,
+    pub(crate) orphan: redis::Script,
     pub(crate) sweep: redis::Script,
 }
 
@@ -216,6 +217,7 @@ impl RedisEngine {
                     leave: crate::groups::leave(),
                     here: crate::groups::here(),
                     gone: crate::groups::gone(),
+                    orphan: crate::groups::orphan(),
                     sweep: scripts::sweep(),
                 },
                 read_from: Mutex::new(Some(seq.unwrap_or(0))),
@@ -300,7 +302,8 @@ impl RedisEngine {
                 .arg(bounds.max_events + 1)
                 .arg(mem.fields.join(","))
                 .arg(&mem.user_hex)
-                .arg(id.as_str());
+                .arg(id.as_str())
+                .arg(millis(shared.mem_ttl(true)));
             for t in &topics {
                 invocation.arg(t.as_str());
             }
@@ -449,6 +452,19 @@ impl Shared {
             (Some(grace), true) => beats + grace,
             (Some(grace), false) => grace + self.config.heartbeat,
         }
+    }
+
+    /// How long a session's mem (its memberships and user) lasts: its owner mark's TTL and
+    /// [`mem_slack`](Self::mem_slack), so that a node can still read it to clean up after a
+    /// session whose own node died before ending it (see `RedisEngine::orphans`).
+    pub(crate) fn mem_ttl(&self, attached: bool) -> Duration {
+        self.owner_ttl(attached) + self.mem_slack()
+    }
+
+    /// How much longer than its marks a session's mem lasts: two alive marks (a minute at
+    /// least), in which some live node's heartbeat cleans up after it.
+    pub(crate) fn mem_slack(&self) -> Duration {
+        self.alive_ttl() * 2
     }
 
     /// How long a node's `nodes` entry lasts without being renewed: three heartbeats.

@@ -11,7 +11,7 @@ use crate::engine::{RedisEngine, lock, millis};
 use crate::once::{Attempt, DONE_TTL};
 use crate::reply;
 
-pub(crate) use scripts::{STRETCHES, gone, here, join, leave, publish};
+pub(crate) use scripts::{STRETCHES, gone, here, join, leave, orphan, publish};
 
 /// How often a command whose keys depend on what Redis holds is read and tried again when
 /// Redis changed in between.
@@ -346,7 +346,7 @@ impl RedisEngine {
                         .arg(&owner)
                         .arg(me)
                         .arg(shared.config.stream_max)
-                        .arg(millis(shared.owner_ttl(true)))
+                        .arg(millis(shared.mem_ttl(true)))
                         .arg(MAX_STRETCHES)
                         .arg(self.user_here(id));
                     invocation.invoke_async::<i64>(&mut conn).await
@@ -536,7 +536,7 @@ impl RedisEngine {
                 .arg(if attached {
                     0
                 } else {
-                    millis(shared.owner_ttl(false))
+                    millis(shared.mem_ttl(false))
                 });
             let mut conn = shared.conn.clone();
             if invocation.invoke_async::<i64>(&mut conn).await? != -2 {
@@ -590,6 +590,55 @@ impl RedisEngine {
             }
         }
         Ok(())
+    }
+}
+
+impl RedisEngine {
+    /// Cleans up after session `id` if its marks expired at or before `due` with nobody to
+    /// end it (see [`orphan`]); whether it did. Nothing to clean (claimed again, or cleaned
+    /// by another node) is `false`.
+    pub(crate) async fn orphan(&self, id: &str, due: u64) -> redis::RedisResult<bool> {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        for _ in 0..TRIES {
+            let mem = self.read_mem(id).await?;
+            let mut invocation = shared.scripts.orphan.prepare_invoke();
+            invocation
+                .key(keys.all())
+                .key(keys.owner(id))
+                .key(keys.mem(id))
+                .key(keys.log(id))
+                .key(keys.seq())
+                .key(keys.presence())
+                .key(keys.us(&mem.user_hex))
+                .key(keys.un(&mem.user_hex));
+            let open: Vec<&TopicName> = mem
+                .topics
+                .iter()
+                .filter(|m| m.is_open())
+                .map(|m| &m.topic)
+                .collect();
+            for topic in &open {
+                invocation
+                    .key(keys.tn(topic.as_str()))
+                    .key(keys.tm(topic.as_str()));
+            }
+            invocation
+                .arg(id)
+                .arg(due)
+                .arg(mem.fields.join(","))
+                .arg(&mem.user_hex)
+                .arg(shared.config.stream_max);
+            for topic in &open {
+                invocation.arg(topic.as_str());
+            }
+            let mut conn = shared.conn.clone();
+            match invocation.invoke_async::<i64>(&mut conn).await? {
+                -2 => continue,
+                done => return Ok(done == 1),
+            }
+        }
+        Ok(false)
     }
 }
 

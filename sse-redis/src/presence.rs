@@ -30,11 +30,19 @@ const IN_FLIGHT: usize = 32;
 /// Most sessions one sweep script takes.
 const SWEEP_BATCH: usize = 256;
 
+/// Sessions a heartbeat looks at at once to clean up after them (see
+/// [`RedisEngine::orphans`]).
+const ORPHAN_BATCH: usize = 256;
+
+/// Most batches of [`ORPHAN_BATCH`] a heartbeat cleans up after.
+const ORPHAN_ROUNDS: usize = 16;
+
 /// Marks one session attached here (`ARGV[3]` = `0`) or detached here (`ARGV[3]` = the
 /// detached TTL), unless another node owns it now (a tab that moved on).
 ///
 /// KEYS: owner, mem, all, this node's live set. ARGV: this node, the id, the TTL (ms), now
-/// (ms). Returns 1, or 0 when another node owns the session.
+/// (ms), mem's TTL (ms; longer: see [`RedisEngine::orphans`]). Returns 1, or 0 when another
+/// node owns the session.
 const MARK: &str = r"
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return 0 end
@@ -45,7 +53,7 @@ if ARGV[3] == '0' then
   redis.call('SADD', KEYS[4], ARGV[2])
 else
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
   redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[2])
   redis.call('SREM', KEYS[4], ARGV[2])
 end
@@ -195,10 +203,11 @@ impl RedisEngine {
             .arg(keys.nodes())
             .arg(now + millis(shared.live_ttl()))
             .arg(node);
+        // Past mem's TTL nobody can clean up after a session any more: its entry goes.
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(keys.all())
             .arg("-inf")
-            .arg(now)
+            .arg(now.saturating_sub(millis(shared.mem_slack())))
             .ignore();
         pipe.cmd("ZRANGEBYSCORE")
             .arg(keys.nodes())
@@ -214,6 +223,53 @@ impl RedisEngine {
         for other in dead.iter().filter(|n| *n != node) {
             self.sweep(other).await?;
         }
+        self.orphans(now).await
+    }
+
+    /// Cleans up after sessions whose marks expired a heartbeat ago or more with nobody to
+    /// end them (see [`orphan`](crate::groups::orphan)), [`ORPHAN_BATCH`] at a time, at most
+    /// [`ORPHAN_ROUNDS`] batches a heartbeat.
+    ///
+    /// A node ends its own sessions when their grace is over and cleans up after each (the
+    /// `gone` script). One that dies or stops first leaves their memberships and users'
+    /// records behind, counted at its name; the sessions' `all` entries say when their
+    /// marks expired, and their mem outlives the marks by [`mem_slack`], so any live node
+    /// can do it for them. A session its node ends itself has no `all` entry left by then.
+    ///
+    /// [`mem_slack`]: crate::engine::Shared::mem_slack
+    async fn orphans(&self, now: u64) -> redis::RedisResult<()> {
+        let shared = &self.shared;
+        let due = now.saturating_sub(millis(shared.config.heartbeat));
+        // Entries looked at and left (claimed again since): the next batch starts past them.
+        let mut left = 0;
+        for _ in 0..ORPHAN_ROUNDS {
+            let mut conn = shared.conn.clone();
+            let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(shared.keys.all())
+                .arg("-inf")
+                .arg(due)
+                .arg("LIMIT")
+                .arg(left)
+                .arg(ORPHAN_BATCH)
+                .query_async(&mut conn)
+                .await?;
+            let cleaned = stream::iter(ids.iter().cloned())
+                .map(|id| {
+                    let engine = self.clone();
+                    async move { engine.orphan(&id, due).await }
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .collect::<Vec<_>>()
+                .await;
+            for cleaned in cleaned {
+                if !cleaned? {
+                    left += 1;
+                }
+            }
+            if ids.len() < ORPHAN_BATCH {
+                break;
+            }
+        }
         Ok(())
     }
 
@@ -225,10 +281,13 @@ impl RedisEngine {
         let shared = &self.shared;
         let keys = &shared.keys;
         let node = &shared.config.node;
-        let ttl = if attached {
-            0
+        let (ttl, mem_ttl) = if attached {
+            (0, 0)
         } else {
-            millis(shared.owner_ttl(false))
+            (
+                millis(shared.owner_ttl(false)),
+                millis(shared.mem_ttl(false)),
+            )
         };
         let now = now_ms();
         for chunk in ids.chunks(1024) {
@@ -246,6 +305,7 @@ impl RedisEngine {
                     .arg(id)
                     .arg(ttl)
                     .arg(now)
+                    .arg(mem_ttl)
                     .ignore();
             }
             let mut conn = shared.conn.clone();
@@ -260,6 +320,7 @@ impl RedisEngine {
         let keys = &shared.keys;
         let live = keys.live(node);
         let ttl = millis(shared.owner_ttl(false));
+        let mem_ttl = millis(shared.mem_ttl(false));
         loop {
             let mut conn = shared.conn.clone();
             let ids: Vec<String> = redis::cmd("SRANDMEMBER")
@@ -272,7 +333,7 @@ impl RedisEngine {
             for id in &ids {
                 invocation.key(keys.owner(id)).key(keys.mem(id));
             }
-            invocation.arg(node).arg(now_ms()).arg(ttl);
+            invocation.arg(node).arg(now_ms()).arg(ttl).arg(mem_ttl);
             for id in &ids {
                 invocation.arg(id);
             }

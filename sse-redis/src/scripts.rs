@@ -19,13 +19,16 @@
 //! | `<p>closed:<id>` | string with a TTL | the id was closed: its reconnect gets 204 |
 //! | `<p>nodes` | sorted set | the nodes, each scored by when it is dead unless it renews its entry (ms since the Unix epoch; every heartbeat renews it, three heartbeats of slack) |
 //! | `<p>live:<node>` | set | ids with a live connection on the node |
-//! | `<p>all` | sorted set | ids of every session, detached ones included, scored by when their marks expire (`+inf` while attached) |
+//! | `<p>all` | sorted set | ids of every session, detached ones included, scored by when their marks expire (`+inf` while attached); an entry a heartbeat past its score is a session nobody ended (its node died), which a live node cleans up after |
 //!
 //! Presence costs a node one write per heartbeat whatever its number of sessions, and one
 //! per session that attaches, detaches or ends. A node that finds another's `nodes` entry
 //! out of date sweeps that node's `live:` set: each of its sessions gets the grace of a
 //! detached one. A node sweeps its own set when it starts (what a previous run with its
-//! name left), and registers every session again when it finds itself swept.
+//! name left), and registers every session again when it finds itself swept. Once such a
+//! session's grace is over with nobody having resumed it, any live node's heartbeat cleans
+//! up what it left in topics and users (their counts at the dead node's name included),
+//! as its own node would have when it ended.
 //!
 //! Topics and users add the keys listed in `groups/scripts.rs`.
 //!
@@ -151,7 +154,8 @@ return 1
 /// when its node died. Does nothing once the node renewed its entry.
 ///
 /// KEYS: nodes, the dead node's live set, all, then each session's owner and mem. ARGV: the
-/// node, now (ms), the detached TTL (ms), then the ids.
+/// node, now (ms), the detached TTL (ms), the mem TTL (ms; longer, so that whoever cleans up
+/// after a session nobody resumes can read it), then the ids.
 ///
 /// Returns how many ids the live set still holds, -1 when the node is alive again.
 pub(crate) fn sweep() -> Script {
@@ -160,13 +164,13 @@ pub(crate) fn sweep() -> Script {
 local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if due and tonumber(due) >= tonumber(ARGV[2]) then return -1 end
 local expires = tonumber(ARGV[2]) + tonumber(ARGV[3])
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
-  local owner, mem = KEYS[2 * i - 4], KEYS[2 * i - 3]
+  local owner, mem = KEYS[2 * i - 6], KEYS[2 * i - 5]
   redis.call('SREM', KEYS[2], id)
   if redis.call('GET', owner) == ARGV[1] then
     redis.call('PEXPIRE', owner, ARGV[3])
-    redis.call('PEXPIRE', mem, ARGV[3])
+    redis.call('PEXPIRE', mem, ARGV[4])
     redis.call('ZADD', KEYS[3], 'XX', expires, id)
   end
 end
@@ -186,7 +190,10 @@ return left
 /// then for each topic of mem: its tlog, tn and tm, and last the sequence. ARGV: `1` to
 /// consume the mark, this node, owner TTL (ms), the position's sequence number or `-1`, most
 /// entries to read from each log, the fields of mem the caller read (sorted,
-/// comma-separated), the user's hex (empty: none), the session id, then the topics.
+/// comma-separated), the user's hex (empty: none), the session id, the mem TTL (ms), then the
+/// topics. A session that does not exist any more (no owner mark) but left its mem, because
+/// its node died before ending it, is not taken over: what it left is cleaned up first (as
+/// [`orphan`](crate::groups::orphan) would), and the session starts empty.
 ///
 /// Returns `{1}` when closed, `{2}` when mem changed since the caller read it, else `{0,
 /// existed, mem}` or `{0, existed, log dropped, bcast dropped, log entries, bcast entries,
@@ -207,16 +214,24 @@ local old = redis.call('GET', KEYS[2])
 local me = ARGV[2]
 redis.call('SET', KEYS[2], me, 'PX', ARGV[3])
 local id = ARGV[8]
-local ntopics = #ARGV - 8
+local ntopics = #ARGV - 9
+local user = ARGV[7]
+if existed == 0 and #fields > 0 then
+  -- What an ended session left (its node died before ending it): not this session's.
+  for j = 1, ntopics do forget(KEYS[8 + 3 * j], KEYS[7 + 3 * j], id) end
+  if user ~= '' then forget(KEYS[7], KEYS[8], id) end
+  redis.call('DEL', KEYS[5])
+  user = ''
+end
 for j = 1, ntopics do
-  local v = redis.call('HGET', KEYS[5], ARGV[8 + j])
+  local v = redis.call('HGET', KEYS[5], ARGV[9 + j])
   if last_open(v) and old ~= me then
     if old then count_down(KEYS[7 + 3 * j], old) end
     redis.call('HINCRBY', KEYS[7 + 3 * j], me, 1)
     redis.call('HSET', KEYS[8 + 3 * j], id, me)
   end
 end
-if ARGV[7] ~= '' and old ~= me then
+if user ~= '' and old ~= me then
   local prev = redis.call('HGET', KEYS[7], id)
   if prev ~= me then
     redis.call('HSET', KEYS[7], id, me)
@@ -224,7 +239,7 @@ if ARGV[7] ~= '' and old ~= me then
     if prev then count_down(KEYS[8], prev) end
   end
 end
-redis.call('PEXPIRE', KEYS[5], ARGV[3])
+redis.call('PEXPIRE', KEYS[5], ARGV[9])
 local mem = redis.call('HGETALL', KEYS[5])
 if ARGV[4] == '-1' then return {{0, existed, mem}} end
 local function dropped(key)
@@ -240,7 +255,7 @@ local function after(key, from)
   return redis.call('XRANGE', key, '(' .. from .. '-0', '+', 'COUNT', ARGV[5])
 end
 local out = {{0, existed, dropped(KEYS[3]), dropped(KEYS[4]), after(KEYS[3], pos), after(KEYS[4], pos), mem}}
-if ARGV[7] ~= '' then
+if user ~= '' then
   local u = redis.call('HGET', KEYS[5], '~u') or ''
   local since = tonumber(string.match(u, '^(%d+):') or '0')
   out[8] = dropped(KEYS[6])
@@ -251,7 +266,7 @@ else
 end
 local topics = {{}}
 for j = 1, ntopics do
-  local v = redis.call('HGET', KEYS[5], ARGV[8 + j]) or ''
+  local v = redis.call('HGET', KEYS[5], ARGV[9 + j]) or ''
   local from = nil
   for p in string.gmatch(v, '[^,]+') do
     local joined = tonumber(string.match(p, '^(%d+)'))
@@ -262,7 +277,7 @@ for j = 1, ntopics do
     end
   end
   if from then
-    topics[#topics + 1] = {{ARGV[8 + j], dropped(KEYS[6 + 3 * j]), after(KEYS[6 + 3 * j], from)}}
+    topics[#topics + 1] = {{ARGV[9 + j], dropped(KEYS[6 + 3 * j]), after(KEYS[6 + 3 * j], from)}}
   end
 end
 out[10] = topics

@@ -5,7 +5,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `<p>mem:<id>` | hash | the session's memberships: topic → its stretches, `j` (a member since `j`) or `j-l` (from `j` to the topic's event `l`), comma-separated, oldest first; `~u` → `<since>:<user hex>`; `~s` → where its replay is exact from once old stretches were dropped. Expires with the session's owner mark |
+//! | `<p>mem:<id>` | hash | the session's memberships: topic → its stretches, `j` (a member since `j`) or `j-l` (from `j` to the topic's event `l`), comma-separated, oldest first; `~u` → `<since>:<user hex>`; `~s` → where its replay is exact from once old stretches were dropped. Outlives the session's owner mark by two alive marks (a minute at least), so that a live node can clean up after a session whose node died (see `orphan`) |
 //! | `<p>tlog:<topic>` | stream, ids `<seq>-0` | a topic's publishes (`f`, `m`), trimmed by count, expiring a grace after its last entry |
 //! | `<p>ulog:<user hex>` | stream | a user's sends, likewise |
 //! | `<p>tm:<topic>` | hash | the topic's member sessions → the node that serves each |
@@ -45,6 +45,15 @@ local function count_down(hash, field)
   if tonumber(redis.call('HINCRBY', hash, field, -1)) <= 0 then
     redis.call('HDEL', hash, field)
   end
+end
+-- Drops the session `id` from a group's `members` (tm or us), and counts it down at the node
+-- that was serving it in `nodes` (tn or un). Returns whether it was there.
+local function forget(members, nodes, id)
+  local node = redis.call('HGET', members, id)
+  if not node then return false end
+  redis.call('HDEL', members, id)
+  count_down(nodes, node)
+  return true
 end
 ";
 
@@ -259,6 +268,45 @@ if ARGV[4] ~= '' and redis.call('HGET', KEYS[6], ARGV[1]) == ARGV[2] then
   count_down(KEYS[7], ARGV[2])
 end
 redis.call('DEL', KEYS[2])
+return 1
+"
+    ))
+}
+
+/// Cleans up after a session whose marks expired with nobody to end it (its node died, or
+/// stopped, while it was detached or before it was swept): its memberships and its user's
+/// record, each counted down at the node recorded as serving it, its log and its mem. Its
+/// `all` entry must be due (scored at or before the cut-off) and its owner mark gone: a
+/// session claimed again in the meantime is its new node's.
+///
+/// KEYS: all, owner, mem, log, seq, presence, the user's us and un (any keys when none), then
+/// for each topic the caller read as open: its tn and tm. ARGV: id, the cut-off (ms), the
+/// fields of mem the caller read (sorted, comma-separated), the user's hex (empty: none),
+/// presence stream max entries, then the open topics.
+///
+/// Returns 1 when cleaned, 0 when there was nothing to clean, -2 when mem changed since the
+/// caller read it.
+pub(crate) fn orphan() -> Script {
+    Script::new(&format!(
+        r"
+{STRETCHES}
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local fields = redis.call('HKEYS', KEYS[3])
+table.sort(fields)
+if table.concat(fields, ',') ~= ARGV[3] then return -2 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[4])
+for i = 9, #KEYS, 2 do
+  if forget(KEYS[i + 1], KEYS[i], ARGV[1]) then
+    local seq = redis.call('INCR', KEYS[5])
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], seq .. '-0',
+      't', 'L', 's', ARGV[1], 'g', ARGV[6 + (i - 9) / 2], 'u', ARGV[4])
+  end
+end
+if ARGV[4] ~= '' then forget(KEYS[7], KEYS[8], ARGV[1]) end
+redis.call('DEL', KEYS[3])
 return 1
 "
     ))

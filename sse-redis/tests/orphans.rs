@@ -1,0 +1,163 @@
+//! What the sessions of a node that died leave in Redis: their memberships and their users'
+//! records, counted at the dead node's name. Another node cleans them up once their grace is
+//! over, and a tab that offers such a session's id later starts afresh, without them.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Node, RedisServer, Tab, member, raw, start_node};
+use redis::AsyncCommands;
+use sse_proto::{Continuity, Hub, ResumeConfig};
+
+/// The grace of a detached session here.
+const GRACE: Duration = Duration::from_millis(500);
+
+/// "ann" in the keys of users.
+const ANN: &str = "616e6e";
+
+/// A node with heartbeats every `heartbeat`, topics open to every session.
+async fn node(redis: &RedisServer, name: &str, heartbeat: Duration) -> Node {
+    let builder = Hub::builder()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(GRACE))
+        .topic_rule(|_, _| true);
+    start_node(redis, name, |c| c.heartbeat = heartbeat, builder).await
+}
+
+/// A tab of user ann in topic `room`.
+fn ann() -> Tab {
+    Tab {
+        target: "/events?topic=room".to_owned(),
+        user: Some("ann".to_owned()),
+        ..Tab::new()
+    }
+}
+
+/// What Redis holds of topic `room`, user ann and the sessions `ids`: the members of room,
+/// room's count at node `a`, ann's sessions and count at `a`, and which of `ids` still have
+/// a mem or an `all` entry.
+async fn left_behind(redis: &RedisServer, ids: &[&str]) -> String {
+    let mut r = raw(redis).await;
+    let members: Vec<String> = r.hkeys("{sse:}tm:room").await.unwrap();
+    let room_at_a: Option<i64> = r.hget("{sse:}tn:room", "a").await.unwrap();
+    let sessions: Vec<String> = r.hkeys(format!("{{sse:}}us:{ANN}")).await.unwrap();
+    let ann_at_a: Option<i64> = r.hget(format!("{{sse:}}un:{ANN}"), "a").await.unwrap();
+    let mut kept = Vec::new();
+    for id in ids {
+        let mem: bool = r.exists(format!("{{sse:}}mem:{id}")).await.unwrap();
+        let all: Option<f64> = r.zscore("{sse:}all", id).await.unwrap();
+        if mem || all.is_some() {
+            kept.push(format!("{id} (mem {mem}, all {all:?})"));
+        }
+    }
+    let nothing = members.is_empty()
+        && room_at_a.is_none()
+        && sessions.is_empty()
+        && ann_at_a.is_none()
+        && kept.is_empty();
+    if nothing {
+        String::new()
+    } else {
+        format!(
+            "room's members {members:?}, room at a {room_at_a:?}, ann's sessions {sessions:?}, \
+             ann at a {ann_at_a:?}, sessions kept {kept:?}"
+        )
+    }
+}
+
+/// Waits until `node`'s detached session `id` has its owner mark's TTL in Redis (presence
+/// recorded the detach).
+async fn detach_recorded(redis: &RedisServer, id: &str) -> bool {
+    let mut r = raw(redis).await;
+    common::until(async || {
+        let ttl: i64 = r.pttl(format!("{{sse:}}owner:{id}")).await.unwrap();
+        ttl > 0
+    })
+    .await
+}
+
+/// Waits up to 10 s until nothing of the sessions `ids` is left; what is left then.
+async fn cleaned_up(redis: &RedisServer, ids: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = left_behind(redis, ids).await;
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dead_nodes_sessions_are_cleaned_up_from_their_topics_and_users_by_another_node() {
+    let redis = RedisServer::start().unwrap();
+    let b = node(&redis, "b", Duration::from_millis(200)).await;
+    let (mut attached, mut detached) = (ann(), ann());
+    {
+        let a = node(&redis, "a", Duration::from_millis(200)).await;
+        attached.connect(&a.hub, &a.engine).await.unwrap();
+        detached.connect(&a.hub, &a.engine).await.unwrap();
+        assert!(member(&a, &attached, "room").await && member(&a, &detached, "room").await);
+        detached.drop_connection();
+        assert!(detach_recorded(&redis, &detached.id).await);
+        let ids = [attached.id.as_str(), detached.id.as_str()];
+        let recorded = common::until(async || {
+            let mut r = raw(&redis).await;
+            let room_at_a: Option<i64> = r.hget("{sse:}tn:room", "a").await.unwrap();
+            let ann_at_a: Option<i64> = r.hget(format!("{{sse:}}un:{ANN}"), "a").await.unwrap();
+            room_at_a == Some(2) && ann_at_a == Some(2)
+        })
+        .await;
+        assert!(recorded, "{}", left_behind(&redis, &ids).await);
+        // Killed: its task stops, nothing is told to Redis.
+        a.task.abort();
+    }
+    // b finds a dead and sweeps it (the attached tab gets a detached one's grace); once the
+    // grace is over for both, b cleans up after them.
+    let ids = [attached.id.as_str(), detached.id.as_str()];
+    let left = cleaned_up(&redis, &ids).await;
+    assert!(left.is_empty(), "left behind: {left}");
+    assert!(b.engine.members("room").await.unwrap().sessions.is_empty());
+}
+
+#[tokio::test]
+async fn a_tab_offering_the_id_of_a_session_its_dead_node_left_starts_without_its_memberships() {
+    let redis = RedisServer::start().unwrap();
+    let mut t = ann();
+    {
+        let a = node(&redis, "a", Duration::from_millis(200)).await;
+        t.connect(&a.hub, &a.engine).await.unwrap();
+        assert!(member(&a, &t, "room").await);
+        t.drop_connection();
+        assert!(detach_recorded(&redis, &t.id).await);
+        a.task.abort();
+    }
+    // Its marks expire; no live node has cleaned up after it yet (c's heartbeat is a
+    // minute: it looks only at sessions whose marks expired a minute ago).
+    let mut r = raw(&redis).await;
+    let owner = format!("{{sse:}}owner:{}", t.id);
+    let expired = common::until(async || !r.exists::<_, bool>(&owner).await.unwrap()).await;
+    assert!(expired);
+    let c = node(&redis, "c", Duration::from_secs(60)).await;
+    let id = t.id.clone();
+    t.target = "/events".to_owned();
+    t.user = None;
+    t.connect(&c.hub, &c.engine).await.unwrap();
+    assert_eq!(t.id, id, "the offered id is taken again");
+    assert!(
+        matches!(t.continuity, Some(Continuity::Gap(_))),
+        "{:?}",
+        t.continuity
+    );
+    assert!(t.topics.is_empty(), "{:?}", t.topics);
+    // What the ended session left is gone, and nothing of it moved to c.
+    let left = left_behind(&redis, &[]).await;
+    assert!(left.is_empty(), "left behind: {left}");
+    let room_at_c: Option<i64> = r.hget("{sse:}tn:room", "c").await.unwrap();
+    assert_eq!(room_at_c, None);
+    let mem: bool = r.exists(format!("{{sse:}}mem:{id}")).await.unwrap();
+    assert!(!mem);
+}
