@@ -564,26 +564,7 @@ impl RedisEngine {
                 .key(keys.un(&mem.user_hex))
                 .key(keys.seq())
                 .key(keys.presence());
-            let open: Vec<&TopicName> = mem
-                .topics
-                .iter()
-                .filter(|m| m.is_open())
-                .map(|m| &m.topic)
-                .collect();
-            for topic in &open {
-                invocation
-                    .key(keys.tn(topic.as_str()))
-                    .key(keys.tm(topic.as_str()));
-            }
-            invocation
-                .arg(id)
-                .arg(&shared.config.node)
-                .arg(mem.fields.join(","))
-                .arg(&mem.user_hex)
-                .arg(shared.config.stream_max);
-            for topic in &open {
-                invocation.arg(topic.as_str());
-            }
+            cleanup_tail(&mut invocation, shared, &mem, id, &shared.config.node);
             let mut conn = shared.conn.clone();
             if invocation.invoke_async::<i64>(&mut conn).await? != -2 {
                 return Ok(());
@@ -612,26 +593,7 @@ impl RedisEngine {
                 .key(keys.presence())
                 .key(keys.us(&mem.user_hex))
                 .key(keys.un(&mem.user_hex));
-            let open: Vec<&TopicName> = mem
-                .topics
-                .iter()
-                .filter(|m| m.is_open())
-                .map(|m| &m.topic)
-                .collect();
-            for topic in &open {
-                invocation
-                    .key(keys.tn(topic.as_str()))
-                    .key(keys.tm(topic.as_str()));
-            }
-            invocation
-                .arg(id)
-                .arg(due)
-                .arg(mem.fields.join(","))
-                .arg(&mem.user_hex)
-                .arg(shared.config.stream_max);
-            for topic in &open {
-                invocation.arg(topic.as_str());
-            }
+            cleanup_tail(&mut invocation, shared, &mem, id, due);
             let mut conn = shared.conn.clone();
             match invocation.invoke_async::<i64>(&mut conn).await? {
                 -2 => continue,
@@ -639,6 +601,39 @@ impl RedisEngine {
             }
         }
         Ok(false)
+    }
+}
+
+/// What [`gone`] and [`orphan`] take after their first keys: the tn and tm of every topic
+/// `mem` is a member of now, then `id`, `arg` (this node, or the cut-off), mem's fields, its
+/// user, the presence stream's bound, and those topics.
+fn cleanup_tail(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    shared: &crate::engine::Shared,
+    mem: &Mem,
+    id: &str,
+    arg: impl redis::ToRedisArgs,
+) {
+    let keys = &shared.keys;
+    let open: Vec<&TopicName> = mem
+        .topics
+        .iter()
+        .filter(|m| m.is_open())
+        .map(|m| &m.topic)
+        .collect();
+    for topic in &open {
+        invocation
+            .key(keys.tn(topic.as_str()))
+            .key(keys.tm(topic.as_str()));
+    }
+    invocation
+        .arg(id)
+        .arg(arg)
+        .arg(mem.fields.join(","))
+        .arg(&mem.user_hex)
+        .arg(shared.config.stream_max);
+    for topic in &open {
+        invocation.arg(topic.as_str());
     }
 }
 
