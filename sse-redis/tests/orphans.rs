@@ -1,6 +1,7 @@
 //! What the sessions of a node that died leave in Redis: their memberships and their users'
 //! records, counted at the dead node's name. Another node cleans them up once their grace is
-//! over, and a tab that offers such a session's id later starts afresh, without them.
+//! over (on one Redis and on a Redis Cluster, where every key the clean-up touches must be
+//! declared), and a tab that offers such a session's id later starts afresh, without them.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -8,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, RedisServer, Tab, member, raw, start_node};
+use common::{Node, Redis, RedisCluster, RedisServer, Tab, member, raw, start_node};
 use redis::AsyncCommands;
 use sse_proto::{Continuity, Hub, ResumeConfig};
 
@@ -19,7 +20,7 @@ const GRACE: Duration = Duration::from_millis(500);
 const ANN: &str = "616e6e";
 
 /// A node with heartbeats every `heartbeat`, topics open to every session.
-async fn node(redis: &RedisServer, name: &str, heartbeat: Duration) -> Node {
+async fn node(redis: &impl Redis, name: &str, heartbeat: Duration) -> Node {
     let builder = Hub::builder()
         .keep_alive(None)
         .resume(ResumeConfig::new(GRACE))
@@ -94,31 +95,45 @@ async fn cleaned_up(redis: &RedisServer, ids: &[&str]) -> String {
 #[tokio::test]
 async fn a_dead_nodes_sessions_are_cleaned_up_from_their_topics_and_users_by_another_node() {
     let redis = RedisServer::start().unwrap();
-    let b = node(&redis, "b", Duration::from_millis(200)).await;
+    dead_node_cleaned_up(&redis, &redis).await;
+}
+
+#[tokio::test]
+async fn a_dead_nodes_sessions_are_cleaned_up_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3, 0).unwrap();
+    let master = cluster.master_of("{sse:}").unwrap();
+    dead_node_cleaned_up(&cluster, &cluster.nodes[master]).await;
+}
+
+/// Node `a` on `redis` serves two tabs of ann in topic room, one attached and one detached,
+/// and is killed; node `b` cleans up after both once their grace is over. `data` is the
+/// server that holds the deployment's keys.
+async fn dead_node_cleaned_up(redis: &impl Redis, data: &RedisServer) {
+    let b = node(redis, "b", Duration::from_millis(200)).await;
     let (mut attached, mut detached) = (ann(), ann());
     {
-        let a = node(&redis, "a", Duration::from_millis(200)).await;
+        let a = node(redis, "a", Duration::from_millis(200)).await;
         attached.connect(&a.hub, &a.engine).await.unwrap();
         detached.connect(&a.hub, &a.engine).await.unwrap();
         assert!(member(&a, &attached, "room").await && member(&a, &detached, "room").await);
         detached.drop_connection();
-        assert!(detach_recorded(&redis, &detached.id).await);
+        assert!(detach_recorded(data, &detached.id).await);
         let ids = [attached.id.as_str(), detached.id.as_str()];
         let recorded = common::until(async || {
-            let mut r = raw(&redis).await;
+            let mut r = raw(data).await;
             let room_at_a: Option<i64> = r.hget("{sse:}tn:room", "a").await.unwrap();
             let ann_at_a: Option<i64> = r.hget(format!("{{sse:}}un:{ANN}"), "a").await.unwrap();
             room_at_a == Some(2) && ann_at_a == Some(2)
         })
         .await;
-        assert!(recorded, "{}", left_behind(&redis, &ids).await);
+        assert!(recorded, "{}", left_behind(data, &ids).await);
         // Killed: its task stops, nothing is told to Redis.
         a.task.abort();
     }
     // b finds a dead and sweeps it (the attached tab gets a detached one's grace); once the
     // grace is over for both, b cleans up after them.
     let ids = [attached.id.as_str(), detached.id.as_str()];
-    let left = cleaned_up(&redis, &ids).await;
+    let left = cleaned_up(data, &ids).await;
     assert!(left.is_empty(), "left behind: {left}");
     assert!(b.engine.members("room").await.unwrap().sessions.is_empty());
 }
