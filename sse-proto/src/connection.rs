@@ -327,6 +327,14 @@ impl Connection {
         Some(frame)
     }
 
+    /// Gives back the room a burst left in the outbox, once it is empty (see
+    /// [`Batch::release_spare`]).
+    pub(crate) fn release_spare(&mut self) {
+        if self.outbox.is_empty() {
+            self.outbox.shrink_to(crate::frame::IDLE_FRAMES);
+        }
+    }
+
     /// Moves everything queued into `batch` (one vectored write), as of `now`.
     /// Returns the number of frames moved.
     pub(crate) fn drain_into(&mut self, batch: &mut Batch, now: Instant) -> usize {

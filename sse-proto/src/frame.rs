@@ -369,7 +369,26 @@ impl Batch {
         self.frames.clear();
         self.remaining = 0;
     }
+
+    /// Room for frames (tests).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.frames.capacity()
+    }
+
+    /// Gives back the room a burst left, keeping room for [`IDLE_FRAMES`], once everything
+    /// was written: an idle stream keeps only that much.
+    pub(crate) fn release_spare(&mut self) {
+        if self.frames.is_empty() {
+            self.frames.shrink_to(IDLE_FRAMES);
+        }
+    }
 }
+
+/// Frames a batch or an outbox keeps room for while its stream is idle: a quiet stream's
+/// event fits without an allocation, and a burst (a connection's preamble, a replay) gives
+/// back the rest when it is over.
+pub(crate) const IDLE_FRAMES: usize = 4;
 
 impl Buf for Batch {
     fn remaining(&self) -> usize {
@@ -447,6 +466,25 @@ impl From<Frame> for Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_batch_gives_back_the_room_a_burst_took() {
+        let mut batch = Batch::new();
+        for _ in 0..20 {
+            batch.push(Frame::from_static(b"data: x\n\n"));
+        }
+        // Not written yet: kept.
+        batch.release_spare();
+        assert!(batch.frames.capacity() >= 20);
+        batch.advance(batch.remaining());
+        assert_eq!(batch.frame_count(), 0);
+        batch.release_spare();
+        assert!(batch.frames.capacity() <= IDLE_FRAMES);
+        // A quiet stream's event fits in what is kept.
+        let kept = batch.frames.capacity();
+        batch.push(Frame::from_static(b"data: y\n\n"));
+        assert_eq!(batch.frames.capacity(), kept);
+    }
 
     #[test]
     fn copy_to_bytes_shares_single_buffers() {

@@ -105,6 +105,9 @@ impl Outlet {
                     return Poll::Ready(Some(n));
                 }
                 if !link.conn.is_finished() {
+                    // Idle (or holding a window): what a burst left is given back.
+                    link.conn.release_spare();
+                    batch.release_spare();
                     match &link.writer {
                         Some(w) if w.will_wake(cx.waker()) => {}
                         _ => link.writer = Some(cx.waker().clone()),

@@ -88,6 +88,41 @@ fn preamble_then_events_to_one_session() {
 }
 
 #[test]
+fn an_idle_writer_keeps_room_for_a_few_frames_only() {
+    let now = Instant::now();
+    let hub = unwindowed().build(Instant::now);
+    let (session, mut outlet) = connect(&hub, "/e", now);
+    let waker = Waker::from(Arc::new(Counter::default()));
+    let mut cx = Context::from_waker(&waker);
+    let mut batch = Batch::new();
+    assert!(outlet.poll_drain(&mut cx, now, &mut batch).is_ready()); // preamble
+    batch.advance(batch.remaining());
+    for i in 0..32 {
+        session.send(format!("burst {i}")).unwrap();
+    }
+    // The 32 events (after the session's id line, sent with the first).
+    assert_eq!(
+        outlet.poll_drain(&mut cx, now, &mut batch),
+        Poll::Ready(Some(33))
+    );
+    assert!(batch.capacity() >= 33);
+    // Written, and nothing more queued: the writer waits with room for a few frames.
+    batch.advance(batch.remaining());
+    assert!(outlet.poll_drain(&mut cx, now, &mut batch).is_pending());
+    assert!(
+        batch.capacity() <= crate::frame::IDLE_FRAMES,
+        "{}",
+        batch.capacity()
+    );
+    // And the next event still goes out.
+    session.send("after").unwrap();
+    assert_eq!(
+        outlet.poll_drain(&mut cx, now, &mut batch),
+        Poll::Ready(Some(1))
+    );
+}
+
+#[test]
 fn writer_is_woken_by_send_and_broadcast_shares_one_frame() {
     let now = Instant::now();
     let hub = unwindowed().build(Instant::now);
