@@ -26,7 +26,8 @@ pub enum WriteWindow {
     /// queued meanwhile in one write. A quiet stream pays no latency; a busy one writes at
     /// most once per length. Under load (a writer that woke late last time, because the
     /// runtime is busy writing to many streams) the window stretches with that lag, and
-    /// what comes waits a length even after a pause, as with a fixed window.
+    /// what comes within 20 lengths of the last write waits a length even after a pause, as
+    /// with a fixed window.
     Adaptive(Duration),
 }
 
@@ -99,11 +100,24 @@ impl Cadence {
         (lag * LAG_FACTOR).clamp(length, length * MAX_STRETCH)
     }
 
-    /// Whether the writer woke a window's length or more late last time.
-    fn is_late(&self, length: Duration) -> bool {
+    /// Whether the writer woke a window's length or more late last time, and wrote within
+    /// [`LATE_HORIZON`] windows of `now`: a lag measured longer ago says nothing about how
+    /// busy the runtime is now (a tab that got a broadcast to 100 000 streams, then nothing
+    /// for seconds, is sent one event: it goes at once).
+    fn is_late(&self, length: Duration, now: Instant) -> bool {
         Duration::from_micros(u64::from(self.lag_us)) >= length
+            && self
+                .last_write
+                .is_some_and(|at| now.saturating_duration_since(at) < length * LATE_HORIZON)
     }
 }
+
+/// How many windows after its last write a writer that woke late still counts as late (100
+/// ms at the default 5 ms). Back to back at 10 000 streams a writer's next event comes
+/// within it; at 100 000 streams on six nodes, a send by id right after a publish to 10 000
+/// of them was held a window with 100 windows (p99 6.9 ms, BENCHMARKS.md section 9), and is
+/// not with 20 (0.76 ms).
+const LATE_HORIZON: u32 = 20;
 
 /// How many times a writer's lag an adaptive window stretches to.
 const LAG_FACTOR: u32 = 4;
@@ -148,10 +162,11 @@ impl WriteWindow {
             .map(|at| at + cadence.span(length))
             .filter(|&end| end > now);
         // Woken late last time (the server runs behind, writing to many streams): a window
-        // from now, as the fixed window does, even after a long pause since the last write.
+        // from now, as the fixed window does, even after a pause since the last write (up to
+        // the horizon).
         // Not waking this writer now is what lets the server catch up and the next events
         // join this one.
-        let late = cadence.is_late(length).then(|| now + length);
+        let late = cadence.is_late(length, now).then(|| now + length);
         match (recent, late) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -220,5 +235,21 @@ mod tests {
         c.wrote(t0 + ms(202));
         c.wrote(t0 + ms(210));
         assert_eq!(w.hold_until(&c, t0 + ms(211)), Some(t0 + ms(218)));
+    }
+
+    #[test]
+    fn a_writer_that_woke_late_long_ago_writes_at_once() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let w = WriteWindow::Adaptive(ms(5));
+        let mut c = Cadence::default();
+        // 50 ms late (a broadcast to many streams).
+        c.woken(t0);
+        c.wrote(t0 + ms(50));
+        // Quiet since, but within the horizon: still late, a window from now.
+        assert_eq!(w.hold_until(&c, t0 + ms(149)), Some(t0 + ms(154)));
+        // Quiet for the horizon (20 windows): the lag is stale, the event goes at once.
+        assert_eq!(w.hold_until(&c, t0 + ms(150)), None);
+        assert_eq!(w.hold_until(&c, t0 + ms(5_000)), None);
     }
 }
