@@ -27,6 +27,34 @@ use super::{BoxError, PeerAddr, ServeConfig};
 use crate::guard::Watch;
 use crate::request_body::read_body;
 
+/// The application's service as [`Server::serve`](crate::Server::serve) takes it: a request
+/// with its body read, to its response. Every such closure is one.
+pub(super) trait Service: Clone + Send + Sync + 'static {
+    /// Its responses' body.
+    type Body: Body<Data: From<Bytes> + Send, Error: Into<BoxError>> + Send + 'static;
+    /// Its response to one request.
+    type Future: Future<Output = Response<Self::Body>> + Send + 'static;
+
+    /// Answers `req`.
+    fn respond(&self, req: Request<Bytes>) -> Self::Future;
+}
+
+impl<S, F, B> Service for S
+where
+    S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: From<Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    type Body = B;
+    type Future = F;
+
+    fn respond(&self, req: Request<Bytes>) -> F {
+        self(req)
+    }
+}
+
 /// What serving one accepted connection needs.
 pub(super) struct Connection {
     /// When the socket was accepted: the first request is due a head deadline after it,
@@ -120,14 +148,7 @@ impl Connection {
     ///
     /// Each kind of transport is a task of its own type: a plain connection's task keeps no
     /// room for a TLS session (a task is as large as its largest state).
-    pub(super) fn spawn<S, F, B>(self, tcp: TcpStream, service: S)
-    where
-        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
-        F: Future<Output = Response<B>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: From<Bytes> + Send,
-        B::Error: Into<BoxError>,
-    {
+    pub(super) fn spawn<S: Service>(self, tcp: TcpStream, service: S) {
         #[cfg(feature = "tls")]
         if let Some(acceptor) = self.config.tls.clone() {
             tokio::spawn(self.serve_tls(acceptor, tcp, service));
@@ -140,14 +161,7 @@ impl Connection {
     /// the server shuts down), then [`serve`](Self::serve)s it: as HTTP/1.1 only when they
     /// cannot begin the HTTP/2 preface, otherwise letting hyper tell. The bytes are peeked,
     /// not read: hyper reads them.
-    async fn serve_plain<S, F, B>(mut self, tcp: TcpStream, service: S)
-    where
-        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
-        F: Future<Output = Response<B>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: From<Bytes> + Send,
-        B::Error: Into<BoxError>,
-    {
+    async fn serve_plain<S: Service>(mut self, tcp: TcpStream, service: S) {
         let deadline = self.accepted + self.config.head_timeout.min(self.config.idle_timeout);
         let mut first = [0u8; H2_PREFACE.len()];
         let peeked = tokio::select! {
@@ -167,18 +181,12 @@ impl Connection {
     /// the server shuts down, then [`serve`](Self::serve) on the TLS stream. An error is a
     /// client going away, refusing the certificate or speaking something else.
     #[cfg(feature = "tls")]
-    async fn serve_tls<S, F, B>(
+    async fn serve_tls<S: Service>(
         mut self,
         acceptor: tokio_rustls::TlsAcceptor,
         tcp: TcpStream,
         service: S,
-    ) where
-        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
-        F: Future<Output = Response<B>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: From<Bytes> + Send,
-        B::Error: Into<BoxError>,
-    {
+    ) {
         let deadline = self.accepted + self.config.head_timeout;
         let tls = tokio::select! {
             tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => tls,
@@ -192,14 +200,10 @@ impl Connection {
 
     /// Serves the connection on `io` (HTTP/1.1 only when `http1_only`) until it ends, the
     /// server shuts down, or the shutdown's bound passes.
-    async fn serve<T, S, F, B>(mut self, io: T, service: S, http1_only: bool)
+    async fn serve<T, S>(mut self, io: T, service: S, http1_only: bool)
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
-        F: Future<Output = Response<B>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: From<Bytes> + Send,
-        B::Error: Into<BoxError>,
+        S: Service,
     {
         let mut forced = self.forced.clone();
         tokio::select! {
@@ -209,14 +213,10 @@ impl Connection {
     }
 
     /// Serves HTTP/1.1 or HTTP/2 on `io` (a TCP socket, or the TLS stream over one).
-    async fn run<T, S, F, B>(&mut self, io: T, service: S, http1_only: bool)
+    async fn run<T, S>(&mut self, io: T, service: S, http1_only: bool)
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Fn(Request<Bytes>) -> F + Clone + Send + Sync + 'static,
-        F: Future<Output = Response<B>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: From<Bytes> + Send,
-        B::Error: Into<BoxError>,
+        S: Service,
     {
         // The watch cuts the connection off when its stream is cut off (too slow). Over TLS
         // it wraps the TLS stream, so that what it reads and discards while an HTTP/1.1
@@ -326,17 +326,11 @@ impl Connection {
 
 /// The response to `req`: a refusal when its `Host` is wrong or its body breaks a limit,
 /// otherwise the service's, with the body read.
-async fn answer<S, F, B>(
+async fn answer<S: Service>(
     req: Request<Incoming>,
     config: &ServeConfig,
     service: S,
-) -> Response<Either<B, Full<B::Data>>>
-where
-    S: Fn(Request<Bytes>) -> F,
-    F: Future<Output = Response<B>>,
-    B: Body,
-    B::Data: From<Bytes>,
-{
+) -> Response<Either<S::Body, Full<<S::Body as Body>::Data>>> {
     if !host_is_valid(&req) {
         return refusal(
             StatusCode::BAD_REQUEST,
@@ -344,7 +338,7 @@ where
         );
     }
     match read_body(req, &config.body).await {
-        Ok(req) => service(req).await.map(Either::Left),
+        Ok(req) => service.respond(req).await.map(Either::Left),
         Err(e) => e.to_response().map(|b| Either::Right(Full::new(b.into()))),
     }
 }
