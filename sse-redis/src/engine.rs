@@ -132,6 +132,7 @@ pub(crate) struct Scripts {
     pub(crate) here: redis::Script,
     pub(crate) gone: redis::Script,
     pub(crate) orphan: redis::Script,
+    pub(crate) rejoin: redis::Script,
     pub(crate) sweep: redis::Script,
 }
 
@@ -218,6 +219,7 @@ impl RedisEngine {
                     here: crate::groups::here(),
                     gone: crate::groups::gone(),
                     orphan: crate::groups::orphan(),
+                    rejoin: crate::groups::rejoin(),
                     sweep: scripts::sweep(),
                 },
                 read_from: Mutex::new(Some(seq.unwrap_or(0))),

@@ -11,7 +11,7 @@ use crate::engine::{RedisEngine, lock, millis};
 use crate::once::{Attempt, DONE_TTL};
 use crate::reply;
 
-pub(crate) use scripts::{STRETCHES, gone, here, join, leave, orphan, publish};
+pub(crate) use scripts::{STRETCHES, gone, here, join, leave, orphan, publish, rejoin};
 
 /// How often a command whose keys depend on what Redis holds is read and tried again when
 /// Redis changed in between.
@@ -601,6 +601,41 @@ impl RedisEngine {
             }
         }
         Ok(false)
+    }
+}
+
+impl RedisEngine {
+    /// Records again in Redis that session `id`, attached here, is `user`'s and in `topics`
+    /// (see [`rejoin`]): what this node does for each of its sessions when it finds that it
+    /// was swept as dead.
+    pub(crate) async fn register_again(
+        &self,
+        id: &str,
+        user: Option<&Principal>,
+        topics: &[TopicName],
+    ) -> redis::RedisResult<()> {
+        if user.is_some() {
+            self.here(id, user, true).await?;
+        }
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let mut invocation = shared.scripts.rejoin.prepare_invoke();
+        invocation.key(keys.mem(id)).key(keys.seq());
+        for topic in topics {
+            invocation
+                .key(keys.tn(topic.as_str()))
+                .key(keys.tm(topic.as_str()));
+        }
+        invocation.arg(id).arg(&shared.config.node);
+        for topic in topics {
+            invocation.arg(topic.as_str());
+        }
+        let mut conn = shared.conn.clone();
+        invocation.invoke_async::<i64>(&mut conn).await?;
+        Ok(())
     }
 }
 

@@ -68,6 +68,9 @@ impl RedisEngine {
         let mut backoff = BACKOFF.0;
         // Whether what a previous run with this node's name left has been swept.
         let mut started = false;
+        // Whether this node was found swept as dead and has yet to record its sessions'
+        // users and topics again.
+        let mut restore = false;
         loop {
             let Some(hub) = port.hub() else { return };
             let beat = Instant::now() >= next_beat;
@@ -107,11 +110,18 @@ impl RedisEngine {
             }
             let all_here = beat.then(|| hub.ids());
             drop(hub);
-            let done = self
+            let mut done = self
                 .round(attached, detached, gone, all_here, &mut started)
                 .await;
+            if let Ok(swept) = done {
+                restore |= swept;
+                if restore {
+                    done = self.restore(&port).await.map(|()| false);
+                    restore = done.is_err();
+                }
+            }
             match done {
-                Ok(()) => {
+                Ok(_) => {
                     shared.set_up(true);
                     backoff = BACKOFF.0;
                     if beat {
@@ -134,8 +144,40 @@ impl RedisEngine {
         }
     }
 
+    /// Records again the users and topics of every session this node serves (see
+    /// [`register_again`](RedisEngine::register_again)), 32 at a time.
+    async fn restore(&self, port: &RelayPort) -> redis::RedisResult<()> {
+        let Some(hub) = port.hub() else {
+            return Ok(());
+        };
+        let sessions: Vec<_> = hub
+            .ids()
+            .into_iter()
+            .filter_map(|id| {
+                let session = hub.session(id.as_str())?;
+                Some((id, session.user(), session.topics()))
+            })
+            .collect();
+        drop(hub);
+        let restored = stream::iter(sessions)
+            .map(|(id, user, topics)| {
+                let engine = self.clone();
+                async move {
+                    engine
+                        .register_again(id.as_str(), user.as_ref(), &topics)
+                        .await
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+        restored.into_iter().collect()
+    }
+
     /// One round: the changes, then (with `all_here`, the sessions attached here, on a
-    /// heartbeat) this node's entry, and the sweep of dead nodes.
+    /// heartbeat) this node's entry, and the sweep of dead nodes. Whether this node found
+    /// itself swept as dead (or new): its sessions' users and topics are then recorded
+    /// again.
     async fn round(
         &self,
         attached: Vec<(SessionId, Option<Principal>)>,
@@ -143,7 +185,7 @@ impl RedisEngine {
         gone: Vec<SessionId>,
         all_here: Option<Vec<SessionId>>,
         started: &mut bool,
-    ) -> redis::RedisResult<()> {
+    ) -> redis::RedisResult<bool> {
         let shared = &self.shared;
         let keys = &shared.keys;
         let node = &shared.config.node;
@@ -189,7 +231,7 @@ impl RedisEngine {
             .await;
         cleaned.into_iter().collect::<redis::RedisResult<()>>()?;
         let Some(all_here) = all_here else {
-            return Ok(());
+            return Ok(false);
         };
         let now = now_ms();
         let mut pipe = redis::pipe();
@@ -215,7 +257,8 @@ impl RedisEngine {
             .arg(format!("({now}"));
         let mut conn = shared.conn.clone();
         let (added, dead): (i64, Vec<String>) = pipe.query_async(&mut conn).await?;
-        if added == 1 {
+        let swept = added == 1;
+        if swept {
             // Swept as dead (cut off from Redis, say), or new: every session again.
             let ids: Vec<&SessionId> = all_here.iter().collect();
             self.mark(&ids, true).await?;
@@ -223,7 +266,8 @@ impl RedisEngine {
         for other in dead.iter().filter(|n| *n != node) {
             self.sweep(other).await?;
         }
-        self.orphans(now).await
+        self.orphans(now).await?;
+        Ok(swept)
     }
 
     /// Cleans up after sessions whose marks expired a heartbeat ago or more with nobody to

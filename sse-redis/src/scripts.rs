@@ -28,7 +28,9 @@
 //! name left), and registers every session again when it finds itself swept. Once such a
 //! session's grace is over with nobody having resumed it, any live node's heartbeat cleans
 //! up what it left in topics and users (their counts at the dead node's name included),
-//! as its own node would have when it ended.
+//! as its own node would have when it ended. A node that was only cut off from Redis that
+//! long records its sessions' users and topics again, as its hub has them, when it finds
+//! itself swept.
 //!
 //! Topics and users add the keys listed in `groups/scripts.rs`.
 //!

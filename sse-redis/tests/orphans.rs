@@ -1,7 +1,9 @@
 //! What the sessions of a node that died leave in Redis: their memberships and their users'
 //! records, counted at the dead node's name. Another node cleans them up once their grace is
 //! over (on one Redis and on a Redis Cluster, where every key the clean-up touches must be
-//! declared), and a tab that offers such a session's id later starts afresh, without them.
+//! declared), and a tab that offers such a session's id later starts afresh, without them. A
+//! node that was only cut off from Redis for that long registers its tabs' topics and users
+//! again when the link heals.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -9,9 +11,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, Redis, RedisCluster, RedisServer, Tab, member, raw, start_node};
+use common::proxy::{Link, Proxy};
+use common::{Node, Redis, RedisCluster, RedisServer, Tab, frame, member, raw, start_node, until};
 use redis::AsyncCommands;
-use sse_proto::{Continuity, Hub, ResumeConfig};
+use sse_proto::{Continuity, Hub, Principal, ResumeConfig};
 
 /// The grace of a detached session here.
 const GRACE: Duration = Duration::from_millis(500);
@@ -175,4 +178,38 @@ async fn a_tab_offering_the_id_of_a_session_its_dead_node_left_starts_without_it
     assert_eq!(room_at_c, None);
     let mem: bool = r.exists(format!("{{sse:}}mem:{id}")).await.unwrap();
     assert!(!mem);
+}
+
+#[tokio::test]
+async fn a_node_cut_off_past_its_tabs_grace_registers_their_topics_and_users_again() {
+    let redis = RedisServer::start().unwrap();
+    let proxy = Proxy::start(redis.port).await;
+    let a = node(&proxy, "a", Duration::from_millis(200)).await;
+    let b = node(&redis, "b", Duration::from_millis(200)).await;
+    let mut t = ann();
+    t.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(member(&a, &t, "room").await);
+    assert!(until(async || b.engine.members("room").await.unwrap().sessions.len() == 1).await);
+
+    // Cut off: B finds A dead and sweeps it, the tab's marks expire with the grace, and B
+    // cleans up after it. A still serves the tab.
+    proxy.set(Link::Cut);
+    let left = cleaned_up(&redis, &[t.id.as_str()]).await;
+    assert!(left.is_empty(), "left behind: {left}");
+    assert!(a.hub.session(&t.id).is_some_and(|s| s.is_attached()));
+
+    // Healed: A registers the tab again, topic and user included, and B's publish and user
+    // send reach it.
+    proxy.set(Link::Open);
+    assert!(until(async || a.engine.is_up()).await);
+    assert!(
+        until(async || b.engine.members("room").await.unwrap().sessions.len() == 1).await,
+        "the tab is not in room again: {}",
+        left_behind(&redis, &[]).await
+    );
+    assert_eq!(b.engine.publish("room", frame("to room")).await, Ok(1));
+    let ann = Principal::new("ann");
+    assert_eq!(b.engine.send_user(&ann, frame("to ann")).await, Ok(1));
+    assert!(t.wait_for(2).await, "{:?}", t.data());
+    assert_eq!(t.data(), ["to room", "to ann"]);
 }

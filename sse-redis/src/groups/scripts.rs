@@ -311,3 +311,39 @@ return 1
 "
     ))
 }
+
+/// Records again the memberships of a session attached here, as the hub has them, where
+/// Redis lost them: its node was cut off from Redis past the session's grace, found dead,
+/// and what the session left cleaned up (see [`orphan`]). A topic it has no open stretch in
+/// gets one from the sequence number now, and its member entry and count at this node.
+/// Nothing is numbered or announced: the hub had these memberships all along.
+///
+/// KEYS: mem, seq, then for each topic its tn and tm. ARGV: id, this node, then the topics.
+///
+/// Returns how many of the topics were recorded again.
+pub(crate) fn rejoin() -> Script {
+    Script::new(&format!(
+        r"
+{STRETCHES}
+local again = 0
+local seq = redis.call('GET', KEYS[2]) or '0'
+for j = 1, #ARGV - 2 do
+  local topic = ARGV[2 + j]
+  local tn, tm = KEYS[1 + 2 * j], KEYS[2 + 2 * j]
+  local cur = redis.call('HGET', KEYS[1], topic)
+  if not last_open(cur) then
+    redis.call('HSET', KEYS[1], topic, cur and (cur .. ',' .. seq) or seq)
+  end
+  local prev = redis.call('HGET', tm, ARGV[1])
+  if prev ~= ARGV[2] then
+    redis.call('HSET', tm, ARGV[1], ARGV[2])
+    redis.call('HINCRBY', tn, ARGV[2], 1)
+    if prev then count_down(tn, prev) end
+    again = again + 1
+  end
+end
+redis.call('PERSIST', KEYS[1])
+return again
+"
+    ))
+}
