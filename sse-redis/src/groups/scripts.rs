@@ -315,8 +315,10 @@ return 1
 /// Records again the memberships of a session attached here, as the hub has them, where
 /// Redis lost them: its node was cut off from Redis past the session's grace, found dead,
 /// and what the session left cleaned up (see [`orphan`]). A topic it has no open stretch in
-/// gets one from the sequence number now, and its member entry and count at this node.
-/// Nothing is numbered or announced: the hub had these memberships all along.
+/// gets one from the sequence number now (and the session's replay is exact only from
+/// then: what was published meanwhile did not reach this node), and its member entry and
+/// count at this node. Nothing is numbered or announced: the hub had these memberships all
+/// along.
 ///
 /// KEYS: mem, seq, then for each topic its tn and tm. ARGV: id, this node, then the topics.
 ///
@@ -333,6 +335,9 @@ for j = 1, #ARGV - 2 do
   local cur = redis.call('HGET', KEYS[1], topic)
   if not last_open(cur) then
     redis.call('HSET', KEYS[1], topic, cur and (cur .. ',' .. seq) or seq)
+    -- What was published meanwhile did not reach this node: a resume from before now
+    -- cannot be exact.
+    raise_since(KEYS[1], tonumber(seq))
   end
   local prev = redis.call('HGET', tm, ARGV[1])
   if prev ~= ARGV[2] then
