@@ -210,22 +210,27 @@ impl RedisCluster {
         Err(io::Error::other(format!("no master serves slot {slot}")))
     }
 
-    /// The indexes in [`nodes`](Self::nodes) of the replicas of master `index`.
+    /// The indexes in [`nodes`](Self::nodes) of the replicas of master `index`, as the
+    /// master itself lists them (`INFO replication`: the replicas connected to it, those a
+    /// `WAIT` counts). Another node's `CLUSTER NODES` learns who replicates whom by gossip,
+    /// and right after the start it may not know yet (a test once read no replica there).
     pub fn replicas_of(&self, index: usize) -> io::Result<Vec<usize>> {
-        let id = self.nodes[index]
-            .cli(&["CLUSTER", "MYID"])?
-            .trim()
-            .to_owned();
-        let table = self.cli(&["CLUSTER", "NODES"])?;
+        let info = self.nodes[index].cli(&["INFO", "replication"])?;
         let mut out = Vec::new();
-        for line in table.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 4 || !fields[2].contains("slave") || fields[3] != id {
+        for line in info.lines() {
+            // `slave0:ip=127.0.0.1,port=7003,state=online,offset=…,lag=0`
+            let Some((name, fields)) = line.trim().split_once(':') else {
+                continue;
+            };
+            let numbered = name
+                .strip_prefix("slave")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !numbered {
                 continue;
             }
-            let port = fields[1]
-                .split(['@', ':'])
-                .nth(1)
+            let port = fields
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("port="))
                 .and_then(|p| p.parse::<u16>().ok());
             if let Some(i) = port.and_then(|p| self.nodes.iter().position(|n| n.port == p)) {
                 out.push(i);
