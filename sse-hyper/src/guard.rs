@@ -91,7 +91,10 @@ pub struct Watch {
 /// What the clones of a [`Watch`] share.
 #[derive(Debug)]
 struct Shared {
-    streams: Mutex<Streams>,
+    streams: Mutex<Vec<Watched>>,
+    /// The last look kept a stream that was cut off (its verdict stands until the
+    /// connection is dropped or the stall ends): look again each time.
+    held: AtomicBool,
     /// Raised by any stream's cut-off.
     flag: Arc<Flag>,
     /// Wakes `flag`: the one waker every stream's cut-off holds.
@@ -105,20 +108,12 @@ impl Default for Shared {
         let flag = Arc::new(Flag::default());
         Shared {
             streams: Mutex::default(),
+            held: AtomicBool::new(false),
             waker: Waker::from(flag.clone()),
             flag,
             exclusive: AtomicUsize::new(0),
         }
     }
-}
-
-/// The watched streams.
-#[derive(Debug, Default)]
-struct Streams {
-    list: Vec<Watched>,
-    /// The last look kept a stream that was cut off (its verdict stands until the
-    /// connection is dropped or the stall ends): look again each time.
-    held: bool,
 }
 
 /// Raised when a watched stream may have been cut off; wakes the connection's task.
@@ -211,13 +206,19 @@ impl Watch {
 
     fn push(&self, cutoff: Cutoff, exclusive: bool) {
         let shared = &*self.shared;
-        // From now on its cut-off raises the flag (at once if it already happened).
-        let _ = cutoff.poll(&mut Context::from_waker(&shared.waker));
+        // From now on its cut-off raises the flag; one that already happened raises it now
+        // (a cut-off that is ready keeps no waker).
+        if cutoff
+            .poll(&mut Context::from_waker(&shared.waker))
+            .is_ready()
+        {
+            shared.waker.wake_by_ref();
+        }
         let mut streams = shared.lock();
         // Streams that ended normally need no watching; this keeps the list to the streams
         // still open on a keep-alive connection.
-        streams.list.retain(|s| !s.cutoff.is_done());
-        streams.list.push(Watched { cutoff, exclusive });
+        streams.retain(|s| !s.cutoff.is_done());
+        streams.push(Watched { cutoff, exclusive });
         shared.count_exclusive(&streams);
     }
 
@@ -232,7 +233,7 @@ impl Watch {
     /// ```
     pub fn is_streaming(&self) -> bool {
         let streams = self.shared.lock();
-        streams.list.iter().any(|s| !s.cutoff.is_done())
+        streams.iter().any(|s| !s.cutoff.is_done())
     }
 
     /// Whether an HTTP/1.x stream is open on the connection.
@@ -241,10 +242,7 @@ impl Watch {
             return false;
         }
         let streams = self.shared.lock();
-        streams
-            .list
-            .iter()
-            .any(|s| s.exclusive && !s.cutoff.is_done())
+        streams.iter().any(|s| s.exclusive && !s.cutoff.is_done())
     }
 
     /// Looks at the streams if one may have been cut off since the last look, registering
@@ -260,51 +258,49 @@ impl Watch {
         // The task first, then the flag: a cut-off in between wakes this task.
         shared.flag.wake_on(cx.waker());
         let raised = shared.flag.raised.swap(false, Ordering::AcqRel);
-        let mut streams = shared.lock();
-        if !raised && !streams.held {
+        if !raised && !shared.held.load(Ordering::Acquire) {
             return Verdict::Keep;
         }
+        let mut streams = shared.lock();
         let mut verdict = Verdict::Keep;
         let mut held = false;
         let mut flag_cx = Context::from_waker(&shared.waker);
-        streams
-            .list
-            .retain(|stream| match stream.cutoff.poll(&mut flag_cx) {
-                Poll::Pending => true,
-                Poll::Ready(reason) if stream.exclusive || reason != EndReason::TooSlow => {
-                    verdict = Verdict::Drop(reason);
-                    held = true;
-                    true
+        streams.retain(|stream| match stream.cutoff.poll(&mut flag_cx) {
+            Poll::Pending => true,
+            Poll::Ready(reason) if stream.exclusive || reason != EndReason::TooSlow => {
+                verdict = Verdict::Drop(reason);
+                held = true;
+                true
+            }
+            Poll::Ready(_) if stalled => {
+                if verdict == Verdict::Keep {
+                    verdict = Verdict::Stalled;
                 }
-                Poll::Ready(_) if stalled => {
-                    if verdict == Verdict::Keep {
-                        verdict = Verdict::Stalled;
-                    }
-                    held = true;
-                    true
-                }
-                Poll::Ready(_) => {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(
-                        target: "sse",
-                        "HTTP/2 stream cut off while its connection took bytes: connection kept"
-                    );
-                    false
-                }
-            });
-        streams.held = held;
+                held = true;
+                true
+            }
+            Poll::Ready(_) => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(
+                    target: "sse",
+                    "HTTP/2 stream cut off while its connection took bytes: connection kept"
+                );
+                false
+            }
+        });
+        shared.held.store(held, Ordering::Release);
         shared.count_exclusive(&streams);
         verdict
     }
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watched>> {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn count_exclusive(&self, streams: &Streams) {
-        let n = streams.list.iter().filter(|s| s.exclusive).count();
+    fn count_exclusive(&self, streams: &[Watched]) {
+        let n = streams.iter().filter(|s| s.exclusive).count();
         self.exclusive.store(n, Ordering::Release);
     }
 }
@@ -634,7 +630,7 @@ mod tests {
         // Looked at: cut by its own window while the connection took bytes, forgotten.
         assert!(read(&mut io).is_pending());
         assert!(!io.watch().shared.flag.raised.load(Ordering::Relaxed));
-        assert_eq!(io.watch().shared.lock().list.len(), 1, "forgotten");
+        assert_eq!(io.watch().shared.lock().len(), 1, "forgotten");
     }
 
     #[tokio::test(start_paused = true)]
@@ -679,7 +675,7 @@ mod tests {
         tokio::time::advance(3 * STALL).await;
         assert!(write(&mut io, false).is_pending());
         assert!(read(&mut io).is_pending());
-        assert_eq!(io.watch().shared.lock().list.len(), 1, "forgotten");
+        assert_eq!(io.watch().shared.lock().len(), 1, "forgotten");
     }
 
     #[tokio::test(start_paused = true)]

@@ -572,9 +572,7 @@ impl RedisEngine {
         }
         Ok(())
     }
-}
 
-impl RedisEngine {
     /// Cleans up after session `id` if its marks expired at or before `due` with nobody to
     /// end it (see [`orphan`]); whether it did. Nothing to clean (claimed again, or cleaned
     /// by another node) is `false`.
@@ -602,9 +600,7 @@ impl RedisEngine {
         }
         Ok(false)
     }
-}
 
-impl RedisEngine {
     /// Records again in Redis that session `id`, attached here, is `user`'s and in `topics`
     /// (see [`rejoin`]): what this node does for each of its sessions when it finds that it
     /// was swept as dead.

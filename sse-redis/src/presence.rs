@@ -9,7 +9,7 @@
 //! resume elsewhere. A node that finds itself swept, and a node that starts, registers each
 //! of its sessions again.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -26,6 +26,23 @@ use crate::reply;
 /// Most registrations (`here`) and clean-ups (`gone`) in flight at once, each a few round
 /// trips: they are pipelined on the one connection.
 const IN_FLIGHT: usize = 32;
+
+/// Runs `task` on each of `items`, [`IN_FLIGHT`] at a time, and collects what each gave, or
+/// the first error. Give each task an owned handle on the engine: over borrowed items the
+/// presence task would not be `Send` (the compiler cannot prove it for them).
+async fn in_flight<I, T, F, Fut>(items: I, task: F) -> redis::RedisResult<Vec<T>>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    let results: Vec<_> = stream::iter(items)
+        .map(task)
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
 
 /// Most sessions one sweep script takes.
 const SWEEP_BATCH: usize = 256;
@@ -159,19 +176,16 @@ impl RedisEngine {
             })
             .collect();
         drop(hub);
-        let restored = stream::iter(sessions)
-            .map(|(id, user, topics)| {
-                let engine = self.clone();
-                async move {
-                    engine
-                        .register_again(id.as_str(), user.as_ref(), &topics)
-                        .await
-                }
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await;
-        restored.into_iter().collect()
+        in_flight(sessions, |(id, user, topics)| {
+            let engine = self.clone();
+            async move {
+                engine
+                    .register_again(id.as_str(), user.as_ref(), &topics)
+                    .await
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     /// One round: the changes, then (with `all_here`, the sessions attached here, on a
@@ -204,32 +218,22 @@ impl RedisEngine {
         let detached_ids: Vec<&SessionId> = detached.iter().map(|(id, _)| id).collect();
         self.mark(&attached_ids, true).await?;
         self.mark(&detached_ids, false).await?;
-        // Owned, each future with its own handle on the engine: borrowed, the task would
-        // not be `Send` (the compiler cannot prove it for futures over borrowed items).
         let users = (attached.into_iter().map(|(id, user)| (id, user, true))).chain(
             detached
                 .into_iter()
                 .filter(|(_, user)| user.is_some())
                 .map(|(id, user)| (id, user, false)),
         );
-        let registered = stream::iter(users)
-            .map(|(id, user, attached)| {
-                let engine = self.clone();
-                async move { engine.here(id.as_str(), user.as_ref(), attached).await }
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await;
-        registered.into_iter().collect::<redis::RedisResult<()>>()?;
-        let cleaned = stream::iter(gone)
-            .map(|id| {
-                let engine = self.clone();
-                async move { engine.gone(id.as_str()).await }
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await;
-        cleaned.into_iter().collect::<redis::RedisResult<()>>()?;
+        in_flight(users, |(id, user, attached)| {
+            let engine = self.clone();
+            async move { engine.here(id.as_str(), user.as_ref(), attached).await }
+        })
+        .await?;
+        in_flight(gone, |id| {
+            let engine = self.clone();
+            async move { engine.gone(id.as_str()).await }
+        })
+        .await?;
         let Some(all_here) = all_here else {
             return Ok(false);
         };
@@ -297,19 +301,12 @@ impl RedisEngine {
                 .arg(ORPHAN_BATCH)
                 .query_async(&mut conn)
                 .await?;
-            let cleaned = stream::iter(ids.iter().cloned())
-                .map(|id| {
-                    let engine = self.clone();
-                    async move { engine.orphan(&id, due).await }
-                })
-                .buffer_unordered(IN_FLIGHT)
-                .collect::<Vec<_>>()
-                .await;
-            for cleaned in cleaned {
-                if !cleaned? {
-                    left += 1;
-                }
-            }
+            let cleaned = in_flight(ids.iter().cloned(), |id| {
+                let engine = self.clone();
+                async move { engine.orphan(&id, due).await }
+            })
+            .await?;
+            left += cleaned.iter().filter(|&&cleaned| !cleaned).count();
             if ids.len() < ORPHAN_BATCH {
                 break;
             }

@@ -233,14 +233,7 @@ for j = 1, ntopics do
     redis.call('HSET', KEYS[8 + 3 * j], id, me)
   end
 end
-if user ~= '' and old ~= me then
-  local prev = redis.call('HGET', KEYS[7], id)
-  if prev ~= me then
-    redis.call('HSET', KEYS[7], id, me)
-    redis.call('HINCRBY', KEYS[8], me, 1)
-    if prev then count_down(KEYS[8], prev) end
-  end
-end
+if user ~= '' and old ~= me then assign(KEYS[7], KEYS[8], id, me) end
 redis.call('PEXPIRE', KEYS[5], ARGV[9])
 local mem = redis.call('HGETALL', KEYS[5])
 if ARGV[4] == '-1' then return {{0, existed, mem}} end

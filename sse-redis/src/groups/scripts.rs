@@ -55,6 +55,16 @@ local function forget(members, nodes, id)
   count_down(nodes, node)
   return true
 end
+-- Records the session `id` in a group's `members` as served by `node`, counted at `node` in
+-- `nodes` (and no more at the node that served it before). Returns whether it changed.
+local function assign(members, nodes, id, node)
+  local prev = redis.call('HGET', members, id)
+  if prev == node then return false end
+  redis.call('HSET', members, id, node)
+  redis.call('HINCRBY', nodes, node, 1)
+  if prev then count_down(nodes, prev) end
+  return true
+end
 ";
 
 /// A session joins a topic: numbered, recorded, and handed to the node that serves it.
@@ -195,27 +205,13 @@ pub(crate) fn here() -> Script {
 local cur = redis.call('HGET', KEYS[1], '~u')
 local old = cur and string.match(cur, ':(.*)$') or ''
 if old ~= ARGV[4] then return -2 end
-local function register(us, un)
-  local prev = redis.call('HGET', us, ARGV[1])
-  if prev ~= ARGV[2] then
-    redis.call('HSET', us, ARGV[1], ARGV[2])
-    redis.call('HINCRBY', un, ARGV[2], 1)
-    if prev then count_down(un, prev) end
-  end
-end
 if ARGV[3] == old then
-  if old ~= '' then register(KEYS[3], KEYS[4]) end
+  if old ~= '' then assign(KEYS[3], KEYS[4], ARGV[1], ARGV[2]) end
   return 0
 end
-if old ~= '' then
-  local prev = redis.call('HGET', KEYS[5], ARGV[1])
-  if prev then
-    redis.call('HDEL', KEYS[5], ARGV[1])
-    count_down(KEYS[6], prev)
-  end
-end
+if old ~= '' then forget(KEYS[5], KEYS[6], ARGV[1]) end
 if ARGV[3] ~= '' then
-  register(KEYS[3], KEYS[4])
+  assign(KEYS[3], KEYS[4], ARGV[1], ARGV[2])
   local seq = redis.call('GET', KEYS[2]) or '0'
   redis.call('HSET', KEYS[1], '~u', seq .. ':' .. ARGV[3])
 else
@@ -339,13 +335,7 @@ for j = 1, #ARGV - 2 do
     -- cannot be exact.
     raise_since(KEYS[1], tonumber(seq))
   end
-  local prev = redis.call('HGET', tm, ARGV[1])
-  if prev ~= ARGV[2] then
-    redis.call('HSET', tm, ARGV[1], ARGV[2])
-    redis.call('HINCRBY', tn, ARGV[2], 1)
-    if prev then count_down(tn, prev) end
-    again = again + 1
-  end
+  if assign(tm, tn, ARGV[1], ARGV[2]) then again = again + 1 end
 end
 redis.call('PERSIST', KEYS[1])
 return again
