@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use sse_proto::{
-    Batch, Continuity, Decision, Decoder, Event, HttpVersion, Hub, IdSource, Item, Limits,
-    Position, Request, ResumeConfig, SessionId, TopicName,
+    Batch, Continuity, Cursor, Decision, Decoder, Event, GapReason, HttpVersion, Hub, IdSource,
+    Item, Limits, Position, Request, ResumeConfig, SessionId, TopicName,
 };
 
 /// Splits `data` on 0xFF into at most `n` parts (missing parts are empty).
@@ -208,6 +208,19 @@ pub fn handshake(data: &[u8]) {
                 Continuity::Resumed { replayed } => replayed,
                 _ => 0,
             };
+            // A cursor naming a shard besides 0 was never this one-sequence hub's: a gap.
+            if resumable && accepted.source == IdSource::LastEventId {
+                let offered = p[2..]
+                    .chunks(2)
+                    .find(|h| h.len() == 2 && h[0].eq_ignore_ascii_case(b"last-event-id"))
+                    .map_or(&[][..], |h| h[1].trim_ascii());
+                let pos = offered.iter().rposition(|&b| b == b'~');
+                let cursor = pos.and_then(|i| Cursor::parse(&offered[i + 1..]));
+                if cursor.is_some_and(|c| c.len() > 1) {
+                    let reason = GapReason::InvalidPosition;
+                    assert_eq!(accepted.continuity, Continuity::Gap(reason));
+                }
+            }
             // The retry, then only what was sent to this very session.
             assert!(matches!(items.first(), Some(Item::Retry(_))), "{items:?}");
             assert_eq!(items.len(), 1 + replayed, "{items:?}");

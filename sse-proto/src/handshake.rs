@@ -117,6 +117,18 @@ impl Offer {
         Ok(())
     }
 
+    /// Counts a claimed cursor that names a shard of `shards` or more as malformed: the
+    /// stores never issued it.
+    pub(crate) fn limit_shards(&mut self, shards: usize) {
+        if let Some(claim) = &mut self.claim {
+            if let Claimed::At(c) = claim.position {
+                if usize::from(c.last_shard()) >= shards {
+                    claim.position = Claimed::Invalid;
+                }
+            }
+        }
+    }
+
     /// What the stores must answer before the hub can decide.
     pub fn lookup(&self) -> Lookup<'_> {
         let claim = self.claim.as_ref();

@@ -40,6 +40,7 @@ macro_rules! trace {
 mod clock;
 mod closed;
 mod connection;
+mod cursor;
 mod decode;
 mod error;
 mod event;
@@ -62,6 +63,10 @@ mod topic;
 pub use clock::{Clock, ManualClock};
 pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{ConnectionConfig, EndReason};
+pub use cursor::{
+    CURSOR_COMPONENT_LEN, Cursor, CursorFull, MAX_CURSOR_SHARDS, MAX_SHARD_SEQ,
+    MAX_SHARD_SEQ_DIGITS, MAX_SHARDS,
+};
 pub use decode::{Decoder, Item, Limits, MessageEvent};
 pub use error::{DecodeError, Error, Field, FieldError, FieldReason, KeyError, SignatureError};
 pub use event::{Data, Event, EventName, REFERENCE_THRESHOLD};

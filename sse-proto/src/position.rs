@@ -12,6 +12,7 @@ use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 
+use crate::cursor::Cursor;
 use crate::frame::{Frame, INLINE_CAP};
 use crate::id::SessionId;
 
@@ -72,7 +73,7 @@ impl fmt::Display for Position {
 }
 
 /// Writes `n` in lowercase base 36 at the end of `buf` and returns it as text.
-fn base36(mut n: u64, buf: &mut [u8; 13]) -> &str {
+pub(crate) fn base36(mut n: u64, buf: &mut [u8; 13]) -> &str {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut i = buf.len();
     loop {
@@ -87,7 +88,7 @@ fn base36(mut n: u64, buf: &mut [u8; 13]) -> &str {
     std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
-fn parse_base36(raw: &[u8]) -> Option<u64> {
+pub(crate) fn parse_base36(raw: &[u8]) -> Option<u64> {
     if raw.is_empty() || raw.len() > 13 || (raw.len() > 1 && raw[0] == b'0') {
         return None;
     }
@@ -106,8 +107,9 @@ fn parse_base36(raw: &[u8]) -> Option<u64> {
 pub enum Claimed {
     /// No position: the client offered a bare session id.
     None,
-    /// A well-formed position.
-    At(Position),
+    /// A well-formed position: a [`Cursor`], which names shard 0 alone unless the store is
+    /// sharded.
+    At(Cursor),
     /// Something after the separator that is not a position: forged, truncated or from a
     /// client that mangled it. The session id before it is still usable.
     Invalid,
@@ -119,7 +121,7 @@ pub(crate) fn split_token(raw: &[u8]) -> (&[u8], Claimed) {
     match raw.iter().rposition(|&b| b == POSITION_SEPARATOR) {
         None => (raw, Claimed::None),
         Some(i) => {
-            let claimed = match Position::parse(&raw[i + 1..]) {
+            let claimed = match Cursor::parse(&raw[i + 1..]) {
                 Some(p) => Claimed::At(p),
                 None => Claimed::Invalid,
             };
@@ -230,13 +232,13 @@ mod tests {
         assert_eq!(split_token(b"tab"), (&b"tab"[..], Claimed::None));
         assert_eq!(
             split_token(b"a~b~1.2"),
-            (&b"a~b"[..], Claimed::At(Position::new(1, 2)))
+            (&b"a~b"[..], Claimed::At(Cursor::new(1, 2)))
         );
         assert_eq!(split_token(b"tab~"), (&b"tab"[..], Claimed::Invalid));
         assert_eq!(split_token(b"tab~x"), (&b"tab"[..], Claimed::Invalid));
         assert_eq!(
             split_token(b"~1.1"),
-            (&b""[..], Claimed::At(Position::new(1, 1)))
+            (&b""[..], Claimed::At(Cursor::new(1, 1)))
         );
     }
 

@@ -30,6 +30,7 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
         Just(b"a\rid: y".to_vec()),
         Just(b"tab~1.2".to_vec()),
         Just(b"tab~1.2~".to_vec()),
+        Just(b"tab~1.2.31".to_vec()),
         Just(b"tab~\n.1".to_vec()),
         Just(b"~1.1".to_vec()),
         "[a-z~.0-9]{0,40}".prop_map(String::into_bytes),

@@ -262,7 +262,7 @@ impl RedisEngine {
         };
         let position = lookup.history.map(|(_, p)| p);
         let after = match position {
-            Some(Claimed::At(p)) if p.epoch == self.epoch() => Some(p.seq),
+            Some(Claimed::At(p)) if p.epoch() == self.epoch() => Some(p.position().seq),
             _ => None,
         };
         let shared = &self.shared;
@@ -348,11 +348,13 @@ impl RedisEngine {
             Some(Claimed::At(_)) if !existed => Some(Err(GapReason::Expired)),
             // A position the store never issued: forged, or from a store that lost what it
             // had issued. Nothing after it can be told apart from what the tab saw.
-            Some(Claimed::At(p)) if p.seq > issued => Some(Err(GapReason::InvalidPosition)),
+            Some(Claimed::At(p)) if p.position().seq > issued => {
+                Some(Err(GapReason::InvalidPosition))
+            }
             Some(Claimed::At(p)) => Some(crate::fetch::fetched(
                 &items,
                 id,
-                p.seq,
+                p.position().seq,
                 mem,
                 self.epoch(),
                 bounds,

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::position::Position;
+use crate::cursor::Cursor;
 
 fn offer(target: &[u8], headers: &[(&[u8], &[u8])], resumable: bool) -> Offer {
     try_offer(b"GET", target, headers, resumable).expect("an event-stream request")
@@ -129,17 +129,17 @@ fn hostile_ids_are_refused_with_their_reason() {
 #[test]
 fn resume_tokens_split_into_session_and_position() {
     let o = offer(b"/e", &[(b"last-event-id", b"tab~1.a")], true);
-    assert_eq!(claimed(&o), ("tab", Claimed::At(Position::new(1, 10))));
+    assert_eq!(claimed(&o), ("tab", Claimed::At(Cursor::new(1, 10))));
     assert_eq!(
         o.lookup().history,
         Some((
             &o.claim().expect("claim").session,
-            Claimed::At(Position::new(1, 10))
+            Claimed::At(Cursor::new(1, 10))
         ))
     );
     // Through the query, percent-encoded.
     let o = offer(b"/e?id=tab%7E1.a", &[], true);
-    assert_eq!(claimed(&o), ("tab", Claimed::At(Position::new(1, 10))));
+    assert_eq!(claimed(&o), ("tab", Claimed::At(Cursor::new(1, 10))));
     // Forged, truncated or bare: the session survives, the position does not.
     for raw in [
         &b"tab~"[..],

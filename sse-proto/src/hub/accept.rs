@@ -189,6 +189,8 @@ impl Hub {
         offer
             .read_topics(req, self.inner.topics.max)
             .map_err(Refused::BadRequest)?;
+        // The hub's stores have one sequence: a cursor naming another shard was not theirs.
+        offer.limit_shards(1);
         Ok(offer)
     }
 
@@ -287,7 +289,9 @@ impl Hub {
         }
         // The tab's position, when it is one of this log's.
         let position = match (claim.as_ref().map(|c| c.position), &history) {
-            (Some(Claimed::At(p)), Some(h)) if p.epoch == h.epoch() => Some(p.seq.min(head)),
+            (Some(Claimed::At(p)), Some(h)) if p.epoch() == h.epoch() => {
+                Some(p.position().seq.min(head))
+            }
             _ => None,
         };
         let user = principal.as_deref().map(Principal::new);
@@ -464,7 +468,7 @@ fn resume_start(
         // A store answered ahead of time; what was logged since comes from ours.
         (Some(claim), Some(fetched)) => fetched.map_err(Some).and_then(|fetched| {
             let from = match claim.position {
-                Claimed::At(p) => p.seq,
+                Claimed::At(p) => p.position().seq,
                 _ => head,
             };
             let mut entries = Vec::new();
@@ -500,7 +504,7 @@ fn resume_start(
     match replay {
         Ok((replay, gaps)) => {
             let from = match claim.map(|c| c.position) {
-                Some(Claimed::At(p)) => p.seq,
+                Some(Claimed::At(p)) => p.position().seq,
                 _ => head,
             };
             Start {
@@ -535,11 +539,12 @@ fn local_replay(
         (Claimed::None, None) => return Err(None),
         (Claimed::None, Some(_)) => return Err(Some(GapReason::NoPosition)),
         (Claimed::Invalid, _) => return Err(Some(GapReason::InvalidPosition)),
-        (Claimed::At(p), _) if p.epoch != history.epoch() => {
+        (Claimed::At(p), _) if p.epoch() != history.epoch() => {
             return Err(Some(GapReason::UnknownEpoch));
         }
         (Claimed::At(_), None) => return Err(Some(GapReason::Expired)),
         (Claimed::At(p), Some(st)) => {
+            let p = p.position();
             if p.seq < st.since {
                 return Err(Some(GapReason::Expired));
             }

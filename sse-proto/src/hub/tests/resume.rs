@@ -184,6 +184,12 @@ fn gaps_keep_the_id_and_say_why() {
     let b = attach(&hub, None, Some(&forged), t0);
     assert_eq!(b.continuity, Continuity::Gap(GapReason::InvalidPosition));
     drop(b);
+    // A cursor naming a shard: this hub's stores have one sequence, so it is not theirs.
+    let sharded = format!("{position}.31");
+    let b = attach(&hub, None, Some(&sharded), t0);
+    assert_eq!(b.continuity, Continuity::Gap(GapReason::InvalidPosition));
+    assert_eq!(b.session.id().as_str(), id, "identity survives");
+    drop(b);
 
     // Overflow: three events for a log that keeps two.
     for i in 0..3 {
@@ -455,6 +461,7 @@ fn answers_fetched_ahead_of_time_are_merged_with_what_came_since() {
     let Claimed::At(from) = claim.position else {
         panic!("a position")
     };
+    let from = from.position();
     lock(&hub.inner.resume.as_ref().expect("resume").history)
         .replay(
             &crate::Scope::session(&claim.session),
