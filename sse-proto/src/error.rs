@@ -42,6 +42,13 @@ pub enum Error {
     /// The hub's topic rule ([`HubBuilder::topic_rule`](crate::HubBuilder::topic_rule)) does
     /// not grant the topic to the session's user.
     TopicRefused,
+    /// With a sharded log: reading the topic would take the session onto more shards than
+    /// its event id can name ([`Cursor::max_shards`](crate::Cursor::max_shards)). Leave a
+    /// topic on another shard first, or use a shorter session id.
+    TooManyShards {
+        /// The most shards the session's cursor may name, shard 0 included.
+        limit: usize,
+    },
 }
 
 /// Which text field was refused, and why.
@@ -121,6 +128,10 @@ impl fmt::Display for Error {
             Error::TopicRefused => {
                 f.write_str("the hub's topic rule does not grant this topic to the session's user")
             }
+            Error::TooManyShards { limit } => write!(
+                f,
+                "the session would read more than {limit} shards of the log, as many as its event id can name; leave a topic first"
+            ),
         }
     }
 }

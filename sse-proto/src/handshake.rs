@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 
+use crate::cursor::CURSOR_COMPONENT_LEN;
 use crate::event::put_decimal;
 use crate::frame::Frame;
 use crate::history::{History, LogBounds, Logged, MemoryHistory, Target};
@@ -117,15 +118,30 @@ impl Offer {
         Ok(())
     }
 
-    /// Counts a claimed cursor that names a shard of `shards` or more as malformed: the
-    /// stores never issued it.
-    pub(crate) fn limit_shards(&mut self, shards: usize) {
-        if let Some(claim) = &mut self.claim {
-            if let Claimed::At(c) = claim.position {
-                if usize::from(c.last_shard()) >= shards {
-                    claim.position = Claimed::Invalid;
-                }
+    /// Fits the claim to a log of `shards` shards, with event ids of at most `max_id_len`
+    /// bytes: a claimed cursor naming a shard the log does not have is malformed (the log
+    /// never issued it), and with several shards a session id must leave room for its own
+    /// shard beside shard 0 in its cursor (it is refused as too long otherwise).
+    pub(crate) fn fit_shards(&mut self, shards: usize, max_id_len: usize) {
+        let Some(claim) = &mut self.claim else {
+            return;
+        };
+        if let Claimed::At(c) = claim.position {
+            if usize::from(c.last_shard()) >= shards {
+                claim.position = Claimed::Invalid;
             }
+        }
+        let max = max_id_len.saturating_sub(MAX_POSITION_LEN + CURSOR_COMPONENT_LEN);
+        if shards > 1 && claim.session.len() > max {
+            self.rejected.push(RejectedId {
+                source: self.source,
+                reason: IdRejection::TooLong {
+                    len: claim.session.len(),
+                    max,
+                },
+            });
+            self.claim = None;
+            self.source = IdSource::Generated;
         }
     }
 
@@ -299,7 +315,9 @@ impl HandshakeConfig {
     }
 
     /// Sets the longest client id accepted, in bytes. In resume mode this bounds the whole
-    /// event id, position included, so a session id is [`MAX_POSITION_LEN`] bytes shorter.
+    /// event id, position included, so a session id is [`MAX_POSITION_LEN`] bytes shorter
+    /// (with a sharded log, [`CURSOR_COMPONENT_LEN`] shorter still: see
+    /// [`Cursor::max_shards`](crate::Cursor::max_shards)).
     pub fn max_id_len(mut self, max: usize) -> HandshakeConfig {
         self.max_id_len = max;
         self

@@ -7,12 +7,17 @@
 //! replays the events after `p` of every log the session was entitled to (its own, the
 //! broadcasts, its user's, and each topic's while it was a member), merged by sequence
 //! number, or reports why it cannot.
+//!
+//! A sharded store (several nodes on several Redis masters) numbers each shard's events in
+//! a sequence of its own, and keeps each log on one shard ([`Placement`]): a tab's place is
+//! then a [`Cursor`], one number per shard it reads, and a replay keeps each shard's order.
 
 mod memory;
 #[cfg(test)]
 mod tests;
 
 use crate::connection::ConnectionConfig;
+use crate::cursor::{Cursor, Placement};
 use crate::frame::Frame;
 use crate::id::SessionId;
 use crate::lifecycle::GapReason;
@@ -21,10 +26,13 @@ use crate::topic::{Membership, TopicName};
 
 pub use memory::MemoryHistory;
 
-/// One logged event: its sequence number and its encoded frame (shared, not copied).
+/// One logged event: its shard, its sequence number and its encoded frame (shared, not
+/// copied).
 #[derive(Debug, Clone)]
 pub struct Logged {
-    /// The sequence number, the `seq` of its [`Position`](crate::Position).
+    /// The shard whose sequence numbered it (0 in a store with one sequence).
+    pub shard: u8,
+    /// The sequence number in its shard, as a [`Cursor`](crate::Cursor) names it.
     pub seq: u64,
     /// The event as encoded, without its `id:` line.
     pub frame: Frame,
@@ -50,7 +58,7 @@ pub enum Target<'a> {
 pub struct Scope<'a> {
     /// The session.
     pub session: &'a SessionId,
-    /// The session's user, and the log's head when the session became theirs.
+    /// The session's user, and the head of the user's shard when the session became theirs.
     pub user: Option<(&'a Principal, u64)>,
     /// The session's memberships, current and past.
     pub topics: &'a [Membership],
@@ -118,28 +126,34 @@ pub trait History: Send {
     /// must come back with another epoch.
     fn epoch(&self) -> u64;
 
-    /// The sequence number of the last logged event (0 before any).
-    fn head(&self) -> u64;
+    /// Which shard keeps each log: [`Placement::ONE`] for a store with one sequence; a
+    /// sharded store numbers each shard's events in a sequence of its own.
+    fn placement(&self) -> Placement;
 
-    /// Logs `frame` for `target` and returns its sequence number: one more than
-    /// [`head`](Self::head).
+    /// The sequence number of the last event logged on `shard` (0 before any).
+    fn head(&self, shard: u8) -> u64;
+
+    /// Logs `frame` for `target` and returns its sequence number: one more than the
+    /// [`head`](Self::head) of its shard.
     fn append(&mut self, target: Target<'_>, frame: &Frame) -> u64;
 
-    /// Appends to `out`, in order, every event `scope` is entitled to with a sequence
-    /// number above `after`, and returns the topics whose events after `after` cannot all be
-    /// told (evicted): their events are left out, the others replayed. Fails when the
-    /// session's own events, the broadcasts or its user's cannot be told exactly, or when
-    /// the replay is over the bounds; `out` is then left as it was.
+    /// Appends to `out`, in order within each shard, every event `scope` is entitled to
+    /// after `after` (on each shard, after the cursor's sequence number for it), and returns
+    /// the topics whose events after it cannot all be told (evicted): their events are left
+    /// out, the others replayed. Fails when the cursor names a sequence number past a
+    /// shard's head, when the session's own events, the broadcasts or its user's cannot be
+    /// told exactly, or when the replay is over the bounds; `out` is then left as it was.
+    /// The cursor's epoch is the caller's to check.
     fn replay(
         &self,
         scope: &Scope<'_>,
-        after: u64,
+        after: &Cursor,
         out: &mut Vec<Logged>,
     ) -> Result<Vec<TopicName>, GapReason>;
 
-    /// Logs `frame` for `target` at `seq`, a sequence number given by a relay (relay mode).
-    /// Returns `false`, logging nothing, when `seq` is not above [`head`](Self::head) (a
-    /// delivery seen before); otherwise `seq` becomes the head.
+    /// Logs `frame` for `target` at `seq`, a sequence number of the target's shard given by
+    /// a relay (relay mode). Returns `false`, logging nothing, when `seq` is not above that
+    /// shard's [`head`](Self::head) (a delivery seen before); otherwise `seq` becomes it.
     fn append_at(&mut self, target: Target<'_>, seq: u64, frame: &Frame) -> bool;
 
     /// Records that events for `target` after the head were delivered without being logged

@@ -11,6 +11,7 @@ mod outlet;
 mod relay;
 mod session;
 mod slot;
+mod start;
 mod timers;
 mod topic;
 mod window;
@@ -31,7 +32,7 @@ use crate::handshake::HandshakeConfig;
 use crate::history::{History, LogUsage, Target};
 use crate::id::{IdGenerator, IdSource, IdVerdict, SessionId};
 use crate::lifecycle::SessionEvent;
-use crate::position::{self, Claimed, Position};
+use crate::position::{self, Claimed, Stamp};
 use crate::relay::{Outbound, Recipient, Relayed};
 use crate::topic::TopicName;
 
@@ -214,6 +215,8 @@ type Observer = Box<dyn Fn(&SessionEvent) + Send + Sync>;
 /// then a slot, then `closed` or `timers`.
 struct Resume {
     grace: Duration,
+    /// The history's placement, which never changes.
+    placement: crate::cursor::Placement,
     /// Also the sequencing lock: an event's position is assigned and the event queued to
     /// its connections under it, so every connection sees positions in increasing order.
     history: Mutex<Box<dyn History>>,
@@ -336,8 +339,8 @@ impl Hub {
             Some(resume) => {
                 let mut history = lock(&resume.history);
                 let seq = history.append(Target::All, frame);
-                let at = Position::new(history.epoch(), seq);
-                self.inner.fan_out(Some(at), frame)
+                let at = Stamp::new(history.epoch(), 0, seq);
+                self.inner.fan_out(Some(&at), frame)
             }
         };
         // With every lock released: the observer may call back into the hub.

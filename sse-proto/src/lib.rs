@@ -65,7 +65,7 @@ pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{ConnectionConfig, EndReason};
 pub use cursor::{
     CURSOR_COMPONENT_LEN, Cursor, CursorFull, MAX_CURSOR_SHARDS, MAX_SHARD_SEQ,
-    MAX_SHARD_SEQ_DIGITS, MAX_SHARDS,
+    MAX_SHARD_SEQ_DIGITS, MAX_SHARDS, Placement,
 };
 pub use decode::{Decoder, Item, Limits, MessageEvent};
 pub use error::{DecodeError, Error, Field, FieldError, FieldReason, KeyError, SignatureError};

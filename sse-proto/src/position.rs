@@ -6,7 +6,8 @@
 //! never mistaken for ours) and `<seq>` is the event's place in the store's single sequence,
 //! which increases with every logged event, so a session's positions increase too. Both are
 //! lowercase base 36. `~` never appears in a resumable session id, so the token splits at its
-//! last `~`.
+//! last `~`. With a sharded store the part after the `~` is a [`Cursor`](crate::Cursor),
+//! which names a number for each shard the tab reads; a position is a cursor of shard 0 alone.
 
 use std::fmt;
 
@@ -130,9 +131,44 @@ pub(crate) fn split_token(raw: &[u8]) -> (&[u8], Claimed) {
     }
 }
 
-/// The `id:` line of a logged event: `id: <session>~<position>\n`.
-pub(crate) fn id_line(id: &SessionId, at: Position) -> Frame {
-    Suffix::new(at).line(id)
+/// A logged event's place, for the connections it is queued on: its shard and sequence
+/// number, and for shard 0 the end of its `id:` line, `~<epoch>.<seq>\n`, written once for
+/// every tab whose cursor names shard 0 alone.
+pub(crate) struct Stamp {
+    pub(crate) shard: u8,
+    pub(crate) seq: u64,
+    suffix: Option<Suffix>,
+}
+
+impl Stamp {
+    pub(crate) fn new(epoch: u64, shard: u8, seq: u64) -> Stamp {
+        Stamp {
+            shard,
+            seq,
+            suffix: (shard == 0).then(|| Suffix::new(Position::new(epoch, seq))),
+        }
+    }
+
+    /// The `id:` line for session `id`, whose cursor (this event included) is `cursor`.
+    #[inline]
+    pub(crate) fn line(&self, id: &SessionId, cursor: &Cursor) -> Frame {
+        match &self.suffix {
+            Some(suffix) if cursor.len() == 1 => suffix.line(id),
+            _ => cursor_line(id, cursor),
+        }
+    }
+}
+
+/// The `id:` line of a logged event: `id: <session>~<cursor>\n`.
+pub(crate) fn cursor_line(id: &SessionId, cursor: &Cursor) -> Frame {
+    let text = cursor.to_string();
+    let mut buf = BytesMut::with_capacity(6 + id.len() + text.len());
+    buf.put_slice(b"id: ");
+    buf.put_slice(id.as_bytes());
+    buf.put_u8(POSITION_SEPARATOR);
+    buf.put_slice(text.as_bytes());
+    buf.put_u8(b'\n');
+    Frame::from_bytes(buf.freeze())
 }
 
 /// The end of an `id:` line, `~<position>\n`, written once for an event and put after each
@@ -182,8 +218,8 @@ impl Suffix {
     }
 }
 
-/// The value of an event id that carries a position: `<session>~<position>`.
-pub(crate) fn token(id: &SessionId, at: Position) -> String {
+/// The value of an event id that carries a cursor: `<session>~<cursor>`.
+pub(crate) fn token(id: &SessionId, at: &Cursor) -> String {
     format!("{id}~{at}")
 }
 
@@ -245,7 +281,10 @@ mod tests {
     #[test]
     fn id_lines_stay_inline_for_uuid_sessions() {
         let sid = id("0f8fad5b-d9cb-469f-a165-70867728950e");
-        let line = id_line(&sid, Position::new(u64::from(u32::MAX), 36u64.pow(6) - 1));
+        let seq = 36u64.pow(6) - 1;
+        let stamp = Stamp::new(u64::from(u32::MAX), 0, seq);
+        let cursor = Cursor::new(u64::from(u32::MAX), seq);
+        let line = stamp.line(&sid, &cursor);
         let text = line.to_bytes();
         assert_eq!(
             &text[..],
@@ -253,13 +292,28 @@ mod tests {
         );
         assert_eq!(line.segment_count(), 1);
         assert!(!line.is_dispatched());
+        // The same bytes as the cursor's own line.
+        assert_eq!(cursor_line(&sid, &cursor).to_bytes(), text);
         // A long one spills to the heap with the same bytes.
         let long = id(&"x".repeat(100));
-        let line = id_line(&long, Position::new(1, 2));
+        let line = Stamp::new(1, 0, 2).line(&long, &Cursor::new(1, 2));
         assert_eq!(line.to_bytes(), format!("id: {}~1.2\n", "x".repeat(100)));
         assert_eq!(
-            token(&long, Position::new(1, 2)),
+            token(&long, &Cursor::new(1, 2)),
             format!("{}~1.2", "x".repeat(100))
         );
+    }
+
+    #[test]
+    fn a_cursor_naming_several_shards_is_written_whole() {
+        let sid = id("tab");
+        let mut cursor = Cursor::new(1, 5);
+        cursor.set(3, 9).unwrap();
+        // An event of shard 3 (seq 9) for a tab that reads shards 0 and 3.
+        let line = Stamp::new(1, 3, 9).line(&sid, &cursor);
+        assert_eq!(line.to_bytes(), "id: tab~1.5.39\n");
+        // An event of shard 0 for the same tab: its suffix alone would drop shard 3.
+        let line = Stamp::new(1, 0, 5).line(&sid, &cursor);
+        assert_eq!(line.to_bytes(), "id: tab~1.5.39\n");
     }
 }

@@ -21,6 +21,11 @@
 //!    session (`Gap(Overflow)`), as is a replay past the bound; an expired session's tab, or
 //!    a position from before the session, is `Gap(Expired)`.
 //! 4. Publishes, user sends and broadcasts count the live members (attached or detached).
+//!
+//! Each case runs on a log of one sequence or of four shards (each numbering its own
+//! events, placed by [`Placement`]): positions are then cursors, and a replay keeps each
+//! shard's order (invariant 1 holds per shard for the replayed part, whole for what
+//! follows live).
 
 #![allow(clippy::panic, clippy::unwrap_used)] // a test reports failure by panicking
 
@@ -32,8 +37,9 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use proptest::prelude::*;
 use sse_proto::{
-    Batch, Continuity, Decision, Decoder, Event, GapReason, HttpVersion, Hub, Item, LogBounds,
-    ManualClock, Outlet, Request, ResumeConfig, WriteWindow,
+    Batch, Continuity, Cursor, Decision, Decoder, Event, GapReason, HttpVersion, Hub, Item,
+    LogBounds, MAX_SHARDS, ManualClock, MemoryHistory, Outlet, Placement, Principal, Request,
+    ResumeConfig, SessionId, Target, TopicName, WriteWindow,
 };
 
 const GRACE_MS: u64 = 10_000;
@@ -117,8 +123,10 @@ enum LogKey {
     User(usize),
 }
 
-/// A logged event: its log, and the incarnations entitled to it when it was sent.
+/// A logged event: its shard and number there, its log, and the incarnations entitled to
+/// it when it was sent.
 struct Logged {
+    shard: u8,
     seq: u64,
     log: LogKey,
     payload: String,
@@ -129,8 +137,9 @@ struct Logged {
 struct Inc {
     tab: usize,
     live: bool,
-    /// The log's head when it was created: no position before it is its.
-    since: u64,
+    /// The heads of shard 0 and of its own log's shard when it was created: no position
+    /// before them is its.
+    since: Vec<(u8, u64)>,
     topics: BTreeSet<usize>,
     /// When it lost its connection; `None` while attached.
     detached_at: Option<u64>,
@@ -141,6 +150,8 @@ struct Conn {
     decoder: Decoder,
     /// What the hub must still deliver on this connection, in order.
     expected: VecDeque<String>,
+    /// How many of `expected`, at its front, are the replay: in order per shard.
+    replay: usize,
     /// Whether nothing was read yet: the preamble comes first.
     first: bool,
 }
@@ -148,8 +159,8 @@ struct Conn {
 struct Tab {
     id: String,
     inc: usize,
-    /// Every position the tab held, oldest first.
-    positions: Vec<String>,
+    /// Every position the tab held, oldest first, with the incarnation it was given to.
+    positions: Vec<(String, usize)>,
     conn: Option<Conn>,
 }
 
@@ -158,34 +169,41 @@ struct Sim {
     clock: ManualClock,
     now: u64,
     max_events: usize,
-    head: u64,
+    placement: Placement,
+    /// The head of each shard.
+    heads: Vec<u64>,
     events: Vec<Logged>,
-    logs: HashMap<LogKey, VecDeque<u64>>,
-    evicted: HashSet<u64>,
+    /// Each log's events held (indexes into `events`).
+    logs: HashMap<LogKey, VecDeque<usize>>,
+    evicted: HashSet<usize>,
+    /// The shard of each payload.
+    shard_of: HashMap<String, u8>,
+    /// The continuity of the last connection made.
+    last_continuity: Continuity,
     incs: Vec<Inc>,
     tabs: Vec<Tab>,
     next: usize,
 }
 
-fn seq_of(position: &str) -> u64 {
+fn cursor_of(position: &str) -> Cursor {
     let (_, pos) = position.rsplit_once('~').unwrap();
-    let (_, seq) = pos.split_once('.').unwrap();
-    u64::from_str_radix(seq, 36).unwrap()
+    Cursor::parse(pos.as_bytes()).unwrap()
 }
 
 impl Sim {
-    fn new(max_events: usize) -> Sim {
+    fn new(max_events: usize, shards: usize) -> Sim {
         let clock = ManualClock::starting_at(instant(0));
+        let bounds = LogBounds {
+            max_events,
+            max_bytes: 1 << 30,
+        };
+        let placement = Placement::new(shards).unwrap();
         // What each tab gets, not when: writers are woken at once (no write window).
         let hub = Hub::builder()
             .keep_alive(None)
             .write_window(WriteWindow::Off)
-            .resume(
-                ResumeConfig::new(Duration::from_millis(GRACE_MS)).bounds(LogBounds {
-                    max_events,
-                    max_bytes: 1 << 30,
-                }),
-            )
+            .resume(ResumeConfig::new(Duration::from_millis(GRACE_MS)).bounds(bounds))
+            .history(MemoryHistory::new(7, bounds, usize::MAX).placed(placement))
             .topic_rule(|_, _| true)
             .build(clock.clone());
         let mut sim = Sim {
@@ -193,10 +211,13 @@ impl Sim {
             clock,
             now: 0,
             max_events,
-            head: 0,
+            placement,
+            heads: vec![0; shards],
             events: Vec::new(),
             logs: HashMap::new(),
             evicted: HashSet::new(),
+            shard_of: HashMap::new(),
+            last_continuity: Continuity::New,
             incs: Vec::new(),
             tabs: Vec::new(),
             next: 0,
@@ -226,12 +247,30 @@ impl Sim {
         target
     }
 
+    /// The shard that holds `log`.
+    fn shard(&self, log: LogKey) -> u8 {
+        match log {
+            LogKey::All => self.placement.of(Target::All),
+            LogKey::Own(inc) => {
+                let id = SessionId::parse(self.tabs[self.incs[inc].tab].id.as_bytes(), 128);
+                self.placement.of(Target::Session(&id.unwrap()))
+            }
+            LogKey::Topic(t) => {
+                let topic = TopicName::new(TOPICS[t]).unwrap();
+                self.placement.of(Target::Topic(&topic))
+            }
+            LogKey::User(u) => self.placement.of(Target::User(&Principal::new(USERS[u]))),
+        }
+    }
+
     /// Logs a new event for `entitled` in `log` (the model's side of a send).
     fn log(&mut self, log: LogKey, payload: &str, entitled: HashSet<usize>) {
-        self.head += 1;
-        let seq = self.head;
+        let shard = self.shard(log);
+        self.heads[usize::from(shard)] += 1;
+        let seq = self.heads[usize::from(shard)];
+        self.shard_of.insert(payload.to_owned(), shard);
         let held = self.logs.entry(log).or_default();
-        held.push_back(seq);
+        held.push_back(self.events.len());
         if held.len() > self.max_events {
             let gone = held.pop_front().unwrap();
             self.evicted.insert(gone);
@@ -244,6 +283,7 @@ impl Sim {
             }
         }
         self.events.push(Logged {
+            shard,
             seq,
             log,
             payload: payload.to_owned(),
@@ -368,8 +408,16 @@ impl Sim {
                     return;
                 }
                 let positions = &self.tabs[tab].positions;
-                let from = positions[positions.len().saturating_sub(1 + back)].clone();
+                let (from, of) = positions[positions.len().saturating_sub(1 + back)].clone();
                 self.connect(tab, Some(from));
+                if of == self.tabs[tab].inc {
+                    // A position of the session it resumes is never from before it.
+                    let expired = Continuity::Gap(GapReason::Expired);
+                    assert_ne!(
+                        self.last_continuity, expired,
+                        "tab {tab} from its own position"
+                    );
+                }
             }
             Op::Advance { step } => {
                 self.now += [3_001, 7_001, 10_001][step];
@@ -399,6 +447,7 @@ impl Sim {
         let Tab {
             conn: Some(conn),
             positions,
+            inc,
             ..
         } = &mut self.tabs[tab]
         else {
@@ -419,7 +468,7 @@ impl Sim {
                 .nth(1)
                 .and_then(|l| l.strip_prefix("id: "))
                 .unwrap();
-            positions.push(token.to_owned());
+            positions.push((token.to_owned(), *inc));
         }
         let mut got = Vec::new();
         while let Some(item) = conn.decoder.poll_item() {
@@ -429,9 +478,33 @@ impl Sim {
         }
         let owed: Vec<String> = conn.expected.drain(..).collect();
         let data: Vec<&str> = got.iter().map(|(d, _)| d.as_str()).collect();
-        assert_eq!(data, owed, "invariant 1: tab {tab}'s stream");
+        // The replay in order per shard, then the rest in order.
+        let replay = std::mem::take(&mut conn.replay).min(owed.len());
+        let per_shard = |items: &[&str]| {
+            let mut shards: Vec<Vec<String>> = vec![Vec::new(); MAX_SHARDS];
+            for &item in items {
+                shards[usize::from(self.shard_of[item])].push(item.to_owned());
+            }
+            shards
+        };
+        let owed: Vec<&str> = owed.iter().map(String::as_str).collect();
+        assert_eq!(
+            data.len(),
+            owed.len(),
+            "invariant 1: tab {tab}'s stream: {data:?} {owed:?}"
+        );
+        assert_eq!(
+            per_shard(&data[..replay]),
+            per_shard(&owed[..replay]),
+            "invariant 1: tab {tab}'s replay"
+        );
+        assert_eq!(
+            data[replay..],
+            owed[replay..],
+            "invariant 1: tab {tab}'s stream"
+        );
         for (_, position) in got.into_iter().take(keep) {
-            positions.push(position);
+            positions.push((position, *inc));
         }
     }
 
@@ -456,16 +529,23 @@ impl Sim {
             Some(_) if !self.live(inc) => {
                 (Continuity::Gap(GapReason::Expired), Vec::new(), Vec::new())
             }
-            Some(from) => self.owed(inc, seq_of(&from)),
+            Some(from) => self.owed(inc, &cursor_of(&from)),
         };
         assert_eq!(accepted.continuity, continuity, "invariants 2-3: tab {tab}");
+        self.last_continuity = continuity;
         let got_gaps: Vec<&str> = accepted.topic_gaps.iter().map(|t| t.as_str()).collect();
         assert_eq!(got_gaps, gaps, "invariant 2: tab {tab}'s topic gaps");
         if !self.live(inc) {
+            let id = SessionId::parse(self.tabs[tab].id.as_bytes(), 128).unwrap();
+            let home = self.placement.of(Target::Session(&id));
+            let since = [0, home]
+                .into_iter()
+                .map(|s| (s, self.heads[usize::from(s)]))
+                .collect();
             self.incs.push(Inc {
                 tab,
                 live: true,
-                since: self.head,
+                since,
                 topics: BTreeSet::new(),
                 detached_at: None,
             });
@@ -477,6 +557,7 @@ impl Sim {
         self.tabs[tab].conn = Some(Conn {
             outlet: accepted.outlet,
             decoder: Decoder::new(),
+            replay: replay.len(),
             expected: replay.into(),
             first: true,
         });
@@ -484,35 +565,37 @@ impl Sim {
 
     /// What a live incarnation is owed after `after`: its continuity, its topic gaps and the
     /// payloads replayed.
-    fn owed(&self, inc: usize, after: u64) -> (Continuity, Vec<&'static str>, Vec<String>) {
-        if after < self.incs[inc].since {
+    fn owed(&self, inc: usize, after: &Cursor) -> (Continuity, Vec<&'static str>, Vec<String>) {
+        let at = |shard: u8| after.seq(shard).unwrap_or(0);
+        if self.incs[inc].since.iter().any(|&(s, since)| at(s) < since) {
             return (Continuity::Gap(GapReason::Expired), Vec::new(), Vec::new());
         }
-        let owed: Vec<&Logged> = self
+        let owed: Vec<(usize, &Logged)> = self
             .events
             .iter()
-            .filter(|e| e.seq > after && e.entitled.contains(&inc))
+            .enumerate()
+            .filter(|(_, e)| e.seq > at(e.shard) && e.entitled.contains(&inc))
             .collect();
-        let lost = |e: &&&Logged| self.evicted.contains(&e.seq);
+        let lost = |e: &&(usize, &Logged)| self.evicted.contains(&e.0);
         if owed
             .iter()
             .filter(lost)
-            .any(|e| !matches!(e.log, LogKey::Topic(_)))
+            .any(|(_, e)| !matches!(e.log, LogKey::Topic(_)))
         {
             return (Continuity::Gap(GapReason::Overflow), Vec::new(), Vec::new());
         }
         let gap_topics: BTreeSet<usize> = owed
             .iter()
             .filter(lost)
-            .filter_map(|e| match e.log {
+            .filter_map(|(_, e)| match e.log {
                 LogKey::Topic(t) => Some(t),
                 _ => None,
             })
             .collect();
         let replay: Vec<String> = owed
             .iter()
-            .filter(|e| !matches!(e.log, LogKey::Topic(t) if gap_topics.contains(&t)))
-            .map(|e| e.payload.clone())
+            .filter(|(_, e)| !matches!(e.log, LogKey::Topic(t) if gap_topics.contains(&t)))
+            .map(|(_, e)| e.payload.clone())
             .collect();
         if replay.len() > self.max_events {
             return (Continuity::Gap(GapReason::Overflow), Vec::new(), Vec::new());
@@ -535,9 +618,10 @@ proptest! {
     #[test]
     fn every_tab_gets_what_its_memberships_entitle_it_to(
         max_events in 2usize..8,
+        shards in prop_oneof![Just(1usize), Just(4)],
         ops in proptest::collection::vec(op(), 1..80),
     ) {
-        let mut sim = Sim::new(max_events);
+        let mut sim = Sim::new(max_events, shards);
         for op in &ops {
             sim.run(op);
         }

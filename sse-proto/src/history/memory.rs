@@ -6,6 +6,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use bytes::Buf;
 
 use super::{History, LogBounds, LogUsage, Logged, Scope, Target};
+use crate::cursor::{Cursor, Placement};
 use crate::frame::Frame;
 use crate::id::SessionId;
 use crate::lifecycle::GapReason;
@@ -16,21 +17,23 @@ use crate::topic::TopicName;
 /// per user, each bounded by [`LogBounds`], all together by a byte cap.
 ///
 /// ```
-/// use sse_proto::{Event, History, LogBounds, MemoryHistory, Scope, SessionId, Target};
+/// use sse_proto::{Cursor, Event, History, LogBounds, MemoryHistory, Scope, SessionId, Target};
 ///
 /// let mut log = MemoryHistory::new(7, LogBounds::default(), 64 << 20);
 /// let tab = SessionId::parse(b"tab", 128).unwrap();
 /// log.append(Target::All, &Event::new().data("to all").encode());
 /// log.append(Target::Session(&tab), &Event::new().data("to tab").encode());
 /// let mut missed = Vec::new();
-/// let topic_gaps = log.replay(&Scope::session(&tab), 0, &mut missed).unwrap();
+/// let topic_gaps = log.replay(&Scope::session(&tab), &Cursor::new(7, 0), &mut missed).unwrap();
 /// assert_eq!(missed.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
 /// assert!(topic_gaps.is_empty());
 /// ```
 #[derive(Debug)]
 pub struct MemoryHistory {
     epoch: u64,
-    head: u64,
+    placement: Placement,
+    /// The head of each shard.
+    heads: Vec<u64>,
     bounds: LogBounds,
     max_total_bytes: usize,
     broadcasts: Log,
@@ -111,7 +114,8 @@ impl MemoryHistory {
     pub fn new(epoch: u64, bounds: LogBounds, max_total_bytes: usize) -> MemoryHistory {
         MemoryHistory {
             epoch,
-            head: 0,
+            placement: Placement::ONE,
+            heads: vec![0],
             bounds,
             max_total_bytes,
             broadcasts: Log::default(),
@@ -123,10 +127,29 @@ impl MemoryHistory {
         }
     }
 
-    /// This store with its sequence at `head` at least (nothing logged): a copy of another
-    /// store's logs after a position starts there.
+    /// This store (empty) with its logs kept on shards as `placement` says, each shard
+    /// numbered in a sequence of its own.
+    pub fn placed(mut self, placement: Placement) -> MemoryHistory {
+        self.placement = placement;
+        self.heads = vec![0; placement.shards()];
+        self
+    }
+
+    /// This store with the sequence of shard 0 at `head` at least (nothing logged): a copy
+    /// of another store's logs after a position starts there.
     pub fn with_head(mut self, head: u64) -> MemoryHistory {
-        self.head = self.head.max(head);
+        self.heads[0] = self.heads[0].max(head);
+        self
+    }
+
+    /// This store with the sequence of each shard `after` names at its sequence number at
+    /// least: a copy of another store's logs after a cursor starts there.
+    pub fn with_heads(mut self, after: &Cursor) -> MemoryHistory {
+        for (shard, seq) in after.components() {
+            if let Some(head) = self.heads.get_mut(usize::from(shard)) {
+                *head = (*head).max(seq);
+            }
+        }
         self
     }
 
@@ -197,25 +220,32 @@ impl History for MemoryHistory {
         self.epoch
     }
 
-    fn head(&self) -> u64 {
-        self.head
+    fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    fn head(&self, shard: u8) -> u64 {
+        self.heads.get(usize::from(shard)).copied().unwrap_or(0)
     }
 
     fn append(&mut self, target: Target<'_>, frame: &Frame) -> u64 {
-        let seq = self.head + 1;
+        let seq = self.head(self.placement.of(target)) + 1;
         self.append_at(target, seq, frame);
         seq
     }
 
     fn append_at(&mut self, target: Target<'_>, seq: u64, frame: &Frame) -> bool {
-        if seq <= self.head {
+        let shard = self.placement.of(target);
+        let head = &mut self.heads[usize::from(shard)];
+        if seq <= *head {
             return false;
         }
-        self.head = seq;
+        *head = seq;
         let len = frame.remaining();
         let bounds = self.bounds;
         let log = self.log_mut(target);
         log.entries.push_back(Logged {
+            shard,
             seq,
             frame: frame.clone(),
         });
@@ -234,7 +264,7 @@ impl History for MemoryHistory {
     }
 
     fn gap(&mut self, target: Target<'_>) {
-        let after = self.head + 1;
+        let after = self.head(self.placement.of(target)) + 1;
         let log = self.log_mut(target);
         log.evicted = log.evicted.max(after);
     }
@@ -242,23 +272,31 @@ impl History for MemoryHistory {
     fn replay(
         &self,
         scope: &Scope<'_>,
-        after: u64,
+        after: &Cursor,
         out: &mut Vec<Logged>,
     ) -> Result<Vec<TopicName>, GapReason> {
-        if after > self.head {
+        if after
+            .components()
+            .any(|(shard, seq)| self.heads.get(usize::from(shard)).is_none_or(|&h| seq > h))
+        {
             return Err(GapReason::InvalidPosition);
         }
+        // Each log from the cursor's sequence number for its shard: a shard the cursor does
+        // not name is one the tab had not read from when it was given the cursor.
+        let after = |target: Target<'_>| after.seq(self.placement.of(target)).unwrap_or(0);
         let mut sources = Vec::with_capacity(3 + scope.topics.len());
-        whole(&mut sources, Some(&self.broadcasts), after)?;
-        whole(&mut sources, self.sessions.get(scope.session), after)?;
+        whole(&mut sources, Some(&self.broadcasts), after(Target::All))?;
+        let own = after(Target::Session(scope.session));
+        whole(&mut sources, self.sessions.get(scope.session), own)?;
         if let Some((user, since)) = scope.user {
-            whole(&mut sources, self.users.get(user), after.max(since))?;
+            let from = after(Target::User(user)).max(since);
+            whole(&mut sources, self.users.get(user), from)?;
         }
         // A topic with a stretch that lost events is left out whole: the application
         // catches the tab up on it, and the other logs still replay.
         let mut gaps: Vec<TopicName> = Vec::new();
         for m in scope.topics {
-            let from = after.max(m.joined);
+            let from = after(Target::Topic(&m.topic)).max(m.joined);
             if m.left.is_some_and(|left| left <= from) {
                 continue;
             }
@@ -268,7 +306,7 @@ impl History for MemoryHistory {
             }
         }
         for m in scope.topics {
-            let from = after.max(m.joined);
+            let from = after(Target::Topic(&m.topic)).max(m.joined);
             if m.left.is_some_and(|left| left <= from) || gaps.contains(&m.topic) {
                 continue;
             }
@@ -279,7 +317,8 @@ impl History for MemoryHistory {
                 });
             }
         }
-        // Merged by sequence number: no event is in two logs, nor in two stretches.
+        // Merged by sequence number, which keeps each shard's order: no event is in two
+        // logs, nor in two stretches.
         let mut heads = BinaryHeap::with_capacity(sources.len());
         let mut current = Vec::with_capacity(sources.len());
         for (i, source) in sources.iter_mut().enumerate() {
@@ -319,7 +358,7 @@ impl History for MemoryHistory {
     }
 
     fn reset(&mut self, epoch: u64) {
-        *self = MemoryHistory::new(epoch, self.bounds, self.max_total_bytes);
+        *self = MemoryHistory::new(epoch, self.bounds, self.max_total_bytes).placed(self.placement);
     }
 
     fn rename(&mut self, from: &SessionId, to: &SessionId) {

@@ -9,20 +9,22 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::groups::Changes;
-use super::slot::{Life, Slot, SlotState, lock};
+use super::slot::{Life, Slot, lock};
+use super::start::{self, Heads, Start};
 use super::{Hub, Outlet, Session};
 use crate::connection::{Connection, EndReason};
+use crate::cursor::Cursor;
 use crate::frame::Frame;
 use crate::handshake::{
-    self, Answers, BadRequest, Claim, Fetched, Lookup, NotEventStream, Offer, OfferParts,
+    self, Answers, BadRequest, Claim, Lookup, NotEventStream, Offer, OfferParts,
 };
-use crate::history::{History, Logged, Scope, Target};
+use crate::history::Target;
 use crate::id::{IdSource, RejectedId, SessionId};
-use crate::lifecycle::{Continuity, GapReason, SessionEvent};
-use crate::position::{self, Claimed, Position};
+use crate::lifecycle::{Continuity, SessionEvent};
+use crate::position::{self, Stamp};
 use crate::request::{Principal, Request, ResponseHead};
 use crate::store::Store;
-use crate::topic::{Membership, TopicName};
+use crate::topic::TopicName;
 
 /// What the adapter must do with a request.
 #[must_use]
@@ -106,17 +108,6 @@ impl From<Refused> for Decision {
     }
 }
 
-/// What the new connection starts with, decided under the locks.
-struct Start {
-    continuity: Continuity,
-    /// Resume mode: the position the preamble sets, after the session id.
-    from: Option<u64>,
-    replay: Vec<Logged>,
-    epoch: u64,
-    /// Topics whose missed events could not all be told, left out of the replay.
-    gaps: Vec<TopicName>,
-}
-
 impl Hub {
     /// Decides what to do with `req`, and for an event stream attaches the connection to its
     /// session: the one call an adapter makes for each request.
@@ -189,8 +180,13 @@ impl Hub {
         offer
             .read_topics(req, self.inner.topics.max)
             .map_err(Refused::BadRequest)?;
-        // The hub's stores have one sequence: a cursor naming another shard was not theirs.
-        offer.limit_shards(1);
+        // A cursor naming a shard the log does not have was never the log's.
+        let shards = self
+            .inner
+            .resume
+            .as_ref()
+            .map_or(1, |r| r.placement.shards());
+        offer.fit_shards(shards, self.inner.handshake.max_id_len_value());
         Ok(offer)
     }
 
@@ -254,7 +250,6 @@ impl Hub {
         let retry = inner.handshake.retry_for(&id);
         // Lock order: history, groups, sessions, slot.
         let mut history = inner.resume.as_ref().map(|r| lock(&r.history));
-        let head = history.as_ref().map_or(0, |h| h.head());
         let mut groups = lock(&inner.groups);
         let mut sessions = inner
             .sessions
@@ -287,13 +282,10 @@ impl Hub {
                 history.forget(Target::Session(&log_id));
             }
         }
-        // The tab's position, when it is one of this log's.
-        let position = match (claim.as_ref().map(|c| c.position), &history) {
-            (Some(Claimed::At(p)), Some(h)) if p.epoch() == h.epoch() => {
-                Some(p.position().seq.min(head))
-            }
-            _ => None,
-        };
+        // The tab's cursor, when it is one of this log's.
+        let position = history
+            .as_deref()
+            .and_then(|h| start::claimed_cursor(claim.as_ref(), &**h));
         let user = principal.as_deref().map(Principal::new);
         let existed = existing.is_some();
         let last = || handshake::id_block(&inner.fresh_id(principal.as_deref()));
@@ -308,7 +300,7 @@ impl Hub {
                 if let Some(history) = &mut history {
                     history.rename(&log_id, &id);
                 }
-                let slot = Arc::new(Slot::new(id.clone(), old.is_new, 0));
+                let slot = Arc::new(Slot::new(id.clone(), old.is_new, Cursor::new(0, 0)));
                 {
                     let mut from = old.lock();
                     let mut to = slot.lock();
@@ -322,7 +314,9 @@ impl Hub {
             }
             Some(slot) => slot,
             None => {
-                let slot = Arc::new(Slot::new(id.clone(), claim.is_none(), head));
+                let heads = Heads::new(history.as_deref().map(|h| &**h));
+                let since = heads.of_new(&id);
+                let slot = Arc::new(Slot::new(id.clone(), claim.is_none(), since));
                 sessions.insert(id.clone(), slot.clone());
                 slot
             }
@@ -336,27 +330,30 @@ impl Hub {
             }
             // What the tab is entitled to now: its user's, and the topics the rule still
             // grants (revoked ones are withheld, not replayed).
+            let heads = Heads::new(history.as_deref().map(|h| &**h));
             inner.refresh(
                 &mut groups,
                 &slot,
                 &mut st,
                 user,
                 position,
-                head,
+                heads,
+                &mut changes,
+            );
+            // And what it asks for now, from the heads: nothing of it replays, and a tab that
+            // starts afresh has the shards in its cursor from the preamble on.
+            inner.grant(
+                &mut groups,
+                &slot,
+                &mut st,
+                &requested,
+                principal.as_deref(),
+                heads,
                 &mut changes,
             );
             match &mut history {
-                None => Start {
-                    continuity: match claim {
-                        None => Continuity::New,
-                        Some(_) => Continuity::Gap(GapReason::NotResumable),
-                    },
-                    from: None,
-                    replay: Vec::new(),
-                    epoch: 0,
-                    gaps: Vec::new(),
-                },
-                Some(history) => resume_start(
+                None => Start::unlogged(claim.as_ref()),
+                Some(history) => start::resume_start(
                     &mut ***history,
                     &id,
                     claim.as_ref(),
@@ -365,8 +362,8 @@ impl Hub {
                 ),
             }
         };
-        let token = match start.from {
-            Some(seq) => position::token(&id, Position::new(start.epoch, seq)),
+        let token = match &start.from {
+            Some(from) => position::token(&id, from),
             None => id.to_string(),
         };
         let mut conn = Connection::with_preamble(
@@ -375,23 +372,21 @@ impl Hub {
             handshake::id_line(&token),
             now,
         );
-        let mut seen = start.from.unwrap_or(0);
+        let mut seen = start.from.unwrap_or(Cursor::new(0, 0));
         for entry in start.replay {
-            let line = position::id_line(&id, Position::new(start.epoch, entry.seq));
+            // Replayed shards are the session's, counted at each join.
+            let _ = seen.raise(entry.shard, entry.seq);
+            let line = Stamp::new(seen.epoch(), entry.shard, entry.seq).line(&id, &seen);
             conn.push_logged(line, entry.frame);
-            seen = seen.max(entry.seq);
         }
         let (link_no, replaced, had_link, topics) = {
             let mut st = slot.lock();
-            inner.grant(
-                &mut groups,
-                &slot,
-                &mut st,
-                &requested,
-                principal.as_deref(),
-                head,
-                &mut changes,
-            );
+            // The tab has everything it is entitled to up to the heads: its cursor names
+            // every shard the session reads.
+            if start.from.is_some() {
+                let heads = Heads::new(history.as_deref().map(|h| &**h));
+                heads.complete(&mut seen, &id, &st);
+            }
             let had_link = st.link.is_some();
             let last = had_link.then(last);
             let (link_no, replaced) = st.attach(conn, seen, last);
@@ -443,119 +438,6 @@ impl Hub {
             topic_gaps: start.gaps,
         })
     }
-}
-
-/// Resume mode: how the new connection continues the session, and what it replays.
-/// Called with the history and registry locked, so nothing is logged in between. `session`
-/// is the session's state and whether it existed here before this connection.
-fn resume_start(
-    history: &mut dyn History,
-    id: &SessionId,
-    claim: Option<&Claim>,
-    session: (&SlotState, bool),
-    fetched: Option<Result<Fetched, GapReason>>,
-) -> Start {
-    let epoch = history.epoch();
-    let head = history.head();
-    let (st, existed) = session;
-    let scope = Scope {
-        session: id,
-        user: st.user.as_ref().map(|(u, since)| (u, *since)),
-        topics: &st.topics,
-    };
-    let replay = match (claim, fetched) {
-        (None, _) => Err(None),
-        // A store answered ahead of time; what was logged since comes from ours.
-        (Some(claim), Some(fetched)) => fetched.map_err(Some).and_then(|fetched| {
-            let from = match claim.position {
-                Claimed::At(p) => p.position().seq,
-                _ => head,
-            };
-            let mut entries = Vec::new();
-            let mut gaps = fetched
-                .log
-                .replay(&scope, from, &mut entries)
-                .map_err(Some)?;
-            let after = entries.last().map_or(from, |e| e.seq).max(from);
-            // What this hub logged since the store answered; nothing when the store is
-            // ahead of what this hub has seen (the rest comes here live, and the connection
-            // does not queue again what it has). A topic with a gap stays out.
-            if after >= head {
-                return Ok((entries, gaps));
-            }
-            let topics: Vec<Membership> = st
-                .topics
-                .iter()
-                .filter(|m| !gaps.contains(&m.topic))
-                .cloned()
-                .collect();
-            let tail = Scope {
-                topics: &topics,
-                ..scope
-            };
-            let more = history.replay(&tail, after, &mut entries).map_err(Some)?;
-            gaps.extend(more);
-            gaps.sort();
-            gaps.dedup();
-            Ok((entries, gaps))
-        }),
-        (Some(claim), None) => local_replay(history, &scope, claim.position, existed.then_some(st)),
-    };
-    match replay {
-        Ok((replay, gaps)) => {
-            let from = match claim.map(|c| c.position) {
-                Some(Claimed::At(p)) => p.position().seq,
-                _ => head,
-            };
-            Start {
-                continuity: Continuity::Resumed {
-                    replayed: replay.len(),
-                },
-                from: Some(from),
-                replay,
-                epoch,
-                gaps,
-            }
-        }
-        Err(gap) => Start {
-            continuity: gap.map_or(Continuity::New, Continuity::Gap),
-            from: Some(head),
-            replay: Vec::new(),
-            epoch,
-            gaps: Vec::new(),
-        },
-    }
-}
-
-/// What our own log says the session missed after `position`, and the topics that lost
-/// some of it; `Err(None)` for a session that is new here.
-fn local_replay(
-    history: &dyn History,
-    scope: &Scope<'_>,
-    position: Claimed,
-    existing: Option<&SlotState>,
-) -> Result<(Vec<Logged>, Vec<TopicName>), Option<GapReason>> {
-    let p = match (position, existing) {
-        (Claimed::None, None) => return Err(None),
-        (Claimed::None, Some(_)) => return Err(Some(GapReason::NoPosition)),
-        (Claimed::Invalid, _) => return Err(Some(GapReason::InvalidPosition)),
-        (Claimed::At(p), _) if p.epoch() != history.epoch() => {
-            return Err(Some(GapReason::UnknownEpoch));
-        }
-        (Claimed::At(_), None) => return Err(Some(GapReason::Expired)),
-        (Claimed::At(p), Some(st)) => {
-            let p = p.position();
-            if p.seq < st.since {
-                return Err(Some(GapReason::Expired));
-            }
-            p
-        }
-    };
-    let mut replay = Vec::new();
-    history
-        .replay(scope, p.seq, &mut replay)
-        .map_err(Some)
-        .map(|gaps| (replay, gaps))
 }
 
 /// Ends a session where it stands, under the registry's lock: one that is ending (closed or

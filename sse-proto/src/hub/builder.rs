@@ -354,9 +354,14 @@ impl HubBuilder {
             });
             Resume {
                 grace: config.grace,
+                placement: history.placement(),
                 history: Mutex::new(history),
             }
         });
+        let mut groups = super::groups::Groups::default();
+        if let Some(resume) = &resume {
+            groups.placement = resume.placement;
+        }
         Hub {
             inner: Arc::new(Inner {
                 clock: Box::new(clock),
@@ -378,7 +383,7 @@ impl HubBuilder {
                 policy: self.policy,
                 relay: self.relay.map(|config| Mutex::new(Outbound::new(config))),
                 window: self.window.normalized(),
-                groups: Mutex::new(super::groups::Groups::default()),
+                groups: Mutex::new(groups),
                 topics: self.topics,
                 streams: super::Streams::default(),
             }),

@@ -12,7 +12,7 @@ use crate::frame::Frame;
 use crate::history::Target;
 use crate::id::SessionId;
 use crate::lifecycle::SessionEvent;
-use crate::position::{self, Position, Suffix};
+use crate::position::Stamp;
 use crate::relay::{Recipient, Relayed};
 
 impl Inner {
@@ -91,9 +91,11 @@ impl Inner {
                 if !st.is_live() {
                     return Err(Error::Closed);
                 }
-                let seq = history.append(Target::Session(&slot.id), &frame);
-                let line = position::id_line(&slot.id, Position::new(history.epoch(), seq));
-                let queued = st.queue(Some((seq, line)), frame, pacing);
+                let target = Target::Session(&slot.id);
+                let seq = history.append(target, &frame);
+                let shard = history.placement().of(target);
+                let stamp = Stamp::new(history.epoch(), shard, seq);
+                let queued = st.queue(&slot.id, Some(&stamp), frame, pacing);
                 let follow = self.after_queue(&mut st, &queued);
                 (queued, follow)
             }
@@ -102,7 +104,7 @@ impl Inner {
                 if !st.is_live() {
                     return Err(Error::Closed);
                 }
-                let queued = st.queue(None, frame, pacing);
+                let queued = st.queue(&slot.id, None, frame, pacing);
                 let follow = self.after_queue(&mut st, &queued);
                 (queued, follow)
             }
@@ -143,12 +145,12 @@ impl Inner {
         }
     }
 
-    /// Queues `frame` to every session, with its position's `id:` line when logged at
-    /// `at`. Returns how many took it (in resume mode, logged frames count every live
-    /// session, attached or not), and what the caller must do once its locks are released.
+    /// Queues `frame` to every session, with its `id:` line when logged at `at`. Returns
+    /// how many took it (in resume mode, logged frames count every live session, attached
+    /// or not), and what the caller must do once its locks are released.
     pub(super) fn fan_out(
         &self,
-        at: Option<Position>,
+        at: Option<&Stamp>,
         frame: &Frame,
     ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
         self.fan_out_to(self.sessions().values(), at, frame)
@@ -158,11 +160,10 @@ impl Inner {
     pub(super) fn fan_out_to<'a>(
         &self,
         slots: impl Iterator<Item = &'a Arc<Slot>>,
-        at: Option<Position>,
+        at: Option<&Stamp>,
         frame: &Frame,
     ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
         let logged = at.is_some();
-        let suffix = at.map(Suffix::new);
         let pacing = self.pacing();
         let mut count = 0;
         let mut follow = Vec::new();
@@ -173,11 +174,7 @@ impl Inner {
             if !st.is_live() {
                 continue;
             }
-            let line = suffix
-                .as_ref()
-                .zip(at)
-                .map(|(s, at)| (at.seq, s.line(&slot.id)));
-            let queued = st.queue(line, frame.clone(), pacing);
+            let queued = st.queue(&slot.id, at, frame.clone(), pacing);
             let next = self.after_queue(&mut st, &queued);
             drop(st);
             match queued {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::Inner;
 use super::slot::{Slot, SlotState};
+use crate::cursor::Placement;
 use crate::error::Error;
 use crate::history::{History, Target};
 use crate::id::SessionId;
@@ -26,6 +27,8 @@ pub(crate) struct Groups {
     pub(crate) users: HashMap<Principal, Group>,
     /// Relay mode: groups made for a delivery while this node had none, oldest first.
     orphans: VecDeque<Unused>,
+    /// Which shard of the log holds each topic's and user's events.
+    pub(crate) placement: Placement,
 }
 
 /// Most groups without members a node in relay mode keeps for deliveries (see
@@ -212,15 +215,18 @@ impl Groups {
         true
     }
 
-    /// Drops the closed stretches that can no longer matter (ending at or before `since`),
-    /// then the oldest ones past `max`, moving `since` past each.
+    /// Drops the closed stretches that can no longer matter (ending at or before `since` on
+    /// their topic's shard), then the oldest ones past `max`, moving `since` past each.
     pub(crate) fn prune(&mut self, st: &mut SlotState, max: usize, unused: &mut Vec<Unused>) {
+        let placement = self.placement;
+        let shard = |m: &Membership| placement.of(Target::Topic(&m.topic));
         loop {
             let closed = st.topics.iter().filter(|m| !m.is_open()).count();
+            let since = |m: &Membership| st.since.seq(shard(m)).unwrap_or(0);
             let stale = st
                 .topics
                 .iter()
-                .position(|m| m.left.is_some_and(|left| left <= st.since));
+                .position(|m| m.left.is_some_and(|left| left <= since(m)));
             let drop = match stale {
                 Some(i) => i,
                 None if closed > max => {
@@ -233,7 +239,8 @@ impl Groups {
                     else {
                         return;
                     };
-                    st.since = st.since.max(left);
+                    // The session's shards fit its cursor, so they fit here too.
+                    let _ = st.since.raise(shard(&st.topics[i]), left);
                     i
                 }
                 None => return,

@@ -7,12 +7,14 @@ use super::Inner;
 pub(super) use super::groups::GroupRef;
 use super::groups::{Changes, Group, Groups};
 use super::slot::{Slot, SlotState, lock};
+use super::start::{Heads, Shards};
+use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::handshake::Fetched;
 use crate::history::Target;
 use crate::id::SessionId;
-use crate::position::Position;
+use crate::position::Stamp;
 use crate::relay::{Recipient, Relayed};
 use crate::request::Principal;
 use crate::topic::TopicName;
@@ -52,14 +54,15 @@ impl Inner {
         slot: &Arc<Slot>,
         st: &mut SlotState,
         user: Option<Principal>,
-        position: Option<u64>,
-        head: u64,
+        position: Option<Cursor>,
+        heads: Heads<'_>,
         changes: &mut Changes,
     ) {
-        let cut = position.unwrap_or(head);
+        let cut = position.unwrap_or_else(|| heads.present(&slot.id, st));
         let had_user = st.user.is_some();
+        let head = user.as_ref().map_or(0, |u| heads.of(Target::User(u)));
         if groups.set_user(slot, st, user, head, &mut changes.unused) && had_user {
-            st.since = st.since.max(cut);
+            st.since.raise_all(&cut);
         }
         let Some(rule) = &self.topics.rule else {
             return;
@@ -74,7 +77,7 @@ impl Inner {
         if revoked.is_empty() {
             return;
         }
-        st.since = st.since.max(cut);
+        st.since.raise_all(&cut);
         for topic in &revoked {
             let max = self.topics.max;
             groups.leave(&slot.id, st, topic, false, max, &mut changes.unused);
@@ -121,17 +124,26 @@ impl Inner {
         st: &mut SlotState,
         requested: &[TopicName],
         user: Option<&[u8]>,
-        head: u64,
+        heads: Heads<'_>,
         changes: &mut Changes,
     ) {
         if self.relay.is_some() {
             // The relay numbers the joins; the session is a member once they come back.
             let mut open = st.topics.iter().filter(|m| m.is_open()).count();
+            let placement = heads.placement();
+            let mut shards = Shards::of(placement, &slot.id, st);
+            let limit = Cursor::max_shards(slot.id.len(), self.handshake.max_id_len_value());
             for topic in requested {
                 let member = st.topics.iter().any(|m| m.is_open() && &m.topic == topic);
                 if member || open >= self.topics.max || !self.topics.grants(topic, user, false) {
                     continue;
                 }
+                let mut more = shards;
+                more.add(placement.of(Target::Topic(topic)));
+                if self.resume.is_some() && more.len() > limit {
+                    continue;
+                }
+                shards = more;
                 open += 1;
                 changes.relay.push(Relayed::Join {
                     id: slot.id.clone(),
@@ -144,9 +156,10 @@ impl Inner {
             if !self.topics.grants(topic, user, false) {
                 continue;
             }
-            match groups.join(slot, st, topic, head, self.topics.max) {
+            let head = heads.of(Target::Topic(topic));
+            match self.join_counted(groups, slot, st, topic, head) {
                 Ok(true) => changes.joined(&slot.id, topic.clone()),
-                Ok(false) => {}
+                Ok(false) | Err(Error::TooManyShards { .. }) => {}
                 Err(_) => break,
             }
         }
@@ -158,7 +171,7 @@ impl Inner {
             return self.join_relayed(slot, topic);
         }
         let history = self.resume.as_ref().map(|r| lock(&r.history));
-        let head = history.as_ref().map_or(0, |h| h.head());
+        let head = Heads::new(history.as_deref().map(|h| &**h)).of(Target::Topic(topic));
         let joined = {
             let mut groups = lock(&self.groups);
             let mut st = slot.lock();
@@ -172,7 +185,7 @@ impl Inner {
             {
                 return Err(Error::TopicRefused);
             }
-            groups.join(slot, &mut st, topic, head, self.topics.max)?
+            self.join_counted(&mut groups, slot, &mut st, topic, head)?
         };
         drop(history);
         if joined {
@@ -182,6 +195,39 @@ impl Inner {
             });
         }
         Ok(joined)
+    }
+
+    /// Joins `topic` from after `head`, when the tab's cursor can name one more shard if it
+    /// takes one (see [`Groups::join`]).
+    fn join_counted(
+        &self,
+        groups: &mut Groups,
+        slot: &Arc<Slot>,
+        st: &mut SlotState,
+        topic: &TopicName,
+        head: u64,
+    ) -> Result<bool, Error> {
+        self.check_shards(slot, st, topic)?;
+        groups.join(slot, st, topic, head, self.topics.max)
+    }
+
+    /// Fails with [`Error::TooManyShards`] when the session reading `topic` would need its
+    /// cursor to name more shards than fit beside its id (resume mode, a sharded log).
+    fn check_shards(&self, slot: &Slot, st: &SlotState, topic: &TopicName) -> Result<(), Error> {
+        let Some(resume) = &self.resume else {
+            return Ok(());
+        };
+        let placement = resume.placement;
+        if placement.shards() == 1 {
+            return Ok(());
+        }
+        let mut shards = Shards::of(placement, &slot.id, st);
+        shards.add(placement.of(Target::Topic(topic)));
+        let limit = Cursor::max_shards(slot.id.len(), self.handshake.max_id_len_value());
+        if shards.len() > limit {
+            return Err(Error::TooManyShards { limit });
+        }
+        Ok(())
     }
 
     /// Relay mode: checks the join here and hands it to the relay, which numbers it and
@@ -205,6 +251,7 @@ impl Inner {
                     limit: self.topics.max,
                 });
             }
+            self.check_shards(slot, &st, topic)?;
         }
         self.relay(Relayed::Join {
             id: slot.id.clone(),
@@ -288,9 +335,10 @@ impl Inner {
         let at = history.as_mut().map(|history| {
             let seq = history.append(group.target(), frame);
             members.last = seq;
-            Position::new(history.epoch(), seq)
+            let shard = history.placement().of(group.target());
+            Stamp::new(history.epoch(), shard, seq)
         });
-        let (count, follow) = self.fan_out_to(members.members.values(), at, frame);
+        let (count, follow) = self.fan_out_to(members.members.values(), at.as_ref(), frame);
         drop(groups);
         drop(history);
         for (slot, next) in follow {

@@ -7,11 +7,12 @@ use std::task::{Context, Poll};
 use super::groups::{Changes, GroupRef};
 use super::slot::{Queued, Slot, lock};
 use super::{Follow, Hub, Inner, WeakHub};
+use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::id::SessionId;
 use crate::lifecycle::SessionEvent;
-use crate::position::{self, Position};
+use crate::position::Stamp;
 use crate::relay::{Recipient, Relayed};
 use crate::topic::TopicName;
 
@@ -71,6 +72,9 @@ impl RelayPort {
     /// Delivers an event the relay numbered `seq` to the hub's sessions among `to`, logging
     /// it at that position (resume mode) so that a reconnect here can replay it. Returns how
     /// many of the hub's sessions took it; 0 for a `seq` already delivered.
+    ///
+    /// With a sharded log, `seq` is a number of the shard that holds the log of `to` (see
+    /// [`Placement::of`](crate::Placement::of)), and the order below is that shard's.
     ///
     /// The relay calls this in sequence order. An event for a session the hub does not serve
     /// is logged all the same: its tab may be on its way here.
@@ -155,18 +159,19 @@ impl RelayPort {
             // has none of the new epoch's events yet (their numbers start again from 1).
             for slot in hub.inner.sessions().values() {
                 let mut st = slot.lock();
-                st.since = 0;
+                st.since = Cursor::new(0, 0);
                 if let Some((_, since)) = &mut st.user {
                     *since = 0;
                 }
                 if let Some(link) = &mut st.link {
-                    link.seen = 0;
+                    link.seen = Cursor::new(epoch, 0);
                 }
             }
         }
     }
 
-    /// The relay numbered `seq` the join of session `id` to `topic`
+    /// The relay numbered `seq` (in the topic's shard, with a sharded log) the join of
+    /// session `id` to `topic`
     /// ([`Relayed::Join`](crate::Relayed::Join), from this node or another): if this hub
     /// serves the session, it becomes a member, entitled to what the topic publishes after
     /// `seq`. Returns whether it did.
@@ -279,8 +284,9 @@ impl Hub {
                 if !history.append_at(target, seq, &frame) {
                     return 0;
                 }
-                let at = Position::new(history.epoch(), seq);
-                self.inner.deliver_to(to, Some(at), wire.unwrap_or(frame))
+                let shard = history.placement().of(target);
+                let at = Stamp::new(history.epoch(), shard, seq);
+                self.inner.deliver_to(to, Some(&at), wire.unwrap_or(frame))
             }
             // Without positions nothing is delivered known: `wire` comes in resume mode only.
             None => self.inner.deliver_to(to, None, frame),
@@ -325,7 +331,8 @@ impl Inner {
                     return 0;
                 }
                 members.last = seq;
-                Some(Position::new(history.epoch(), seq))
+                let shard = history.placement().of(group.target());
+                Some(Stamp::new(history.epoch(), shard, seq))
             }
             (Some(history), None) => {
                 // Delivered without a position: whoever comes back from before it has a gap.
@@ -337,7 +344,11 @@ impl Inner {
             (None, _) => None,
         };
         let (count, follow) = match group.find(&groups) {
-            Some(members) => self.fan_out_to(members.members.values(), at, &wire.unwrap_or(frame)),
+            Some(members) => self.fan_out_to(
+                members.members.values(),
+                at.as_ref(),
+                &wire.unwrap_or(frame),
+            ),
             None => (0, Vec::new()),
         };
         drop(groups);
@@ -365,7 +376,7 @@ impl Inner {
     fn deliver_to(
         &self,
         to: &Recipient,
-        at: Option<Position>,
+        at: Option<&Stamp>,
         frame: Frame,
     ) -> (usize, Vec<(Arc<Slot>, Follow)>) {
         let id = match to {
@@ -381,8 +392,7 @@ impl Inner {
         if !st.is_live() {
             return (0, Vec::new());
         }
-        let line = at.map(|at| (at.seq, position::id_line(id, at)));
-        let queued = st.queue(line, frame, self.pacing());
+        let queued = st.queue(id, at, frame, self.pacing());
         let next = self.after_queue(&mut st, &queued);
         drop(st);
         let count = match queued {

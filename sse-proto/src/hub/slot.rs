@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use super::window::{Cadence, Pacing};
 use crate::connection::{Connection, EndReason};
+use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::id::SessionId;
+use crate::position::Stamp;
 use crate::request::Principal;
 use crate::topic::{Membership, TopicName};
 
@@ -46,8 +48,9 @@ pub(crate) struct SlotState {
     pub(crate) retired: Vec<Link>,
     next_link_no: u64,
     pub(crate) life: Life,
-    /// Resume mode: the first sequence number this session's log is exact from.
-    pub(crate) since: u64,
+    /// Resume mode: on each shard it names, the first sequence number the session's logs
+    /// are exact from (its epoch is not used).
+    pub(crate) since: Cursor,
     /// Resume mode: when the session lost its connection; `None` while attached.
     pub(crate) detached_at: Option<Instant>,
     /// Resume mode: whether the expiry queue holds an entry for this session (at most one).
@@ -57,7 +60,7 @@ pub(crate) struct SlotState {
     /// The session's memberships of topics: the current ones, and in resume mode past
     /// stretches a tab coming back may still replay.
     pub(crate) topics: Vec<Membership>,
-    /// The session's user, and the log's head when the session became theirs.
+    /// The session's user, and the head of the user's shard when the session became theirs.
     pub(crate) user: Option<(Principal, u64)>,
 }
 
@@ -78,9 +81,10 @@ pub(crate) struct Link {
     pub(crate) cadence: Cadence,
     /// Tasks (transport guards) waiting for a cut-off (the connection is aborted).
     pub(crate) abort_waiters: Vec<Waker>,
-    /// The highest sequence number this connection has (replayed or queued): a logged event
-    /// at or below it is not queued again (a relay may deliver what a replay already gave).
-    pub(crate) seen: u64,
+    /// The tab's cursor: on each shard, the highest sequence number this connection has
+    /// (replayed or queued). A logged event at or below it is not queued again (a relay may
+    /// deliver what a replay already gave).
+    pub(crate) seen: Cursor,
     /// Tasks waiting for room in the queue ([`Session::forward`](crate::Session)).
     pub(crate) room_waiters: Vec<Waker>,
 }
@@ -151,7 +155,7 @@ impl Wakeups {
 }
 
 impl Slot {
-    pub(crate) fn new(id: SessionId, is_new: bool, since: u64) -> Slot {
+    pub(crate) fn new(id: SessionId, is_new: bool, since: Cursor) -> Slot {
         Slot {
             id,
             is_new,
@@ -186,7 +190,7 @@ impl SlotState {
     pub(crate) fn attach(
         &mut self,
         conn: Connection,
-        seen: u64,
+        seen: Cursor,
         last: Option<Frame>,
     ) -> (u64, Option<Waker>) {
         let mut woken = None;
@@ -223,22 +227,29 @@ impl SlotState {
     }
 
     /// Queues `frame` on the attached connection: after its `id:` line for a logged event
-    /// (numbered `seq`), unless the connection has that event already. With a write window
+    /// (at `stamp`), unless the connection has that event already. With a write window
     /// (`pacing`: the window as of now), the writer's wake-up may wait for it.
     #[inline]
     pub(crate) fn queue(
         &mut self,
-        logged: Option<(u64, Frame)>,
+        id: &SessionId,
+        stamp: Option<&Stamp>,
         frame: Frame,
         pacing: Option<Pacing>,
     ) -> Queued {
         let Some(link) = &mut self.link else {
             return Queued::Detached;
         };
-        let result = match logged {
-            Some((seq, _)) if seq <= link.seen => return Queued::Sent(Wake::Nothing),
-            Some((seq, line)) => {
-                link.seen = seq;
+        let result = match stamp {
+            Some(stamp) if stamp.seq <= link.seen.seq(stamp.shard).unwrap_or(0) => {
+                return Queued::Sent(Wake::Nothing);
+            }
+            Some(stamp) => {
+                // A shard the cursor cannot name (the session's shards were counted when
+                // it joined, so only a user given at a reconnect gets here): the tab has
+                // the event, and a reconnect replays it again rather than lose it.
+                let _ = link.seen.set(stamp.shard, stamp.seq);
+                let line = stamp.line(id, &link.seen);
                 link.conn.send_logged(line, frame)
             }
             None => link.conn.send(frame),

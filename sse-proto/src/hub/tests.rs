@@ -14,6 +14,7 @@ mod adaptive;
 mod coalesce;
 mod relay;
 mod resume;
+mod shards;
 #[cfg(feature = "signing")]
 mod signing;
 mod topics;

@@ -7,7 +7,7 @@ use crate::decode::{Decoder, Item};
 use crate::history::LogBounds;
 use crate::id::IdSource;
 use crate::lifecycle::{Continuity, GapReason, SessionEvent};
-use crate::position::Claimed;
+use crate::position::{Claimed, Position};
 
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -465,7 +465,7 @@ fn answers_fetched_ahead_of_time_are_merged_with_what_came_since() {
     lock(&hub.inner.resume.as_ref().expect("resume").history)
         .replay(
             &crate::Scope::session(&claim.session),
-            from.seq,
+            &crate::Cursor::from(from),
             &mut fetched,
         )
         .expect("in the log");

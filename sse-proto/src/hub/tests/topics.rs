@@ -612,7 +612,7 @@ fn in_relay_mode_a_session_from_another_node_takes_the_stores_memberships() {
         ],
         user: None,
     };
-    let last = crate::position::token(&id, crate::position::Position::new(epoch, 3));
+    let last = crate::position::token(&id, &crate::Cursor::new(epoch, 3));
     let req = request("/e", None, Some(&last));
     let offer = hub.offer(&req).unwrap();
     let mut answers = hub.answer(&offer.lookup(), t0);
