@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use sse_proto::{
     Batch, Continuity, Cursor, Decision, Decoder, Event, GapReason, HttpVersion, Hub, IdSource,
-    Item, Limits, Position, Request, ResumeConfig, SessionId, TopicName,
+    Item, Limits, LogBounds, MemoryHistory, Placement, Request, ResumeConfig, SessionId, TopicName,
 };
 
 /// Splits `data` on 0xFF into at most `n` parts (missing parts are empty).
@@ -157,9 +157,10 @@ pub fn roundtrip(data: &[u8]) {
 }
 
 /// Runs the handshake on an arbitrary method, target and headers, with or without resume
-/// mode (the first byte decides): never panics, the preamble sets the session id (and in
-/// resume mode a well-formed position after it) and nothing else, and a reconnect with
-/// whatever the client sent never replays what that session was not sent.
+/// mode, on a log of one shard or of four (the first byte decides): never panics, the
+/// preamble sets the session id (and in resume mode a well-formed cursor after it) and
+/// nothing else, a reconnect with whatever the client sent never replays what that session
+/// was not sent, and a cursor naming a shard the log does not have is a gap.
 pub fn handshake(data: &[u8]) {
     let Some((&mode, data)) = data.split_first() else {
         return;
@@ -174,8 +175,13 @@ pub fn handshake(data: &[u8]) {
     let fixed = || SessionId::parse(b"fresh-id", 128).expect("valid");
     let mut builder = Hub::builder().id_generator(fixed).keep_alive(None);
     let resumable = mode & 1 == 1;
+    let shards = if mode & 8 == 8 { 4 } else { 1 };
     if resumable {
-        builder = builder.resume(ResumeConfig::new(Duration::from_secs(60)));
+        let placement = Placement::new(shards).expect("a shard count");
+        let log = MemoryHistory::new(7, LogBounds::default(), 1 << 20).placed(placement);
+        builder = builder
+            .resume(ResumeConfig::new(Duration::from_secs(60)))
+            .history(log);
     }
     let now = Instant::now();
     let hub = builder.build(sse_proto::ManualClock::starting_at(now));
@@ -208,7 +214,7 @@ pub fn handshake(data: &[u8]) {
                 Continuity::Resumed { replayed } => replayed,
                 _ => 0,
             };
-            // A cursor naming a shard besides 0 was never this one-sequence hub's: a gap.
+            // A cursor naming a shard the log does not have was never the log's: a gap.
             if resumable && accepted.source == IdSource::LastEventId {
                 let offered = p[2..]
                     .chunks(2)
@@ -216,7 +222,7 @@ pub fn handshake(data: &[u8]) {
                     .map_or(&[][..], |h| h[1].trim_ascii());
                 let pos = offered.iter().rposition(|&b| b == b'~');
                 let cursor = pos.and_then(|i| Cursor::parse(&offered[i + 1..]));
-                if cursor.is_some_and(|c| c.len() > 1) {
+                if cursor.is_some_and(|c| usize::from(c.last_shard()) >= shards) {
                     let reason = GapReason::InvalidPosition;
                     assert_eq!(accepted.continuity, Continuity::Gap(reason));
                 }
@@ -232,9 +238,11 @@ pub fn handshake(data: &[u8]) {
             }
             let last = decoder.last_event_id();
             if resumable {
-                let (sid, position) = last.rsplit_once('~').expect("a position");
+                let (sid, cursor) = last.rsplit_once('~').expect("a cursor");
                 assert_eq!(sid, id);
-                assert!(Position::parse(position.as_bytes()).is_some(), "{last}");
+                let cursor = Cursor::parse(cursor.as_bytes()).expect("well-formed");
+                assert!(usize::from(cursor.last_shard()) < shards, "{last}");
+                assert!(last.len() <= 128, "{last}");
             } else {
                 assert_eq!(last, id);
             }
