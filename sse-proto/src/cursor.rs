@@ -68,6 +68,80 @@ pub struct Cursor {
     seqs: [u64; MAX_CURSOR_SHARDS],
 }
 
+/// A cursor as a connection or a session keeps it: shard 0's number alone inline (what a
+/// tab of a log with one shard has), a cursor naming more shards boxed; 16 bytes either way
+/// where a cursor is 64. The epoch is not kept: whoever reads it knows the log's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kept {
+    Base(u64),
+    Full(Box<Cursor>),
+}
+
+impl Kept {
+    pub(crate) fn new(cursor: &Cursor) -> Kept {
+        match cursor.len() {
+            1 => Kept::Base(cursor.seqs[0]),
+            _ => Kept::Full(Box::new(Cursor {
+                epoch: 0,
+                ..*cursor
+            })),
+        }
+    }
+
+    /// The cursor, in `epoch`.
+    pub(crate) fn cursor(&self, epoch: u64) -> Cursor {
+        match self {
+            Kept::Base(seq) => Cursor::new(epoch, *seq),
+            Kept::Full(cursor) => Cursor { epoch, ..**cursor },
+        }
+    }
+
+    /// The number of `shard`, when named.
+    pub(crate) fn seq(&self, shard: u8) -> Option<u64> {
+        match self {
+            Kept::Base(seq) => (shard == 0).then_some(*seq),
+            Kept::Full(cursor) => cursor.seq(shard),
+        }
+    }
+
+    /// Whether it names shard 0 alone.
+    pub(crate) fn is_base(&self) -> bool {
+        matches!(self, Kept::Base(_))
+    }
+
+    /// As [`Cursor::set`].
+    pub(crate) fn set(&mut self, shard: u8, seq: u64) -> Result<(), CursorFull> {
+        match self {
+            Kept::Base(base) if shard == 0 => {
+                *base = seq;
+                Ok(())
+            }
+            Kept::Base(base) => {
+                let mut cursor = Cursor::new(0, *base);
+                cursor.set(shard, seq)?;
+                *self = Kept::Full(Box::new(cursor));
+                Ok(())
+            }
+            Kept::Full(cursor) => cursor.set(shard, seq),
+        }
+    }
+
+    /// As [`Cursor::raise`].
+    pub(crate) fn raise(&mut self, shard: u8, seq: u64) -> Result<(), CursorFull> {
+        match self.seq(shard) {
+            Some(old) if old >= seq => Ok(()),
+            _ => self.set(shard, seq),
+        }
+    }
+
+    /// As [`Cursor::raise_all`].
+    pub(crate) fn raise_all(&mut self, other: &Cursor) {
+        for (shard, seq) in other.components() {
+            let _ = self.raise(shard, seq);
+        }
+    }
+}
+
 /// A cursor would name more shards than it may ([`Cursor::set`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CursorFull;
@@ -165,14 +239,6 @@ impl Cursor {
         match self.seq(shard) {
             Some(old) if old >= seq => Ok(()),
             _ => self.set(shard, seq),
-        }
-    }
-
-    /// Raises each shard `other` names to its number there (see [`raise`](Self::raise));
-    /// a shard that does not fit is left out.
-    pub(crate) fn raise_all(&mut self, other: &Cursor) {
-        for (shard, seq) in other.components() {
-            let _ = self.raise(shard, seq);
         }
     }
 
@@ -365,6 +431,22 @@ mod tests {
             widest.len() <= MAX_POSITION_LEN - 1 + 5 * CURSOR_COMPONENT_LEN,
             "{widest}"
         );
+    }
+
+    #[test]
+    fn a_kept_cursor_boxes_only_past_shard_0() {
+        assert_eq!(std::mem::size_of::<Kept>(), 16);
+        let mut kept = Kept::new(&Cursor::new(9, 4));
+        assert!(kept.is_base());
+        kept.raise(0, 3).unwrap();
+        assert_eq!(kept.seq(0), Some(4));
+        kept.set(0, 5).unwrap();
+        assert_eq!(kept, Kept::Base(5));
+        kept.raise(7, 2).unwrap();
+        assert!(!kept.is_base());
+        assert_eq!(kept.cursor(9).to_string(), "9.5.72");
+        assert_eq!(kept.seq(7), Some(2));
+        assert_eq!(Kept::new(&kept.cursor(9)), kept);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, Kept};
 use crate::frame::{Frame, INLINE_CAP};
 use crate::id::SessionId;
 
@@ -137,6 +137,7 @@ pub(crate) fn split_token(raw: &[u8]) -> (&[u8], Claimed) {
 pub(crate) struct Stamp {
     pub(crate) shard: u8,
     pub(crate) seq: u64,
+    epoch: u64,
     suffix: Option<Suffix>,
 }
 
@@ -145,16 +146,17 @@ impl Stamp {
         Stamp {
             shard,
             seq,
+            epoch,
             suffix: (shard == 0).then(|| Suffix::new(Position::new(epoch, seq))),
         }
     }
 
-    /// The `id:` line for session `id`, whose cursor (this event included) is `cursor`.
+    /// The `id:` line for session `id`, whose cursor (this event included) is `seen`.
     #[inline]
-    pub(crate) fn line(&self, id: &SessionId, cursor: &Cursor) -> Frame {
+    pub(crate) fn line(&self, id: &SessionId, seen: &Kept) -> Frame {
         match &self.suffix {
-            Some(suffix) if cursor.len() == 1 => suffix.line(id),
-            _ => cursor_line(id, cursor),
+            Some(suffix) if seen.is_base() => suffix.line(id),
+            _ => cursor_line(id, &seen.cursor(self.epoch)),
         }
     }
 }
@@ -284,7 +286,7 @@ mod tests {
         let seq = 36u64.pow(6) - 1;
         let stamp = Stamp::new(u64::from(u32::MAX), 0, seq);
         let cursor = Cursor::new(u64::from(u32::MAX), seq);
-        let line = stamp.line(&sid, &cursor);
+        let line = stamp.line(&sid, &Kept::new(&cursor));
         let text = line.to_bytes();
         assert_eq!(
             &text[..],
@@ -296,7 +298,7 @@ mod tests {
         assert_eq!(cursor_line(&sid, &cursor).to_bytes(), text);
         // A long one spills to the heap with the same bytes.
         let long = id(&"x".repeat(100));
-        let line = Stamp::new(1, 0, 2).line(&long, &Cursor::new(1, 2));
+        let line = Stamp::new(1, 0, 2).line(&long, &Kept::Base(2));
         assert_eq!(line.to_bytes(), format!("id: {}~1.2\n", "x".repeat(100)));
         assert_eq!(
             token(&long, &Cursor::new(1, 2)),
@@ -310,10 +312,11 @@ mod tests {
         let mut cursor = Cursor::new(1, 5);
         cursor.set(3, 9).unwrap();
         // An event of shard 3 (seq 9) for a tab that reads shards 0 and 3.
-        let line = Stamp::new(1, 3, 9).line(&sid, &cursor);
+        let kept = Kept::new(&cursor);
+        let line = Stamp::new(1, 3, 9).line(&sid, &kept);
         assert_eq!(line.to_bytes(), "id: tab~1.5.39\n");
         // An event of shard 0 for the same tab: its suffix alone would drop shard 3.
-        let line = Stamp::new(1, 0, 5).line(&sid, &cursor);
+        let line = Stamp::new(1, 0, 5).line(&sid, &kept);
         assert_eq!(line.to_bytes(), "id: tab~1.5.39\n");
     }
 }

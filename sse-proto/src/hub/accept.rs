@@ -13,7 +13,7 @@ use super::slot::{Life, Slot, lock};
 use super::start::{self, Heads, Start};
 use super::{Hub, Outlet, Session};
 use crate::connection::{Connection, EndReason};
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, Kept};
 use crate::frame::Frame;
 use crate::handshake::{
     self, Answers, BadRequest, Claim, Lookup, NotEventStream, Offer, OfferParts,
@@ -304,7 +304,7 @@ impl Hub {
                 {
                     let mut from = old.lock();
                     let mut to = slot.lock();
-                    to.since = from.since;
+                    to.since = from.since.clone();
                     to.topics = std::mem::take(&mut from.topics);
                     to.user = from.user.take();
                     groups.rekey(&log_id, &slot, &to);
@@ -376,7 +376,8 @@ impl Hub {
         for entry in start.replay {
             // Replayed shards are the session's, counted at each join.
             let _ = seen.raise(entry.shard, entry.seq);
-            let line = Stamp::new(seen.epoch(), entry.shard, entry.seq).line(&id, &seen);
+            let line =
+                Stamp::new(seen.epoch(), entry.shard, entry.seq).line(&id, &Kept::new(&seen));
             conn.push_logged(line, entry.frame);
         }
         let (link_no, replaced, had_link, topics) = {

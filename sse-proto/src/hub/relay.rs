@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use super::groups::{Changes, GroupRef};
 use super::slot::{Queued, Slot, lock};
 use super::{Follow, Hub, Inner, WeakHub};
-use crate::cursor::Cursor;
+use crate::cursor::Kept;
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::id::SessionId;
@@ -159,12 +159,12 @@ impl RelayPort {
             // has none of the new epoch's events yet (their numbers start again from 1).
             for slot in hub.inner.sessions().values() {
                 let mut st = slot.lock();
-                st.since = Cursor::new(0, 0);
+                st.since = Kept::Base(0);
                 if let Some((_, since)) = &mut st.user {
                     *since = 0;
                 }
                 if let Some(link) = &mut st.link {
-                    link.seen = Cursor::new(epoch, 0);
+                    link.seen = Kept::Base(0);
                 }
             }
         }

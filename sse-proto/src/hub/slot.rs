@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::window::{Cadence, Pacing};
 use crate::connection::{Connection, EndReason};
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, Kept};
 use crate::error::Error;
 use crate::frame::Frame;
 use crate::id::SessionId;
@@ -50,7 +50,7 @@ pub(crate) struct SlotState {
     pub(crate) life: Life,
     /// Resume mode: on each shard it names, the first sequence number the session's logs
     /// are exact from (its epoch is not used).
-    pub(crate) since: Cursor,
+    pub(crate) since: Kept,
     /// Resume mode: when the session lost its connection; `None` while attached.
     pub(crate) detached_at: Option<Instant>,
     /// Resume mode: whether the expiry queue holds an entry for this session (at most one).
@@ -84,7 +84,7 @@ pub(crate) struct Link {
     /// The tab's cursor: on each shard, the highest sequence number this connection has
     /// (replayed or queued). A logged event at or below it is not queued again (a relay may
     /// deliver what a replay already gave).
-    pub(crate) seen: Cursor,
+    pub(crate) seen: Kept,
     /// Tasks waiting for room in the queue ([`Session::forward`](crate::Session)).
     pub(crate) room_waiters: Vec<Waker>,
 }
@@ -164,7 +164,7 @@ impl Slot {
                 retired: Vec::new(),
                 next_link_no: 0,
                 life: Life::Live,
-                since,
+                since: Kept::new(&since),
                 detached_at: None,
                 expiry_queued: false,
                 end_waiters: Vec::new(),
@@ -212,7 +212,7 @@ impl SlotState {
             cadence: Cadence::default(),
             primed: false,
             abort_waiters: Vec::new(),
-            seen,
+            seen: Kept::new(&seen),
             room_waiters: Vec::new(),
         });
         (link_no, woken)

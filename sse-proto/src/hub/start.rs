@@ -246,7 +246,7 @@ fn local_replay(
         (Claimed::At(c), Some(st)) => {
             // From before where the session's logs are exact, on any shard.
             let early = |(shard, since): (u8, u64)| c.seq(shard).unwrap_or(0) < since;
-            if st.since.components().any(early) {
+            if st.since.cursor(0).components().any(early) {
                 return Err(Some(GapReason::Expired));
             }
             c
