@@ -160,6 +160,12 @@ pub trait History: Send {
     /// (the relay was away): a replay from the head or before is a gap from now on.
     fn gap(&mut self, target: Target<'_>);
 
+    /// Records that the store lost every event of `shard` numbered up to `through` (the
+    /// shard restarted empty, and numbers its events after `through` from now on): a replay
+    /// from before `through` on that shard is a gap for the logs there, and the shard's
+    /// head is `through` at least.
+    fn lose_shard(&mut self, shard: u8, through: u64);
+
     /// Drops the log of `target` (a session expired or was closed; no session is entitled
     /// to a topic's or a user's events any more). Broadcasts are never forgotten.
     fn forget(&mut self, target: Target<'_>);

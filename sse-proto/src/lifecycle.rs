@@ -64,6 +64,10 @@ pub enum GapReason {
     Expired,
     /// The log no longer holds every event after the position: it overflowed its bounds.
     Overflow,
+    /// The store lost events after the position: a shard of a sharded store restarted empty
+    /// ([`RelayPort::restart_shard`](crate::RelayPort::restart_shard)), and the session's own
+    /// log, its user's or the broadcasts are there.
+    Lost,
 }
 
 impl fmt::Display for GapReason {
@@ -75,6 +79,9 @@ impl fmt::Display for GapReason {
             GapReason::UnknownEpoch => "the client's position is from another server run",
             GapReason::Expired => "the session expired before the client came back",
             GapReason::Overflow => "the session's log overflowed while the client was away",
+            GapReason::Lost => {
+                "the store lost events the client had not seen (a shard restarted empty)"
+            }
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct MemoryHistory {
     placement: Placement,
     /// The head of each shard.
     heads: Vec<u64>,
+    /// Each shard's events lost up to this number (the shard restarted empty).
+    lost: Vec<u64>,
     bounds: LogBounds,
     max_total_bytes: usize,
     broadcasts: Log,
@@ -116,6 +118,7 @@ impl MemoryHistory {
             epoch,
             placement: Placement::ONE,
             heads: vec![0],
+            lost: vec![0],
             bounds,
             max_total_bytes,
             broadcasts: Log::default(),
@@ -132,6 +135,7 @@ impl MemoryHistory {
     pub fn placed(mut self, placement: Placement) -> MemoryHistory {
         self.placement = placement;
         self.heads = vec![0; placement.shards()];
+        self.lost = vec![0; placement.shards()];
         self
     }
 
@@ -284,12 +288,25 @@ impl History for MemoryHistory {
         // Each log from the cursor's sequence number for its shard: a shard the cursor does
         // not name is one the tab had not read from when it was given the cursor.
         let after = |target: Target<'_>| after.seq(self.placement.of(target)).unwrap_or(0);
+        // Whether the store lost some of `target`'s events after `from`.
+        let lost = |target: Target<'_>, from: u64| {
+            from < self.lost[usize::from(self.placement.of(target))]
+        };
         let mut sources = Vec::with_capacity(3 + scope.topics.len());
+        let own = Target::Session(scope.session);
+        let user = scope
+            .user
+            .map(|(u, since)| (Target::User(u), after(Target::User(u)).max(since)));
+        let lost_own = [(Target::All, after(Target::All)), (own, after(own))]
+            .into_iter()
+            .chain(user)
+            .any(|(target, from)| lost(target, from));
+        if lost_own {
+            return Err(GapReason::Lost);
+        }
         whole(&mut sources, Some(&self.broadcasts), after(Target::All))?;
-        let own = after(Target::Session(scope.session));
-        whole(&mut sources, self.sessions.get(scope.session), own)?;
-        if let Some((user, since)) = scope.user {
-            let from = after(Target::User(user)).max(since);
+        whole(&mut sources, self.sessions.get(scope.session), after(own))?;
+        if let (Some((user, _)), Some((_, from))) = (scope.user, user) {
             whole(&mut sources, self.users.get(user), from)?;
         }
         // A topic with a stretch that lost events is left out whole: the application
@@ -300,8 +317,9 @@ impl History for MemoryHistory {
             if m.left.is_some_and(|left| left <= from) {
                 continue;
             }
-            let log = self.log(Target::Topic(&m.topic));
-            if log.is_some_and(|log| !log.exact_after(from)) && !gaps.contains(&m.topic) {
+            let target = Target::Topic(&m.topic);
+            let inexact = self.log(target).is_some_and(|log| !log.exact_after(from));
+            if (inexact || lost(target, from)) && !gaps.contains(&m.topic) {
                 gaps.push(m.topic.clone());
             }
         }
@@ -345,6 +363,42 @@ impl History for MemoryHistory {
         }
         gaps.sort();
         Ok(gaps)
+    }
+
+    fn lose_shard(&mut self, shard: u8, through: u64) {
+        let Some(lost) = self.lost.get_mut(usize::from(shard)) else {
+            return;
+        };
+        *lost = (*lost).max(through);
+        let head = &mut self.heads[usize::from(shard)];
+        *head = (*head).max(through);
+        // What is left of the shard's logs from before is of no use to any replay now.
+        let placement = self.placement;
+        let mut dropped = (0, 0);
+        let mut trim = |log: &mut Log| {
+            while log.entries.front().is_some_and(|e| e.seq <= through) {
+                if let Some(len) = log.pop_front() {
+                    dropped = (dropped.0 + 1, dropped.1 + len);
+                }
+            }
+        };
+        if shard == 0 {
+            trim(&mut self.broadcasts);
+        }
+        self.sessions
+            .iter_mut()
+            .filter(|(id, _)| placement.of(Target::Session(id)) == shard)
+            .for_each(|(_, log)| trim(log));
+        self.topics
+            .iter_mut()
+            .filter(|(t, _)| placement.of(Target::Topic(t)) == shard)
+            .for_each(|(_, log)| trim(log));
+        self.users
+            .iter_mut()
+            .filter(|(u, _)| placement.of(Target::User(u)) == shard)
+            .for_each(|(_, log)| trim(log));
+        self.total_events -= dropped.0;
+        self.total_bytes -= dropped.1;
     }
 
     fn forget(&mut self, target: Target<'_>) {

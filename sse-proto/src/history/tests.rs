@@ -308,3 +308,58 @@ fn a_publish_to_many_members_is_one_entry() {
     assert_eq!(log.usage().events, 1);
     assert_eq!(log.usage().groups, 1);
 }
+
+#[test]
+fn a_lost_shard_drops_its_logs_and_gaps_replays_from_before() {
+    let placement = crate::Placement::new(4).expect("4");
+    let mut log = MemoryHistory::new(1, LogBounds::default(), usize::MAX).placed(placement);
+    // A topic on shard 2 and one elsewhere.
+    let on = |shard: u8| {
+        (0..)
+            .map(|n| topic(&format!("t{n}")))
+            .find(|t| placement.of(Target::Topic(t)) == shard)
+            .expect("a name lands on every shard")
+    };
+    let (lost, kept) = (on(2), on(3));
+    for _ in 0..3 {
+        log.append(Target::Topic(&lost), &frame("x"));
+        log.append(Target::Topic(&kept), &frame("y"));
+    }
+    assert_eq!(log.usage().events, 6);
+    log.lose_shard(2, 10);
+    assert_eq!(log.head(2), 10);
+    assert_eq!(log.usage().events, 3, "shard 2's entries are gone");
+    assert_eq!(log.append(Target::Topic(&lost), &frame("z")), 11);
+    let topics = [
+        member(lost.as_str(), 0, None),
+        member(kept.as_str(), 0, None),
+    ];
+    let scope = Scope {
+        session: &id("tab"),
+        user: None,
+        topics: &topics,
+    };
+    let mut from = Cursor::new(1, 0);
+    from.set(2, 1).expect("room");
+    from.set(3, 1).expect("room");
+    let mut out = Vec::new();
+    let gaps = log
+        .replay(&scope, &from, &mut out)
+        .expect("the rest replays");
+    assert_eq!(gaps, std::slice::from_ref(&lost));
+    assert_eq!(
+        out.iter().map(|e| (e.shard, e.seq)).collect::<Vec<_>>(),
+        [(3, 2), (3, 3)]
+    );
+    // From after the loss: exact again.
+    from.set(2, 10).expect("named");
+    out.clear();
+    assert!(
+        log.replay(&scope, &from, &mut out)
+            .expect("exact")
+            .is_empty()
+    );
+    // Merged by number, which keeps each shard's order.
+    let got: Vec<(u8, u64)> = out.iter().map(|e| (e.shard, e.seq)).collect();
+    assert_eq!(got, [(3, 2), (3, 3), (2, 11)]);
+}

@@ -170,6 +170,22 @@ impl RelayPort {
         }
     }
 
+    /// The relay's store lost the contents of `shard` (one shard of a sharded store, such as
+    /// a Redis master that restarted empty) and numbers that shard's events after `through`
+    /// from now on. A tab coming back from before `through` on that shard has a gap for the
+    /// logs there: a topic's is reported in
+    /// [`Accepted::topic_gaps`](crate::Accepted::topic_gaps) and the rest replays; its own
+    /// log's, its user's or the broadcasts' is a gap of the session
+    /// ([`GapReason::Lost`](crate::GapReason::Lost)). The other shards replay as before.
+    pub fn restart_shard(&self, shard: u8, through: u64) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        if let Some(resume) = &hub.inner.resume {
+            lock(&resume.history).lose_shard(shard, through);
+        }
+    }
+
     /// The relay numbered `seq` (in the topic's shard, with a sharded log) the join of
     /// session `id` to `topic`
     /// ([`Relayed::Join`](crate::Relayed::Join), from this node or another): if this hub

@@ -6,6 +6,7 @@ use crate::cursor::{Cursor, Placement};
 use crate::decode::{Decoder, Item};
 use crate::history::{LogBounds, MemoryHistory, Target};
 use crate::lifecycle::{Continuity, GapReason};
+use crate::relay::Recipient;
 
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -208,4 +209,56 @@ fn hostile_cursors_are_gaps_and_long_ids_are_refused() {
     assert_ne!(c.session.id().as_str(), long);
     assert_eq!(c.source, crate::IdSource::Generated);
     assert_eq!(c.rejected.len(), 1);
+}
+
+#[test]
+fn a_shard_restarted_empty_is_a_gap_for_the_logs_on_it_only() {
+    let placement = Placement::new(4).expect("4");
+    let hub = unwindowed()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(GRACE))
+        .relay(crate::relay::RelayConfig::default())
+        .history(MemoryHistory::new(7, LogBounds::default(), usize::MAX).placed(placement))
+        .topic_rule(|_, _| true)
+        .build(Instant::now);
+    let port = RelayPort::claim(&hub).expect("relay mode");
+    let id = id_on(placement, "tab-", 1);
+    let other = id_on(placement, "tab-", 2);
+    let (a, b) = (topic_on(placement, 2), topic_on(placement, 3));
+    let target = format!("/e?id={id}&topic={a}&topic={b}");
+    let mut tab = open(&hub, &target, None);
+    let mut guest = open(&hub, &format!("/e?id={other}"), None);
+    // The relay numbers the joins in each topic's shard, and the events in theirs.
+    let session = SessionId::parse(id.as_bytes(), 128).expect("valid");
+    let topic = |t: &str| TopicName::new(t).expect("valid");
+    assert!(port.joined(1, &session, &topic(&a)));
+    assert!(port.joined(1, &session, &topic(&b)));
+    let frame = |data: &str| Event::new().data(data.to_owned()).encode();
+    port.deliver(2, &Recipient::Topic(topic(&a)), frame("a1"));
+    port.deliver(2, &Recipient::Topic(topic(&b)), frame("b1"));
+    port.deliver(1, &Recipient::Session(session.clone()), frame("own1"));
+    let guest_id = SessionId::parse(other.as_bytes(), 128).expect("valid");
+    port.deliver(3, &Recipient::Session(guest_id), frame("guest1"));
+    let got = events(&mut tab.outlet, &mut Decoder::new());
+    assert_eq!(got.len(), 3);
+    let last = got[2].1.clone();
+    let guest_last = events(&mut guest.outlet, &mut Decoder::new())[0].1.clone();
+    drop((tab, guest));
+
+    // Shard 2 restarted empty; its numbers go on after 10.
+    port.restart_shard(2, 10);
+    port.deliver(11, &Recipient::Topic(topic(&a)), frame("a2"));
+    port.deliver(3, &Recipient::Topic(topic(&b)), frame("b2"));
+
+    // The topic on shard 2 is a gap; the rest replays.
+    let mut back = open(&hub, &target, Some(&last));
+    assert_eq!(back.continuity, Continuity::Resumed { replayed: 1 });
+    let gaps: Vec<&str> = back.topic_gaps.iter().map(TopicName::as_str).collect();
+    assert_eq!(gaps, [a.as_str()]);
+    let replayed = events(&mut back.outlet, &mut Decoder::new());
+    assert_eq!(replayed[0].0, "b2");
+    drop(back);
+    // A session whose own log is on shard 2 has a gap of its own.
+    let guest = open(&hub, &format!("/e?id={other}"), Some(&guest_last));
+    assert_eq!(guest.continuity, Continuity::Gap(GapReason::Lost));
 }
