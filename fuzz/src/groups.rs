@@ -3,15 +3,17 @@
 //! closes, drops, reconnects and time passing. Nothing may panic, a refused name is refused
 //! with `InvalidTopic` (never taken for another name), and what the hub holds stays bounded:
 //! each session's topics by `max_topics`, the logs by their bounds, the groups by the
-//! sessions alive.
+//! sessions alive. A first byte of 0x80 or more puts the logs on four shards: a join past
+//! what a tab's cursor can name is then refused with `TooManyShards`, and every event id
+//! still fits 128 bytes.
 
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use sse_proto::{
-    Batch, Decision, Error, Event, HttpVersion, Hub, LogBounds, ManualClock, Outlet, Request,
-    ResumeConfig, Session, TopicName,
+    Batch, Decision, Error, Event, HttpVersion, Hub, LogBounds, ManualClock, MemoryHistory, Outlet,
+    Placement, Request, ResumeConfig, Session, TopicName,
 };
 
 const MAX_TOPICS: usize = 3;
@@ -35,7 +37,8 @@ struct Tab {
     last: Vec<u8>,
 }
 
-/// Reads what the outlet queued; returns the last event id the stream set.
+/// Reads what the outlet queued; returns the last event id the stream set (never longer
+/// than the 128 bytes a client may send back).
 fn read(outlet: &mut Outlet, now: Instant) -> Option<Vec<u8>> {
     let mut batch = Batch::new();
     let mut cx = Context::from_waker(Waker::noop());
@@ -45,6 +48,7 @@ fn read(outlet: &mut Outlet, now: Instant) -> Option<Vec<u8>> {
     decoder.feed(&wire).ok()?;
     while decoder.poll_item().is_some() {}
     let last = decoder.last_event_id();
+    assert!(last.len() <= 128, "{last}");
     (!last.is_empty()).then(|| last.as_bytes().to_vec())
 }
 
@@ -52,14 +56,20 @@ fn read(outlet: &mut Outlet, now: Instant) -> Option<Vec<u8>> {
 pub fn groups(data: &[u8]) {
     let start = Instant::now();
     let clock = ManualClock::starting_at(start);
+    let bounds = LogBounds {
+        max_events: MAX_EVENTS,
+        max_bytes: 1 << 16,
+    };
+    let shards = if data.first().is_some_and(|&b| b >= 0x80) {
+        4
+    } else {
+        1
+    };
+    let placement = Placement::new(shards).expect("a shard count");
     let hub = Hub::builder()
         .keep_alive(None)
-        .resume(
-            ResumeConfig::new(Duration::from_secs(10)).bounds(LogBounds {
-                max_events: MAX_EVENTS,
-                max_bytes: 1 << 16,
-            }),
-        )
+        .resume(ResumeConfig::new(Duration::from_secs(10)).bounds(bounds))
+        .history(MemoryHistory::new(1, bounds, 1 << 20).placed(placement))
         .max_topics(MAX_TOPICS)
         .topic_rule(|topic, user| !topic.as_str().starts_with('x') || user == Some(b"x"))
         .build(clock.clone());
@@ -133,6 +143,7 @@ pub fn groups(data: &[u8]) {
                     (Err(Error::InvalidTopic(e)), Ok(_)) => panic!("{name:?} refused: {e}"),
                     (_, Err(e)) => panic!("{name:?} taken though invalid: {e}"),
                     (Ok(_) | Err(Error::TopicRefused | Error::TooManyTopics { .. }), Ok(_)) => {}
+                    (Err(Error::TooManyShards { .. }), Ok(_)) => assert!(shards > 1),
                     (Err(Error::Closed), Ok(_)) => assert!(tab.session.is_closed()),
                     (Err(e), Ok(_)) => panic!("{name:?}: {e}"),
                 }
