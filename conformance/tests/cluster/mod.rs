@@ -41,6 +41,7 @@ macro_rules! suite {
             a_tab_hung_up_on_a_resumes_on_b_with_what_it_missed,
             a_tab_dropped_from_b_resumes_on_b_with_what_it_missed,
             a_tab_of_a_killed_node_resumes_on_b_from_the_logs,
+            a_cursor_naming_a_shard_the_store_lacks_is_a_gap,
             redis_frozen_then_thawed_loses_nothing_acknowledged,
             redis_killed_and_restarted_empty_loses_nothing_acknowledged_or_reports_a_gap,
             a_node_started_before_redis_waits_for_it,

@@ -115,3 +115,28 @@ pub(crate) fn a_tab_of_a_killed_node_resumes_on_b_from_the_logs(bin: &str) {
     back.wait_data("live");
     wait_listed(&c.b, &id, true);
 }
+
+/// A tab's last event id with a shard the store does not have (it has one) added to its
+/// cursor, offered to the other node: the same session, `resumed: false`, nothing replayed.
+/// Its real last event id then resumes it exactly, so the rule is not vacuous.
+pub(crate) fn a_cursor_naming_a_shard_the_store_lacks_is_a_gap(bin: &str) {
+    let c = Cluster::start(bin);
+    let mut tab = Tab::open(&c.a);
+    let id = tab.id.clone();
+    assert_eq!(send(&c.a, &id, "seen"), 202);
+    let last = tab.wait_data("seen").last_event_id;
+    wait_listed(&c.b, &id, true);
+    tab.stream.hang_up();
+    wait_listed(&c.b, &id, false);
+    assert_eq!(send(&c.b, &id, "missed"), 202);
+
+    let forged = Tab::reconnect(&c.b, &format!("{last}.31"));
+    assert_eq!((forged.id.as_str(), forged.resumed), (id.as_str(), false));
+    assert!(forged.replayed().is_empty(), "{:?}", forged.replayed());
+    drop(forged);
+    wait_listed(&c.b, &id, false);
+
+    let back = Tab::reconnect(&c.b, &last);
+    assert_eq!((back.id.as_str(), back.resumed), (id.as_str(), true));
+    assert_eq!(back.replayed(), ["missed"]);
+}

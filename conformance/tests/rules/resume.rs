@@ -500,8 +500,9 @@ pub(crate) fn an_up_to_date_reconnect_replays_nothing(bin: &str) {
 }
 
 /// An offer that cannot be replayed exactly is a gap: the same id, `resumed: false`, nothing
-/// replayed. A bare id, malformed positions, a position not yet issued, another epoch, and a
-/// restarted server (another demo process).
+/// replayed. A bare id, malformed positions, a position not yet issued, another epoch,
+/// cursors naming shards the store does not have, and a restarted server (another demo
+/// process).
 pub(crate) fn unusable_positions_are_a_gap(bin: &str) {
     let demo = resumable(bin, GRACE_MS);
     let mut tab = Tab::open(&demo, "/events", &[]);
@@ -522,6 +523,15 @@ pub(crate) fn unusable_positions_are_a_gap(bin: &str) {
             to_base36(epoch.wrapping_sub(1)),
             to_base36(seq)
         ),
+        // Cursors naming shards the store does not have (it has one), too many shards, or
+        // shards out of order.
+        format!("{id}~{}.{}.31", to_base36(epoch), to_base36(seq)),
+        format!(
+            "{id}~{}.{}.1a.2a.3a.4a.5a.6a",
+            to_base36(epoch),
+            to_base36(seq)
+        ),
+        format!("{id}~{}.{}.a1.31", to_base36(epoch), to_base36(seq)),
     ];
     for offer in offers {
         detach(&demo, tab, End::Drop);
