@@ -159,6 +159,14 @@ impl Stamp {
             _ => cursor_line(id, &seen.cursor(self.epoch)),
         }
     }
+
+    /// [`line`](Self::line), given the cursor whole.
+    pub(crate) fn line_of(&self, id: &SessionId, cursor: &Cursor) -> Frame {
+        match &self.suffix {
+            Some(suffix) if cursor.len() == 1 => suffix.line(id),
+            _ => cursor_line(id, cursor),
+        }
+    }
 }
 
 /// The `id:` line of a logged event: `id: <session>~<cursor>\n`.

@@ -13,7 +13,7 @@ use super::slot::{Life, Slot, lock};
 use super::start::{self, Heads, Start};
 use super::{Hub, Outlet, Session};
 use crate::connection::{Connection, EndReason};
-use crate::cursor::{Cursor, Kept};
+use crate::cursor::Cursor;
 use crate::frame::Frame;
 use crate::handshake::{
     self, Answers, BadRequest, Claim, Lookup, NotEventStream, Offer, OfferParts,
@@ -376,8 +376,7 @@ impl Hub {
         for entry in start.replay {
             // Replayed shards are the session's, counted at each join.
             let _ = seen.raise(entry.shard, entry.seq);
-            let line =
-                Stamp::new(seen.epoch(), entry.shard, entry.seq).line(&id, &Kept::new(&seen));
+            let line = Stamp::new(seen.epoch(), entry.shard, entry.seq).line_of(&id, &seen);
             conn.push_logged(line, entry.frame);
         }
         let (link_no, replaced, had_link, topics) = {
