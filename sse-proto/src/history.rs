@@ -17,10 +17,11 @@ mod memory;
 mod tests;
 
 use crate::connection::ConnectionConfig;
-use crate::cursor::{Cursor, Placement};
+use crate::cursor::Cursor;
 use crate::frame::Frame;
 use crate::id::SessionId;
 use crate::lifecycle::GapReason;
+use crate::placement::Placement;
 use crate::request::Principal;
 use crate::topic::{Membership, TopicName};
 

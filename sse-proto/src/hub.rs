@@ -216,7 +216,7 @@ type Observer = Box<dyn Fn(&SessionEvent) + Send + Sync>;
 struct Resume {
     grace: Duration,
     /// The history's placement, which never changes.
-    placement: crate::cursor::Placement,
+    placement: crate::placement::Placement,
     /// Also the sequencing lock: an event's position is assigned and the event queued to
     /// its connections under it, so every connection sees positions in increasing order.
     history: Mutex<Box<dyn History>>,

@@ -50,6 +50,7 @@ mod history;
 mod hub;
 mod id;
 mod lifecycle;
+mod placement;
 mod position;
 mod relay;
 mod request;
@@ -65,7 +66,7 @@ pub use closed::{ClosedPolicy, ClosedSet, MemoryClosedSet};
 pub use connection::{ConnectionConfig, EndReason};
 pub use cursor::{
     CURSOR_COMPONENT_LEN, Cursor, CursorFull, MAX_CURSOR_SHARDS, MAX_SHARD_SEQ,
-    MAX_SHARD_SEQ_DIGITS, MAX_SHARDS, Placement,
+    MAX_SHARD_SEQ_DIGITS, MAX_SHARDS,
 };
 pub use decode::{Decoder, Item, Limits, MessageEvent};
 pub use error::{DecodeError, Error, Field, FieldError, FieldReason, KeyError, SignatureError};
@@ -84,6 +85,7 @@ pub use id::{
     UuidV4,
 };
 pub use lifecycle::{Continuity, GapReason, SessionEvent};
+pub use placement::Placement;
 pub use position::{Claimed, MAX_POSITION_LEN, POSITION_SEPARATOR, Position};
 pub use relay::{Recipient, RelayConfig, Relayed};
 pub use request::{HttpVersion, Principal, Request, ResponseHead};

@@ -6,10 +6,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use bytes::Buf;
 
 use super::{History, LogBounds, LogUsage, Logged, Scope, Target};
-use crate::cursor::{Cursor, Placement};
+use crate::cursor::Cursor;
 use crate::frame::Frame;
 use crate::id::SessionId;
 use crate::lifecycle::GapReason;
+use crate::placement::Placement;
 use crate::request::Principal;
 use crate::topic::TopicName;
 

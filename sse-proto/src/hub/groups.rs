@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use super::Inner;
 use super::slot::{Slot, SlotState};
-use crate::cursor::Placement;
 use crate::error::Error;
 use crate::history::{History, Target};
 use crate::id::SessionId;
 use crate::lifecycle::SessionEvent;
+use crate::placement::Placement;
 use crate::relay::Relayed;
 use crate::request::Principal;
 use crate::topic::{Membership, TopicName};

@@ -2,11 +2,12 @@
 //! replays, or why it has a gap; and the shards a session reads, which its cursor names.
 
 use super::slot::SlotState;
-use crate::cursor::{Cursor, Placement};
+use crate::cursor::Cursor;
 use crate::handshake::{Claim, Fetched};
 use crate::history::{History, Logged, Scope, Target};
 use crate::id::SessionId;
 use crate::lifecycle::{Continuity, GapReason};
+use crate::placement::Placement;
 use crate::position::Claimed;
 use crate::topic::{Membership, TopicName};
 

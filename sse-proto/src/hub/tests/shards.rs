@@ -2,11 +2,11 @@
 //! bound on how many shards one tab may read.
 
 use super::*;
-use crate::cursor::{Cursor, Placement};
 use crate::decode::{Decoder, Item};
 use crate::history::{LogBounds, MemoryHistory, Target};
 use crate::lifecycle::{Continuity, GapReason};
 use crate::relay::Recipient;
+use crate::{cursor::Cursor, placement::Placement};
 
 const GRACE: Duration = Duration::from_secs(10);
 
