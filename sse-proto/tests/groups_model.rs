@@ -25,7 +25,9 @@
 //! Each case runs on a log of one sequence or of four shards (each numbering its own
 //! events, placed by [`Placement`]): positions are then cursors, and a replay keeps each
 //! shard's order (invariant 1 holds per shard for the replayed part, whole for what
-//! follows live).
+//! follows live). And each runs with the hub numbering its events itself, or in relay mode
+//! with a relay in the test that numbers what the hub hands it as a shared store would
+//! (joins too, in their topic's shard) and hands it back.
 
 #![allow(clippy::panic, clippy::unwrap_used)] // a test reports failure by panicking
 
@@ -38,8 +40,8 @@ use bytes::Buf;
 use proptest::prelude::*;
 use sse_proto::{
     Batch, Continuity, Cursor, Decision, Decoder, Event, GapReason, HttpVersion, Hub, Item,
-    LogBounds, MAX_SHARDS, ManualClock, MemoryHistory, Outlet, Placement, Principal, Request,
-    ResumeConfig, SessionId, Target, TopicName, WriteWindow,
+    LogBounds, MAX_SHARDS, ManualClock, MemoryHistory, Outlet, Placement, Principal, RelayConfig,
+    RelayPort, Relayed, Request, ResumeConfig, SessionId, Target, TopicName, WriteWindow,
 };
 
 const GRACE_MS: u64 = 10_000;
@@ -170,8 +172,14 @@ struct Sim {
     now: u64,
     max_events: usize,
     placement: Placement,
-    /// The head of each shard.
+    /// Relay mode: the port the test's relay drives.
+    port: Option<RelayPort>,
+    /// The number the test's relay gives the event the hub hands it next (relay mode).
+    pending: Option<u64>,
+    /// The last number given on each shard (relay mode: joins count).
     heads: Vec<u64>,
+    /// The last number of a logged event on each shard.
+    logged: Vec<u64>,
     events: Vec<Logged>,
     /// Each log's events held (indexes into `events`).
     logs: HashMap<LogKey, VecDeque<usize>>,
@@ -191,7 +199,7 @@ fn cursor_of(position: &str) -> Cursor {
 }
 
 impl Sim {
-    fn new(max_events: usize, shards: usize) -> Sim {
+    fn new(max_events: usize, shards: usize, relay: bool) -> Sim {
         let clock = ManualClock::starting_at(instant(0));
         let bounds = LogBounds {
             max_events,
@@ -199,20 +207,27 @@ impl Sim {
         };
         let placement = Placement::new(shards).unwrap();
         // What each tab gets, not when: writers are woken at once (no write window).
-        let hub = Hub::builder()
+        let mut builder = Hub::builder()
             .keep_alive(None)
             .write_window(WriteWindow::Off)
             .resume(ResumeConfig::new(Duration::from_millis(GRACE_MS)).bounds(bounds))
             .history(MemoryHistory::new(7, bounds, usize::MAX).placed(placement))
-            .topic_rule(|_, _| true)
-            .build(clock.clone());
+            .topic_rule(|_, _| true);
+        if relay {
+            builder = builder.relay(RelayConfig::default());
+        }
+        let hub = builder.build(clock.clone());
+        let port = RelayPort::claim(&hub);
         let mut sim = Sim {
             hub,
             clock,
             now: 0,
             max_events,
             placement,
+            port,
+            pending: None,
             heads: vec![0; shards],
+            logged: vec![0; shards],
             events: Vec::new(),
             logs: HashMap::new(),
             evicted: HashSet::new(),
@@ -268,6 +283,8 @@ impl Sim {
         let shard = self.shard(log);
         self.heads[usize::from(shard)] += 1;
         let seq = self.heads[usize::from(shard)];
+        self.logged[usize::from(shard)] = seq;
+        self.pending = Some(seq);
         self.shard_of.insert(payload.to_owned(), shard);
         let held = self.logs.entry(log).or_default();
         held.push_back(self.events.len());
@@ -289,6 +306,46 @@ impl Sim {
             payload: payload.to_owned(),
             entitled,
         });
+    }
+
+    /// Relay mode: the test's relay takes what the hub queued, numbers it in its shard and
+    /// hands it back. An event the model logged gets the number the model gave it; one it
+    /// did not (a send to a session that is gone, a publish without members) is refused, as
+    /// a store refuses it. A join takes the next number of its topic's shard; a leave's
+    /// stretch ends at the topic's last event.
+    fn pump(&mut self) {
+        let Some(port) = self.port.clone() else {
+            return;
+        };
+        let mut items = Vec::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        while let std::task::Poll::Ready(Some(_)) = port.poll_outbound(&mut cx, &mut items) {}
+        for item in items {
+            match item {
+                Relayed::Event { to, frame } => {
+                    if let Some(seq) = self.pending.take() {
+                        port.deliver(seq, &to, frame);
+                    }
+                }
+                Relayed::Join { id, topic } => {
+                    let shard = usize::from(self.placement.of(Target::Topic(&topic)));
+                    self.heads[shard] += 1;
+                    assert!(port.joined(self.heads[shard], &id, &topic), "{id:?} joins");
+                }
+                Relayed::Leave { id, topic, keep } => {
+                    let t = TOPICS.iter().position(|&t| t == topic.as_str()).unwrap();
+                    let last = self
+                        .events
+                        .iter()
+                        .rev()
+                        .find(|e| e.log == LogKey::Topic(t))
+                        .map_or(0, |e| e.seq);
+                    port.left(&id, &topic, last, keep);
+                }
+                other => panic!("nothing else is relayed here: {other:?}"),
+            }
+        }
+        self.pending = None;
     }
 
     /// A group with no member and nobody entitled to any of its events is dropped, log and
@@ -362,8 +419,14 @@ impl Sim {
                 let sent = self
                     .hub
                     .send_to(&self.tabs[tab].id, &Event::new().data(payload.clone()));
-                assert_eq!(sent.is_ok(), self.live(inc), "send to tab {tab}: {sent:?}");
-                if sent.is_ok() {
+                // In relay mode the store says whether the session exists.
+                let relayed = self.port.is_some();
+                assert_eq!(
+                    sent.is_ok(),
+                    relayed || self.live(inc),
+                    "send to tab {tab}: {sent:?}"
+                );
+                if self.live(inc) {
                     self.log(LogKey::Own(inc), &payload, HashSet::from([inc]));
                 }
             }
@@ -431,6 +494,7 @@ impl Sim {
                 }
             }
         }
+        self.pump();
         self.settle();
         let stats = self.hub.stats();
         let live = self.incs.iter().filter(|i| i.live);
@@ -540,7 +604,7 @@ impl Sim {
             let home = self.placement.of(Target::Session(&id));
             let since = [0, home]
                 .into_iter()
-                .map(|s| (s, self.heads[usize::from(s)]))
+                .map(|s| (s, self.logged[usize::from(s)]))
                 .collect();
             self.incs.push(Inc {
                 tab,
@@ -561,6 +625,8 @@ impl Sim {
             expected: replay.into(),
             first: true,
         });
+        // Relay mode: the topics granted now are joined once the relay numbers the joins.
+        self.pump();
     }
 
     /// What a live incarnation is owed after `after`: its continuity, its topic gaps and the
@@ -613,15 +679,16 @@ impl Sim {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(800))]
 
     #[test]
     fn every_tab_gets_what_its_memberships_entitle_it_to(
         max_events in 2usize..8,
         shards in prop_oneof![Just(1usize), Just(4)],
+        relay in any::<bool>(),
         ops in proptest::collection::vec(op(), 1..80),
     ) {
-        let mut sim = Sim::new(max_events, shards);
+        let mut sim = Sim::new(max_events, shards, relay);
         for op in &ops {
             sim.run(op);
         }
