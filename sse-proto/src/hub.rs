@@ -141,6 +141,9 @@ pub(crate) struct Inner {
     relay: Option<Mutex<Outbound>>,
     /// How writers batch frames (never a zero length).
     window: WriteWindow,
+    /// Whether most attached writers were still busy (not back waiting for frames) when the
+    /// last fan-out reached them: the adaptive window may then stretch further.
+    saturated: AtomicBool,
     /// The streams whose writer holds an outlet.
     streams: Streams,
     /// Topics and users, and their members. Lock order: after `history`, before `sessions`.

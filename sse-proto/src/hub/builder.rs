@@ -383,6 +383,7 @@ impl HubBuilder {
                 policy: self.policy,
                 relay: self.relay.map(|config| Mutex::new(Outbound::new(config))),
                 window: self.window.normalized(),
+                saturated: AtomicBool::new(false),
                 groups: Mutex::new(groups),
                 topics: self.topics,
                 streams: super::Streams::default(),

@@ -1,6 +1,7 @@
 //! Delivery: queueing to one session or to all, and cutting what will not drain.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLockReadGuard};
 
 use super::slot::{Queued, Slot, SlotState, Wake, Wakeups, lock};
@@ -14,6 +15,10 @@ use crate::id::SessionId;
 use crate::lifecycle::SessionEvent;
 use crate::position::Stamp;
 use crate::relay::{Recipient, Relayed};
+
+/// The fewest attached streams a fan-out must reach for what it finds (most writers busy
+/// or not) to say whether the hub is saturated.
+const SATURATION_SAMPLE: usize = 64;
 
 impl Inner {
     /// Cuts every stream still writing (a shutdown's deadline passed): their writers and
@@ -169,10 +174,15 @@ impl Inner {
         let mut follow = Vec::new();
         // Coalescing windows opened: handed to the timers together once the loop is done.
         let mut held = Vec::new();
+        let (mut attached, mut busy) = (0usize, 0usize);
         for slot in slots {
             let mut st = slot.lock();
             if !st.is_live() {
                 continue;
+            }
+            if let Some(link) = &st.link {
+                attached += 1;
+                busy += usize::from(link.writer.is_none());
             }
             let queued = st.queue(&slot.id, at, frame.clone(), pacing);
             let next = self.after_queue(&mut st, &queued);
@@ -201,6 +211,10 @@ impl Inner {
         }
         if !held.is_empty() {
             self.hold(held);
+        }
+        // A fan-out to a few streams (a small topic) says little of the hub's load.
+        if attached >= SATURATION_SAMPLE {
+            self.saturated.store(busy * 2 > attached, Ordering::Relaxed);
         }
         (count, follow)
     }

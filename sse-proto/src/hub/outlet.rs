@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -78,7 +79,8 @@ impl Outlet {
                     && link.conn.is_open()
                     && link.conn.queued_bytes() > 0
                 {
-                    if let Some(at) = self.hub.window.hold_until(&link.cadence, now) {
+                    let saturated = self.hub.saturated.load(Ordering::Relaxed);
+                    if let Some(at) = self.hub.window.hold_until(&link.cadence, now, saturated) {
                         link.window = Gathering::Open(at);
                         opened = Some(at);
                     }

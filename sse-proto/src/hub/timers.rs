@@ -294,6 +294,7 @@ impl Inner {
             window => Some(Pacing {
                 now: self.clock.now(),
                 window,
+                saturated: self.saturated.load(Ordering::Relaxed),
             }),
         }
     }

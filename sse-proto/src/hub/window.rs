@@ -25,9 +25,12 @@ pub enum WriteWindow {
     /// more recently waits until this long after its last write, then writes everything
     /// queued meanwhile in one write. A quiet stream pays no latency; a busy one writes at
     /// most once per length. Under load (a writer that woke late last time, because the
-    /// runtime is busy writing to many streams) the window stretches with that lag, and
-    /// what comes within 20 lengths of the last write waits a length even after a pause, as
-    /// with a fixed window.
+    /// runtime is busy writing to many streams) the window stretches with that lag, up to 4
+    /// lengths, and what comes within 20 lengths of the last write waits a length even
+    /// after a pause, as with a fixed window. When events outrun the writes (most writers
+    /// were still busy with one fan-out when the next came), a writer 4 lengths late or
+    /// more stretches up to 64 lengths: the server batches until it catches up, and events
+    /// paced slower than it writes are not held.
     Adaptive(Duration),
 }
 
@@ -94,10 +97,18 @@ impl Cadence {
     /// [`LAG_FACTOR`] times that lag, up to [`MAX_STRETCH`] times the length. A server that
     /// runs late batches more, which is what lets it catch up: back to back at 1 000
     /// streams, the lag alone (a factor of 1) saved a quarter of the writes, a factor of 4
-    /// four fifths (BENCHMARKS.md, section 5).
-    fn span(&self, length: Duration) -> Duration {
+    /// four fifths (BENCHMARKS.md, section 5). With the hub `saturated` and the writer
+    /// [`LAG_FACTOR`] lengths late or more, up to [`MAX_SATURATED_STRETCH`] times the
+    /// length: back to back at 10 000 streams, where one broadcast takes about 100 ms to
+    /// write, 4 lengths (20 ms) let the next broadcast find each writer quiet again.
+    fn span(&self, length: Duration, saturated: bool) -> Duration {
         let lag = Duration::from_micros(u64::from(self.lag_us));
-        (lag * LAG_FACTOR).clamp(length, length * MAX_STRETCH)
+        let most = if saturated && lag >= length * LAG_FACTOR {
+            MAX_SATURATED_STRETCH
+        } else {
+            MAX_STRETCH
+        };
+        (lag * LAG_FACTOR).clamp(length, length * most)
     }
 
     /// Whether the writer woke a window's length or more late last time, and wrote within
@@ -126,12 +137,22 @@ const LAG_FACTOR: u32 = 4;
 /// under load (20 ms at the default 5 ms).
 const MAX_STRETCH: u32 = 4;
 
+/// How many times its length an adaptive window stretches at most while the hub is
+/// saturated (most writers still busy with the previous fan-out when the next one came) and
+/// the writer woke [`LAG_FACTOR`] lengths late or more (320 ms at the default 5 ms). Gated
+/// on saturation, a stretch this long costs nothing to events paced slower than the server
+/// writes (one every 200 ms to 10 000 streams: p99 unchanged), where the same stretch for
+/// every late writer added 90 ms (BENCHMARKS.md, section 5).
+const MAX_SATURATED_STRETCH: u32 = 64;
+
 /// The window as of one delivery: the clock is read once, so that the windows a broadcast
 /// opens on a fixed length end together.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pacing {
     pub(crate) now: Instant,
     pub(crate) window: WriteWindow,
+    /// Whether most writers were still busy at the last fan-out.
+    pub(crate) saturated: bool,
 }
 
 impl Pacing {
@@ -144,7 +165,7 @@ impl Pacing {
             WriteWindow::Fixed(length) => Some(self.now + length),
             // A busy writer decides when it asks (see `hold_until`).
             WriteWindow::Adaptive(_) if !idle => None,
-            WriteWindow::Adaptive(_) => self.window.hold_until(cadence, self.now),
+            WriteWindow::Adaptive(_) => self.window.hold_until(cadence, self.now, self.saturated),
         }
     }
 }
@@ -152,14 +173,19 @@ impl Pacing {
 impl WriteWindow {
     /// Adaptive: until when a writer with this cadence, finding frames queued at `now`,
     /// holds them; `None` to write now.
-    pub(crate) fn hold_until(self, cadence: &Cadence, now: Instant) -> Option<Instant> {
+    pub(crate) fn hold_until(
+        self,
+        cadence: &Cadence,
+        now: Instant,
+        saturated: bool,
+    ) -> Option<Instant> {
         let WriteWindow::Adaptive(length) = self else {
             return None;
         };
         // Within the span of the last write: until its end.
         let recent = cadence
             .last_write
-            .map(|at| at + cadence.span(length))
+            .map(|at| at + cadence.span(length, saturated))
             .filter(|&end| end > now);
         // Woken late last time (the server runs behind, writing to many streams): a window
         // from now, as the fixed window does, even after a pause since the last write (up to
@@ -185,16 +211,17 @@ mod tests {
         let w = WriteWindow::Adaptive(ms(5));
         let mut c = Cadence::default();
         // Never wrote: at once.
-        assert_eq!(w.hold_until(&c, t0), None);
+        assert_eq!(w.hold_until(&c, t0, false), None);
         c.wrote(t0);
         // Wrote 5 ms ago or more: at once.
-        assert_eq!(w.hold_until(&c, t0 + ms(5)), None);
-        assert_eq!(w.hold_until(&c, t0 + ms(9)), None);
+        assert_eq!(w.hold_until(&c, t0 + ms(5), false), None);
+        assert_eq!(w.hold_until(&c, t0 + ms(9), false), None);
         // Wrote 1 ms ago: until 5 ms after that write.
-        assert_eq!(w.hold_until(&c, t0 + ms(1)), Some(t0 + ms(5)));
+        assert_eq!(w.hold_until(&c, t0 + ms(1), false), Some(t0 + ms(5)));
         let pacing = Pacing {
             now: t0 + ms(1),
             window: w,
+            saturated: false,
         };
         assert_eq!(pacing.window_end(&c, true), Some(t0 + ms(5)));
         // A busy writer is not woken; it looks when it asks.
@@ -203,6 +230,7 @@ mod tests {
         let fixed = Pacing {
             now: t0 + ms(1),
             window: WriteWindow::Fixed(ms(5)),
+            saturated: false,
         };
         assert_eq!(fixed.window_end(&c, true), Some(t0 + ms(6)));
         assert_eq!(WriteWindow::Fixed(ms(0)).normalized(), WriteWindow::Off);
@@ -218,23 +246,23 @@ mod tests {
         // Woken at t0, it ran 3 ms later: it holds what comes for 4 × 3 ms after that write.
         c.woken(t0);
         c.wrote(t0 + ms(3));
-        assert_eq!(w.hold_until(&c, t0 + ms(10)), Some(t0 + ms(15)));
+        assert_eq!(w.hold_until(&c, t0 + ms(10), false), Some(t0 + ms(15)));
         // 50 ms late: four windows at most.
         c.woken(t0 + ms(20));
         c.wrote(t0 + ms(70));
-        assert_eq!(w.hold_until(&c, t0 + ms(71)), Some(t0 + ms(90)));
+        assert_eq!(w.hold_until(&c, t0 + ms(71), false), Some(t0 + ms(90)));
         // Late, and quiet since: what comes is held a window from when it comes.
-        assert_eq!(w.hold_until(&c, t0 + ms(95)), Some(t0 + ms(100)));
+        assert_eq!(w.hold_until(&c, t0 + ms(95), false), Some(t0 + ms(100)));
         // On time again: one window after the last write, and nothing after a pause.
         c.woken(t0 + ms(100));
         c.wrote(t0 + ms(100));
-        assert_eq!(w.hold_until(&c, t0 + ms(101)), Some(t0 + ms(105)));
-        assert_eq!(w.hold_until(&c, t0 + ms(150)), None);
+        assert_eq!(w.hold_until(&c, t0 + ms(101), false), Some(t0 + ms(105)));
+        assert_eq!(w.hold_until(&c, t0 + ms(150), false), None);
         // A batch taken without a wake-up (the writer was busy) keeps the last lag.
         c.woken(t0 + ms(200));
         c.wrote(t0 + ms(202));
         c.wrote(t0 + ms(210));
-        assert_eq!(w.hold_until(&c, t0 + ms(211)), Some(t0 + ms(218)));
+        assert_eq!(w.hold_until(&c, t0 + ms(211), false), Some(t0 + ms(218)));
     }
 
     #[test]
@@ -247,9 +275,35 @@ mod tests {
         c.woken(t0);
         c.wrote(t0 + ms(50));
         // Quiet since, but within the horizon: still late, a window from now.
-        assert_eq!(w.hold_until(&c, t0 + ms(149)), Some(t0 + ms(154)));
+        assert_eq!(w.hold_until(&c, t0 + ms(149), false), Some(t0 + ms(154)));
         // Quiet for the horizon (20 windows): the lag is stale, the event goes at once.
-        assert_eq!(w.hold_until(&c, t0 + ms(150)), None);
-        assert_eq!(w.hold_until(&c, t0 + ms(5_000)), None);
+        assert_eq!(w.hold_until(&c, t0 + ms(150), false), None);
+        assert_eq!(w.hold_until(&c, t0 + ms(5_000), false), None);
+    }
+
+    #[test]
+    fn a_saturated_hub_stretches_a_late_writers_window_further() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let w = WriteWindow::Adaptive(ms(5));
+        let mut c = Cadence::default();
+        // 50 ms late: four windows at most (20 ms) ...
+        c.woken(t0);
+        c.wrote(t0 + ms(50));
+        assert_eq!(w.hold_until(&c, t0 + ms(51), false), Some(t0 + ms(70)));
+        // ... unless most writers were busy at the last fan-out: four times its lag.
+        assert_eq!(w.hold_until(&c, t0 + ms(51), true), Some(t0 + ms(250)));
+        // 2 s late: 64 windows at most (320 ms).
+        c.woken(t0 + ms(300));
+        c.wrote(t0 + ms(2_300));
+        assert_eq!(w.hold_until(&c, t0 + ms(2_301), true), Some(t0 + ms(2_620)));
+        // 10 ms late (under four windows): saturated or not, four windows at most.
+        c.woken(t0 + ms(3_000));
+        c.wrote(t0 + ms(3_010));
+        assert_eq!(w.hold_until(&c, t0 + ms(3_011), true), Some(t0 + ms(3_030)));
+        // On time: nothing after a pause, saturated or not.
+        c.woken(t0 + ms(4_000));
+        c.wrote(t0 + ms(4_000));
+        assert_eq!(w.hold_until(&c, t0 + ms(4_050), true), None);
     }
 }

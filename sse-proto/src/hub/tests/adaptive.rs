@@ -221,3 +221,55 @@ fn a_writer_that_asks_after_its_window_ended_takes_the_batch_without_the_timers(
     assert_eq!(Driver::new().poll(&hub, t0 + WINDOW), None);
     assert_eq!(w.woken(), 0);
 }
+
+#[test]
+fn a_fan_out_that_finds_most_writers_busy_marks_the_hub_saturated() {
+    let t0 = Instant::now();
+    let (hub, clock) = adaptive_hub(t0);
+    let mut tabs: Vec<(Session, Writer)> = (0..64)
+        .map(|i| {
+            let (s, mut w) = open(&hub, &format!("t{i}"), t0);
+            w.prime(&s, t0);
+            s.join("few").expect("no rule: every join");
+            (s, w)
+        })
+        .collect();
+    let saturated = || hub.inner.saturated.load(std::sync::atomic::Ordering::Relaxed);
+    // Every writer waits, quiet for long: each is woken at once, and the hub is quiet.
+    let later = t0 + ms(500);
+    clock.set(later);
+    hub.broadcast(&Event::new().data("one"));
+    assert!(!saturated());
+    // The next fan-out finds them woken and not back yet.
+    hub.broadcast(&Event::new().data("two"));
+    assert!(saturated());
+    // A few of them back and waiting: a publish to fewer streams than the sample says
+    // nothing of the hub either way.
+    for (s, w) in &mut tabs[..8] {
+        assert_eq!(w.drain(later).0, Poll::Ready(Some(2)));
+        assert_eq!(w.drain(later).0, Poll::Pending);
+        s.leave("few").expect("left");
+    }
+    let few = hub.topic("few").expect("valid");
+    for (s, _) in &tabs[..8] {
+        s.join("few").expect("joined");
+    }
+    for (s, _) in &tabs[8..] {
+        s.leave("few").expect("left");
+    }
+    clock.set(later + ms(500));
+    few.send("to the few").expect("sent");
+    assert!(saturated());
+    // All back and waiting, quiet for long: the next fan-out finds the hub quiet.
+    for (_, w) in &mut tabs[8..] {
+        assert_eq!(w.drain(later).0, Poll::Ready(Some(2)));
+        assert_eq!(w.drain(later).0, Poll::Pending);
+    }
+    for (_, w) in &mut tabs[..8] {
+        assert_eq!(w.drain(later + ms(500)).0, Poll::Ready(Some(1)));
+        assert_eq!(w.drain(later + ms(500)).0, Poll::Pending);
+    }
+    clock.set(later + ms(1_000));
+    hub.broadcast(&Event::new().data("three"));
+    assert!(!saturated());
+}
