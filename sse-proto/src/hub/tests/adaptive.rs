@@ -234,7 +234,11 @@ fn a_fan_out_that_finds_most_writers_busy_marks_the_hub_saturated() {
             (s, w)
         })
         .collect();
-    let saturated = || hub.inner.saturated.load(std::sync::atomic::Ordering::Relaxed);
+    let saturated = || {
+        hub.inner
+            .saturated
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     // Every writer waits, quiet for long: each is woken at once, and the hub is quiet.
     let later = t0 + ms(500);
     clock.set(later);
