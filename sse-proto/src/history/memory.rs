@@ -293,22 +293,23 @@ impl History for MemoryHistory {
         let lost = |target: Target<'_>, from: u64| {
             from < self.lost[usize::from(self.placement.of(target))]
         };
-        let mut sources = Vec::with_capacity(3 + scope.topics.len());
+        // The broadcasts, the session's own log and its user's: each told whole, or a gap.
         let own = Target::Session(scope.session);
         let user = scope
             .user
-            .map(|(u, since)| (Target::User(u), after(Target::User(u)).max(since)));
-        let lost_own = [(Target::All, after(Target::All)), (own, after(own))]
-            .into_iter()
-            .chain(user)
-            .any(|(target, from)| lost(target, from));
-        if lost_own {
+            .map(|(u, since)| (u, after(Target::User(u)).max(since)));
+        let (all, mine) = (after(Target::All), after(own));
+        if lost(Target::All, all)
+            || lost(own, mine)
+            || user.is_some_and(|(u, from)| lost(Target::User(u), from))
+        {
             return Err(GapReason::Lost);
         }
-        whole(&mut sources, Some(&self.broadcasts), after(Target::All))?;
-        whole(&mut sources, self.sessions.get(scope.session), after(own))?;
-        if let (Some((user, _)), Some((_, from))) = (scope.user, user) {
-            whole(&mut sources, self.users.get(user), from)?;
+        let mut sources = Vec::with_capacity(3 + scope.topics.len());
+        whole(&mut sources, Some(&self.broadcasts), all)?;
+        whole(&mut sources, self.sessions.get(scope.session), mine)?;
+        if let Some((u, from)) = user {
+            whole(&mut sources, self.users.get(u), from)?;
         }
         // A topic with a stretch that lost events is left out whole: the application
         // catches the tab up on it, and the other logs still replay.

@@ -314,7 +314,7 @@ impl Hub {
             }
             Some(slot) => slot,
             None => {
-                let heads = Heads::new(history.as_deref().map(|h| &**h));
+                let heads = Heads::held(&history);
                 let since = heads.of_new(&id);
                 let slot = Arc::new(Slot::new(id.clone(), claim.is_none(), since));
                 sessions.insert(id.clone(), slot.clone());
@@ -330,7 +330,7 @@ impl Hub {
             }
             // What the tab is entitled to now: its user's, and the topics the rule still
             // grants (revoked ones are withheld, not replayed).
-            let heads = Heads::new(history.as_deref().map(|h| &**h));
+            let heads = Heads::held(&history);
             inner.refresh(
                 &mut groups,
                 &slot,
@@ -384,7 +384,7 @@ impl Hub {
             // The tab has everything it is entitled to up to the heads: its cursor names
             // every shard the session reads.
             if start.from.is_some() {
-                let heads = Heads::new(history.as_deref().map(|h| &**h));
+                let heads = Heads::held(&history);
                 heads.complete(&mut seen, &id, &st);
             }
             let had_link = st.link.is_some();

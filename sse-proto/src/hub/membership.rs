@@ -14,6 +14,7 @@ use crate::frame::Frame;
 use crate::handshake::Fetched;
 use crate::history::Target;
 use crate::id::SessionId;
+use crate::placement::Placement;
 use crate::position::Stamp;
 use crate::relay::{Recipient, Relayed};
 use crate::request::Principal;
@@ -130,20 +131,21 @@ impl Inner {
         if self.relay.is_some() {
             // The relay numbers the joins; the session is a member once they come back.
             let mut open = st.topics.iter().filter(|m| m.is_open()).count();
-            let placement = heads.placement();
-            let mut shards = Shards::of(placement, &slot.id, st);
-            let limit = Cursor::max_shards(slot.id.len(), self.handshake.max_id_len_value());
+            // The joins are not in `st` until they come back: their shards count here.
+            let mut room = self.shard_room(slot, st);
             for topic in requested {
                 let member = st.topics.iter().any(|m| m.is_open() && &m.topic == topic);
                 if member || open >= self.topics.max || !self.topics.grants(topic, user, false) {
                     continue;
                 }
-                let mut more = shards;
-                more.add(placement.of(Target::Topic(topic)));
-                if self.resume.is_some() && more.len() > limit {
-                    continue;
+                if let Some((placement, shards, limit)) = &mut room {
+                    let mut more = *shards;
+                    more.add(placement.of(Target::Topic(topic)));
+                    if more.len() > *limit {
+                        continue;
+                    }
+                    *shards = more;
                 }
-                shards = more;
                 open += 1;
                 changes.relay.push(Relayed::Join {
                     id: slot.id.clone(),
@@ -171,7 +173,7 @@ impl Inner {
             return self.join_relayed(slot, topic);
         }
         let history = self.resume.as_ref().map(|r| lock(&r.history));
-        let head = Heads::new(history.as_deref().map(|h| &**h)).of(Target::Topic(topic));
+        let head = Heads::held(&history).of(Target::Topic(topic));
         let joined = {
             let mut groups = lock(&self.groups);
             let mut st = slot.lock();
@@ -214,20 +216,25 @@ impl Inner {
     /// Fails with [`Error::TooManyShards`] when the session reading `topic` would need its
     /// cursor to name more shards than fit beside its id (resume mode, a sharded log).
     fn check_shards(&self, slot: &Slot, st: &SlotState, topic: &TopicName) -> Result<(), Error> {
-        let Some(resume) = &self.resume else {
+        let Some((placement, mut shards, limit)) = self.shard_room(slot, st) else {
             return Ok(());
         };
-        let placement = resume.placement;
-        if placement.shards() == 1 {
-            return Ok(());
-        }
-        let mut shards = Shards::of(placement, &slot.id, st);
         shards.add(placement.of(Target::Topic(topic)));
-        let limit = Cursor::max_shards(slot.id.len(), self.handshake.max_id_len_value());
         if shards.len() > limit {
             return Err(Error::TooManyShards { limit });
         }
         Ok(())
+    }
+
+    /// With a sharded log (resume mode): its placement, the shards the session of `st`
+    /// reads, and how many its cursor may name. `None` when every log is on one shard.
+    fn shard_room(&self, slot: &Slot, st: &SlotState) -> Option<(Placement, Shards, usize)> {
+        let placement = self.resume.as_ref()?.placement;
+        if placement.shards() == 1 {
+            return None;
+        }
+        let limit = Cursor::max_shards(slot.id.len(), self.handshake.max_id_len_value());
+        Some((placement, Shards::of(placement, &slot.id, st), limit))
     }
 
     /// Relay mode: checks the join here and hands it to the relay, which numbers it and

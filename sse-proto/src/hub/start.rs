@@ -1,6 +1,8 @@
 //! How a new connection continues its session (resume mode): the tab's cursor, what it
 //! replays, or why it has a gap; and the shards a session reads, which its cursor names.
 
+use std::sync::MutexGuard;
+
 use super::slot::SlotState;
 use crate::cursor::Cursor;
 use crate::handshake::{Claim, Fetched};
@@ -20,6 +22,11 @@ pub(super) struct Heads<'a> {
 impl<'a> Heads<'a> {
     pub(super) fn new(history: Option<&'a dyn History>) -> Heads<'a> {
         Heads { history }
+    }
+
+    /// The heads of the history its caller holds locked (resume mode), else all 0.
+    pub(super) fn held(history: &'a Option<MutexGuard<'_, Box<dyn History>>>) -> Heads<'a> {
+        Heads::new(history.as_deref().map(|h| &**h))
     }
 
     pub(super) fn placement(&self) -> Placement {
