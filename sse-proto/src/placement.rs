@@ -59,7 +59,18 @@ impl Placement {
         }
     }
 
-    fn of_name(&self, name: &[u8]) -> u8 {
+    /// The shard of the log named `name`: a session id's bytes, a topic's name or a
+    /// principal's bytes, as [`of`](Self::of) hashes them. A store that keeps its keys by
+    /// name (without the typed target at hand) places with this.
+    ///
+    /// ```
+    /// use sse_proto::{Placement, Target, TopicName};
+    ///
+    /// let four = Placement::new(4).unwrap();
+    /// let room = TopicName::new("room").unwrap();
+    /// assert_eq!(four.of_name(b"room"), four.of(Target::Topic(&room)));
+    /// ```
+    pub fn of_name(&self, name: &[u8]) -> u8 {
         if self.shards == 1 {
             return 0;
         }

@@ -35,6 +35,7 @@ impl RedisEngine {
         let shared = &self.shared;
         let keys = &shared.keys;
         let frame_bytes = frame.to_bytes();
+        let home = keys.of_session(id);
         let mut reply = Ok(-2);
         for try_no in 0..TRIES {
             let mut conn = shared.conn.clone();
@@ -61,10 +62,10 @@ impl RedisEngine {
             let mut invocation = shared.scripts.send.prepare_invoke();
             invocation
                 .key(keys.owner(id))
-                .key(keys.seq())
+                .key(keys.seq(home))
                 .key(keys.log(id))
-                .key(keys.done(&attempt.mid))
-                .key(keys.node(&owner))
+                .key(keys.done(home, &attempt.mid))
+                .key(keys.node(home, &owner))
                 .key(keys.closed(id))
                 .arg(&owner)
                 .arg(id)
@@ -148,10 +149,10 @@ impl RedisEngine {
         let keys = &shared.keys;
         let mut invocation = shared.scripts.broadcast.prepare_invoke();
         invocation
-            .key(keys.seq())
+            .key(keys.seq(0))
             .key(keys.bcast())
-            .key(keys.all())
-            .key(keys.done(&attempt.mid))
+            .key(keys.all(0))
+            .key(keys.done(0, &attempt.mid))
             .arg(frame.to_bytes().as_ref())
             .arg(shared.config.stream_max)
             .arg(&shared.config.node)
@@ -164,7 +165,18 @@ impl RedisEngine {
         match invocation.invoke_async::<Value>(&mut conn).await {
             Ok(v) => {
                 shared.set_up(true);
-                let count = reply::array(&v).get(1).and_then(reply::int).unwrap_or(0);
+                let mut count = reply::array(&v).get(1).and_then(reply::int).unwrap_or(0);
+                // The sessions homed on the other shards.
+                let now = now_ms();
+                for shard in keys.shards().skip(1) {
+                    let more: Result<i64, _> = redis::cmd("ZCOUNT")
+                        .arg(keys.all(shard))
+                        .arg(now)
+                        .arg("+inf")
+                        .query_async(&mut conn)
+                        .await;
+                    count += more.unwrap_or(0);
+                }
                 Ok(usize::try_from(count).unwrap_or(0))
             }
             Err(_) => {
@@ -189,6 +201,7 @@ impl RedisEngine {
     async fn end(&self, id: &str, kind: &str) -> Result<bool, Error> {
         let shared = &self.shared;
         let keys = &shared.keys;
+        let home = keys.of_session(id);
         for _ in 0..TRIES {
             let owner = match self.owner(id).await {
                 Ok(owner) => owner.unwrap_or_default(),
@@ -209,8 +222,8 @@ impl RedisEngine {
             invocation
                 .key(keys.owner(id))
                 .key(keys.closed(id))
-                .key(keys.seq())
-                .key(keys.node(stream))
+                .key(keys.seq(home))
+                .key(keys.node(home, stream))
                 .arg(&owner)
                 .arg(id)
                 .arg(millis(shared.config.closed_ttl))

@@ -47,17 +47,29 @@ pub(crate) const BACKOFF: (Duration, Duration) =
 impl RedisEngine {
     /// This node's side of the engine, until the hub behind `port` is dropped.
     pub(crate) async fn tasks(self, port: RelayPort) {
-        let (a, b, c) = (self.clone(), self.clone(), self);
-        let (pa, pb, pc) = (port.clone(), port.clone(), port);
-        future::zip(a.reader(pa), future::zip(b.relay(pb), c.presence(pc))).await;
+        // One reader per shard, each on a connection of its own.
+        let readers = self
+            .shared
+            .keys
+            .shards()
+            .map(|shard| self.clone().reader(port.clone(), shard));
+        let readers = futures_util::future::join_all(readers);
+        let (b, c) = (self.clone(), self);
+        let (pb, pc) = (port.clone(), port);
+        future::zip(readers, future::zip(b.relay(pb), c.presence(pc))).await;
     }
 
-    async fn reader(self, port: RelayPort) {
+    /// Reads what comes to this node on `shard`: its inbox there, the broadcasts (shard 0)
+    /// and, for an observer, presence there; each shard's entries in that shard's order.
+    async fn reader(self, port: RelayPort, shard: u8) {
         let shared = &self.shared;
+        let keys = &shared.keys;
         let mut backoff = BACKOFF.0;
         // Where reading starts: when the engine connected (what came before is in the logs,
         // for resumes).
-        let mut last = lock(&shared.read_from).take();
+        let mut last = lock(&shared.read_from)
+            .get_mut(usize::from(shard))
+            .and_then(Option::take);
         // The entry numbered `last`, when this reader delivered it.
         let mut mark: Option<Mark> = None;
         loop {
@@ -74,18 +86,18 @@ impl RedisEngine {
                 }
             };
             // (Re)connected: is it the same store, holding what this node read?
-            let Ok(line) = self.line(last, mark.as_ref()).await else {
+            let Ok(line) = self.line(shard, last, mark.as_ref()).await else {
                 Timer::after(backoff).await;
                 continue;
             };
-            last = self.follow(&port, line, last);
+            last = self.follow(&port, shard, line, last).await;
             if line != Line::Same {
                 mark = None;
             }
             let mut checked = Instant::now();
             if last.is_none() {
                 let seq: Result<Option<u64>, _> = redis::cmd("GET")
-                    .arg(shared.keys.seq())
+                    .arg(keys.seq(shard))
                     .query_async(&mut conn)
                     .await;
                 match seq {
@@ -95,7 +107,9 @@ impl RedisEngine {
             }
             shared.set_up(true);
             backoff = BACKOFF.0;
-            let me = shared.keys.node(&shared.config.node);
+            let me = keys.node(shard, &shared.config.node);
+            let bcast = (shard == 0).then(|| keys.bcast());
+            let presence_key = keys.presence(shard);
             loop {
                 if port.hub().is_none() {
                     return;
@@ -104,9 +118,9 @@ impl RedisEngine {
                 // (another node may have found it restarted or short of entries).
                 if checked.elapsed() >= BLOCK {
                     checked = Instant::now();
-                    match self.line(last, mark.as_ref()).await {
+                    match self.line(shard, last, mark.as_ref()).await {
                         Ok(line) => {
-                            last = self.follow(&port, line, last);
+                            last = self.follow(&port, shard, line, last).await;
                             if line != Line::Same {
                                 mark = None;
                             }
@@ -124,13 +138,18 @@ impl RedisEngine {
                     .arg(READ_COUNT)
                     .arg("BLOCK")
                     .arg(millis(BLOCK))
-                    .arg("STREAMS")
-                    .arg(shared.keys.bcast())
-                    .arg(&me);
-                if presence {
-                    read.arg(shared.keys.presence());
+                    .arg("STREAMS");
+                if let Some(bcast) = &bcast {
+                    read.arg(bcast);
                 }
-                read.arg(&from).arg(&from);
+                read.arg(&me);
+                if presence {
+                    read.arg(&presence_key);
+                }
+                if bcast.is_some() {
+                    read.arg(&from);
+                }
+                read.arg(&from);
                 if presence {
                     read.arg(&from);
                 }
@@ -146,9 +165,9 @@ impl RedisEngine {
                 // in order now; the rest is read again next time.
                 let mut limit = u64::MAX;
                 for (stream, entries) in reply::xread(&reply) {
-                    let kind = if stream == shared.keys.bcast().as_bytes() {
+                    let kind = if bcast.as_ref().is_some_and(|b| stream == b.as_bytes()) {
                         Stream::Broadcasts
-                    } else if stream == shared.keys.presence().as_bytes() {
+                    } else if stream == presence_key.as_bytes() {
                         Stream::Presence
                     } else {
                         Stream::Node
@@ -164,8 +183,8 @@ impl RedisEngine {
                 if let Some((kind, entry)) = batch.last() {
                     if last.is_none_or(|l| entry.seq > l) {
                         let stream = match kind {
-                            Stream::Broadcasts => shared.keys.bcast(),
-                            Stream::Presence => shared.keys.presence(),
+                            Stream::Broadcasts => keys.bcast(),
+                            Stream::Presence => presence_key.clone(),
                             Stream::Node => me.clone(),
                         };
                         mark = Mark::of(stream, entry);

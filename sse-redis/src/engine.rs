@@ -10,14 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 use sse_proto::{
-    Answers, BoxFuture, Claimed, ClosedPolicy, GapReason, HubBuilder, IdGenerator, LogBounds,
-    MemoryHistory, Offer, RelayConfig, RelayPort, SessionEvent, SessionId, Store,
+    Answers, BoxFuture, ClosedPolicy, HubBuilder, IdGenerator, LogBounds, MemoryHistory, Offer,
+    RelayConfig, RelayPort, SessionEvent, SessionId, Store,
 };
 
 use crate::conn::{Conn, Endpoint};
+use crate::keys::Keys;
 use crate::once::{DeliveredHere, MessageIds};
-use crate::reply;
-use crate::scripts::{self, Keys};
+use crate::scripts;
 
 /// Settings of a [`RedisEngine`].
 #[derive(Debug, Clone)]
@@ -54,6 +54,16 @@ pub struct RedisConfig {
     /// (it may still take effect, once, as after any timeout). What was acknowledged then
     /// survives a failover. Each write costs a round trip to the replicas more.
     pub replicas: usize,
+    /// How many shards the deployment keeps its keys on (default 1, at most 36). Each shard
+    /// numbers its events in a sequence of its own, under a hash tag of its own, so that on
+    /// a Redis Cluster the shards spread over the masters and no one master's core is the
+    /// deployment's ceiling. Broadcasts are on shard 0; a session's, a topic's and a user's
+    /// keys on the shard its name hashes to ([`Placement`](sse_proto::Placement)). Every
+    /// node of a deployment must say the same number. A tab reads at most as many shards as
+    /// its event id leaves room for (six with the default ids, four with signed ones): a
+    /// join past that fails with [`Error::TooManyShards`](sse_proto::Error::TooManyShards).
+    /// With one shard, the keys are what they always were.
+    pub shards: usize,
 }
 
 impl RedisConfig {
@@ -69,6 +79,7 @@ impl RedisConfig {
             stream_max: 100_000,
             timeout: Duration::from_secs(2),
             replicas: 0,
+            shards: 1,
         }
     }
 }
@@ -107,7 +118,9 @@ pub(crate) struct Shared {
     pub(crate) scripts: Scripts,
     /// Where the reader starts: the sequence number when the engine connected, so that
     /// nothing sent after [`RedisEngine::connect`] returned is missed.
-    pub(crate) read_from: Mutex<Option<u64>>,
+    pub(crate) read_from: Mutex<Vec<Option<u64>>>,
+    /// The epoch each shard was in when this node last checked it (shard 0's is `epoch`).
+    pub(crate) shard_epochs: Mutex<Vec<u64>>,
     /// The ids of this engine's sends and broadcasts.
     pub(crate) messages: MessageIds,
     /// What this node delivered to its own connections while Redis was away.
@@ -128,12 +141,15 @@ pub(crate) struct Scripts {
     pub(crate) claim: redis::Script,
     pub(crate) publish: redis::Script,
     pub(crate) join: redis::Script,
+    pub(crate) join_home: redis::Script,
     pub(crate) leave: redis::Script,
     pub(crate) here: redis::Script,
     pub(crate) gone: redis::Script,
     pub(crate) orphan: redis::Script,
     pub(crate) rejoin: redis::Script,
     pub(crate) sweep: redis::Script,
+    pub(crate) clean: redis::Script,
+    pub(crate) ending: redis::Script,
 }
 
 /// What the presence task has to tell Redis.
@@ -183,20 +199,29 @@ impl RedisEngine {
     /// Fails when Redis cannot be reached, when the URL is not one redis-rs reads (or a
     /// `redis+cluster://` URL without a node), and when the prefix is not a valid hash tag.
     pub async fn connect(config: RedisConfig) -> Result<RedisEngine, redis::RedisError> {
-        let keys = Keys::new(&config.prefix).ok_or_else(|| {
+        let keys = Keys::new(&config.prefix, config.shards).ok_or_else(|| {
             redis::RedisError::from((
                 redis::ErrorKind::InvalidClientConfig,
-                "the key prefix is a hash tag: not empty, without `{` or `}`",
-                config.prefix.clone(),
+                "the key prefix is a hash tag (not empty, without `{` or `}`) and there are 1 \
+                 to 36 shards",
+                format!("prefix {:?}, {} shards", config.prefix, config.shards),
             ))
         })?;
         let endpoint = Endpoint::open(&config.url, config.timeout, crate::driver::BLOCK)?;
         let mut conn = endpoint.commands(config.timeout, config.replicas).await?;
-        let epoch = epoch(&mut conn, &keys).await?;
-        let seq: Option<u64> = redis::cmd("GET")
-            .arg(keys.seq())
-            .query_async(&mut conn)
-            .await?;
+        // Each shard's epoch (shard 0's is the deployment's, which positions carry) and where
+        // its sequence is.
+        let mut epochs = Vec::new();
+        let mut read_from = Vec::new();
+        for shard in keys.shards() {
+            epochs.push(epoch(&mut conn, &keys, shard).await?);
+            let seq: Option<u64> = redis::cmd("GET")
+                .arg(keys.seq(shard))
+                .query_async(&mut conn)
+                .await?;
+            read_from.push(Some(seq.unwrap_or(0)));
+        }
+        let epoch = epochs[0];
         Ok(RedisEngine {
             shared: Arc::new(Shared {
                 endpoint,
@@ -212,17 +237,21 @@ impl RedisEngine {
                     send: scripts::send(),
                     broadcast: scripts::broadcast(),
                     end: scripts::end(),
-                    claim: scripts::claim(),
+                    claim: crate::claim::claim(),
                     publish: crate::groups::publish(),
                     join: crate::groups::join(),
+                    join_home: crate::groups::join_home(),
                     leave: crate::groups::leave(),
                     here: crate::groups::here(),
                     gone: crate::groups::gone(),
                     orphan: crate::groups::orphan(),
                     rejoin: crate::groups::rejoin(),
                     sweep: scripts::sweep(),
+                    clean: crate::groups::clean(),
+                    ending: crate::groups::ending(),
                 },
-                read_from: Mutex::new(Some(seq.unwrap_or(0))),
+                read_from: Mutex::new(read_from),
+                shard_epochs: Mutex::new(epochs),
                 messages: MessageIds::new(random_u64()),
                 delivered_here: Mutex::new(DeliveredHere::default()),
                 port: OnceLock::new(),
@@ -250,121 +279,6 @@ impl RedisEngine {
     pub(crate) fn port(&self) -> Option<&RelayPort> {
         self.shared.port.get()
     }
-
-    /// Answers what an event-stream request needs looked up, from Redis: is the id closed
-    /// (on any node)? What did the session miss (resume mode)? It also makes this node the
-    /// session's owner, so that what is sent to it from now on comes here. `None` with
-    /// Redis away.
-    async fn answer_offer(&self, offer: &Offer) -> Option<Answers> {
-        let lookup = offer.lookup();
-        let Some(id) = lookup.closed else {
-            return Some(Answers::default());
-        };
-        let position = lookup.history.map(|(_, p)| p);
-        let after = match position {
-            Some(Claimed::At(p)) if p.epoch() == self.epoch() => Some(p.position().seq),
-            _ => None,
-        };
-        let shared = &self.shared;
-        let bounds = *lock(&shared.bounds);
-        let ttl = shared.owner_ttl(true);
-        let keys = &shared.keys;
-        let consume = shared.config.closed_policy == ClosedPolicy::ConsumeOnFirst;
-        let mut tries = 0;
-        let (items, mem) = loop {
-            tries += 1;
-            // What the session is in decides the keys the claim touches: read it first.
-            let Ok(mem) = self.read_mem(id.as_str()).await else {
-                shared.set_up(false);
-                return None;
-            };
-            let topics = mem.topic_names();
-            let mut invocation = shared.scripts.claim.prepare_invoke();
-            invocation
-                .key(keys.closed(id.as_str()))
-                .key(keys.owner(id.as_str()))
-                .key(keys.log(id.as_str()))
-                .key(keys.bcast())
-                .key(keys.mem(id.as_str()))
-                .key(keys.ulog(&mem.user_hex))
-                .key(keys.us(&mem.user_hex))
-                .key(keys.un(&mem.user_hex));
-            for t in &topics {
-                invocation
-                    .key(keys.tlog(t.as_str()))
-                    .key(keys.tn(t.as_str()))
-                    .key(keys.tm(t.as_str()));
-            }
-            invocation
-                .key(keys.seq())
-                .arg(if consume { "1" } else { "0" })
-                .arg(&shared.config.node)
-                .arg(millis(ttl))
-                .arg(after.map_or("-1".to_owned(), |s| s.to_string()))
-                .arg(bounds.max_events + 1)
-                .arg(mem.fields.join(","))
-                .arg(&mem.user_hex)
-                .arg(id.as_str())
-                .arg(millis(shared.mem_ttl(true)));
-            for t in &topics {
-                invocation.arg(t.as_str());
-            }
-            let mut conn = shared.conn.clone();
-            let reply: Value = match invocation.invoke_async(&mut conn).await {
-                Ok(v) => {
-                    shared.set_up(true);
-                    v
-                }
-                Err(_) => {
-                    shared.set_up(false);
-                    return None;
-                }
-            };
-            let items = reply::array(&reply).to_vec();
-            match items.first().and_then(reply::int) {
-                // Its memberships changed in between: read them again.
-                Some(2) if tries < 5 => continue,
-                Some(2) => return None,
-                _ => break (items, mem),
-            }
-        };
-        if items.first().and_then(reply::int) == Some(1) {
-            return Some(Answers {
-                closed: true,
-                history: None,
-            });
-        }
-        let existed = items.get(1).and_then(reply::int) == Some(1);
-        // The sequence number now: no position past it was issued.
-        let issued = items.get(10).and_then(reply::int);
-        let issued = issued.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-        let history = match position {
-            // Without resume mode nothing is logged.
-            None => None,
-            Some(Claimed::None) if existed => Some(Err(GapReason::NoPosition)),
-            Some(Claimed::None) => None,
-            Some(Claimed::Invalid) => Some(Err(GapReason::InvalidPosition)),
-            Some(Claimed::At(_)) if after.is_none() => Some(Err(GapReason::UnknownEpoch)),
-            Some(Claimed::At(_)) if !existed => Some(Err(GapReason::Expired)),
-            // A position the store never issued: forged, or from a store that lost what it
-            // had issued. Nothing after it can be told apart from what the tab saw.
-            Some(Claimed::At(p)) if p.position().seq > issued => {
-                Some(Err(GapReason::InvalidPosition))
-            }
-            Some(Claimed::At(p)) => Some(crate::fetch::fetched(
-                &items,
-                id,
-                p.position().seq,
-                mem,
-                self.epoch(),
-                bounds,
-            )),
-        };
-        Some(Answers {
-            closed: false,
-            history,
-        })
-    }
 }
 
 impl Store for RedisEngine {
@@ -380,11 +294,10 @@ impl Store for RedisEngine {
         if let Some(resume) = resume {
             *lock(&self.shared.grace) = Some(resume.grace);
             *lock(&self.shared.bounds) = resume.bounds;
-            builder = builder.history(MemoryHistory::new(
-                self.epoch(),
-                resume.bounds,
-                resume.max_total_bytes,
-            ));
+            builder = builder.history(
+                MemoryHistory::new(self.epoch(), resume.bounds, resume.max_total_bytes)
+                    .placed(self.shared.keys.placement()),
+            );
         }
         builder
     }
@@ -488,15 +401,18 @@ impl Shared {
 }
 
 /// Reads the store's epoch, starting one when Redis is empty.
-pub(crate) async fn epoch(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<u64> {
+pub(crate) async fn epoch(conn: &mut Conn, keys: &Keys, shard: u8) -> redis::RedisResult<u64> {
     let fresh = fresh_epoch();
     let _: Value = redis::cmd("SET")
-        .arg(keys.epoch())
+        .arg(keys.epoch(shard))
         .arg(fresh)
         .arg("NX")
         .query_async(conn)
         .await?;
-    redis::cmd("GET").arg(keys.epoch()).query_async(conn).await
+    redis::cmd("GET")
+        .arg(keys.epoch(shard))
+        .query_async(conn)
+        .await
 }
 
 /// A new epoch: 40 random bits (8 base-36 digits in an id).

@@ -1,100 +1,116 @@
-//! What a `claim` reply says a session coming back missed, as the hub reads it: every log it
-//! may be entitled to after its position (its own, the broadcasts, its user's, its topics'),
-//! with what each dropped, and what it is in. The hub replays from it by its own rules.
+//! What a `claim` says a session coming back missed, as the hub reads it: every log it may be
+//! entitled to after its cursor (its own, the broadcasts, its user's, its topics'), with what
+//! each dropped, and what it is in, gathered from the claim's step on every shard it
+//! visited. The hub replays from it by its own rules.
 
 use bytes::Bytes;
-use redis::Value;
 use sse_proto::{
-    Fetched, Frame, GapReason, History, LogBounds, MemoryHistory, SessionId, Target, TopicName,
+    Cursor, Fetched, Frame, GapReason, History, LogBounds, MemoryHistory, Placement, SessionId,
+    Target, TopicName,
 };
 
+use crate::claim::Answer;
 use crate::groups::Mem;
 use crate::reply::{self, Entry};
 
-/// Builds the [`Fetched`] of a `claim` reply (`items`) for session `id` at position `after`.
+/// Builds the [`Fetched`] of the claim's `answers` (the home shard's first) for session `id`
+/// at `cursor`.
 pub(crate) fn fetched(
-    items: &[Value],
+    answers: Vec<Answer>,
     id: &SessionId,
-    after: u64,
-    mem: Mem,
+    cursor: &Cursor,
     epoch: u64,
+    placement: Placement,
     bounds: LogBounds,
 ) -> Result<Fetched, GapReason> {
-    // The claim read `mem` again under its lock: the copy in the reply is the one to use.
-    let mem = items.get(6).map(Mem::parse).unwrap_or(mem);
-    if after < mem.since {
-        // Stretches of membership before the position were dropped: it cannot be told.
-        return Err(GapReason::Expired);
-    }
-    let dropped = |i: usize| {
-        items
-            .get(i)
-            .and_then(reply::text)
-            .and_then(reply::seq_of)
-            .unwrap_or(0)
-    };
-    let entries = |i: usize| items.get(i).map(reply::entries).unwrap_or_default();
-    let user = mem.user.as_ref().map(|(u, _)| u.clone());
-    // Every entry with the log it came from, merged by sequence number.
+    let mut log = MemoryHistory::new(epoch, bounds, usize::MAX)
+        .placed(placement)
+        .with_heads(cursor);
     let mut all: Vec<(u64, Source, Entry)> = Vec::new();
-    all.extend(entries(4).into_iter().map(|e| (e.seq, Source::Own, e)));
-    all.extend(entries(5).into_iter().map(|e| (e.seq, Source::All, e)));
-    if user.is_some() {
-        all.extend(entries(8).into_iter().map(|e| (e.seq, Source::User, e)));
-    }
-    let mut topic_drops = Vec::new();
-    for topic in items.get(9).map(reply::array).unwrap_or_default() {
-        let parts = reply::array(topic);
-        let Some(name) = parts
-            .first()
-            .and_then(reply::text)
-            .and_then(|t| TopicName::parse(t).ok())
-        else {
-            continue;
+    let mut drops: Vec<(Source, u64)> = Vec::new();
+    let mut topics = Vec::new();
+    let mut user = None;
+    for (n, answer) in answers.into_iter().enumerate() {
+        let items = answer.items;
+        let at = cursor.seq(answer.shard).unwrap_or(0);
+        // The sequence number of the shard now: no position past it was issued. A cursor
+        // past it is forged, or from a store that lost what it had issued: nothing after it
+        // can be told apart from what the tab saw.
+        let issued = items.get(10).and_then(reply::int);
+        if at > issued.and_then(|n| u64::try_from(n).ok()).unwrap_or(0) {
+            return Err(GapReason::InvalidPosition);
+        }
+        // The step read the mem again under its lock: the copy in the reply is the one to use.
+        let mem = items.get(6).map(Mem::parse).unwrap_or(answer.mem);
+        if at < mem.since {
+            // Stretches of membership before the position were dropped: it cannot be told.
+            return Err(GapReason::Expired);
+        }
+        if n == 0 {
+            user = mem.user.clone();
+        }
+        let dropped = |i: usize| {
+            items
+                .get(i)
+                .and_then(reply::text)
+                .and_then(reply::seq_of)
+                .unwrap_or(0)
         };
-        let lost = parts
-            .get(1)
-            .and_then(reply::text)
-            .and_then(reply::seq_of)
-            .unwrap_or(0);
-        let list = parts.get(2).map(reply::entries).unwrap_or_default();
-        all.extend(
-            list.into_iter()
-                .map(|e| (e.seq, Source::Topic(name.clone()), e)),
-        );
-        topic_drops.push((name, lost));
+        let entries = |i: usize| items.get(i).map(reply::entries).unwrap_or_default();
+        if n == 0 {
+            all.extend(entries(4).into_iter().map(|e| (e.seq, Source::Own, e)));
+            drops.push((Source::Own, dropped(2)));
+        }
+        if answer.shard == 0 {
+            all.extend(entries(5).into_iter().map(|e| (e.seq, Source::All, e)));
+            drops.push((Source::All, dropped(3)));
+        }
+        if user.is_some() {
+            all.extend(entries(8).into_iter().map(|e| (e.seq, Source::User, e)));
+            drops.push((Source::User, dropped(7)));
+        }
+        for topic in items.get(9).map(reply::array).unwrap_or_default() {
+            let parts = reply::array(topic);
+            let Some(name) = parts
+                .first()
+                .and_then(reply::text)
+                .and_then(|t| TopicName::parse(t).ok())
+            else {
+                continue;
+            };
+            let lost = parts
+                .get(1)
+                .and_then(reply::text)
+                .and_then(reply::seq_of)
+                .unwrap_or(0);
+            let list = parts.get(2).map(reply::entries).unwrap_or_default();
+            all.extend(
+                list.into_iter()
+                    .map(|e| (e.seq, Source::Topic(name.clone()), e)),
+            );
+            drops.push((Source::Topic(name), lost));
+        }
+        topics.extend(mem.topics);
     }
+    // Merged by number: each shard's entries in their order.
     all.sort_by_key(|(seq, _, _)| *seq);
-    let mut log = MemoryHistory::new(epoch, bounds, usize::MAX).with_head(after);
+    let user_name = user.as_ref().map(|(u, _)| u.clone());
     for (seq, source, entry) in &all {
         let frame = entry
             .field(b"f")
             .and_then(|f| Frame::from_encoded(Bytes::copy_from_slice(f)).ok())
             .ok_or(GapReason::Overflow)?;
-        let target = match source {
-            Source::Own => Target::Session(id),
-            Source::All => Target::All,
-            Source::User => match &user {
-                Some(u) => Target::User(u),
-                None => continue,
-            },
-            Source::Topic(t) => Target::Topic(t),
+        let Some(target) = source.target(id, user_name.as_ref()) else {
+            continue;
         };
         log.append_at(target, *seq, &frame);
     }
-    log.lose(Target::Session(id), dropped(2));
-    log.lose(Target::All, dropped(3));
-    if let Some(u) = &user {
-        log.lose(Target::User(u), dropped(7));
+    for (source, lost) in &drops {
+        if let Some(target) = source.target(id, user_name.as_ref()) {
+            log.lose(target, *lost);
+        }
     }
-    for (topic, lost) in &topic_drops {
-        log.lose(Target::Topic(topic), *lost);
-    }
-    Ok(Fetched {
-        log,
-        topics: mem.topics,
-        user: mem.user,
-    })
+    Ok(Fetched { log, topics, user })
 }
 
 /// Which log an entry came from.
@@ -103,4 +119,19 @@ enum Source {
     All,
     User,
     Topic(TopicName),
+}
+
+impl Source {
+    fn target<'a>(
+        &'a self,
+        id: &'a SessionId,
+        user: Option<&'a sse_proto::Principal>,
+    ) -> Option<Target<'a>> {
+        Some(match self {
+            Source::Own => Target::Session(id),
+            Source::All => Target::All,
+            Source::User => Target::User(user?),
+            Source::Topic(t) => Target::Topic(t),
+        })
+    }
 }

@@ -2,6 +2,7 @@
 //! serve a member, joins and leaves numbered in the one sequence, the records a session
 //! moving to another node takes with it, and presence (who is in a topic, a user's sessions).
 
+mod lifecycle;
 mod scripts;
 
 use redis::Value;
@@ -11,7 +12,9 @@ use crate::engine::{RedisEngine, lock, millis};
 use crate::once::{Attempt, DONE_TTL};
 use crate::reply;
 
-pub(crate) use scripts::{STRETCHES, gone, here, join, leave, orphan, publish, rejoin};
+pub(crate) use scripts::{
+    STRETCHES, clean, ending, gone, here, join, join_home, leave, orphan, publish, rejoin,
+};
 
 /// How often a command whose keys depend on what Redis holds is read and tried again when
 /// Redis changed in between.
@@ -46,12 +49,18 @@ pub(crate) enum Group<'a> {
     User(&'a Principal),
 }
 
-/// What `mem:<id>` says of a session: its memberships, its user and where its replay is
-/// exact from.
+/// What `mem:<id>` on one shard says of a session: its memberships in the topics there,
+/// its user (home shard, or the user's), where its replay on the shard is exact from, and
+/// (home shard) the other shards it has memberships on.
 #[derive(Debug, Default)]
 pub(crate) struct Mem {
     /// The hash's fields, sorted: what a script checks it still holds.
     pub(crate) fields: Vec<String>,
+    /// Its fields and values, sorted, `field=value` joined by newlines: what a clean-up
+    /// checks it still holds.
+    pub(crate) content: String,
+    /// The other shards with memberships (`~k`, on the home shard).
+    pub(crate) shards: Vec<u8>,
     pub(crate) topics: Vec<Membership>,
     pub(crate) user: Option<(Principal, u64)>,
     /// The user's hex, as recorded.
@@ -64,13 +73,21 @@ impl Mem {
     pub(crate) fn parse(v: &Value) -> Mem {
         let items = reply::array(v);
         let mut mem = Mem::default();
+        let mut content = Vec::new();
         for pair in items.chunks(2) {
             let [k, v] = pair else { continue };
             let (Some(k), Some(v)) = (reply::text(k), reply::text(v)) else {
                 continue;
             };
             let key = String::from_utf8_lossy(k).into_owned();
+            content.push(format!("{key}={}", String::from_utf8_lossy(v)));
             match key.as_str() {
+                "~k" => {
+                    mem.shards = String::from_utf8_lossy(v)
+                        .split(',')
+                        .filter_map(|k| k.parse().ok())
+                        .collect();
+                }
                 "~u" => {
                     let text = String::from_utf8_lossy(v);
                     if let Some((since, hex)) = text.split_once(':') {
@@ -79,6 +96,7 @@ impl Mem {
                     }
                 }
                 "~s" => mem.since = String::from_utf8_lossy(v).parse().unwrap_or(0),
+                "~o" => {}
                 _ => {
                     if let Ok(topic) = TopicName::new(&key) {
                         mem.topics.extend(stretches(&topic, v));
@@ -88,6 +106,8 @@ impl Mem {
             mem.fields.push(key);
         }
         mem.fields.sort();
+        content.sort();
+        mem.content = content.join("\n");
         mem
     }
 
@@ -173,11 +193,11 @@ pub struct Members {
 }
 
 impl RedisEngine {
-    /// `HGETALL mem:<id>`.
-    pub(crate) async fn read_mem(&self, id: &str) -> redis::RedisResult<Mem> {
+    /// `HGETALL mem:<id>` on `shard`.
+    pub(crate) async fn read_mem(&self, shard: u8, id: &str) -> redis::RedisResult<Mem> {
         let mut conn = self.shared.conn.clone();
         let v: Value = redis::cmd("HGETALL")
-            .arg(self.shared.keys.mem(id))
+            .arg(self.shared.keys.mem(shard, id))
             .query_async(&mut conn)
             .await?;
         Ok(Mem::parse(&v))
@@ -235,6 +255,10 @@ impl RedisEngine {
                 )
             }
         };
+        let shard = match group {
+            Group::Topic(t) => keys.of_topic(t.as_str()),
+            Group::User(_) => keys.of_user(&name),
+        };
         let bounds = *lock(&shared.bounds);
         let log_ttl = millis(shared.owner_ttl(false));
         for _ in 0..TRIES {
@@ -250,13 +274,15 @@ impl RedisEngine {
             nodes.sort();
             let mut invocation = shared.scripts.publish.prepare_invoke();
             invocation
-                .key(keys.seq())
+                .key(keys.seq(shard))
                 .key(&log)
                 .key(&nodes_key)
                 .key(&members)
-                .key(keys.done(&attempt.mid));
+                .key(keys.done(shard, &attempt.mid));
             for node in &nodes {
-                invocation.key(keys.node(node)).key(keys.alive(node));
+                invocation
+                    .key(keys.node(shard, node))
+                    .key(keys.alive(shard, node));
             }
             invocation
                 .arg(frame.to_bytes().as_ref())
@@ -307,7 +333,9 @@ impl RedisEngine {
         self.membership(id, &topic, Some(true)).await
     }
 
-    /// A join (`leave` `None`) or a leave (keeping the stretch or not).
+    /// A join (`leave` `None`) or a leave (keeping the stretch or not), on the topic's shard;
+    /// a join on another shard than the session's home is first listed there
+    /// ([`join_home`]).
     pub(crate) async fn membership(
         &self,
         id: &str,
@@ -317,6 +345,14 @@ impl RedisEngine {
         let shared = &self.shared;
         let keys = &shared.keys;
         let me = &shared.config.node;
+        let home = keys.of_session(id);
+        let shard = keys.of_topic(topic.as_str());
+        let on_home = home == shard;
+        let owner_key = if on_home {
+            keys.owner(id)
+        } else {
+            keys.mem(shard, id)
+        };
         for _ in 0..TRIES {
             let mut conn = shared.conn.clone();
             let Ok(owner) = self.owner(id).await else {
@@ -332,15 +368,33 @@ impl RedisEngine {
                         None if self.serves(id) => me.clone(),
                         None => return Err(Error::NotConnected),
                     };
+                    if !on_home {
+                        let listed = shared
+                            .scripts
+                            .join_home
+                            .key(keys.owner(id))
+                            .key(keys.mem(home, id))
+                            .arg(&owner)
+                            .arg(me)
+                            .arg(millis(shared.mem_ttl(true)))
+                            .arg(shard)
+                            .invoke_async::<i64>(&mut conn)
+                            .await;
+                        match listed {
+                            Ok(-2) => continue,
+                            Ok(_) => {}
+                            Err(_) => return Err(self.away()),
+                        }
+                    }
                     let mut invocation = shared.scripts.join.prepare_invoke();
                     invocation
-                        .key(keys.owner(id))
-                        .key(keys.seq())
-                        .key(keys.mem(id))
+                        .key(&owner_key)
+                        .key(keys.seq(shard))
+                        .key(keys.mem(shard, id))
                         .key(keys.tn(topic.as_str()))
                         .key(keys.tm(topic.as_str()))
-                        .key(keys.node(&owner))
-                        .key(keys.presence())
+                        .key(keys.node(shard, &owner))
+                        .key(keys.presence(shard))
                         .arg(id)
                         .arg(topic.as_str())
                         .arg(&owner)
@@ -348,26 +402,28 @@ impl RedisEngine {
                         .arg(shared.config.stream_max)
                         .arg(millis(shared.mem_ttl(true)))
                         .arg(MAX_STRETCHES)
-                        .arg(self.user_here(id));
+                        .arg(self.user_here(id))
+                        .arg(if on_home { "1" } else { "0" });
                     invocation.invoke_async::<i64>(&mut conn).await
                 }
                 Some(keep) => {
                     let owner = owner.unwrap_or_default();
                     let mut invocation = shared.scripts.leave.prepare_invoke();
                     invocation
-                        .key(keys.owner(id))
-                        .key(keys.seq())
-                        .key(keys.mem(id))
+                        .key(&owner_key)
+                        .key(keys.seq(shard))
+                        .key(keys.mem(shard, id))
                         .key(keys.tn(topic.as_str()))
                         .key(keys.tm(topic.as_str()))
                         .key(keys.tlog(topic.as_str()))
-                        .key(keys.node(&owner))
-                        .key(keys.presence())
+                        .key(keys.node(shard, &owner))
+                        .key(keys.presence(shard))
                         .arg(id)
                         .arg(topic.as_str())
                         .arg(&owner)
                         .arg(shared.config.stream_max)
-                        .arg(if keep { "1" } else { "0" });
+                        .arg(if keep { "1" } else { "0" })
+                        .arg(if on_home { "1" } else { "0" });
                     invocation.invoke_async::<i64>(&mut conn).await
                 }
             };
@@ -420,7 +476,7 @@ impl RedisEngine {
         let keys = &self.shared.keys;
         let mut pipe = redis::pipe();
         pipe.cmd("EXISTS").arg(keys.owner(id));
-        pipe.cmd("HGET").arg(keys.mem(id)).arg("~u");
+        pipe.cmd("HGET").arg(keys.home_mem(id)).arg("~u");
         let mut conn = self.shared.conn.clone();
         let answers: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|_| self.away())?;
         if answers.first().and_then(reply::int) != Some(1) {
@@ -447,26 +503,43 @@ impl RedisEngine {
         if ids.is_empty() {
             return Ok(Members::default());
         }
-        let mut pipe = redis::pipe();
+        // One pipeline per shard: a pipeline's keys share a slot.
+        let mut by_shard: std::collections::BTreeMap<u8, Vec<&String>> = Default::default();
         for id in &ids {
-            pipe.cmd("EXISTS").arg(keys.owner(id));
-            pipe.cmd("HGET").arg(keys.mem(id)).arg("~u");
+            by_shard.entry(keys.of_session(id)).or_default().push(id);
         }
-        let mut conn = self.shared.conn.clone();
-        let answers: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|_| self.away())?;
+        let mut answers: std::collections::HashMap<&String, (Value, Value)> = Default::default();
+        for (_, ids) in by_shard {
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("EXISTS").arg(keys.owner(id));
+                pipe.cmd("HGET").arg(keys.home_mem(id)).arg("~u");
+            }
+            let mut conn = self.shared.conn.clone();
+            let got: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|_| self.away())?;
+            let mut got = got.into_iter();
+            for id in ids {
+                let exists = got.next().unwrap_or(Value::Nil);
+                let user = got.next().unwrap_or(Value::Nil);
+                answers.insert(id, (exists, user));
+            }
+        }
         let mut members = Members::default();
         let mut users = std::collections::HashSet::new();
-        for (id, pair) in ids.into_iter().zip(answers.chunks(2)) {
-            if pair.first().and_then(reply::int) != Some(1) {
+        for id in &ids {
+            let Some((exists, user)) = answers.get(id) else {
+                continue;
+            };
+            if reply::int(exists) != Some(1) {
                 continue;
             }
-            if let Some(user) = pair.get(1).and_then(reply::text) {
+            if let Some(user) = reply::text(user) {
                 let user = String::from_utf8_lossy(user);
                 if let Some((_, hex)) = user.split_once(':') {
                     users.insert(hex.to_owned());
                 }
             }
-            members.sessions.push(id);
+            members.sessions.push(id.clone());
         }
         members.sessions.sort();
         members.users = users.len();
@@ -505,166 +578,6 @@ impl RedisEngine {
     fn away(&self) -> Error {
         self.shared.set_up(false);
         Error::Unavailable
-    }
-
-    /// Presence: the session `id` is served here, by `user` (none: no user); `attached`
-    /// when it is attached now (its memberships then keep no TTL), else detached.
-    pub(crate) async fn here(
-        &self,
-        id: &str,
-        user: Option<&Principal>,
-        attached: bool,
-    ) -> redis::RedisResult<()> {
-        let shared = &self.shared;
-        let keys = &shared.keys;
-        let new = user.map(user_hex).unwrap_or_default();
-        for _ in 0..TRIES {
-            let mem = self.read_mem(id).await?;
-            let old = mem.user_hex;
-            let mut invocation = shared.scripts.here.prepare_invoke();
-            invocation
-                .key(keys.mem(id))
-                .key(keys.seq())
-                .key(keys.us(&new))
-                .key(keys.un(&new))
-                .key(keys.us(&old))
-                .key(keys.un(&old))
-                .arg(id)
-                .arg(&shared.config.node)
-                .arg(&new)
-                .arg(&old)
-                .arg(if attached {
-                    0
-                } else {
-                    millis(shared.mem_ttl(false))
-                });
-            let mut conn = shared.conn.clone();
-            if invocation.invoke_async::<i64>(&mut conn).await? != -2 {
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-
-    /// Presence: the session `id` ended here; unless another node serves it now, every trace
-    /// of it goes.
-    pub(crate) async fn gone(&self, id: &str) -> redis::RedisResult<()> {
-        let shared = &self.shared;
-        let keys = &shared.keys;
-        for _ in 0..TRIES {
-            let mem = self.read_mem(id).await?;
-            let mut invocation = shared.scripts.gone.prepare_invoke();
-            invocation
-                .key(keys.owner(id))
-                .key(keys.mem(id))
-                .key(keys.live(&shared.config.node))
-                .key(keys.all())
-                .key(keys.log(id))
-                .key(keys.us(&mem.user_hex))
-                .key(keys.un(&mem.user_hex))
-                .key(keys.seq())
-                .key(keys.presence());
-            cleanup_tail(&mut invocation, shared, &mem, id, &shared.config.node);
-            let mut conn = shared.conn.clone();
-            if invocation.invoke_async::<i64>(&mut conn).await? != -2 {
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-
-    /// Cleans up after session `id` if its marks expired at or before `due` with nobody to
-    /// end it (see [`orphan`]); whether it did. Nothing to clean (claimed again, or cleaned
-    /// by another node) is `false`.
-    pub(crate) async fn orphan(&self, id: &str, due: u64) -> redis::RedisResult<bool> {
-        let shared = &self.shared;
-        let keys = &shared.keys;
-        for _ in 0..TRIES {
-            let mem = self.read_mem(id).await?;
-            let mut invocation = shared.scripts.orphan.prepare_invoke();
-            invocation
-                .key(keys.all())
-                .key(keys.owner(id))
-                .key(keys.mem(id))
-                .key(keys.log(id))
-                .key(keys.seq())
-                .key(keys.presence())
-                .key(keys.us(&mem.user_hex))
-                .key(keys.un(&mem.user_hex));
-            cleanup_tail(&mut invocation, shared, &mem, id, due);
-            let mut conn = shared.conn.clone();
-            match invocation.invoke_async::<i64>(&mut conn).await? {
-                -2 => continue,
-                done => return Ok(done == 1),
-            }
-        }
-        Ok(false)
-    }
-
-    /// Records again in Redis that session `id`, attached here, is `user`'s and in `topics`
-    /// (see [`rejoin`]): what this node does for each of its sessions when it finds that it
-    /// was swept as dead.
-    pub(crate) async fn register_again(
-        &self,
-        id: &str,
-        user: Option<&Principal>,
-        topics: &[TopicName],
-    ) -> redis::RedisResult<()> {
-        if user.is_some() {
-            self.here(id, user, true).await?;
-        }
-        if topics.is_empty() {
-            return Ok(());
-        }
-        let shared = &self.shared;
-        let keys = &shared.keys;
-        let mut invocation = shared.scripts.rejoin.prepare_invoke();
-        invocation.key(keys.mem(id)).key(keys.seq());
-        for topic in topics {
-            invocation
-                .key(keys.tn(topic.as_str()))
-                .key(keys.tm(topic.as_str()));
-        }
-        invocation.arg(id).arg(&shared.config.node);
-        for topic in topics {
-            invocation.arg(topic.as_str());
-        }
-        let mut conn = shared.conn.clone();
-        invocation.invoke_async::<i64>(&mut conn).await?;
-        Ok(())
-    }
-}
-
-/// What [`gone`] and [`orphan`] take after their first keys: the tn and tm of every topic
-/// `mem` is a member of now, then `id`, `arg` (this node, or the cut-off), mem's fields, its
-/// user, the presence stream's bound, and those topics.
-fn cleanup_tail(
-    invocation: &mut redis::ScriptInvocation<'_>,
-    shared: &crate::engine::Shared,
-    mem: &Mem,
-    id: &str,
-    arg: impl redis::ToRedisArgs,
-) {
-    let keys = &shared.keys;
-    let open: Vec<&TopicName> = mem
-        .topics
-        .iter()
-        .filter(|m| m.is_open())
-        .map(|m| &m.topic)
-        .collect();
-    for topic in &open {
-        invocation
-            .key(keys.tn(topic.as_str()))
-            .key(keys.tm(topic.as_str()));
-    }
-    invocation
-        .arg(id)
-        .arg(arg)
-        .arg(mem.fields.join(","))
-        .arg(&mem.user_hex)
-        .arg(shared.config.stream_max);
-    for topic in &open {
-        invocation.arg(topic.as_str());
     }
 }
 

@@ -81,12 +81,14 @@
 #![doc = document_features::document_features!()]
 #![deny(missing_docs)]
 
+mod claim;
 mod commands;
 mod conn;
 mod driver;
 mod engine;
 mod fetch;
 mod groups;
+mod keys;
 mod lineage;
 mod once;
 mod presence;

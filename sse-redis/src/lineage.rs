@@ -16,6 +16,14 @@
 //!   replay, never a silent loss; and Redis lost what it lost.
 //!
 //! Each node checks when its reader connects and once per read interval after that.
+//!
+//! With several shards, each shard has an epoch and a sequence of its own, and each reader
+//! checks its shard. A shard other than shard 0 found restarted empty or short of entries
+//! starts the deployment's epoch again (shard 0's, the one positions carry, noting where
+//! shard 0 was): every node then follows it as above, and every tab comes back to a gap.
+//! That is coarser than a gap for the logs on that shard only, which would need the shard
+//! to number past every number any node read from the lost master, and no node can tell
+//! what that was.
 
 use redis::{Script, Value};
 
@@ -25,8 +33,8 @@ use sse_proto::RelayPort;
 
 use crate::conn::Conn;
 use crate::engine::RedisEngine;
+use crate::keys::Keys;
 use crate::reply;
-use crate::scripts::Keys;
 
 /// Checks the epoch, the sequence and the last entry the caller read against what Redis
 /// holds; starts a new epoch when Redis lost entries the caller read (the sequence is below
@@ -118,16 +126,17 @@ pub(crate) enum Line {
 pub(crate) async fn line(
     conn: &mut Conn,
     keys: &Keys,
+    shard: u8,
     epoch: u64,
     read: Option<(u64, Option<&Mark>)>,
     fresh: u64,
 ) -> redis::RedisResult<Line> {
     let mark = read.and_then(|(_, mark)| mark);
     let reply: Value = check()
-        .key(keys.epoch())
-        .key(keys.from())
-        .key(keys.seq())
-        .key(mark.map_or_else(|| keys.bcast(), |m| m.stream.clone()))
+        .key(keys.epoch(shard))
+        .key(keys.from(shard))
+        .key(keys.seq(shard))
+        .key(mark.map_or_else(|| keys.node(shard, ""), |m| m.stream.clone()))
         .arg(epoch)
         .arg(fresh)
         .arg(read.map_or(-1, |(n, _)| i64::try_from(n).unwrap_or(i64::MAX)))
@@ -160,30 +169,94 @@ pub(crate) async fn line(
     })
 }
 
+/// Starts the deployment's epoch again, from `epoch` (the one the caller knows), noting
+/// where shard 0's sequence is; another node that did it first wins.
+///
+/// KEYS: shard 0's epoch, from and seq. ARGV: the caller's epoch, a fresh one.
+fn restart() -> Script {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], redis.call('GET', KEYS[3]) or '0')
+end
+return 1
+",
+    )
+}
+
 impl RedisEngine {
-    /// Asks Redis whether it still holds what this node read, up to `last` (the entry
-    /// `mark` had that number, if it is known).
+    /// Asks Redis whether `shard` still holds what this node read there, up to `last` (the
+    /// entry `mark` had that number, if it is known).
     pub(crate) async fn line(
         &self,
+        shard: u8,
         last: Option<u64>,
         mark: Option<&Mark>,
     ) -> redis::RedisResult<Line> {
         let shared = &self.shared;
         let fresh = crate::engine::fresh_epoch();
         let read = last.map(|n| (n, mark));
+        let known = if shard == 0 {
+            self.epoch()
+        } else {
+            crate::engine::lock(&shared.shard_epochs)
+                .get(usize::from(shard))
+                .copied()
+                .unwrap_or(0)
+        };
         // A check that writes nothing waits for no replica: while too few answer, writes
         // fail, but this node goes on reading what its master holds. One that started an
         // epoch waits, as every write does.
         let mut conn = shared.conn.unwaited();
-        let line = line(&mut conn, &shared.keys, self.epoch(), read, fresh).await?;
+        let line = line(&mut conn, &shared.keys, shard, known, read, fresh).await?;
         if line != Line::Same {
             shared.conn.clone().confirm().await?;
         }
         Ok(line)
     }
 
+    /// Follows `shard` into a new epoch, if it started one; returns where reading it goes
+    /// on. A shard other than 0 starts the deployment's epoch again, which every node's
+    /// shard-0 reader then follows.
+    pub(crate) async fn follow(
+        &self,
+        port: &RelayPort,
+        shard: u8,
+        line: Line,
+        last: Option<u64>,
+    ) -> Option<u64> {
+        if shard == 0 || line == Line::Same {
+            return self.follow_epoch(port, line, last);
+        }
+        let (epoch, from) = match line {
+            Line::Same => return last,
+            Line::Emptied { epoch } => (epoch, 0),
+            Line::Lost { epoch, from } => (epoch, from),
+        };
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let mut conn = shared.conn.clone();
+        let restarted: redis::RedisResult<i64> = restart()
+            .key(keys.epoch(0))
+            .key(keys.from(0))
+            .key(keys.seq(0))
+            .arg(self.epoch())
+            .arg(crate::engine::fresh_epoch())
+            .invoke_async(&mut conn)
+            .await;
+        if restarted.is_err() {
+            // Checked again at the next read interval.
+            return last;
+        }
+        if let Some(known) = crate::engine::lock(&shared.shard_epochs).get_mut(usize::from(shard)) {
+            *known = epoch;
+        }
+        Some(from)
+    }
+
     /// Follows the store into a new epoch, if it started one; returns where reading goes on.
-    pub(crate) fn follow(&self, port: &RelayPort, line: Line, last: Option<u64>) -> Option<u64> {
+    fn follow_epoch(&self, port: &RelayPort, line: Line, last: Option<u64>) -> Option<u64> {
         let (epoch, from) = match line {
             Line::Same => return last,
             Line::Emptied { epoch } => (epoch, None),

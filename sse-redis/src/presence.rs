@@ -206,12 +206,14 @@ impl RedisEngine {
         if !*started {
             // A previous run with this name may have left sessions: none is attached here.
             let mut conn = shared.conn.clone();
-            redis::cmd("ZREM")
-                .arg(keys.nodes())
-                .arg(node)
-                .query_async::<()>(&mut conn)
-                .await?;
-            self.sweep(node).await?;
+            for shard in keys.shards() {
+                redis::cmd("ZREM")
+                    .arg(keys.nodes(shard))
+                    .arg(node)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                self.sweep(shard, node).await?;
+            }
             *started = true;
         }
         let attached_ids: Vec<&SessionId> = attached.iter().map(|(id, _)| id).collect();
@@ -238,37 +240,42 @@ impl RedisEngine {
             return Ok(false);
         };
         let now = now_ms();
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(keys.alive(node))
-            .arg(1)
-            .arg("PX")
-            .arg(millis(shared.alive_ttl()))
-            .ignore();
-        pipe.cmd("ZADD")
-            .arg(keys.nodes())
-            .arg(now + millis(shared.live_ttl()))
-            .arg(node);
-        // Past mem's TTL nobody can clean up after a session any more: its entry goes.
-        pipe.cmd("ZREMRANGEBYSCORE")
-            .arg(keys.all())
-            .arg("-inf")
-            .arg(now.saturating_sub(millis(shared.mem_slack())))
-            .ignore();
-        pipe.cmd("ZRANGEBYSCORE")
-            .arg(keys.nodes())
-            .arg("-inf")
-            .arg(format!("({now}"));
-        let mut conn = shared.conn.clone();
-        let (added, dead): (i64, Vec<String>) = pipe.query_async(&mut conn).await?;
-        let swept = added == 1;
+        // Each shard keeps the nodes of the sessions homed on it, and the alive marks its
+        // publishes check: the heartbeat renews both on every shard.
+        let mut swept = false;
+        let mut dead: Vec<(u8, String)> = Vec::new();
+        for shard in keys.shards() {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(keys.alive(shard, node))
+                .arg(1)
+                .arg("PX")
+                .arg(millis(shared.alive_ttl()))
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(keys.nodes(shard))
+                .arg(now + millis(shared.live_ttl()))
+                .arg(node);
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(keys.all(shard))
+                .arg("-inf")
+                .arg(now.saturating_sub(millis(shared.mem_slack())))
+                .ignore();
+            pipe.cmd("ZRANGEBYSCORE")
+                .arg(keys.nodes(shard))
+                .arg("-inf")
+                .arg(format!("({now}"));
+            let mut conn = shared.conn.clone();
+            let (added, late): (i64, Vec<String>) = pipe.query_async(&mut conn).await?;
+            swept |= added == 1;
+            dead.extend(late.into_iter().map(|n| (shard, n)));
+        }
         if swept {
-            // Swept as dead (cut off from Redis, say), or new: every session again.
             let ids: Vec<&SessionId> = all_here.iter().collect();
             self.mark(&ids, true).await?;
         }
-        for other in dead.iter().filter(|n| *n != node) {
-            self.sweep(other).await?;
+        for (shard, other) in dead.iter().filter(|(_, n)| n != node) {
+            self.sweep(*shard, other).await?;
         }
         self.orphans(now).await?;
         Ok(swept)
@@ -288,12 +295,21 @@ impl RedisEngine {
     async fn orphans(&self, now: u64) -> redis::RedisResult<()> {
         let shared = &self.shared;
         let due = now.saturating_sub(millis(shared.config.heartbeat));
+        for shard in shared.keys.shards() {
+            self.orphans_on(shard, due).await?;
+        }
+        Ok(())
+    }
+
+    /// Cleans up after the sessions homed on `shard` that nobody ended, due by `due`.
+    async fn orphans_on(&self, shard: u8, due: u64) -> redis::RedisResult<()> {
+        let shared = &self.shared;
         // Entries looked at and left (claimed again since): the next batch starts past them.
         let mut left = 0;
         for _ in 0..ORPHAN_ROUNDS {
             let mut conn = shared.conn.clone();
             let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-                .arg(shared.keys.all())
+                .arg(shared.keys.all(shard))
                 .arg("-inf")
                 .arg(due)
                 .arg("LIMIT")
@@ -331,35 +347,44 @@ impl RedisEngine {
             )
         };
         let now = now_ms();
-        for chunk in ids.chunks(1024) {
-            let mut pipe = redis::pipe();
-            for id in chunk {
-                let id = id.as_str();
-                pipe.cmd("EVAL")
-                    .arg(MARK)
-                    .arg(4)
-                    .arg(keys.owner(id))
-                    .arg(keys.mem(id))
-                    .arg(keys.all())
-                    .arg(keys.live(node))
-                    .arg(node)
-                    .arg(id)
-                    .arg(ttl)
-                    .arg(now)
-                    .arg(mem_ttl)
-                    .ignore();
+        // One pipeline per shard: a pipeline's keys share a slot.
+        let mut by_shard: std::collections::BTreeMap<u8, Vec<&str>> = Default::default();
+        for id in ids {
+            by_shard
+                .entry(keys.of_session(id.as_str()))
+                .or_default()
+                .push(id.as_str());
+        }
+        for (shard, ids) in by_shard {
+            for chunk in ids.chunks(1024) {
+                let mut pipe = redis::pipe();
+                for id in chunk {
+                    pipe.cmd("EVAL")
+                        .arg(MARK)
+                        .arg(4)
+                        .arg(keys.owner(id))
+                        .arg(keys.mem(shard, id))
+                        .arg(keys.all(shard))
+                        .arg(keys.live(shard, node))
+                        .arg(node)
+                        .arg(id)
+                        .arg(ttl)
+                        .arg(now)
+                        .arg(mem_ttl)
+                        .ignore();
+                }
+                let mut conn = shared.conn.clone();
+                pipe.query_async::<()>(&mut conn).await?;
             }
-            let mut conn = shared.conn.clone();
-            pipe.query_async::<()>(&mut conn).await?;
         }
         Ok(())
     }
 
     /// Sweeps `node`'s live set (see [`sweep`](crate::scripts::sweep)), a batch at a time.
-    async fn sweep(&self, node: &str) -> redis::RedisResult<()> {
+    async fn sweep(&self, shard: u8, node: &str) -> redis::RedisResult<()> {
         let shared = &self.shared;
         let keys = &shared.keys;
-        let live = keys.live(node);
+        let live = keys.live(shard, node);
         let ttl = millis(shared.owner_ttl(false));
         let mem_ttl = millis(shared.mem_ttl(false));
         loop {
@@ -370,9 +395,12 @@ impl RedisEngine {
                 .query_async(&mut conn)
                 .await?;
             let mut invocation = shared.scripts.sweep.prepare_invoke();
-            invocation.key(keys.nodes()).key(&live).key(keys.all());
+            invocation
+                .key(keys.nodes(shard))
+                .key(&live)
+                .key(keys.all(shard));
             for id in &ids {
-                invocation.key(keys.owner(id)).key(keys.mem(id));
+                invocation.key(keys.owner(id)).key(keys.mem(shard, id));
             }
             invocation.arg(node).arg(now_ms()).arg(ttl).arg(mem_ttl);
             for id in &ids {
@@ -391,7 +419,7 @@ impl RedisEngine {
         let keys = &shared.keys;
         let mut conn = shared.conn.clone();
         let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(keys.nodes())
+            .arg(keys.nodes(0))
             .arg(now_ms())
             .arg("+inf")
             .query_async(&mut conn)
@@ -399,15 +427,20 @@ impl RedisEngine {
         if nodes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut union = redis::cmd("SUNION");
-        for node in &nodes {
-            union.arg(keys.live(node));
+        let mut ids = Vec::new();
+        for shard in keys.shards() {
+            let mut union = redis::cmd("SUNION");
+            for node in &nodes {
+                union.arg(keys.live(shard, node));
+            }
+            let reply: Value = union.query_async(&mut conn).await?;
+            ids.extend(
+                reply::array(&reply)
+                    .iter()
+                    .filter_map(reply::text)
+                    .filter_map(|t| String::from_utf8(t.to_vec()).ok()),
+            );
         }
-        let reply: Value = union.query_async(&mut conn).await?;
-        Ok(reply::array(&reply)
-            .iter()
-            .filter_map(reply::text)
-            .filter_map(|t| String::from_utf8(t.to_vec()).ok())
-            .collect())
+        Ok(ids)
     }
 }

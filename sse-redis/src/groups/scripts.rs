@@ -55,6 +55,15 @@ local function forget(members, nodes, id)
   count_down(nodes, node)
   return true
 end
+-- Adds shard `k` to the list (`~k`) of the other shards a session's home mem says it has
+-- memberships on.
+local function add_shard(mem, k)
+  local list = redis.call('HGET', mem, '~k') or ''
+  for s in string.gmatch(list, '[^,]+') do
+    if s == k then return end
+  end
+  redis.call('HSET', mem, '~k', list == '' and k or (list .. ',' .. k))
+end
 -- Records the session `id` in a group's `members` as served by `node`, counted at `node` in
 -- `nodes` (and no more at the node that served it before). Returns whether it changed.
 local function assign(members, nodes, id, node)
@@ -67,12 +76,17 @@ local function assign(members, nodes, id, node)
 end
 ";
 
-/// A session joins a topic: numbered, recorded, and handed to the node that serves it.
+/// A session joins a topic, on the topic's shard: numbered, recorded, and handed to the node
+/// that serves it. On the session's home shard it checks the owner mark; on another, the
+/// owner that shard's mem of the session records (`~o`, which every claim there moves to
+/// the claiming node), recorded now when there is none: [`join_home`] ran first, so a claim
+/// from now on visits this shard.
 ///
-/// KEYS: owner, seq, mem, tn, tm, the owner's node stream, presence. ARGV: id, topic, the
-/// owner the caller read (or this node when none), this node, node stream max entries, mem
-/// TTL (ms), most stretches kept per topic, the user's hex as the caller knows it (for the
-/// presence entry, until presence records it).
+/// KEYS: owner (off the home shard: the mem), seq, mem, tn, tm, the owner's node stream,
+/// presence. ARGV: id, topic, the owner the caller read (or this node when none), this node,
+/// node stream max entries, mem TTL (ms), most stretches kept per topic, the user's hex as
+/// the caller knows it (for the presence entry, until presence records it), `1` on the home
+/// shard.
 ///
 /// Returns the join's sequence number, 0 when it was a member already, -2 when the owner
 /// changed since the caller read it.
@@ -80,18 +94,32 @@ pub(crate) fn join() -> Script {
     Script::new(&format!(
         r"
 {STRETCHES}
-local owner = redis.call('GET', KEYS[1])
-if not owner then
-  if ARGV[3] ~= ARGV[4] then return -2 end
-  owner = ARGV[4]
-  redis.call('SET', KEYS[1], owner, 'PX', ARGV[6])
-elseif owner ~= ARGV[3] then
-  return -2
+local home = ARGV[9] == '1'
+local owner
+if home then
+  owner = redis.call('GET', KEYS[1])
+  if not owner then
+    if ARGV[3] ~= ARGV[4] then return -2 end
+    owner = ARGV[4]
+    redis.call('SET', KEYS[1], owner, 'PX', ARGV[6])
+  elseif owner ~= ARGV[3] then
+    return -2
+  end
+else
+  owner = redis.call('HGET', KEYS[3], '~o')
+  if not owner then
+    owner = ARGV[3]
+    redis.call('HSET', KEYS[3], '~o', owner)
+  elseif owner ~= ARGV[3] then
+    return -2
+  end
 end
 local cur = redis.call('HGET', KEYS[3], ARGV[2])
 if last_open(cur) then return 0 end
--- Without a TTL, the session is attached on its node, and keeps none.
-local kept_for_good = redis.call('PTTL', KEYS[3]) == -1
+-- Attached on its node (an owner mark without a TTL), the session keeps its mem for good;
+-- off the home shard a mem has no TTL (the session's end or its orphan clean-up takes it).
+local kept_for_good = not home or redis.call('PTTL', KEYS[3]) == -1
+  or redis.call('PTTL', KEYS[1]) == -1
 local seq = redis.call('INCR', KEYS[2])
 local v = cur and (cur .. ',' .. seq) or tostring(seq)
 local kept, dropped = trim(v, tonumber(ARGV[7]))
@@ -111,11 +139,39 @@ return seq
     ))
 }
 
-/// A session leaves a topic: with `keep`, its stretch ends at the topic's last event and
-/// stays replayable; without, it is dropped (withheld).
+/// Before a join on another shard than the session's home: on the home shard, checks the
+/// owner mark (as [`join`] does there) and adds the topic's shard to the list of shards the
+/// session has memberships on, so that every claim from now on visits it.
 ///
-/// KEYS: owner, seq, mem, tn, tm, tlog, the owner's node stream, presence. ARGV: id, topic,
-/// the owner the caller read (empty: none), node stream max entries, `1` to keep.
+/// KEYS: owner, the home mem. ARGV: the owner the caller read (or this node when none), this
+/// node, mem TTL (ms), the topic's shard.
+///
+/// Returns 1, or -2 when the owner changed since the caller read it.
+pub(crate) fn join_home() -> Script {
+    Script::new(&format!(
+        r"
+{STRETCHES}
+local owner = redis.call('GET', KEYS[1])
+if not owner then
+  if ARGV[1] ~= ARGV[2] then return -2 end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+elseif owner ~= ARGV[1] then
+  return -2
+end
+add_shard(KEYS[2], ARGV[4])
+if redis.call('PTTL', KEYS[1]) ~= -1 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+return 1
+"
+    ))
+}
+
+/// A session leaves a topic, on the topic's shard: with `keep`, its stretch ends at the
+/// topic's last event and stays replayable; without, it is dropped (withheld). The owner is
+/// checked as [`join`] checks it.
+///
+/// KEYS: owner (off the home shard: the mem), seq, mem, tn, tm, tlog, the owner's node
+/// stream, presence. ARGV: id, topic, the owner the caller read (empty: none), node stream
+/// max entries, `1` to keep, `1` on the home shard.
 ///
 /// Returns the leave's sequence number, 0 when it was not a member, -2 when the owner
 /// changed since the caller read it.
@@ -123,8 +179,16 @@ pub(crate) fn leave() -> Script {
     Script::new(&format!(
         r"
 {STRETCHES}
-local owner = redis.call('GET', KEYS[1]) or ''
-if owner ~= ARGV[3] then return -2 end
+local owner
+if ARGV[6] == '1' then
+  owner = redis.call('GET', KEYS[1]) or ''
+  if owner ~= ARGV[3] then return -2 end
+else
+  owner = redis.call('HGET', KEYS[3], '~o') or ''
+  if owner ~= '' and ARGV[3] ~= '' and owner ~= ARGV[3] then return -2 end
+  -- A session without an owner mark is not served anywhere: nobody to tell.
+  owner = ARGV[3]
+end
 local cur = redis.call('HGET', KEYS[3], ARGV[2])
 if not last_open(cur) then return 0 end
 local last = 0
@@ -135,7 +199,8 @@ local before = string.match(cur, '^(.*),[^,]+$')
 local v = before
 if ARGV[5] == '1' and last > joined then v = cur .. '-' .. last end
 if v then redis.call('HSET', KEYS[3], ARGV[2], v) else redis.call('HDEL', KEYS[3], ARGV[2]) end
-if owner ~= '' then count_down(KEYS[4], owner) end
+local node = redis.call('HGET', KEYS[5], ARGV[1])
+if node then count_down(KEYS[4], node) end
 redis.call('HDEL', KEYS[5], ARGV[1])
 local seq = redis.call('INCR', KEYS[2])
 if owner ~= '' then
@@ -191,38 +256,60 @@ return {{seq, count}}
 }
 
 /// The session is served here: it belongs to the user this node says (none: no user), from
-/// the current sequence number on if that is a change.
+/// the current sequence number of the new user's shard on if that is a change. On one shard
+/// this is one step; on several, each role runs on its shard: `n` (the new user's record
+/// and start, first), `h` (the home mem's `~u`, checked against what the caller read), `o`
+/// (the old user's record, last).
 ///
-/// KEYS: mem, seq, the new user's us and un, the old user's us and un (the same keys when
-/// there is no change). ARGV: id, this node, the new user's hex (empty: none), the old user's
-/// hex the caller read (empty: none), mem TTL (ms; `0` while attached here: none).
+/// KEYS: the home mem, the new user's shard's seq, the new user's us and un, the old user's
+/// us and un, then the new and the old user's shard's mem of the session (a key of a role
+/// not on this shard is any key of the shard). ARGV: id, this node, the new user's hex
+/// (empty: none), the old user's hex the caller read (empty: none), mem TTL (ms; `0` while
+/// attached here: none), the roles on this shard, the new user's start (when `n` is not).
 ///
-/// Returns 1 on a change, 0 without, -2 when the user changed since the caller read it.
+/// Returns `{1, start}` on a change, `{0}` without, `{-2}` when the user changed since the
+/// caller read it.
 pub(crate) fn here() -> Script {
     Script::new(&format!(
         r"
 {STRETCHES}
-local cur = redis.call('HGET', KEYS[1], '~u')
-local old = cur and string.match(cur, ':(.*)$') or ''
-if old ~= ARGV[4] then return -2 end
-if ARGV[3] == old then
-  if old ~= '' then assign(KEYS[3], KEYS[4], ARGV[1], ARGV[2]) end
-  return 0
+local home = string.find(ARGV[6], 'h', 1, true) ~= nil
+local new_here = string.find(ARGV[6], 'n', 1, true) ~= nil
+local old_here = string.find(ARGV[6], 'o', 1, true) ~= nil
+if home then
+  local cur = redis.call('HGET', KEYS[1], '~u')
+  local old = cur and string.match(cur, ':(.*)$') or ''
+  if old ~= ARGV[4] then return {{-2}} end
 end
-if old ~= '' then forget(KEYS[5], KEYS[6], ARGV[1]) end
-if ARGV[3] ~= '' then
+if ARGV[3] == ARGV[4] then
+  if ARGV[3] ~= '' and new_here then assign(KEYS[3], KEYS[4], ARGV[1], ARGV[2]) end
+  return {{0}}
+end
+if ARGV[4] ~= '' and old_here then
+  forget(KEYS[5], KEYS[6], ARGV[1])
+  if not home then redis.call('HDEL', KEYS[8], '~u') end
+end
+local since = ARGV[7]
+if ARGV[3] ~= '' and new_here then
   assign(KEYS[3], KEYS[4], ARGV[1], ARGV[2])
-  local seq = redis.call('GET', KEYS[2]) or '0'
-  redis.call('HSET', KEYS[1], '~u', seq .. ':' .. ARGV[3])
-else
-  redis.call('HDEL', KEYS[1], '~u')
+  since = redis.call('GET', KEYS[2]) or '0'
+  -- Off the home shard, the user's shard keeps what the session's record there is, so that
+  -- a clean-up of an ended session can tell it from a later one's.
+  if not home then redis.call('HSET', KEYS[7], '~u', since .. ':' .. ARGV[3]) end
 end
-if ARGV[5] == '0' then
-  redis.call('PERSIST', KEYS[1])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if home then
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[1], '~u', since .. ':' .. ARGV[3])
+  else
+    redis.call('HDEL', KEYS[1], '~u')
+  end
+  if ARGV[5] == '0' then
+    redis.call('PERSIST', KEYS[1])
+  else
+    redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  end
 end
-return 1
+return {{1, since}}
 "
     ))
 }
@@ -314,9 +401,11 @@ return 1
 /// gets one from the sequence number now (and the session's replay is exact only from
 /// then: what was published meanwhile did not reach this node), and its member entry and
 /// count at this node. Nothing is numbered or announced: the hub had these memberships all
-/// along.
+/// along. Runs on each shard with a topic of the session; on the home shard it also lists
+/// the other shards again, and off it records this node as the one serving the session.
 ///
-/// KEYS: mem, seq, then for each topic its tn and tm. ARGV: id, this node, then the topics.
+/// KEYS: mem, seq, then for each topic its tn and tm. ARGV: id, this node, `1` on the home
+/// shard, the other shards (comma-separated; home shard only), then the topics.
 ///
 /// Returns how many of the topics were recorded again.
 pub(crate) fn rejoin() -> Script {
@@ -325,8 +414,13 @@ pub(crate) fn rejoin() -> Script {
 {STRETCHES}
 local again = 0
 local seq = redis.call('GET', KEYS[2]) or '0'
-for j = 1, #ARGV - 2 do
-  local topic = ARGV[2 + j]
+if ARGV[3] == '1' then
+  for k in string.gmatch(ARGV[4], '[^,]+') do add_shard(KEYS[1], k) end
+else
+  redis.call('HSET', KEYS[1], '~o', ARGV[2])
+end
+for j = 1, #ARGV - 4 do
+  local topic = ARGV[4 + j]
   local tn, tm = KEYS[1 + 2 * j], KEYS[2 + 2 * j]
   local cur = redis.call('HGET', KEYS[1], topic)
   if not last_open(cur) then
@@ -337,8 +431,66 @@ for j = 1, #ARGV - 2 do
   end
   if assign(tm, tn, ARGV[1], ARGV[2]) then again = again + 1 end
 end
-redis.call('PERSIST', KEYS[1])
+if ARGV[3] == '1' then redis.call('PERSIST', KEYS[1]) end
 return again
 "
     ))
+}
+
+/// On a shard other than its home, cleans up after a session that ended (its own node, or
+/// an orphan clean-up, or a claim of its id that found it ended): its memberships in the
+/// topics there and its user's record there, each counted down at the node recorded as
+/// serving it, with a leave announced for each membership, and its mem there. Only while
+/// the mem holds what the caller read: a session of the same id claimed since has its own.
+///
+/// KEYS: mem, seq, presence, the user's us and un (any keys when the user's are not on this
+/// shard), then for each open topic: its tn and tm. ARGV: id, the mem the caller read (its
+/// fields and values, sorted, each `field=value`, joined by newlines), the user's hex
+/// (empty: none), presence stream max entries, `1` when the user's record is on this shard,
+/// then the open topics.
+///
+/// Returns 1 when cleaned, 0 when the mem changed.
+pub(crate) fn clean() -> Script {
+    Script::new(&format!(
+        r"
+{STRETCHES}
+local flat = redis.call('HGETALL', KEYS[1])
+local kv = {{}}
+for i = 1, #flat - 1, 2 do kv[#kv + 1] = flat[i] .. '=' .. flat[i + 1] end
+table.sort(kv)
+if table.concat(kv, '\n') ~= ARGV[2] then return 0 end
+for i = 6, #KEYS, 2 do
+  if forget(KEYS[i + 1], KEYS[i], ARGV[1]) then
+    local seq = redis.call('INCR', KEYS[2])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], seq .. '-0',
+      't', 'L', 's', ARGV[1], 'g', ARGV[6 + (i - 6) / 2], 'u', ARGV[3])
+  end
+end
+if ARGV[5] == '1' then forget(KEYS[4], KEYS[5], ARGV[1]) end
+redis.call('DEL', KEYS[1])
+return 1
+"
+    ))
+}
+
+/// A session ended on this node, on a deployment with several shards: unless another node
+/// serves it now, its marks and log go, and its `all` entry is made due, so that the
+/// clean-up of what it left on every shard ([`orphan`]'s) may follow, here at once or by
+/// any node later.
+///
+/// KEYS: owner, this node's live set, all, log. ARGV: id, this node.
+///
+/// Returns 1 when ended, 0 when the session lives on elsewhere.
+pub(crate) fn ending() -> Script {
+    Script::new(
+        r"
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('DEL', KEYS[4])
+return 1
+",
+    )
 }

@@ -39,6 +39,67 @@ impl Redis for RedisCluster {
     }
 }
 
+thread_local! {
+    /// How many shards the nodes a test starts on this thread use (see [`on_shards!`]).
+    static SHARDS: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
+}
+
+/// Makes the nodes this thread's test starts use `shards` shards.
+pub fn set_shards(shards: usize) {
+    SHARDS.with(|s| s.set(shards));
+}
+
+/// How many shards this thread's nodes use.
+pub fn shards() -> usize {
+    SHARDS.with(std::cell::Cell::get)
+}
+
+/// The hash tag of `shard`'s keys, under the default prefix.
+pub fn tag(shard: u8) -> String {
+    match shard {
+        0 => "{sse:}".to_owned(),
+        k => format!("{{sse:#{k}}}"),
+    }
+}
+
+/// The hash tag of the keys of the session, topic or user named `name` (a user by the bytes
+/// of its principal).
+pub fn tag_of(name: &[u8]) -> String {
+    tag(sse_proto::Placement::new(shards()).unwrap().of_name(name))
+}
+
+/// Every shard's tag.
+pub fn tags() -> Vec<String> {
+    (0..shards()).map(|k| tag(k as u8)).collect()
+}
+
+/// Runs each of the test functions named (async, without arguments) as two tests: on one
+/// shard (`one_shard::<name>`) and on four (`four_shards::<name>`), where sessions, topics,
+/// users and broadcasts spread over the shards.
+#[macro_export]
+macro_rules! on_shards {
+    ($($name:ident),* $(,)?) => {
+        mod one_shard {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::common::set_shards(1);
+                    super::$name().await
+                }
+            )*
+        }
+        mod four_shards {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::common::set_shards(4);
+                    super::$name().await
+                }
+            )*
+        }
+    };
+}
+
 /// A node: a hub with its engine, and the engine's task beside it (stopped when dropped, as a
 /// killed node's would be).
 pub struct Node {
@@ -66,6 +127,7 @@ pub async fn start_node(
     config.node = name.to_owned();
     config.heartbeat = Duration::from_millis(200);
     config.timeout = Duration::from_millis(300);
+    config.shards = shards();
     configure(&mut config);
     let engine = RedisEngine::connect(config).await.unwrap();
     // No write window: a tab here drains without the hub's timers, which end one (the
