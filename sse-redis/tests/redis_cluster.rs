@@ -380,3 +380,80 @@ async fn acknowledged_with_a_replica_survives_the_master_killed_at_once() {
     send(&mut acked, 25).await;
     arrived(&mut tab, &acked).await;
 }
+
+#[tokio::test]
+async fn every_script_runs_with_the_shards_spread_over_the_masters() {
+    common::set_shards(6);
+    let cluster = RedisCluster::start(3, 0).unwrap();
+    let masters: std::collections::BTreeSet<usize> = common::tags()
+        .iter()
+        .map(|tag| cluster.master_of(tag).unwrap())
+        .collect();
+    assert!(masters.len() > 1, "six shards on one master: {masters:?}");
+    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
+    let mut ann = tab("/events?topic=red&topic=blue&topic=green", "ann");
+    let mut bob = tab("/events?topic=red", "bob");
+    ann.connect(&a.hub, &a.engine).await.unwrap();
+    bob.connect(&b.hub, &b.engine).await.unwrap();
+    assert!(member(&a, &ann, "green").await && member(&b, &bob, "red").await);
+
+    // Every kind of send from the node that does not serve the tab.
+    b.engine.send_to(&ann.id, frame("own")).await.unwrap();
+    assert_eq!(a.engine.broadcast(frame("all")).await, Ok(2));
+    assert_eq!(b.engine.publish("red", frame("red")).await, Ok(2));
+    assert_eq!(b.engine.publish("blue", frame("blue")).await, Ok(1));
+    let ann_user = Principal::new("ann");
+    assert_eq!(b.engine.send_user(&ann_user, frame("user")).await, Ok(1));
+    assert!(ann.wait_for(5).await);
+    let mut got = ann.data();
+    got.sort();
+    assert_eq!(got, ["all", "blue", "own", "red", "user"]);
+
+    // Away: what it misses on every shard it reads, and memberships changed elsewhere.
+    ann.drop_connection();
+    assert!(until(async || a.engine.sessions().await.unwrap().len() == 1).await);
+    a.engine.send_to(&ann.id, frame("m-own")).await.unwrap();
+    a.engine.publish("green", frame("m-green")).await.unwrap();
+    a.engine.broadcast(frame("m-all")).await.unwrap();
+    assert!(b.engine.leave(&ann.id, "blue").await.unwrap());
+    a.engine
+        .publish("blue", frame("blue after the leave"))
+        .await
+        .unwrap();
+    assert!(b.engine.join(&ann.id, "pink").await.unwrap());
+    a.engine.publish("pink", frame("m-pink")).await.unwrap();
+    ann.target = "/events".to_owned();
+    ann.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(ann.topics, ["green", "pink", "red"]);
+    assert!(ann.gaps.is_empty());
+    assert!(ann.wait_for(9).await, "{:?}", ann.data());
+    let mut missed: Vec<&str> = ann.data()[5..].to_vec();
+    missed.sort();
+    assert_eq!(missed, ["m-all", "m-green", "m-own", "m-pink"]);
+
+    // Bob's session ends: nothing of it is left on any shard but the mark of its close.
+    b.hub.session(&bob.id).unwrap().close();
+    bob.read();
+    bob.drop_connection();
+    let gone = until(async || {
+        let keys = cluster.keys("*").unwrap();
+        !keys
+            .iter()
+            .any(|k| k.contains(&bob.id) && !k.contains("closed:"))
+    })
+    .await;
+    assert!(gone, "{:?}", cluster.keys("*").unwrap());
+    assert_eq!(
+        a.engine.members("red").await.unwrap().sessions,
+        [ann.id.clone()]
+    );
+
+    // Every key is in its shard's slot.
+    for key in cluster.keys("*").unwrap() {
+        let tag = &key[..=key.find('}').unwrap()];
+        assert_eq!(
+            cluster.keyslot(&key).unwrap(),
+            cluster.keyslot(tag).unwrap()
+        );
+    }
+}

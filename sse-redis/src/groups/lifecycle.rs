@@ -132,6 +132,7 @@ impl RedisEngine {
             // Its marks go here, and what it left on every shard goes as an orphan's.
             let home = keys.of_session(id);
             let mut conn = shared.conn.clone();
+            let now = now_ms();
             let ended: i64 = shared
                 .scripts
                 .ending
@@ -141,10 +142,11 @@ impl RedisEngine {
                 .key(keys.log(id))
                 .arg(id)
                 .arg(node)
+                .arg(now)
                 .invoke_async(&mut conn)
                 .await?;
             if ended == 1 {
-                self.orphan(id, now_ms()).await?;
+                self.orphan(id, now).await?;
             }
             return Ok(());
         }
@@ -213,8 +215,16 @@ impl RedisEngine {
                 .key(keys.log(id))
                 .key(keys.seq(home))
                 .key(keys.presence(home))
-                .key(keys.us(user))
-                .key(keys.un(user));
+                .key(if user.is_empty() {
+                    keys.mem(home, id)
+                } else {
+                    keys.us(user)
+                })
+                .key(if user.is_empty() {
+                    keys.mem(home, id)
+                } else {
+                    keys.un(user)
+                });
             let mem = Mem {
                 user_hex: user.to_owned(),
                 ..mem

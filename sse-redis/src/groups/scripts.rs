@@ -478,7 +478,7 @@ return 1
 /// clean-up of what it left on every shard ([`orphan`]'s) may follow, here at once or by
 /// any node later.
 ///
-/// KEYS: owner, this node's live set, all, log. ARGV: id, this node.
+/// KEYS: owner, this node's live set, all, log. ARGV: id, this node, now (ms).
 ///
 /// Returns 1 when ended, 0 when the session lives on elsewhere.
 pub(crate) fn ending() -> Script {
@@ -488,7 +488,7 @@ local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('DEL', KEYS[4])
 return 1
 ",
