@@ -23,7 +23,7 @@ pub struct Options {
     /// Signed ids: the key (`--secret`, 64 hex digits).
     pub secret: Option<Key>,
     /// Several nodes on one Redis or a Redis Cluster (`--redis URL`, with `--heartbeat-ms`,
-    /// `--redis-timeout-ms` and `--redis-replicas`): the engine's settings.
+    /// `--redis-timeout-ms`, `--redis-replicas` and `--redis-shards`): the engine's settings.
     pub redis: Option<RedisConfig>,
     /// HTTPS with HTTP/2 (`--tls`, `--cert FILE --key FILE`): the hyper demo serves it, the
     /// HTTP/1.1-only demos refuse it.
@@ -46,7 +46,8 @@ pub enum Tls {
 /// How to use the demo, for `--help` and for a bad flag.
 const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry-ms N] [--tick-ms N] [--resume-ms N]
             [--write-window off|adaptive:N|fixed:N] [--coalesce-ms N]
-            [--secret HEX] [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N] [--redis-replicas N]]
+            [--secret HEX] [--redis URL [--heartbeat-ms N] [--redis-timeout-ms N] [--redis-replicas N]
+            [--redis-shards N]]
             [--tls [--cert FILE --key FILE]]
 
   --addr HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 picks a free one)
@@ -77,6 +78,11 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
   --redis-replicas N   with --redis: how many replicas must have a write before it counts
                        as done (WAIT), so that what was acknowledged survives a failover
                        (default 0)
+  --redis-shards N     with --redis: how many shards the deployment keeps its keys on,
+                       each with a sequence of its own (on a Redis Cluster their slots
+                       spread over the masters); 1 to 36, the same on every node
+                       (default 1). Order then holds per session, topic, user and for
+                       the broadcasts, not across them
   --tls                HTTPS, with HTTP/2 offered through ALPN, so that every tab of a
                        browser shares one connection (over HTTP/1.1 a browser opens six
                        per origin, one per tab's stream, and a seventh tab cannot load).
@@ -125,7 +131,7 @@ impl Options {
             redis: None,
             tls: None,
         };
-        let (mut heartbeat, mut timeout, mut replicas) = (None, None, None);
+        let (mut heartbeat, mut timeout, mut replicas, mut shards) = (None, None, None, None);
         let (mut tls, mut cert, mut key) = (false, None, None);
         while let Some(flag) = args.next() {
             if flag == "--tls" {
@@ -170,6 +176,17 @@ impl Options {
                         format!("--redis-replicas: not a number of replicas: {value}")
                     })?)
                 }
+                "--redis-shards" => {
+                    shards = Some(
+                        value
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=36).contains(n))
+                            .ok_or_else(|| {
+                                format!("--redis-shards: not a number of shards (1 to 36): {value}")
+                            })?,
+                    )
+                }
                 "--cert" => cert = Some(std::path::PathBuf::from(value)),
                 "--key" => key = Some(std::path::PathBuf::from(value)),
                 _ => return Err(format!("unknown flag {flag}")),
@@ -180,12 +197,16 @@ impl Options {
                 config.heartbeat = heartbeat.unwrap_or(config.heartbeat);
                 config.timeout = timeout.unwrap_or(config.timeout);
                 config.replicas = replicas.unwrap_or(config.replicas);
+                config.shards = shards.unwrap_or(config.shards);
             }
-            None if heartbeat.is_some() || timeout.is_some() || replicas.is_some() => {
-                return Err(
-                    "--heartbeat-ms, --redis-timeout-ms and --redis-replicas need --redis"
-                        .to_owned(),
-                );
+            None if heartbeat.is_some()
+                || timeout.is_some()
+                || replicas.is_some()
+                || shards.is_some() =>
+            {
+                return Err("--heartbeat-ms, --redis-timeout-ms, --redis-replicas and \
+                     --redis-shards need --redis"
+                    .to_owned());
             }
             None => {}
         }

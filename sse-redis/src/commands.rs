@@ -168,7 +168,7 @@ impl RedisEngine {
                 let mut count = reply::array(&v).get(1).and_then(reply::int).unwrap_or(0);
                 // The sessions homed on the other shards.
                 let now = now_ms();
-                for shard in keys.shards().skip(1) {
+                for shard in keys.every().skip(1) {
                     let more: Result<i64, _> = redis::cmd("ZCOUNT")
                         .arg(keys.all(shard))
                         .arg(now)

@@ -51,7 +51,7 @@ impl RedisEngine {
         let readers = self
             .shared
             .keys
-            .shards()
+            .every()
             .map(|shard| self.clone().reader(port.clone(), shard));
         let readers = futures_util::future::join_all(readers);
         let (b, c) = (self.clone(), self);

@@ -209,11 +209,12 @@ impl RedisEngine {
         })?;
         let endpoint = Endpoint::open(&config.url, config.timeout, crate::driver::BLOCK)?;
         let mut conn = endpoint.commands(config.timeout, config.replicas).await?;
+        agree_on_shards(&mut conn, &keys).await?;
         // Each shard's epoch (shard 0's is the deployment's, which positions carry) and where
         // its sequence is.
         let mut epochs = Vec::new();
         let mut read_from = Vec::new();
-        for shard in keys.shards() {
+        for shard in keys.every() {
             epochs.push(epoch(&mut conn, &keys, shard).await?);
             let seq: Option<u64> = redis::cmd("GET")
                 .arg(keys.seq(shard))
@@ -398,6 +399,53 @@ impl Shared {
     pub(crate) fn alive_ttl(&self) -> Duration {
         self.live_ttl().max(Duration::from_secs(30))
     }
+}
+
+/// Records the number of shards, or checks it against the one recorded: a node that places
+/// logs on another number of shards than the live nodes would number and read them on
+/// other shards. With no live node, the new number is recorded and a new epoch started
+/// (positions of the old one name other shards' events: they are gaps).
+///
+/// KEYS: shard 0's shards, nodes, epoch, from and seq. ARGV: the number, now (ms), a fresh
+/// epoch. Returns 1 when it agrees, 2 when it started a new epoch, or the recorded number
+/// (negated) when live nodes use it.
+const SHARDS: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if not cur or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+if redis.call('ZCOUNT', KEYS[2], ARGV[2], '+inf') > 0 then return -tonumber(cur) end
+redis.call('SET', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('SET', KEYS[3], ARGV[3])
+  redis.call('SET', KEYS[4], redis.call('GET', KEYS[5]) or '0')
+end
+return 2
+";
+
+/// Checks that this node places logs on as many shards as the deployment's live nodes.
+async fn agree_on_shards(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<()> {
+    let shards = keys.placement().shards();
+    let agreed: i64 = redis::Script::new(SHARDS)
+        .key(keys.shards())
+        .key(keys.nodes(0))
+        .key(keys.epoch(0))
+        .key(keys.from(0))
+        .key(keys.seq(0))
+        .arg(shards)
+        .arg(now_ms())
+        .arg(fresh_epoch())
+        .invoke_async(conn)
+        .await?;
+    if agreed < 0 {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "the deployment's live nodes use another number of shards",
+            format!("{} live, {shards} here", -agreed),
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the store's epoch, starting one when Redis is empty.

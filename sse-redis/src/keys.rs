@@ -39,7 +39,7 @@ impl Keys {
     }
 
     /// Every shard.
-    pub(crate) fn shards(&self) -> impl Iterator<Item = u8> + use<> {
+    pub(crate) fn every(&self) -> impl Iterator<Item = u8> + use<> {
         // At most 36 shards.
         (0..self.tags.len()).map(|k| k as u8)
     }
@@ -81,6 +81,10 @@ impl Keys {
     }
     pub(crate) fn seq(&self, shard: u8) -> String {
         format!("{}seq", self.tag(shard))
+    }
+    /// How many shards the deployment has (on shard 0).
+    pub(crate) fn shards(&self) -> String {
+        format!("{}shards", self.tag(0))
     }
     pub(crate) fn bcast(&self) -> String {
         format!("{}bcast", self.tag(0))

@@ -40,9 +40,42 @@
 //! comma-separated. Every key is written `{<prefix>}<name>`, the prefix a hash tag, so all of
 //! a deployment's keys hash to one slot: each script runs whole, with no `CROSSSLOT` error,
 //! on the master that owns it, and the client follows the slot when it migrates or a
-//! replica is promoted. Every key a script touches is declared to it. One deployment is one
-//! slot, so a cluster brings it failover and room beside other data, not more throughput
-//! than one master gives.
+//! replica is promoted. Every key a script touches is declared to it. One slot brings a
+//! cluster's failover and room beside other data, not more throughput than one master
+//! gives: for that, shard the deployment.
+//!
+//! # Several shards
+//!
+//! With [`RedisConfig::shards`] above 1, the deployment keeps its keys on that many shards,
+//! shard `k` under the hash tag `{<prefix>#<k>}` (shard 0 keeps `{<prefix>}`), each with a
+//! sequence, inboxes and a presence stream of its own; on a Redis Cluster the shards'
+//! slots spread over the masters. Broadcasts are on shard 0; a session's keys, a topic's
+//! and a user's are on the shard its name hashes to, as
+//! [`Placement`](sse_proto::Placement) says, and the hub's log is placed alike. A tab's
+//! event id then carries a [`Cursor`](sse_proto::Cursor): one number for each shard it
+//! reads, so a resume on any node is exact on each of them.
+//!
+//! - **Order** is kept per log: a session's own sends, each topic, each user, the
+//!   broadcasts. Events of two logs on two shards may reach a tab, live or replayed, in
+//!   either order.
+//! - **Reading:** each node reads each shard on a connection of its own.
+//! - **Each script touches one shard.** What touches several is done in steps, each atomic on
+//!   its shard and safe to run again: a claim runs on the session's home shard first
+//!   (closed, owner, its own log, the shards it has memberships on), then on each other shard
+//!   it reads, moving what routes to the session there to this node before reading the
+//!   logs; a join off the home shard is listed there first, so every later claim visits
+//!   it; a session's end cleans up the other shards first, the home shard last.
+//! - **A tab reads at most** as many shards as its id leaves room for (six with the
+//!   default ids, four with signed ones): a join past that fails with
+//!   [`Error::TooManyShards`](sse_proto::Error::TooManyShards), and topics asked for at
+//!   accept that do not fit are not granted. Name related topics so that they hash
+//!   alike if a tab must be in many.
+//! - **A shard found restarted or short of entries** starts the deployment's epoch again,
+//!   as one Redis that lost its entries does: every tab comes back to a gap.
+//! - **Every node of a deployment says the same number of shards.** A node that says
+//!   another while a node with the recorded number is alive does not connect; with none
+//!   alive, it records its number and starts a new epoch (positions of the old one are
+//!   gaps: their numbers name other shards' events).
 //!
 //! When the master that serves the slot dies, its replica is promoted and the nodes carry
 //! on: commands fail with [`Error::Unavailable`](sse_proto::Error::Unavailable) until the

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use async_io::Timer;
 use futures_lite::future;
+use futures_util::future::try_join_all;
 use futures_util::stream::{self, StreamExt};
 use redis::Value;
 use sse_proto::{Principal, RelayPort, SessionId};
@@ -205,15 +206,17 @@ impl RedisEngine {
         let node = &shared.config.node;
         if !*started {
             // A previous run with this name may have left sessions: none is attached here.
-            let mut conn = shared.conn.clone();
-            for shard in keys.shards() {
+            // Every shard at once.
+            try_join_all(keys.every().map(|shard| async move {
+                let mut conn = shared.conn.clone();
                 redis::cmd("ZREM")
                     .arg(keys.nodes(shard))
                     .arg(node)
                     .query_async::<()>(&mut conn)
                     .await?;
-                self.sweep(shard, node).await?;
-            }
+                self.sweep(shard, node).await
+            }))
+            .await?;
             *started = true;
         }
         let attached_ids: Vec<&SessionId> = attached.iter().map(|(id, _)| id).collect();
@@ -242,9 +245,7 @@ impl RedisEngine {
         let now = now_ms();
         // Each shard keeps the nodes of the sessions homed on it, and the alive marks its
         // publishes check: the heartbeat renews both on every shard.
-        let mut swept = false;
-        let mut dead: Vec<(u8, String)> = Vec::new();
-        for shard in keys.shards() {
+        let beats = try_join_all(keys.every().map(|shard| async move {
             let mut pipe = redis::pipe();
             pipe.cmd("SET")
                 .arg(keys.alive(shard, node))
@@ -267,6 +268,12 @@ impl RedisEngine {
                 .arg(format!("({now}"));
             let mut conn = shared.conn.clone();
             let (added, late): (i64, Vec<String>) = pipe.query_async(&mut conn).await?;
+            redis::RedisResult::Ok((shard, added, late))
+        }))
+        .await?;
+        let mut swept = false;
+        let mut dead: Vec<(u8, String)> = Vec::new();
+        for (shard, added, late) in beats {
             swept |= added == 1;
             dead.extend(late.into_iter().map(|n| (shard, n)));
         }
@@ -274,9 +281,8 @@ impl RedisEngine {
             let ids: Vec<&SessionId> = all_here.iter().collect();
             self.mark(&ids, true).await?;
         }
-        for (shard, other) in dead.iter().filter(|(_, n)| n != node) {
-            self.sweep(*shard, other).await?;
-        }
+        let others = dead.iter().filter(|(_, n)| n != node);
+        try_join_all(others.map(|(shard, other)| self.sweep(*shard, other))).await?;
         self.orphans(now).await?;
         Ok(swept)
     }
@@ -295,9 +301,7 @@ impl RedisEngine {
     async fn orphans(&self, now: u64) -> redis::RedisResult<()> {
         let shared = &self.shared;
         let due = now.saturating_sub(millis(shared.config.heartbeat));
-        for shard in shared.keys.shards() {
-            self.orphans_on(shard, due).await?;
-        }
+        try_join_all(shared.keys.every().map(|shard| self.orphans_on(shard, due))).await?;
         Ok(())
     }
 
@@ -428,7 +432,7 @@ impl RedisEngine {
             return Ok(Vec::new());
         }
         let mut ids = Vec::new();
-        for shard in keys.shards() {
+        for shard in keys.every() {
             let mut union = redis::cmd("SUNION");
             for node in &nodes {
                 union.arg(keys.live(shard, node));

@@ -2,9 +2,13 @@
 //!
 //! `<p>` is the configured prefix in braces (`{sse:}` by default): a Redis Cluster hash tag,
 //! so every key of a deployment hashes to one slot and a script may touch any of them
-//! together. Every key a script touches is passed to it in `KEYS`; where which key depends
-//! on what Redis holds (the owner's node stream), the caller reads it first and the script
-//! checks it, answering -2 (read again) when it changed.
+//! together. With several shards, `<p>` is the tag of the key's shard (see `keys.rs`): the
+//! keys below that belong to a session, a topic or a user are on its shard, and every shard
+//! has its own `epoch`, `from`, `seq`, `done:`, `node:`, `nodes`, `live:` and `all` (for the
+//! sessions homed there), `alive:` and `presence`; `bcast` and `shards` are on shard 0.
+//! Every key a script touches is passed to it in `KEYS`, all of one shard; where which key
+//! depends on what Redis holds (the owner's node stream), the caller reads it first and the
+//! script checks it, answering -2 (read again) when it changed.
 //!
 //! | key | type | what |
 //! |---|---|---|
@@ -19,6 +23,7 @@
 //! | `<p>closed:<id>` | string with a TTL | the id was closed: its reconnect gets 204 |
 //! | `<p>nodes` | sorted set | the nodes, each scored by when it is dead unless it renews its entry (ms since the Unix epoch; every heartbeat renews it, three heartbeats of slack) |
 //! | `<p>live:<node>` | set | ids with a live connection on the node |
+//! | `<p>shards` | string | how many shards the deployment has (shard 0) |
 //! | `<p>all` | sorted set | ids of every session, detached ones included, scored by when their marks expire (`+inf` while attached); an entry a heartbeat past its score is a session nobody ended (its node died), which a live node cleans up after |
 //!
 //! Presence costs a node one write per heartbeat whatever its number of sessions, and one
@@ -36,7 +41,8 @@
 //!
 //! A node reads `bcast` and its own `node:` stream in one `XREAD`, which sees both as of one
 //! instant; since every entry is numbered by the same `INCR` in the script that writes it,
-//! merging what one read returns by sequence number gives the one order.
+//! merging what one read returns by sequence number gives the one order. With several
+//! shards, it reads each shard so, on a connection of its own: one order per shard.
 
 use redis::Script;
 

@@ -419,3 +419,36 @@ async fn a_backlog_longer_than_one_read_is_delivered_in_order_on_one_shard() {
 async fn a_position_the_store_never_issued_is_a_gap_on_one_shard() {
     a_position_the_store_never_issued_is_a_gap().await
 }
+
+/// Every node of a deployment places logs on as many shards: a node that says another
+/// number does not connect while a node is alive, and with none alive it starts a new
+/// epoch (the old positions name other shards' events).
+#[tokio::test]
+async fn a_node_with_another_number_of_shards_is_refused_while_one_is_alive() {
+    let redis = RedisServer::start().unwrap();
+    let epoch = {
+        let a = node(&redis, "a", true).await;
+        // Alive once its first heartbeat is in.
+        assert!(until(async || a.engine.sessions().await.is_ok_and(|s| s.is_empty())).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut config = RedisConfig::new(redis.url());
+        config.shards = 4;
+        let refused = RedisEngine::connect(config).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("another number of shards"),
+            "{refused}"
+        );
+        a.engine.epoch()
+    };
+    // Its entry in `nodes` lapses three heartbeats after it stopped.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut config = RedisConfig::new(redis.url());
+    config.shards = 4;
+    let engine = RedisEngine::connect(config).await.unwrap();
+    assert_ne!(engine.epoch(), epoch);
+    // And the old number is now the one refused.
+    let _b = start_node(&redis, "b", |c| c.shards = 4, Hub::builder()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = RedisEngine::connect(RedisConfig::new(redis.url())).await;
+    assert!(refused.is_err());
+}

@@ -75,6 +75,32 @@ macro_rules! suite {
             }
         )*
     };
+    // The same rules with the deployment's keys on six shards spread over the masters.
+    (@on_redis_cluster_sharded $bin:expr) => {
+        cluster::suite!(@sharded_tests $bin;
+            a_tab_on_a_is_reached_from_b,
+            a_broadcast_on_b_reaches_the_tabs_of_both_and_counts_them,
+            a_close_on_b_ends_the_stream_on_a_and_b_answers_the_reconnect_with_204,
+            sessions_on_either_node_list_the_tabs_of_both_until_they_leave,
+            a_tab_hung_up_on_a_resumes_on_b_with_what_it_missed,
+            a_tab_dropped_from_b_resumes_on_b_with_what_it_missed,
+            a_tab_of_a_killed_node_resumes_on_b_from_the_logs,
+            publish_user_send_and_user_close_reach_both_nodes,
+            a_tab_resumes_on_the_other_node_across_its_topics,
+            a_node_without_members_gets_none_of_a_topics_traffic,
+            a_killed_nodes_tab_resumes_on_b_with_its_topics,
+        );
+    };
+    (@sharded_tests $bin:expr; $($rule:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $rule() {
+                cluster::ON_REDIS_CLUSTER.store(true, std::sync::atomic::Ordering::Relaxed);
+                cluster::SHARDED.store(true, std::sync::atomic::Ordering::Relaxed);
+                cluster::$rule($bin);
+            }
+        )*
+    };
     (@tests $bin:expr; $($rule:ident),* $(,)?) => {
         $(
             #[test]
@@ -102,7 +128,7 @@ fn node(bin: &str, redis_url: &str) -> Demo {
 }
 
 fn node_flags(redis_url: &str) -> Vec<&str> {
-    vec![
+    let mut flags = vec![
         "--redis",
         redis_url,
         "--resume-ms",
@@ -115,7 +141,11 @@ fn node_flags(redis_url: &str) -> Vec<&str> {
         HEARTBEAT_MS,
         "--redis-timeout-ms",
         REDIS_TIMEOUT_MS,
-    ]
+    ];
+    if SHARDED.load(Ordering::Relaxed) {
+        flags.extend(["--redis-shards", SHARDS]);
+    }
+    flags
 }
 
 /// Two nodes of one adapter on a Redis of the rule's own (dropped in this order: the nodes,
@@ -143,6 +173,12 @@ impl Cluster {
 
 /// Whether the rules of this test binary run on a Redis Cluster.
 pub(crate) static ON_REDIS_CLUSTER: AtomicBool = AtomicBool::new(false);
+
+/// Whether the test binary asked for the deployment's keys on [`SHARDS`] shards.
+pub(crate) static SHARDED: AtomicBool = AtomicBool::new(false);
+
+/// How many shards a sharded test binary's nodes use.
+pub(crate) const SHARDS: &str = "6";
 
 /// The Redis a rule's nodes share.
 enum Redis {
@@ -325,15 +361,83 @@ fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
     true
 }
 
-/// The epoch and sequence number of an event id `<id>~<epoch>.<seq>` (base 36).
-fn position(id: &str, event_id: &str) -> (u64, u64) {
+/// Where a tab is: the epoch, and the number it has seen on each shard it reads (shard 0
+/// alone on one shard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct At {
+    epoch: u64,
+    seqs: Vec<(u8, u64)>,
+}
+
+impl At {
+    fn seq(&self, shard: u8) -> u64 {
+        self.seqs
+            .iter()
+            .find(|(s, _)| *s == shard)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// Positions of one epoch are ordered shard by shard: one is past another when it is at or
+/// past it on every shard, and past it on one.
+impl PartialOrd for At {
+    fn partial_cmp(&self, other: &At) -> Option<std::cmp::Ordering> {
+        use std::cmp::Ordering;
+        if self.epoch != other.epoch {
+            return None;
+        }
+        let shards = self.seqs.iter().chain(&other.seqs).map(|(s, _)| *s);
+        let (mut less, mut greater) = (false, false);
+        for shard in shards {
+            match self.seq(shard).cmp(&other.seq(shard)) {
+                Ordering::Less => less = true,
+                Ordering::Greater => greater = true,
+                Ordering::Equal => {}
+            }
+        }
+        match (less, greater) {
+            (false, false) => Some(Ordering::Equal),
+            (true, false) => Some(Ordering::Less),
+            (false, true) => Some(Ordering::Greater),
+            (true, true) => None,
+        }
+    }
+}
+
+/// The position in an event id `<id>~<cursor>`: `<epoch>.<seq>` on one shard, with
+/// `.<shard><seq>` for each other shard read on several (base 36).
+fn position(id: &str, event_id: &str) -> At {
     let parsed = event_id.rsplit_once('~').and_then(|(session, pos)| {
-        let (epoch, seq) = pos.split_once('.')?;
-        let pos = (
-            u64::from_str_radix(epoch, 36).ok()?,
-            u64::from_str_radix(seq, 36).ok()?,
-        );
-        (session == id).then_some(pos)
+        let cursor = sse_proto::Cursor::parse(pos.as_bytes())?;
+        let at = At {
+            epoch: cursor.epoch(),
+            seqs: cursor.components().collect(),
+        };
+        let one_shard = !SHARDED.load(Ordering::Relaxed);
+        (session == id && (at.seqs.len() == 1 || !one_shard)).then_some(at)
     });
-    parsed.unwrap_or_else(|| panic!("event id {event_id:?} is not `{id}~<epoch>.<seq>`"))
+    parsed.unwrap_or_else(|| panic!("event id {event_id:?} is not `{id}~<cursor>`"))
+}
+
+/// Checks that `got` holds the events of `logs` (each log's events in its order), in the
+/// order `want` gives them on one shard; on several, logs on different shards may
+/// interleave, so each log's order is checked, and nothing else is there.
+fn in_log_order(got: &[String], want: &[&str], logs: &[&[&str]]) {
+    if !SHARDED.load(Ordering::Relaxed) {
+        assert_eq!(got, want);
+        return;
+    }
+    let mut sorted_got: Vec<&str> = got.iter().map(String::as_str).collect();
+    sorted_got.sort_unstable();
+    let mut sorted_want = want.to_vec();
+    sorted_want.sort_unstable();
+    assert_eq!(sorted_got, sorted_want, "got {got:?}");
+    for log in logs {
+        let order: Vec<&str> = got
+            .iter()
+            .map(String::as_str)
+            .filter(|e| log.contains(e))
+            .collect();
+        assert_eq!(order, *log, "got {got:?}");
+    }
 }

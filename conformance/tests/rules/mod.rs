@@ -75,7 +75,10 @@ macro_rules! suite {
         );
     };
     (@on_redis_cluster $bin:expr) => {
-        rules::suite!(@cluster_tests $bin;
+        rules::suite!(@on_redis_cluster_with $bin; &[]);
+    };
+    (@on_redis_cluster_with $bin:expr; $flags:expr) => {
+        rules::suite!(@cluster_tests_with $bin; $flags;
             broadcast_answers_the_count,
             close_ends_the_stream_and_reconnect_gets_204,
             drop_ends_without_a_mark,
@@ -110,12 +113,22 @@ macro_rules! suite {
         );
     };
     (@cluster_tests $bin:expr; $($rule:ident),* $(,)?) => {
+        rules::suite!(@cluster_tests_with $bin; &[]; $($rule),*);
+    };
+    // The same rules, with the deployment's keys on six shards spread over the masters.
+    (@on_redis_cluster_sharded $bin:expr) => {
+        rules::suite!(@on_redis_cluster_with $bin; &["--redis-shards", "6"]);
+    };
+    (@cluster_tests_with $bin:expr; $flags:expr; $($rule:ident),* $(,)?) => {
         $(
             #[test]
             fn $rule() {
                 let cluster = sse_conformance::RedisCluster::start(3, 1).unwrap();
                 let url = cluster.url();
-                sse_conformance::Demo::with_flags(&["--redis", &url], || rules::$rule($bin));
+                let mut flags = vec!["--redis", url.as_str()];
+                flags.extend_from_slice($flags);
+                rules::set_sharded(flags.contains(&"--redis-shards"));
+                sse_conformance::Demo::with_flags(&flags, || rules::$rule($bin));
             }
         )*
     };
@@ -157,6 +170,40 @@ fn emit(demo: &Demo, id: &str, event: Option<&str>, body: &[u8]) -> u16 {
         target += &format!("?event={}", percent_encode(name.as_bytes()));
     }
     post(demo, &target, body).0
+}
+
+thread_local! {
+    /// Whether this thread's demos keep their keys on several shards (see
+    /// [`in_log_order`]).
+    static SHARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Says whether this thread's demos keep their keys on several shards.
+pub(crate) fn set_sharded(sharded: bool) {
+    SHARDED.with(|s| s.set(sharded));
+}
+
+/// Checks that `got` is `want`, events of several logs in the order they were sent. On a
+/// deployment with several shards, order holds per log (a session's own sends, a topic, a
+/// user, the broadcasts), so there each of `logs` must come in its order, interleaved in
+/// any way, with nothing else.
+pub(crate) fn in_log_order<T: PartialEq + Ord + Clone + std::fmt::Debug>(
+    got: &[T],
+    want: &[T],
+    logs: &[&[T]],
+) {
+    if !SHARDED.with(std::cell::Cell::get) {
+        assert_eq!(got, want);
+        return;
+    }
+    let (mut sorted_got, mut sorted_want) = (got.to_vec(), want.to_vec());
+    sorted_got.sort();
+    sorted_want.sort();
+    assert_eq!(sorted_got, sorted_want, "got {got:?}");
+    for log in logs {
+        let order: Vec<&T> = got.iter().filter(|e| log.contains(e)).collect();
+        assert_eq!(order, log.iter().collect::<Vec<_>>(), "got {got:?}");
+    }
 }
 
 /// Waits until `done` holds, for at most [`PATIENCE`]. What a demo lists and counts of its

@@ -6,6 +6,7 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `<p>mem:<id>` | hash | the session's memberships: topic → its stretches, `j` (a member since `j`) or `j-l` (from `j` to the topic's event `l`), comma-separated, oldest first; `~u` → `<since>:<user hex>`; `~s` → where its replay is exact from once old stretches were dropped. Outlives the session's owner mark by two alive marks (a minute at least), so that a live node can clean up after a session whose node died (see `orphan`) |
+//! | `<p>mem:<id>`, several shards | hash | on the session's home shard as above, for the topics there, and `~k` → the other shards it has memberships on; on each of those, its memberships in the topics there, `~s` in that shard's numbers, and `~o` → the node serving it as that shard's steps know it (a claim moves it, a join or leave checks it); on its user's shard, `~u` as well. Off the home shard without a TTL: the session's end, or the clean-up after it, takes it |
 //! | `<p>tlog:<topic>` | stream, ids `<seq>-0` | a topic's publishes (`f`, `m`), trimmed by count, expiring a grace after its last entry |
 //! | `<p>ulog:<user hex>` | stream | a user's sends, likewise |
 //! | `<p>tm:<topic>` | hash | the topic's member sessions → the node that serves each |
