@@ -64,8 +64,10 @@ const USAGE: &str = "usage: demo [--addr HOST:PORT] [--keep-alive-ms N] [--retry
   --coalesce-ms N      the same as --write-window fixed:N (0 = off)
   --secret HEX         signed ids: a 32-byte key as 64 hex digits; ids are bound to the
                        `user` cookie, which stands in for a login (default: unsigned ids)
-  --redis URL          several nodes on one Redis (redis://HOST:PORT) or on a Redis
-                       Cluster (redis+cluster://HOST:PORT,HOST:PORT,…: any of its nodes):
+  --redis URL          several nodes on one Redis (redis://HOST:PORT), on a Redis
+                       Cluster (redis+cluster://HOST:PORT,HOST:PORT,…: any of its nodes),
+                       or on independent servers the shards are spread over
+                       (redis+shards://HOST:PORT,HOST:PORT,…, with --redis-shards):
                        any node reaches, closes, lists and (with --resume-ms) resumes any
                        node's sessions. The demo waits for Redis before it listens: it
                        retries with a backoff, one line on stderr per failed attempt; a
@@ -162,9 +164,11 @@ impl Options {
                         Some(Key::from_hex("k1", &value).map_err(|e| format!("--secret: {e}"))?)
                 }
                 "--redis" => {
-                    if !value.starts_with("redis://") && !value.starts_with("redis+cluster://") {
+                    let schemes = ["redis://", "redis+cluster://", "redis+shards://"];
+                    if !schemes.iter().any(|s| value.starts_with(s)) {
                         return Err(format!(
-                            "--redis: not a redis:// or redis+cluster:// URL: {value}"
+                            "--redis: not a redis://, redis+cluster:// or redis+shards:// URL: \
+                             {value}"
                         ));
                     }
                     opts.redis = Some(RedisConfig::new(value));

@@ -19,6 +19,10 @@ use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResu
 /// The scheme of a Redis Cluster URL: `redis+cluster://host:port,host:port,…`.
 pub(crate) const CLUSTER_SCHEME: &str = "redis+cluster://";
 
+/// The scheme of a URL naming independent servers, shard `k` on the `k mod n`th of `n`:
+/// `redis+shards://host:port,host:port,…`.
+pub(crate) const SHARDS_SCHEME: &str = "redis+shards://";
+
 /// Where Redis is.
 #[derive(Clone)]
 pub(crate) enum Endpoint {
@@ -28,6 +32,13 @@ pub(crate) enum Endpoint {
         /// How long the reader waits for the answer to a blocking read: its block time and
         /// the command timeout. A connection that died silently (a partition whose close
         /// was lost) fails it, and the reader connects again.
+        read_timeout: Duration,
+    },
+    /// Independent servers, each keeping the shards whose number modulo their count is its
+    /// place in the list (client-side sharding).
+    Servers {
+        clients: Vec<Client>,
+        /// As for one server.
         read_timeout: Duration,
     },
     /// A Redis Cluster, found from its seed nodes.
@@ -44,6 +55,13 @@ impl Endpoint {
     /// nodes; the client learns the rest), anything else is one server's URL as redis-rs
     /// reads it.
     pub(crate) fn open(url: &str, timeout: Duration, block: Duration) -> RedisResult<Endpoint> {
+        if let Some(servers) = hosts(url, SHARDS_SCHEME)? {
+            let clients = servers.iter().map(|url| Client::open(url.as_str()));
+            return Ok(Endpoint::Servers {
+                clients: clients.collect::<RedisResult<_>>()?,
+                read_timeout: block + timeout,
+            });
+        }
         let Some(seeds) = cluster_seeds(url)? else {
             return Ok(Endpoint::One {
                 client: Client::open(url)?,
@@ -93,15 +111,46 @@ impl Endpoint {
                 healing.connection().await?;
                 Ok(Link::Healing(Arc::new(healing)))
             }
+            Endpoint::Servers { clients, .. } => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
+                let mut servers = Vec::new();
+                for client in clients {
+                    let healing = Healing {
+                        client: client.clone(),
+                        config: config.clone(),
+                        current: Mutex::new(None),
+                        made: AtomicU64::new(0),
+                    };
+                    healing.connection().await?;
+                    servers.push(healing);
+                }
+                Ok(Link::Servers(Arc::new(servers)))
+            }
             Endpoint::Cluster { commands, .. } => {
                 Ok(Link::Cluster(commands.get_async_connection().await?))
             }
         }
     }
 
-    /// A connection of the reader's own, where a blocking read holds up nothing else.
-    pub(crate) async fn reader(&self, timeout: Duration) -> RedisResult<Conn> {
+    /// A connection of the reader of `shard`'s own, where a blocking read holds up nothing
+    /// else.
+    pub(crate) async fn reader(&self, shard: u8, timeout: Duration) -> RedisResult<Conn> {
         match self {
+            Endpoint::Servers {
+                clients,
+                read_timeout,
+            } => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(*read_timeout));
+                let client = &clients[usize::from(shard) % clients.len()];
+                let conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok(Conn::from(Link::Multiplexed(conn)))
+            }
             Endpoint::One {
                 client,
                 read_timeout,
@@ -126,7 +175,13 @@ impl Endpoint {
 /// `redis+cluster://user:pass@a:7000,b:7001/` gives `redis://user:pass@a:7000/` and
 /// `redis://user:pass@b:7001/`: the credentials are every node's.
 fn cluster_seeds(url: &str) -> RedisResult<Option<Vec<String>>> {
-    let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) else {
+    hosts(url, CLUSTER_SCHEME)
+}
+
+/// The servers a URL of `scheme` names, each as a `redis://` URL (the credentials are
+/// every server's); `None` for a URL of another scheme.
+fn hosts(url: &str, scheme: &str) -> RedisResult<Option<Vec<String>>> {
+    let Some(rest) = url.strip_prefix(scheme) else {
         return Ok(None);
     };
     let hosts = rest.strip_suffix('/').unwrap_or(rest);
@@ -135,16 +190,66 @@ fn cluster_seeds(url: &str) -> RedisResult<Option<Vec<String>>> {
         None => (String::new(), hosts),
     };
     if hosts.split(',').any(|h| h.is_empty() || h.contains('/')) {
+        let shape = if scheme == CLUSTER_SCHEME {
+            "a cluster URL is redis+cluster://host:port[,host:port…]"
+        } else {
+            "a sharded URL is redis+shards://host:port[,host:port…]"
+        };
         return Err(RedisError::from((
             ErrorKind::InvalidClientConfig,
-            "a cluster URL is redis+cluster://host:port[,host:port…]",
+            shape,
             url.to_owned(),
         )));
     }
-    let seeds = hosts
+    let urls = hosts
         .split(',')
         .map(|host| format!("redis://{auth}{host}/"));
-    Ok(Some(seeds.collect()))
+    Ok(Some(urls.collect()))
+}
+
+/// The shard of a key (the number after `#` in its hash tag; 0 for a tag without one).
+fn shard_of_key(key: &[u8]) -> usize {
+    let Some(open) = key.iter().position(|&b| b == b'{') else {
+        return 0;
+    };
+    let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') else {
+        return 0;
+    };
+    let tag = &key[open + 1..open + 1 + len];
+    let Some(hash) = tag.iter().rposition(|&b| b == b'#') else {
+        return 0;
+    };
+    std::str::from_utf8(&tag[hash + 1..])
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Where a command goes among independent servers: the server of its first key's shard, or
+/// every server for a command without a key (`SCRIPT LOAD`, `WAIT`).
+fn route(cmd: &Cmd) -> Option<usize> {
+    let mut args = cmd.args_iter().map(|a| match a {
+        redis::Arg::Simple(bytes) => bytes,
+        _ => &[][..],
+    });
+    let name = args.next()?.to_ascii_uppercase();
+    let key = match name.as_slice() {
+        b"SCRIPT" | b"WAIT" => return None,
+        b"EVAL" | b"EVALSHA" => {
+            args.next();
+            let keys = args.next()?;
+            if keys == b"0" {
+                return Some(0);
+            }
+            args.next()?
+        }
+        b"XREAD" => {
+            args.find(|a| a.eq_ignore_ascii_case(b"STREAMS"))?;
+            args.next()?
+        }
+        _ => args.next()?,
+    };
+    Some(shard_of_key(key))
 }
 
 /// One server's shared connection, replaced when it fails: dropped, and also timed out. A
@@ -253,21 +358,46 @@ enum Link {
     Multiplexed(MultiplexedConnection),
     /// A cluster: a connection to each master, routed by slot.
     Cluster(ClusterConnection),
+    /// Independent servers, one shared connection to each, routed by shard.
+    Servers(Arc<Vec<Healing>>),
+}
+
+/// Sends `cmd` on one server's shared connection, replacing it when it failed.
+async fn healing_send(h: &Healing, cmd: &Cmd) -> RedisResult<Value> {
+    let (n, mut conn) = h.connection().await?;
+    let reply = conn.req_packed_command(cmd).await;
+    if let Err(e) = &reply {
+        h.failed(n, e);
+    }
+    reply
 }
 
 impl Link {
     async fn send(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Link::Healing(h) => {
-                let (n, mut conn) = h.connection().await?;
-                let reply = conn.req_packed_command(cmd).await;
-                if let Err(e) = &reply {
-                    h.failed(n, e);
-                }
-                reply
-            }
+            Link::Healing(h) => healing_send(h, cmd).await,
             Link::Multiplexed(c) => c.req_packed_command(cmd).await,
             Link::Cluster(c) => c.req_packed_command(cmd).await,
+            Link::Servers(servers) => match route(cmd) {
+                Some(shard) => healing_send(&servers[shard % servers.len()], cmd).await,
+                None => {
+                    // To every server: the least of their counts answers a `WAIT`, and the
+                    // first a `SCRIPT LOAD` (the same hash from each).
+                    let mut least: Option<Value> = None;
+                    for server in servers.iter() {
+                        let reply = healing_send(server, cmd).await?;
+                        let lower = match (&least, crate::reply::int(&reply)) {
+                            (Some(v), Some(n)) => crate::reply::int(v).is_some_and(|m| n < m),
+                            (None, _) => true,
+                            _ => false,
+                        };
+                        if lower {
+                            least = Some(reply);
+                        }
+                    }
+                    Ok(least.unwrap_or(Value::Nil))
+                }
+            },
         }
     }
 }
@@ -308,6 +438,17 @@ impl ConnectionLike for Conn {
             }),
             Link::Multiplexed(c) => c.req_packed_commands(cmd, offset, count),
             Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Servers(servers) => Box::pin(async move {
+                // A pipeline's keys share a shard (as on a cluster, where they share a slot).
+                let shard = cmd.cmd_iter().find_map(route).unwrap_or(0);
+                let h = &servers[shard % servers.len()];
+                let (n, mut conn) = h.connection().await?;
+                let reply = conn.req_packed_commands(cmd, offset, count).await;
+                if let Err(e) = &reply {
+                    h.failed(n, e);
+                }
+                reply
+            }),
         }
     }
 
@@ -316,6 +457,9 @@ impl ConnectionLike for Conn {
             Link::Healing(h) => h.client.get_connection_info().redis_settings().db(),
             Link::Multiplexed(c) => c.get_db(),
             Link::Cluster(c) => c.get_db(),
+            Link::Servers(servers) => servers
+                .first()
+                .map_or(0, |h| h.client.get_connection_info().redis_settings().db()),
         }
     }
 }
@@ -345,5 +489,40 @@ mod tests {
         ] {
             assert!(cluster_seeds(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn commands_among_servers_go_to_their_keys_shard() {
+        assert_eq!(shard_of_key(b"{sse:}seq"), 0);
+        assert_eq!(shard_of_key(b"{sse:#7}owner:a"), 7);
+        assert_eq!(shard_of_key(b"{a#b}x"), 0);
+        assert_eq!(shard_of_key(b"no tag"), 0);
+        let mut eval = redis::cmd("EVALSHA");
+        eval.arg("abc")
+            .arg(2)
+            .arg("{sse:#3}x")
+            .arg("{sse:#3}y")
+            .arg("v");
+        assert_eq!(route(&eval), Some(3));
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT")
+            .arg(5)
+            .arg("STREAMS")
+            .arg("{sse:#2}node:a")
+            .arg("0-0");
+        assert_eq!(route(&read), Some(2));
+        let mut get = redis::cmd("GET");
+        get.arg("{sse:#5}seq");
+        assert_eq!(route(&get), Some(5));
+        assert_eq!(
+            route(redis::cmd("SCRIPT").arg("LOAD").arg("return 1")),
+            None
+        );
+        assert_eq!(route(redis::cmd("WAIT").arg(1).arg(100)), None);
+        assert_eq!(
+            hosts("redis+shards://a:1,b:2", SHARDS_SCHEME).unwrap(),
+            Some(vec!["redis://a:1/".to_owned(), "redis://b:2/".to_owned()])
+        );
+        assert!(hosts("redis+shards://", SHARDS_SCHEME).is_err());
     }
 }

@@ -76,7 +76,7 @@ impl RedisEngine {
             if port.hub().is_none() {
                 return;
             }
-            let mut conn = match shared.endpoint.reader(shared.config.timeout).await {
+            let mut conn = match shared.endpoint.reader(shard, shared.config.timeout).await {
                 Ok(conn) => conn,
                 Err(_) => {
                     shared.set_up(false);

@@ -22,10 +22,12 @@ use crate::scripts;
 /// Settings of a [`RedisEngine`].
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// Where Redis is: one server (`redis://127.0.0.1:6379`), or a Redis Cluster named by
+    /// Where Redis is: one server (`redis://127.0.0.1:6379`), a Redis Cluster named by
     /// any of its nodes, comma-separated (`redis+cluster://10.0.0.1:7000,10.0.0.2:7000`;
     /// the client learns the rest, and follows slots as they move and replicas as they are
-    /// promoted).
+    /// promoted), or independent servers that the [`shards`](Self::shards) are spread over,
+    /// shard `k` on the `k mod n`th of `n` (`redis+shards://10.0.0.1:6379,10.0.0.2:6379`:
+    /// client-side sharding; every node must list the same servers in the same order).
     pub url: String,
     /// What every key starts with (default `sse:`), so deployments can share a Redis. Keys
     /// are written `{<prefix>}<name>`: the prefix is a Redis Cluster hash tag, which puts all

@@ -55,6 +55,11 @@
 //! event id then carries a [`Cursor`](sse_proto::Cursor): one number for each shard it
 //! reads, so a resume on any node is exact on each of them.
 //!
+//! - **Where the shards are:** on a Redis Cluster, each shard's slot on the master that owns
+//!   it; or, with a `redis+shards://host:port,host:port,…` URL, on independent servers,
+//!   shard `k` on the `k mod n`th of `n` (client-side sharding, each server with its own
+//!   replicas if any). A node that cannot reach one server keeps serving what the others
+//!   carry, and catches up with what that one was acknowledged once it can.
 //! - **Order** is kept per log: a session's own sends, each topic, each user, the
 //!   broadcasts. Events of two logs on two shards may reach a tab, live or replayed, in
 //!   either order.

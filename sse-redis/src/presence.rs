@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use async_io::Timer;
 use futures_lite::future;
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, try_join_all};
 use futures_util::stream::{self, StreamExt};
 use redis::Value;
 use sse_proto::{Principal, RelayPort, SessionId};
@@ -219,6 +219,13 @@ impl RedisEngine {
             .await?;
             *started = true;
         }
+        // The heartbeat first, on every shard it can reach: a node cut off from one shard
+        // keeps its sessions on the others.
+        let now = now_ms();
+        let beat = match &all_here {
+            Some(_) => Some(self.beat(now).await),
+            None => None,
+        };
         let attached_ids: Vec<&SessionId> = attached.iter().map(|(id, _)| id).collect();
         let detached_ids: Vec<&SessionId> = detached.iter().map(|(id, _)| id).collect();
         self.mark(&attached_ids, true).await?;
@@ -242,10 +249,31 @@ impl RedisEngine {
         let Some(all_here) = all_here else {
             return Ok(false);
         };
-        let now = now_ms();
-        // Each shard keeps the nodes of the sessions homed on it, and the alive marks its
-        // publishes check: the heartbeat renews both on every shard.
-        let beats = try_join_all(keys.every().map(|shard| async move {
+        let Some((swept, dead, failed)) = beat else {
+            return Ok(false);
+        };
+        if swept {
+            let ids: Vec<&SessionId> = all_here.iter().collect();
+            self.mark(&ids, true).await?;
+        }
+        let others = dead.iter().filter(|(_, n)| n != node);
+        try_join_all(others.map(|(shard, other)| self.sweep(*shard, other))).await?;
+        self.orphans(now).await?;
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(swept),
+        }
+    }
+
+    /// The heartbeat, on every shard at once: renews this node's alive mark and entry in
+    /// `nodes`, trims `all`, and reads the nodes found dead. Returns whether this node
+    /// found itself swept (its entry was gone) on a shard, the nodes found dead on each, and
+    /// the error of a shard it could not reach (the others are done all the same).
+    async fn beat(&self, now: u64) -> (bool, Vec<(u8, String)>, Option<redis::RedisError>) {
+        let shared = &self.shared;
+        let keys = &shared.keys;
+        let node = &shared.config.node;
+        let beats = join_all(keys.every().map(|shard| async move {
             let mut pipe = redis::pipe();
             pipe.cmd("SET")
                 .arg(keys.alive(shard, node))
@@ -270,21 +298,20 @@ impl RedisEngine {
             let (added, late): (i64, Vec<String>) = pipe.query_async(&mut conn).await?;
             redis::RedisResult::Ok((shard, added, late))
         }))
-        .await?;
+        .await;
         let mut swept = false;
         let mut dead: Vec<(u8, String)> = Vec::new();
-        for (shard, added, late) in beats {
-            swept |= added == 1;
-            dead.extend(late.into_iter().map(|n| (shard, n)));
+        let mut failed = None;
+        for beat in beats {
+            match beat {
+                Ok((shard, added, late)) => {
+                    swept |= added == 1;
+                    dead.extend(late.into_iter().map(|n| (shard, n)));
+                }
+                Err(e) => failed = Some(e),
+            }
         }
-        if swept {
-            let ids: Vec<&SessionId> = all_here.iter().collect();
-            self.mark(&ids, true).await?;
-        }
-        let others = dead.iter().filter(|(_, n)| n != node);
-        try_join_all(others.map(|(shard, other)| self.sweep(*shard, other))).await?;
-        self.orphans(now).await?;
-        Ok(swept)
+        (swept, dead, failed)
     }
 
     /// Cleans up after sessions whose marks expired a heartbeat ago or more with nobody to
@@ -359,7 +386,8 @@ impl RedisEngine {
                 .or_default()
                 .push(id.as_str());
         }
-        for (shard, ids) in by_shard {
+        // Every shard at once; one that cannot be reached holds up none of the others.
+        let marked = join_all(by_shard.into_iter().map(|(shard, ids)| async move {
             for chunk in ids.chunks(1024) {
                 let mut pipe = redis::pipe();
                 for id in chunk {
@@ -380,8 +408,10 @@ impl RedisEngine {
                 let mut conn = shared.conn.clone();
                 pipe.query_async::<()>(&mut conn).await?;
             }
-        }
-        Ok(())
+            redis::RedisResult::Ok(())
+        }))
+        .await;
+        marked.into_iter().collect()
     }
 
     /// Sweeps `node`'s live set (see [`sweep`](crate::scripts::sweep)), a batch at a time.

@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Node, RedisCluster, Tab, frame, member, start_node, until};
+use common::{Node, RedisCluster, Tab, arrived_per_log, frame, member, start_node, until};
 use sse_proto::{Hub, Placement, Principal, ResumeConfig};
 
 const SHARDS: usize = 6;
@@ -41,29 +40,6 @@ fn tab(target: &str, user: &str) -> Tab {
 /// The shard of a topic's keys.
 fn shard_of(name: &str) -> u8 {
     Placement::new(SHARDS).unwrap().of_name(name.as_bytes())
-}
-
-/// Waits until the tab has the last of each log in `logs` (what was acknowledged, per log),
-/// and checks that each acknowledged event arrived once, each log in its order, and that
-/// nothing arrived twice.
-async fn arrived_per_log(tab: &mut Tab, logs: &[&[String]]) {
-    let lasts: Vec<&String> = logs.iter().filter_map(|log| log.last()).collect();
-    assert!(
-        until(async || {
-            tab.read();
-            lasts.iter().all(|l| tab.data().contains(&l.as_str()))
-        })
-        .await,
-        "acknowledged {logs:?}, got {:?}",
-        tab.data()
-    );
-    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
-    let distinct: BTreeSet<&String> = got.iter().collect();
-    assert_eq!(distinct.len(), got.len(), "twice: {got:?}");
-    for log in logs {
-        let order: Vec<&String> = got.iter().filter(|d| log.contains(d)).collect();
-        assert_eq!(order, log.iter().collect::<Vec<_>>(), "got {got:?}");
-    }
 }
 
 #[tokio::test]

@@ -148,6 +148,29 @@ pub async fn member(node: &Node, tab: &Tab, topic: &str) -> bool {
     .await
 }
 
+/// Waits until the tab has the last of each log in `logs` (what was acknowledged, per log),
+/// and checks that each acknowledged event arrived once, each log in its order, and that
+/// nothing arrived twice.
+pub async fn arrived_per_log(tab: &mut Tab, logs: &[&[String]]) {
+    let lasts: Vec<&String> = logs.iter().filter_map(|log| log.last()).collect();
+    assert!(
+        until(async || {
+            tab.read();
+            lasts.iter().all(|l| tab.data().contains(&l.as_str()))
+        })
+        .await,
+        "acknowledged {logs:?}, got {:?}",
+        tab.data()
+    );
+    let got: Vec<String> = tab.data().iter().map(|s| (*s).to_owned()).collect();
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), got.len(), "twice: {got:?}");
+    for log in logs {
+        let order: Vec<&String> = got.iter().filter(|d| log.contains(d)).collect();
+        assert_eq!(order, log.iter().collect::<Vec<_>>(), "got {got:?}");
+    }
+}
+
 /// A frame of plain `text`.
 pub fn frame(text: &str) -> sse_proto::Frame {
     Event::new().data(text.to_owned()).encode()
