@@ -13,10 +13,12 @@ use std::time::Duration;
 
 mod demo;
 mod http;
+mod position;
 mod stream;
 
 pub use demo::Demo;
 pub use http::{Client, Head, Response};
+pub use position::{Position, in_log_order, to_base36};
 pub use stream::EventStream;
 
 pub use sse_testkit::{RedisCluster, RedisServer};

@@ -111,6 +111,15 @@ impl Mem {
         mem
     }
 
+    /// The topics it is a member of now.
+    pub(crate) fn open_topics(&self) -> Vec<&TopicName> {
+        self.topics
+            .iter()
+            .filter(|m| m.is_open())
+            .map(|m| &m.topic)
+            .collect()
+    }
+
     /// The topics with a stretch, sorted.
     pub(crate) fn topic_names(&self) -> Vec<TopicName> {
         let mut names: Vec<TopicName> = self.topics.iter().map(|m| m.topic.clone()).collect();

@@ -9,31 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Node, RedisCluster, Tab, frame, member, start_node, until};
+use common::{RedisCluster, Tab, cluster_node, frame, member, start_node, until, user_tab};
 use sse_proto::{Decision, Event, Hub, Principal, ResumeConfig};
 use sse_redis::{RedisConfig, RedisEngine};
-
-async fn node(cluster: &RedisCluster, name: &str) -> Node {
-    let builder = Hub::builder()
-        .keep_alive(None)
-        .resume(ResumeConfig::new(Duration::from_secs(30)))
-        .topic_rule(|_, _| true);
-    start_node(
-        cluster,
-        name,
-        |c| c.timeout = Duration::from_secs(2),
-        builder,
-    )
-    .await
-}
-
-fn tab(target: &str, user: &str) -> Tab {
-    Tab {
-        target: target.to_owned(),
-        user: Some(user.to_owned()),
-        ..Tab::new()
-    }
-}
 
 /// Waits until the tab has the last of `acked`, checks that every acknowledged send arrived
 /// once and in order (an unacknowledged one may be among them), and returns what it got.
@@ -57,9 +35,12 @@ async fn arrived(tab: &mut Tab, acked: &[String]) -> Vec<String> {
 #[tokio::test]
 async fn every_script_runs_on_a_redis_cluster_and_its_keys_share_one_slot() {
     let cluster = RedisCluster::start(3, 1).unwrap();
-    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
-    let mut ann = tab("/events?topic=red", "ann");
-    let mut bob = tab("/events?topic=red", "bob");
+    let (a, b) = (
+        cluster_node(&cluster, "a").await,
+        cluster_node(&cluster, "b").await,
+    );
+    let mut ann = user_tab("/events?topic=red", "ann");
+    let mut bob = user_tab("/events?topic=red", "bob");
     ann.connect(&a.hub, &a.engine).await.unwrap();
     bob.connect(&b.hub, &b.engine).await.unwrap();
     assert!(member(&a, &ann, "red").await && member(&b, &bob, "red").await);
@@ -188,8 +169,11 @@ async fn a_prefix_that_is_not_a_hash_tag_is_refused() {
 #[tokio::test]
 async fn a_master_killed_fails_over_to_its_replica_and_nothing_acknowledged_is_lost() {
     let mut cluster = RedisCluster::start(3, 1).unwrap();
-    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
-    let mut tab = tab("/events", "ann");
+    let (a, b) = (
+        cluster_node(&cluster, "a").await,
+        cluster_node(&cluster, "b").await,
+    );
+    let mut tab = user_tab("/events", "ann");
     tab.connect(&a.hub, &a.engine).await.unwrap();
     assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
     let mut acked = Vec::new();
@@ -260,8 +244,11 @@ async fn a_master_killed_fails_over_to_its_replica_and_nothing_acknowledged_is_l
 #[tokio::test]
 async fn the_slot_migrating_to_another_master_under_load_loses_nothing_acknowledged() {
     let cluster = RedisCluster::start(3, 1).unwrap();
-    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
-    let mut tab = tab("/events?topic=red", "ann");
+    let (a, b) = (
+        cluster_node(&cluster, "a").await,
+        cluster_node(&cluster, "b").await,
+    );
+    let mut tab = user_tab("/events?topic=red", "ann");
     tab.connect(&a.hub, &a.engine).await.unwrap();
     assert!(member(&a, &tab, "red").await);
     assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
@@ -334,7 +321,7 @@ async fn acknowledged_with_a_replica_survives_the_master_killed_at_once() {
     };
     let a = start_node(&cluster, "a", configure, builder()).await;
     let b = start_node(&cluster, "b", configure, builder()).await;
-    let mut tab = tab("/events", "ann");
+    let mut tab = user_tab("/events", "ann");
     tab.connect(&a.hub, &a.engine).await.unwrap();
     assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
     let master = cluster.master_of("{sse:}").unwrap();

@@ -10,32 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, RedisCluster, Tab, arrived_per_log, frame, member, start_node, until};
-use sse_proto::{Hub, Placement, Principal, ResumeConfig};
+use common::{RedisCluster, arrived_per_log, cluster_node, frame, member, until, user_tab};
+use sse_proto::{Placement, Principal};
 
 const SHARDS: usize = 6;
-
-async fn node(cluster: &RedisCluster, name: &str) -> Node {
-    let builder = Hub::builder()
-        .keep_alive(None)
-        .resume(ResumeConfig::new(Duration::from_secs(30)))
-        .topic_rule(|_, _| true);
-    start_node(
-        cluster,
-        name,
-        |c| c.timeout = Duration::from_secs(2),
-        builder,
-    )
-    .await
-}
-
-fn tab(target: &str, user: &str) -> Tab {
-    Tab {
-        target: target.to_owned(),
-        user: Some(user.to_owned()),
-        ..Tab::new()
-    }
-}
 
 /// The shard of a topic's keys.
 fn shard_of(name: &str) -> u8 {
@@ -51,9 +29,12 @@ async fn every_script_runs_with_the_shards_spread_over_the_masters() {
         .map(|tag| cluster.master_of(tag).unwrap())
         .collect();
     assert!(masters.len() > 1, "six shards on one master: {masters:?}");
-    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
-    let mut ann = tab("/events?topic=red&topic=blue&topic=green", "ann");
-    let mut bob = tab("/events?topic=red", "bob");
+    let (a, b) = (
+        cluster_node(&cluster, "a").await,
+        cluster_node(&cluster, "b").await,
+    );
+    let mut ann = user_tab("/events?topic=red&topic=blue&topic=green", "ann");
+    let mut bob = user_tab("/events?topic=red", "bob");
     ann.connect(&a.hub, &a.engine).await.unwrap();
     bob.connect(&b.hub, &b.engine).await.unwrap();
     assert!(member(&a, &ann, "green").await && member(&b, &bob, "red").await);
@@ -139,9 +120,12 @@ async fn a_master_killed_loses_nothing_acknowledged_and_the_other_shards_work_me
             break;
         }
     }
-    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
+    let (a, b) = (
+        cluster_node(&cluster, "a").await,
+        cluster_node(&cluster, "b").await,
+    );
     let query: Vec<String> = topics.iter().map(|(t, _)| format!("topic={t}")).collect();
-    let mut t = tab(&format!("/events?{}", query.join("&")), "ann");
+    let mut t = user_tab(&format!("/events?{}", query.join("&")), "ann");
     t.connect(&a.hub, &a.engine).await.unwrap();
     for (topic, _) in &topics {
         assert!(member(&a, &t, topic).await);
@@ -219,8 +203,11 @@ async fn a_master_killed_loses_nothing_acknowledged_and_the_other_shards_work_me
 async fn a_shards_slot_migrating_under_load_loses_nothing_acknowledged() {
     common::set_shards(SHARDS);
     let cluster = RedisCluster::start(3, 1).unwrap();
-    let (a, b) = (node(&cluster, "a").await, node(&cluster, "b").await);
-    let mut t = tab("/events?topic=red&topic=blue", "ann");
+    let (a, b) = (
+        cluster_node(&cluster, "a").await,
+        cluster_node(&cluster, "b").await,
+    );
+    let mut t = user_tab("/events?topic=red&topic=blue", "ann");
     t.connect(&a.hub, &a.engine).await.unwrap();
     assert!(member(&a, &t, "red").await && member(&a, &t, "blue").await);
     assert!(until(async || b.engine.sessions().await.unwrap().contains(&t.id)).await);

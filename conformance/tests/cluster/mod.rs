@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sse_conformance::{Demo, EventStream, RedisCluster, RedisServer, percent_encode};
+use sse_conformance::{Demo, EventStream, Position, RedisCluster, RedisServer, percent_encode};
 use sse_proto::MessageEvent;
 
 /// Redis frozen, Redis killed and restarted empty, a node started before Redis.
@@ -52,7 +52,11 @@ macro_rules! suite {
         );
     };
     (@on_redis_cluster $bin:expr) => {
-        cluster::suite!(@cluster_tests $bin;
+        cluster::suite!(@redis_cluster_rules $bin; cluster_tests);
+    };
+    // The rules that run on a Redis Cluster, through the arm `$arm` (one shard or six).
+    (@redis_cluster_rules $bin:expr; $arm:ident) => {
+        cluster::suite!(@$arm $bin;
             a_tab_on_a_is_reached_from_b,
             a_broadcast_on_b_reaches_the_tabs_of_both_and_counts_them,
             a_close_on_b_ends_the_stream_on_a_and_b_answers_the_reconnect_with_204,
@@ -77,19 +81,7 @@ macro_rules! suite {
     };
     // The same rules with the deployment's keys on six shards spread over the masters.
     (@on_redis_cluster_sharded $bin:expr) => {
-        cluster::suite!(@sharded_tests $bin;
-            a_tab_on_a_is_reached_from_b,
-            a_broadcast_on_b_reaches_the_tabs_of_both_and_counts_them,
-            a_close_on_b_ends_the_stream_on_a_and_b_answers_the_reconnect_with_204,
-            sessions_on_either_node_list_the_tabs_of_both_until_they_leave,
-            a_tab_hung_up_on_a_resumes_on_b_with_what_it_missed,
-            a_tab_dropped_from_b_resumes_on_b_with_what_it_missed,
-            a_tab_of_a_killed_node_resumes_on_b_from_the_logs,
-            publish_user_send_and_user_close_reach_both_nodes,
-            a_tab_resumes_on_the_other_node_across_its_topics,
-            a_node_without_members_gets_none_of_a_topics_traffic,
-            a_killed_nodes_tab_resumes_on_b_with_its_topics,
-        );
+        cluster::suite!(@redis_cluster_rules $bin; sharded_tests);
     };
     (@sharded_tests $bin:expr; $($rule:ident),* $(,)?) => {
         $(
@@ -361,83 +353,20 @@ fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
     true
 }
 
-/// Where a tab is: the epoch, and the number it has seen on each shard it reads (shard 0
-/// alone on one shard).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct At {
-    epoch: u64,
-    seqs: Vec<(u8, u64)>,
-}
-
-impl At {
-    fn seq(&self, shard: u8) -> u64 {
-        self.seqs
-            .iter()
-            .find(|(s, _)| *s == shard)
-            .map_or(0, |(_, n)| *n)
-    }
-}
-
-/// Positions of one epoch are ordered shard by shard: one is past another when it is at or
-/// past it on every shard, and past it on one.
-impl PartialOrd for At {
-    fn partial_cmp(&self, other: &At) -> Option<std::cmp::Ordering> {
-        use std::cmp::Ordering;
-        if self.epoch != other.epoch {
-            return None;
-        }
-        let shards = self.seqs.iter().chain(&other.seqs).map(|(s, _)| *s);
-        let (mut less, mut greater) = (false, false);
-        for shard in shards {
-            match self.seq(shard).cmp(&other.seq(shard)) {
-                Ordering::Less => less = true,
-                Ordering::Greater => greater = true,
-                Ordering::Equal => {}
-            }
-        }
-        match (less, greater) {
-            (false, false) => Some(Ordering::Equal),
-            (true, false) => Some(Ordering::Less),
-            (false, true) => Some(Ordering::Greater),
-            (true, true) => None,
-        }
-    }
-}
-
 /// The position in an event id `<id>~<cursor>`: `<epoch>.<seq>` on one shard, with
 /// `.<shard><seq>` for each other shard read on several (base 36).
-fn position(id: &str, event_id: &str) -> At {
-    let parsed = event_id.rsplit_once('~').and_then(|(session, pos)| {
-        let cursor = sse_proto::Cursor::parse(pos.as_bytes())?;
-        let at = At {
-            epoch: cursor.epoch(),
-            seqs: cursor.components().collect(),
-        };
-        let one_shard = !SHARDED.load(Ordering::Relaxed);
-        (session == id && (at.seqs.len() == 1 || !one_shard)).then_some(at)
-    });
-    parsed.unwrap_or_else(|| panic!("event id {event_id:?} is not `{id}~<cursor>`"))
+fn position(id: &str, event_id: &str) -> Position {
+    let at = Position::parse(id, event_id)
+        .unwrap_or_else(|| panic!("event id {event_id:?} is not `{id}~<cursor>`"));
+    assert!(
+        at.shards() == 1 || SHARDED.load(Ordering::Relaxed),
+        "{event_id:?} names shards on a deployment with one"
+    );
+    at
 }
 
-/// Checks that `got` holds the events of `logs` (each log's events in its order), in the
-/// order `want` gives them on one shard; on several, logs on different shards may
-/// interleave, so each log's order is checked, and nothing else is there.
+/// Checks that `got` is `want` in order, or on several shards each of `logs` in its order
+/// (see [`sse_conformance::in_log_order`]).
 fn in_log_order(got: &[String], want: &[&str], logs: &[&[&str]]) {
-    if !SHARDED.load(Ordering::Relaxed) {
-        assert_eq!(got, want);
-        return;
-    }
-    let mut sorted_got: Vec<&str> = got.iter().map(String::as_str).collect();
-    sorted_got.sort_unstable();
-    let mut sorted_want = want.to_vec();
-    sorted_want.sort_unstable();
-    assert_eq!(sorted_got, sorted_want, "got {got:?}");
-    for log in logs {
-        let order: Vec<&str> = got
-            .iter()
-            .map(String::as_str)
-            .filter(|e| log.contains(e))
-            .collect();
-        assert_eq!(order, *log, "got {got:?}");
-    }
+    sse_conformance::in_log_order(SHARDED.load(Ordering::Relaxed), got, want, logs);
 }

@@ -183,27 +183,13 @@ pub(crate) fn set_sharded(sharded: bool) {
     SHARDED.with(|s| s.set(sharded));
 }
 
-/// Checks that `got` is `want`, events of several logs in the order they were sent. On a
-/// deployment with several shards, order holds per log (a session's own sends, a topic, a
-/// user, the broadcasts), so there each of `logs` must come in its order, interleaved in
-/// any way, with nothing else.
-pub(crate) fn in_log_order<T: PartialEq + Ord + Clone + std::fmt::Debug>(
-    got: &[T],
-    want: &[T],
-    logs: &[&[T]],
-) {
-    if !SHARDED.with(std::cell::Cell::get) {
-        assert_eq!(got, want);
-        return;
-    }
-    let (mut sorted_got, mut sorted_want) = (got.to_vec(), want.to_vec());
-    sorted_got.sort();
-    sorted_want.sort();
-    assert_eq!(sorted_got, sorted_want, "got {got:?}");
-    for log in logs {
-        let order: Vec<&T> = got.iter().filter(|e| log.contains(e)).collect();
-        assert_eq!(order, log.iter().collect::<Vec<_>>(), "got {got:?}");
-    }
+/// Checks that `got` is `want` in order, or on several shards each of `logs` in its order
+/// (see [`sse_conformance::in_log_order`]).
+pub(crate) fn in_log_order<T>(got: &[T], want: &[T], logs: &[&[T]])
+where
+    T: PartialEq + Ord + Clone + std::fmt::Debug,
+{
+    sse_conformance::in_log_order(SHARDED.with(std::cell::Cell::get), got, want, logs);
 }
 
 /// Waits until `done` holds, for at most [`PATIENCE`]. What a demo lists and counts of its

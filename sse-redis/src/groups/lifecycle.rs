@@ -269,32 +269,24 @@ impl RedisEngine {
         let keys = &shared.keys;
         let user = &others.user;
         for (shard, mem, user_here) in &others.shards {
-            let open: Vec<&TopicName> = mem
-                .topics
-                .iter()
-                .filter(|m| m.is_open())
-                .map(|m| &m.topic)
-                .collect();
+            let open = mem.open_topics();
+            let here = keys.mem(*shard, id);
             let mut invocation = shared.scripts.clean.prepare_invoke();
             invocation
-                .key(keys.mem(*shard, id))
+                .key(&here)
                 .key(keys.seq(*shard))
                 .key(keys.presence(*shard))
                 .key(if *user_here {
                     keys.us(user)
                 } else {
-                    keys.mem(*shard, id)
+                    here.clone()
                 })
                 .key(if *user_here {
                     keys.un(user)
                 } else {
-                    keys.mem(*shard, id)
+                    here.clone()
                 });
-            for topic in &open {
-                invocation
-                    .key(keys.tn(topic.as_str()))
-                    .key(keys.tm(topic.as_str()));
-            }
+            counts_keys(&mut invocation, keys, &open);
             invocation
                 .arg(id)
                 .arg(&mem.content)
@@ -354,11 +346,7 @@ impl RedisEngine {
         for (shard, topics) in order {
             let mut invocation = shared.scripts.rejoin.prepare_invoke();
             invocation.key(keys.mem(shard, id)).key(keys.seq(shard));
-            for topic in &topics {
-                invocation
-                    .key(keys.tn(topic.as_str()))
-                    .key(keys.tm(topic.as_str()));
-            }
+            counts_keys(&mut invocation, keys, &topics);
             invocation
                 .arg(id)
                 .arg(&shared.config.node)
@@ -381,6 +369,20 @@ struct Others {
     shards: Vec<(u8, Mem, bool)>,
 }
 
+/// Declares the keys that count a group's members at each node (`tn`, `tm`) of each of
+/// `topics`.
+fn counts_keys(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    keys: &crate::keys::Keys,
+    topics: &[&TopicName],
+) {
+    for topic in topics {
+        invocation
+            .key(keys.tn(topic.as_str()))
+            .key(keys.tm(topic.as_str()));
+    }
+}
+
 /// A number in a script's reply, as an integer or as text.
 fn reply_u64(v: &Value) -> Option<u64> {
     reply::int(v)
@@ -398,18 +400,8 @@ fn cleanup_tail(
     id: &str,
     arg: impl redis::ToRedisArgs,
 ) {
-    let keys = &shared.keys;
-    let open: Vec<&TopicName> = mem
-        .topics
-        .iter()
-        .filter(|m| m.is_open())
-        .map(|m| &m.topic)
-        .collect();
-    for topic in &open {
-        invocation
-            .key(keys.tn(topic.as_str()))
-            .key(keys.tm(topic.as_str()));
-    }
+    let open = mem.open_topics();
+    counts_keys(invocation, &shared.keys, &open);
     invocation
         .arg(id)
         .arg(arg)

@@ -171,6 +171,25 @@ pub async fn arrived_per_log(tab: &mut Tab, logs: &[&[String]]) {
     }
 }
 
+/// Node `name` on a Redis Cluster (or any Redis): resume mode with a 30 s grace, every
+/// topic granted, a 2 s command timeout (a cluster fails over within it).
+pub async fn cluster_node(redis: &impl Redis, name: &str) -> Node {
+    let builder = sse_proto::Hub::builder()
+        .keep_alive(None)
+        .resume(sse_proto::ResumeConfig::new(Duration::from_secs(30)))
+        .topic_rule(|_, _| true);
+    start_node(redis, name, |c| c.timeout = Duration::from_secs(2), builder).await
+}
+
+/// A tab of `user` that asks for `target`.
+pub fn user_tab(target: &str, user: &str) -> Tab {
+    Tab {
+        target: target.to_owned(),
+        user: Some(user.to_owned()),
+        ..Tab::new()
+    }
+}
+
 /// A frame of plain `text`.
 pub fn frame(text: &str) -> sse_proto::Frame {
     Event::new().data(text.to_owned()).encode()

@@ -6,103 +6,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_conformance::{Client, Demo, EventStream, percent_encode};
+pub(crate) use sse_conformance::{Position, to_base36};
 use sse_proto::MessageEvent;
 
 use crate::rules::{connect_data, post};
 
-/// A place in the event log: `<epoch>.<seq>`, and on a store with several shards one
-/// `.<shard><seq>` more for each other shard the tab reads (the shard one base-36 digit).
-/// Two places of one epoch are ordered shard by shard: one is past another when it is at or
-/// past it on every shard and past it on one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Position {
-    pub(crate) epoch: u64,
-    /// The number on shard 0.
-    pub(crate) seq: u64,
-    /// The numbers on other shards, by shard.
-    pub(crate) others: Vec<(u8, u64)>,
-}
-
-impl Position {
-    fn on(&self, shard: u8) -> u64 {
-        if shard == 0 {
-            return self.seq;
-        }
-        self.others
-            .iter()
-            .find(|(s, _)| *s == shard)
-            .map_or(0, |(_, n)| *n)
-    }
-}
-
-impl PartialOrd for Position {
-    fn partial_cmp(&self, other: &Position) -> Option<std::cmp::Ordering> {
-        use std::cmp::Ordering;
-        if self.epoch != other.epoch {
-            return Some(self.epoch.cmp(&other.epoch));
-        }
-        let shards = [0]
-            .into_iter()
-            .chain(self.others.iter().chain(&other.others).map(|(s, _)| *s));
-        let (mut less, mut greater) = (false, false);
-        for shard in shards {
-            match self.on(shard).cmp(&other.on(shard)) {
-                Ordering::Less => less = true,
-                Ordering::Greater => greater = true,
-                Ordering::Equal => {}
-            }
-        }
-        match (less, greater) {
-            (false, false) => Some(Ordering::Equal),
-            (true, false) => Some(Ordering::Less),
-            (false, true) => Some(Ordering::Greater),
-            (true, true) => None,
-        }
-    }
-}
-
-/// Lowercase base 36 digits, as the wire spells a position's parts.
-fn base36(digits: &str) -> Option<u64> {
-    let lowercase = digits
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
-    if digits.is_empty() || !lowercase {
-        return None;
-    }
-    u64::from_str_radix(digits, 36).ok()
-}
-
-/// `n` in lowercase base 36, to forge positions.
-pub(crate) fn to_base36(mut n: u64) -> String {
-    let mut digits = Vec::new();
-    loop {
-        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    digits.reverse();
-    String::from_utf8(digits).unwrap()
-}
-
 /// The position in `event_id`, which must be `<id>~<epoch>.<seq>[.<shard><seq>]…`.
 pub(crate) fn position_of(id: &str, event_id: &str) -> Position {
-    let parsed = event_id.rsplit_once('~').and_then(|(session, pos)| {
-        let mut parts = pos.split('.');
-        let mut at = Position {
-            epoch: base36(parts.next()?)?,
-            seq: base36(parts.next()?)?,
-            others: Vec::new(),
-        };
-        for part in parts {
-            let shard = base36(part.get(..1)?)?;
-            at.others
-                .push((u8::try_from(shard).ok()?, base36(part.get(1..)?)?));
-        }
-        (session == id).then_some(at)
-    });
-    parsed.unwrap_or_else(|| panic!("event id {event_id:?} is not `{id}~<epoch>.<seq>…`"))
+    Position::parse(id, event_id)
+        .unwrap_or_else(|| panic!("event id {event_id:?} is not `{id}~<epoch>.<seq>…`"))
 }
 
 /// Checks that every event carries its own id of session `id` with a position past `after`
