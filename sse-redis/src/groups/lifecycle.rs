@@ -29,13 +29,17 @@ impl RedisEngine {
             let mem = self.read_mem(home, id).await?;
             let old = mem.user_hex;
             // The roles in order (the new user's record first, the old one's last), those on
-            // one shard together.
+            // one shard together. Without a change, only the user's record moves here.
+            let roles = match (new == old, new.is_empty()) {
+                (true, true) => return Ok(()),
+                (true, false) => vec![(keys.of_user(&new), 'n')],
+                (false, _) => vec![
+                    (keys.of_user(&new), 'n'),
+                    (home, 'h'),
+                    (keys.of_user(&old), 'o'),
+                ],
+            };
             let mut steps: Vec<(u8, String)> = Vec::new();
-            let roles = [
-                (keys.of_user(&new), 'n'),
-                (home, 'h'),
-                (keys.of_user(&old), 'o'),
-            ];
             for (shard, role) in roles {
                 match steps.last_mut() {
                     Some((last, r)) if *last == shard => r.push(role),
