@@ -34,9 +34,10 @@ use crate::reply;
 /// step has no role for is the mem's, for the slot). ARGV: `1` to consume the mark, this
 /// node, owner TTL (ms), the position's number on this shard (`-1`: no position), most
 /// entries to read from each log, the fields of the mem the caller read (sorted,
-/// comma-separated), the user's hex when the user's keys are on this shard (else empty),
-/// the session id, the mem TTL (ms), the roles (`h` home, `b` broadcasts), the user's
-/// start when its keys are here but the session's home is not, then the topics.
+/// comma-separated) and its `~k` and `~u` (`<fields>|<~k>|<~u>`), the user's hex when the user's keys are on this shard (else empty),
+/// the session id, the mem TTL (ms), the roles (`h` home, `b` broadcasts, `m` a shard the
+/// home mem lists), the user's start when its keys are here but the session's home is not,
+/// then the topics.
 ///
 /// Returns `{1}` when closed, `{2}` when the mem changed since the caller read it, else `{0,
 /// existed, mem}` or `{0, existed, log dropped, bcast dropped, log entries, bcast entries,
@@ -55,7 +56,10 @@ if home then
 end
 local fields = redis.call('HKEYS', KEYS[5])
 table.sort(fields)
-if table.concat(fields, ',') ~= ARGV[6] then return {{2}} end
+-- The fields, and the values that decide the keys and shards the claim touches.
+local check = table.concat(fields, ',') .. '|' .. (redis.call('HGET', KEYS[5], '~k') or '')
+  .. '|' .. (redis.call('HGET', KEYS[5], '~u') or '')
+if check ~= ARGV[6] then return {{2}} end
 local me = ARGV[2]
 local id = ARGV[8]
 local ntopics = #ARGV - 11
@@ -72,8 +76,9 @@ if home then
     user = ''
     ntopics = 0
   end
-elseif ntopics > 0 then
-  -- Joins and leaves on this shard check that they reach the node serving the session.
+elseif string.find(ARGV[10], 'm', 1, true) then
+  -- A shard the home mem lists: joins and leaves here check that they reach the node
+  -- serving the session, a join between its two steps included (it finds this node here).
   redis.call('HSET', KEYS[5], '~o', me)
 end
 for j = 1, ntopics do
@@ -144,6 +149,8 @@ struct Step<'a> {
     shard: u8,
     home: bool,
     bcast: bool,
+    /// Whether the home mem lists the shard (the session has or had memberships there).
+    listed: bool,
     /// The user's hex when its keys are on this shard, and its start (for a step off the
     /// session's home shard).
     user: Option<(&'a str, u64)>,
@@ -173,6 +180,9 @@ impl RedisEngine {
         };
         let keys = &self.shared.keys;
         let home = keys.of_session(id.as_str());
+        // Joins and leaves numbered from the claim on may reach this node before its hub
+        // has the session (see `late.rs`).
+        lock(&self.shared.presence).claims.started(id);
         let mut tries = 0;
         let (first, mem) = loop {
             tries += 1;
@@ -186,6 +196,7 @@ impl RedisEngine {
                 shard: home,
                 home: true,
                 bcast: home == 0,
+                listed: false,
                 user: on_home.then_some((user.as_str(), 0)),
             };
             match self.claim_step(&step, id.as_str(), &mem, cursor).await {
@@ -226,6 +237,7 @@ impl RedisEngine {
                 shard,
                 home: false,
                 bcast,
+                listed: home_mem.shards.contains(&shard),
                 user: has_user.then_some((user.as_str(), since)),
             });
             let done = join_all(steps.map(|step| self.claim_on(step, id.as_str(), cursor))).await;
@@ -338,12 +350,10 @@ impl RedisEngine {
         let position = cursor.map_or(-1, |c| {
             i64::try_from(c.seq(step.shard).unwrap_or(0)).unwrap_or(i64::MAX)
         });
-        let roles = match (step.home, step.bcast) {
-            (true, true) => "hb",
-            (true, false) => "h",
-            (false, true) => "b",
-            (false, false) => "",
-        };
+        let roles: String = [(step.home, 'h'), (step.bcast, 'b'), (step.listed, 'm')]
+            .into_iter()
+            .filter_map(|(on, role)| on.then_some(role))
+            .collect();
         invocation
             .key(keys.seq(step.shard))
             .arg(if consume { "1" } else { "0" })
@@ -351,11 +361,11 @@ impl RedisEngine {
             .arg(millis(shared.owner_ttl(true)))
             .arg(position)
             .arg(bounds.max_events + 1)
-            .arg(mem.fields.join(","))
+            .arg(mem.claim_check())
             .arg(user)
             .arg(id)
             .arg(millis(shared.mem_ttl(true)))
-            .arg(roles)
+            .arg(&roles)
             .arg(step.user.map_or(0, |(_, since)| since));
         for t in &topics {
             invocation.arg(t.as_str());

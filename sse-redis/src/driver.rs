@@ -27,6 +27,7 @@ use sse_proto::{Frame, Recipient, RelayPort, Relayed, SessionId, TopicName};
 
 use crate::engine::{RedisEngine, lock, millis};
 use crate::groups::Group;
+use crate::late::Late;
 use crate::lineage::{Line, Mark};
 use crate::once::Attempt;
 use crate::reply::{self, Entry};
@@ -261,7 +262,11 @@ impl RedisEngine {
         match entry.field(b"t") {
             Some(b"j") => {
                 if let Some(topic) = topic() {
-                    port.joined(entry.seq, &id, &topic);
+                    let late = Late::Joined {
+                        seq: entry.seq,
+                        topic,
+                    };
+                    self.membership_change(port, hub, &id, late);
                 }
             }
             Some(b"l") => {
@@ -270,7 +275,9 @@ impl RedisEngine {
                         .field(b"a")
                         .and_then(|a| std::str::from_utf8(a).ok()?.parse().ok())
                         .unwrap_or(0);
-                    port.left(&id, &topic, last, entry.field(b"k") == Some(b"1"));
+                    let keep = entry.field(b"k") == Some(b"1");
+                    let late = Late::Left { topic, last, keep };
+                    self.membership_change(port, hub, &id, late);
                 }
             }
             Some(b"e") => {
@@ -292,6 +299,53 @@ impl RedisEngine {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Applies a join or leave the relay numbered; one for a session this node is claiming
+    /// and its hub does not have yet is kept until it does (see `late.rs`).
+    fn membership_change(
+        &self,
+        port: &RelayPort,
+        hub: &sse_proto::Hub,
+        id: &SessionId,
+        late: Late,
+    ) {
+        if apply_late(port, id, &late) {
+            return;
+        }
+        if hub.session(id.as_str()).is_some() {
+            // Accepted meanwhile: nothing after this entry was read yet, so it applies as
+            // it would have.
+            apply_late(port, id, &late);
+            return;
+        }
+        let waker = {
+            let mut presence = lock(&self.shared.presence);
+            let ready = presence.claims.keep(id, late);
+            ready.then(|| presence.waker.take()).flatten()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Applies what came early for sessions the hub has now, and ends their streams, so that
+    /// their tabs come back for what the topics published in between.
+    pub(crate) fn apply_ready(&self, port: &RelayPort) {
+        let ready = std::mem::take(&mut lock(&self.shared.presence).claims.ready);
+        let Some(hub) = port.hub() else { return };
+        for (id, lates) in ready {
+            // Each applied, in the order numbered.
+            let mut applied = false;
+            for late in &lates {
+                applied |= apply_late(port, &id, late);
+            }
+            if applied {
+                if let Some(session) = hub.session(id.as_str()) {
+                    session.drop_stream();
+                }
+            }
         }
     }
 
@@ -439,6 +493,14 @@ impl RedisEngine {
                 Err(_) => Err(again(Item::Relayed(Relayed::CloseUser { user }))),
             },
         }
+    }
+}
+
+/// Applies one join or leave to the hub; whether it changed the session's memberships.
+fn apply_late(port: &RelayPort, id: &SessionId, late: &Late) -> bool {
+    match late {
+        Late::Joined { seq, topic } => port.joined(*seq, id, topic),
+        Late::Left { topic, last, keep } => port.left(id, topic, *last, *keep),
     }
 }
 

@@ -159,6 +159,8 @@ pub(crate) struct Scripts {
 pub(crate) struct Presence {
     pub(crate) changes: HashMap<SessionId, Change>,
     pub(crate) waker: Option<Waker>,
+    /// The sessions this node is claiming, and joins and leaves that came for them early.
+    pub(crate) claims: crate::late::Claims,
 }
 
 /// The latest state of one session, to write to Redis.
@@ -354,6 +356,13 @@ impl Shared {
         };
         let waker = {
             let mut presence = lock(&self.presence);
+            match change {
+                Change::Attached => {
+                    presence.claims.attached(event.id());
+                }
+                Change::Gone => presence.claims.ended(event.id()),
+                Change::Detached => {}
+            }
             presence.changes.insert(event.id().clone(), change);
             presence.waker.take()
         };

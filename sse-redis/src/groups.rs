@@ -61,6 +61,9 @@ pub(crate) struct Mem {
     pub(crate) content: String,
     /// The other shards with memberships (`~k`, on the home shard).
     pub(crate) shards: Vec<u8>,
+    /// `~k` and `~u` as recorded: with the fields, what a claim checks it still holds (the
+    /// shards it visits and the user's keys depend on them).
+    pub(crate) listed: (String, String),
     pub(crate) topics: Vec<Membership>,
     pub(crate) user: Option<(Principal, u64)>,
     /// The user's hex, as recorded.
@@ -83,6 +86,7 @@ impl Mem {
             content.push(format!("{key}={}", String::from_utf8_lossy(v)));
             match key.as_str() {
                 "~k" => {
+                    mem.listed.0 = String::from_utf8_lossy(v).into_owned();
                     mem.shards = String::from_utf8_lossy(v)
                         .split(',')
                         .filter_map(|k| k.parse().ok())
@@ -90,6 +94,7 @@ impl Mem {
                 }
                 "~u" => {
                     let text = String::from_utf8_lossy(v);
+                    mem.listed.1 = text.clone().into_owned();
                     if let Some((since, hex)) = text.split_once(':') {
                         mem.user_hex = hex.to_owned();
                         mem.user = user_of(hex.as_bytes()).zip(since.parse().ok());
@@ -109,6 +114,17 @@ impl Mem {
         content.sort();
         mem.content = content.join("\n");
         mem
+    }
+
+    /// What a claim checks the mem still holds: its fields, and the shards and the user it
+    /// lists (see `claim.rs`).
+    pub(crate) fn claim_check(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.fields.join(","),
+            self.listed.0,
+            self.listed.1
+        )
     }
 
     /// The topics it is a member of now.

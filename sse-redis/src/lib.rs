@@ -127,6 +127,7 @@ mod engine;
 mod fetch;
 mod groups;
 mod keys;
+mod late;
 mod lineage;
 mod once;
 mod presence;

@@ -90,6 +90,7 @@ impl RedisEngine {
         // users and topics again.
         let mut restore = false;
         loop {
+            self.apply_ready(&port);
             let Some(hub) = port.hub() else { return };
             let beat = Instant::now() >= next_beat;
             let changes = std::mem::take(&mut lock(&shared.presence).changes);
@@ -97,7 +98,7 @@ impl RedisEngine {
                 drop(hub);
                 let wait = poll_fn(|cx| {
                     let mut presence = lock(&shared.presence);
-                    if presence.changes.is_empty() {
+                    if presence.changes.is_empty() && presence.claims.ready.is_empty() {
                         presence.waker = Some(cx.waker().clone());
                         Poll::Pending
                     } else {

@@ -324,3 +324,110 @@ on_shards!(
     joins_and_leaves_on_one_node_are_observed_on_the_other,
     a_session_that_moved_is_not_cleaned_up_by_the_node_it_left,
 );
+
+/// Joins and leaves made from a third node while the tab moves between two, over and over,
+/// on four shards (each join off the session's home shard is two steps, which a claim on
+/// the other node may land between): once each round settles, the tab is in a topic on the
+/// node that serves it exactly when Redis routes the topic's publishes to it, and a publish
+/// to each topic reaches it once if it is a member, not at all if not.
+#[tokio::test]
+async fn joins_racing_the_tab_moving_between_nodes_settle_where_publishes_go() {
+    common::set_shards(4);
+    let redis = RedisServer::start().unwrap();
+    let nodes = [
+        node(&redis, "a").await,
+        node(&redis, "b").await,
+        node(&redis, "c").await,
+    ];
+    let topics: Vec<String> = (0..6).map(|i| format!("race{i}")).collect();
+    let mut t = tab("/events?topic=race0", None);
+    t.connect(&nodes[0].hub, &nodes[0].engine).await.unwrap();
+    assert!(member(&nodes[0], &t, "race0").await);
+    let id = t.id.clone();
+    let mut here = 0;
+    for round in 0..48 {
+        let topic = &topics[round % topics.len()];
+        let other = &topics[(round + 3) % topics.len()];
+        let next = 1 - here;
+        t.drop_connection();
+        t.target = "/events".to_owned();
+        let third = &nodes[2].engine;
+        let (_, joined, left) = tokio::join!(
+            t.connect(&nodes[next].hub, &nodes[next].engine),
+            third.join(&id, topic),
+            third.leave(&id, other),
+        );
+        here = next;
+        // A join or leave that lost every race is Unavailable, and changed nothing.
+        let serving = &nodes[here];
+        for topic in &topics {
+            let settled = until(async || {
+                let in_hub = serving
+                    .hub
+                    .session(&id)
+                    .is_some_and(|s| s.topics().iter().any(|m| m.as_str() == topic));
+                let routed = serving
+                    .engine
+                    .members(topic)
+                    .await
+                    .unwrap()
+                    .sessions
+                    .contains(&id);
+                in_hub == routed
+            })
+            .await;
+            if !settled {
+                let in_hub = serving.hub.session(&id).map(|s| s.topics());
+                let routed = serving.engine.members(topic).await.unwrap();
+                let mut r = raw(&redis).await;
+                for tag in common::tags() {
+                    let mem: Vec<(String, String)> = redis::cmd("HGETALL")
+                        .arg(format!("{tag}mem:{id}"))
+                        .query_async(&mut r)
+                        .await
+                        .unwrap();
+                    eprintln!("{tag}mem: {mem:?}");
+                }
+                let tm: Vec<(String, String)> = redis::cmd("HGETALL")
+                    .arg(format!("{}tm:{topic}", common::tag_of(topic.as_bytes())))
+                    .query_async(&mut r)
+                    .await
+                    .unwrap();
+                let owner: Option<String> = redis::cmd("GET")
+                    .arg(format!("{}owner:{id}", common::tag_of(id.as_bytes())))
+                    .query_async(&mut r)
+                    .await
+                    .unwrap();
+                eprintln!("tm {tm:?} owner {owner:?} serving {here}");
+                panic!(
+                    "round {round} ({joined:?} {left:?}): {topic}: hub {in_hub:?}, Redis {routed:?}, \
+                     home {}",
+                    common::tag_of(id.as_bytes())
+                );
+            }
+        }
+    }
+    // A publish to each topic: once to the tab if it is a member there, else not at all.
+    let serving = &nodes[here];
+    let mut want = Vec::new();
+    for topic in &topics {
+        let member_now = serving
+            .hub
+            .session(&id)
+            .is_some_and(|s| s.topics().iter().any(|m| m.as_str() == topic));
+        let text = format!("to {topic}");
+        let count = nodes[2].engine.publish(topic, frame(&text)).await.unwrap();
+        if member_now {
+            assert!(count >= 1, "{topic}");
+            want.push(text);
+        }
+    }
+    let before = t.events.len();
+    assert!(t.wait_for(before + want.len()).await, "{:?}", t.data());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.read();
+    let mut got: Vec<String> = t.data()[before..].iter().map(|s| (*s).to_owned()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
