@@ -316,7 +316,43 @@ async fn a_session_that_moved_is_not_cleaned_up_by_the_node_it_left() {
     assert_eq!(t.topics, ["room"]);
 }
 
+/// A tab that comes back as another user (a login as someone else on the same page): the
+/// session leaves the first user's sessions and joins the second's, each record on its own
+/// shard when there are several, and user sends follow.
+async fn a_session_that_comes_back_as_another_user_moves_between_the_users() {
+    let redis = RedisServer::start().unwrap();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let (ann, bob) = (Principal::new("ann"), Principal::new("bob"));
+    let mut t = tab("/events", Some("ann"));
+    t.connect(&a.hub, &a.engine).await.unwrap();
+    let id = t.id.clone();
+    assert!(until(async || a.engine.user_sessions(&ann).await.unwrap() == [id.clone()]).await);
+    t.drop_connection();
+    t.user = Some("bob".to_owned());
+    t.connect(&b.hub, &b.engine).await.unwrap();
+    assert_eq!(t.id, id);
+    let moved = until(async || {
+        a.engine.user_sessions(&bob).await.unwrap() == [id.clone()]
+            && a.engine.user_sessions(&ann).await.unwrap().is_empty()
+    })
+    .await;
+    assert!(
+        moved,
+        "ann {:?}, bob {:?}",
+        a.engine.user_sessions(&ann).await,
+        a.engine.user_sessions(&bob).await
+    );
+    let info = a.engine.session_info(&id).await.unwrap().unwrap();
+    assert_eq!(info.user, Some(bob.clone()));
+    assert_eq!(a.engine.send_user(&ann, frame("to ann")).await, Ok(0));
+    assert_eq!(a.engine.send_user(&bob, frame("to bob")).await, Ok(1));
+    let before = t.events.len();
+    assert!(t.wait_for(before + 1).await);
+    assert_eq!(t.data()[before..], ["to bob"]);
+}
+
 on_shards!(
+    a_session_that_comes_back_as_another_user_moves_between_the_users,
     a_publish_reaches_the_members_on_every_node_and_no_other_node,
     a_user_send_and_close_reach_every_tab_of_the_user_on_every_node,
     a_tab_resumes_on_the_other_node_across_its_topics_and_changes_made_while_away,

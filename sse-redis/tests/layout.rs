@@ -270,3 +270,31 @@ async fn an_idle_nodes_heartbeat_costs_the_same_whatever_its_sessions() {
     // The sessions are still marked live all along.
     assert_eq!(n.engine.sessions().await.unwrap().len(), 40);
 }
+
+/// The memberships of a session attached on its node keep no TTL, as its owner mark keeps
+/// none, its first topic joined after the node marked it attached included (its mem used to
+/// expire a mem TTL after that join, the tab still attached, and a resume then lost its
+/// topics).
+#[tokio::test]
+async fn an_attached_sessions_memberships_keep_no_ttl() {
+    let redis = RedisServer::start().unwrap();
+    let builder = Hub::builder()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(Duration::from_secs(60)))
+        .topic_rule(|_, _| true);
+    let n = start_node(&redis, "n1", |_| {}, builder).await;
+    let mut r = raw(&redis).await;
+    let mut tab = Tab::new();
+    tab.connect(&n.hub, &n.engine).await.unwrap();
+    let owner = format!("{{sse:}}owner:{}", tab.id);
+    assert!(until(async || r.pttl::<_, i64>(&owner).await.unwrap() == -1).await);
+    // Joined once the node had marked the session attached.
+    n.hub.session(&tab.id).unwrap().join("hall").unwrap();
+    let mem = format!("{{sse:}}mem:{}", tab.id);
+    assert!(
+        until(async || r.hexists::<_, _, bool>(&mem, "hall").await.unwrap()).await,
+        "hall joined"
+    );
+    let ttl: i64 = r.pttl(&mem).await.unwrap();
+    assert_eq!(ttl, -1, "mem TTL while attached");
+}
