@@ -266,7 +266,7 @@ impl RedisEngine {
                         seq: entry.seq,
                         topic,
                     };
-                    self.membership_change(port, hub, &id, late);
+                    self.membership_change(port, &id, late);
                 }
             }
             Some(b"l") => {
@@ -277,7 +277,7 @@ impl RedisEngine {
                         .unwrap_or(0);
                     let keep = entry.field(b"k") == Some(b"1");
                     let late = Late::Left { topic, last, keep };
-                    self.membership_change(port, hub, &id, late);
+                    self.membership_change(port, &id, late);
                 }
             }
             Some(b"e") => {
@@ -303,31 +303,12 @@ impl RedisEngine {
     }
 
     /// Applies a join or leave the relay numbered; one for a session this node is claiming
-    /// and its hub does not have yet is kept until it does (see `late.rs`).
-    fn membership_change(
-        &self,
-        port: &RelayPort,
-        hub: &sse_proto::Hub,
-        id: &SessionId,
-        late: Late,
-    ) {
-        if apply_late(port, id, &late) {
+    /// is kept until its hub has attached it (see `late.rs`).
+    fn membership_change(&self, port: &RelayPort, id: &SessionId, late: Late) {
+        if lock(&self.shared.presence).claims.keep(id, &late) {
             return;
         }
-        if hub.session(id.as_str()).is_some() {
-            // Accepted meanwhile: nothing after this entry was read yet, so it applies as
-            // it would have.
-            apply_late(port, id, &late);
-            return;
-        }
-        let waker = {
-            let mut presence = lock(&self.shared.presence);
-            let ready = presence.claims.keep(id, late);
-            ready.then(|| presence.waker.take()).flatten()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        apply_late(port, id, &late);
     }
 
     /// Applies what came early for sessions the hub has now, and ends their streams, so that

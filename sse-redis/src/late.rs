@@ -60,21 +60,20 @@ impl Claims {
         self.claiming.insert(id.clone(), Claiming::default());
     }
 
-    /// `late` reached this node for session `id`, which its hub does not have: kept if the
-    /// node is claiming it. Returns whether it is ready to apply now (the hub attached the
-    /// session meanwhile).
-    pub(crate) fn keep(&mut self, id: &SessionId, late: Late) -> bool {
+    /// `late` reached this node for session `id`: kept, and `true`, while the node is
+    /// claiming the session and its hub has not attached it (the hub may still hold an
+    /// older copy of the session, which the accept replaces); else `false`, to apply now.
+    pub(crate) fn keep(&mut self, id: &SessionId, late: &Late) -> bool {
         let Some(claiming) = self.claiming.get_mut(id) else {
             return false;
         };
         if claiming.attached {
-            self.ready.push((id.clone(), vec![late]));
-            return true;
+            return false;
         }
         if claiming.late.len() < MAX_LATE {
-            claiming.late.push(late);
+            claiming.late.push(late.clone());
         }
-        false
+        true
     }
 
     /// The hub attached session `id`; returns whether changes are ready for it.
@@ -111,18 +110,18 @@ mod tests {
         };
         let mut claims = Claims::default();
         // Not claiming: nothing kept.
-        assert!(!claims.keep(&id, joined()));
+        assert!(!claims.keep(&id, &joined()));
         claims.started(&id);
         for _ in 0..100 {
-            assert!(!claims.keep(&id, joined()));
+            assert!(claims.keep(&id, &joined()));
         }
         assert!(claims.attached(&id));
         assert_eq!(claims.ready.len(), 1);
         assert_eq!(claims.ready[0].1.len(), MAX_LATE);
-        // Once attached, a late one is ready at once.
-        assert!(claims.keep(&id, joined()));
+        // Once attached, one is applied at once.
+        assert!(!claims.keep(&id, &joined()));
         claims.ended(&id);
-        assert!(!claims.keep(&id, joined()));
+        assert!(!claims.keep(&id, &joined()));
         for n in 0..MAX_CLAIMING + 10 {
             let other = SessionId::parse(format!("x{n}").as_bytes(), 128).unwrap();
             claims.started(&other);

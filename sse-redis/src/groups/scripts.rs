@@ -65,6 +65,19 @@ local function add_shard(mem, k)
   end
   redis.call('HSET', mem, '~k', list == '' and k or (list .. ',' .. k))
 end
+-- Forgets the session `id` in the topics whose tn and tm are KEYS[first], KEYS[first + 1],
+-- and so on in pairs to the last key (their names ARGV[names], ARGV[names + 1], …), and
+-- announces each leave on the presence stream (numbered by `seq`, at most `max` entries;
+-- `user` the session's user's hex).
+local function forget_all(first, names, id, seq, presence, max, user)
+  for i = first, #KEYS, 2 do
+    if forget(KEYS[i + 1], KEYS[i], id) then
+      local n = redis.call('INCR', seq)
+      redis.call('XADD', presence, 'MAXLEN', '~', max, n .. '-0',
+        't', 'L', 's', id, 'g', ARGV[names + (i - first) / 2], 'u', user)
+    end
+  end
+end
 -- Records the session `id` in a group's `members` as served by `node`, counted at `node` in
 -- `nodes` (and no more at the node that served it before). Returns whether it changed.
 local function assign(members, nodes, id, node)
@@ -382,13 +395,7 @@ table.sort(fields)
 if table.concat(fields, ',') ~= ARGV[3] then return -2 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[4])
-for i = 9, #KEYS, 2 do
-  if forget(KEYS[i + 1], KEYS[i], ARGV[1]) then
-    local seq = redis.call('INCR', KEYS[5])
-    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], seq .. '-0',
-      't', 'L', 's', ARGV[1], 'g', ARGV[6 + (i - 9) / 2], 'u', ARGV[4])
-  end
-end
+forget_all(9, 6, ARGV[1], KEYS[5], KEYS[6], ARGV[5], ARGV[4])
 if ARGV[4] ~= '' then forget(KEYS[7], KEYS[8], ARGV[1]) end
 redis.call('DEL', KEYS[3])
 return 1
@@ -460,13 +467,7 @@ local kv = {{}}
 for i = 1, #flat - 1, 2 do kv[#kv + 1] = flat[i] .. '=' .. flat[i + 1] end
 table.sort(kv)
 if table.concat(kv, '\n') ~= ARGV[2] then return 0 end
-for i = 6, #KEYS, 2 do
-  if forget(KEYS[i + 1], KEYS[i], ARGV[1]) then
-    local seq = redis.call('INCR', KEYS[2])
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], seq .. '-0',
-      't', 'L', 's', ARGV[1], 'g', ARGV[6 + (i - 6) / 2], 'u', ARGV[3])
-  end
-end
+forget_all(6, 6, ARGV[1], KEYS[2], KEYS[3], ARGV[4], ARGV[3])
 if ARGV[5] == '1' then forget(KEYS[4], KEYS[5], ARGV[1]) end
 redis.call('DEL', KEYS[1])
 return 1
