@@ -353,6 +353,7 @@ async fn a_session_that_comes_back_as_another_user_moves_between_the_users() {
 
 on_shards!(
     a_session_that_comes_back_as_another_user_moves_between_the_users,
+    joins_racing_the_tab_moving_between_nodes_settle_where_publishes_go,
     a_publish_reaches_the_members_on_every_node_and_no_other_node,
     a_user_send_and_close_reach_every_tab_of_the_user_on_every_node,
     a_tab_resumes_on_the_other_node_across_its_topics_and_changes_made_while_away,
@@ -361,14 +362,12 @@ on_shards!(
     a_session_that_moved_is_not_cleaned_up_by_the_node_it_left,
 );
 
-/// Joins and leaves made from a third node while the tab moves between two, over and over,
-/// on four shards (each join off the session's home shard is two steps, which a claim on
+/// Joins and leaves made from a third node while the tab moves between two, over and over
+/// (on four shards each join off the session's home shard is two steps, which a claim on
 /// the other node may land between): once each round settles, the tab is in a topic on the
 /// node that serves it exactly when Redis routes the topic's publishes to it, and a publish
 /// to each topic reaches it once if it is a member, not at all if not.
-#[tokio::test]
 async fn joins_racing_the_tab_moving_between_nodes_settle_where_publishes_go() {
-    common::set_shards(4);
     let redis = RedisServer::start().unwrap();
     let nodes = [
         node(&redis, "a").await,
