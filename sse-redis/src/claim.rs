@@ -54,12 +54,8 @@ if home then
   if ARGV[1] == '1' then closed = redis.call('GETDEL', KEYS[1]) else closed = redis.call('GET', KEYS[1]) end
   if closed then return {{1}} end
 end
+if not holds(KEYS[5], ARGV[6]) then return {{2}} end
 local fields = redis.call('HKEYS', KEYS[5])
-table.sort(fields)
--- The fields, and the values that decide the keys and shards the claim touches.
-local check = table.concat(fields, ',') .. '|' .. (redis.call('HGET', KEYS[5], '~k') or '')
-  .. '|' .. (redis.call('HGET', KEYS[5], '~u') or '')
-if check ~= ARGV[6] then return {{2}} end
 local me = ARGV[2]
 local id = ARGV[8]
 local ntopics = #ARGV - 11
@@ -361,7 +357,7 @@ impl RedisEngine {
             .arg(millis(shared.owner_ttl(true)))
             .arg(position)
             .arg(bounds.max_events + 1)
-            .arg(mem.claim_check())
+            .arg(mem.check())
             .arg(user)
             .arg(id)
             .arg(millis(shared.mem_ttl(true)))

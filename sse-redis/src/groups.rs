@@ -61,8 +61,8 @@ pub(crate) struct Mem {
     pub(crate) content: String,
     /// The other shards with memberships (`~k`, on the home shard).
     pub(crate) shards: Vec<u8>,
-    /// `~k` and `~u` as recorded: with the fields, what a claim checks it still holds (the
-    /// shards it visits and the user's keys depend on them).
+    /// `~k` and `~u` as recorded: with the fields, what a script checks it still holds (the
+    /// shards and the user's keys it touches depend on them).
     pub(crate) listed: (String, String),
     pub(crate) topics: Vec<Membership>,
     pub(crate) user: Option<(Principal, u64)>,
@@ -116,9 +116,9 @@ impl Mem {
         mem
     }
 
-    /// What a claim checks the mem still holds: its fields, and the shards and the user it
-    /// lists (see `claim.rs`).
-    pub(crate) fn claim_check(&self) -> String {
+    /// What a script that touches keys this mem decides checks the mem still holds: its
+    /// fields, and the shards and the user it lists (see `holds` in `groups/scripts.rs`).
+    pub(crate) fn check(&self) -> String {
         format!(
             "{}|{}|{}",
             self.fields.join(","),

@@ -395,8 +395,8 @@ fn reply_u64(v: &Value) -> Option<u64> {
 }
 
 /// What `gone` and `orphan` take after their first keys: the tn and tm of every topic
-/// `mem` is a member of now, then `id`, `arg` (this node, or the cut-off), mem's fields, its
-/// user, the presence stream's bound, and those topics.
+/// `mem` is a member of now, then `id`, `arg` (this node, or the cut-off), what was read of
+/// mem ([`Mem::check`]), its user, the presence stream's bound, and those topics.
 fn cleanup_tail(
     invocation: &mut redis::ScriptInvocation<'_>,
     shared: &crate::engine::Shared,
@@ -409,7 +409,7 @@ fn cleanup_tail(
     invocation
         .arg(id)
         .arg(arg)
-        .arg(mem.fields.join(","))
+        .arg(mem.check())
         .arg(&mem.user_hex)
         .arg(shared.config.stream_max);
     for topic in &open {

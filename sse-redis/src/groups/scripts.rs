@@ -65,6 +65,15 @@ local function add_shard(mem, k)
   end
   redis.call('HSET', mem, '~k', list == '' and k or (list .. ',' .. k))
 end
+-- Whether the session's `mem` still holds what the caller read (`check`): its fields, and
+-- the values of `~k` and `~u`, which decide the keys and shards a script touches.
+local function holds(mem, check)
+  local fields = redis.call('HKEYS', mem)
+  table.sort(fields)
+  local now = table.concat(fields, ',') .. '|' .. (redis.call('HGET', mem, '~k') or '')
+    .. '|' .. (redis.call('HGET', mem, '~u') or '')
+  return now == check
+end
 -- Forgets the session `id` in the topics whose tn and tm are KEYS[first], KEYS[first + 1],
 -- and so on in pairs to the last key (their names ARGV[names], ARGV[names + 1], …), and
 -- announces each leave on the presence stream (numbered by `seq`, at most `max` entries;
@@ -333,7 +342,7 @@ return {{1, since}}
 ///
 /// KEYS: owner, mem, this node's live set, all, log, the user's us and un (any keys when none), seq,
 /// presence, then for each topic the caller read as open: its tn and tm. ARGV: id, this node,
-/// the fields of mem the caller read (sorted, comma-separated), the user's hex (empty: none),
+/// what the caller read of mem (its sorted fields, comma-separated, then `|~k|~u`), the user's hex (empty: none),
 /// presence stream max entries, then the open topics.
 ///
 /// Returns 1 when cleaned, 0 when the session lives on elsewhere, -2 when mem changed since
@@ -342,9 +351,7 @@ pub(crate) fn gone() -> Script {
     Script::new(&format!(
         r"
 {STRETCHES}
-local fields = redis.call('HKEYS', KEYS[2])
-table.sort(fields)
-if table.concat(fields, ',') ~= ARGV[3] then return -2 end
+if not holds(KEYS[2], ARGV[3]) then return -2 end
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
@@ -377,8 +384,9 @@ return 1
 /// session claimed again in the meantime is its new node's.
 ///
 /// KEYS: all, owner, mem, log, seq, presence, the user's us and un (any keys when none), then
-/// for each topic the caller read as open: its tn and tm. ARGV: id, the cut-off (ms), the
-/// fields of mem the caller read (sorted, comma-separated), the user's hex (empty: none),
+/// for each topic the caller read as open: its tn and tm. ARGV: id, the cut-off (ms), what
+/// the caller read of mem (its sorted fields, comma-separated, then `|~k|~u`), the user's
+/// hex (empty: none),
 /// presence stream max entries, then the open topics.
 ///
 /// Returns 1 when cleaned, 0 when there was nothing to clean, -2 when mem changed since the
@@ -390,9 +398,7 @@ pub(crate) fn orphan() -> Script {
 local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not due or tonumber(due) > tonumber(ARGV[2]) then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local fields = redis.call('HKEYS', KEYS[3])
-table.sort(fields)
-if table.concat(fields, ',') ~= ARGV[3] then return -2 end
+if not holds(KEYS[3], ARGV[3]) then return -2 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[4])
 forget_all(9, 6, ARGV[1], KEYS[5], KEYS[6], ARGV[5], ARGV[4])
