@@ -120,12 +120,33 @@ impl RedisEngine {
     pub async fn broadcast(&self, frame: Frame) -> Result<usize, Error> {
         let attempt = self.shared.messages.attempt();
         match self.publish_broadcast(&frame, false, &attempt).await {
-            Ok(count) => Ok(count),
+            Ok(count) => Ok(count + self.sessions_off_shard_0().await),
             Err(()) => {
                 self.deliver_here(&attempt, &Recipient::All, frame);
                 Err(Error::Unavailable)
             }
         }
+    }
+
+    /// How many sessions (attached or detached) are homed on shards other than 0, which a
+    /// broadcast's script, on shard 0, does not count: asked only when a caller wants the
+    /// count, not for the broadcasts the relay sends. A shard that does not answer counts
+    /// none.
+    async fn sessions_off_shard_0(&self) -> usize {
+        let keys = &self.shared.keys;
+        let now = now_ms();
+        let mut count = 0;
+        for shard in keys.every().skip(1) {
+            let mut conn = self.shared.conn.clone();
+            let more: Result<usize, _> = redis::cmd("ZCOUNT")
+                .arg(keys.all(shard))
+                .arg(now)
+                .arg("+inf")
+                .query_async(&mut conn)
+                .await;
+            count += more.unwrap_or(0);
+        }
+        count
     }
 
     /// With Redis away: delivers to this node's connections among `to` without a position,
@@ -139,6 +160,7 @@ impl RedisEngine {
     }
 
     /// Logs a broadcast in Redis; `local_done` when this node delivered it itself already.
+    /// Returns how many sessions are homed on shard 0 (on one shard: every session).
     pub(crate) async fn publish_broadcast(
         &self,
         frame: &Frame,
@@ -165,18 +187,7 @@ impl RedisEngine {
         match invocation.invoke_async::<Value>(&mut conn).await {
             Ok(v) => {
                 shared.set_up(true);
-                let mut count = reply::array(&v).get(1).and_then(reply::int).unwrap_or(0);
-                // The sessions homed on the other shards.
-                let now = now_ms();
-                for shard in keys.every().skip(1) {
-                    let more: Result<i64, _> = redis::cmd("ZCOUNT")
-                        .arg(keys.all(shard))
-                        .arg(now)
-                        .arg("+inf")
-                        .query_async(&mut conn)
-                        .await;
-                    count += more.unwrap_or(0);
-                }
+                let count = reply::array(&v).get(1).and_then(reply::int).unwrap_or(0);
                 Ok(usize::try_from(count).unwrap_or(0))
             }
             Err(_) => {

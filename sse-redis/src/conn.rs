@@ -1,4 +1,5 @@
-//! The connections to Redis: one Redis server, or a Redis Cluster.
+//! The connections to Redis: one Redis server, independent servers the shards are spread
+//! over, or a Redis Cluster.
 //!
 //! [`Endpoint`] is what [`RedisConfig::url`](crate::RedisConfig::url) names, and makes the
 //! engine's two kinds of connection: the shared one every command goes through ([`Conn`],
@@ -26,19 +27,14 @@ pub(crate) const SHARDS_SCHEME: &str = "redis+shards://";
 /// Where Redis is.
 #[derive(Clone)]
 pub(crate) enum Endpoint {
-    /// One server (`redis://`, `rediss://`, `unix://`).
-    One {
-        client: Client,
+    /// One server (`redis://`, `rediss://`, `unix://`), or independent servers, each keeping
+    /// the shards whose number modulo their count is its place in the list (client-side
+    /// sharding, `redis+shards://`).
+    Servers {
+        clients: Vec<Client>,
         /// How long the reader waits for the answer to a blocking read: its block time and
         /// the command timeout. A connection that died silently (a partition whose close
         /// was lost) fails it, and the reader connects again.
-        read_timeout: Duration,
-    },
-    /// Independent servers, each keeping the shards whose number modulo their count is its
-    /// place in the list (client-side sharding).
-    Servers {
-        clients: Vec<Client>,
-        /// As for one server.
         read_timeout: Duration,
     },
     /// A Redis Cluster, found from its seed nodes.
@@ -52,21 +48,21 @@ pub(crate) enum Endpoint {
 
 impl Endpoint {
     /// Reads `url`: a `redis+cluster://` URL names the seed nodes of a cluster (any of its
-    /// nodes; the client learns the rest), anything else is one server's URL as redis-rs
-    /// reads it.
+    /// nodes; the client learns the rest), a `redis+shards://` URL independent servers, and
+    /// anything else is one server's URL as redis-rs reads it.
     pub(crate) fn open(url: &str, timeout: Duration, block: Duration) -> RedisResult<Endpoint> {
-        if let Some(servers) = hosts(url, SHARDS_SCHEME)? {
-            let clients = servers.iter().map(|url| Client::open(url.as_str()));
-            return Ok(Endpoint::Servers {
+        let servers = |urls: &[String]| {
+            let clients = urls.iter().map(|url| Client::open(url.as_str()));
+            Ok(Endpoint::Servers {
                 clients: clients.collect::<RedisResult<_>>()?,
                 read_timeout: block + timeout,
-            });
+            })
+        };
+        if let Some(urls) = hosts(url, SHARDS_SCHEME)? {
+            return servers(&urls);
         }
         let Some(seeds) = cluster_seeds(url)? else {
-            return Ok(Endpoint::One {
-                client: Client::open(url)?,
-                read_timeout: block + timeout,
-            });
+            return servers(&[url.to_owned()]);
         };
         let client = |response: Duration| {
             ClusterClient::builder(seeds.clone())
@@ -97,20 +93,6 @@ impl Endpoint {
 
     async fn command_link(&self, timeout: Duration) -> RedisResult<Link> {
         match self {
-            Endpoint::One { client, .. } => {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout));
-                let healing = Healing {
-                    client: client.clone(),
-                    config,
-                    current: Mutex::new(None),
-                    made: AtomicU64::new(0),
-                };
-                // Connect now, so that a Redis that cannot be reached fails `connect`.
-                healing.connection().await?;
-                Ok(Link::Healing(Arc::new(healing)))
-            }
             Endpoint::Servers { clients, .. } => {
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
@@ -123,6 +105,7 @@ impl Endpoint {
                         current: Mutex::new(None),
                         made: AtomicU64::new(0),
                     };
+                    // Connect now, so that a Redis that cannot be reached fails `connect`.
                     healing.connection().await?;
                     servers.push(healing);
                 }
@@ -146,18 +129,6 @@ impl Endpoint {
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(*read_timeout));
                 let client = &clients[usize::from(shard) % clients.len()];
-                let conn = client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
-                Ok(Conn::from(Link::Multiplexed(conn)))
-            }
-            Endpoint::One {
-                client,
-                read_timeout,
-            } => {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(*read_timeout));
                 let conn = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
@@ -232,22 +203,21 @@ fn route(cmd: &Cmd) -> Option<usize> {
         redis::Arg::Simple(bytes) => bytes,
         _ => &[][..],
     });
-    let name = args.next()?.to_ascii_uppercase();
-    let key = match name.as_slice() {
-        b"SCRIPT" | b"WAIT" => return None,
-        b"EVAL" | b"EVALSHA" => {
-            args.next();
-            let keys = args.next()?;
-            if keys == b"0" {
-                return Some(0);
-            }
-            args.next()?
+    let name = args.next()?;
+    let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
+    let key = if is(b"SCRIPT") || is(b"WAIT") {
+        return None;
+    } else if is(b"EVAL") || is(b"EVALSHA") {
+        args.next();
+        if args.next()? == b"0" {
+            return Some(0);
         }
-        b"XREAD" => {
-            args.find(|a| a.eq_ignore_ascii_case(b"STREAMS"))?;
-            args.next()?
-        }
-        _ => args.next()?,
+        args.next()?
+    } else if is(b"XREAD") {
+        args.find(|a| a.eq_ignore_ascii_case(b"STREAMS"))?;
+        args.next()?
+    } else {
+        args.next()?
     };
     Some(shard_of_key(key))
 }
@@ -352,14 +322,21 @@ impl From<Link> for Conn {
 /// The connection itself.
 #[derive(Clone)]
 enum Link {
-    /// One server, shared by every command, replaced when it fails.
-    Healing(Arc<Healing>),
     /// One server, the reader's own connection (the reader replaces it when it fails).
     Multiplexed(MultiplexedConnection),
     /// A cluster: a connection to each master, routed by slot.
     Cluster(ClusterConnection),
-    /// Independent servers, one shared connection to each, routed by shard.
+    /// One server, or independent servers routed by shard: a connection to each, shared by
+    /// every command, replaced when it fails.
     Servers(Arc<Vec<Healing>>),
+}
+
+/// The server of `servers` that `cmd` goes to (`None`: to every one).
+fn server_of(servers: &[Healing], cmd: &Cmd) -> Option<usize> {
+    match servers.len() {
+        1 => Some(0),
+        n => route(cmd).map(|shard| shard % n),
+    }
 }
 
 /// Sends `cmd` on one server's shared connection, replacing it when it failed.
@@ -375,11 +352,10 @@ async fn healing_send(h: &Healing, cmd: &Cmd) -> RedisResult<Value> {
 impl Link {
     async fn send(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Link::Healing(h) => healing_send(h, cmd).await,
             Link::Multiplexed(c) => c.req_packed_command(cmd).await,
             Link::Cluster(c) => c.req_packed_command(cmd).await,
-            Link::Servers(servers) => match route(cmd) {
-                Some(shard) => healing_send(&servers[shard % servers.len()], cmd).await,
+            Link::Servers(servers) => match server_of(servers, cmd) {
+                Some(server) => healing_send(&servers[server], cmd).await,
                 None => {
                     // To every server: the least of their counts answers a `WAIT`, and the
                     // first a `SCRIPT LOAD` (the same hash from each).
@@ -428,20 +404,15 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.link {
-            Link::Healing(h) => Box::pin(async move {
-                let (n, mut conn) = h.connection().await?;
-                let reply = conn.req_packed_commands(cmd, offset, count).await;
-                if let Err(e) = &reply {
-                    h.failed(n, e);
-                }
-                reply
-            }),
             Link::Multiplexed(c) => c.req_packed_commands(cmd, offset, count),
             Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
             Link::Servers(servers) => Box::pin(async move {
                 // A pipeline's keys share a shard (as on a cluster, where they share a slot).
-                let shard = cmd.cmd_iter().find_map(route).unwrap_or(0);
-                let h = &servers[shard % servers.len()];
+                let server = cmd
+                    .cmd_iter()
+                    .find_map(|c| server_of(servers, c))
+                    .unwrap_or(0);
+                let h = &servers[server];
                 let (n, mut conn) = h.connection().await?;
                 let reply = conn.req_packed_commands(cmd, offset, count).await;
                 if let Err(e) = &reply {
@@ -454,7 +425,6 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match &self.link {
-            Link::Healing(h) => h.client.get_connection_info().redis_settings().db(),
             Link::Multiplexed(c) => c.get_db(),
             Link::Cluster(c) => c.get_db(),
             Link::Servers(servers) => servers

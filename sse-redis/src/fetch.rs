@@ -49,13 +49,7 @@ pub(crate) fn fetched(
         if n == 0 {
             user = mem.user.clone();
         }
-        let dropped = |i: usize| {
-            items
-                .get(i)
-                .and_then(reply::text)
-                .and_then(reply::seq_of)
-                .unwrap_or(0)
-        };
+        let dropped = |i: usize| dropped_at(items.get(i));
         let entries = |i: usize| items.get(i).map(reply::entries).unwrap_or_default();
         if n == 0 {
             all.extend(entries(4).into_iter().map(|e| (e.seq, Source::Own, e)));
@@ -78,11 +72,7 @@ pub(crate) fn fetched(
             else {
                 continue;
             };
-            let lost = parts
-                .get(1)
-                .and_then(reply::text)
-                .and_then(reply::seq_of)
-                .unwrap_or(0);
+            let lost = dropped_at(parts.get(1));
             let list = parts.get(2).map(reply::entries).unwrap_or_default();
             all.extend(
                 list.into_iter()
@@ -111,6 +101,14 @@ pub(crate) fn fetched(
         }
     }
     Ok(Fetched { log, topics, user })
+}
+
+/// The sequence number of the entry id a log says it dropped through (`max-deleted-entry-id`;
+/// 0 for none).
+fn dropped_at(id: Option<&redis::Value>) -> u64 {
+    id.and_then(reply::text)
+        .and_then(reply::seq_of)
+        .unwrap_or(0)
 }
 
 /// Which log an entry came from.

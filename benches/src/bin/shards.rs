@@ -82,13 +82,17 @@ async fn round(
     n: usize,
     shards: usize,
 ) -> Result<Round, String> {
-    let mut config = RedisConfig::new(cluster.url());
-    config.node = "bench".to_owned();
-    config.prefix = format!("r{n}s{shards}:");
-    config.shards = shards;
-    let engine = RedisEngine::connect(config)
-        .await
-        .map_err(|e| e.to_string())?;
+    // An engine of this round's deployment (its own prefix), as node `name`.
+    let connect = async |name: &str| {
+        let mut config = RedisConfig::new(cluster.url());
+        config.node = name.to_owned();
+        config.prefix = format!("r{n}s{shards}:");
+        config.shards = shards;
+        RedisEngine::connect(config)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let engine = connect("bench").await?;
     let hub = engine
         .prepare(
             Hub::builder()
@@ -111,13 +115,7 @@ async fn round(
     // its delivery streams, read by nobody, so that the sender's side is the sends alone.
     tokio::time::sleep(Duration::from_millis(500)).await;
     task.abort();
-    let mut config = RedisConfig::new(cluster.url());
-    config.node = "sender".to_owned();
-    config.prefix = format!("r{n}s{shards}:");
-    config.shards = shards;
-    let engine = RedisEngine::connect(config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let engine = connect("sender").await?;
     let before = cpu(cluster)?;
     let start = Instant::now();
     let per_task = args.sends / args.in_flight.max(1);
