@@ -150,6 +150,7 @@ pub(crate) struct Scripts {
     pub(crate) orphan: redis::Script,
     pub(crate) rejoin: redis::Script,
     pub(crate) sweep: redis::Script,
+    pub(crate) beat: redis::Script,
     pub(crate) clean: redis::Script,
     pub(crate) ending: redis::Script,
 }
@@ -252,6 +253,7 @@ impl RedisEngine {
                     orphan: crate::groups::orphan(),
                     rejoin: crate::groups::rejoin(),
                     sweep: scripts::sweep(),
+                    beat: scripts::beat(),
                     clean: crate::groups::clean(),
                     ending: crate::groups::ending(),
                 },

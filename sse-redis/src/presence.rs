@@ -275,28 +275,22 @@ impl RedisEngine {
         let keys = &shared.keys;
         let node = &shared.config.node;
         let beats = join_all(keys.every().map(|shard| async move {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SET")
-                .arg(keys.alive(shard, node))
-                .arg(1)
-                .arg("PX")
+            // The beat was never a write that waits for replicas: it says this node is
+            // alive, which it is even while too few replicas answer.
+            let mut conn = shared.conn.unwaited();
+            let (added, late): (i64, Vec<String>) = shared
+                .scripts
+                .beat
+                .key(keys.alive(shard, node))
+                .key(keys.nodes(shard))
+                .key(keys.all(shard))
+                .arg(node)
                 .arg(millis(shared.alive_ttl()))
-                .ignore();
-            pipe.cmd("ZADD")
-                .arg(keys.nodes(shard))
                 .arg(now + millis(shared.live_ttl()))
-                .arg(node);
-            pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(keys.all(shard))
-                .arg("-inf")
                 .arg(now.saturating_sub(millis(shared.mem_slack())))
-                .ignore();
-            pipe.cmd("ZRANGEBYSCORE")
-                .arg(keys.nodes(shard))
-                .arg("-inf")
-                .arg(format!("({now}"));
-            let mut conn = shared.conn.clone();
-            let (added, late): (i64, Vec<String>) = pipe.query_async(&mut conn).await?;
+                .arg(now)
+                .invoke_async(&mut conn)
+                .await?;
             redis::RedisResult::Ok((shard, added, late))
         }))
         .await;
@@ -379,7 +373,10 @@ impl RedisEngine {
             )
         };
         let now = now_ms();
-        // One pipeline per shard: a pipeline's keys share a slot.
+        // One pipeline per shard: a pipeline's keys share a slot. Each entry is a script
+        // that declares its keys, so a pipeline re-sent whole to a migrating slot's new
+        // master runs each where all its keys are, or not at all (see `scripts::beat`);
+        // and marking twice marks the same.
         let mut by_shard: std::collections::BTreeMap<u8, Vec<&str>> = Default::default();
         for id in ids {
             by_shard

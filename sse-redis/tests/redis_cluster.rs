@@ -303,6 +303,41 @@ async fn the_slot_migrating_to_another_master_under_load_loses_nothing_acknowled
     assert_eq!(seen.len(), got.len(), "twice: {got:?}");
 }
 
+/// Heartbeats while the deployment's slot is half moved (`all` moved, the node's alive mark
+/// and entry in `nodes` not yet) write nothing on the new master: the beat's keys are on two
+/// masters, so it waits (`TRYAGAIN`) until the slot is whole again. Written as a pipeline of
+/// four commands, the beat was re-sent whole to the new master on the `ASK` for `all`, its
+/// first command created the alive mark there too, and moving that key failed (`BUSYKEY`).
+#[tokio::test]
+async fn heartbeats_during_a_migration_write_no_key_the_old_master_holds() {
+    let cluster = RedisCluster::start(3, 0).unwrap();
+    let a = cluster_node(&cluster, "a").await;
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    // The tab's registration has written `all`.
+    assert!(until(async || a.engine.sessions().await.unwrap().contains(&tab.id)).await);
+    let from = cluster.master_of("{sse:}").unwrap();
+    let to = (0..3).find(|&i| i != from).unwrap();
+
+    cluster.open_slot("{sse:}", to).unwrap();
+    cluster
+        .move_keys("{sse:}", to, Some(&["{sse:}all"]))
+        .unwrap();
+    // Five heartbeats of 200 ms.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(cluster.keys_in_slot(to, "{sse:}").unwrap(), ["{sse:}all"]);
+    let held = cluster.keys_in_slot(from, "{sse:}").unwrap();
+    assert!(held.contains(&"{sse:}alive:a".to_owned()), "{held:?}");
+
+    cluster.move_keys("{sse:}", to, None).unwrap();
+    cluster.close_slot("{sse:}", to).unwrap();
+    assert!(cluster.keys_in_slot(from, "{sse:}").unwrap().is_empty());
+    // The node goes on, on the new master.
+    a.engine.send_to(&tab.id, frame("after")).await.unwrap();
+    assert!(tab.wait_for(1).await);
+    assert_eq!(tab.data(), ["after"]);
+}
+
 /// With `replicas: 1` a write counts as done once a replica has it: while the replicas are
 /// frozen nothing is acknowledged, and what was acknowledged survives its master killed at
 /// once (no time given to replicate), a replica promoted: each arrives, once, in order, and

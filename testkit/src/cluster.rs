@@ -240,42 +240,94 @@ impl RedisCluster {
     }
 
     /// Moves `key`'s slot, with its keys, to master `to`, as `redis-cli --cluster reshard`
-    /// does for each slot it moves: the target importing, the source migrating, the keys
-    /// `MIGRATE`d in batches, then every master told the slot's new owner. Clients see `ASK`
-    /// and `TRYAGAIN` while it runs, and `MOVED` after.
+    /// does for each slot it moves: [`open_slot`](Self::open_slot), every key moved
+    /// ([`move_keys`](Self::move_keys)), then [`close_slot`](Self::close_slot). Clients see
+    /// `ASK` and `TRYAGAIN` while it runs, and `MOVED` after.
     pub fn migrate_slot(&self, key: &str, to: usize) -> io::Result<()> {
-        let slot = self.keyslot(key)?.to_string();
-        let from = self.master_of(key)?;
-        if from == to {
+        if self.master_of(key)? == to {
             return Ok(());
         }
-        let id = |i: usize| -> io::Result<String> {
-            Ok(self.nodes[i].cli(&["CLUSTER", "MYID"])?.trim().to_owned())
-        };
-        let (from_id, to_id) = (id(from)?, id(to)?);
+        self.open_slot(key, to)?;
+        self.move_keys(key, to, None)?;
+        self.close_slot(key, to)
+    }
+
+    /// Starts moving `key`'s slot from the master that serves it to master `to`: the
+    /// target importing, the source migrating. The source goes on serving the keys it
+    /// holds and redirects the others (`ASK`).
+    pub fn open_slot(&self, key: &str, to: usize) -> io::Result<()> {
+        let slot = self.keyslot(key)?.to_string();
+        let from = self.master_of(key)?;
+        let (from_id, to_id) = (self.id(from)?, self.id(to)?);
         let (source, target) = (&self.nodes[from], &self.nodes[to]);
         expect_ok(target.cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])?)?;
-        expect_ok(source.cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])?)?;
-        let port = target.port.to_string();
+        expect_ok(source.cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])?)
+    }
+
+    /// `MIGRATE`s keys of `key`'s slot, opened towards master `to`, in batches of ten:
+    /// `only` those (each that the source still holds), or every key it holds. A key the
+    /// target holds already is an error (`BUSYKEY`), as in `redis-cli --cluster reshard`.
+    pub fn move_keys(&self, key: &str, to: usize, only: Option<&[&str]>) -> io::Result<()> {
+        let slot = self.keyslot(key)?.to_string();
+        let source = &self.nodes[self.master_of(key)?];
+        let port = self.nodes[to].port.to_string();
+        let mut listed = only.map(<[&str]>::to_vec);
         loop {
-            let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "10"])?;
-            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            let keys = match listed.take() {
+                Some(keys) => keys.into_iter().map(str::to_owned).collect(),
+                None if only.is_some() => break,
+                None => {
+                    let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "10"])?;
+                    keys.lines()
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                }
+            };
             if keys.is_empty() {
                 break;
             }
             let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
-            args.extend(keys);
+            args.extend(keys.iter().map(String::as_str));
             let out = source.cli(&args)?;
             if !out.trim().starts_with("OK") && !out.trim().starts_with("NOKEY") {
-                return Err(io::Error::other(format!("MIGRATE: {out}")));
+                return Err(io::Error::other(format!("MIGRATE {keys:?}: {out}")));
             }
         }
+        Ok(())
+    }
+
+    /// Ends moving `key`'s slot to master `to`: every master told its new owner.
+    pub fn close_slot(&self, key: &str, to: usize) -> io::Result<()> {
+        let slot = self.keyslot(key)?.to_string();
+        let to_id = self.id(to)?;
         for node in self.running() {
             if node.cli(&["ROLE"])?.starts_with("master") {
                 expect_ok(node.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])?)?;
             }
         }
         Ok(())
+    }
+
+    /// The keys of `key`'s slot that node `index` holds (`CLUSTER GETKEYSINSLOT`; a master
+    /// importing the slot lists those it has received), sorted.
+    pub fn keys_in_slot(&self, index: usize, key: &str) -> io::Result<Vec<String>> {
+        let slot = self.keyslot(key)?.to_string();
+        let out = self.nodes[index].cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])?;
+        let mut keys: Vec<String> = out
+            .lines()
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn id(&self, index: usize) -> io::Result<String> {
+        Ok(self.nodes[index]
+            .cli(&["CLUSTER", "MYID"])?
+            .trim()
+            .to_owned())
     }
 
     /// Waits until every replica of master `index` has everything it wrote (their
