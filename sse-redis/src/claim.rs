@@ -30,8 +30,8 @@ use crate::reply;
 /// empty; the caller cleans up what it left on other shards.
 ///
 /// KEYS: closed, owner, log, bcast, the shard's mem of the session, the user's ulog, us and
-/// un, then for each topic: its tlog, tn and tm, and last the shard's sequence (a key the
-/// step has no role for is the mem's, for the slot). ARGV: `1` to consume the mark, this
+/// un, then for each topic: its tlog, tn and tm, and last the shard's sequence and epoch (a
+/// key the step has no role for is the mem's, for the slot). ARGV: `1` to consume the mark, this
 /// node, owner TTL (ms), the position's number on this shard (`-1`: no position), most
 /// entries to read from each log, the fields of the mem the caller read (sorted,
 /// comma-separated) and its `~k` and `~u` (`<fields>|<~k>|<~u>`), the user's hex when the user's keys are on this shard (else empty),
@@ -42,7 +42,9 @@ use crate::reply;
 /// Returns `{1}` when closed, `{2}` when the mem changed since the caller read it, else `{0,
 /// existed, mem}` or `{0, existed, log dropped, bcast dropped, log entries, bcast entries,
 /// mem, user log dropped, user log entries, {{topic, dropped, entries}...}, the shard's
-/// sequence number now}` (a position past it was never issued).
+/// sequence number now (a position past it was never issued), where the shard's current
+/// run started (0 on shard 0; a shard found empty starts one now), 1 when the home mem
+/// lists the shard and it holds no mem of the session (it lost it)}`.
 pub(crate) fn claim() -> Script {
     Script::new(&format!(
         r"
@@ -61,6 +63,7 @@ local id = ARGV[8]
 local ntopics = #ARGV - 11
 local user = ARGV[7]
 local existed = 1
+local lost_mem = false
 if home then
   existed = redis.call('EXISTS', KEYS[2])
   redis.call('SET', KEYS[2], me, 'PX', ARGV[3])
@@ -73,8 +76,10 @@ if home then
     ntopics = 0
   end
 elseif string.find(ARGV[10], 'm', 1, true) then
-  -- A shard the home mem lists: joins and leaves here check that they reach the node
-  -- serving the session, a join between its two steps included (it finds this node here).
+  -- A shard the home mem lists holds a mem of the session, unless it lost it.
+  lost_mem = redis.call('EXISTS', KEYS[5]) == 0
+  -- Joins and leaves here check that they reach the node serving the session, a join
+  -- between its two steps included (it finds this node here).
   redis.call('HSET', KEYS[5], '~o', me)
 end
 for j = 1, ntopics do
@@ -133,7 +138,14 @@ for j = 1, ntopics do
   end
 end
 out[10] = topics
-out[11] = tonumber(redis.call('GET', KEYS[#KEYS]) or '0')
+out[11] = tonumber(redis.call('GET', KEYS[#KEYS - 1]) or '0')
+-- Where the shard's current run started (shard 0's runs are the deployment's epochs).
+local through = '0'
+if not bcast then
+  through = redis.call('GET', KEYS[#KEYS]) or start_again(KEYS[#KEYS - 1], KEYS[#KEYS])
+end
+out[12] = tonumber(through)
+out[13] = lost_mem and 1 or 0
 return out
 ",
         STRETCHES = crate::groups::STRETCHES
@@ -352,6 +364,7 @@ impl RedisEngine {
             .collect();
         invocation
             .key(keys.seq(step.shard))
+            .key(keys.epoch(step.shard))
             .arg(if consume { "1" } else { "0" })
             .arg(&shared.config.node)
             .arg(millis(shared.owner_ttl(true)))

@@ -73,6 +73,14 @@ impl RedisEngine {
             .and_then(Option::take);
         // The entry numbered `last`, when this reader delivered it.
         let mut mark: Option<Mark> = None;
+        // A shard in a run after the first: positions on it from before are gaps.
+        let through = lock(&shared.shard_epochs)
+            .get(usize::from(shard))
+            .copied()
+            .unwrap_or(0);
+        if shard != 0 && through > 0 {
+            port.restart_shard(shard, through);
+        }
         loop {
             if port.hub().is_none() {
                 return;

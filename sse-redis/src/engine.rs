@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::Value;
 use sse_proto::{
     Answers, BoxFuture, ClosedPolicy, HubBuilder, IdGenerator, LogBounds, MemoryHistory, Offer,
     RelayConfig, RelayPort, SessionEvent, SessionId, Store,
@@ -214,13 +213,16 @@ impl RedisEngine {
         })?;
         let endpoint = Endpoint::open(&config.url, config.timeout, crate::driver::BLOCK)?;
         let mut conn = endpoint.commands(config.timeout, config.replicas).await?;
-        agree_on_shards(&mut conn, &keys).await?;
-        // Each shard's epoch (shard 0's is the deployment's, which positions carry) and where
-        // its sequence is.
+        let mut new_run = agree_on_shards(&mut conn, &keys).await?;
+        // Each shard's epoch (shard 0's is the deployment's, which positions carry; another
+        // shard's, where its current run started) and where its sequence is.
         let mut epochs = Vec::new();
         let mut read_from = Vec::new();
         for shard in keys.every() {
-            epochs.push(epoch(&mut conn, &keys, shard).await?);
+            let (epoch, started) = open_shard(&mut conn, &keys, shard, new_run).await?;
+            // A deployment epoch that starts now: every shard starts a first run.
+            new_run |= shard == 0 && started;
+            epochs.push(epoch);
             let seq: Option<u64> = redis::cmd("GET")
                 .arg(keys.seq(shard))
                 .query_async(&mut conn)
@@ -437,8 +439,10 @@ end
 return 2
 ";
 
-/// Checks that this node places logs on as many shards as the deployment's live nodes.
-async fn agree_on_shards(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<()> {
+/// Checks that this node places logs on as many shards as the deployment's live nodes;
+/// returns whether it started a new epoch of the deployment (no node was alive, and the
+/// number recorded was another).
+async fn agree_on_shards(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<bool> {
     let shards = keys.placement().shards();
     let agreed: i64 = redis::Script::new(SHARDS)
         .key(keys.shards())
@@ -458,22 +462,58 @@ async fn agree_on_shards(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<()>
             format!("{} live, {shards} here", -agreed),
         )));
     }
-    Ok(())
+    Ok(agreed == 2)
 }
 
-/// Reads the store's epoch, starting one when Redis is empty.
-pub(crate) async fn epoch(conn: &mut Conn, keys: &Keys, shard: u8) -> redis::RedisResult<u64> {
-    let fresh = fresh_epoch();
-    let _: Value = redis::cmd("SET")
-        .arg(keys.epoch(shard))
-        .arg(fresh)
-        .arg("NX")
-        .query_async(conn)
+/// Opens `shard`'s epoch, where it has none: shard 0's is a fresh epoch of the deployment
+/// (numbered from 1). Another shard's epoch is where its current run started (positions on
+/// it below that are gaps for its logs): 0 for a first run, which it is when the
+/// deployment's epoch starts too (`new_run`); otherwise the shard lost its contents and
+/// numbers on past every number it gave (see [`numbers_lua`](crate::scripts::numbers_lua)).
+/// Returns the epoch and whether this call opened it.
+///
+/// KEYS: the shard's epoch and sequence. ARGV: a fresh epoch, `0` for shard 0, `1` for a
+/// first run.
+const OPEN: &str = concat!(
+    crate::scripts::numbers_lua!(),
+    r"
+local e = redis.call('GET', KEYS[1])
+if e then return {e, 0} end
+if ARGV[2] == '0' or ARGV[3] == '1' then
+  local at = redis.call('GET', KEYS[2]) or '0'
+  redis.call('SET', KEYS[2], at)
+  e = ARGV[2] == '0' and ARGV[1] or at
+  redis.call('SET', KEYS[1], e)
+  return {e, 1}
+end
+return {start_again(KEYS[2], KEYS[1]), 1}
+"
+);
+
+/// Reads `shard`'s epoch, opening it where there is none (see [`OPEN`]); returns it and
+/// whether this call opened it.
+pub(crate) async fn open_shard(
+    conn: &mut Conn,
+    keys: &Keys,
+    shard: u8,
+    new_run: bool,
+) -> redis::RedisResult<(u64, bool)> {
+    let (epoch, opened): (String, i64) = redis::Script::new(OPEN)
+        .key(keys.epoch(shard))
+        .key(keys.seq(shard))
+        .arg(fresh_epoch())
+        .arg(shard)
+        .arg(if new_run { "1" } else { "0" })
+        .invoke_async(conn)
         .await?;
-    redis::cmd("GET")
-        .arg(keys.epoch(shard))
-        .query_async(conn)
-        .await
+    let epoch = epoch.parse().map_err(|_| {
+        redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "a shard's epoch is not a number",
+            epoch,
+        ))
+    })?;
+    Ok((epoch, opened == 1))
 }
 
 /// A new epoch: 40 random bits (8 base-36 digits in an id).

@@ -30,6 +30,7 @@ pub(crate) fn fetched(
     let mut drops: Vec<(Source, u64)> = Vec::new();
     let mut topics = Vec::new();
     let mut user = None;
+    let mut lost_runs = Vec::new();
     for (n, answer) in answers.into_iter().enumerate() {
         let items = answer.items;
         let at = cursor.seq(answer.shard).unwrap_or(0);
@@ -39,6 +40,24 @@ pub(crate) fn fetched(
         let issued = items.get(10).and_then(reply::int);
         if at > issued.and_then(|n| u64::try_from(n).ok()).unwrap_or(0) {
             return Err(GapReason::InvalidPosition);
+        }
+        // Where the shard's current run started: a shard other than 0 that lost its contents
+        // numbers on past every number it gave, and a position on it from before is a gap
+        // for the logs there (the hub's rules say which: a topic's is reported, the
+        // session's own or its user's is a gap of the session). Its mem of the session went
+        // with them (the session's node records it again): without it the session's topics
+        // there are not known, a gap of the session too.
+        let through = items
+            .get(11)
+            .and_then(reply::int)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+        if through > 0 && items.get(12).and_then(reply::int) == Some(1) {
+            return Err(GapReason::Lost);
+        }
+        let restarted = answer.shard != 0 && at < through;
+        if restarted {
+            lost_runs.push((answer.shard, through));
         }
         // The step read the mem again under its lock: the copy in the reply is the one to use.
         let mem = items.get(6).map(Mem::parse).unwrap_or(answer.mem);
@@ -99,6 +118,9 @@ pub(crate) fn fetched(
         if let Some(target) = source.target(id, user_name.as_ref()) {
             log.lose(target, *lost);
         }
+    }
+    for (shard, through) in lost_runs {
+        log.lose_shard(shard, through);
     }
     Ok(Fetched { log, topics, user })
 }

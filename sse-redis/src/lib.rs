@@ -75,8 +75,11 @@
 //!   [`Error::TooManyShards`](sse_proto::Error::TooManyShards), and topics asked for at
 //!   accept that do not fit are not granted. Name related topics so that they hash
 //!   alike if a tab must be in many.
-//! - **A shard found restarted or short of entries** starts the deployment's epoch again,
-//!   as one Redis that lost its entries does: every tab comes back to a gap.
+//! - **A shard that lost its contents** (restarted empty, or a replica promoted short of
+//!   entries) is a gap for the logs on it only: it numbers on past every number it gave,
+//!   and a tab from before comes back to a gap for its topics there (the rest replays), or
+//!   a gap of the session where its own log or its user's is there. Shard 0 carries the
+//!   deployment's epoch: losing it is a gap for every tab, as with one Redis.
 //! - **Every node of a deployment says the same number of shards.** A node that says
 //!   another while a node with the recorded number is alive does not connect; with none
 //!   alive, it records its number and starts a new epoch (positions of the old one are

@@ -18,18 +18,19 @@
 //! Each node checks when its reader connects and once per read interval after that.
 //!
 //! With several shards, each shard has an epoch and a sequence of its own, and each reader
-//! checks its shard. A shard other than shard 0 found restarted empty or short of entries
-//! starts the deployment's epoch again (shard 0's, the one positions carry, noting where
-//! shard 0 was): every node then follows it as above, and every tab comes back to a gap.
-//! That is coarser than a gap for the logs on that shard only, which would need the shard
-//! to number past every number any node read from the lost master, and no node can tell
-//! what that was.
+//! checks its shard. Shard 0's epoch is the deployment's, which positions carry. Another
+//! shard's epoch is where its current run started: a shard found restarted empty, or short
+//! of entries, numbers on past every number it gave
+//! ([`numbers_lua`](crate::scripts::numbers_lua)) and starts a new run there. The hub then
+//! takes positions on it from before as gaps for the logs there only
+//! ([`RelayPort::restart_shard`]); short of entries, the streams of the sessions that read
+//! it end too, and their tabs come back to that gap. The other shards go on.
 
 use redis::{Script, Value};
 
 use std::sync::atomic::Ordering;
 
-use sse_proto::RelayPort;
+use sse_proto::{RelayPort, Target};
 
 use crate::conn::Conn;
 use crate::engine::RedisEngine;
@@ -40,17 +41,27 @@ use crate::reply;
 /// holds; starts a new epoch when Redis lost entries the caller read (the sequence is below
 /// it, or the entry is gone or another), and one when Redis is empty.
 ///
+/// On a shard other than 0 the epoch is where the shard's current run started: a shard
+/// found empty starts a run from where its sequence is ([`numbers_lua`]), and one that lost
+/// entries numbers on past every number it gave (its sequence raised to the shard's base)
+/// and starts a run from there.
+///
 /// KEYS: epoch, from, seq, the stream of the caller's last entry. ARGV: the caller's epoch, a
 /// fresh epoch, the highest sequence number the caller read (or -1), the name of a field that
-/// tells the entry apart and its value (empty: no entry to check).
+/// tells the entry apart and its value (empty: no entry to check), `1` for a shard other
+/// than 0.
 ///
 /// Returns `{epoch, from}`: `from` is the sequence number the epoch started from after a
 /// loss, -1 for an epoch that started on an empty Redis.
+///
+/// [`numbers_lua`]: crate::scripts::numbers_lua
 pub(crate) fn check() -> Script {
-    Script::new(
+    Script::new(concat!(
+        crate::scripts::numbers_lua!(),
         r"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
+  if ARGV[6] == '1' then return {start_again(KEYS[3], KEYS[1]), -1} end
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('DEL', KEYS[2])
   return {ARGV[2], -1}
@@ -75,14 +86,20 @@ if epoch == ARGV[1] then
     end
   end
   if lost then
-    redis.call('SET', KEYS[1], ARGV[2])
+    local fresh = ARGV[2]
+    if ARGV[6] == '1' then
+      local base = shard_base()
+      if tonumber(base) > seq then redis.call('SET', KEYS[3], base) end
+      fresh = redis.call('GET', KEYS[3])
+    end
+    redis.call('SET', KEYS[1], fresh)
     redis.call('SET', KEYS[2], seq)
-    return {ARGV[2], seq}
+    return {fresh, seq}
   end
 end
 return {epoch, tonumber(redis.call('GET', KEYS[2]) or '-1')}
-",
-    )
+"
+    ))
 }
 
 /// The last entry a reader delivered: where it is, and what tells it apart from another
@@ -142,6 +159,7 @@ pub(crate) async fn line(
         .arg(read.map_or(-1, |(n, _)| i64::try_from(n).unwrap_or(i64::MAX)))
         .arg(mark.map_or("", |m| m.field))
         .arg(mark.map_or(&[][..], |m| m.value.as_slice()))
+        .arg(if shard == 0 { "0" } else { "1" })
         .invoke_async(conn)
         .await?;
     let items = reply::array(&reply);
@@ -167,22 +185,6 @@ pub(crate) async fn line(
         (false, Ok(from)) => Line::Lost { epoch: now, from },
         (false, Err(_)) => Line::Emptied { epoch: now },
     })
-}
-
-/// Starts the deployment's epoch again, from `epoch` (the one the caller knows), noting
-/// where shard 0's sequence is; another node that did it first wins.
-///
-/// KEYS: shard 0's epoch, from and seq. ARGV: the caller's epoch, a fresh one.
-fn restart() -> Script {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('SET', KEYS[2], redis.call('GET', KEYS[3]) or '0')
-end
-return 1
-",
-    )
 }
 
 impl RedisEngine {
@@ -217,8 +219,8 @@ impl RedisEngine {
     }
 
     /// Follows `shard` into a new epoch, if it started one; returns where reading it goes
-    /// on. A shard other than 0 starts the deployment's epoch again, which every node's
-    /// shard-0 reader then follows.
+    /// on. A shard other than 0 started a new run: the hub learns that positions on it
+    /// below the run's start are gaps for the logs there, and the other shards go on.
     pub(crate) async fn follow(
         &self,
         port: &RelayPort,
@@ -229,28 +231,41 @@ impl RedisEngine {
         if shard == 0 || line == Line::Same {
             return self.follow_epoch(port, line, last);
         }
-        let (epoch, from) = match line {
+        let (through, from) = match line {
             Line::Same => return last,
-            Line::Emptied { epoch } => (epoch, 0),
-            Line::Lost { epoch, from } => (epoch, from),
+            Line::Emptied { epoch } => (epoch, None),
+            Line::Lost { epoch, from } => (epoch, Some(from)),
         };
-        let shared = &self.shared;
-        let keys = &shared.keys;
-        let mut conn = shared.conn.clone();
-        let restarted: redis::RedisResult<i64> = restart()
-            .key(keys.epoch(0))
-            .key(keys.from(0))
-            .key(keys.seq(0))
-            .arg(self.epoch())
-            .arg(crate::engine::fresh_epoch())
-            .invoke_async(&mut conn)
-            .await;
-        if restarted.is_err() {
-            // Checked again at the next read interval.
-            return last;
+        if let Some(known) =
+            crate::engine::lock(&self.shared.shard_epochs).get_mut(usize::from(shard))
+        {
+            *known = through;
         }
-        if let Some(known) = crate::engine::lock(&shared.shard_epochs).get_mut(usize::from(shard)) {
-            *known = epoch;
+        port.restart_shard(shard, through);
+        let Some(from) = from else {
+            // Every entry of the new run is new to this node: read them all.
+            return Some(0);
+        };
+        // The shard lost entries some node had read, and a tab may have had some of the
+        // numbers given again meanwhile: the streams of the sessions that read the shard
+        // end, and their tabs come back to a gap for the logs there.
+        if let Some(hub) = port.hub() {
+            let placement = self.shared.keys.placement();
+            for id in hub.ids() {
+                if let Some(session) = hub.session(id.as_str()) {
+                    let reads = placement.of(Target::Session(&id)) == shard
+                        || session
+                            .user()
+                            .is_some_and(|u| placement.of(Target::User(&u)) == shard)
+                        || session
+                            .topics()
+                            .iter()
+                            .any(|t| placement.of(Target::Topic(t)) == shard);
+                    if reads {
+                        session.drop_stream();
+                    }
+                }
+            }
         }
         Some(from)
     }

@@ -78,7 +78,7 @@ if owner ~= ARGV[1] then return -2 end
 {ONCE}
 local found = numbered_before(KEYS[4], KEYS[3], ARGV[7], ARGV[8], ARGV[9])
 if found then return found end
-local seq = redis.call('INCR', KEYS[2])
+local seq = next_seq(KEYS[2])
 local id = seq .. '-0'
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'f', ARGV[3], 'm', ARGV[7])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
@@ -102,7 +102,7 @@ pub(crate) fn broadcast() -> Script {
 {ONCE}
 local seq = numbered_before(KEYS[4], KEYS[2], ARGV[6], ARGV[7], ARGV[8])
 if not seq then
-  seq = redis.call('INCR', KEYS[1])
+  seq = next_seq(KEYS[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0',
     'f', ARGV[1], 'o', ARGV[3], 'd', ARGV[4], 'm', ARGV[6])
   if ARGV[7] == '1' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[8]) end
@@ -112,10 +112,54 @@ return {{seq, redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf')}}
     ))
 }
 
+/// The Lua helpers that number a shard's events, as a literal for `concat!` (every script
+/// that numbers includes them, some through [`ONCE`] or the groups' `STRETCHES`).
+///
+/// A shard numbers its events with `next_seq`, which takes up where the shard's sequence
+/// is. A shard found without its sequence lost its contents (a deployment's start creates
+/// each shard's at 0, and nothing deletes it): it numbers on from `shard_base`, the next
+/// whole second since 2025 by the shard's clock in microseconds, which no number it gave
+/// before reaches (a Redis master runs one script at a time, none in under a microsecond,
+/// and a shard counts from 0 or from an earlier base, a restart ago). `start_again`
+/// records where the shard's new run started in its epoch key (shards other than 0, whose
+/// epoch is the deployment's: see `lineage`), the whole second below its sequence (a run
+/// gives fewer than a million numbers before a node notices it): positions on the shard
+/// below it are gaps for the logs there, and what the run numbered before it was noticed
+/// is read as new.
+macro_rules! numbers_lua {
+    () => {
+        r"
+local function shard_base()
+  local t = redis.call('TIME')
+  return string.format('%d', (tonumber(t[1]) - 1735689600 + 1) * 1000000)
+end
+local function next_seq(seq)
+  if redis.call('EXISTS', seq) == 0 then redis.call('SET', seq, shard_base()) end
+  return redis.call('INCR', seq)
+end
+local function start_again(seq, epoch)
+  local through = redis.call('GET', seq)
+  if through then
+    through = string.format('%d', math.floor(tonumber(through) / 1000000) * 1000000)
+  else
+    through = shard_base()
+    redis.call('SET', seq, through)
+  end
+  redis.call('SET', epoch, through)
+  return through
+end
+"
+    };
+}
+pub(crate) use numbers_lua;
+
 /// The number an earlier attempt of a message got, if it was applied: the done mark a retry
 /// left, or (for a retry) the message id among the newest entries of the stream it goes to,
-/// whose mark the retry then leaves, for an earlier attempt applied after it.
-pub(crate) const ONCE: &str = r"
+/// whose mark the retry then leaves, for an earlier attempt applied after it. Includes the
+/// numbering helpers.
+pub(crate) const ONCE: &str = concat!(
+    numbers_lua!(),
+    r"
 local function numbered_before(mark, stream, mid, retry, ttl)
   local done = redis.call('GET', mark)
   if done then return tonumber(done) end
@@ -132,7 +176,8 @@ local function numbered_before(mark, stream, mid, retry, ttl)
   end
   return nil
 end
-";
+"
+);
 
 /// Closes (`c`, marking the id) or drops (`d`) a session: tells its owner node. Returns 1 when
 /// the session exists, -2 (changing nothing) when its owner is not the one the caller read.
@@ -142,19 +187,20 @@ end
 /// closed TTL (ms), `c` or `d`, node stream max entries, the caller's node when it serves
 /// the session (a session it has just accepted has no owner mark yet; else empty).
 pub(crate) fn end() -> Script {
-    Script::new(
+    Script::new(concat!(
+        numbers_lua!(),
         r"
 local owner = redis.call('GET', KEYS[1])
 if (owner or '') ~= ARGV[1] then return -2 end
 if ARGV[4] == 'c' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
 if not owner and ARGV[6] ~= '' then owner = ARGV[6] end
 if not owner then return 0 end
-local seq = redis.call('INCR', KEYS[3])
+local seq = next_seq(KEYS[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], seq .. '-0',
   't', ARGV[4], 's', ARGV[2])
 return 1
-",
-    )
+"
+    ))
 }
 
 /// The heartbeat on one shard: renews the node's alive mark and its entry in `nodes`,

@@ -119,3 +119,74 @@ async fn a_node_cut_off_from_one_server_keeps_the_others_and_catches_up() {
     missed.sort_unstable();
     assert_eq!(missed, ["cut away", "open away"]);
 }
+
+/// One of three servers restarts empty, and the shards on it start a new run: a tab in a
+/// topic there and in one on another server comes back to a gap for the first topic only.
+/// The other topic replays exactly, and the first goes on: the tab is still its member.
+#[tokio::test]
+async fn a_server_restarted_empty_is_a_gap_for_the_topics_on_it_only() {
+    common::set_shards(SHARDS);
+    let mut servers = [
+        RedisServer::start().unwrap(),
+        RedisServer::start().unwrap(),
+        RedisServer::start().unwrap(),
+    ];
+    let url = format!(
+        "redis+shards://127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}",
+        servers[0].port, servers[1].port, servers[2].port
+    );
+    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let name = |on_lost: bool| {
+        (0..)
+            .map(|i| format!("room{i}"))
+            .find(|t| (server_of(t, 3) == 2) == on_lost)
+            .unwrap()
+    };
+    let (lost, kept) = (name(true), name(false));
+    // A tab whose own log is on a server that keeps its contents.
+    let mut t = loop {
+        let mut t = Tab {
+            target: format!("/events?topic={lost}&topic={kept}"),
+            ..Tab::new()
+        };
+        t.connect(&a.hub, &a.engine).await.unwrap();
+        if server_of(&t.id, 3) != 2 {
+            break t;
+        }
+    };
+    assert!(member(&a, &t, &lost).await && member(&a, &t, &kept).await);
+    // (The tabs passed over are members too.)
+    b.engine.publish(&lost, frame("lost before")).await.unwrap();
+    b.engine.publish(&kept, frame("kept before")).await.unwrap();
+    assert!(t.wait_for(2).await);
+
+    let port = servers[2].port;
+    servers[2].stop();
+    servers[2] = RedisServer::start_on(port).unwrap();
+    // Once A has recorded the tab's membership again on the restarted server.
+    assert!(
+        until(async || {
+            let members = b.engine.members(&lost).await;
+            members.is_ok_and(|m| m.sessions.contains(&t.id))
+        })
+        .await
+    );
+    t.drop_connection();
+    b.engine.publish(&kept, frame("kept away")).await.unwrap();
+    let before = t.events.len();
+    t.target = "/events".to_owned();
+    t.connect(&b.hub, &b.engine).await.unwrap();
+    assert!(
+        matches!(t.continuity, Some(sse_proto::Continuity::Resumed { .. })),
+        "{:?}",
+        t.continuity
+    );
+    assert_eq!(t.gaps, std::slice::from_ref(&lost));
+    assert!(t.wait_for(before + 1).await, "{:?}", t.data());
+    assert_eq!(t.data()[before..], ["kept away"]);
+    // Still a member of both.
+    b.engine.publish(&lost, frame("lost after")).await.unwrap();
+    b.engine.publish(&kept, frame("kept after")).await.unwrap();
+    assert!(t.wait_for(before + 3).await, "{:?}", t.data());
+    assert_eq!(t.data()[before + 1..], ["lost after", "kept after"]);
+}

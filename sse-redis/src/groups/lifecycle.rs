@@ -349,13 +349,17 @@ impl RedisEngine {
         order.sort_by_key(|(k, _)| *k != home);
         for (shard, topics) in order {
             let mut invocation = shared.scripts.rejoin.prepare_invoke();
-            invocation.key(keys.mem(shard, id)).key(keys.seq(shard));
+            invocation
+                .key(keys.mem(shard, id))
+                .key(keys.seq(shard))
+                .key(keys.epoch(shard));
             counts_keys(&mut invocation, keys, &topics);
             invocation
                 .arg(id)
                 .arg(&shared.config.node)
                 .arg(if shard == home { "1" } else { "0" })
-                .arg(others.join(","));
+                .arg(others.join(","))
+                .arg(if shard == 0 { "0" } else { "1" });
             for topic in &topics {
                 invocation.arg(topic.as_str());
             }

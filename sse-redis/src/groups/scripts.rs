@@ -18,8 +18,11 @@
 
 use redis::Script;
 
-/// Lua helpers over a membership's stretches.
-pub(crate) const STRETCHES: &str = r"
+/// Lua helpers over a membership's stretches, after the numbering helpers
+/// ([`numbers_lua`](crate::scripts::numbers_lua)).
+pub(crate) const STRETCHES: &str = concat!(
+    crate::scripts::numbers_lua!(),
+    r"
 local function last_open(v)
   if not v then return false end
   local last = string.match(v, '[^,]+$')
@@ -81,7 +84,7 @@ end
 local function forget_all(first, names, id, seq, presence, max, user)
   for i = first, #KEYS, 2 do
     if forget(KEYS[i + 1], KEYS[i], id) then
-      local n = redis.call('INCR', seq)
+      local n = next_seq(seq)
       redis.call('XADD', presence, 'MAXLEN', '~', max, n .. '-0',
         't', 'L', 's', id, 'g', ARGV[names + (i - first) / 2], 'u', user)
     end
@@ -97,7 +100,8 @@ local function assign(members, nodes, id, node)
   if prev then count_down(nodes, prev) end
   return true
 end
-";
+"
+);
 
 /// A session joins a topic, on the topic's shard: numbered, recorded, and handed to the node
 /// that serves it. On the session's home shard it checks the owner mark; on another, the
@@ -143,7 +147,7 @@ if last_open(cur) then return 0 end
 -- off the home shard a mem has no TTL (the session's end or its orphan clean-up takes it).
 local kept_for_good = not home or redis.call('PTTL', KEYS[3]) == -1
   or redis.call('PTTL', KEYS[1]) == -1
-local seq = redis.call('INCR', KEYS[2])
+local seq = next_seq(KEYS[2])
 local v = cur and (cur .. ',' .. seq) or tostring(seq)
 local kept, dropped = trim(v, tonumber(ARGV[7]))
 redis.call('HSET', KEYS[3], ARGV[2], kept)
@@ -225,7 +229,7 @@ if v then redis.call('HSET', KEYS[3], ARGV[2], v) else redis.call('HDEL', KEYS[3
 local node = redis.call('HGET', KEYS[5], ARGV[1])
 if node then count_down(KEYS[4], node) end
 redis.call('HDEL', KEYS[5], ARGV[1])
-local seq = redis.call('INCR', KEYS[2])
+local seq = next_seq(KEYS[2])
 if owner ~= '' then
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[4], seq .. '-0',
     't', 'l', 's', ARGV[1], 'g', ARGV[2], 'a', last, 'k', ARGV[5])
@@ -261,7 +265,7 @@ local count = redis.call('HLEN', KEYS[4])
 if count == 0 then return {{0, 0}} end
 local seq = numbered_before(KEYS[5], KEYS[2], ARGV[5], ARGV[6], ARGV[7])
 if not seq then
-  seq = redis.call('INCR', KEYS[1])
+  seq = next_seq(KEYS[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'f', ARGV[1], 'm', ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   for i = 1, #nodes do
@@ -362,7 +366,7 @@ for i = 10, #KEYS, 2 do
   if redis.call('HGET', KEYS[i + 1], ARGV[1]) == ARGV[2] then
     redis.call('HDEL', KEYS[i + 1], ARGV[1])
     count_down(KEYS[i], ARGV[2])
-    local seq = redis.call('INCR', KEYS[8])
+    local seq = next_seq(KEYS[8])
     redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[5], seq .. '-0',
       't', 'L', 's', ARGV[1], 'g', ARGV[6 + (i - 10) / 2], 'u', ARGV[4])
   end
@@ -418,8 +422,14 @@ return 1
 /// along. Runs on each shard with a topic of the session; on the home shard it also lists
 /// the other shards again, and off it records this node as the one serving the session.
 ///
-/// KEYS: mem, seq, then for each topic its tn and tm. ARGV: id, this node, `1` on the home
-/// shard, the other shards (comma-separated; home shard only), then the topics.
+/// On a shard that lost its contents (its epoch names where its new run started) and the
+/// session's mem with them, each membership runs from just before the run's start instead:
+/// a position from before it is a gap for the topics there only, and one within the run
+/// replays what the topics published since.
+///
+/// KEYS: mem, seq, the shard's epoch, then for each topic its tn and tm. ARGV: id, this
+/// node, `1` on the home shard, the other shards (comma-separated; home shard only), `1`
+/// for a shard other than 0 (shard 0's epoch is the deployment's), then the topics.
 ///
 /// Returns how many of the topics were recorded again.
 pub(crate) fn rejoin() -> Script {
@@ -428,16 +438,22 @@ pub(crate) fn rejoin() -> Script {
 {STRETCHES}
 local again = 0
 local seq = redis.call('GET', KEYS[2]) or '0'
+-- A shard that lost its contents, the session's mem with them: its memberships here run
+-- from before the start of the shard's new run, where every position from before is a gap.
+local through = ARGV[5] == '1' and redis.call('GET', KEYS[3]) or '0'
+local rerun = through ~= '0' and redis.call('EXISTS', KEYS[1]) == 0
 if ARGV[3] == '1' then
   for k in string.gmatch(ARGV[4], '[^,]+') do add_shard(KEYS[1], k) end
 else
   redis.call('HSET', KEYS[1], '~o', ARGV[2])
 end
-for j = 1, #ARGV - 4 do
-  local topic = ARGV[4 + j]
-  local tn, tm = KEYS[1 + 2 * j], KEYS[2 + 2 * j]
+for j = 1, #ARGV - 5 do
+  local topic = ARGV[5 + j]
+  local tn, tm = KEYS[2 + 2 * j], KEYS[3 + 2 * j]
   local cur = redis.call('HGET', KEYS[1], topic)
-  if not last_open(cur) then
+  if rerun then
+    redis.call('HSET', KEYS[1], topic, string.format('%d', tonumber(through) - 1))
+  elseif not last_open(cur) then
     redis.call('HSET', KEYS[1], topic, cur and (cur .. ',' .. seq) or seq)
     -- What was published meanwhile did not reach this node: a resume from before now
     -- cannot be exact.
