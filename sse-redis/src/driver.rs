@@ -462,7 +462,7 @@ impl RedisEngine {
                 }
             }
             Item::Relayed(Relayed::Join { id, topic }) => {
-                match self.membership(id.as_str(), &topic, None).await {
+                match self.membership(id.as_str(), &topic, None, &attempt).await {
                     Err(sse_proto::Error::Unavailable) => {
                         Err(again(Item::Relayed(Relayed::Join { id, topic })))
                     }
@@ -470,7 +470,10 @@ impl RedisEngine {
                 }
             }
             Item::Relayed(Relayed::Leave { id, topic, keep }) => {
-                match self.membership(id.as_str(), &topic, Some(keep)).await {
+                match self
+                    .membership(id.as_str(), &topic, Some(keep), &attempt)
+                    .await
+                {
                     Err(sse_proto::Error::Unavailable) => {
                         Err(again(Item::Relayed(Relayed::Leave { id, topic, keep })))
                     }

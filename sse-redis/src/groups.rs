@@ -348,24 +348,28 @@ impl RedisEngine {
     /// rule: check it first ([`Session::join`](sse_proto::Session::join) does).
     pub async fn join(&self, id: &str, topic: &str) -> Result<bool, Error> {
         let topic = TopicName::new(topic)?;
-        self.membership(id, &topic, None).await
+        let attempt = self.shared.messages.attempt();
+        self.membership(id, &topic, None, &attempt).await
     }
 
     /// Ends the membership of session `id` in `topic`; what the topic published while it was
     /// a member stays replayable to its tab. Returns `false` when it was not a member.
     pub async fn leave(&self, id: &str, topic: &str) -> Result<bool, Error> {
         let topic = TopicName::new(topic)?;
-        self.membership(id, &topic, Some(true)).await
+        let attempt = self.shared.messages.attempt();
+        self.membership(id, &topic, Some(true), &attempt).await
     }
 
     /// A join (`leave` `None`) or a leave (keeping the stretch or not), on the topic's shard;
     /// a join on another shard than the session's home is first listed there
-    /// ([`join_home`]).
+    /// ([`join_home`]). A retry of an `attempt` that Redis may have applied is not applied
+    /// again: a join retried after a leave made meanwhile would undo the leave.
     pub(crate) async fn membership(
         &self,
         id: &str,
         topic: &TopicName,
         leave: Option<bool>,
+        attempt: &Attempt,
     ) -> Result<bool, Error> {
         let shared = &self.shared;
         let keys = &shared.keys;
@@ -429,6 +433,7 @@ impl RedisEngine {
                         .arg(MAX_STRETCHES)
                         .arg(self.user_here(id))
                         .arg(if on_home { "1" } else { "0" });
+                    once(&mut invocation, keys.done(shard, &attempt.mid), attempt);
                     invocation.invoke_async::<i64>(&mut conn).await
                 }
                 Some(keep) => {
@@ -449,6 +454,7 @@ impl RedisEngine {
                         .arg(shared.config.stream_max)
                         .arg(if keep { "1" } else { "0" })
                         .arg(if on_home { "1" } else { "0" });
+                    once(&mut invocation, keys.done(shard, &attempt.mid), attempt);
                     invocation.invoke_async::<i64>(&mut conn).await
                 }
             };
@@ -606,6 +612,16 @@ impl RedisEngine {
     }
 }
 
+/// Declares the done mark of `attempt` (`mark`, the last key) and passes its message id,
+/// whether it is a retry and the mark's TTL (the last arguments), for the `ONCE` helper.
+fn once(invocation: &mut redis::ScriptInvocation<'_>, mark: String, attempt: &Attempt) {
+    invocation
+        .key(mark)
+        .arg(&attempt.mid)
+        .arg(if attempt.retry { "1" } else { "0" })
+        .arg(millis(crate::once::DONE_TTL));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,5 +640,48 @@ mod tests {
         assert_eq!((got[0].joined, got[0].left), (3, Some(9)));
         assert_eq!((got[1].joined, got[1].left), (12, None));
         assert!(stretches(&red, b"x,-,1-").is_empty());
+    }
+
+    /// A join retried after an attempt Redis applied (its reply lost), with a leave made
+    /// meanwhile, is not applied again: the session stays out of the topic.
+    #[tokio::test]
+    async fn a_join_retried_after_a_leave_does_not_join_again() {
+        let redis = sse_testkit::RedisServer::start().unwrap();
+        let engine = RedisEngine::connect(crate::RedisConfig::new(redis.url()))
+            .await
+            .unwrap();
+        let shared = &engine.shared;
+        let id = "7c1a6f0e-8a55-4b7e-9d4e-2f0c5b1a3d21";
+        let mut conn = shared.conn.clone();
+        let () = redis::cmd("SET")
+            .arg(shared.keys.owner(id))
+            .arg(&shared.config.node)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let red = TopicName::new("red").unwrap();
+        let join = shared.messages.attempt();
+        assert_eq!(engine.membership(id, &red, None, &join).await, Ok(true));
+        assert_eq!(engine.leave(id, "red").await, Ok(true));
+        let retry = join.clone().again();
+        assert_eq!(engine.membership(id, &red, None, &retry).await, Ok(true));
+        assert!(engine.members("red").await.unwrap().sessions.is_empty());
+        // A join of its own joins.
+        assert_eq!(engine.join(id, "red").await, Ok(true));
+        assert_eq!(engine.members("red").await.unwrap().sessions, [id]);
+
+        // A node recording its sessions again from its hub's view, which has yet to hear
+        // of a leave, does not undo it (nothing was published in between: the stretch
+        // replays nothing, and is still closed).
+        assert_eq!(engine.leave(id, "red").await, Ok(true));
+        engine
+            .register_again(id, None, std::slice::from_ref(&red))
+            .await
+            .unwrap();
+        assert!(engine.members("red").await.unwrap().sessions.is_empty());
+        // Where Redis has no record of the membership, it is recorded again.
+        let blue = TopicName::new("blue").unwrap();
+        engine.register_again(id, None, &[blue]).await.unwrap();
+        assert_eq!(engine.members("blue").await.unwrap().sessions, [id]);
     }
 }

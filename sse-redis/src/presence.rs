@@ -18,7 +18,7 @@ use futures_lite::future;
 use futures_util::future::{join_all, try_join_all};
 use futures_util::stream::{self, StreamExt};
 use redis::Value;
-use sse_proto::{Principal, RelayPort, SessionId};
+use sse_proto::{Principal, RelayPort, SessionId, Target};
 
 use crate::driver::BACKOFF;
 use crate::engine::{Change, RedisEngine, lock, millis, now_ms};
@@ -43,6 +43,27 @@ where
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// What a heartbeat found.
+#[derive(Default)]
+struct Beat {
+    /// This node's entry was gone on a shard: it was swept as dead, or the shard lost it.
+    swept: bool,
+    /// The nodes found dead, on each shard.
+    dead: Vec<(u8, String)>,
+    /// Where each shard other than 0 started its current run.
+    runs: Vec<(u8, u64)>,
+    /// The error of a shard it could not reach.
+    failed: Option<redis::RedisError>,
+}
+
+/// What a presence round found: whether this node was swept, and where each shard other
+/// than 0 it beat on started its current run.
+#[derive(Default)]
+struct Round {
+    swept: bool,
+    runs: Vec<(u8, u64)>,
 }
 
 /// Most sessions one sweep script takes.
@@ -89,6 +110,15 @@ impl RedisEngine {
         // Whether this node was found swept as dead and has yet to record its sessions'
         // users and topics again.
         let mut restore = false;
+        // Where each shard other than 0 started the run this node knows, and the shards
+        // found in a new run since this node last recorded its sessions again.
+        let mut runs: std::collections::BTreeMap<u8, u64> = lock(&shared.shard_epochs)
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter_map(|(k, &run)| Some((u8::try_from(k).ok()?, run)))
+            .collect();
+        let mut lost = std::collections::BTreeSet::new();
         loop {
             self.apply_ready(&port);
             let Some(hub) = port.hub() else { return };
@@ -131,12 +161,25 @@ impl RedisEngine {
             drop(hub);
             let mut done = self
                 .round(attached, detached, gone, all_here, &mut started)
-                .await;
-            if let Ok(swept) = done {
-                restore |= swept;
-                if restore {
-                    done = self.restore(&port).await.map(|()| false);
-                    restore = done.is_err();
+                .await
+                .map(|round| {
+                    restore |= round.swept;
+                    for (shard, run) in round.runs {
+                        let seen = runs.entry(shard).or_insert(run);
+                        if *seen != run {
+                            // The shard lost its contents: its new run started at `run`.
+                            *seen = run;
+                            port.restart_shard(shard, run);
+                            restore = true;
+                            lost.insert(shard);
+                        }
+                    }
+                });
+            if done.is_ok() && restore {
+                done = self.restore(&port, &lost).await;
+                restore = done.is_err();
+                if !restore {
+                    lost.clear();
                 }
             }
             match done {
@@ -164,19 +207,39 @@ impl RedisEngine {
     }
 
     /// Records again the users and topics of every session this node serves (see
-    /// [`register_again`](RedisEngine::register_again)), 32 at a time.
-    async fn restore(&self, port: &RelayPort) -> redis::RedisResult<()> {
+    /// [`register_again`](RedisEngine::register_again)), 32 at a time. The streams of those
+    /// that read a shard in `lost` (one that lost its contents) end first: what that shard
+    /// numbered before this record reached no tab live, and a tab that goes on from where
+    /// it stopped gets a gap for it, where one that had stayed would have skipped it.
+    async fn restore(
+        &self,
+        port: &RelayPort,
+        lost: &std::collections::BTreeSet<u8>,
+    ) -> redis::RedisResult<()> {
         let Some(hub) = port.hub() else {
             return Ok(());
         };
-        let sessions: Vec<_> = hub
-            .ids()
-            .into_iter()
-            .filter_map(|id| {
-                let session = hub.session(id.as_str())?;
-                Some((id, session.user(), session.topics()))
-            })
-            .collect();
+        let placement = self.shared.keys.placement();
+        let mut sessions = Vec::new();
+        for id in hub.ids() {
+            let Some(session) = hub.session(id.as_str()) else {
+                continue;
+            };
+            let (user, topics) = (session.user(), session.topics());
+            let reads = |shard: u8| {
+                placement.of(Target::Session(&id)) == shard
+                    || user
+                        .as_ref()
+                        .is_some_and(|u| placement.of(Target::User(u)) == shard)
+                    || topics
+                        .iter()
+                        .any(|t| placement.of(Target::Topic(t)) == shard)
+            };
+            if lost.iter().any(|&shard| reads(shard)) {
+                session.drop_stream();
+            }
+            sessions.push((id, user, topics));
+        }
         drop(hub);
         in_flight(sessions, |(id, user, topics)| {
             let engine = self.clone();
@@ -191,9 +254,10 @@ impl RedisEngine {
     }
 
     /// One round: the changes, then (with `all_here`, the sessions attached here, on a
-    /// heartbeat) this node's entry, and the sweep of dead nodes. Whether this node found
-    /// itself swept as dead (or new): its sessions' users and topics are then recorded
-    /// again.
+    /// heartbeat) this node's entry, and the sweep of dead nodes. Says whether this node
+    /// found itself swept as dead (or new), when its sessions' users and topics are recorded
+    /// again, and where each shard's run started, a new one when the shard lost its
+    /// contents.
     async fn round(
         &self,
         attached: Vec<(SessionId, Option<Principal>)>,
@@ -201,7 +265,7 @@ impl RedisEngine {
         gone: Vec<SessionId>,
         all_here: Option<Vec<SessionId>>,
         started: &mut bool,
-    ) -> redis::RedisResult<bool> {
+    ) -> redis::RedisResult<Round> {
         let shared = &self.shared;
         let keys = &shared.keys;
         let node = &shared.config.node;
@@ -247,30 +311,30 @@ impl RedisEngine {
             async move { engine.gone(id.as_str()).await }
         })
         .await?;
-        let Some(all_here) = all_here else {
-            return Ok(false);
+        let (Some(all_here), Some(beat)) = (all_here, beat) else {
+            return Ok(Round::default());
         };
-        let Some((swept, dead, failed)) = beat else {
-            return Ok(false);
-        };
-        if swept {
+        if beat.swept {
             let ids: Vec<&SessionId> = all_here.iter().collect();
             self.mark(&ids, true).await?;
         }
-        let others = dead.iter().filter(|(_, n)| n != node);
+        let others = beat.dead.iter().filter(|(_, n)| n != node);
         try_join_all(others.map(|(shard, other)| self.sweep(*shard, other))).await?;
         self.orphans(now).await?;
-        match failed {
+        match beat.failed {
             Some(error) => Err(error),
-            None => Ok(swept),
+            None => Ok(Round {
+                swept: beat.swept,
+                runs: beat.runs,
+            }),
         }
     }
 
     /// The heartbeat, on every shard at once: renews this node's alive mark and entry in
-    /// `nodes`, trims `all`, and reads the nodes found dead. Returns whether this node
-    /// found itself swept (its entry was gone) on a shard, the nodes found dead on each, and
-    /// the error of a shard it could not reach (the others are done all the same).
-    async fn beat(&self, now: u64) -> (bool, Vec<(u8, String)>, Option<redis::RedisError>) {
+    /// `nodes`, trims `all`, and reads the nodes found dead and where each shard's run
+    /// started. A shard it cannot reach holds up none of the others: its error is in the
+    /// answer.
+    async fn beat(&self, now: u64) -> Beat {
         let shared = &self.shared;
         let keys = &shared.keys;
         let node = &shared.config.node;
@@ -278,35 +342,39 @@ impl RedisEngine {
             // The beat was never a write that waits for replicas: it says this node is
             // alive, which it is even while too few replicas answer.
             let mut conn = shared.conn.unwaited();
-            let (added, late): (i64, Vec<String>) = shared
+            let (added, late, run): (i64, Vec<String>, u64) = shared
                 .scripts
                 .beat
                 .key(keys.alive(shard, node))
                 .key(keys.nodes(shard))
                 .key(keys.all(shard))
+                .key(keys.seq(shard))
+                .key(keys.epoch(shard))
                 .arg(node)
                 .arg(millis(shared.alive_ttl()))
                 .arg(now + millis(shared.live_ttl()))
                 .arg(now.saturating_sub(millis(shared.mem_slack())))
                 .arg(now)
+                .arg(if shard == 0 { "0" } else { "1" })
                 .invoke_async(&mut conn)
                 .await?;
-            redis::RedisResult::Ok((shard, added, late))
+            redis::RedisResult::Ok((shard, added, late, run))
         }))
         .await;
-        let mut swept = false;
-        let mut dead: Vec<(u8, String)> = Vec::new();
-        let mut failed = None;
+        let mut out = Beat::default();
         for beat in beats {
             match beat {
-                Ok((shard, added, late)) => {
-                    swept |= added == 1;
-                    dead.extend(late.into_iter().map(|n| (shard, n)));
+                Ok((shard, added, late, run)) => {
+                    out.swept |= added == 1;
+                    out.dead.extend(late.into_iter().map(|n| (shard, n)));
+                    if shard != 0 {
+                        out.runs.push((shard, run));
+                    }
                 }
-                Err(e) => failed = Some(e),
+                Err(e) => out.failed = Some(e),
             }
         }
-        (swept, dead, failed)
+        out
     }
 
     /// Cleans up after sessions whose marks expired a heartbeat ago or more with nobody to

@@ -205,26 +205,34 @@ return 1
 
 /// The heartbeat on one shard: renews the node's alive mark and its entry in `nodes`,
 /// trims `all` of sessions whose marks expired long ago, and reads the nodes whose entry is
-/// out of date. Returns whether the node's entry was missing (1: it was swept as dead) and
-/// those nodes.
+/// out of date. On a shard other than 0 it also reads where the shard's current run started
+/// (starting one when the shard lost its contents: see [`numbers_lua`]). Returns whether
+/// the node's entry was missing (1: it was swept as dead, or the shard lost it), those
+/// nodes, and the run's start (0 on shard 0).
 ///
-/// One script, not a pipeline of the four commands: on a Redis Cluster whose slot is
-/// migrating, a client re-sends a whole pipeline to the slot's new master when one of its
-/// commands is redirected (`ASK`), and a single-key write at its head would run there too,
-/// creating a key the old master still holds (`MIGRATE` then fails with `BUSYKEY`). A script
-/// declares its keys, so the cluster runs it where all of them are or answers `TRYAGAIN`.
+/// One script, not a pipeline of the commands: on a Redis Cluster whose slot is migrating,
+/// a client re-sends a whole pipeline to the slot's new master when one of its commands is
+/// redirected (`ASK`), and a single-key write at its head would run there too, creating a
+/// key the old master still holds (`MIGRATE` then fails with `BUSYKEY`). A script declares
+/// its keys, so the cluster runs it where all of them are or answers `TRYAGAIN`.
 ///
-/// KEYS: the alive mark, nodes, all. ARGV: the node, the alive mark's TTL (ms), the node's
-/// entry's due time (ms), the trim bound (ms), now (ms).
+/// KEYS: the alive mark, nodes, all, seq, epoch. ARGV: the node, the alive mark's TTL (ms),
+/// the node's entry's due time (ms), the trim bound (ms), now (ms), `1` for a shard other
+/// than 0.
 pub(crate) fn beat() -> Script {
-    Script::new(
+    Script::new(concat!(
+        numbers_lua!(),
         r"
 redis.call('SET', KEYS[1], 1, 'PX', ARGV[2])
 local added = redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[4])
-return {added, redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])}
-",
-    )
+local run = 0
+if ARGV[6] == '1' then
+  run = tonumber(redis.call('GET', KEYS[5]) or start_again(KEYS[4], KEYS[5]))
+end
+return {added, redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5]), run}
+"
+    ))
 }
 
 /// Sweeps a node found dead (its `nodes` entry out of date): each session of its live set

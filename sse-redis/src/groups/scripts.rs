@@ -109,11 +109,15 @@ end
 /// the claiming node), recorded now when there is none: [`join_home`] ran first, so a claim
 /// from now on visits this shard.
 ///
+/// A retry of a join Redis may have applied finds it by its message id (the presence
+/// entry's `m`, or the done mark a retry left) and is not applied again: after a leave
+/// made meanwhile, it would make the session a member again.
+///
 /// KEYS: owner (off the home shard: the mem), seq, mem, tn, tm, the owner's node stream,
-/// presence. ARGV: id, topic, the owner the caller read (or this node when none), this node,
-/// node stream max entries, mem TTL (ms), most stretches kept per topic, the user's hex as
-/// the caller knows it (for the presence entry, until presence records it), `1` on the home
-/// shard.
+/// presence, done mark. ARGV: id, topic, the owner the caller read (or this node when
+/// none), this node, node stream max entries, mem TTL (ms), most stretches kept per topic,
+/// the user's hex as the caller knows it (for the presence entry, until presence records
+/// it), `1` on the home shard, message id, `1` for a retry, done mark TTL (ms).
 ///
 /// Returns the join's sequence number, 0 when it was a member already, -2 when the owner
 /// changed since the caller read it.
@@ -121,6 +125,7 @@ pub(crate) fn join() -> Script {
     Script::new(&format!(
         r"
 {STRETCHES}
+{ONCE}
 local home = ARGV[9] == '1'
 local owner
 if home then
@@ -141,6 +146,8 @@ else
     return -2
   end
 end
+local found = numbered_before(KEYS[8], KEYS[7], ARGV[10], ARGV[11], ARGV[12])
+if found then return found end
 local cur = redis.call('HGET', KEYS[3], ARGV[2])
 if last_open(cur) then return 0 end
 -- Attached on its node (an owner mark without a TTL), the session keeps its mem for good;
@@ -160,9 +167,11 @@ redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], seq .. '-0',
 local u = redis.call('HGET', KEYS[3], '~u')
 u = u and string.match(u, ':(.*)$') or ARGV[8]
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[5], seq .. '-0',
-  't', 'J', 's', ARGV[1], 'g', ARGV[2], 'u', u)
+  't', 'J', 's', ARGV[1], 'g', ARGV[2], 'u', u, 'm', ARGV[10])
+if ARGV[11] == '1' then redis.call('SET', KEYS[8], seq, 'PX', ARGV[12]) end
 return seq
-"
+",
+        ONCE = crate::scripts::ONCE
     ))
 }
 
@@ -196,9 +205,12 @@ return 1
 /// topic's last event and stays replayable; without, it is dropped (withheld). The owner is
 /// checked as [`join`] checks it.
 ///
+/// A retry is applied once, as a join's is.
+///
 /// KEYS: owner (off the home shard: the mem), seq, mem, tn, tm, tlog, the owner's node
-/// stream, presence. ARGV: id, topic, the owner the caller read (empty: none), node stream
-/// max entries, `1` to keep, `1` on the home shard.
+/// stream, presence, done mark. ARGV: id, topic, the owner the caller read (empty: none),
+/// node stream max entries, `1` to keep, `1` on the home shard, message id, `1` for a
+/// retry, done mark TTL (ms).
 ///
 /// Returns the leave's sequence number, 0 when it was not a member, -2 when the owner
 /// changed since the caller read it.
@@ -206,6 +218,7 @@ pub(crate) fn leave() -> Script {
     Script::new(&format!(
         r"
 {STRETCHES}
+{ONCE}
 local owner
 if ARGV[6] == '1' then
   owner = redis.call('GET', KEYS[1]) or ''
@@ -216,6 +229,8 @@ else
   -- A session without an owner mark is not served anywhere: nobody to tell.
   owner = ARGV[3]
 end
+local found = numbered_before(KEYS[9], KEYS[8], ARGV[7], ARGV[8], ARGV[9])
+if found then return found end
 local cur = redis.call('HGET', KEYS[3], ARGV[2])
 if not last_open(cur) then return 0 end
 local last = 0
@@ -223,9 +238,15 @@ local top = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
 if top[1] then last = tonumber(string.match(top[1][1], '^%d+')) end
 local joined = tonumber(string.match(cur, '([^,]+)$'))
 local before = string.match(cur, '^(.*),[^,]+$')
-local v = before
-if ARGV[5] == '1' and last > joined then v = cur .. '-' .. last end
-if v then redis.call('HSET', KEYS[3], ARGV[2], v) else redis.call('HDEL', KEYS[3], ARGV[2]) end
+-- Kept, the stretch ends at the topic's last event; else (or with none since the join) it
+-- ends where it began, replaying nothing: a stretch closed here either way, so that a
+-- node recording its sessions again from its hub's view, not yet told of this leave,
+-- does not undo it (see `rejoin`).
+local ended = joined
+if ARGV[5] == '1' and last > joined then ended = last end
+local v = string.format('%d-%d', joined, ended)
+if before then v = before .. ',' .. v end
+redis.call('HSET', KEYS[3], ARGV[2], v)
 local node = redis.call('HGET', KEYS[5], ARGV[1])
 if node then count_down(KEYS[4], node) end
 redis.call('HDEL', KEYS[5], ARGV[1])
@@ -236,9 +257,11 @@ if owner ~= '' then
 end
 local u = redis.call('HGET', KEYS[3], '~u') or ''
 redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[4], seq .. '-0',
-  't', 'L', 's', ARGV[1], 'g', ARGV[2], 'u', string.match(u, ':(.*)$') or '')
+  't', 'L', 's', ARGV[1], 'g', ARGV[2], 'u', string.match(u, ':(.*)$') or '', 'm', ARGV[7])
+if ARGV[8] == '1' then redis.call('SET', KEYS[9], seq, 'PX', ARGV[9]) end
 return seq
-"
+",
+        ONCE = crate::scripts::ONCE
     ))
 }
 
@@ -415,11 +438,12 @@ return 1
 
 /// Records again the memberships of a session attached here, as the hub has them, where
 /// Redis lost them: its node was cut off from Redis past the session's grace, found dead,
-/// and what the session left cleaned up (see [`orphan`]). A topic it has no open stretch in
+/// and what the session left cleaned up (see [`orphan`]). A topic Redis has no stretch of
 /// gets one from the sequence number now (and the session's replay is exact only from
-/// then: what was published meanwhile did not reach this node), and its member entry and
-/// count at this node. Nothing is numbered or announced: the hub had these memberships all
-/// along. Runs on each shard with a topic of the session; on the home shard it also lists
+/// then: what was published meanwhile did not reach this node), and with an open one its
+/// member entry and count at this node. A closed stretch is a leave the hub has not heard
+/// of yet (it is on its way): left alone. Nothing is numbered or announced: the hub had
+/// these memberships all along. Runs on each shard with a topic of the session; on the home shard it also lists
 /// the other shards again, and off it records this node as the one serving the session.
 ///
 /// On a shard that lost its contents (its epoch names where its new run started) and the
@@ -440,7 +464,8 @@ local again = 0
 local seq = redis.call('GET', KEYS[2]) or '0'
 -- A shard that lost its contents, the session's mem with them: its memberships here run
 -- from before the start of the shard's new run, where every position from before is a gap.
-local through = ARGV[5] == '1' and redis.call('GET', KEYS[3]) or '0'
+local through = '0'
+if ARGV[5] == '1' then through = redis.call('GET', KEYS[3]) or start_again(KEYS[2], KEYS[3]) end
 local rerun = through ~= '0' and redis.call('EXISTS', KEYS[1]) == 0
 if ARGV[3] == '1' then
   for k in string.gmatch(ARGV[4], '[^,]+') do add_shard(KEYS[1], k) end
@@ -451,15 +476,18 @@ for j = 1, #ARGV - 5 do
   local topic = ARGV[5 + j]
   local tn, tm = KEYS[2 + 2 * j], KEYS[3 + 2 * j]
   local cur = redis.call('HGET', KEYS[1], topic)
-  if rerun then
-    redis.call('HSET', KEYS[1], topic, string.format('%d', tonumber(through) - 1))
-  elseif not last_open(cur) then
-    redis.call('HSET', KEYS[1], topic, cur and (cur .. ',' .. seq) or seq)
-    -- What was published meanwhile did not reach this node: a resume from before now
-    -- cannot be exact.
-    raise_since(KEYS[1], tonumber(seq))
+  -- A stretch closed here is a leave this node's hub has yet to hear of: not undone.
+  if rerun or not cur or last_open(cur) then
+    if rerun then
+      redis.call('HSET', KEYS[1], topic, string.format('%d', tonumber(through) - 1))
+    elseif not cur then
+      redis.call('HSET', KEYS[1], topic, seq)
+      -- What was published meanwhile did not reach this node: a resume from before now
+      -- cannot be exact.
+      raise_since(KEYS[1], tonumber(seq))
+    end
+    if assign(tm, tn, ARGV[1], ARGV[2]) then again = again + 1 end
   end
-  if assign(tm, tn, ARGV[1], ARGV[2]) then again = again + 1 end
 end
 if ARGV[3] == '1' then redis.call('PERSIST', KEYS[1]) end
 return again
