@@ -641,47 +641,4 @@ mod tests {
         assert_eq!((got[1].joined, got[1].left), (12, None));
         assert!(stretches(&red, b"x,-,1-").is_empty());
     }
-
-    /// A join retried after an attempt Redis applied (its reply lost), with a leave made
-    /// meanwhile, is not applied again: the session stays out of the topic.
-    #[tokio::test]
-    async fn a_join_retried_after_a_leave_does_not_join_again() {
-        let redis = sse_testkit::RedisServer::start().unwrap();
-        let engine = RedisEngine::connect(crate::RedisConfig::new(redis.url()))
-            .await
-            .unwrap();
-        let shared = &engine.shared;
-        let id = "7c1a6f0e-8a55-4b7e-9d4e-2f0c5b1a3d21";
-        let mut conn = shared.conn.clone();
-        let () = redis::cmd("SET")
-            .arg(shared.keys.owner(id))
-            .arg(&shared.config.node)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let red = TopicName::new("red").unwrap();
-        let join = shared.messages.attempt();
-        assert_eq!(engine.membership(id, &red, None, &join).await, Ok(true));
-        assert_eq!(engine.leave(id, "red").await, Ok(true));
-        let retry = join.clone().again();
-        assert_eq!(engine.membership(id, &red, None, &retry).await, Ok(true));
-        assert!(engine.members("red").await.unwrap().sessions.is_empty());
-        // A join of its own joins.
-        assert_eq!(engine.join(id, "red").await, Ok(true));
-        assert_eq!(engine.members("red").await.unwrap().sessions, [id]);
-
-        // A node recording its sessions again from its hub's view, which has yet to hear
-        // of a leave, does not undo it (nothing was published in between: the stretch
-        // replays nothing, and is still closed).
-        assert_eq!(engine.leave(id, "red").await, Ok(true));
-        engine
-            .register_again(id, None, std::slice::from_ref(&red))
-            .await
-            .unwrap();
-        assert!(engine.members("red").await.unwrap().sessions.is_empty());
-        // Where Redis has no record of the membership, it is recorded again.
-        let blue = TopicName::new("blue").unwrap();
-        engine.register_again(id, None, &[blue]).await.unwrap();
-        assert_eq!(engine.members("blue").await.unwrap().sessions, [id]);
-    }
 }

@@ -360,6 +360,7 @@ on_shards!(
     a_killed_nodes_tab_resumes_elsewhere_with_its_topics,
     joins_and_leaves_on_one_node_are_observed_on_the_other,
     a_session_that_moved_is_not_cleaned_up_by_the_node_it_left,
+    recording_a_session_again_does_not_undo_a_leave_its_hub_has_not_heard_of,
 );
 
 /// Joins and leaves made from a third node while the tab moves between two, over and over
@@ -465,4 +466,57 @@ async fn joins_racing_the_tab_moving_between_nodes_settle_where_publishes_go() {
     got.sort();
     want.sort();
     assert_eq!(got, want);
+}
+
+/// A node found swept as dead records its sessions again from its hub's view; a leave made
+/// on another node that its hub has not heard of yet is not undone by it.
+async fn recording_a_session_again_does_not_undo_a_leave_its_hub_has_not_heard_of() {
+    let redis = RedisServer::start().unwrap();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let mut t = tab("/events?topic=red", None);
+    t.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(member(&a, &t, "red").await);
+    let in_red = async || {
+        b.engine
+            .members("red")
+            .await
+            .unwrap()
+            .sessions
+            .contains(&t.id)
+    };
+    assert!(until(in_red).await);
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Without its owner mark, a leave made on B is not told to A: A's hub still has it.
+    let owner = format!("{}owner:{}", common::tag_of(t.id.as_bytes()), t.id);
+    let _: i64 = redis::cmd("DEL")
+        .arg(&owner)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(b.engine.leave(&t.id, "red").await, Ok(true));
+    assert!(member(&a, &t, "red").await);
+    // A found swept: its next heartbeat marks its sessions again and records them again.
+    let nodes = format!("{}nodes", common::tag(0));
+    let _: i64 = redis::cmd("ZREM")
+        .arg(&nodes)
+        .arg("a")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let marked = async || {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&owner)
+            .query_async(&mut conn.clone())
+            .await
+            .unwrap();
+        n == 1
+    };
+    assert!(until(marked).await);
+    // Two heartbeats more.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!in_red().await, "recorded again in red");
 }

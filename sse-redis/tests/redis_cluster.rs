@@ -402,3 +402,78 @@ async fn acknowledged_with_a_replica_survives_the_master_killed_at_once() {
     send(&mut acked, 25).await;
     arrived(&mut tab, &acked).await;
 }
+
+/// A join the relay retries because its replica did not take it in time (the master
+/// applied it all the same), with a leave made meanwhile on another node, is not applied
+/// again: the retry finds the first attempt and the session stays out of the topic.
+#[tokio::test]
+async fn a_join_retried_after_a_leave_made_meanwhile_does_not_join_again() {
+    let cluster = RedisCluster::start(3, 1).unwrap();
+    let builder = || {
+        Hub::builder()
+            .keep_alive(None)
+            .resume(ResumeConfig::new(Duration::from_secs(30)))
+            .topic_rule(|_, _| true)
+    };
+    let a = start_node(
+        &cluster,
+        "a",
+        |c| {
+            c.timeout = Duration::from_millis(500);
+            c.replicas = 1;
+        },
+        builder(),
+    )
+    .await;
+    let b = start_node(&cluster, "b", |_| {}, builder()).await;
+    let mut tab = Tab::new();
+    tab.connect(&a.hub, &a.engine).await.unwrap();
+    assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
+    let master = cluster.master_of("{sse:}").unwrap();
+    let replicas = cluster.replicas_of(master).unwrap();
+    // A first join, while the replica answers, has the scripts loaded everywhere.
+    let session = a.hub.session(&tab.id).unwrap();
+    session.join("green").unwrap();
+    let green = async || {
+        b.engine
+            .members("green")
+            .await
+            .unwrap()
+            .sessions
+            .contains(&tab.id)
+    };
+    assert!(until(green).await);
+
+    // The replica frozen: A's join is applied, not acknowledged, and retried.
+    for &r in &replicas {
+        cluster.nodes[r].pause().unwrap();
+    }
+    session.join("red").unwrap();
+    let joined = async || {
+        b.engine
+            .members("red")
+            .await
+            .unwrap()
+            .sessions
+            .contains(&tab.id)
+    };
+    assert!(until(joined).await);
+    assert_eq!(b.engine.leave(&tab.id, "red").await, Ok(true));
+    // Past the first attempt's wait for the replica (500 ms): A tries again meanwhile.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for &r in &replicas {
+        cluster.nodes[r].resume().unwrap();
+    }
+    // A's relay sends in order: once a later join is in, the retry of the first is done.
+    session.join("blue").unwrap();
+    let blue = async || {
+        b.engine
+            .members("blue")
+            .await
+            .unwrap()
+            .sessions
+            .contains(&tab.id)
+    };
+    assert!(until(blue).await);
+    assert!(!joined().await, "the retry joined again");
+}
