@@ -485,11 +485,7 @@ async fn recording_a_session_again_does_not_undo_a_leave_its_hub_has_not_heard_o
             .contains(&t.id)
     };
     assert!(until(in_red).await);
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = raw(&redis).await;
     // Without its owner mark, a leave made on B is not told to A: A's hub still has it.
     let owner = format!("{}owner:{}", common::tag_of(t.id.as_bytes()), t.id);
     let _: i64 = redis::cmd("DEL")

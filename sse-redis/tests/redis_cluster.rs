@@ -431,33 +431,23 @@ async fn a_join_retried_after_a_leave_made_meanwhile_does_not_join_again() {
     assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
     let master = cluster.master_of("{sse:}").unwrap();
     let replicas = cluster.replicas_of(master).unwrap();
-    // A first join, while the replica answers, has the scripts loaded everywhere.
+    // A first join and leave, while the replica answers, have the scripts loaded on every
+    // node of the cluster (a script's first use loads it on the replicas too).
     let session = a.hub.session(&tab.id).unwrap();
-    session.join("green").unwrap();
-    let green = async || {
-        b.engine
-            .members("green")
-            .await
-            .unwrap()
-            .sessions
-            .contains(&tab.id)
+    let in_topic = async |topic: &str| {
+        let members = b.engine.members(topic).await.unwrap();
+        members.sessions.contains(&tab.id)
     };
-    assert!(until(green).await);
+    session.join("green").unwrap();
+    assert!(until(async || in_topic("green").await).await);
+    assert_eq!(b.engine.leave(&tab.id, "green").await, Ok(true));
 
     // The replica frozen: A's join is applied, not acknowledged, and retried.
     for &r in &replicas {
         cluster.nodes[r].pause().unwrap();
     }
     session.join("red").unwrap();
-    let joined = async || {
-        b.engine
-            .members("red")
-            .await
-            .unwrap()
-            .sessions
-            .contains(&tab.id)
-    };
-    assert!(until(joined).await);
+    assert!(until(async || in_topic("red").await).await);
     assert_eq!(b.engine.leave(&tab.id, "red").await, Ok(true));
     // Past the first attempt's wait for the replica (500 ms): A tries again meanwhile.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -466,14 +456,6 @@ async fn a_join_retried_after_a_leave_made_meanwhile_does_not_join_again() {
     }
     // A's relay sends in order: once a later join is in, the retry of the first is done.
     session.join("blue").unwrap();
-    let blue = async || {
-        b.engine
-            .members("blue")
-            .await
-            .unwrap()
-            .sessions
-            .contains(&tab.id)
-    };
-    assert!(until(blue).await);
-    assert!(!joined().await, "the retry joined again");
+    assert!(until(async || in_topic("blue").await).await);
+    assert!(!in_topic("red").await, "the retry joined again");
 }
