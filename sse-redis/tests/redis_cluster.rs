@@ -431,8 +431,9 @@ async fn a_join_retried_after_a_leave_made_meanwhile_does_not_join_again() {
     assert!(until(async || b.engine.sessions().await.unwrap().contains(&tab.id)).await);
     let master = cluster.master_of("{sse:}").unwrap();
     let replicas = cluster.replicas_of(master).unwrap();
-    // A first join and leave, while the replica answers, have the scripts loaded on every
-    // node of the cluster (a script's first use loads it on the replicas too).
+    // A first join and leave while the replica answers. (Without them, B's first leave,
+    // made while the replica was frozen and A's join waited on it, timed out 1 run in 4;
+    // the cause is not pinned down, and it is not what this test is about.)
     let session = a.hub.session(&tab.id).unwrap();
     let in_topic = async |topic: &str| {
         let members = b.engine.members(topic).await.unwrap();
