@@ -30,7 +30,7 @@ use redis::{Script, Value};
 
 use std::sync::atomic::Ordering;
 
-use sse_proto::{RelayPort, Target};
+use sse_proto::{Placement, Principal, RelayPort, SessionId, Target, TopicName};
 
 use crate::conn::Conn;
 use crate::engine::RedisEngine;
@@ -253,15 +253,8 @@ impl RedisEngine {
             let placement = self.shared.keys.placement();
             for id in hub.ids() {
                 if let Some(session) = hub.session(id.as_str()) {
-                    let reads = placement.of(Target::Session(&id)) == shard
-                        || session
-                            .user()
-                            .is_some_and(|u| placement.of(Target::User(&u)) == shard)
-                        || session
-                            .topics()
-                            .iter()
-                            .any(|t| placement.of(Target::Topic(t)) == shard);
-                    if reads {
+                    let (user, topics) = (session.user(), session.topics());
+                    if reads(placement, &id, user.as_ref(), &topics, shard) {
                         session.drop_stream();
                     }
                 }
@@ -307,4 +300,20 @@ impl RedisEngine {
         }
         Some(from)
     }
+}
+
+/// Whether session `id` (of `user`, in `topics`) reads a log on `shard`: its own, its
+/// user's, or a topic's.
+pub(crate) fn reads(
+    placement: Placement,
+    id: &SessionId,
+    user: Option<&Principal>,
+    topics: &[TopicName],
+    shard: u8,
+) -> bool {
+    placement.of(Target::Session(id)) == shard
+        || user.is_some_and(|u| placement.of(Target::User(u)) == shard)
+        || topics
+            .iter()
+            .any(|t| placement.of(Target::Topic(t)) == shard)
 }

@@ -18,7 +18,7 @@ use futures_lite::future;
 use futures_util::future::{join_all, try_join_all};
 use futures_util::stream::{self, StreamExt};
 use redis::Value;
-use sse_proto::{Principal, RelayPort, SessionId, Target};
+use sse_proto::{Principal, RelayPort, SessionId};
 
 use crate::driver::BACKOFF;
 use crate::engine::{Change, RedisEngine, lock, millis, now_ms};
@@ -226,15 +226,8 @@ impl RedisEngine {
                 continue;
             };
             let (user, topics) = (session.user(), session.topics());
-            let reads = |shard: u8| {
-                placement.of(Target::Session(&id)) == shard
-                    || user
-                        .as_ref()
-                        .is_some_and(|u| placement.of(Target::User(u)) == shard)
-                    || topics
-                        .iter()
-                        .any(|t| placement.of(Target::Topic(t)) == shard)
-            };
+            let reads =
+                |shard| crate::lineage::reads(placement, &id, user.as_ref(), &topics, shard);
             if lost.iter().any(|&shard| reads(shard)) {
                 session.drop_stream();
             }
