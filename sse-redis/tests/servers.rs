@@ -38,6 +38,14 @@ fn server_of(topic: &str, servers: usize) -> usize {
     usize::from(Placement::new(SHARDS).unwrap().of_name(topic.as_bytes())) % servers
 }
 
+/// A topic on the third of three servers (`on_third`), or one on another.
+fn room(on_third: bool) -> String {
+    (0..)
+        .map(|i| format!("room{i}"))
+        .find(|t| (server_of(t, 3) == 2) == on_third)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_node_cut_off_from_one_server_keeps_the_others_and_catches_up() {
     common::set_shards(SHARDS);
@@ -56,13 +64,7 @@ async fn a_node_cut_off_from_one_server_keeps_the_others_and_catches_up() {
     let a = node(&list(proxy.port), "a").await;
     let b = node(&list(servers[2].port), "b").await;
     // A topic on the server A is about to lose, and one on another.
-    let name = |want_cut: bool| {
-        (0..)
-            .map(|i| format!("room{i}"))
-            .find(|t| (server_of(t, 3) == 2) == want_cut)
-            .unwrap()
-    };
-    let (cut, open) = (name(true), name(false));
+    let (cut, open) = (room(true), room(false));
     let mut t = Tab {
         target: format!("/events?topic={cut}&topic={open}"),
         ..Tab::new()
@@ -138,13 +140,7 @@ async fn a_server_restarted_empty_is_a_gap_for_the_topics_on_it_only() {
         servers[0].port, servers[1].port, servers[2].port
     );
     let (a, b) = (node(&url, "a").await, node(&url, "b").await);
-    let name = |on_lost: bool| {
-        (0..)
-            .map(|i| format!("room{i}"))
-            .find(|t| (server_of(t, 3) == 2) == on_lost)
-            .unwrap()
-    };
-    let (lost, kept) = (name(true), name(false));
+    let (lost, kept) = (room(true), room(false));
     // A tab whose own log is on a server that keeps its contents.
     let mut t = loop {
         let mut t = Tab {
