@@ -15,6 +15,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 /// The scheme of a Redis Cluster URL: `redis+cluster://host:port,host:port,…`.
@@ -196,9 +197,9 @@ fn shard_of_key(key: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-/// Where a command goes among independent servers: the server of its first key's shard, or
-/// every server for a command without a key (`SCRIPT LOAD`, `WAIT`).
-fn route(cmd: &Cmd) -> Option<usize> {
+/// The name of `cmd` and the first key it names (`None` for a command without one:
+/// `SCRIPT LOAD`, `WAIT`, a script given no key).
+fn first_key(cmd: &Cmd) -> Option<(&[u8], Option<&[u8]>)> {
     let mut args = cmd.args_iter().map(|a| match a {
         redis::Arg::Simple(bytes) => bytes,
         _ => &[][..],
@@ -206,20 +207,33 @@ fn route(cmd: &Cmd) -> Option<usize> {
     let name = args.next()?;
     let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
     let key = if is(b"SCRIPT") || is(b"WAIT") {
-        return None;
+        None
     } else if is(b"EVAL") || is(b"EVALSHA") {
         args.next();
-        if args.next()? == b"0" {
-            return Some(0);
+        match args.next() {
+            Some(b"0") | None => None,
+            Some(_) => args.next(),
         }
-        args.next()?
     } else if is(b"XREAD") {
-        args.find(|a| a.eq_ignore_ascii_case(b"STREAMS"))?;
-        args.next()?
+        args.find(|a| a.eq_ignore_ascii_case(b"STREAMS"));
+        args.next()
     } else {
-        args.next()?
+        args.next()
     };
-    Some(shard_of_key(key))
+    Some((name, key))
+}
+
+/// Where a command goes among independent servers: the server of its first key's shard
+/// (shard 0 for a script given no key), or every server for a command without a key
+/// (`SCRIPT LOAD`, `WAIT`).
+fn route(cmd: &Cmd) -> Option<usize> {
+    let (name, key) = first_key(cmd)?;
+    let script = name.eq_ignore_ascii_case(b"EVAL") || name.eq_ignore_ascii_case(b"EVALSHA");
+    match key {
+        Some(key) => Some(shard_of_key(key)),
+        None if script => Some(0),
+        None => None,
+    }
 }
 
 /// One server's shared connection, replaced when it fails: dropped, and also timed out. A
@@ -293,14 +307,22 @@ impl Conn {
     /// it, or on a connection [`unwaited`](Self::unwaited) from it (`WAIT`); an error if
     /// they do not within the timeout.
     pub(crate) async fn confirm(&mut self) -> RedisResult<()> {
+        self.confirm_where(None).await
+    }
+
+    /// Waits for the replicas of the master (or server) that `script` went to, or (`None`)
+    /// of every one: on a cluster and among independent servers, each counts the replicas
+    /// that have this connection's writes to it, and the least is the answer.
+    async fn confirm_where(&mut self, script: Option<&Cmd>) -> RedisResult<()> {
         let Some(wait) = self.wait else {
             return Ok(());
         };
-        // On a cluster, WAIT goes to every master; each counts the replicas that have this
-        // connection's writes to it, and the least is the answer.
         let mut ask = redis::cmd("WAIT");
         ask.arg(wait.replicas).arg(wait.timeout_ms);
-        let got = self.link.send(&ask).await?;
+        let got = match script {
+            Some(script) => self.link.send_where(&ask, script).await?,
+            None => self.link.send(&ask).await?,
+        };
         let got = crate::reply::int(&got).unwrap_or(0);
         if usize::try_from(got).unwrap_or(0) < wait.replicas {
             return Err(RedisError::from((
@@ -350,6 +372,26 @@ async fn healing_send(h: &Healing, cmd: &Cmd) -> RedisResult<Value> {
 }
 
 impl Link {
+    /// Sends `cmd`, a command without a key, where `like` went: the master of its first
+    /// key's slot, or the server of its first key's shard.
+    async fn send_where(&mut self, cmd: &Cmd, like: &Cmd) -> RedisResult<Value> {
+        match self {
+            Link::Cluster(c) => match first_key(like).and_then(|(_, key)| key) {
+                Some(key) => {
+                    let at = Route::with_key(key, SlotAddr::Master);
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(at));
+                    c.route_command(cmd.clone(), routing).await
+                }
+                None => c.req_packed_command(cmd).await,
+            },
+            Link::Servers(servers) => match server_of(servers, like) {
+                Some(server) => healing_send(&servers[server], cmd).await,
+                None => self.send(cmd).await,
+            },
+            Link::Multiplexed(_) => self.send(cmd).await,
+        }
+    }
+
     async fn send(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
             Link::Multiplexed(c) => c.req_packed_command(cmd).await,
@@ -391,7 +433,7 @@ impl ConnectionLike for Conn {
         Box::pin(async move {
             let reply = self.link.send(cmd).await?;
             if is_script(cmd) {
-                self.confirm().await?;
+                self.confirm_where(Some(cmd)).await?;
             }
             Ok(reply)
         })

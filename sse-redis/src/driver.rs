@@ -99,7 +99,7 @@ impl RedisEngine {
                 Timer::after(backoff).await;
                 continue;
             };
-            last = self.follow(&port, shard, line, last).await;
+            last = self.follow(&port, shard, line, last);
             if line != Line::Same {
                 mark = None;
             }
@@ -129,7 +129,7 @@ impl RedisEngine {
                     checked = Instant::now();
                     match self.line(shard, last, mark.as_ref()).await {
                         Ok(line) => {
-                            last = self.follow(&port, shard, line, last).await;
+                            last = self.follow(&port, shard, line, last);
                             if line != Line::Same {
                                 mark = None;
                             }

@@ -535,12 +535,8 @@ impl RedisEngine {
             return Ok(Members::default());
         }
         // One pipeline per shard: a pipeline's keys share a slot.
-        let mut by_shard: std::collections::BTreeMap<u8, Vec<&String>> = Default::default();
-        for id in &ids {
-            by_shard.entry(keys.of_session(id)).or_default().push(id);
-        }
-        let mut answers: std::collections::HashMap<&String, (Value, Value)> = Default::default();
-        for (_, ids) in by_shard {
+        let mut answers: std::collections::HashMap<&str, (Value, Value)> = Default::default();
+        for (_, ids) in keys.by_home(ids.iter().map(String::as_str)) {
             let mut pipe = redis::pipe();
             for id in &ids {
                 pipe.cmd("EXISTS").arg(keys.owner(id));
@@ -558,7 +554,7 @@ impl RedisEngine {
         let mut members = Members::default();
         let mut users = std::collections::HashSet::new();
         for id in &ids {
-            let Some((exists, user)) = answers.get(id) else {
+            let Some((exists, user)) = answers.get(id.as_str()) else {
                 continue;
             };
             if reply::int(exists) != Some(1) {

@@ -60,6 +60,18 @@ impl Keys {
         self.placement.of_name(id.as_bytes())
     }
 
+    /// The sessions `ids`, by the shard of their keys: one pipeline or script per shard.
+    pub(crate) fn by_home<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> std::collections::BTreeMap<u8, Vec<&'a str>> {
+        let mut by_shard = std::collections::BTreeMap::<u8, Vec<&str>>::new();
+        for id in ids {
+            by_shard.entry(self.of_session(id)).or_default().push(id);
+        }
+        by_shard
+    }
+
     /// The shard of `topic`'s keys.
     pub(crate) fn of_topic(&self, topic: &str) -> u8 {
         self.placement.of_name(topic.as_bytes())

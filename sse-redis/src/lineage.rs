@@ -221,17 +221,15 @@ impl RedisEngine {
     /// Follows `shard` into a new epoch, if it started one; returns where reading it goes
     /// on. A shard other than 0 started a new run: the hub learns that positions on it
     /// below the run's start are gaps for the logs there, and the other shards go on.
-    pub(crate) async fn follow(
+    pub(crate) fn follow(
         &self,
         port: &RelayPort,
         shard: u8,
         line: Line,
         last: Option<u64>,
     ) -> Option<u64> {
-        if shard == 0 || line == Line::Same {
-            return self.follow_epoch(port, line, last);
-        }
         let (through, from) = match line {
+            _ if shard == 0 => return self.follow_epoch(port, line, last),
             Line::Same => return last,
             Line::Emptied { epoch } => (epoch, None),
             Line::Lost { epoch, from } => (epoch, Some(from)),

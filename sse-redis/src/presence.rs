@@ -110,8 +110,10 @@ impl RedisEngine {
         // Whether this node was found swept as dead and has yet to record its sessions'
         // users and topics again.
         let mut restore = false;
-        // Where each shard other than 0 started the run this node knows, and the shards
-        // found in a new run since this node last recorded its sessions again.
+        // Where each shard other than 0 started the run this task knows, and the shards
+        // found in a new run since this node last recorded its sessions again. Its own
+        // record, not the readers' (`shard_epochs`): a reader may follow a shard into its
+        // new run first, and this task must still end the streams and record again.
         let mut runs: std::collections::BTreeMap<u8, u64> = lock(&shared.shard_epochs)
             .iter()
             .enumerate()
@@ -438,13 +440,7 @@ impl RedisEngine {
         // that declares its keys, so a pipeline re-sent whole to a migrating slot's new
         // master runs each where all its keys are, or not at all (see `scripts::beat`);
         // and marking twice marks the same.
-        let mut by_shard: std::collections::BTreeMap<u8, Vec<&str>> = Default::default();
-        for id in ids {
-            by_shard
-                .entry(keys.of_session(id.as_str()))
-                .or_default()
-                .push(id.as_str());
-        }
+        let by_shard = keys.by_home(ids.iter().map(|id| id.as_str()));
         // Every shard at once; one that cannot be reached holds up none of the others.
         let marked = join_all(by_shard.into_iter().map(|(shard, ids)| async move {
             for chunk in ids.chunks(1024) {

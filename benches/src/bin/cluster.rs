@@ -6,7 +6,7 @@
 //! cargo run --release -p sse-benches --bin cluster -- --tabs 1000 --broadcasts 20 --sends 200
 //! ```
 //!
-//! It starts its own `redis-server` on a free loopback port. It prints, for one node and for
+//! It starts its own `redis-server` on a free loopback port (the testkit's). It prints, for one node and for
 //! two nodes (the sender on the other node from half the tabs):
 //!
 //! - broadcast delivery latency p50/p99 (from the broadcast call to the outlet holding the
@@ -19,8 +19,6 @@
 //!   the publishes sent from the third: delivery latency p50/p99 and deliveries per second,
 //!   and how many of the publishes reached the third node's delivery stream (none should).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
@@ -28,6 +26,7 @@ use sse_proto::{
     Batch, Decision, Event, HttpVersion, Hub, Outlet, RelayPort, Request, ResumeConfig, Store,
 };
 use sse_redis::{RedisConfig, RedisEngine};
+use sse_testkit::RedisServer;
 
 struct Args {
     tabs: usize,
@@ -41,58 +40,15 @@ fn args() -> Args {
         broadcasts: 20,
         sends: 200,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().and_then(|v| v.parse().ok());
-        match (flag.as_str(), value) {
-            ("--tabs", Some(v)) => out.tabs = v,
-            ("--broadcasts", Some(v)) => out.broadcasts = v,
-            ("--sends", Some(v)) => out.sends = v,
-            _ => {
-                eprintln!("usage: cluster [--tabs N] [--broadcasts N] [--sends N]");
-                std::process::exit(2);
-            }
-        }
-    }
+    sse_benches::flags::numbers(
+        "cluster [--tabs N] [--broadcasts N] [--sends N]",
+        &mut [
+            ("--tabs", &mut out.tabs),
+            ("--broadcasts", &mut out.broadcasts),
+            ("--sends", &mut out.sends),
+        ],
+    );
     out
-}
-
-struct Redis {
-    child: Child,
-    url: String,
-}
-
-impl Redis {
-    fn start() -> Result<Redis, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("redis-server: {e}"))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("redis-server did not start".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Redis {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        })
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Node {
@@ -319,10 +275,10 @@ async fn run(args: Args) -> Result<(), String> {
         args.tabs, args.broadcasts, args.sends
     );
     for nodes_n in [1usize, 2] {
-        let redis = Redis::start()?;
+        let redis = RedisServer::start().map_err(|e| e.to_string())?;
         let mut nodes = Vec::new();
         for n in 0..nodes_n {
-            nodes.push(node(&redis.url, &format!("n{n}"), args.tabs).await?);
+            nodes.push(node(&redis.url(), &format!("n{n}"), args.tabs).await?);
         }
         // Let presence settle.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -341,12 +297,12 @@ async fn run(args: Args) -> Result<(), String> {
     }
     // Topics: members on n0 and n1, none on n2, which publishes.
     {
-        let redis = Redis::start()?;
+        let redis = RedisServer::start().map_err(|e| e.to_string())?;
         let mut members = vec![
-            node_with(&redis.url, "n0", args.tabs, "/events?topic=room").await?,
-            node_with(&redis.url, "n1", args.tabs, "/events?topic=room").await?,
+            node_with(&redis.url(), "n0", args.tabs, "/events?topic=room").await?,
+            node_with(&redis.url(), "n1", args.tabs, "/events?topic=room").await?,
         ];
-        let outside = node_with(&redis.url, "n2", args.tabs, "/events?topic=hall").await?;
+        let outside = node_with(&redis.url(), "n2", args.tabs, "/events?topic=hall").await?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while outside
             .engine
@@ -361,8 +317,8 @@ async fn run(args: Args) -> Result<(), String> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (p50, p99, rate) = publishes(&mut members, &outside.engine, args.broadcasts).await;
-        let idle = publishes_to(&redis.url, "n2").await?;
-        let reached = publishes_to(&redis.url, "n0").await?;
+        let idle = publishes_to(&redis.url(), "n2").await?;
+        let reached = publishes_to(&redis.url(), "n0").await?;
         println!(
             "topic of {} members on 2 nodes, published from a third: p50={:.2}ms p99={:.2}ms deliveries/s={:.0}; publishes in the delivery stream of the node without members: {idle} (of a member node: {reached})",
             2 * args.tabs,
@@ -372,12 +328,12 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     // Redis memory per idle resumable session.
-    let redis = Redis::start()?;
-    let before = used_memory(&redis.url).await?;
-    let mut n = node(&redis.url, "m", args.tabs).await?;
+    let redis = RedisServer::start().map_err(|e| e.to_string())?;
+    let before = used_memory(&redis.url()).await?;
+    let mut n = node(&redis.url(), "m", args.tabs).await?;
     n.outlets.clear(); // every session detached, resumable
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let after = used_memory(&redis.url).await?;
+    let after = used_memory(&redis.url()).await?;
     println!(
         "redis memory per idle resumable session: {:.0} B ({} sessions)",
         (after.saturating_sub(before)) as f64 / args.tabs as f64,

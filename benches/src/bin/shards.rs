@@ -35,20 +35,15 @@ fn args() -> Args {
         in_flight: 128,
         rounds: 2,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().and_then(|v| v.parse().ok());
-        match (flag.as_str(), value) {
-            ("--tabs", Some(v)) => out.tabs = v,
-            ("--sends", Some(v)) => out.sends = v,
-            ("--in-flight", Some(v)) => out.in_flight = v,
-            ("--rounds", Some(v)) => out.rounds = v,
-            _ => {
-                eprintln!("usage: shards [--tabs N] [--sends N] [--in-flight N] [--rounds N]");
-                std::process::exit(2);
-            }
-        }
-    }
+    sse_benches::flags::numbers(
+        "shards [--tabs N] [--sends N] [--in-flight N] [--rounds N]",
+        &mut [
+            ("--tabs", &mut out.tabs),
+            ("--sends", &mut out.sends),
+            ("--in-flight", &mut out.in_flight),
+            ("--rounds", &mut out.rounds),
+        ],
+    );
     out
 }
 
