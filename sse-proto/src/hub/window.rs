@@ -25,7 +25,7 @@ pub enum WriteWindow {
     /// more recently waits until this long after its last write, then writes everything
     /// queued meanwhile in one write. A quiet stream pays no latency; a busy one writes at
     /// most once per length. Under load (a writer that woke late last time, because the
-    /// runtime is busy writing to many streams) the window stretches with that lag, up to 4
+    /// runtime is busy writing to many streams) the window stretches with that lag, up to 3
     /// lengths, and what comes within 20 lengths of the last write waits a length even
     /// after a pause, as with a fixed window. When events outrun the writes (most writers
     /// were still busy with one fan-out when the next came), a writer 4 lengths late or
@@ -100,7 +100,7 @@ impl Cadence {
     /// four fifths (BENCHMARKS.md, section 5). With the hub `saturated` and the writer
     /// [`LAG_FACTOR`] lengths late or more, up to [`MAX_SATURATED_STRETCH`] times the
     /// length: back to back at 10 000 streams, where one broadcast takes about 100 ms to
-    /// write, 4 lengths (20 ms) let the next broadcast find each writer quiet again.
+    /// write, 3 lengths (15 ms) let the next broadcast find each writer quiet again.
     fn span(&self, length: Duration, saturated: bool) -> Duration {
         let lag = Duration::from_micros(u64::from(self.lag_us));
         let most = if saturated && lag >= length * LAG_FACTOR {
@@ -134,8 +134,10 @@ const LATE_HORIZON: u32 = 20;
 const LAG_FACTOR: u32 = 4;
 
 /// How many times its length an adaptive window stretches at most: the latency it may add
-/// under load (20 ms at the default 5 ms).
-const MAX_STRETCH: u32 = 4;
+/// under load (15 ms at the default 5 ms). Back to back at 1 000 streams, 3 lengths kept
+/// p99 within 25 ms where 4 gave 26–29 ms, at the same CPU per delivery; 2 lengths wrote
+/// half as often again (BENCHMARKS.md, section 5).
+const MAX_STRETCH: u32 = 3;
 
 /// How many times its length an adaptive window stretches at most while the hub is
 /// saturated (most writers still busy with the previous fan-out when the next one came) and
@@ -247,10 +249,10 @@ mod tests {
         c.woken(t0);
         c.wrote(t0 + ms(3));
         assert_eq!(w.hold_until(&c, t0 + ms(10), false), Some(t0 + ms(15)));
-        // 50 ms late: four windows at most.
+        // 50 ms late: three windows at most.
         c.woken(t0 + ms(20));
         c.wrote(t0 + ms(70));
-        assert_eq!(w.hold_until(&c, t0 + ms(71), false), Some(t0 + ms(90)));
+        assert_eq!(w.hold_until(&c, t0 + ms(71), false), Some(t0 + ms(85)));
         // Late, and quiet since: what comes is held a window from when it comes.
         assert_eq!(w.hold_until(&c, t0 + ms(95), false), Some(t0 + ms(100)));
         // On time again: one window after the last write, and nothing after a pause.
@@ -287,20 +289,20 @@ mod tests {
         let ms = Duration::from_millis;
         let w = WriteWindow::Adaptive(ms(5));
         let mut c = Cadence::default();
-        // 50 ms late: four windows at most (20 ms) ...
+        // 50 ms late: three windows at most (15 ms) ...
         c.woken(t0);
         c.wrote(t0 + ms(50));
-        assert_eq!(w.hold_until(&c, t0 + ms(51), false), Some(t0 + ms(70)));
+        assert_eq!(w.hold_until(&c, t0 + ms(51), false), Some(t0 + ms(65)));
         // ... unless most writers were busy at the last fan-out: four times its lag.
         assert_eq!(w.hold_until(&c, t0 + ms(51), true), Some(t0 + ms(250)));
         // 2 s late: 64 windows at most (320 ms).
         c.woken(t0 + ms(300));
         c.wrote(t0 + ms(2_300));
         assert_eq!(w.hold_until(&c, t0 + ms(2_301), true), Some(t0 + ms(2_620)));
-        // 10 ms late (under four windows): saturated or not, four windows at most.
+        // 10 ms late (under four windows): saturated or not, three windows at most.
         c.woken(t0 + ms(3_000));
         c.wrote(t0 + ms(3_010));
-        assert_eq!(w.hold_until(&c, t0 + ms(3_011), true), Some(t0 + ms(3_030)));
+        assert_eq!(w.hold_until(&c, t0 + ms(3_011), true), Some(t0 + ms(3_025)));
         // On time: nothing after a pause, saturated or not.
         c.woken(t0 + ms(4_000));
         c.wrote(t0 + ms(4_000));
