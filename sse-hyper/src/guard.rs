@@ -42,7 +42,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -92,15 +92,10 @@ pub struct Watch {
 #[derive(Debug)]
 struct Shared {
     streams: Mutex<Vec<Watched>>,
-    /// The last look kept a stream that was cut off (its verdict stands until the
-    /// connection is dropped or the stall ends): look again each time.
-    held: AtomicBool,
     /// Raised by any stream's cut-off.
     flag: Arc<Flag>,
     /// Wakes `flag`: the one waker every stream's cut-off holds.
     waker: Waker,
-    /// How many of `streams` are HTTP/1.x streams: a read asks without the lock.
-    exclusive: AtomicUsize,
 }
 
 impl Default for Shared {
@@ -108,23 +103,39 @@ impl Default for Shared {
         let flag = Arc::new(Flag::default());
         Shared {
             streams: Mutex::default(),
-            held: AtomicBool::new(false),
             waker: Waker::from(flag.clone()),
             flag,
-            exclusive: AtomicUsize::new(0),
         }
     }
 }
 
-/// Raised when a watched stream may have been cut off; wakes the connection's task.
+/// Raised when a watched stream may have been cut off, or is over; wakes the connection's
+/// task. It also holds what every read and write of the guarded transport asks, so that
+/// they touch this alone (with many connections it is rarely in the cache).
 #[derive(Debug, Default)]
 struct Flag {
     raised: AtomicBool,
+    /// The last look kept a stream that was cut off (its verdict stands until the
+    /// connection is dropped or the stall ends): look again each time.
+    held: AtomicBool,
+    /// How many of the streams are HTTP/1.x streams: a read asks without the lock.
+    exclusive: AtomicUsize,
+    /// Counts the raises and the streams registered: what a look at the streams found
+    /// holds as long as it is unchanged.
+    generation: AtomicU64,
     /// The connection's task, as of its last read or write that had to wait.
     task: Mutex<Option<Waker>>,
 }
 
 impl Flag {
+    /// Whether the streams need a look: the flag was raised, or the last look kept a
+    /// verdict. Registers `cx` first, so that a cut-off in between wakes its task.
+    fn needs_look(&self, cx: &Context<'_>) -> bool {
+        self.wake_on(cx.waker());
+        let raised = self.raised.swap(false, Ordering::AcqRel);
+        raised || self.held.load(Ordering::Acquire)
+    }
+
     /// Remembers `waker` as the task to wake.
     fn wake_on(&self, waker: &Waker) {
         let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
@@ -140,6 +151,7 @@ impl Wake for Flag {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.raised.store(true, Ordering::Release);
         // Woken outside the lock: the task may run at once on another thread.
         let task = self
@@ -184,6 +196,8 @@ impl Watch {
         Guarded {
             io,
             watch: self.clone(),
+            flag: self.shared.flag.clone(),
+            http1: None,
             stray: 0,
             stall: None,
         }
@@ -220,6 +234,7 @@ impl Watch {
         streams.retain(|s| !s.cutoff.is_done());
         streams.push(Watched { cutoff, exclusive });
         shared.count_exclusive(&streams);
+        shared.flag.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether an event stream registered with this watch is still open on the connection.
@@ -238,29 +253,23 @@ impl Watch {
 
     /// Whether an HTTP/1.x stream is open on the connection.
     fn is_streaming_http1(&self) -> bool {
-        if self.shared.exclusive.load(Ordering::Acquire) == 0 {
+        if self.shared.flag.exclusive.load(Ordering::Acquire) == 0 {
             return false;
         }
         let streams = self.shared.lock();
         streams.iter().any(|s| s.exclusive && !s.cutoff.is_done())
     }
 
-    /// Looks at the streams if one may have been cut off since the last look, registering
-    /// `cx` to be woken when one is.
+    /// Looks at the streams, once [`Flag::needs_look`] says one may have been cut off
+    /// since the last look, registering the flag to be raised when one is.
     ///
     /// An exclusive stream cut off, or any stream cut off for another reason than being too
     /// slow (a shutdown past its grace), drops the connection. A shared stream cut off as
     /// too slow counts only when `stalled` (a write has been waiting since before this
     /// look); otherwise it was cut while the connection took bytes, by its own flow-control
     /// window, and it is forgotten.
-    fn poll_streams(&self, cx: &mut Context<'_>, stalled: bool) -> Verdict {
+    fn look(&self, stalled: bool) -> Verdict {
         let shared = &*self.shared;
-        // The task first, then the flag: a cut-off in between wakes this task.
-        shared.flag.wake_on(cx.waker());
-        let raised = shared.flag.raised.swap(false, Ordering::AcqRel);
-        if !raised && !shared.held.load(Ordering::Acquire) {
-            return Verdict::Keep;
-        }
         let mut streams = shared.lock();
         let mut verdict = Verdict::Keep;
         let mut held = false;
@@ -288,7 +297,7 @@ impl Watch {
                 false
             }
         });
-        shared.held.store(held, Ordering::Release);
+        shared.flag.held.store(held, Ordering::Release);
         shared.count_exclusive(&streams);
         verdict
     }
@@ -301,7 +310,7 @@ impl Shared {
 
     fn count_exclusive(&self, streams: &[Watched]) {
         let n = streams.iter().filter(|s| s.exclusive).count();
-        self.exclusive.store(n, Ordering::Release);
+        self.flag.exclusive.store(n, Ordering::Release);
     }
 }
 
@@ -330,6 +339,12 @@ struct Stall {
 pub struct Guarded<T> {
     io: T,
     watch: Watch,
+    /// The watch's flag, held here so that a read or write that finds nothing to do
+    /// touches it alone.
+    flag: Arc<Flag>,
+    /// Whether an HTTP/1.x stream was open, as of the watch's generation then: asked on
+    /// every read, looked up again only once a stream was registered, cut off or over.
+    http1: Option<(u64, bool)>,
     /// Bytes discarded while an HTTP/1.x stream was open.
     stray: usize,
     /// Set while a write waits (the last write or flush returned `Pending`).
@@ -347,6 +362,34 @@ impl<T> Guarded<T> {
         &self.watch
     }
 
+    /// What the streams say, looked at only when the flag asks for it (see
+    /// [`Watch::look`]); registers `cx` to be woken when a stream is cut off.
+    fn poll_streams(&self, cx: &Context<'_>, stalled: bool) -> Verdict {
+        if self.flag.needs_look(cx) {
+            self.watch.look(stalled)
+        } else {
+            Verdict::Keep
+        }
+    }
+
+    /// Whether an HTTP/1.x stream is open on the connection. The answer is kept until the
+    /// watch's generation moves (a stream registered, or one cut off or over: each wakes
+    /// the flag), so that a read does not lock every stream's session while a fan-out
+    /// holds it.
+    fn is_streaming_http1(&mut self) -> bool {
+        if self.flag.exclusive.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        // Read before looking: a change during the look moves it past what is kept.
+        let generation = self.flag.generation.load(Ordering::Acquire);
+        if let Some((_, open)) = self.http1.filter(|&(seen, _)| seen == generation) {
+            return open;
+        }
+        let open = self.watch.is_streaming_http1();
+        self.http1 = Some((generation, open));
+        open
+    }
+
     /// Passes a read's result through, unless the read has to wait and a stream was cut off
     /// in a way that drops the connection. Only a waiting read looks at the streams, so a
     /// transport that keeps up costs nothing more.
@@ -358,7 +401,7 @@ impl<T> Guarded<T> {
         if poll.is_ready() {
             return poll;
         }
-        match self.watch.poll_streams(cx, self.stall.is_some()) {
+        match self.poll_streams(cx, self.stall.is_some()) {
             Verdict::Drop(reason) => Poll::Ready(Err(cut_off(reason))),
             // A stall is the write side's to judge.
             Verdict::Keep | Verdict::Stalled => Poll::Pending,
@@ -380,11 +423,12 @@ impl<T> Guarded<T> {
         // The first write to wait starts a stall: the streams cut off before it were cut
         // while the connection took bytes.
         let stalled = self.stall.is_some();
+        let verdict = self.poll_streams(cx, stalled);
         let stall = self.stall.get_or_insert_with(|| Stall {
             since: Instant::now(),
             timer: None,
         });
-        match self.watch.poll_streams(cx, stalled) {
+        match verdict {
             Verdict::Keep => Poll::Pending,
             Verdict::Drop(reason) => Poll::Ready(Err(cut_off(reason))),
             Verdict::Stalled => {
@@ -407,7 +451,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let poll = if self.watch.is_streaming_http1() {
+        let poll = if self.is_streaming_http1() {
             self.discard(cx)
         } else {
             Pin::new(&mut self.io).poll_read(cx, buf)

@@ -1,6 +1,7 @@
 //! A session's life in the hub: the ids it gets, its close, its detachment and its end.
 
 use std::sync::{Arc, PoisonError};
+use std::task::Waker;
 use std::time::Instant;
 
 use super::groups::Changes;
@@ -182,8 +183,11 @@ impl Inner {
 
     /// The writer of link `link_no` is done with it: a retired link is dropped; the attached
     /// one detaches the session (resume mode) or ends it. Returns why the link ended.
+    ///
+    /// The link's transport guards ([`Cutoff`](crate::Cutoff)) are woken: the stream they
+    /// watch is over.
     pub(super) fn finish_link(&self, slot: &Arc<Slot>, link_no: u64) -> EndReason {
-        let (reason, follow) = {
+        let (reason, follow, guards) = {
             let mut st = slot.lock();
             match st.link.take() {
                 Some(mut link) if link.link_no == link_no => {
@@ -194,22 +198,31 @@ impl Inner {
                         Life::Live => self.detached(&mut st, reason),
                         Life::Ended(_) => Follow::Nothing,
                     };
-                    (reason, follow)
+                    (reason, follow, std::mem::take(&mut link.abort_waiters))
                 }
                 other => {
                     st.link = other;
-                    let reason = match st.retired.iter().position(|l| l.link_no == link_no) {
-                        Some(i) => {
-                            let mut link = st.retired.swap_remove(i);
-                            link.conn.peer_gone();
-                            link.conn.end_reason()
-                        }
-                        None => None,
-                    };
-                    (reason.unwrap_or(EndReason::PeerGone), Follow::Nothing)
+                    let (reason, guards) =
+                        match st.retired.iter().position(|l| l.link_no == link_no) {
+                            Some(i) => {
+                                let mut link = st.retired.swap_remove(i);
+                                link.conn.peer_gone();
+                                (
+                                    link.conn.end_reason(),
+                                    std::mem::take(&mut link.abort_waiters),
+                                )
+                            }
+                            None => (None, Vec::new()),
+                        };
+                    (
+                        reason.unwrap_or(EndReason::PeerGone),
+                        Follow::Nothing,
+                        guards,
+                    )
                 }
             }
         };
+        guards.into_iter().for_each(Waker::wake);
         self.follow(slot, follow);
         reason
     }

@@ -223,7 +223,9 @@ pub struct Cutoff {
 }
 
 impl Cutoff {
-    /// Ready once the stream was cut off; registers `cx` to be woken when it is.
+    /// Ready once the stream was cut off; registers `cx` to be woken when it is, or when the
+    /// stream is over without being cut off (then [`is_done`](Self::is_done), and this
+    /// stays `Pending`).
     pub fn poll(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
         poll_cut(&self.slot, self.link_no, cx)
     }

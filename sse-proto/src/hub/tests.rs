@@ -250,6 +250,25 @@ fn duplicate_id_replaces_the_old_connection_and_renames_its_tab() {
 }
 
 #[test]
+fn a_guard_is_woken_when_its_stream_ends_without_a_cut_off() {
+    let now = Instant::now();
+    let hub = unwindowed().build(Instant::now);
+    let (_s, o) = connect(&hub, "/e", now);
+    let guard = Arc::new(Counter::default());
+    let waker = Waker::from(guard.clone());
+    let mut cx = Context::from_waker(&waker);
+    let cutoff = o.cutoff();
+    assert_eq!(cutoff.poll(&mut cx), Poll::Pending);
+    assert!(!cutoff.is_done());
+    // The writer is done with it (hyper dropped the body): the guard hears of it, so that
+    // what it knows of the stream (open, reads discarded) is looked at again.
+    drop(o);
+    assert_eq!(guard.count(), 1);
+    assert!(cutoff.is_done());
+    assert_eq!(cutoff.poll(&mut cx), Poll::Pending, "over, not cut off");
+}
+
+#[test]
 fn slow_reader_is_cut_off_and_others_are_not() {
     let now = Instant::now();
     let hub = unwindowed().budget(1000).build(Instant::now);
