@@ -251,11 +251,9 @@ impl Watch {
         streams.iter().any(|s| !s.cutoff.is_done())
     }
 
-    /// Whether an HTTP/1.x stream is open on the connection.
+    /// Whether an HTTP/1.x stream is open on the connection (the guarded transport asks
+    /// the flag's count of them first).
     fn is_streaming_http1(&self) -> bool {
-        if self.shared.flag.exclusive.load(Ordering::Acquire) == 0 {
-            return false;
-        }
         let streams = self.shared.lock();
         streams.iter().any(|s| s.exclusive && !s.cutoff.is_done())
     }

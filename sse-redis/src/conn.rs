@@ -197,41 +197,38 @@ fn shard_of_key(key: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-/// The name of `cmd` and the first key it names (`None` for a command without one:
-/// `SCRIPT LOAD`, `WAIT`, a script given no key).
-fn first_key(cmd: &Cmd) -> Option<(&[u8], Option<&[u8]>)> {
+/// The first key `cmd` names; `None` for a command without one (`SCRIPT LOAD`, `WAIT`, a
+/// script given no key).
+fn first_key(cmd: &Cmd) -> Option<&[u8]> {
     let mut args = cmd.args_iter().map(|a| match a {
         redis::Arg::Simple(bytes) => bytes,
         _ => &[][..],
     });
     let name = args.next()?;
     let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
-    let key = if is(b"SCRIPT") || is(b"WAIT") {
+    if is(b"SCRIPT") || is(b"WAIT") {
         None
     } else if is(b"EVAL") || is(b"EVALSHA") {
         args.next();
-        match args.next() {
-            Some(b"0") | None => None,
-            Some(_) => args.next(),
+        match args.next()? {
+            b"0" => None,
+            _ => args.next(),
         }
     } else if is(b"XREAD") {
-        args.find(|a| a.eq_ignore_ascii_case(b"STREAMS"));
+        args.find(|a| a.eq_ignore_ascii_case(b"STREAMS"))?;
         args.next()
     } else {
         args.next()
-    };
-    Some((name, key))
+    }
 }
 
 /// Where a command goes among independent servers: the server of its first key's shard
 /// (shard 0 for a script given no key), or every server for a command without a key
 /// (`SCRIPT LOAD`, `WAIT`).
 fn route(cmd: &Cmd) -> Option<usize> {
-    let (name, key) = first_key(cmd)?;
-    let script = name.eq_ignore_ascii_case(b"EVAL") || name.eq_ignore_ascii_case(b"EVALSHA");
-    match key {
+    match first_key(cmd) {
         Some(key) => Some(shard_of_key(key)),
-        None if script => Some(0),
+        None if is_script(cmd) => Some(0),
         None => None,
     }
 }
@@ -376,7 +373,7 @@ impl Link {
     /// key's slot, or the server of its first key's shard.
     async fn send_where(&mut self, cmd: &Cmd, like: &Cmd) -> RedisResult<Value> {
         match self {
-            Link::Cluster(c) => match first_key(like).and_then(|(_, key)| key) {
+            Link::Cluster(c) => match first_key(like) {
                 Some(key) => {
                     let at = Route::with_key(key, SlotAddr::Master);
                     let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(at));
@@ -424,7 +421,8 @@ impl Link {
 fn is_script(cmd: &Cmd) -> bool {
     matches!(
         cmd.args_iter().next(),
-        Some(redis::Arg::Simple(b"EVALSHA" | b"EVAL"))
+        Some(redis::Arg::Simple(name))
+            if name.eq_ignore_ascii_case(b"EVALSHA") || name.eq_ignore_ascii_case(b"EVAL")
     )
 }
 

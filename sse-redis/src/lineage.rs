@@ -30,7 +30,7 @@ use redis::{Script, Value};
 
 use std::sync::atomic::Ordering;
 
-use sse_proto::{Placement, Principal, RelayPort, SessionId, Target, TopicName};
+use sse_proto::{Hub, Placement, RelayPort, Target};
 
 use crate::conn::Conn;
 use crate::engine::RedisEngine;
@@ -248,15 +248,7 @@ impl RedisEngine {
         // numbers given again meanwhile: the streams of the sessions that read the shard
         // end, and their tabs come back to a gap for the logs there.
         if let Some(hub) = port.hub() {
-            let placement = self.shared.keys.placement();
-            for id in hub.ids() {
-                if let Some(session) = hub.session(id.as_str()) {
-                    let (user, topics) = (session.user(), session.topics());
-                    if reads(placement, &id, user.as_ref(), &topics, shard) {
-                        session.drop_stream();
-                    }
-                }
-            }
+            end_streams_reading(&hub, self.shared.keys.placement(), |k| k == shard);
         }
         Some(from)
     }
@@ -300,18 +292,19 @@ impl RedisEngine {
     }
 }
 
-/// Whether session `id` (of `user`, in `topics`) reads a log on `shard`: its own, its
-/// user's, or a topic's.
-pub(crate) fn reads(
-    placement: Placement,
-    id: &SessionId,
-    user: Option<&Principal>,
-    topics: &[TopicName],
-    shard: u8,
-) -> bool {
-    placement.of(Target::Session(id)) == shard
-        || user.is_some_and(|u| placement.of(Target::User(u)) == shard)
-        || topics
-            .iter()
-            .any(|t| placement.of(Target::Topic(t)) == shard)
+/// Ends the streams of the sessions of `hub` that read a log (their own, their user's or a
+/// topic's) on a shard that `lost` names: their tabs come back to a gap for the logs there.
+pub(crate) fn end_streams_reading(hub: &Hub, placement: Placement, lost: impl Fn(u8) -> bool) {
+    for id in hub.ids() {
+        let Some(session) = hub.session(id.as_str()) else {
+            continue;
+        };
+        let user = session.user();
+        let reads = lost(placement.of(Target::Session(&id)))
+            || user.is_some_and(|u| lost(placement.of(Target::User(&u))))
+            || (session.topics().iter()).any(|t| lost(placement.of(Target::Topic(t))));
+        if reads {
+            session.drop_stream();
+        }
+    }
 }

@@ -221,20 +221,18 @@ impl RedisEngine {
         let Some(hub) = port.hub() else {
             return Ok(());
         };
-        let placement = self.shared.keys.placement();
-        let mut sessions = Vec::new();
-        for id in hub.ids() {
-            let Some(session) = hub.session(id.as_str()) else {
-                continue;
-            };
-            let (user, topics) = (session.user(), session.topics());
-            let reads =
-                |shard| crate::lineage::reads(placement, &id, user.as_ref(), &topics, shard);
-            if lost.iter().any(|&shard| reads(shard)) {
-                session.drop_stream();
-            }
-            sessions.push((id, user, topics));
+        if !lost.is_empty() {
+            let placement = self.shared.keys.placement();
+            crate::lineage::end_streams_reading(&hub, placement, |k| lost.contains(&k));
         }
+        let sessions: Vec<_> = hub
+            .ids()
+            .into_iter()
+            .filter_map(|id| {
+                let session = hub.session(id.as_str())?;
+                Some((id, session.user(), session.topics()))
+            })
+            .collect();
         drop(hub);
         in_flight(sessions, |(id, user, topics)| {
             let engine = self.clone();

@@ -176,8 +176,7 @@ impl RedisCluster {
             if !role.starts_with("master") {
                 continue;
             }
-            let out = node.cli(&["KEYS", pattern])?;
-            all.extend(out.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+            all.extend(lines(&node.cli(&["KEYS", pattern])?));
         }
         Ok(all)
     }
@@ -276,13 +275,7 @@ impl RedisCluster {
             let keys = match listed.take() {
                 Some(keys) => keys.into_iter().map(str::to_owned).collect(),
                 None if only.is_some() => break,
-                None => {
-                    let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "10"])?;
-                    keys.lines()
-                        .filter(|k| !k.is_empty())
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                }
+                None => lines(&source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "10"])?),
             };
             if keys.is_empty() {
                 break;
@@ -313,12 +306,8 @@ impl RedisCluster {
     /// importing the slot lists those it has received), sorted.
     pub fn keys_in_slot(&self, index: usize, key: &str) -> io::Result<Vec<String>> {
         let slot = self.keyslot(key)?.to_string();
-        let out = self.nodes[index].cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])?;
-        let mut keys: Vec<String> = out
-            .lines()
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let mut keys =
+            lines(&self.nodes[index].cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])?);
         keys.sort();
         Ok(keys)
     }
@@ -364,6 +353,14 @@ impl Drop for RedisCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The non-empty lines of `redis-cli`'s answer: one key each.
+fn lines(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn expect_ok(out: String) -> io::Result<()> {
