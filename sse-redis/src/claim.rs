@@ -36,7 +36,7 @@ use crate::reply;
 /// entries to read from each log, the fields of the mem the caller read (sorted,
 /// comma-separated) and its `~k` and `~u` (`<fields>|<~k>|<~u>`), the user's hex when the user's keys are on this shard (else empty),
 /// the session id, the mem TTL (ms), the roles (`h` home, `b` broadcasts, `m` a shard the
-/// home mem lists), the user's start when its keys are here but the session's home is not,
+/// home mem lists, `n` a session this node started whose first mark is on its way), the user's start when its keys are here but the session's home is not,
 /// then the topics.
 ///
 /// Returns `{1}` when closed, `{2}` when the mem changed since the caller read it, else `{0,
@@ -66,6 +66,8 @@ local existed = 1
 local lost_mem = false
 if home then
   existed = redis.call('EXISTS', KEYS[2])
+  -- Started on this node a moment ago: its owner mark is on its way.
+  if existed == 0 and string.find(ARGV[10], 'n', 1, true) then existed = 1 end
   redis.call('SET', KEYS[2], me, 'PX', ARGV[3])
   if existed == 0 and #fields > 0 then
     -- What an ended session left (its node died before ending it): not this session's.
@@ -159,6 +161,9 @@ struct Step<'a> {
     bcast: bool,
     /// Whether the home mem lists the shard (the session has or had memberships there).
     listed: bool,
+    /// On the home shard: the session is one this node started, whose first mark has yet
+    /// to reach Redis (see `Presence::fresh`); it exists without an owner mark.
+    fresh: bool,
     /// The user's hex when its keys are on this shard, and its start (for a step off the
     /// session's home shard).
     user: Option<(&'a str, u64)>,
@@ -190,7 +195,11 @@ impl RedisEngine {
         let home = keys.of_session(id.as_str());
         // Joins and leaves numbered from the claim on may reach this node before its hub
         // has the session (see `late.rs`).
-        lock(&self.shared.presence).claims.started(id);
+        let fresh = {
+            let mut presence = lock(&self.shared.presence);
+            presence.claims.started(id);
+            presence.fresh.contains(id)
+        };
         let mut tries = 0;
         let (first, mem) = loop {
             tries += 1;
@@ -205,6 +214,7 @@ impl RedisEngine {
                 home: true,
                 bcast: home == 0,
                 listed: false,
+                fresh,
                 user: on_home.then_some((user.as_str(), 0)),
             };
             match self.claim_step(&step, id.as_str(), &mem, cursor).await {
@@ -246,6 +256,7 @@ impl RedisEngine {
                 home: false,
                 bcast,
                 listed: home_mem.shards.contains(&shard),
+                fresh: false,
                 user: has_user.then_some((user.as_str(), since)),
             });
             let done = join_all(steps.map(|step| self.claim_on(step, id.as_str(), cursor))).await;
@@ -358,10 +369,15 @@ impl RedisEngine {
         let position = cursor.map_or(-1, |c| {
             i64::try_from(c.seq(step.shard).unwrap_or(0)).unwrap_or(i64::MAX)
         });
-        let roles: String = [(step.home, 'h'), (step.bcast, 'b'), (step.listed, 'm')]
-            .into_iter()
-            .filter_map(|(on, role)| on.then_some(role))
-            .collect();
+        let roles: String = [
+            (step.home, 'h'),
+            (step.bcast, 'b'),
+            (step.listed, 'm'),
+            (step.fresh, 'n'),
+        ]
+        .into_iter()
+        .filter_map(|(on, role)| on.then_some(role))
+        .collect();
         invocation
             .key(keys.seq(step.shard))
             .key(keys.epoch(step.shard))

@@ -1,7 +1,7 @@
 //! [`RedisEngine`]: the connection to Redis, the hub it prepares, and the answers to a
 //! handshake's lookups; its commands to the sessions of every node are in `commands.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -158,6 +158,11 @@ pub(crate) struct Scripts {
 #[derive(Default)]
 pub(crate) struct Presence {
     pub(crate) changes: HashMap<SessionId, Change>,
+    /// The sessions this node started without a claim (a new id) whose first mark has yet
+    /// to reach Redis. Until it does, Redis holds no owner mark for them, and a claim of one
+    /// (its tab back at once) must not take it for a session that ended. Bounded by the
+    /// sessions: a round that writes a session's mark, and its end, take it out.
+    pub(crate) fresh: HashSet<SessionId>,
     pub(crate) waker: Option<Waker>,
     /// The sessions this node is claiming, and joins and leaves that came for them early.
     pub(crate) claims: crate::late::Claims,
@@ -362,9 +367,15 @@ impl Shared {
             let mut presence = lock(&self.presence);
             match change {
                 Change::Attached => {
+                    if !presence.claims.claiming(event.id()) {
+                        presence.fresh.insert(event.id().clone());
+                    }
                     presence.claims.attached(event.id());
                 }
-                Change::Gone => presence.claims.ended(event.id()),
+                Change::Gone => {
+                    presence.fresh.remove(event.id());
+                    presence.claims.ended(event.id());
+                }
                 Change::Detached => {}
             }
             presence.changes.insert(event.id().clone(), change);

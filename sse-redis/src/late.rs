@@ -60,6 +60,12 @@ impl Claims {
         self.claiming.insert(id.clone(), Claiming::default());
     }
 
+    /// Whether this node claimed session `id` (a claim ran for it, whatever it found), and
+    /// the session has not ended since.
+    pub(crate) fn claiming(&self, id: &SessionId) -> bool {
+        self.claiming.contains_key(id)
+    }
+
     /// `late` reached this node for session `id`: kept, and `true`, while the node is
     /// claiming the session and its hub has not attached it (the hub may still hold an
     /// older copy of the session, which the accept replaces); else `false`, to apply now.

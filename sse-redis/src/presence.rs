@@ -186,6 +186,12 @@ impl RedisEngine {
             }
             match done {
                 Ok(_) => {
+                    // Their marks are in Redis now.
+                    let mut presence = lock(&shared.presence);
+                    for id in changes.keys() {
+                        presence.fresh.remove(id);
+                    }
+                    drop(presence);
                     shared.set_up(true);
                     backoff = BACKOFF.0;
                     if beat {

@@ -110,6 +110,31 @@ async fn a_tab_dropped_from_one_node_resumes_on_the_other_with_what_it_missed() 
     assert!(until(async || a.engine.sessions().await.unwrap() == [tab.id.clone()]).await);
 }
 
+/// A node tells Redis of a new session in its next presence round, a moment after the
+/// accept; a tab that comes back before then finds no owner mark, and the node must not take
+/// its own session for one that ended. Here the presence task never runs, so the mark never
+/// lands: the tab resumes with nothing to replay, not with a gap.
+async fn a_tab_back_before_its_new_session_reached_redis_resumes() {
+    let redis = RedisServer::start().unwrap();
+    let mut config = RedisConfig::new(redis.url());
+    config.node = "a".to_owned();
+    config.shards = common::shards();
+    let engine = RedisEngine::connect(config).await.unwrap();
+    let builder = Hub::builder()
+        .keep_alive(None)
+        .resume(ResumeConfig::new(GRACE))
+        .write_window(sse_proto::WriteWindow::Off);
+    let hub = engine.prepare(builder).build(Instant::now);
+    let mut tab = Tab::new();
+    tab.connect(&hub, &engine).await.unwrap();
+    assert_eq!(tab.continuity, Some(Continuity::New));
+    tab.drop_connection();
+    tab.connect(&hub, &engine).await.unwrap();
+    assert_eq!(tab.continuity, Some(Continuity::Resumed { replayed: 0 }));
+    // A session whose owner mark went (ended, or expired with its node) is still a gap: see
+    // `orphans.rs`.
+}
+
 async fn redis_restarted_empty_is_a_gap_and_nothing_panics() {
     let mut redis = RedisServer::start().unwrap();
     let port = redis.port;
@@ -401,6 +426,7 @@ async fn a_position_the_store_never_issued_is_a_gap() {
 on_shards!(
     a_tab_on_one_node_is_reached_broadcast_to_and_closed_from_the_other,
     a_tab_dropped_from_one_node_resumes_on_the_other_with_what_it_missed,
+    a_tab_back_before_its_new_session_reached_redis_resumes,
     redis_restarted_empty_is_a_gap_and_nothing_panics,
     after_an_empty_restart_a_send_before_the_reader_is_back_arrives,
     a_killed_node_leaves_no_live_session_and_its_tab_resumes_elsewhere,
