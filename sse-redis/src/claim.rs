@@ -31,13 +31,14 @@ use crate::reply;
 ///
 /// KEYS: closed, owner, log, bcast, the shard's mem of the session, the user's ulog, us and
 /// un, then for each topic: its tlog, tn and tm, and last the shard's sequence and epoch (a
-/// key the step has no role for is the mem's, for the slot). ARGV: `1` to consume the mark, this
-/// node, owner TTL (ms), the position's number on this shard (`-1`: no position), most
+/// key the step has no role for is the mem's, for the slot). ARGV: `1` to consume the mark,
+/// this node, owner TTL (ms), the position's number on this shard (`-1`: no position), most
 /// entries to read from each log, the fields of the mem the caller read (sorted,
-/// comma-separated) and its `~k` and `~u` (`<fields>|<~k>|<~u>`), the user's hex when the user's keys are on this shard (else empty),
-/// the session id, the mem TTL (ms), the roles (`h` home, `b` broadcasts, `m` a shard the
-/// home mem lists, `n` a session this node started whose first mark is on its way), the user's start when its keys are here but the session's home is not,
-/// then the topics.
+/// comma-separated) and its `~k` and `~u` (`<fields>|<~k>|<~u>`), the user's hex when the
+/// user's keys are on this shard (else empty), the session id, the mem TTL (ms), the roles
+/// (`h` home, `b` broadcasts, `m` a shard the home mem lists, `n` a session this node
+/// started whose first mark is on its way: it exists without an owner mark), the user's
+/// start when its keys are here but the session's home is not, then the topics.
 ///
 /// Returns `{1}` when closed, `{2}` when the mem changed since the caller read it, else `{0,
 /// existed, mem}` or `{0, existed, log dropped, bcast dropped, log entries, bcast entries,
