@@ -370,23 +370,25 @@ async fn healing_send(h: &Healing, cmd: &Cmd) -> RedisResult<Value> {
 
 impl Link {
     /// Sends `cmd`, a command without a key, where `like` went: the master of its first
-    /// key's slot, or the server of its first key's shard.
+    /// key's slot, or the server of its first key's shard; as [`send`](Self::send) when
+    /// `like` names no key.
     async fn send_where(&mut self, cmd: &Cmd, like: &Cmd) -> RedisResult<Value> {
         match self {
-            Link::Cluster(c) => match first_key(like) {
-                Some(key) => {
+            Link::Cluster(c) => {
+                if let Some(key) = first_key(like) {
                     let at = Route::with_key(key, SlotAddr::Master);
                     let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(at));
-                    c.route_command(cmd.clone(), routing).await
+                    return c.route_command(cmd.clone(), routing).await;
                 }
-                None => c.req_packed_command(cmd).await,
-            },
-            Link::Servers(servers) => match server_of(servers, like) {
-                Some(server) => healing_send(&servers[server], cmd).await,
-                None => self.send(cmd).await,
-            },
-            Link::Multiplexed(_) => self.send(cmd).await,
+            }
+            Link::Servers(servers) => {
+                if let Some(server) = server_of(servers, like) {
+                    return healing_send(&servers[server], cmd).await;
+                }
+            }
+            Link::Multiplexed(_) => {}
         }
+        self.send(cmd).await
     }
 
     async fn send(&mut self, cmd: &Cmd) -> RedisResult<Value> {

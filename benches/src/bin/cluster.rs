@@ -6,8 +6,8 @@
 //! cargo run --release -p sse-benches --bin cluster -- --tabs 1000 --broadcasts 20 --sends 200
 //! ```
 //!
-//! It starts its own `redis-server` on a free loopback port (the testkit's). It prints, for one node and for
-//! two nodes (the sender on the other node from half the tabs):
+//! It starts its own `redis-server` on a free loopback port (the testkit's). It prints, for
+//! one node and for two nodes (the sender on the other node from half the tabs):
 //!
 //! - broadcast delivery latency p50/p99 (from the broadcast call to the outlet holding the
 //!   event) and deliveries per second over back-to-back broadcasts;

@@ -202,23 +202,17 @@ impl Inner {
                 }
                 other => {
                     st.link = other;
-                    let (reason, guards) =
-                        match st.retired.iter().position(|l| l.link_no == link_no) {
-                            Some(i) => {
-                                let mut link = st.retired.swap_remove(i);
-                                link.conn.peer_gone();
-                                (
-                                    link.conn.end_reason(),
-                                    std::mem::take(&mut link.abort_waiters),
-                                )
-                            }
-                            None => (None, Vec::new()),
-                        };
-                    (
-                        reason.unwrap_or(EndReason::PeerGone),
-                        Follow::Nothing,
-                        guards,
-                    )
+                    let retired = (st.retired.iter().position(|l| l.link_no == link_no))
+                        .map(|i| st.retired.swap_remove(i));
+                    match retired {
+                        Some(mut link) => {
+                            link.conn.peer_gone();
+                            let reason = link.conn.end_reason().unwrap_or(EndReason::PeerGone);
+                            let guards = std::mem::take(&mut link.abort_waiters);
+                            (reason, Follow::Nothing, guards)
+                        }
+                        None => (EndReason::PeerGone, Follow::Nothing, Vec::new()),
+                    }
                 }
             }
         };
