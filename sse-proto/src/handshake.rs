@@ -461,6 +461,11 @@ impl HandshakeConfig {
             });
         }
         let (id, position) = split_token(value);
+        // Such an id would name another session wherever an id is taken, once its own
+        // session is gone.
+        if matches!(split_token(id).1, Claimed::At(_)) {
+            return Err(IdRejection::HoldsPosition);
+        }
         let max = self.max_id_len.saturating_sub(MAX_POSITION_LEN);
         Ok(Claim {
             session: SessionId::parse(id, max)?,

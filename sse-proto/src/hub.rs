@@ -263,7 +263,8 @@ impl Hub {
 
     /// The session id in `id`: in resume mode a browser's last event id is the session id
     /// and a position (`<id>~<epoch>.<seq>`), and names the same session. (A session whose
-    /// id is exactly `id` comes first: a client may have offered an id with a `~` in it.)
+    /// id is exactly `id` comes first: a client may have offered an id with a `~` in it,
+    /// though never one that reads as an id and a position, which the handshake refuses.)
     fn session_key<'a>(&self, id: &'a str) -> &'a str {
         if self.inner.resume.is_none() {
             return id;

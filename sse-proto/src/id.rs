@@ -131,6 +131,10 @@ pub enum IdRejection {
     Signature(SignatureError),
     /// The application's id policy refused it ([`IdVerdict::Refuse`]).
     Refused,
+    /// Resume mode: the id itself reads as another id and a position (`<id>~<epoch>.<seq>`),
+    /// the form every call that takes an id resolves to that other session
+    /// ([`Hub::session`](crate::Hub::session)).
+    HoldsPosition,
 }
 
 impl fmt::Display for IdRejection {
@@ -143,6 +147,7 @@ impl fmt::Display for IdRejection {
             IdRejection::BadPercentEncoding => f.write_str("id has a malformed %-escape"),
             IdRejection::Signature(e) => write!(f, "id does not verify: {e}"),
             IdRejection::Refused => f.write_str("id refused by the application's policy"),
+            IdRejection::HoldsPosition => f.write_str("id reads as another id and a position"),
         }
     }
 }

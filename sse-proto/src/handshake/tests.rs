@@ -161,6 +161,18 @@ fn resume_tokens_split_into_session_and_position() {
     let o = offer(b"/e", &[(b"last-event-id", b"~1.1")], true);
     assert!(o.claim().is_none());
     assert_eq!(o.rejected()[0].reason, IdRejection::Empty);
+    // An id with a `~` of its own is kept, unless it reads as another id and a position:
+    // once its session were gone, a call taking it would reach session `tab`.
+    let o = offer(b"/e", &[(b"last-event-id", b"a~b~1.1")], true);
+    assert_eq!(claimed(&o), ("a~b", Claimed::At(Cursor::new(1, 1))));
+    for raw in [&b"tab~1.1~"[..], b"tab~1.1~2.2", b"tab~0.0~x"] {
+        let o = offer(b"/e", &[(b"last-event-id", raw)], true);
+        assert!(o.claim().is_none(), "{raw:?}");
+        assert_eq!(o.rejected()[0].reason, IdRejection::HoldsPosition);
+    }
+    // Without resume mode no id is read as holding a position.
+    let o = offer(b"/e", &[(b"last-event-id", b"tab~1.1~")], false);
+    assert_eq!(claimed(&o), ("tab~1.1~", Claimed::None));
 }
 
 #[test]

@@ -36,7 +36,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use sse_proto::{
-    Accepted, Batch, Continuity, Decision, Decoder, EndReason, Error, Event, GapReason,
+    Accepted, Batch, Continuity, Cursor, Decision, Decoder, EndReason, Error, Event, GapReason,
     HttpVersion, Hub, IdSource, Item, LogBounds, ManualClock, Outlet, Request, ResumeConfig,
     Session, SessionId,
 };
@@ -124,9 +124,15 @@ fn read_offer(value: &str) -> Option<(String, Claimed)> {
             (sid, claimed)
         }
     };
+    // An id that reads as another id and a position is refused: a call taking it would
+    // reach that other session once its own is gone.
+    let holds_position = sid
+        .rsplit_once('~')
+        .is_some_and(|(_, pos)| Cursor::parse(pos.as_bytes()).is_some());
     let valid = !sid.is_empty()
         && sid.len() <= MAX_SESSION_ID_LEN
-        && !sid.bytes().any(|b| b < 0x20 || b == 0x7f);
+        && !sid.bytes().any(|b| b < 0x20 || b == 0x7f)
+        && !holds_position;
     valid.then(|| (sid.to_owned(), claimed))
 }
 
